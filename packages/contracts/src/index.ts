@@ -1,0 +1,33 @@
+export type { SheepdogErrorCode, SheepdogErrorOptions } from "./errors.js";
+export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
+export type { ExecOptions, ExecResult, Remote } from "./remote.js";
+export type { JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
+export type {
+  CreatedRequest,
+  NewRequest,
+  RequestCounts,
+  RequestId,
+  RequestInfo,
+  RequestMeta,
+  RequestSummary,
+  Store,
+  TaskError,
+  TaskResult,
+} from "./store.js";
+export { hashToken, newToken, tokenMatches } from "./token.js";
+export type {
+  FunctionSource,
+  HealthReply,
+  ReportEntry,
+  ReportHeader,
+  ReportsReply,
+  TaskHeader,
+  WireErrorBody,
+  WorkerLaunch,
+} from "./wire.js";
+export {
+  REPORTS_CONTENT_TYPE,
+  STDOUT_REPORT_PREFIX,
+  TASK_CONTENT_TYPE,
+  WIRE_VERSION,
+} from "./wire.js";

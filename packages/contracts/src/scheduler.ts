@@ -1,0 +1,95 @@
+/** What to run: an array job of `tasks` tasks, each running `program` with `shell`. */
+export interface JobSpec {
+  /**
+   * A name unique across every request from every store, used for the job and its files.
+   * Only `[A-Za-z0-9_.-]`.
+   */
+  name: string;
+  /** How many array tasks; they are numbered 1 .. tasks. */
+  tasks: number;
+  /**
+   * The Python program each task runs, as-is, with the task's number in the environment
+   * (`SGE_TASK_ID`, `SLURM_ARRAY_TASK_ID`, `PBS_ARRAY_INDEX` or `SHEEPDOG_TASK_ID`).
+   */
+  program: string;
+  /** The interpreter that runs the program (GridEngine's `-S`, the shebang). */
+  shell: string;
+  /**
+   * Scheduler-native options, one option and its value per string (`"-l h_rt=0:10:0"`).
+   * They MUST NOT be able to inject a shell command or a second directive.
+   */
+  options: readonly string[];
+  /** Where the job's files go on the cluster (relative to the login user's home). */
+  directory: string;
+}
+
+/**
+ * A submitted job. JSON-serialisable, so that it can be stored with its request and used
+ * by another process (`sheepdog cancel`).
+ */
+export interface JobRef {
+  /** Which scheduler made it ("gridengine", "local", ...). */
+  scheduler: string;
+  /** The job's name as the user sees it (`"123"`, or `"123,124"` when split). */
+  id: string;
+  /** How many tasks in all. */
+  tasks: number;
+  /**
+   * The scheduler-native jobs it was submitted as, each covering tasks
+   * `firstTask .. lastTask` (1-based, inclusive) of the whole.
+   */
+  parts: { jobId: string; firstTask: number; lastTask: number }[];
+  /** Where its output files are (the `directory` of its spec), for recovery. */
+  directory: string;
+  /** The name of the spec it was submitted with. */
+  name: string;
+}
+
+/** Why and how a finished task ended, as far as the scheduler knows. */
+export interface TaskEnd {
+  /** The exit status, or `null` when unknown. */
+  exitCode: number | null;
+  /** The number of the signal that ended it, or `null`. */
+  signal: number | null;
+  /** The scheduler's own failure code and text (qacct's `failed 37 : ...`), when it failed. */
+  failed?: { code: number; text: string };
+  /** The peak virtual memory in bytes, when known. */
+  maxvmemBytes?: number;
+  /** A sentence for people: "killed by signal 9", "exceeded its run time limit (h_rt)", ... */
+  reason: string;
+}
+
+/** Where one task is. */
+export type TaskState =
+  | { state: "queued" }
+  | { state: "running"; host?: string }
+  | ({ state: "finished" } & TaskEnd)
+  /** The scheduler no longer knows the task and has no record of how it ended (yet). */
+  | { state: "unknown" };
+
+/**
+ * Runs array jobs: GridEngine over a `Remote` (`@sheepdog/gridengine`), or local processes
+ * (`@sheepdog/local`).
+ */
+export interface Scheduler {
+  /** Its name, as in {@link JobRef.scheduler}. */
+  readonly name: string;
+
+  /**
+   * Submits the job and resolves once the scheduler has accepted it. A refusal rejects with
+   * `SUBMIT_FAILED` and the scheduler's own message.
+   */
+  submit(spec: JobSpec): Promise<JobRef>;
+
+  /**
+   * The state of each task, keyed by task number (1 .. tasks); every task has an entry.
+   * MUST NOT report `finished` for a task that may still report its result.
+   */
+  status(job: JobRef): Promise<Map<number, TaskState>>;
+
+  /** Cancels every task that has not finished. Cancelling a finished job is harmless. */
+  cancel(job: JobRef): Promise<void>;
+
+  /** Releases what the scheduler holds (not the Remote it was given). */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,134 @@
+/** A request's id: a positive integer, unique within one store. */
+export type RequestId = number;
+
+/** What a map asks the store to keep: the function, its namespace, one argument tuple per task. */
+export interface NewRequest {
+  /** The function to run, as opaque bytes (Sheepdog stores its Python source and name here). */
+  func: Uint8Array;
+  /** The namespace, as opaque bytes (a pickle). */
+  ns: Uint8Array;
+  /** One pickled argument tuple per task, in order; task `i` runs with `args[i]`. */
+  args: Iterable<Uint8Array>;
+  /** JSON-serialisable facts about the request that the store keeps beside it. @default {} */
+  meta?: RequestMeta;
+}
+
+/** Free-form facts about a request (the job ids it was submitted as, the host, ...). */
+export type RequestMeta = Record<string, unknown>;
+
+/** What `createRequest` hands back. */
+export interface CreatedRequest {
+  id: RequestId;
+  /**
+   * The request's secret, for workers to prove they belong to it. Shown once: the store
+   * keeps only its hash (see {@link hashToken}), so keep it in memory, never in logs.
+   */
+  token: string;
+}
+
+/** A request as the store holds it. */
+export interface RequestInfo {
+  id: RequestId;
+  func: Uint8Array;
+  ns: Uint8Array;
+  /** How many tasks (argument tuples) it has. */
+  tasks: number;
+  /** SHA-256 of the token, for constant-time comparison. */
+  tokenHash: Uint8Array;
+  /** When it was created, in milliseconds since the epoch. */
+  createdAt: number;
+  meta: RequestMeta;
+}
+
+/** How far a request has come. `results + errors <= tasks`, always. */
+export interface RequestCounts {
+  tasks: number;
+  results: number;
+  errors: number;
+}
+
+/** One line of `listRequests`. */
+export interface RequestSummary extends RequestCounts {
+  id: RequestId;
+  createdAt: number;
+  meta: RequestMeta;
+}
+
+/** One task of `getResults`: its arguments and its result, `null` while it has none. */
+export interface TaskResult {
+  index: number;
+  args: Uint8Array;
+  result: Uint8Array | null;
+}
+
+/** One failed task of `getErrors`: its arguments and the error text (a Python traceback). */
+export interface TaskError {
+  index: number;
+  args: Uint8Array;
+  error: string;
+}
+
+/**
+ * Keeps requests, their arguments, and the results and errors that workers report.
+ * Values are opaque bytes: a store never unpickles.
+ *
+ * Task indices are 0-based: task `i` of a request is its `i`-th argument tuple.
+ *
+ * Every method MUST reject with a `SheepdogError` — `REQUEST_NOT_FOUND` for an unknown
+ * request id, `TASK_NOT_FOUND` for an index outside `0 .. tasks - 1`, `CLOSED` after
+ * `close()` — and MUST NOT throw synchronously.
+ *
+ * Several stores MAY be open on the same data at once (several processes sharing one
+ * SQLite file); each method MUST then behave as if it ran alone.
+ */
+export interface Store {
+  /**
+   * Stores a new request and returns its id and token. Ids MUST increase.
+   * The arguments MUST be kept in order; a request MAY have zero tasks.
+   */
+  createRequest(request: NewRequest): Promise<CreatedRequest>;
+
+  /** The request with that id. */
+  getRequest(id: RequestId): Promise<RequestInfo>;
+
+  /**
+   * The arguments of tasks `start .. start + count - 1`, in order.
+   * The whole range MUST lie inside the request, else `TASK_NOT_FOUND`.
+   * @default count 1
+   */
+  getArgs(id: RequestId, start: number, count?: number): Promise<Uint8Array[]>;
+
+  /**
+   * Records a task's result. MUST be idempotent: the first report for a task wins (a result
+   * or an error), later ones are ignored, and counts never pass the number of tasks.
+   * Resolves `true` when this report was stored, `false` when the task already had one.
+   */
+  putResult(id: RequestId, index: number, result: Uint8Array): Promise<boolean>;
+
+  /** Records a task's error (a traceback). The same first-report-wins rule as `putResult`. */
+  putError(id: RequestId, index: number, error: string): Promise<boolean>;
+
+  /**
+   * Forgets the reports of these tasks so that they can run again (a retry). Tasks with
+   * no report are left as they are.
+   */
+  resetTasks?(id: RequestId, indices: readonly number[]): Promise<void>;
+
+  /** Merges `patch` into the request's meta (shallow, last write wins). */
+  updateMeta(id: RequestId, patch: RequestMeta): Promise<void>;
+
+  /** How many tasks, results and errors. */
+  counts(id: RequestId): Promise<RequestCounts>;
+
+  /** Every task in order, with its result or `null`. */
+  getResults(id: RequestId): Promise<TaskResult[]>;
+
+  /** The failed tasks, in order. */
+  getErrors(id: RequestId): Promise<TaskError[]>;
+
+  /** Every request, oldest first, with its counts. */
+  listRequests(): Promise<RequestSummary[]>;
+
+  /** Releases the store. Later calls reject with `CLOSED`; a second close is harmless. */
+  close(): Promise<void>;
+}
