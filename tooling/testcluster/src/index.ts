@@ -1,0 +1,84 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe } from "vitest";
+
+/** Where `up` writes the cluster's connection facts. */
+export const clusterFactsPath =
+  process.env.SHEEPDOG_TESTCLUSTER_FILE ??
+  `${process.env.SHEEPDOG_TESTCLUSTER_DIR ?? "/var/lib/sheepdog-testcluster"}/cluster.json`;
+
+/** The connection facts of the test cluster, as `tooling/testcluster/up` writes them. */
+export interface TestCluster {
+  /** The machine's own hostname (the GridEngine execution host). */
+  hostname: string;
+  /** The head node's sshd. */
+  host: string;
+  port: number;
+  /** The unprivileged login user that submits jobs. */
+  user: string;
+  /** That user's home directory. */
+  home: string;
+  privateKeyPath: string;
+  publicKeyPath: string;
+  /** A known_hosts file holding the keys of both sshd instances, as `[127.0.0.1]:port`. */
+  knownHostsPath: string;
+  /** A second sshd, for ProxyJump. */
+  jump: { host: string; port: number; user: string };
+  sgeRoot: string;
+  sgeCell: string;
+  queue: string;
+  slots: number;
+  /** The Python the jobs run. */
+  python: string;
+}
+
+const howToStart =
+  "Start it with `sudo bash tooling/testcluster/up` (see tooling/testcluster/README.md).";
+
+/** The test cluster's facts, or `undefined` when `up` has not run on this machine. */
+export function loadTestCluster(): TestCluster | undefined {
+  if (!existsSync(clusterFactsPath)) return undefined;
+  return JSON.parse(readFileSync(clusterFactsPath, "utf8")) as TestCluster;
+}
+
+/**
+ * A `describe` for tests that need the real cluster. Without one, it skips with a loud message
+ * saying how to start it; under `CI=true` a missing cluster fails instead, never skips.
+ *
+ * ```ts
+ * describeCluster("qsub", (cluster) => { it("runs", async () => { ... }) });
+ * ```
+ */
+export function describeCluster(name: string, body: (cluster: TestCluster) => void): void {
+  const cluster = loadTestCluster();
+  if (cluster) {
+    describe(name, () => body(cluster));
+    return;
+  }
+  const message = `[testcluster] No test cluster: ${clusterFactsPath} is missing. ${howToStart}`;
+  if (process.env.CI === "true") {
+    throw new Error(`${message} Under CI=true cluster tests must run.`);
+  }
+  console.warn(`\n${"!".repeat(80)}\n${message}\nSkipping "${name}".\n${"!".repeat(80)}\n`);
+  describe.skip(name, () => {});
+}
+
+/** The arguments for OpenSSH's `ssh` that log in to the head node as the cluster's user. */
+export function sshArgs(cluster: TestCluster): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-i",
+    cluster.privateKeyPath,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${cluster.knownHostsPath}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-p",
+    String(cluster.port),
+    `${cluster.user}@${cluster.host}`,
+  ];
+}
