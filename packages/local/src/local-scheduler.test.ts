@@ -1,0 +1,138 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { JobRef, JobSpec, Scheduler, TaskState } from "@sheepdog/contracts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { localScheduler } from "./local-scheduler.js";
+
+const python = "/usr/bin/python3";
+
+async function settle(scheduler: Scheduler, job: JobRef): Promise<Map<number, TaskState>> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const states = await scheduler.status(job);
+    if ([...states.values()].every((s) => s.state === "finished")) return states;
+    if (Date.now() > deadline) throw new Error(`job ${job.id} did not finish`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("localScheduler", () => {
+  let home: string;
+  let scheduler: Scheduler;
+  const spec = (program: string, tasks: number, name = "job"): JobSpec => ({
+    name,
+    tasks,
+    program,
+    shell: python,
+    options: [],
+    directory: ".sheepdog",
+  });
+
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), "sheepdog-local-"));
+    scheduler = localScheduler({ concurrency: 2, home });
+  });
+  afterEach(async () => {
+    await scheduler.close?.();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("runs every task with its number and keeps its output like GridEngine's .o files", async () => {
+    const job = await scheduler.submit(
+      spec('import os\nprint("task", os.environ["SHEEPDOG_TASK_ID"])', 5),
+    );
+    expect(job).toMatchObject({ scheduler: "local", tasks: 5, name: "job" });
+    const states = await settle(scheduler, job);
+    expect([...states.keys()]).toEqual([1, 2, 3, 4, 5]);
+    for (const [number, state] of states) {
+      expect(state).toMatchObject({ state: "finished", exitCode: 0, signal: null });
+      const out = readFileSync(join(home, ".sheepdog", `job.o${job.id}.${number}`), "utf8");
+      expect(out).toBe(`task ${number}\n`);
+    }
+    expect(statSync(join(home, ".sheepdog", "job.py")).mode & 0o777).toBe(0o600);
+  });
+
+  it("reports exit codes and signals", async () => {
+    const job = await scheduler.submit(
+      spec(
+        [
+          "import os, signal, sys",
+          'n = int(os.environ["SHEEPDOG_TASK_ID"])',
+          "if n == 1: sys.exit(3)",
+          "if n == 2: os.kill(os.getpid(), signal.SIGKILL)",
+        ].join("\n"),
+        3,
+      ),
+    );
+    const states = await settle(scheduler, job);
+    expect(states.get(1)).toMatchObject({
+      exitCode: 3,
+      signal: null,
+      reason: "exited with status 3",
+    });
+    expect(states.get(2)).toMatchObject({
+      exitCode: null,
+      signal: 9,
+      reason: "killed by signal 9 (SIGKILL)",
+    });
+    expect(states.get(3)).toMatchObject({ exitCode: 0 });
+  });
+
+  it("runs no more tasks at once than its concurrency", async () => {
+    const program = [
+      "import os, time",
+      "open(os.environ['SHEEPDOG_TASK_ID'] + '.start', 'w').write(repr(time.time()))",
+      "time.sleep(0.3)",
+      "open(os.environ['SHEEPDOG_TASK_ID'] + '.end', 'w').write(repr(time.time()))",
+    ].join("\n");
+    const job = await scheduler.submit(spec(program, 6));
+    await settle(scheduler, job);
+    const dir = join(home, ".sheepdog");
+    const spans = [1, 2, 3, 4, 5, 6].map((n) => ({
+      start: Number(readFileSync(join(dir, `${n}.start`), "utf8")),
+      end: Number(readFileSync(join(dir, `${n}.end`), "utf8")),
+    }));
+    for (const { start } of spans) {
+      const overlapping = spans.filter((s) => s.start <= start && start < s.end).length;
+      expect(overlapping).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it("cancels running and queued tasks", async () => {
+    const job = await scheduler.submit(spec("import time\ntime.sleep(30)", 4));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await scheduler.cancel(job);
+    const states = await settle(scheduler, job);
+    const reasons = [...states.values()].map((s) => (s.state === "finished" ? s.reason : ""));
+    expect(reasons.filter((r) => r === "killed by signal 15 (SIGTERM)")).toHaveLength(2);
+    expect(reasons.filter((r) => r === "cancelled before it started")).toHaveLength(2);
+  });
+
+  it("reports a shell that cannot start as a finished task, not a crash", async () => {
+    const job = await scheduler.submit({ ...spec("print(1)", 1), shell: "/nonexistent/python" });
+    const states = await settle(scheduler, job);
+    expect(states.get(1)).toMatchObject({ state: "finished", exitCode: 127 });
+    expect((states.get(1) as { reason: string }).reason).toContain(
+      "could not start /nonexistent/python",
+    );
+  });
+
+  it("refuses jobs it does not know and bad settings", async () => {
+    await expect(
+      scheduler.status({
+        scheduler: "local",
+        id: "x",
+        tasks: 1,
+        parts: [],
+        directory: "",
+        name: "",
+      }),
+    ).rejects.toMatchObject({ code: "SCHEDULER_FAILED" });
+    expect(() => localScheduler({ concurrency: 0 })).toThrow(
+      /concurrency must be a positive integer/,
+    );
+    await scheduler.close?.();
+    await expect(scheduler.submit(spec("print(1)", 1))).rejects.toMatchObject({ code: "CLOSED" });
+  });
+});
