@@ -11,6 +11,7 @@ export type {
   RequestMeta,
   RequestSummary,
   Store,
+  StoreReport,
   TaskError,
   TaskResult,
 } from "./store.js";

@@ -68,15 +68,22 @@ export interface TaskError {
   error: string;
 }
 
+/** One report in a {@link Store.putReports} batch: a result's pickle, or an error's text. */
+export type StoreReport =
+  | { index: number; kind: "result"; value: Uint8Array }
+  | { index: number; kind: "error"; value: string };
+
 /**
  * Keeps requests, their arguments, and the results and errors that workers report.
- * Values are opaque bytes: a store never unpickles.
+ * Values are opaque bytes: a store never unpickles, and it MUST keep them as they were when
+ * the call was made (a caller may reuse its buffers afterwards).
  *
  * Task indices are 0-based: task `i` of a request is its `i`-th argument tuple.
  *
  * Every method MUST reject with a `SheepdogError` — `REQUEST_NOT_FOUND` for an unknown
- * request id, `TASK_NOT_FOUND` for an index outside `0 .. tasks - 1`, `CLOSED` after
- * `close()` — and MUST NOT throw synchronously.
+ * request id, `TASK_NOT_FOUND` for an index outside `0 .. tasks - 1`, `INVALID_INPUT` for a
+ * value of the wrong type, `CLOSED` after `close()` — and MUST NOT throw synchronously.
+ * `describeStoreContract` from `@sheepdog/contracts/testing` checks all of this.
  *
  * Several stores MAY be open on the same data at once (several processes sharing one
  * SQLite file); each method MUST then behave as if it ran alone.
@@ -107,6 +114,16 @@ export interface Store {
 
   /** Records a task's error (a traceback). The same first-report-wins rule as `putResult`. */
   putError(id: RequestId, index: number, error: string): Promise<boolean>;
+
+  /**
+   * Records several reports of one request at once (a worker's report post), with the same
+   * first-report-wins rule, within the batch too: of two reports for one task, the earlier
+   * wins. Resolves one boolean per report, `true` where that report was stored. If any index
+   * is outside the request it MUST reject with `TASK_NOT_FOUND` and store none of them.
+   * Optional: a store that can write many reports in one transaction offers it, and callers
+   * prefer it to many `putResult` calls.
+   */
+  putReports?(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
 
   /**
    * Forgets the reports of these tasks so that they can run again (a retry). Tasks with

@@ -1,10 +1,18 @@
 /**
- * Conformance suites for Sheepdog's contracts. Any implementation, ours or yours, proves
- * itself in a few lines of vitest:
+ * Conformance suites for Sheepdog's contracts, and an in-memory store. Any implementation,
+ * ours or yours, proves itself in a few lines of vitest:
  *
  * ```ts
+ * import { join } from "node:path";
  * import { describeStoreContract } from "@sheepdog/contracts/testing";
- * describeStoreContract("my-store", () => myStore());
+ * describeStoreContract("my-store", (ctx) => myStore({ file: join(ctx.dir, "data") }));
  * ```
  */
-export {};
+export type { MemoryStore, MemoryStoreData, MemoryStoreOptions } from "./memory-store.js";
+export { memoryStore } from "./memory-store.js";
+export type {
+  StoreContractContext,
+  StoreContractOptions,
+  StoreFactory,
+} from "./store-contract.js";
+export { describeStoreContract } from "./store-contract.js";
