@@ -1,0 +1,119 @@
+import { SheepdogError } from "@sheepdog/contracts";
+import { describe, expect, it } from "vitest";
+import {
+  decodeFrames,
+  decodeReports,
+  decodeTaskFrames,
+  encodeFrames,
+  encodeReports,
+  encodeTaskFrames,
+} from "./frames.js";
+
+const bytes = (...values: number[]) => new Uint8Array(values);
+const text = (value: string) => new TextEncoder().encode(value);
+
+function invalid(run: () => unknown): SheepdogError {
+  try {
+    run();
+  } catch (error) {
+    if (SheepdogError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error("expected a SheepdogError");
+}
+
+describe("encodeFrames / decodeFrames", () => {
+  it("writes 4-byte big-endian lengths before each section", () => {
+    const body = encodeFrames([bytes(1, 2, 3), bytes(), bytes(9)]);
+    expect([...body]).toEqual([0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 1, 9]);
+    expect(decodeFrames(body).map((s) => [...s])).toEqual([[1, 2, 3], [], [9]]);
+  });
+
+  it("decodes an empty body as no sections", () => {
+    expect(decodeFrames(new Uint8Array(0))).toEqual([]);
+  });
+
+  it("decodes sections of a body that is a view into a larger buffer", () => {
+    const inner = encodeFrames([bytes(7, 8)]);
+    const outer = new Uint8Array(inner.byteLength + 10);
+    outer.set(inner, 5);
+    const view = outer.subarray(5, 5 + inner.byteLength);
+    expect(decodeFrames(view).map((s) => [...s])).toEqual([[7, 8]]);
+  });
+
+  it("refuses a body that ends inside a length or a section", () => {
+    expect(invalid(() => decodeFrames(bytes(0, 0))).code).toBe("INVALID_INPUT");
+    expect(invalid(() => decodeFrames(bytes(0, 0, 0, 5, 1, 2))).message).toMatch(
+      /longer than the bytes that follow/,
+    );
+    expect(invalid(() => decodeFrames(bytes(0, 0, 0, 1, 1, 0))).message).toMatch(
+      /ends inside a section length/,
+    );
+  });
+});
+
+describe("task frames", () => {
+  const task = {
+    header: { version: 1 as const, request: 3, task: 2, first: 2, count: 2 },
+    func: text('{"name":"f","source":"def f(x): return x"}'),
+    ns: bytes(),
+    args: [bytes(0x80, 4, 0x2e), bytes(0x80, 4, 0x4e, 0x2e)],
+  };
+
+  it("round-trips", () => {
+    const decoded = decodeTaskFrames(encodeTaskFrames(task));
+    expect(decoded.header).toEqual(task.header);
+    expect(decoded.func).toEqual(task.func);
+    expect(decoded.ns).toEqual(task.ns);
+    expect(decoded.args).toEqual(task.args);
+  });
+
+  it("refuses a header whose count disagrees with the sections", () => {
+    const body = encodeFrames([
+      text(JSON.stringify({ ...task.header, count: 3 })),
+      task.func,
+      task.ns,
+      ...task.args,
+    ]);
+    expect(invalid(() => decodeTaskFrames(body)).code).toBe("INVALID_INPUT");
+    expect(() => encodeTaskFrames({ ...task, args: [] })).toThrow(/says 2 argument tuples/);
+  });
+
+  it("refuses a header of another version or without its fields", () => {
+    for (const header of [{ ...task.header, version: 2 }, { version: 1 }, [1], "x", null]) {
+      const body = encodeFrames([text(JSON.stringify(header)), task.func, task.ns]);
+      expect(invalid(() => decodeTaskFrames(body)).message).toMatch(/wire version 1/);
+    }
+  });
+});
+
+describe("report frames", () => {
+  it("round-trips results and errors", () => {
+    const reports = [
+      { index: 4, kind: "result" as const, payload: bytes(0x80, 4, 0x2e) },
+      { index: 5, kind: "error" as const, payload: text("Traceback ...\nValueError: no") },
+    ];
+    expect(decodeReports(encodeReports(reports))).toEqual(reports);
+  });
+
+  it("refuses headers that do not list one report per payload", () => {
+    const cases = [
+      encodeFrames([]),
+      encodeFrames([text("not json")]),
+      encodeFrames([bytes(0xff, 0xfe)]),
+      encodeFrames([text('{"version":1,"reports":[]}'), bytes(1)]),
+      encodeFrames([text('{"version":1,"reports":[{"index":0,"kind":"result"}]}')]),
+      encodeFrames([text('{"version":1,"reports":[{"index":-1,"kind":"result"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":1,"reports":[{"index":1.5,"kind":"result"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":1,"reports":[{"index":0,"kind":"maybe"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":1,"reports":[null]}'), bytes(1)]),
+      encodeFrames([text('{"version":2,"reports":[]}')]),
+      encodeFrames([text('{"version":1,"reports":{}}')]),
+    ];
+    for (const body of cases) expect(invalid(() => decodeReports(body)).code).toBe("INVALID_INPUT");
+  });
+
+  it("accepts an empty post", () => {
+    expect(decodeReports(encodeReports([]))).toEqual([]);
+  });
+});

@@ -1,0 +1,186 @@
+import type { ReportEntry, ReportHeader, TaskHeader } from "@sheepdog/contracts";
+import { SheepdogError, WIRE_VERSION } from "@sheepdog/contracts";
+
+/** The largest section a frame can carry: its length is a 4-byte unsigned integer. */
+const MAX_SECTION_BYTES = 0xffff_ffff;
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** What a task fetch carries: the header, the function, the namespace and the argument tuples. */
+export interface TaskFrames {
+  header: TaskHeader;
+  /** The function's bytes, as the store keeps them (UTF-8 JSON of a `FunctionSource`). */
+  func: Uint8Array;
+  /** The namespace's bytes (a pickle, or empty for no namespace). */
+  ns: Uint8Array;
+  /** One pickled argument tuple per task in the chunk, `header.count` of them. */
+  args: Uint8Array[];
+}
+
+/** One report in a report post: a result's pickle, or an error's UTF-8 traceback. */
+export interface ReportFrame extends ReportEntry {
+  payload: Uint8Array;
+}
+
+function frameError(message: string): SheepdogError {
+  return new SheepdogError("INVALID_INPUT", "server", message);
+}
+
+/**
+ * Joins sections into one frame body: each section is a 4-byte big-endian length followed by
+ * its bytes.
+ *
+ * @example
+ * ```ts
+ * const body = encodeFrames([new TextEncoder().encode("{}"), pickle]);
+ * ```
+ */
+export function encodeFrames(sections: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const section of sections) {
+    if (section.byteLength > MAX_SECTION_BYTES) {
+      throw frameError(
+        `A frame section of ${section.byteLength} bytes is larger than 4 GiB. Send smaller values.`,
+      );
+    }
+    total += 4 + section.byteLength;
+  }
+  const body = new Uint8Array(total);
+  const view = new DataView(body.buffer);
+  let offset = 0;
+  for (const section of sections) {
+    view.setUint32(offset, section.byteLength);
+    body.set(section, offset + 4);
+    offset += 4 + section.byteLength;
+  }
+  return body;
+}
+
+/**
+ * Splits a frame body into its sections (views into `body`, not copies).
+ * Throws a `SheepdogError` (`INVALID_INPUT`) when the body is truncated or has trailing bytes.
+ */
+export function decodeFrames(body: Uint8Array): Uint8Array[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const sections: Uint8Array[] = [];
+  let offset = 0;
+  while (offset < body.byteLength) {
+    if (body.byteLength - offset < 4) {
+      throw frameError("The frame body ends inside a section length. Send whole frames.");
+    }
+    const length = view.getUint32(offset);
+    offset += 4;
+    if (length > body.byteLength - offset) {
+      throw frameError(
+        "A frame section is longer than the bytes that follow it. Send whole frames.",
+      );
+    }
+    sections.push(body.subarray(offset, offset + length));
+    offset += length;
+  }
+  return sections;
+}
+
+function parseJsonSection(section: Uint8Array | undefined, what: string): unknown {
+  if (section === undefined) throw frameError(`The ${what} is missing. Send a JSON header first.`);
+  let text: string;
+  try {
+    text = strictUtf8.decode(section);
+  } catch {
+    throw frameError(`The ${what} is not UTF-8. Send a UTF-8 JSON header.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw frameError(`The ${what} is not JSON. Send a UTF-8 JSON header.`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isIndex(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Encodes a task fetch reply: `[TaskHeader, func, ns, args...]`. */
+export function encodeTaskFrames(task: TaskFrames): Uint8Array {
+  if (task.args.length !== task.header.count) {
+    throw frameError(
+      `The task header says ${task.header.count} argument tuples but ${task.args.length} were given.`,
+    );
+  }
+  return encodeFrames([utf8.encode(JSON.stringify(task.header)), task.func, task.ns, ...task.args]);
+}
+
+/**
+ * Decodes a task fetch reply. Throws a `SheepdogError` (`INVALID_INPUT`) when the frames, the
+ * header, or the number of argument sections are wrong.
+ */
+export function decodeTaskFrames(body: Uint8Array): TaskFrames {
+  const sections = decodeFrames(body);
+  const header = parseJsonSection(sections[0], "task header");
+  if (
+    !isRecord(header) ||
+    header.version !== WIRE_VERSION ||
+    !isIndex(header.request) ||
+    !isIndex(header.task) ||
+    !isIndex(header.first) ||
+    !isIndex(header.count)
+  ) {
+    throw frameError("The task header does not have the fields of wire version 1.");
+  }
+  const func = sections[1];
+  const ns = sections[2];
+  if (func === undefined || ns === undefined || sections.length - 3 !== header.count) {
+    throw frameError("The task reply does not carry func, ns and one section per argument tuple.");
+  }
+  return {
+    header: {
+      version: WIRE_VERSION,
+      request: header.request,
+      task: header.task,
+      first: header.first,
+      count: header.count,
+    },
+    func,
+    ns,
+    args: sections.slice(3),
+  };
+}
+
+/** Encodes a report post: `[ReportHeader, payload...]`. An error's payload is its UTF-8 text. */
+export function encodeReports(reports: readonly ReportFrame[]): Uint8Array {
+  const header: ReportHeader = {
+    version: WIRE_VERSION,
+    reports: reports.map(({ index, kind }) => ({ index, kind })),
+  };
+  return encodeFrames([utf8.encode(JSON.stringify(header)), ...reports.map((r) => r.payload)]);
+}
+
+/**
+ * Decodes a report post. Throws a `SheepdogError` (`INVALID_INPUT`) when the frames or the
+ * header are malformed, or the header does not list exactly one entry per payload.
+ */
+export function decodeReports(body: Uint8Array): ReportFrame[] {
+  const sections = decodeFrames(body);
+  const header = parseJsonSection(sections[0], "report header");
+  if (!isRecord(header) || header.version !== WIRE_VERSION || !Array.isArray(header.reports)) {
+    throw frameError("The report header does not have the fields of wire version 1.");
+  }
+  const entries: unknown[] = header.reports;
+  if (entries.length !== sections.length - 1) {
+    throw frameError("The report header does not list exactly one report per payload section.");
+  }
+  return entries.map((entry, i) => {
+    if (!isRecord(entry) || !isIndex(entry.index)) {
+      throw frameError("A report has no valid index (a non-negative integer).");
+    }
+    if (entry.kind !== "result" && entry.kind !== "error") {
+      throw frameError('A report\'s kind is neither "result" nor "error".');
+    }
+    return { index: entry.index, kind: entry.kind, payload: sections[i + 1] as Uint8Array };
+  });
+}

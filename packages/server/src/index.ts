@@ -1,0 +1,13 @@
+export type { ReportFrame, TaskFrames } from "./frames.js";
+export {
+  decodeFrames,
+  decodeReports,
+  decodeTaskFrames,
+  encodeFrames,
+  encodeReports,
+  encodeTaskFrames,
+} from "./frames.js";
+export type { ServerForOptions } from "./registry.js";
+export { closeServers, serverFor } from "./registry.js";
+export type { ReportEvent, ReportListener, ServerOptions, SheepdogServer } from "./server.js";
+export { DEFAULT_MAX_BODY_BYTES, startServer } from "./server.js";

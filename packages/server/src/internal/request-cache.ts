@@ -1,0 +1,93 @@
+import type { RequestId, Store } from "@sheepdog/contracts";
+
+/** What the server needs of a request on every call, read from the store once. */
+export interface RequestSnapshot {
+  id: RequestId;
+  tokenHash: Uint8Array;
+  tasks: number;
+  /** Argument tuples per array task (request meta `chunkSize`, default 1). */
+  chunkSize: number;
+  func: Uint8Array;
+  ns: Uint8Array;
+}
+
+/** The array task count of a request: `ceil(tasks / chunkSize)`. */
+export function arrayTaskCount(snapshot: RequestSnapshot): number {
+  return Math.ceil(snapshot.tasks / snapshot.chunkSize);
+}
+
+function chunkSizeOf(meta: Record<string, unknown>): number {
+  const value = meta.chunkSize;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 ? value : 1;
+}
+
+/**
+ * A bounded cache of request snapshots, so that a fetch or a report costs no store read for
+ * the request itself. A request's token, tasks, chunk size, function and namespace never
+ * change once created, so entries never go stale; failures (an unknown id) are not cached, so
+ * a request created later by another process is found.
+ */
+export class RequestCache {
+  readonly #store: Store;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #entries = new Map<RequestId, Promise<RequestSnapshot>>();
+  readonly #sizes = new Map<RequestId, number>();
+  #bytes = 0;
+
+  constructor(store: Store, maxEntries = 256, maxBytes = 256 * 1024 * 1024) {
+    this.#store = store;
+    this.#maxEntries = maxEntries;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** The snapshot of request `id`; rejects as the store does for an unknown id. */
+  get(id: RequestId): Promise<RequestSnapshot> {
+    const cached = this.#entries.get(id);
+    if (cached !== undefined) {
+      // Most recently used last.
+      this.#entries.delete(id);
+      this.#entries.set(id, cached);
+      return cached;
+    }
+    const loading = this.#store.getRequest(id).then((info) => {
+      const snapshot: RequestSnapshot = {
+        id: info.id,
+        tokenHash: info.tokenHash,
+        tasks: info.tasks,
+        chunkSize: chunkSizeOf(info.meta),
+        func: info.func,
+        ns: info.ns,
+      };
+      if (this.#entries.get(id) === loading) {
+        const size = snapshot.func.byteLength + snapshot.ns.byteLength;
+        this.#sizes.set(id, size);
+        this.#bytes += size;
+        this.#evict();
+      }
+      return snapshot;
+    });
+    this.#entries.set(id, loading);
+    loading.catch(() => {
+      if (this.#entries.get(id) === loading) this.#entries.delete(id);
+    });
+    return loading;
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.#entries.clear();
+    this.#sizes.clear();
+    this.#bytes = 0;
+  }
+
+  #evict(): void {
+    for (const id of this.#entries.keys()) {
+      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) return;
+      if (this.#entries.size === 1) return;
+      this.#entries.delete(id);
+      this.#bytes -= this.#sizes.get(id) ?? 0;
+      this.#sizes.delete(id);
+    }
+  }
+}

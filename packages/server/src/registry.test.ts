@@ -1,0 +1,147 @@
+import { createServer as createNetServer } from "node:net";
+import { SheepdogError } from "@sheepdog/contracts";
+import { afterEach, describe, expect, it } from "vitest";
+import { TestStore } from "./__fixtures__/test-store.js";
+import { encodeReports } from "./frames.js";
+import { closeServers, serverFor } from "./registry.js";
+
+async function freePort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function isUp(url: string): Promise<boolean> {
+  return fetch(`${url}/health`).then(
+    (response) => response.ok,
+    () => false,
+  );
+}
+
+afterEach(async () => {
+  await closeServers();
+});
+
+describe("serverFor", () => {
+  it("shares one server per port and dbfile, and stops it with the last handle", async () => {
+    const port = await freePort();
+    const store = new TestStore();
+    const a = await serverFor({ port, storeKey: "/data/a.sqlite", store });
+    const b = await serverFor({ port, storeKey: "/data/a.sqlite", store });
+    expect(b.port).toBe(port);
+    expect(b.url).toBe(a.url);
+    await a.close();
+    await a.close();
+    expect(await isUp(b.url)).toBe(true);
+    await b.close();
+    expect(await isUp(b.url)).toBe(false);
+  });
+
+  it("refuses a busy port for another dbfile with a clear error", async () => {
+    const port = await freePort();
+    await using _a = await serverFor({ port, storeKey: "/data/a.sqlite", store: new TestStore() });
+    const error = await serverFor({
+      port,
+      storeKey: "/data/b.sqlite",
+      store: new TestStore(),
+    }).catch((e) => e);
+    expect(SheepdogError.isInstance(error)).toBe(true);
+    expect(error.code).toBe("SERVER_FAILED");
+    expect(error.message).toBe(
+      `[sheepdog] [server] Port ${port} already serves /data/a.sqlite in this process, not /data/b.sqlite. Use the same dbfile for both, another port, or leave the port unset to pick a free one.`,
+    );
+  });
+
+  it("refuses a port taken by another program", async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const error = await serverFor({ port, storeKey: "k", store: new TestStore() }).catch(
+        (e) => e,
+      );
+      expect(error.code).toBe("SERVER_FAILED");
+      expect(error.message).toMatch(/in use by another program/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  it("reuses the free-port server of a dbfile, and starts another for another dbfile", async () => {
+    const a1 = await serverFor({ storeKey: "/a", store: new TestStore() });
+    const a2 = await serverFor({ port: 0, storeKey: "/a", store: new TestStore() });
+    const b = await serverFor({ storeKey: "/b", store: new TestStore() });
+    expect(a2.port).toBe(a1.port);
+    expect(b.port).not.toBe(a1.port);
+    // Naming the port a free-port server got finds that server too.
+    const a3 = await serverFor({ port: a1.port, storeKey: "/a", store: new TestStore() });
+    expect(a3.url).toBe(a1.url);
+    const wrong = await serverFor({ port: a1.port, storeKey: "/b", store: new TestStore() }).catch(
+      (e) => e,
+    );
+    expect(wrong.code).toBe("SERVER_FAILED");
+  });
+
+  it("opens a store from a factory once, and closes it with the server", async () => {
+    let opened = 0;
+    let closed = 0;
+    const open = () => {
+      opened += 1;
+      const store = new TestStore();
+      store.close = async () => {
+        closed += 1;
+      };
+      return store;
+    };
+    const [a, b] = await Promise.all([
+      serverFor({ storeKey: "/f", store: open }),
+      serverFor({ storeKey: "/f", store: open }),
+    ]);
+    expect(a.port).toBe(b.port);
+    expect(opened).toBe(1);
+    await a.close();
+    expect(closed).toBe(0);
+    await b.close();
+    expect(closed).toBe(1);
+  });
+
+  it("restarts a server on the same port right after the last handle closed", async () => {
+    const port = await freePort();
+    const first = await serverFor({ port, storeKey: "/r", store: new TestStore() });
+    const closing = first.close();
+    const second = await serverFor({ port, storeKey: "/r", store: new TestStore() });
+    await closing;
+    expect(second.port).toBe(port);
+    expect(await isUp(second.url)).toBe(true);
+  });
+
+  it("drops a handle's report listeners when the handle closes", async () => {
+    const store = new TestStore();
+    const request = await store.createRequest({
+      func: new Uint8Array(),
+      ns: new Uint8Array(),
+      args: [new Uint8Array([1]), new Uint8Array([2])],
+    });
+    const seenA: number[] = [];
+    const seenB: number[] = [];
+    const a = await serverFor({ storeKey: "/l", store, onReport: (e) => seenA.push(e.index) });
+    const b = await serverFor({ storeKey: "/l", store, onReport: (e) => seenB.push(e.index) });
+    const send = (index: number) =>
+      fetch(`${b.url}/v1/requests/${request.id}/tasks/${index + 1}/reports`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${request.token}`,
+          "content-type": "application/vnd.sheepdog.reports+frames",
+        },
+        body: encodeReports([{ index, kind: "error", payload: new Uint8Array([0x61]) }]),
+      });
+    expect((await send(0)).status).toBe(200);
+    await a.close();
+    expect((await send(1)).status).toBe(200);
+    expect(seenA).toEqual([0]);
+    expect(seenB).toEqual([0, 1]);
+    await b.close();
+  });
+});

@@ -1,0 +1,474 @@
+import { request as httpRequest } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import type { CreatedRequest } from "@sheepdog/contracts";
+import {
+  REPORTS_CONTENT_TYPE,
+  SheepdogError,
+  TASK_CONTENT_TYPE,
+  WIRE_VERSION,
+} from "@sheepdog/contracts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TestStore } from "./__fixtures__/test-store.js";
+import type { ReportFrame } from "./frames.js";
+import { decodeTaskFrames, encodeFrames, encodeReports } from "./frames.js";
+import type { ReportEvent, SheepdogServer } from "./server.js";
+import { startServer } from "./server.js";
+
+const text = (value: string) => new TextEncoder().encode(value);
+/** A protocol 4 pickle of the small int `n`. */
+const pickled = (n: number) => new Uint8Array([0x80, 4, 0x4b, n, 0x2e]);
+const func = text(JSON.stringify({ name: "f", source: "def f(x):\n    return x\n" }));
+const ns = new Uint8Array([0x80, 4, 0x7d, 0x94, 0x2e]);
+
+let store: TestStore;
+let server: SheepdogServer;
+let events: ReportEvent[];
+let errors: unknown[];
+
+async function newRequest(tasks: number, chunkSize?: number): Promise<CreatedRequest> {
+  return store.createRequest({
+    func,
+    ns,
+    args: Array.from({ length: tasks }, (_, i) => pickled(i)),
+    meta: chunkSize === undefined ? {} : { chunkSize },
+  });
+}
+
+function taskUrl(request: number | string, task: number | string): string {
+  return `${server.url}/v1/requests/${request}/tasks/${task}`;
+}
+
+function getTask(request: number | string, task: number | string, token?: string) {
+  return fetch(taskUrl(request, task), {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  });
+}
+
+function post(
+  request: number | string,
+  task: number | string,
+  token: string | undefined,
+  body: Uint8Array,
+  contentType: string = REPORTS_CONTENT_TYPE,
+) {
+  const headers: Record<string, string> = { "content-type": contentType };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  return fetch(`${taskUrl(request, task)}/reports`, { method: "POST", headers, body });
+}
+
+function postReports(request: CreatedRequest, task: number, reports: ReportFrame[]) {
+  return post(request.id, task, request.token, encodeReports(reports));
+}
+
+async function expectError(response: Response, status: number): Promise<string> {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(Object.keys(body).sort()).toEqual(["message", "status"]);
+  expect(body.status).toBe(status);
+  expect(typeof body.message).toBe("string");
+  return body.message as string;
+}
+
+beforeEach(async () => {
+  store = new TestStore();
+  events = [];
+  errors = [];
+  server = await startServer({
+    store,
+    port: 0,
+    host: "127.0.0.1",
+    onReport: (event) => events.push(event),
+    onError: (error) => errors.push(error),
+  });
+});
+
+afterEach(async () => {
+  await server.close();
+});
+
+describe("startServer", () => {
+  it("answers /health", async () => {
+    const response = await fetch(`${server.url}/health`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true, version: WIRE_VERSION });
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+    expect(server.port).toBeGreaterThan(0);
+  });
+
+  it("serves a task's header, function, namespace and arguments", async () => {
+    const request = await newRequest(3);
+    const response = await getTask(request.id, 2, request.token);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe(TASK_CONTENT_TYPE);
+    const task = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+    expect(task.header).toEqual({ version: 1, request: request.id, task: 2, first: 1, count: 1 });
+    expect(task.func).toEqual(func);
+    expect(task.ns).toEqual(ns);
+    expect(task.args).toEqual([pickled(1)]);
+  });
+
+  it("maps array tasks to chunks of chunkSize arguments", async () => {
+    const request = await newRequest(5, 2);
+    const ranges: [number, number, number[]][] = [];
+    for (const task of [1, 2, 3]) {
+      const response = await getTask(request.id, task, request.token);
+      const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+      ranges.push([
+        decoded.header.first,
+        decoded.header.count,
+        decoded.args.map((a) => a[3] ?? -1),
+      ]);
+    }
+    expect(ranges).toEqual([
+      [0, 2, [0, 1]],
+      [2, 2, [2, 3]],
+      [4, 1, [4]],
+    ]);
+    await expectError(await getTask(request.id, 4, request.token), 404);
+  });
+
+  it("reads a request from the store once, then from its cache", async () => {
+    const request = await newRequest(4);
+    await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, request.token)));
+    await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(9) }]);
+    expect(store.calls.getRequest).toBe(1);
+  });
+
+  it("stores reports, announces them, and lets the first report of a task win", async () => {
+    const request = await newRequest(4, 2);
+    let response = await postReports(request, 2, [
+      { index: 2, kind: "result", payload: pickled(20) },
+      { index: 3, kind: "error", payload: text("Traceback\nValueError: ü") },
+    ]);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    response = await postReports(request, 2, [
+      { index: 2, kind: "error", payload: text("late") },
+      { index: 3, kind: "result", payload: pickled(30) },
+    ]);
+    expect(await response.json()).toEqual({ stored: 0, duplicates: 2 });
+    expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 1, errors: 1 });
+    const results = await store.getResults(request.id);
+    expect(results[2]?.result).toEqual(pickled(20));
+    expect(await store.getErrors(request.id)).toMatchObject([
+      { index: 3, error: "Traceback\nValueError: ü" },
+    ]);
+    expect(events).toEqual([
+      { request: request.id, index: 2, kind: "result" },
+      { request: request.id, index: 3, kind: "error" },
+    ]);
+  });
+
+  it("uses the store's batch write when it has one", async () => {
+    const batches: number[] = [];
+    const batching = Object.assign(store, {
+      async putReports(
+        id: number,
+        reports: readonly { index: number; kind: string; value: Uint8Array | string }[],
+      ) {
+        batches.push(reports.length);
+        const stored: boolean[] = [];
+        for (const r of reports) {
+          stored.push(
+            r.kind === "result"
+              ? await store.putResult(id, r.index, r.value as Uint8Array)
+              : await store.putError(id, r.index, r.value as string),
+          );
+        }
+        return stored;
+      },
+    });
+    expect(batching).toBe(store);
+    const request = await newRequest(3, 3);
+    const response = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(1) },
+      { index: 1, kind: "result", payload: pickled(2) },
+      { index: 0, kind: "result", payload: pickled(3) },
+    ]);
+    // Two reports for one index in one post are refused before anything is written.
+    await expectError(response, 400);
+    const ok = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(1) },
+      { index: 2, kind: "error", payload: text("boom") },
+    ]);
+    expect(await ok.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(batches).toEqual([2]);
+    expect(events.map((e) => e.index)).toEqual([0, 2]);
+  });
+});
+
+describe("authentication", () => {
+  it("refuses a missing, malformed or wrong token with 401", async () => {
+    const request = await newRequest(1);
+    for (const headers of [
+      {},
+      { authorization: "Bearer" },
+      { authorization: `Basic ${request.token}` },
+      { authorization: `Bearer ${request.token}x` },
+      { authorization: `Bearer ${"a".repeat(600)}` },
+      { authorization: "Bearer not a token" },
+    ] as Record<string, string>[]) {
+      const response = await fetch(taskUrl(request.id, 1), { headers });
+      const message = await expectError(response, 401);
+      expect(message).not.toContain(request.token);
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    }
+    const ok = await fetch(taskUrl(request.id, 1), {
+      headers: { authorization: `bearer   ${request.token}` },
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it("never lets one request's token read or write another request's tasks", async () => {
+    const mine = await newRequest(2);
+    const theirs = await newRequest(2);
+    await expectError(await getTask(theirs.id, 1, mine.token), 401);
+    const response = await post(
+      theirs.id,
+      1,
+      mine.token,
+      encodeReports([{ index: 0, kind: "result", payload: pickled(1) }]),
+    );
+    await expectError(response, 401);
+    expect(await store.counts(theirs.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
+    expect(events).toEqual([]);
+  });
+});
+
+describe("bad input", () => {
+  it("answers bad ids 400 and unknown requests or tasks 404", async () => {
+    const request = await newRequest(2);
+    const cases: [string | number, string | number][] = [
+      ["abc", 1],
+      ["0", 1],
+      ["-1", 1],
+      ["1.5", 1],
+      ["01", 1],
+      ["9999999999999999", 1],
+      ["1e3", 1],
+      [request.id, "0"],
+      [request.id, "xyz"],
+    ];
+    for (const [id, task] of cases) {
+      const message = await expectError(await getTask(id, task, request.token), 400);
+      expect(message).not.toMatch(/abc|xyz|1e3/);
+    }
+    await expectError(await getTask(999, 1, request.token), 404);
+    await expectError(await getTask(request.id, 3, request.token), 404);
+    await expectError(await post(999, 1, request.token, encodeReports([])), 404);
+  });
+
+  it("answers unknown paths and methods without echoing them", async () => {
+    const marker = "zz-echo-marker";
+    let response = await fetch(`${server.url}/${marker}/<script>`);
+    expect(await expectError(response, 404)).not.toContain(marker);
+    response = await fetch(`${server.url}/v1/requests/1/tasks/1/${marker}`);
+    expect(await expectError(response, 404)).not.toContain(marker);
+    response = await fetch(`${server.url}/v1/requests/1/tasks/1`, { method: "DELETE" });
+    await expectError(response, 405);
+    expect(response.headers.get("allow")).toBe("GET");
+    response = await fetch(`${server.url}/v1/requests/1/tasks/1/reports`);
+    await expectError(response, 405);
+    response = await fetch(`${server.url}/health`, { method: "POST", body: "x" });
+    await expectError(response, 405);
+    response = await fetch(`${server.url}/%ZZ${marker}`);
+    expect(await expectError(response, 400)).not.toContain(marker);
+  });
+
+  it("refuses a wrong content type with 415", async () => {
+    const request = await newRequest(1);
+    const body = encodeReports([{ index: 0, kind: "result", payload: pickled(1) }]);
+    for (const type of ["application/json", "text/plain", "", TASK_CONTENT_TYPE]) {
+      await expectError(await post(request.id, 1, request.token, body, type), 415);
+    }
+    const ok = await post(request.id, 1, request.token, body, `${REPORTS_CONTENT_TYPE}; v=1`);
+    expect(ok.status).toBe(200);
+  });
+
+  it("refuses malformed report posts with 400 and stores none of them", async () => {
+    const request = await newRequest(4, 2);
+    const good = { index: 2, kind: "result" as const, payload: pickled(1) };
+    const header = (reports: unknown) => text(JSON.stringify({ version: 1, reports }));
+    const bodies = [
+      new Uint8Array([0, 0, 0]),
+      new Uint8Array([0, 0, 0, 9, 1]),
+      encodeFrames([text("{")]),
+      encodeFrames([text("[]")]),
+      encodeFrames([header([{ index: 2, kind: "result" }])]),
+      encodeFrames([header([{ index: 2, kind: "result" }]), pickled(1), pickled(2)]),
+      // Out of this task's range (task 2 covers 2 and 3), or out of the request.
+      encodeReports([good, { index: 1, kind: "result", payload: pickled(1) }]),
+      encodeReports([good, { index: 4, kind: "result", payload: pickled(1) }]),
+      encodeReports([good, { index: 3, kind: "error", payload: new Uint8Array([0xff, 0xc0]) }]),
+      encodeReports([good, { index: 3, kind: "result", payload: text("not a pickle") }]),
+      encodeReports([good, { index: 3, kind: "result", payload: new Uint8Array([0x80, 4]) }]),
+      encodeReports([good, { index: 3, kind: "result", payload: new Uint8Array([]) }]),
+      encodeReports([good, { index: 3, kind: "result", payload: new Uint8Array([0x80, 1, 0x2e]) }]),
+      encodeReports([good, good]),
+      new Uint8Array(0),
+    ];
+    for (const body of bodies) {
+      const message = await expectError(await post(request.id, 2, request.token, body), 400);
+      expect(message).not.toMatch(/at .*\.(ts|js):\d+/);
+    }
+    expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 0, errors: 0 });
+    expect(events).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("checks results with validateResult", async () => {
+    await server.close();
+    server = await startServer({
+      store,
+      port: 0,
+      validateResult: (payload) => payload[3] !== 13,
+    });
+    const request = await newRequest(2);
+    await expectError(
+      await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(13) }]),
+      400,
+    );
+    const ok = await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(12) }]);
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe("body size limit", () => {
+  beforeEach(async () => {
+    await server.close();
+    server = await startServer({ store, port: 0, host: "127.0.0.1", maxBodyBytes: 64 * 1024 });
+  });
+
+  it("refuses an honest Content-Length above the limit with 413", async () => {
+    const request = await newRequest(1);
+    const big = encodeReports([
+      { index: 0, kind: "error", payload: new Uint8Array(100 * 1024).fill(0x41) },
+    ]);
+    await expectError(await post(request.id, 1, request.token, big), 413);
+    expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+  });
+
+  it("accepts a body right at the limit", async () => {
+    const request = await newRequest(1);
+    const payload = new Uint8Array(64 * 1024 - 100).fill(0x41);
+    const body = encodeReports([{ index: 0, kind: "error", payload }]);
+    expect(body.byteLength).toBeLessThanOrEqual(64 * 1024);
+    expect((await post(request.id, 1, request.token, body)).status).toBe(200);
+  });
+
+  it("refuses a chunked body as it passes the limit, without reading it all", async () => {
+    const request = await newRequest(1);
+    const { status, sent } = await new Promise<{ status: number; sent: number }>(
+      (resolve, reject) => {
+        let sent = 0;
+        const req = httpRequest(`${taskUrl(request.id, 1)}/reports`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${request.token}`,
+            "content-type": REPORTS_CONTENT_TYPE,
+            "transfer-encoding": "chunked",
+          },
+        });
+        const chunk = new Uint8Array(16 * 1024).fill(0x42);
+        let stop = false;
+        req.on("response", (res) => {
+          stop = true;
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, sent });
+          req.destroy();
+        });
+        req.on("error", (error) => {
+          if (!stop) reject(error);
+        });
+        // Up to 64 MiB, one chunk at a time, stopping as soon as the answer comes.
+        const pump = () => {
+          while (!stop && sent < 64 * 1024 * 1024) {
+            sent += chunk.byteLength;
+            if (!req.write(chunk)) {
+              req.once("drain", pump);
+              return;
+            }
+          }
+          if (!stop) req.end();
+        };
+        pump();
+      },
+    );
+    expect(status).toBe(413);
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+    // The server is still fine.
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("store failures and lifecycle", () => {
+  it("answers 503 when the store fails, and reports the failure", async () => {
+    const request = await newRequest(1);
+    store.putResult = async () => {
+      throw new SheepdogError("STORE_IO", "test", "disk full");
+    };
+    const response = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(1) },
+    ]);
+    const message = await expectError(response, 503);
+    expect(message).not.toContain("disk full");
+    expect(response.headers.get("retry-after")).toBe("1");
+    expect(errors).toHaveLength(1);
+  });
+
+  it("refuses a port taken by another program with SERVER_FAILED", async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const error = await startServer({ store, port, host: "127.0.0.1" }).catch((e) => e);
+      expect(SheepdogError.isInstance(error)).toBe(true);
+      expect(error.code).toBe("SERVER_FAILED");
+      expect(error.message).toBe(
+        `[sheepdog] [server] Port ${port} on 127.0.0.1 is in use by another program. Choose another port, leave the port unset to pick a free one, or stop the program using it.`,
+      );
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
+  it("rejects bad options with CONFIG_INVALID", async () => {
+    for (const options of [{ port: -1 }, { port: 70000 }, { port: 1.5 }, { maxBodyBytes: 10 }]) {
+      const error = await startServer({ store, ...options }).catch((e) => e);
+      expect(error.code).toBe("CONFIG_INVALID");
+    }
+  });
+
+  it("stops listening on close, and close is idempotent", async () => {
+    const url = server.url;
+    await server.close();
+    await server.close();
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  it("supports await using and onReport unsubscribe", async () => {
+    const request = await newRequest(2);
+    let port = 0;
+    {
+      await using local = await startServer({ store, port: 0 });
+      port = local.port;
+      const seen: number[] = [];
+      const off = local.onReport((e) => seen.push(e.index));
+      await fetch(`${local.url}/v1/requests/${request.id}/tasks/1/reports`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${request.token}`, "content-type": REPORTS_CONTENT_TYPE },
+        body: encodeReports([{ index: 0, kind: "result", payload: pickled(0) }]),
+      });
+      off();
+      await fetch(`${local.url}/v1/requests/${request.id}/tasks/2/reports`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${request.token}`, "content-type": REPORTS_CONTENT_TYPE },
+        body: encodeReports([{ index: 1, kind: "result", payload: pickled(1) }]),
+      });
+      expect(seen).toEqual([0]);
+    }
+    await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,413 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ReportsReply, RequestId, Store, TaskHeader } from "@sheepdog/contracts";
+import {
+  REPORTS_CONTENT_TYPE,
+  SheepdogError,
+  TASK_CONTENT_TYPE,
+  tokenMatches,
+  WIRE_VERSION,
+} from "@sheepdog/contracts";
+import type { H3Event } from "h3";
+import { H3, toNodeHandler } from "h3";
+import type { ReportFrame } from "./frames.js";
+import { decodeReports, encodeTaskFrames } from "./frames.js";
+import { readLimitedBody } from "./internal/body.js";
+import type { RequestSnapshot } from "./internal/request-cache.js";
+import { arrayTaskCount, RequestCache } from "./internal/request-cache.js";
+import { errorResponse, genericMessage, jsonResponse, WireError } from "./internal/wire-error.js";
+
+/** The default body limit: a 64 MiB result plus room for the frame header. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024 + 64 * 1024;
+
+/** One report that the server stored (duplicates are not announced). */
+export interface ReportEvent {
+  request: RequestId;
+  /** The store index (0-based) of the argument tuple. */
+  index: number;
+  kind: "result" | "error";
+}
+
+/** Called for every report the server stores. */
+export type ReportListener = (event: ReportEvent) => void;
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  /** Where requests are read and reports written. The caller keeps ownership (and closes it). */
+  store: Store;
+  /** The TCP port; `0` picks a free one. @default 0 */
+  port?: number;
+  /** The address to listen on. @default "0.0.0.0" */
+  host?: string;
+  /** The largest request body accepted; larger ones are refused with 413. @default 64 MiB + 64 KiB */
+  maxBodyBytes?: number;
+  /** How long a request (headers and body) may take to arrive before a 408. @default 300000 */
+  requestTimeoutMs?: number;
+  /** Called for every report stored. More listeners can be added with `server.onReport`. */
+  onReport?: ReportListener;
+  /**
+   * An extra check of a result's bytes (for example, that they decode as a pickle). A result
+   * it rejects is refused with 400 and nothing of that post is stored.
+   */
+  validateResult?: (payload: Uint8Array) => boolean;
+  /**
+   * Told about failures that are not the client's fault (the store failing, a bug). They are
+   * answered 503 or 500 with a generic message. @default writes one line to stderr
+   */
+  onError?: (error: unknown) => void;
+}
+
+/** A running server; see {@link startServer}. */
+export interface SheepdogServer extends AsyncDisposable {
+  /** The base URL on this machine, e.g. `http://127.0.0.1:41234` (no trailing slash). */
+  readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The address it listens on. */
+  readonly host: string;
+  /** Adds a listener for stored reports; returns a function that removes it. */
+  onReport(listener: ReportListener): () => void;
+  /** Stops listening and closes connections once their requests finish. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** One report to write, as `Store.putReports` takes it. */
+type StoreReport =
+  | { index: number; kind: "result"; value: Uint8Array }
+  | { index: number; kind: "error"; value: string };
+
+const ID_PATTERN = /^[1-9][0-9]{0,14}$/;
+const BEARER_PATTERN = /^bearer +([A-Za-z0-9._~+/=-]{1,512}) *$/i;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function parseId(value: string | undefined, what: string): number {
+  if (value === undefined || !ID_PATTERN.test(value)) {
+    throw new WireError(400, `The ${what} in the path must be a positive integer.`);
+  }
+  return Number(value);
+}
+
+function isPickle(payload: Uint8Array): boolean {
+  // Protocol 2 and later start with PROTO <version> and every pickle ends with STOP.
+  const version = payload[1];
+  return (
+    payload.byteLength >= 3 &&
+    payload[0] === 0x80 &&
+    version !== undefined &&
+    version >= 2 &&
+    version <= 5 &&
+    payload[payload.byteLength - 1] === 0x2e
+  );
+}
+
+function defaultOnError(error: unknown): void {
+  const detail = error instanceof Error ? error.message : String(error);
+  console.error(`[sheepdog] [server] ${detail}`);
+}
+
+function listenError(error: NodeJS.ErrnoException, host: string, port: number): SheepdogError {
+  if (error.code === "EADDRINUSE") {
+    return new SheepdogError(
+      "SERVER_FAILED",
+      "server",
+      `Port ${port} on ${host} is in use by another program. Choose another port, leave the port unset to pick a free one, or stop the program using it.`,
+      { cause: error },
+    );
+  }
+  if (error.code === "EACCES") {
+    return new SheepdogError(
+      "SERVER_FAILED",
+      "server",
+      `Not allowed to listen on port ${port} on ${host}. Choose a port above 1023, or leave the port unset to pick a free one.`,
+      { cause: error },
+    );
+  }
+  if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND") {
+    return new SheepdogError(
+      "SERVER_FAILED",
+      "server",
+      `This machine has no address ${host} to listen on. Use "0.0.0.0" to listen on every address.`,
+      { cause: error },
+    );
+  }
+  return SheepdogError.from(
+    error,
+    "SERVER_FAILED",
+    "server",
+    `Cannot listen on port ${port} on ${host}`,
+  );
+}
+
+function baseUrl(host: string, port: number): string {
+  if (host === "0.0.0.0" || host === "") return `http://127.0.0.1:${port}`;
+  if (host === "::") return `http://[::1]:${port}`;
+  return host.includes(":") ? `http://[${host}]:${port}` : `http://${host}:${port}`;
+}
+
+/**
+ * Starts the HTTP server that workers fetch tasks from and report to (wire protocol v1, see
+ * `@sheepdog/contracts`), serving every request in `store`.
+ *
+ * Rejects with a `SheepdogError` (`SERVER_FAILED`) when the port is taken or cannot be used.
+ *
+ * @example
+ * ```ts
+ * await using server = await startServer({ store, port: 0 });
+ * server.onReport(({ request, index, kind }) => console.log(request, index, kind));
+ * console.log(server.url);
+ * ```
+ */
+export async function startServer(options: ServerOptions): Promise<SheepdogServer> {
+  const store = options.store;
+  const host = options.host ?? "0.0.0.0";
+  const requestedPort = options.port ?? 0;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const onError = options.onError ?? defaultOnError;
+  const validateResult = options.validateResult;
+  if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65535) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      "server",
+      `port must be an integer from 0 to 65535 (0 picks a free port), not ${String(options.port)}.`,
+    );
+  }
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1024) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      "server",
+      "maxBodyBytes must be an integer of at least 1024.",
+    );
+  }
+
+  const listeners = new Set<ReportListener>();
+  if (options.onReport) listeners.add(options.onReport);
+  const cache = new RequestCache(store);
+
+  function emit(event: ReportEvent): void {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        onError(error);
+      }
+    }
+  }
+
+  function storeFailure(error: unknown): WireError {
+    if (SheepdogError.isInstance(error)) {
+      if (error.code === "REQUEST_NOT_FOUND") return new WireError(404, "No such request.");
+      if (error.code === "TASK_NOT_FOUND") return new WireError(404, "No such task.");
+    }
+    onError(error);
+    return new WireError(503, "The server cannot use its store right now. Try again later.", {
+      "retry-after": "1",
+    });
+  }
+
+  async function authorised(event: H3Event, requestId: number): Promise<RequestSnapshot> {
+    let snapshot: RequestSnapshot;
+    try {
+      snapshot = await cache.get(requestId);
+    } catch (error) {
+      throw storeFailure(error);
+    }
+    const match = BEARER_PATTERN.exec(event.req.headers.get("authorization") ?? "");
+    if (match === null || !tokenMatches(match[1] as string, snapshot.tokenHash)) {
+      throw new WireError(401, "A valid bearer token for this request is required.", {
+        "www-authenticate": 'Bearer realm="sheepdog"',
+      });
+    }
+    return snapshot;
+  }
+
+  function taskRange(snapshot: RequestSnapshot, task: number): { first: number; count: number } {
+    if (task > arrayTaskCount(snapshot)) throw new WireError(404, "No such task.");
+    const first = (task - 1) * snapshot.chunkSize;
+    return { first, count: Math.min(snapshot.chunkSize, snapshot.tasks - first) };
+  }
+
+  function guarded(handler: (event: H3Event) => Promise<Response>) {
+    return async (event: H3Event): Promise<Response> => {
+      try {
+        return await handler(event);
+      } catch (error) {
+        if (error instanceof WireError) {
+          return errorResponse(error.status, error.message, error.headers);
+        }
+        onError(error);
+        return errorResponse(500, "Internal server error.");
+      }
+    };
+  }
+
+  async function fetchTask(event: H3Event): Promise<Response> {
+    const requestId = parseId(event.context.params?.request, "request id");
+    const task = parseId(event.context.params?.task, "task number");
+    const snapshot = await authorised(event, requestId);
+    const { first, count } = taskRange(snapshot, task);
+    let args: Uint8Array[];
+    try {
+      args = await store.getArgs(requestId, first, count);
+    } catch (error) {
+      throw storeFailure(error);
+    }
+    const header: TaskHeader = { version: WIRE_VERSION, request: requestId, task, first, count };
+    const body = encodeTaskFrames({ header, func: snapshot.func, ns: snapshot.ns, args });
+    return new Response(body, {
+      status: 200,
+      headers: { "content-type": TASK_CONTENT_TYPE, "cache-control": "no-store" },
+    });
+  }
+
+  async function postReports(event: H3Event): Promise<Response> {
+    const requestId = parseId(event.context.params?.request, "request id");
+    const task = parseId(event.context.params?.task, "task number");
+    const snapshot = await authorised(event, requestId);
+    const { first, count } = taskRange(snapshot, task);
+    const contentType = (event.req.headers.get("content-type") ?? "").split(";")[0]?.trim();
+    if (contentType?.toLowerCase() !== REPORTS_CONTENT_TYPE) {
+      throw new WireError(415, `Reports must be sent as ${REPORTS_CONTENT_TYPE}.`);
+    }
+    const body = await readLimitedBody(event.req, maxBodyBytes);
+    let reports: ReportFrame[];
+    try {
+      reports = decodeReports(body);
+    } catch (error) {
+      if (SheepdogError.isInstance(error)) {
+        throw new WireError(400, error.message.replace(/^\[sheepdog\] \[server\] /, ""));
+      }
+      throw error;
+    }
+    const seen = new Set<number>();
+    const writes: StoreReport[] = [];
+    for (const report of reports) {
+      if (report.index < first || report.index >= first + count) {
+        throw new WireError(400, "A report's index is outside this task's range.");
+      }
+      if (seen.has(report.index)) {
+        throw new WireError(400, "A post carries two reports for the same index.");
+      }
+      seen.add(report.index);
+      if (report.kind === "error") {
+        let text: string;
+        try {
+          text = strictUtf8.decode(report.payload);
+        } catch {
+          throw new WireError(400, "An error report is not UTF-8 text.");
+        }
+        writes.push({ index: report.index, kind: "error", value: text });
+      } else {
+        if (!isPickle(report.payload) || (validateResult && !validateResult(report.payload))) {
+          throw new WireError(400, "A result is not a pickle of protocol 2 to 5.");
+        }
+        writes.push({ index: report.index, kind: "result", value: report.payload });
+      }
+    }
+
+    const reply: ReportsReply = { stored: 0, duplicates: 0 };
+    const settle = (write: StoreReport, stored: boolean) => {
+      if (!stored) {
+        reply.duplicates += 1;
+        return;
+      }
+      reply.stored += 1;
+      emit({ request: requestId, index: write.index, kind: write.kind });
+    };
+    try {
+      // Use the store's batch write when it has one (`Store.putReports`, optional).
+      const batch = (
+        store as {
+          putReports?: (id: RequestId, reports: readonly StoreReport[]) => Promise<boolean[]>;
+        }
+      ).putReports;
+      if (batch !== undefined && writes.length > 1) {
+        const stored = await batch.call(store, requestId, writes);
+        for (const [i, write] of writes.entries()) settle(write, stored[i] === true);
+      } else {
+        for (const write of writes) {
+          const stored =
+            write.kind === "error"
+              ? await store.putError(requestId, write.index, write.value)
+              : await store.putResult(requestId, write.index, write.value);
+          settle(write, stored);
+        }
+      }
+    } catch (error) {
+      throw storeFailure(error);
+    }
+    return jsonResponse(reply);
+  }
+
+  const app = new H3({
+    onError(error) {
+      // Errors h3 raises itself (no such route, a malformed URL): a generic message, never
+      // the path that was asked for.
+      const status = error.status >= 400 && error.status <= 599 ? error.status : 500;
+      if (status >= 500) onError(error.cause ?? error);
+      return errorResponse(status, genericMessage(status));
+    },
+  });
+  const methodNotAllowed = (allow: string) => () =>
+    errorResponse(405, genericMessage(405), { allow });
+  app.get(
+    "/health",
+    guarded(async () => jsonResponse({ ok: true, version: WIRE_VERSION })),
+  );
+  app.all("/health", methodNotAllowed("GET"));
+  app.get("/v1/requests/:request/tasks/:task", guarded(fetchTask));
+  app.all("/v1/requests/:request/tasks/:task", methodNotAllowed("GET"));
+  app.post("/v1/requests/:request/tasks/:task/reports", guarded(postReports));
+  app.all("/v1/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
+
+  const server = createServer(
+    {
+      requestTimeout: options.requestTimeoutMs ?? 300_000,
+      headersTimeout: Math.min(60_000, options.requestTimeoutMs ?? 60_000),
+      keepAliveTimeout: 5_000,
+    },
+    toNodeHandler(app),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    const onListenError = (error: NodeJS.ErrnoException) => {
+      reject(listenError(error, host, requestedPort));
+    };
+    server.once("error", onListenError);
+    server.listen(requestedPort, host, () => {
+      server.off("error", onListenError);
+      resolve();
+    });
+  });
+  server.on("error", onError);
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.closeAllConnections(), 2_000);
+      force.unref();
+      server.close(() => {
+        clearTimeout(force);
+        listeners.clear();
+        cache.clear();
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
+
+  return {
+    url: baseUrl(host, port),
+    port,
+    host,
+    onReport(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
