@@ -48,6 +48,9 @@ export interface Remote {
   /** Creates a directory and its parents (`mkdir -p`). @default mode 0o700 */
   mkdir(path: string, mode?: number): Promise<void>;
 
-  /** Ends the connection. Later calls reject with `CLOSED`; a second close is harmless. */
+  /**
+   * Ends the connection. Calls in flight reject with `CLOSED` (their commands are stopped), as
+   * do later calls; a second close is harmless.
+   */
   close(): Promise<void>;
 }

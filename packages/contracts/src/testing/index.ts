@@ -10,6 +10,8 @@
  */
 export type { MemoryStore, MemoryStoreData, MemoryStoreOptions } from "./memory-store.js";
 export { memoryStore } from "./memory-store.js";
+export type { RemoteContractOptions, RemoteFactory } from "./remote-contract.js";
+export { describeRemoteContract } from "./remote-contract.js";
 export type {
   StoreContractContext,
   StoreContractOptions,

@@ -48,6 +48,10 @@ class Stop {
   }
 }
 
+/** The first line of every command: it tells the shell's pid on stderr. */
+const pidLine = "printf 'sheepdog-pid %s\\n' $$ >&2";
+const pidPrefix = Buffer.from("sheepdog-pid ");
+
 /** The server refused to open a channel (MaxSessions reached, most likely). */
 class ChannelRefused extends Error {}
 
@@ -91,6 +95,8 @@ export class SshRemote implements Remote, AsyncDisposable {
   private closedFlag = false;
   private readonly stops = new Set<Stop>();
   private readonly limiter: Limiter;
+  /** Kills of stopped commands still under way (close() waits for them). */
+  private readonly kills = new Set<Promise<void>>();
 
   constructor(
     first: OpenConnection,
@@ -251,9 +257,13 @@ export class SshRemote implements Remote, AsyncDisposable {
     return this.guarded(what, { signal: options.signal, timeoutMs }, async (stop) => {
       for (;;) {
         const release = await this.limiter.acquire(stop.promise);
+        // A stopped command keeps its slot until it has been killed on the server.
+        let handOff: Promise<void> | undefined;
         try {
           const state = await this.race(this.connection(), stop);
-          return await this.runExec(state, command, options.stdin, stop);
+          const run = this.runExec(state, command, options.stdin, stop);
+          handOff = run.cleanup;
+          return await run.result;
         } catch (error) {
           if (!(error instanceof ChannelRefused)) throw error;
           // The server limits sessions per connection (MaxSessions): queue below its limit.
@@ -268,57 +278,93 @@ export class SshRemote implements Remote, AsyncDisposable {
           }
           this.limiter.setCapacity(others);
         } finally {
-          release();
+          if (handOff) handOff.then(release, release);
+          else release();
         }
       }
     });
   }
 
+  /**
+   * Runs one command on a new channel. The command is prefixed with a line that reports its
+   * shell's pid on stderr (sshd makes that shell a process group leader), so that a stopped
+   * command can be killed with its children by `kill -KILL -- -<pid>` on another channel:
+   * OpenSSH before 7.9 ignores SSH signal requests, and ssh2 cannot send one once stdin is
+   * closed. The line is removed from stderr before anyone sees it.
+   */
   private runExec(
     state: ConnectionState,
     command: string,
     stdin: string | Uint8Array | undefined,
     stop: Stop,
-  ): Promise<ExecResult> {
-    return new Promise<ExecResult>((resolve, reject) => {
-      let channel: SshChannelLike | undefined;
-      let done = false;
-      const settle = (error: Error | undefined, result?: ExecResult): void => {
-        if (done) return;
-        done = true;
-        if (error) reject(error);
-        else if (result) resolve(result);
-      };
-      const kill = (): void => {
-        if (!channel) return;
+  ): { result: Promise<ExecResult>; cleanup: Promise<void> } {
+    let pid: number | undefined;
+    let finished = false;
+    let channel: SshChannelLike | undefined;
+    let resolveCleanup!: () => void;
+    const cleanup = new Promise<void>((resolve) => {
+      resolveCleanup = resolve;
+    });
+    const kill = (): void => {
+      if (finished || !channel) {
+        resolveCleanup();
+        return;
+      }
+      const target = pid;
+      const opened = channel;
+      const closeChannel = (): void => {
         try {
-          channel.signal("KILL");
+          opened.close();
         } catch {
           // The channel may already be closing.
         }
-        try {
-          channel.close();
-        } catch {
-          // Idem.
-        }
+      };
+      if (target === undefined || !state.alive) {
+        closeChannel();
+        resolveCleanup();
+        return;
+      }
+      void this.killGroup(state, target).then(() => {
+        closeChannel();
+        resolveCleanup();
+      });
+    };
+    const result = new Promise<ExecResult>((resolve, reject) => {
+      let done = false;
+      const settle = (error: Error | undefined, value?: ExecResult): void => {
+        if (done) return;
+        done = true;
+        if (error) reject(error);
+        else if (value) resolve(value);
       };
       stop.promise.then(
         (error) => {
-          kill();
           settle(error);
+          kill();
         },
         () => {},
       );
       try {
-        state.open.client.exec(command, {}, (error, opened) => {
+        state.open.client.exec(`${pidLine}\n${command}`, {}, (error, opened) => {
           if (stop.fired) {
             if (opened) {
               channel = opened;
-              kill();
+              // The pid is not known yet: wait for it briefly, then kill.
+              opened.stderr.on("data", () => {});
+              opened.on("close", () => {
+                finished = true;
+              });
+              try {
+                opened.close();
+              } catch {
+                // Closing already.
+              }
             }
+            resolveCleanup();
             return;
           }
           if (error) {
+            resolveCleanup();
             if (!state.alive) {
               settle(this.lostError(state, "a command"));
             } else if (/Channel open failure/i.test(error.message)) {
@@ -338,9 +384,29 @@ export class SshRemote implements Remote, AsyncDisposable {
           channel = opened;
           const stdout: Buffer[] = [];
           const stderr: Buffer[] = [];
+          let head: Buffer | undefined = Buffer.alloc(0);
           let exit: { code: number | null; signal: string | null } | undefined;
           opened.on("data", (data: Buffer) => stdout.push(data));
-          opened.stderr.on("data", (data: Buffer) => stderr.push(data));
+          opened.stderr.on("data", (data: Buffer) => {
+            if (head === undefined) {
+              stderr.push(data);
+              return;
+            }
+            // Until the pid line is seen (or ruled out), hold stderr back.
+            head = Buffer.concat([head, data]);
+            const prefix = pidPrefix.subarray(0, Math.min(head.length, pidPrefix.length));
+            if (!head.subarray(0, prefix.length).equals(prefix)) {
+              stderr.push(head);
+              head = undefined;
+              return;
+            }
+            const newline = head.indexOf(10);
+            if (newline < 0) return;
+            const parsed = Number(head.subarray(pidPrefix.length, newline).toString("latin1"));
+            if (Number.isInteger(parsed) && parsed > 1) pid = parsed;
+            stderr.push(head.subarray(newline + 1));
+            head = undefined;
+          });
           opened.on("exit", (code, signal) => {
             exit = {
               code: typeof code === "number" ? code : null,
@@ -348,6 +414,8 @@ export class SshRemote implements Remote, AsyncDisposable {
             };
           });
           opened.on("close", () => {
+            finished = true;
+            if (head !== undefined) stderr.push(head);
             if (exit) {
               settle(undefined, {
                 stdout: Buffer.concat(stdout).toString("utf8"),
@@ -355,10 +423,12 @@ export class SshRemote implements Remote, AsyncDisposable {
                 code: exit.signal ? null : exit.code,
                 signal: exit.signal,
               });
+              resolveCleanup();
               return;
             }
             // Let the client's own "close" run first, so a lost connection is told apart.
             setImmediate(() => {
+              resolveCleanup();
               if (!state.alive) settle(this.lostError(state, "a command"));
               else
                 settle(
@@ -379,6 +449,7 @@ export class SshRemote implements Remote, AsyncDisposable {
           }
         });
       } catch (error) {
+        resolveCleanup();
         settle(
           state.alive
             ? SheepdogError.from(
@@ -391,6 +462,31 @@ export class SshRemote implements Remote, AsyncDisposable {
         );
       }
     });
+    return { result, cleanup };
+  }
+
+  /** Kills a command's process group on the server, on a channel of its own (best effort). */
+  private killGroup(state: ConnectionState, pid: number): Promise<void> {
+    const kill = new Promise<void>((resolve) => {
+      try {
+        state.open.client.exec(`kill -KILL -- -${pid} 2>/dev/null`, {}, (error, channel) => {
+          if (error) {
+            resolve();
+            return;
+          }
+          channel.on("data", () => {});
+          channel.stderr.on("data", () => {});
+          channel.on("close", () => resolve());
+          channel.end();
+        });
+      } catch {
+        resolve();
+      }
+    });
+    const limit = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+    const done = Promise.race([kill, limit]);
+    this.kills.add(done);
+    return done.finally(() => this.kills.delete(done));
   }
 
   private sftp(state: ConnectionState): Promise<SftpLike> {
@@ -604,10 +700,21 @@ export class SshRemote implements Remote, AsyncDisposable {
   async close(): Promise<void> {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    for (const stop of this.stops) stop.fire(this.closedError("A call was stopped by close()"));
+    for (const stop of this.stops) {
+      stop.fire(
+        new SheepdogError(
+          "CLOSED",
+          sourceName,
+          `close() was called on ${this.name} while a call was under way, so it was stopped. Await your calls before closing.`,
+        ),
+      );
+    }
     const state = this.state;
     this.state = undefined;
     if (!state) return;
+    // Let stopped commands be killed on the server before the connection goes.
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([...this.kills]);
     state.open.dispose();
     if (this.settings.reconnect) {
       // Wait (briefly) for the socket to close, so that close() means closed.
