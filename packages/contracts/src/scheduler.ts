@@ -2,7 +2,7 @@
 export interface JobSpec {
   /**
    * A name unique across every request from every store, used for the job and its files.
-   * Only `[A-Za-z0-9_.-]`.
+   * Only `[A-Za-z0-9_.-]`, starting with a letter or `_` (GridEngine refuses a leading digit).
    */
   name: string;
   /** How many array tasks; they are numbered 1 .. tasks. */
@@ -61,7 +61,14 @@ export interface TaskEnd {
 
 /** Where one task is. */
 export type TaskState =
-  | { state: "queued" }
+  | {
+      state: "queued";
+      /**
+       * Set when the scheduler holds the task in an error state that it will not leave by
+       * itself (GridEngine's `Eqw`), saying why: `unable to find shell "/usr/bin/python3"`.
+       */
+      error?: string;
+    }
   | { state: "running"; host?: string }
   | ({ state: "finished" } & TaskEnd)
   /** The scheduler no longer knows the task and has no record of how it ended (yet). */
