@@ -1,0 +1,333 @@
+import type { JobRef, JobSpec } from "@sheepdog/contracts";
+import { describe, expect, it } from "vitest";
+import { fixture, ScriptedRemote } from "./__fixtures__/scripted-remote.js";
+import { gridEngine } from "./grid-engine.js";
+
+const spec: JobSpec = {
+  name: "demo_1",
+  tasks: 5,
+  shell: "/usr/bin/python3",
+  options: ["-l h_rt=0:1:0"],
+  directory: ".sheepdog/",
+  program: "print('hi')\n",
+};
+
+const sconf =
+  "max_aj_instances             2000\nmax_aj_tasks                 75000\nmax_u_jobs 0\n";
+
+function ref(parts: JobRef["parts"], name: string, tasks: number): JobRef {
+  return {
+    scheduler: "gridengine",
+    id: parts.map((part) => part.jobId).join(","),
+    tasks,
+    parts,
+    directory: ".sheepdog",
+    name,
+  };
+}
+
+const emptyQstat =
+  "<?xml version='1.0'?>\n<job_info>\n  <queue_info>\n  </queue_info>\n  <job_info>\n  </job_info>\n</job_info>\n";
+
+describe("gridEngine submit", () => {
+  it("makes the directory, uploads the script 0600 and parses qsub's job number", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qconf -sconf$/, { stdout: sconf })
+      .on(/qsub -terse/, { stdout: "31.1-5:1\n" });
+    const job = await gridEngine(remote).submit(spec);
+    expect(job).toEqual({
+      ...ref([{ jobId: "31", firstTask: 1, lastTask: 5 }], "demo_1", 5),
+      directory: ".sheepdog/",
+    });
+    expect(remote.directories).toEqual([".sheepdog"]);
+    const upload = remote.uploads.get(".sheepdog/demo_1.py");
+    expect(upload?.mode).toBe(0o600);
+    expect(upload?.contents).toContain("#$ -t 1-5\n");
+    expect(remote.commands).toEqual([
+      "qconf -sconf",
+      "cd -- '.sheepdog' && qsub -terse 'demo_1.py'",
+    ]);
+  });
+
+  it("splits an array larger than max_aj_tasks into parts that keep the global task numbers", async () => {
+    let next = 40;
+    const remote = new ScriptedRemote()
+      .on(/^qconf -sconf$/, { stdout: sconf.replace("75000", "2") })
+      .on(/qsub -terse/, () => ({
+        stdout: `Your job-array ${next++}.x ("demo_1") has been submitted\n`,
+      }));
+    const scheduler = gridEngine(remote);
+    const job = await scheduler.submit(spec);
+    expect(job.id).toBe("40,41,42");
+    expect(job.parts).toEqual([
+      { jobId: "40", firstTask: 1, lastTask: 2 },
+      { jobId: "41", firstTask: 3, lastTask: 4 },
+      { jobId: "42", firstTask: 5, lastTask: 5 },
+    ]);
+    expect([...remote.uploads.keys()]).toEqual([
+      ".sheepdog/demo_1.1.py",
+      ".sheepdog/demo_1.2.py",
+      ".sheepdog/demo_1.3.py",
+    ]);
+    expect(remote.uploads.get(".sheepdog/demo_1.2.py")?.contents).toContain("#$ -t 3-4\n");
+    // max_aj_tasks is read once per scheduler.
+    await scheduler.submit({ ...spec, name: "demo_2", tasks: 1 });
+    expect(remote.commands.filter((command) => command === "qconf -sconf")).toHaveLength(1);
+  });
+
+  it("honours a maxArrayTasks override without asking qconf", async () => {
+    const remote = new ScriptedRemote().on(/qsub -terse/, { stdout: "7.1-2:1\n" });
+    const job = await gridEngine(remote, { maxArrayTasks: 2 }).submit({ ...spec, tasks: 4 });
+    expect(job.parts.map((part) => [part.firstTask, part.lastTask])).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    expect(remote.commands.some((command) => command.startsWith("qconf"))).toBe(false);
+  });
+
+  it("rejects with SUBMIT_FAILED and SGE's message, withdrawing parts already queued", async () => {
+    let calls = 0;
+    const remote = new ScriptedRemote()
+      .on(/qsub -terse/, () =>
+        calls++ === 0
+          ? { stdout: "50.1-2:1\n" }
+          : {
+              code: 1,
+              stderr:
+                'Unable to run job: Job was rejected because job requests unknown queue "nosuchq"\nExiting.\n',
+            },
+      )
+      .on(/^qdel /, { stdout: "sheepdog has deleted job 50\n" });
+    const failure = gridEngine(remote, { maxArrayTasks: 2 }).submit(spec);
+    await expect(failure).rejects.toMatchObject({
+      code: "SUBMIT_FAILED",
+      message:
+        '[sheepdog] [gridengine] qsub refused job "demo_1" (exit code 1): Unable to run job: Job was rejected because job requests unknown queue "nosuchq" Exiting.',
+    });
+    expect(remote.commands.at(-1)).toBe("qdel 50");
+  });
+
+  it("says how to fix a head node where qsub is not on the PATH", async () => {
+    const remote = new ScriptedRemote().on(/^qconf/, { stdout: sconf });
+    await expect(gridEngine(remote).submit(spec)).rejects.toMatchObject({
+      code: "SUBMIT_FAILED",
+      message: expect.stringContaining("qsub was not found on scripted"),
+    });
+  });
+
+  it("runs the setup commands before every GridEngine command", async () => {
+    const remote = new ScriptedRemote().on(/qsub -terse/, { stdout: "8.1-5:1\n" });
+    const setup = ". /opt/sge/default/common/settings.sh";
+    await gridEngine(remote, { setup, maxArrayTasks: 10 }).submit(spec);
+    expect(remote.commands).toEqual([`${setup}\ncd -- '.sheepdog' && qsub -terse 'demo_1.py'`]);
+  });
+
+  it("rejects a bad spec before touching the remote", async () => {
+    const remote = new ScriptedRemote();
+    await expect(
+      gridEngine(remote).submit({ ...spec, options: ["-l h_rt=1\n#$ -N x"] }),
+    ).rejects.toMatchObject({ code: "CONFIG_INVALID" });
+    expect(remote.commands).toEqual([]);
+  });
+});
+
+describe("gridEngine status", () => {
+  it("maps qstat's running, pending, held and Eqw entries onto each task", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: fixture("qstat-eqw-held-single.xml") })
+      .on(/^qstat -j 13$/, { stdout: fixture("qstat-j-eqw.txt") });
+    const scheduler = gridEngine(remote);
+    const running = await scheduler.status(
+      ref([{ jobId: "11", firstTask: 1, lastTask: 10 }], "running", 10),
+    );
+    expect(running.get(9)).toEqual({ state: "running", host: "vm" });
+    expect(running.get(10)).toEqual({ state: "running", host: "vm" });
+    // Tasks 1-8 left qstat; no accounting answer (qacct not found): unknown, never finished.
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((task) => running.get(task))).toEqual(
+      Array(8).fill({ state: "unknown" }),
+    );
+    const held = await scheduler.status(
+      ref([{ jobId: "12", firstTask: 1, lastTask: 3 }], "held", 3),
+    );
+    expect([...held.values()]).toEqual(Array(3).fill({ state: "queued" }));
+    const eqw = await scheduler.status(
+      ref([{ jobId: "13", firstTask: 1, lastTask: 3 }], "badshell", 3),
+    );
+    expect(eqw.get(2)).toEqual({
+      state: "queued",
+      error: 'unable to find shell "/no/such/python"',
+    });
+    const single = await scheduler.status(
+      ref([{ jobId: "14", firstTask: 1, lastTask: 1 }], "single", 1),
+    );
+    expect(single).toEqual(new Map([[1, { state: "running", host: "vm" }]]));
+  });
+
+  it("asks qstat once for all parts and qacct once per part with tasks gone from qstat", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: fixture("qstat-running-pending-held.xml") })
+      .on(/^qacct -j 15$/, { stdout: fixture("qacct-exits-and-signals.txt") });
+    const job = ref(
+      [
+        { jobId: "15", firstTask: 1, lastTask: 7 },
+        { jobId: "11", firstTask: 8, lastTask: 10 },
+      ],
+      "ends",
+      10,
+    );
+    const states = await gridEngine(remote).status(job);
+    expect(remote.commands).toEqual(["qstat -xml -u '$user' -s prs", "qacct -j 15"]);
+    expect([...states.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(states.get(2)).toEqual({
+      state: "finished",
+      exitCode: 3,
+      signal: null,
+      reason: "exited with status 3",
+    });
+    expect(states.get(4)).toMatchObject({ state: "finished", exitCode: null, signal: 9 });
+    expect(states.get(8)).toEqual({ state: "queued" });
+  });
+
+  it("reports a task gone from qstat as unknown until qacct has its record, then keeps it", async () => {
+    let flushed = false;
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: emptyQstat })
+      .on(/^qacct -j 16$/, () =>
+        flushed
+          ? { stdout: fixture("qacct-h_rt.txt") }
+          : { code: 1, stderr: "error: job id 16 not found\n" },
+      );
+    const scheduler = gridEngine(remote);
+    const job = ref([{ jobId: "16", firstTask: 1, lastTask: 2 }], "hrt", 2);
+    expect([...(await scheduler.status(job)).values()]).toEqual([
+      { state: "unknown" },
+      { state: "unknown" },
+    ]);
+    flushed = true;
+    const states = await scheduler.status(job);
+    expect(states.get(1)).toMatchObject({
+      state: "finished",
+      signal: 9,
+      reason: expect.stringContaining("h_rt"),
+    });
+    const asked = remote.commands.filter((command) => command.startsWith("qacct")).length;
+    await scheduler.status(job);
+    expect(remote.commands.filter((command) => command.startsWith("qacct"))).toHaveLength(asked);
+  });
+
+  it("ignores accounting records of another job that had the same number", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: emptyQstat })
+      .on(/^qacct -j 16$/, { stdout: fixture("qacct-h_rt.txt") });
+    const states = await gridEngine(remote).status(
+      ref([{ jobId: "16", firstTask: 1, lastTask: 2 }], "other", 2),
+    );
+    expect(states.get(1)).toEqual({ state: "unknown" });
+  });
+
+  it("stops asking qacct after qacctWaitMs, and for good once qacct is missing", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: emptyQstat })
+      .on(/^qacct/, { code: 1, stderr: "error: job id 16 not found\n" });
+    const job = ref([{ jobId: "16", firstTask: 1, lastTask: 2 }], "hrt", 2);
+    const patient = gridEngine(remote, { qacctWaitMs: 0 });
+    await patient.status(job);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await patient.status(job);
+    expect(remote.commands.filter((command) => command.startsWith("qacct"))).toHaveLength(1);
+
+    const bare = new ScriptedRemote().on(/^qstat -xml/, { stdout: emptyQstat });
+    const noAccounting = gridEngine(bare);
+    await noAccounting.status(job);
+    await noAccounting.status(job);
+    expect(bare.commands).toEqual([
+      "qstat -xml -u '$user' -s prs",
+      "qacct -j 16",
+      "qstat -xml -u '$user' -s prs",
+    ]);
+  });
+
+  it("fails with SCHEDULER_FAILED when qstat fails, rather than calling every task unknown", async () => {
+    const remote = new ScriptedRemote().on(/^qstat/, {
+      code: 1,
+      stderr:
+        "error: commlib error: got select error (Connection refused)\nunable to contact qmaster\n",
+    });
+    await expect(
+      gridEngine(remote).status(ref([{ jobId: "1", firstTask: 1, lastTask: 1 }], "x", 1)),
+    ).rejects.toMatchObject({
+      code: "SCHEDULER_FAILED",
+      message: expect.stringContaining("unable to contact qmaster"),
+    });
+    const garbled = new ScriptedRemote().on(/^qstat/, { stdout: "Segmentation fault\n" });
+    await expect(
+      gridEngine(garbled).status(ref([{ jobId: "1", firstTask: 1, lastTask: 1 }], "x", 1)),
+    ).rejects.toMatchObject({ code: "SCHEDULER_FAILED" });
+  });
+
+  it("refuses a JobRef that is not its own, never putting its text in a command", async () => {
+    const remote = new ScriptedRemote();
+    const scheduler = gridEngine(remote);
+    const hostile = ref([{ jobId: "1; touch /tmp/pwned", firstTask: 1, lastTask: 1 }], "x", 1);
+    await expect(scheduler.status(hostile)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(scheduler.cancel(hostile)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(
+      scheduler.status({ ...hostile, scheduler: "local", parts: [] }),
+    ).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
+    expect(remote.commands).toEqual([]);
+  });
+});
+
+describe("gridEngine cancel and close", () => {
+  it("qdels every part; jobs that already ended are not an error", async () => {
+    const remote = new ScriptedRemote().on(/^qdel/, {
+      code: 1,
+      stdout: "sheepdog has registered the job-array task 60.1 for deletion\n",
+      stderr: 'denied: job "61" does not exist\n',
+    });
+    const job = ref(
+      [
+        { jobId: "60", firstTask: 1, lastTask: 2 },
+        { jobId: "61", firstTask: 3, lastTask: 4 },
+      ],
+      "x",
+      4,
+    );
+    await gridEngine(remote).cancel(job);
+    expect(remote.commands).toEqual(["qdel 60 61"]);
+  });
+
+  it("fails with SCHEDULER_FAILED on any other qdel refusal", async () => {
+    const remote = new ScriptedRemote().on(/^qdel/, {
+      code: 1,
+      stderr: 'error: unable to send message to qmaster using port 6444 on host "vm"\n',
+    });
+    await expect(
+      gridEngine(remote).cancel(ref([{ jobId: "60", firstTask: 1, lastTask: 1 }], "x", 1)),
+    ).rejects.toMatchObject({
+      code: "SCHEDULER_FAILED",
+      message: expect.stringContaining("unable to send"),
+    });
+  });
+
+  it("refuses use after close, and supports await using", async () => {
+    const remote = new ScriptedRemote();
+    const job = ref([{ jobId: "60", firstTask: 1, lastTask: 1 }], "x", 1);
+    let kept: ReturnType<typeof gridEngine> | undefined;
+    {
+      await using scheduler = gridEngine(remote);
+      kept = scheduler;
+    }
+    await expect(kept.status(job)).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(kept.submit(spec)).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(kept.cancel(job)).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("validates its options", () => {
+    const remote = new ScriptedRemote();
+    expect(() => gridEngine(remote, { maxArrayTasks: 0 })).toThrow(/maxArrayTasks/);
+    expect(() => gridEngine(remote, { qacctWaitMs: -1 })).toThrow(/qacctWaitMs/);
+  });
+});

@@ -1,0 +1,122 @@
+import { SheepdogError } from "@sheepdog/contracts";
+
+const source = "gridengine";
+
+/**
+ * Splits one `#$` line into words the way qsub does: words are separated by blanks, and a
+ * double- or single-quoted run is part of its word without its quotes (no backslash
+ * escapes). Returns `undefined` when a quote is left open.
+ */
+export function splitDirective(line: string): string[] | undefined {
+  const words: string[] = [];
+  let word = "";
+  let inWord = false;
+  let quote: string | null = null;
+  for (const char of line) {
+    if (quote) {
+      if (char === quote) quote = null;
+      else word += char;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      inWord = true;
+    } else if (char === " " || char === "\t") {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+    } else {
+      word += char;
+      inWord = true;
+    }
+  }
+  if (quote) return undefined;
+  if (inWord) words.push(word);
+  return words;
+}
+
+/**
+ * Options that Sheepdog sets itself, or that would break the job script, with the reason
+ * given when a user passes them.
+ */
+const managedOptions: Record<string, string> = {
+  "-t": "Sheepdog sets the task range from the number of tasks",
+  "-N": "Sheepdog names the job itself (one name per request, so files never collide)",
+  "-S": 'Sheepdog sets the interpreter from the "shell" setting',
+  "-b": "the job must be a script (Sheepdog's worker), not a binary",
+  "-C": "it would change the directive prefix Sheepdog's job script relies on",
+  "-sync": "qsub would then wait for the whole job to end",
+};
+
+// Characters that end a line for qsub or Python, or that no option has a use for.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is rejected
+const forbidden = /[\u0000-\u0008\u000a-\u001f\u007f\u0085\u2028\u2029]/;
+
+function describeChar(char: string): string {
+  if (char === "\n") return "a newline";
+  if (char === "\r") return "a carriage return";
+  if (char === "\u0000") return "a NUL character";
+  return `the control character U+${char.codePointAt(0)?.toString(16).padStart(4, "0").toUpperCase()}`;
+}
+
+/**
+ * Checks one scheduler option (`"-l h_rt=0:10:0"`) before it becomes a `#$` line. Rejects,
+ * with `CONFIG_INVALID` naming the option, anything that could start another line (newline,
+ * carriage return, NUL, other control characters), a `#` (qsub ends the line there, even in
+ * quotes), an unclosed quote, text that is not an option, and the options Sheepdog manages.
+ * Returns the option's words as qsub will read them.
+ */
+export function checkOption(option: unknown): string[] {
+  if (typeof option !== "string") {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `Every GridEngine option must be a string, not ${JSON.stringify(option) ?? String(option)}.`,
+    );
+  }
+  const shown = JSON.stringify(option);
+  const bad = forbidden.exec(option);
+  if (bad) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `GridEngine option ${shown} contains ${describeChar(bad[0])}, which could start a second directive or a line of the job script. Give each option as its own single-line string.`,
+    );
+  }
+  if (option.includes("#")) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `GridEngine option ${shown} contains "#", where qsub would cut the directive short (it reads "#" as the start of a comment, even in quotes). Remove the "#".`,
+    );
+  }
+  const words = splitDirective(option);
+  if (!words) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `GridEngine option ${shown} has an unclosed quote. Close it, or drop the quotes.`,
+    );
+  }
+  if (words.length === 0 || !words[0]?.startsWith("-")) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `GridEngine option ${shown} is not an option: each one starts with "-", as in "-l h_rt=0:10:0".`,
+    );
+  }
+  for (const word of words) {
+    const why = Object.hasOwn(managedOptions, word) ? managedOptions[word] : undefined;
+    if (why) {
+      throw new SheepdogError(
+        "CONFIG_INVALID",
+        source,
+        `GridEngine option ${shown} sets ${word}, which Sheepdog does not allow: ${why}. Remove it.`,
+      );
+    }
+  }
+  return words;
+}
+
+/** Quotes a word for a POSIX shell: `'it'\''s'`. */
+export function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
