@@ -19,6 +19,7 @@ export { hashToken, newToken, tokenMatches } from "./token.js";
 export type {
   FunctionSource,
   HealthReply,
+  NamespaceFunction,
   ReportEntry,
   ReportHeader,
   ReportsReply,
@@ -27,8 +28,10 @@ export type {
   WorkerLaunch,
 } from "./wire.js";
 export {
+  NS_FUNCTION_MARKER,
   REPORTS_CONTENT_TYPE,
   STDOUT_REPORT_PREFIX,
   TASK_CONTENT_TYPE,
   WIRE_VERSION,
+  WORKER_EXIT_CODES,
 } from "./wire.js";

@@ -3,7 +3,9 @@
  *
  * Every worker route is under `/v1/requests/:request/tasks/:task`, where `task` is the array
  * task number (1-based). A task covers the arguments `first .. first + count - 1` (0-based
- * store indices); with a chunk size of `c`, task `t` covers `(t - 1) * c` onward.
+ * store indices); with a chunk size of `c` (the request meta's `chunkSize`, a positive integer,
+ * default 1), task `t` covers `(t - 1) * c` onward, `min(c, tasks - first)` of them. There are
+ * `ceil(tasks / c)` array tasks.
  *
  * Workers authenticate with `Authorization: Bearer <token>`, the token of that request. The
  * server compares it in constant time against the stored hash.
@@ -16,12 +18,17 @@
  *   content type {@link TASK_CONTENT_TYPE}.
  * - `POST /v1/requests/:request/tasks/:task/reports`, frames
  *   `[ReportHeader, payload(report 0), payload(report 1), ...]`, where a result's payload is
- *   its pickle and an error's is the UTF-8 traceback, content type
- *   {@link REPORTS_CONTENT_TYPE} -> JSON {@link ReportsReply}.
+ *   its pickle (protocol 2 to 5: it starts with PROTO and ends with STOP) and an error's is the
+ *   UTF-8 traceback, content type {@link REPORTS_CONTENT_TYPE} -> JSON {@link ReportsReply}.
+ *   Every index MUST lie in this task's range, once per post; if any report is bad the whole
+ *   post is refused (400) and none of it is stored.
  * - `GET  /health` -> JSON {@link HealthReply}.
  *
  * Anything malformed is answered 4xx with JSON {@link WireErrorBody}; never a crash, never a
- * stack trace or echoed input.
+ * stack trace or echoed input. 400 bad ids or frames, 401 a missing or wrong token, 404 an
+ * unknown request or task, 405 a wrong method, 413 a body over the limit, 415 a wrong content
+ * type; 503 when the server's store fails (retry). Workers retry connection failures, 5xx, 408
+ * and 429, and never other 4xx.
  */
 export const WIRE_VERSION = 1;
 
@@ -80,13 +87,40 @@ export interface FunctionSource {
 }
 
 /**
- * Each report is also printed on the worker's stdout as one line, so that results survive a
- * server that never comes back (`sheepdog recover`):
+ * The key that marks a `py` function inside the namespace. The `ns` bytes are a pickle of a
+ * dict from names to values (empty bytes for no namespace); a value that is a dict with this
+ * single key, holding a {@link FunctionSource} (`{"name": ..., "source": ...}`), is a function.
+ * The worker builds one module namespace: first every plain value, then each function's
+ * `source` executed into it and bound under its ns key, then the main function's source; so
+ * functions, constants and a `global` import are visible to each other.
+ */
+export const NS_FUNCTION_MARKER = "__sheepdog_function__";
+
+/** How a `py` function is encoded as a value of the namespace dict (before pickling). */
+export interface NamespaceFunction {
+  [NS_FUNCTION_MARKER]: FunctionSource;
+}
+
+/**
+ * The worker's exit status: `ok` when every report was delivered (even if the function
+ * raised); `undelivered` when reports could not be delivered (they are still on stdout);
+ * `usage` for bad launch settings or no task number in the environment; `refused` when the
+ * server refused the worker (4xx) or answered with something unusable.
+ */
+export const WORKER_EXIT_CODES = { ok: 0, undelivered: 1, usage: 2, refused: 3 } as const;
+
+/**
+ * Each report is also printed on the worker's stdout as one line, before it is posted, so
+ * that results survive a server that never comes back (`sheepdog recover`):
  * `SHEEPDOG-REPORT v1 <request> <index> <result|error> <base64 payload>`.
  */
 export const STDOUT_REPORT_PREFIX = "SHEEPDOG-REPORT v1 ";
 
-/** The settings a worker is launched with, embedded in its job program as JSON. */
+/**
+ * The settings a worker is launched with, embedded in its job program as JSON. The task
+ * number comes from the environment: the first set of `SHEEPDOG_TASK_ID`, `SGE_TASK_ID`,
+ * `SLURM_ARRAY_TASK_ID`, `PBS_ARRAY_INDEX` (`SGE_TASK_ID=undefined` counts as unset).
+ */
 export interface WorkerLaunch {
   /** The server's base URL, without a trailing slash. */
   url: string;
