@@ -1,0 +1,636 @@
+# Sheepdog worker: runs one array task of a Sheepdog request and reports back.
+#
+# Standard library only; runs on Python 3.8 and later. A job program is this file followed
+# by a call to main() with the launch settings (see workerProgram in @sheepdog/worker-py):
+#
+#     if __name__ == "__main__":
+#         sys.exit(main(json.loads("{...}")))
+#
+# What it does, in wire protocol v1 (see wire.ts in @sheepdog/contracts):
+#   1. reads its task number from SHEEPDOG_TASK_ID, SGE_TASK_ID, SLURM_ARRAY_TASK_ID or
+#      PBS_ARRAY_INDEX (the first that is set);
+#   2. GETs /v1/requests/<request>/tasks/<task>: frames [header, func, ns, args...];
+#   3. builds one globals dict from the namespace (values, then `py` functions executed into
+#      it), executes the function's source into it, and calls the function on each argument
+#      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set;
+#   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
+#      batches to /v1/requests/<request>/tasks/<task>/reports, retrying an unreachable
+#      server with exponential backoff for retryWindowSeconds.
+#
+# Exit status: 0 when every report was delivered (even if the function raised), 1 when
+# reports could not be delivered (they are still on stdout), 2 for bad launch settings or no
+# task number, 3 when the server refused the worker or answered with something unusable.
+
+import base64
+import builtins
+import http.client
+import json
+import linecache
+import os
+import pickle
+import random
+import struct
+import sys
+import time
+import traceback
+import types
+import urllib.error
+import urllib.request
+
+WIRE_VERSION = 1
+TASK_CONTENT_TYPE = "application/vnd.sheepdog.task+frames"
+REPORTS_CONTENT_TYPE = "application/vnd.sheepdog.reports+frames"
+STDOUT_REPORT_PREFIX = "SHEEPDOG-REPORT v1 "
+NS_FUNCTION_MARKER = "__sheepdog_function__"
+# The module user code runs in: registered in sys.modules, so that instances of classes that
+# the function's source defines can be pickled as results.
+USER_MODULE = "__sheepdog__"
+TASK_ID_VARIABLES = (
+    "SHEEPDOG_TASK_ID",
+    "SGE_TASK_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "PBS_ARRAY_INDEX",
+)
+
+EXIT_OK = 0
+EXIT_UNDELIVERED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+
+# Reports are posted in batches: when a batch reaches POST_BATCH_BYTES, when its oldest report
+# is POST_BATCH_SECONDS old, or right away after a call slower than SLOW_CALL_SECONDS.
+POST_BATCH_BYTES = 8 * 1024 * 1024
+POST_BATCH_SECONDS = 10.0
+SLOW_CALL_SECONDS = 1.0
+HTTP_TIMEOUT_SECONDS = 60.0
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+RETRY_STATUSES = (408, 429)
+
+_WORKER_GLOBALS = globals()
+
+
+class WorkerError(Exception):
+    """A failure that ends the worker with a message on stderr and an exit status."""
+
+    def __init__(self, message, status):
+        Exception.__init__(self, message)
+        self.message = message
+        self.status = status
+
+
+class Refused(WorkerError):
+    """The server answered with a status that retrying cannot fix."""
+
+    def __init__(self, message, http_status):
+        WorkerError.__init__(self, message, EXIT_REFUSED)
+        self.http_status = http_status
+
+
+class Undelivered(WorkerError):
+    """The server stayed unreachable for the whole retry window."""
+
+    def __init__(self, message):
+        WorkerError.__init__(self, message, EXIT_UNDELIVERED)
+
+
+def log(message):
+    """Writes one line for people to stderr (the job's error file)."""
+    try:
+        sys.stderr.write("[sheepdog] [worker] " + message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# --- frames -------------------------------------------------------------------------------
+
+
+def encode_frames(sections):
+    """Joins byte strings as frames: a 4-byte big-endian length before each."""
+    parts = []
+    for section in sections:
+        parts.append(struct.pack(">I", len(section)))
+        parts.append(bytes(section))
+    return b"".join(parts)
+
+
+def decode_frames(body):
+    """Splits a frame body into memoryviews of its sections; ValueError when malformed."""
+    view = memoryview(body)
+    sections = []
+    offset = 0
+    end = len(view)
+    while offset < end:
+        if end - offset < 4:
+            raise ValueError("the body ends inside a section length")
+        (length,) = struct.unpack_from(">I", view, offset)
+        offset += 4
+        if length > end - offset:
+            raise ValueError("a section is longer than the bytes that follow it")
+        sections.append(view[offset : offset + length])
+        offset += length
+    return sections
+
+
+def encode_reports(reports):
+    """A report post body: [ReportHeader, payload...] for (index, kind, payload) tuples."""
+    header = {
+        "version": WIRE_VERSION,
+        "reports": [{"index": index, "kind": kind} for index, kind, _ in reports],
+    }
+    sections = [json.dumps(header, separators=(",", ":")).encode("utf-8")]
+    sections.extend(payload for _, _, payload in reports)
+    return encode_frames(sections)
+
+
+def parse_task(body, request, task):
+    """Checks a task reply and returns (first, func, ns, [args...])."""
+    try:
+        sections = decode_frames(body)
+        if len(sections) < 3:
+            raise ValueError("fewer than three sections")
+        header = json.loads(bytes(sections[0]).decode("utf-8"))
+        if not isinstance(header, dict) or header.get("version") != WIRE_VERSION:
+            raise ValueError("not a wire version 1 header")
+        first = header.get("first")
+        count = header.get("count")
+        if header.get("request") != request or header.get("task") != task:
+            raise ValueError("the header is for another task")
+        if not _is_count(first) or not _is_count(count) or count != len(sections) - 3:
+            raise ValueError("the header does not match the argument sections")
+    except ValueError as error:
+        raise Refused(
+            "The server's reply for task %d is not a wire v1 task (%s). Is the server at this"
+            " URL a Sheepdog server of the same version?" % (task, error),
+            200,
+        )
+    return first, sections[1], sections[2], sections[3:]
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+class Settings(object):
+    """The validated launch settings (WorkerLaunch in wire.ts)."""
+
+    def __init__(self, launch):
+        if not isinstance(launch, dict):
+            raise WorkerError("The launch settings are not a JSON object.", EXIT_USAGE)
+        url = launch.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise WorkerError("The launch setting url must be an http(s) URL.", EXIT_USAGE)
+        self.url = url.rstrip("/")
+        token = launch.get("token")
+        if not isinstance(token, str) or not token:
+            raise WorkerError("The launch setting token is missing.", EXIT_USAGE)
+        self.token = token
+        self.request = _positive_int(launch.get("request"), "request")
+        protocol = _positive_int(launch.get("pickleProtocol", 4), "pickleProtocol")
+        if protocol < 2 or protocol > pickle.HIGHEST_PROTOCOL:
+            raise WorkerError(
+                "This Python (%s) pickles with protocols 2 to %d, not %d. Ask for"
+                " pickleProtocol %d or lower, or run a newer Python (shell)."
+                % (
+                    sys.version.split()[0],
+                    pickle.HIGHEST_PROTOCOL,
+                    protocol,
+                    pickle.HIGHEST_PROTOCOL,
+                ),
+                EXIT_USAGE,
+            )
+        self.pickle_protocol = protocol
+        window = launch.get("retryWindowSeconds", 600)
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or window < 0:
+            raise WorkerError(
+                "The launch setting retryWindowSeconds must be a number >= 0.", EXIT_USAGE
+            )
+        self.retry_window = float(window)
+        limit = launch.get("memoryLimitBytes")
+        self.memory_limit = None if limit is None else _positive_int(limit, "memoryLimitBytes")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WorkerError("The launch setting %s must be a positive integer." % name, EXIT_USAGE)
+    return value
+
+
+def task_number(environ=None):
+    """The array task number (1-based) and the variable it came from."""
+    environ = os.environ if environ is None else environ
+    for name in TASK_ID_VARIABLES:
+        value = environ.get(name, "").strip()
+        # GridEngine sets SGE_TASK_ID=undefined outside array jobs.
+        if value == "" or value == "undefined":
+            continue
+        if value.isdigit() and value.isascii() and int(value) >= 1:
+            return int(value), name
+        raise WorkerError(
+            "%s=%r is not a task number (a positive integer)." % (name, value[:40]), EXIT_USAGE
+        )
+    raise WorkerError(
+        "No task number: none of %s is set. Run this program as an array job, or set"
+        " SHEEPDOG_TASK_ID=1 to run task 1 by hand." % ", ".join(TASK_ID_VARIABLES),
+        EXIT_USAGE,
+    )
+
+
+# --- HTTP with retries --------------------------------------------------------------------
+
+
+def backoff_delay(attempt, retry_after=None):
+    """Seconds to wait before retry number `attempt` (0-based): exponential, with jitter."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * (2 ** min(attempt, 16)))
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, BACKOFF_MAX_SECONDS))
+    return delay
+
+
+def _retry_after(headers):
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _server_message(body):
+    """The message of a WireErrorBody, made safe to print."""
+    try:
+        message = json.loads(body[:4096].decode("utf-8")).get("message")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(message, str):
+        return ""
+    return "".join(c if c.isprintable() else "?" for c in message[:300])
+
+
+def _describe(error):
+    if isinstance(error, urllib.error.URLError) and not isinstance(
+        error, urllib.error.HTTPError
+    ):
+        if not isinstance(error.reason, BaseException):
+            return str(error.reason)
+        error = error.reason
+    text = str(error)
+    return type(error).__name__ + (": " + text if text else "")
+
+
+class Connection(object):
+    """Talks to the server, retrying connection failures, 5xx, 408 and 429."""
+
+    def __init__(self, settings, sleep=time.sleep, clock=time.monotonic):
+        self.settings = settings
+        self.sleep = sleep
+        self.clock = clock
+        # Straight to the server: a cluster's http_proxy is for the internet, not for us.
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method, path, what, body=None, content_type=None):
+        """The body of a 200 reply; Refused for a 4xx, Undelivered after the retry window."""
+        url = self.settings.url + path
+        started = None
+        attempt = 0
+        while True:
+            retry_after = None
+            try:
+                return self._once(method, url, body, content_type)
+            except urllib.error.HTTPError as error:
+                reply = _read_quietly(error)
+                if not (error.code >= 500 or error.code in RETRY_STATUSES):
+                    raise Refused(
+                        "The server refused to %s: HTTP %d %s"
+                        % (what, error.code, _server_message(reply)),
+                        error.code,
+                    )
+                reason = "HTTP %d %s" % (error.code, _server_message(reply))
+                retry_after = _retry_after(error.headers)
+            except (OSError, http.client.HTTPException) as error:
+                reason = _describe(error)
+            now = self.clock()
+            if started is None:
+                started = now
+                log(
+                    "Cannot %s at %s (%s). Retrying for up to %d s."
+                    % (what, self.settings.url, reason.strip(), self.settings.retry_window)
+                )
+            waited = now - started
+            if waited >= self.settings.retry_window:
+                raise Undelivered(
+                    "Gave up trying to %s at %s after %d s (%s)."
+                    % (what, self.settings.url, waited, reason.strip())
+                )
+            delay = backoff_delay(attempt, retry_after)
+            self.sleep(min(delay, self.settings.retry_window - waited))
+            attempt += 1
+            if attempt % 8 == 0:
+                log("Still trying to %s (%s)." % (what, reason.strip()))
+
+    def _once(self, method, url, body, content_type):
+        headers = {"Authorization": "Bearer " + self.settings.token}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(url, data=body, headers=headers, method=method)
+        with self.opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return response.read()
+
+
+def _read_quietly(error):
+    try:
+        return error.read(4096) or b""
+    except Exception:
+        return b""
+
+
+# --- running the function -----------------------------------------------------------------
+
+
+class MemoryLimit(object):
+    """A context that lowers RLIMIT_AS to `limit` bytes while user code runs."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.saved = None
+        self.resource = None
+        if limit is not None:
+            try:
+                import resource
+
+                self.resource = resource
+            except ImportError:
+                log("This platform has no resource module; the memory limit is not applied.")
+
+    def __enter__(self):
+        if self.resource is None:
+            return self
+        resource = self.resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = self.limit if hard == resource.RLIM_INFINITY else min(self.limit, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+            self.saved = (soft, hard)
+        except (ValueError, OSError) as error:
+            log("Cannot limit memory to %d bytes: %s" % (self.limit, error))
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.saved is not None:
+            self.resource.setrlimit(self.resource.RLIMIT_AS, self.saved)
+            self.saved = None
+        return False
+
+
+def _exec_source(source, filename, namespace):
+    # Registering the source lets tracebacks show the lines of user code.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+
+
+def _function_spec(value):
+    """(name, source) when `value` encodes a `py` function (NamespaceFunction), else None."""
+    if isinstance(value, dict) and len(value) == 1 and NS_FUNCTION_MARKER in value:
+        spec = value[NS_FUNCTION_MARKER]
+        if (
+            isinstance(spec, dict)
+            and isinstance(spec.get("name"), str)
+            and isinstance(spec.get("source"), str)
+        ):
+            return spec["name"], spec["source"]
+        raise TypeError("A namespace function must be {name: str, source: str}.")
+    return None
+
+
+def build_namespace(ns_bytes):
+    """The globals the function runs in: the namespace's values, then its functions."""
+    module = types.ModuleType(USER_MODULE)
+    sys.modules[USER_MODULE] = module
+    namespace = module.__dict__
+    namespace["__builtins__"] = builtins
+    if len(ns_bytes) == 0:
+        return namespace
+    values = pickle.loads(ns_bytes)
+    if not isinstance(values, dict):
+        raise TypeError("The namespace is a %s, not a dict." % type(values).__name__)
+    functions = []
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise TypeError("Namespace names must be strings, not %s." % type(key).__name__)
+        spec = _function_spec(value)
+        if spec is None:
+            namespace[key] = value
+        else:
+            functions.append((key, spec))
+    for key, (name, source) in functions:
+        _exec_source(source, "<sheepdog namespace %s>" % key, namespace)
+        if name not in namespace:
+            raise NameError("The source of namespace function %r defines no %r." % (key, name))
+        namespace[key] = namespace[name]
+    return namespace
+
+
+def load_function(func_bytes, namespace):
+    """Executes the function's source (FunctionSource JSON) in `namespace`; returns it."""
+    spec = json.loads(bytes(func_bytes).decode("utf-8"))
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("name"), str)
+        or not isinstance(spec.get("source"), str)
+    ):
+        raise TypeError("The function is not {name: str, source: str} JSON.")
+    name = spec["name"]
+    _exec_source(spec["source"], "<sheepdog function %s>" % name, namespace)
+    function = namespace.get(name)
+    if not callable(function):
+        raise NameError("The function's source defines no function %r." % name)
+    return function
+
+
+def format_error(error, preface=""):
+    """The traceback of `error`, without the worker's own frames, as UTF-8 bytes."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_globals is _WORKER_GLOBALS:
+        tb = tb.tb_next
+    text = preface + "".join(traceback.format_exception(type(error), error, tb))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def run_one(function, args_bytes, protocol, limit):
+    """Calls the function on one pickled argument tuple: ("result", pickle) or ("error", text)."""
+    stage = "call"
+    try:
+        with limit:
+            args = pickle.loads(args_bytes)
+            if not isinstance(args, (tuple, list)):
+                raise TypeError(
+                    "The arguments of a task must be a tuple, not %s." % type(args).__name__
+                )
+            result = function(*args)
+            stage = "pickle"
+            payload = pickle.dumps(result, protocol=protocol)
+            del result
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        preface = ""
+        if stage == "pickle":
+            preface = "The result could not be pickled (protocol %d):\n" % protocol
+        return "error", format_error(error, preface)
+    return "result", payload
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def report_line(request, index, kind, payload):
+    """The stdout line of one report (STDOUT_REPORT_PREFIX in wire.ts)."""
+    encoded = base64.b64encode(bytes(payload)).decode("ascii")
+    return "%s%d %d %s %s" % (STDOUT_REPORT_PREFIX, request, index, kind, encoded)
+
+
+class Reporter(object):
+    """Prints each report to stdout at once, and posts them to the server in batches."""
+
+    def __init__(self, connection, request, task, stdout, clock=time.monotonic):
+        self.connection = connection
+        self.request = request
+        self.task = task
+        self.stdout = stdout
+        self.clock = clock
+        self.pending = []
+        self.pending_bytes = 0
+        self.pending_since = None
+        self.failure = None
+        self.undelivered = 0
+
+    def add(self, index, kind, payload, seconds=0.0):
+        self._print(index, kind, payload)
+        self.pending.append((index, kind, payload))
+        self.pending_bytes += len(payload)
+        if self.pending_since is None:
+            self.pending_since = self.clock()
+        if (
+            self.pending_bytes >= POST_BATCH_BYTES
+            or seconds >= SLOW_CALL_SECONDS
+            or self.clock() - self.pending_since >= POST_BATCH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self):
+        reports = self.pending
+        self.pending = []
+        self.pending_bytes = 0
+        self.pending_since = None
+        if not reports:
+            return
+        if self.failure is not None:
+            self.undelivered += len(reports)
+            return
+        try:
+            self._post(reports)
+        except WorkerError as error:
+            self.failure = error
+            self.undelivered += len(reports)
+            log(error.message)
+            log(
+                "Reports that were not delivered are in this job's standard output, on lines"
+                " starting %r; `sheepdog recover` reads them from there."
+                % STDOUT_REPORT_PREFIX.strip()
+            )
+
+    def _print(self, index, kind, payload):
+        try:
+            self.stdout.flush()
+            self.stdout.write(report_line(self.request, index, kind, payload) + "\n")
+            self.stdout.flush()
+        except (OSError, ValueError) as error:
+            log("Cannot print a report to stdout: %s" % error)
+
+    def _post(self, reports):
+        path = "/v1/requests/%d/tasks/%d/reports" % (self.request, self.task)
+        try:
+            self.connection.call(
+                "POST",
+                path,
+                "report to the server",
+                body=encode_reports(reports),
+                content_type=REPORTS_CONTENT_TYPE,
+            )
+        except Refused as error:
+            if error.http_status != 413:
+                raise
+            if len(reports) > 1:
+                middle = len(reports) // 2
+                self._post(reports[:middle])
+                self._post(reports[middle:])
+                return
+            index, kind, payload = reports[0]
+            if kind == "error" and len(payload) <= 4096:
+                raise
+            message = (
+                "The %s of this task is %d bytes, more than the server accepts in one post"
+                " (HTTP 413). Return something smaller, or raise the server's maxBodyBytes;"
+                " the full report is in the job's standard output.\n"
+                % ("result" if kind == "result" else "error text", len(payload))
+            ).encode("utf-8")
+            self._print(index, "error", message)
+            self._post([(index, "error", message)])
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def run_task(settings, task, stdout, connection=None):
+    """Fetches, runs and reports one array task; returns the exit status."""
+    connection = connection or Connection(settings)
+    body = connection.call(
+        "GET",
+        "/v1/requests/%d/tasks/%d" % (settings.request, task),
+        "fetch task %d of request %d" % (task, settings.request),
+    )
+    first, func, ns, args = parse_task(body, settings.request, task)
+    del body
+    limit = MemoryLimit(settings.memory_limit)
+    reporter = Reporter(connection, settings.request, task, stdout)
+    setup_error = None
+    try:
+        with limit:
+            namespace = build_namespace(ns)
+            function = load_function(func, namespace)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        setup_error = format_error(error, "The function could not be set up:\n")
+    for offset, args_bytes in enumerate(args):
+        index = first + offset
+        if setup_error is not None:
+            reporter.add(index, "error", setup_error)
+            continue
+        started = time.monotonic()
+        kind, payload = run_one(function, args_bytes, settings.pickle_protocol, limit)
+        reporter.add(index, kind, payload, time.monotonic() - started)
+    reporter.flush()
+    if reporter.failure is not None:
+        log(
+            "%d of %d reports of task %d were not delivered."
+            % (reporter.undelivered, len(args), task)
+        )
+        return reporter.failure.status
+    return EXIT_OK
+
+
+def main(launch, environ=None):
+    """Runs the array task this process is; returns the exit status (see the top)."""
+    stdout = sys.stdout
+    try:
+        settings = Settings(launch)
+        task, _ = task_number(environ)
+        return run_task(settings, task, stdout)
+    except WorkerError as error:
+        log(error.message)
+        return error.status

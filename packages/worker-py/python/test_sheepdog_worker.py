@@ -1,0 +1,494 @@
+"""Unit tests of sheepdog_worker.py; run with `python3 -m unittest` in this folder."""
+
+import base64
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import unittest
+import urllib.error
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sheepdog_worker as w  # noqa: E402
+
+# What the worker would write to stderr, kept for assertions instead.
+LOGGED = []
+w.log = LOGGED.append
+
+
+def launch(**overrides):
+    settings = {
+        "url": "http://127.0.0.1:9/",
+        "token": "secret-token",
+        "request": 3,
+        "pickleProtocol": 4,
+        "retryWindowSeconds": 5,
+    }
+    settings.update(overrides)
+    return settings
+
+
+def function_json(name, source):
+    return json.dumps({"name": name, "source": source}).encode("utf-8")
+
+
+def ns_function(name, source):
+    return {w.NS_FUNCTION_MARKER: {"name": name, "source": source}}
+
+
+class FramesTest(unittest.TestCase):
+    def test_round_trip(self):
+        body = w.encode_frames([b"abc", b"", b"\x00"])
+        self.assertEqual(body, b"\x00\x00\x00\x03abc\x00\x00\x00\x00\x00\x00\x00\x01\x00")
+        self.assertEqual([bytes(s) for s in w.decode_frames(body)], [b"abc", b"", b"\x00"])
+        self.assertEqual(w.decode_frames(b""), [])
+
+    def test_malformed(self):
+        for body in (b"\x00\x00", b"\x00\x00\x00\x05ab", b"\x00\x00\x00\x01a\x00"):
+            with self.assertRaises(ValueError):
+                w.decode_frames(body)
+
+    def test_reports_layout(self):
+        body = w.encode_reports([(4, "result", b"\x80\x04K\x01."), (5, "error", b"boom")])
+        sections = w.decode_frames(body)
+        header = json.loads(bytes(sections[0]))
+        self.assertEqual(
+            header,
+            {"version": 1, "reports": [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}]},
+        )
+        self.assertEqual([bytes(s) for s in sections[1:]], [b"\x80\x04K\x01.", b"boom"])
+
+    def test_parse_task(self):
+        header = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 2}
+        body = w.encode_frames([json.dumps(header).encode(), b"func", b"", b"a1", b"a2"])
+        first, func, ns, args = w.parse_task(body, 3, 2)
+        self.assertEqual(first, 4)
+        self.assertEqual(bytes(func), b"func")
+        self.assertEqual(bytes(ns), b"")
+        self.assertEqual([bytes(a) for a in args], [b"a1", b"a2"])
+
+    def test_parse_task_refuses_mismatches(self):
+        good = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 1}
+        bodies = [
+            b"\x00\x00\x00\x09{",
+            w.encode_frames([b"{}", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, version=2)).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, task=3)).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, count=2)).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, first=True)).encode(), b"", b"", b""]),
+            w.encode_frames([b"\xff", b"", b"", b""]),
+        ]
+        for body in bodies:
+            with self.assertRaises(w.Refused) as caught:
+                w.parse_task(body, 3, 2)
+            self.assertEqual(caught.exception.status, w.EXIT_REFUSED)
+
+
+class SettingsTest(unittest.TestCase):
+    def test_valid(self):
+        settings = w.Settings(launch(memoryLimitBytes=2**31))
+        self.assertEqual(settings.url, "http://127.0.0.1:9")
+        self.assertEqual(settings.request, 3)
+        self.assertEqual(settings.pickle_protocol, 4)
+        self.assertEqual(settings.retry_window, 5.0)
+        self.assertEqual(settings.memory_limit, 2**31)
+        defaults = w.Settings({"url": "https://x", "token": "t", "request": 1})
+        self.assertEqual(defaults.retry_window, 600.0)
+        self.assertEqual(defaults.pickle_protocol, 4)
+        self.assertIsNone(defaults.memory_limit)
+
+    def test_invalid(self):
+        for bad in (
+            {"url": "ftp://x"},
+            {"url": None},
+            {"token": ""},
+            {"request": 0},
+            {"request": True},
+            {"request": "3"},
+            {"pickleProtocol": 1},
+            {"pickleProtocol": pickle.HIGHEST_PROTOCOL + 1},
+            {"retryWindowSeconds": -1},
+            {"retryWindowSeconds": "10"},
+            {"memoryLimitBytes": 0},
+        ):
+            with self.assertRaises(w.WorkerError) as caught:
+                w.Settings(launch(**bad))
+            self.assertEqual(caught.exception.status, w.EXIT_USAGE)
+        with self.assertRaises(w.WorkerError):
+            w.Settings([])
+
+    def test_protocol_message_names_the_highest(self):
+        with self.assertRaises(w.WorkerError) as caught:
+            w.Settings(launch(pickleProtocol=pickle.HIGHEST_PROTOCOL + 1))
+        self.assertIn("protocols 2 to %d" % pickle.HIGHEST_PROTOCOL, caught.exception.message)
+
+
+class TaskNumberTest(unittest.TestCase):
+    def test_sources_in_order(self):
+        self.assertEqual(w.task_number({"SGE_TASK_ID": "7"}), (7, "SGE_TASK_ID"))
+        self.assertEqual(w.task_number({"SLURM_ARRAY_TASK_ID": "8"}), (8, "SLURM_ARRAY_TASK_ID"))
+        self.assertEqual(w.task_number({"PBS_ARRAY_INDEX": "9"}), (9, "PBS_ARRAY_INDEX"))
+        self.assertEqual(
+            w.task_number({"SHEEPDOG_TASK_ID": "2", "SGE_TASK_ID": "5"}), (2, "SHEEPDOG_TASK_ID")
+        )
+        # GridEngine outside an array job.
+        self.assertEqual(
+            w.task_number({"SGE_TASK_ID": "undefined", "PBS_ARRAY_INDEX": "4"}),
+            (4, "PBS_ARRAY_INDEX"),
+        )
+
+    def test_missing_or_bad(self):
+        with self.assertRaises(w.WorkerError) as caught:
+            w.task_number({"SGE_TASK_ID": "undefined"})
+        self.assertIn("SHEEPDOG_TASK_ID=1", caught.exception.message)
+        for value in ("0", "-1", "1.5", "abc", "\u0663"):
+            with self.assertRaises(w.WorkerError):
+                w.task_number({"SGE_TASK_ID": value})
+
+
+class NamespaceTest(unittest.TestCase):
+    def test_seed_namespaces_example(self):
+        ns = pickle.dumps(
+            {"constant": 12, "g": ns_function("g", "def g(x):\n    return x * 2\n")}, 4
+        )
+        namespace = w.build_namespace(ns)
+        f = w.load_function(
+            function_json("f", "def f(a, b):\n    return a + g(b) + constant\n"), namespace
+        )
+        self.assertEqual([f(*a) for a in [(1, 2), (2, 3), (3, 4)]], [17, 20, 23])
+
+    def test_seed_imports_example(self):
+        namespace = w.build_namespace(
+            pickle.dumps({"g": ns_function("g", "def g(x):\n    return m.fsum(x)\n")}, 4)
+        )
+        f = w.load_function(
+            function_json("f", "def f(x):\n    import math as m\n    global m\n    return g(x)\n"),
+            namespace,
+        )
+        self.assertEqual(f([0.5, 0.25]), 0.75)
+
+    def test_function_bound_under_its_namespace_key(self):
+        namespace = w.build_namespace(
+            pickle.dumps({"helper": ns_function("h", "K = 5\ndef h():\n    return K\n")}, 4)
+        )
+        self.assertEqual(namespace["helper"](), 5)
+        self.assertEqual(namespace["K"], 5)
+
+    def test_empty_and_bad_namespaces(self):
+        self.assertIn("__builtins__", w.build_namespace(b""))
+        with self.assertRaises(TypeError):
+            w.build_namespace(pickle.dumps([1, 2]))
+        with self.assertRaises(TypeError):
+            w.build_namespace(pickle.dumps({1: 2}))
+        with self.assertRaises(TypeError):
+            w.build_namespace(pickle.dumps({"g": {w.NS_FUNCTION_MARKER: {"name": "g"}}}))
+        with self.assertRaises(NameError):
+            w.build_namespace(pickle.dumps({"g": ns_function("g", "def other(): pass\n")}))
+
+    def test_a_plain_dict_value_stays_a_value(self):
+        value = {"a": 1, w.NS_FUNCTION_MARKER + "x": 2}
+        self.assertEqual(w.build_namespace(pickle.dumps({"d": value}))["d"], value)
+
+    def test_load_function_errors(self):
+        with self.assertRaises(NameError):
+            w.load_function(function_json("f", "def g(): pass\n"), w.build_namespace(b""))
+        with self.assertRaises(TypeError):
+            w.load_function(b'{"name": 1}', w.build_namespace(b""))
+        with self.assertRaises(SyntaxError):
+            w.load_function(function_json("f", "def f(:\n"), w.build_namespace(b""))
+
+
+class RunOneTest(unittest.TestCase):
+    def setUp(self):
+        self.limit = w.MemoryLimit(None)
+
+    def run_source(self, source, args, protocol=4):
+        f = w.load_function(function_json("f", source), w.build_namespace(b""))
+        return w.run_one(f, pickle.dumps(args, protocol), protocol, self.limit)
+
+    def test_result(self):
+        kind, payload = self.run_source("def f(a, b):\n    return a + b\n", (1, 2), protocol=2)
+        self.assertEqual(kind, "result")
+        self.assertEqual(payload[:2], b"\x80\x02")
+        self.assertEqual(pickle.loads(payload), 3)
+
+    def test_error_traceback_shows_user_code_not_the_worker(self):
+        kind, payload = self.run_source(
+            "def f(x):\n    return helper(x)\n\ndef helper(x):\n    raise ValueError('bad %d' % x)\n",
+            (4,),
+        )
+        self.assertEqual(kind, "error")
+        text = payload.decode("utf-8")
+        self.assertTrue(text.startswith("Traceback (most recent call last):"), text)
+        self.assertIn("ValueError: bad 4", text)
+        self.assertIn("raise ValueError('bad %d' % x)", text)
+        self.assertIn('File "<sheepdog function f>", line 5, in helper', text)
+        self.assertNotIn("run_one", text)
+
+    def test_unpicklable_result(self):
+        kind, payload = self.run_source("import threading\ndef f():\n    return threading.Lock()\n", ())
+        self.assertEqual(kind, "error")
+        self.assertIn("could not be pickled (protocol 4)", payload.decode())
+
+    def test_instances_of_user_classes_pickle(self):
+        kind, payload = self.run_source(
+            "class Point(object):\n    def __init__(self, x):\n        self.x = x\n"
+            "def f(x):\n    return Point(x)\n",
+            (3,),
+        )
+        self.assertEqual(kind, "result", payload)
+        self.assertIn(b"__sheepdog__", payload)
+
+    def test_system_exit_and_bad_arguments_are_errors(self):
+        kind, payload = self.run_source("import sys\ndef f():\n    sys.exit(3)\n", ())
+        self.assertEqual(kind, "error")
+        self.assertIn("SystemExit: 3", payload.decode())
+        kind, payload = self.run_source("def f(x):\n    return x\n", 5)
+        self.assertEqual(kind, "error")
+        self.assertIn("must be a tuple, not int", payload.decode())
+
+    def test_error_text_is_valid_utf8(self):
+        kind, payload = self.run_source("def f():\n    raise ValueError('\\udcff ü')\n", ())
+        self.assertEqual(kind, "error")
+        payload.decode("utf-8")
+
+    @unittest.skipIf(sys.platform == "win32", "no RLIMIT_AS")
+    def test_memory_limit_applies_inside_and_is_restored(self):
+        import resource
+
+        before = resource.getrlimit(resource.RLIMIT_AS)
+        limit = w.MemoryLimit(1024 * 1024 * 1024)
+        with limit:
+            self.assertEqual(resource.getrlimit(resource.RLIMIT_AS)[0], 1024 * 1024 * 1024)
+        self.assertEqual(resource.getrlimit(resource.RLIMIT_AS), before)
+        f = w.load_function(
+            function_json("f", "def f():\n    return len(bytearray(4 * 1024 ** 3))\n"),
+            w.build_namespace(b""),
+        )
+        kind, payload = w.run_one(f, pickle.dumps(()), 4, limit)
+        self.assertEqual(kind, "error")
+        self.assertIn("MemoryError", payload.decode())
+        self.assertEqual(resource.getrlimit(resource.RLIMIT_AS), before)
+
+
+class ReportLineTest(unittest.TestCase):
+    def test_format(self):
+        line = w.report_line(12, 3, "result", b"\x80\x04K\x01.")
+        self.assertEqual(line, "SHEEPDOG-REPORT v1 12 3 result " + base64.b64encode(b"\x80\x04K\x01.").decode())
+        self.assertEqual(w.report_line(1, 0, "error", b""), "SHEEPDOG-REPORT v1 1 0 error ")
+
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def http_error(code, message="", headers=None):
+    body = json.dumps({"status": code, "message": message}).encode()
+    return urllib.error.HTTPError("http://x", code, "x", headers or {}, io.BytesIO(body))
+
+
+class ConnectionTest(unittest.TestCase):
+    def connection(self, outcomes, window=5):
+        fake = FakeClock()
+        connection = w.Connection(w.Settings(launch(retryWindowSeconds=window)), fake.sleep, fake.clock)
+        calls = []
+
+        def once(method, url, body, content_type):
+            calls.append((method, url))
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        connection._once = once
+        return connection, calls, fake
+
+    def test_retries_connection_errors_and_5xx_then_succeeds(self):
+        outcomes = [
+            urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
+            http_error(503, "store busy", {"Retry-After": "2"}),
+            http_error(408),
+            http_error(429),
+            ConnectionResetError(104, "reset"),
+            b"done",
+        ]
+        connection, calls, fake = self.connection(outcomes, window=100)
+        self.assertEqual(connection.call("GET", "/health", "check"), b"done")
+        self.assertEqual(len(calls), 6)
+        self.assertEqual(calls[0], ("GET", "http://127.0.0.1:9/health"))
+        self.assertGreaterEqual(fake.sleeps[1], 2.0)
+
+    def test_never_retries_other_4xx(self):
+        for code in (400, 401, 403, 404, 413, 415):
+            connection, calls, _ = self.connection([http_error(code, "nope\x1b[31m")])
+            with self.assertRaises(w.Refused) as caught:
+                connection.call("GET", "/x", "fetch")
+            self.assertEqual(caught.exception.http_status, code)
+            self.assertIn("HTTP %d nope?[31m" % code, caught.exception.message)
+            self.assertEqual(len(calls), 1)
+
+    def test_gives_up_after_the_window(self):
+        del LOGGED[:]
+        refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        connection, calls, fake = self.connection([refused] * 1000, window=60)
+        with self.assertRaises(w.Undelivered) as caught:
+            connection.call("GET", "/x", "fetch task 1")
+        self.assertEqual(caught.exception.status, w.EXIT_UNDELIVERED)
+        self.assertIn("Gave up trying to fetch task 1 at http://127.0.0.1:9 after 60 s", caught.exception.message)
+        self.assertIn("Connection refused", caught.exception.message)
+        self.assertAlmostEqual(fake.now - 100.0, 60.0)
+        # Exponential: the gaps grow, to at most BACKOFF_MAX_SECONDS.
+        self.assertLess(fake.sleeps[0], 0.51)
+        self.assertGreater(max(fake.sleeps), 8)
+        self.assertLessEqual(max(fake.sleeps), w.BACKOFF_MAX_SECONDS)
+        self.assertLess(len(calls), 20)
+        self.assertEqual(
+            LOGGED[0],
+            "Cannot fetch task 1 at http://127.0.0.1:9 (ConnectionRefusedError: [Errno 111]"
+            " Connection refused). Retrying for up to 60 s.",
+        )
+
+    def test_zero_window_tries_once(self):
+        refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        connection, calls, _ = self.connection([refused], window=0)
+        with self.assertRaises(w.Undelivered):
+            connection.call("GET", "/x", "fetch")
+        self.assertEqual(len(calls), 1)
+
+    def test_backoff_bounds(self):
+        for attempt in range(30):
+            ceiling = min(w.BACKOFF_MAX_SECONDS, w.BACKOFF_FIRST_SECONDS * 2**attempt)
+            delay = w.backoff_delay(attempt)
+            self.assertGreaterEqual(delay, ceiling / 2)
+            self.assertLessEqual(delay, ceiling)
+        self.assertGreaterEqual(w.backoff_delay(0, retry_after=7), 7)
+
+
+class FakeConnection(object):
+    def __init__(self, events, fail_with=None):
+        self.events = events
+        self.fail_with = fail_with
+        self.posts = []
+
+    def call(self, method, path, what, body=None, content_type=None):
+        sections = w.decode_frames(body)
+        reports = json.loads(bytes(sections[0]))["reports"]
+        self.events.append(("post", [r["index"] for r in reports]))
+        if self.fail_with is not None:
+            error = self.fail_with(reports, sections)
+            if error is not None:
+                raise error
+        self.posts.append((path, content_type, reports, [bytes(s) for s in sections[1:]]))
+        return b'{"stored": 1, "duplicates": 0}'
+
+
+class RecordingStdout(object):
+    def __init__(self, events):
+        self.events = events
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+        self.events.append(("print", text.split(" ")[3] if text.startswith("SHEEPDOG") else text))
+
+    def flush(self):
+        pass
+
+
+class ReporterTest(unittest.TestCase):
+    def reporter(self, fail_with=None):
+        events = []
+        clock = FakeClock()
+        connection = FakeConnection(events, fail_with)
+        stdout = RecordingStdout(events)
+        reporter = w.Reporter(connection, 3, 2, stdout, clock.clock)
+        return reporter, connection, events, clock, stdout
+
+    def test_prints_before_posting_and_batches_fast_calls(self):
+        reporter, connection, events, _, stdout = self.reporter()
+        reporter.add(4, "result", b"\x80\x04K\x01.", 0.01)
+        reporter.add(5, "error", b"Traceback", 0.01)
+        reporter.flush()
+        self.assertEqual(events, [("print", "4"), ("print", "5"), ("post", [4, 5])])
+        path, content_type, reports, payloads = connection.posts[0]
+        self.assertEqual(path, "/v1/requests/3/tasks/2/reports")
+        self.assertEqual(content_type, w.REPORTS_CONTENT_TYPE)
+        self.assertEqual(reports, [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}])
+        self.assertEqual(payloads, [b"\x80\x04K\x01.", b"Traceback"])
+        self.assertEqual(stdout.text.count("\n"), 2)
+
+    def test_posts_after_a_slow_call_or_a_while(self):
+        reporter, _, events, clock, _ = self.reporter()
+        reporter.add(4, "result", b"x", 2.0)
+        self.assertEqual(events[-1], ("post", [4]))
+        reporter.add(5, "result", b"x", 0.0)
+        clock.now += w.POST_BATCH_SECONDS
+        reporter.add(6, "result", b"x", 0.0)
+        self.assertEqual(events[-1], ("post", [5, 6]))
+
+    def test_posts_when_a_batch_is_large(self):
+        reporter, _, events, _, _ = self.reporter()
+        reporter.add(4, "result", b"x" * (w.POST_BATCH_BYTES // 2), 0.0)
+        self.assertEqual(events[-1], ("print", "4"))
+        reporter.add(5, "result", b"x" * (w.POST_BATCH_BYTES // 2), 0.0)
+        self.assertEqual(events[-1], ("post", [4, 5]))
+
+    def test_splits_a_post_the_server_finds_too_large(self):
+        def too_large(reports, sections):
+            if sum(len(s) for s in sections[1:]) > 400:
+                return w.Refused("too large", 413)
+            return None
+
+        reporter, connection, events, _, _ = self.reporter(too_large)
+        for index in range(4):
+            reporter.add(index, "result", b"y" * 150, 0.0)
+        reporter.add(4, "result", b"z" * 1000, 0.0)
+        reporter.flush()
+        self.assertIsNone(reporter.failure)
+        stored = [(r["index"], r["kind"]) for _, _, reports, _ in connection.posts for r in reports]
+        self.assertEqual(stored, [(0, "result"), (1, "result"), (2, "result"), (3, "result"), (4, "error")])
+        self.assertIn(b"1000 bytes", connection.posts[-1][3][0])
+        for _, _, _, payloads in connection.posts:
+            self.assertLessEqual(sum(len(p) for p in payloads), 400)
+
+    def test_after_a_failure_keeps_printing_and_counts_the_undelivered(self):
+        reporter, connection, events, _, stdout = self.reporter(
+            lambda reports, sections: w.Undelivered("gone")
+        )
+        reporter.add(4, "result", b"a", 5.0)
+        reporter.add(5, "result", b"b", 5.0)
+        reporter.flush()
+        self.assertIsInstance(reporter.failure, w.Undelivered)
+        self.assertEqual(reporter.undelivered, 2)
+        self.assertEqual([e for e in events if e[0] == "post"], [("post", [4])])
+        self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 "), 2)
+        self.assertIn("gone", LOGGED)
+        self.assertIn("sheepdog recover", LOGGED[-1])
+
+
+class SourceTest(unittest.TestCase):
+    def test_parses_as_python_3_8_and_is_ascii(self):
+        import ast
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sheepdog_worker.py")
+        with open(path, "rb") as handle:
+            source = handle.read()
+        source.decode("ascii")
+        if sys.version_info >= (3, 8):
+            ast.parse(source, feature_version=(3, 8))
+
+
+if __name__ == "__main__":
+    unittest.main()

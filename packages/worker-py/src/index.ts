@@ -1,0 +1,3 @@
+export type { ReportLine } from "./report-lines.js";
+export { parseReportLine, parseReportLines } from "./report-lines.js";
+export { workerPath, workerProgram, workerSource } from "./worker-source.js";

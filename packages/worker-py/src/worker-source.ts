@@ -1,0 +1,95 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { WorkerLaunch } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+
+/**
+ * The absolute path of `sheepdog_worker.py`, the worker as one stdlib-only Python file
+ * (Python 3.8+). It ships in this package's `python/` folder.
+ */
+export const workerPath: string = fileURLToPath(
+  new URL("../python/sheepdog_worker.py", import.meta.url),
+);
+
+/** The text of `sheepdog_worker.py`. A job program is this plus a launch line; see {@link workerProgram}. */
+export const workerSource: string = readFileSync(workerPath, "utf8");
+
+function invalid(field: string, rule: string): SheepdogError {
+  return new SheepdogError("INVALID_INPUT", "worker-py", `WorkerLaunch.${field} ${rule}.`);
+}
+
+function positiveInteger(value: unknown, field: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw invalid(field, "must be a positive integer");
+  }
+  return value;
+}
+
+/** The launch settings, checked, with only the fields the worker reads. */
+function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
+  if (typeof launch.url !== "string" || !/^https?:\/\/[^\s]+$/.test(launch.url)) {
+    throw invalid("url", 'must be an http(s) URL such as "http://head.example:8000"');
+  }
+  if (typeof launch.token !== "string" || launch.token.length === 0) {
+    throw invalid("token", "must be the request's token");
+  }
+  const protocol = launch.pickleProtocol;
+  if (!Number.isInteger(protocol) || protocol < 2 || protocol > 5) {
+    throw invalid("pickleProtocol", "must be an integer from 2 to 5");
+  }
+  const window = launch.retryWindowSeconds;
+  if (typeof window !== "number" || !Number.isFinite(window) || window < 0) {
+    throw invalid("retryWindowSeconds", "must be a number of seconds, 0 or more");
+  }
+  const checked: WorkerLaunch = {
+    url: launch.url.replace(/\/+$/, ""),
+    token: launch.token,
+    request: positiveInteger(launch.request, "request"),
+    pickleProtocol: protocol,
+    retryWindowSeconds: window,
+  };
+  if (launch.memoryLimitBytes !== undefined) {
+    checked.memoryLimitBytes = positiveInteger(launch.memoryLimitBytes, "memoryLimitBytes");
+  }
+  return checked;
+}
+
+/**
+ * A Python string literal holding `text`, which must be ASCII without control characters
+ * (as {@link asciiJson} makes it).
+ */
+function pythonStringLiteral(text: string): string {
+  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/** JSON with every character outside printable ASCII escaped as `\uXXXX`. */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * The whole Python program an array task runs: the worker's source followed by a call of its
+ * `main` with `launch` embedded as a JSON string literal (escaped so that no value can end
+ * the literal or add code). Its exit status is 0 when every report was delivered.
+ *
+ * Throws a `SheepdogError` (`INVALID_INPUT`) when a launch field is unusable.
+ *
+ * @example
+ * ```ts
+ * const program = workerProgram({
+ *   url: "http://laptop.example:8123",
+ *   token,
+ *   request: 7,
+ *   pickleProtocol: 4,
+ *   retryWindowSeconds: 600,
+ * });
+ * ```
+ */
+export function workerProgram(launch: WorkerLaunch): string {
+  const literal = pythonStringLiteral(asciiJson(checkedLaunch(launch)));
+  const source = workerSource.endsWith("\n") ? workerSource : `${workerSource}\n`;
+  return `${source}\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads(${literal})))\n`;
+}

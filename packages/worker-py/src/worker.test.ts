@@ -1,0 +1,321 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CreatedRequest, Store, WorkerLaunch } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
+import type { ReportEvent, SheepdogServer } from "@sheepdog/server";
+import { startServer } from "@sheepdog/server";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Run } from "./__fixtures__/python.js";
+import { pyPickle, pyRepr, runPython } from "./__fixtures__/python.js";
+import { parseReportLines } from "./report-lines.js";
+import { workerProgram } from "./worker-source.js";
+
+const NS_FUNCTION = "__sheepdog_function__";
+let dir: string;
+let store: Store;
+let server: SheepdogServer;
+let events: ReportEvent[];
+
+function func(source: string, name = "f"): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ name, source }));
+}
+
+async function newRequest(
+  source: string,
+  args: string[],
+  options: { ns?: string; chunkSize?: number; protocol?: number } = {},
+): Promise<CreatedRequest> {
+  return store.createRequest({
+    func: func(source),
+    ns: options.ns === undefined ? new Uint8Array() : (pyPickle([options.ns])[0] as Uint8Array),
+    args: pyPickle(args, options.protocol ?? 4),
+    meta: options.chunkSize === undefined ? {} : { chunkSize: options.chunkSize },
+  });
+}
+
+function launchFor(request: CreatedRequest, patch: Partial<WorkerLaunch> = {}): WorkerLaunch {
+  return {
+    url: server.url,
+    token: request.token,
+    request: request.id,
+    pickleProtocol: 4,
+    retryWindowSeconds: 30,
+    ...patch,
+  };
+}
+
+let programs = 0;
+function runWorker(launch: WorkerLaunch, task: number, onStderr?: (text: string) => void) {
+  programs += 1;
+  const file = join(dir, `sheepdog_${programs}.py`);
+  writeFileSync(file, workerProgram(launch), { mode: 0o600 });
+  return runPython(file, { SHEEPDOG_TASK_ID: String(task) }, { onStderr });
+}
+
+async function results(id: number): Promise<(string | null)[]> {
+  return pyRepr((await store.getResults(id)).map((r) => r.result));
+}
+
+function expectClean(run: Run): void {
+  expect(run.stderr).toBe("");
+  expect(run.code).toBe(0);
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "sheepdog-worker-"));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  store = memoryStore();
+  events = [];
+  server = await startServer({
+    store,
+    port: 0,
+    host: "127.0.0.1",
+    onReport: (event) => events.push(event),
+  });
+});
+
+afterEach(async () => {
+  await server.close();
+  await store.close();
+});
+
+describe("the worker against the real server", () => {
+  it("runs the seed's synchronous map: results in order, stdout lines that match", async () => {
+    const request = await newRequest("def f(a, b):\n    return a + b\n", [
+      "(1, 1)",
+      "(1, 2)",
+      "(2, 2)",
+    ]);
+    const runs = await Promise.all([1, 2, 3].map((task) => runWorker(launchFor(request), task)));
+    for (const run of runs) expectClean(run);
+    expect(await results(request.id)).toEqual(["2", "3", "4"]);
+    expect(events.map((e) => e.index).sort()).toEqual([0, 1, 2]);
+    const stored = await store.getResults(request.id);
+    for (const [task, run] of runs.entries()) {
+      const lines = parseReportLines(run.stdout);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ request: request.id, index: task, kind: "result" });
+      expect(lines[0]?.payload).toEqual(stored[task]?.result);
+    }
+  });
+
+  it("reports errors with the full traceback, per argument, and exits 0", async () => {
+    const request = await newRequest(
+      "def f(x):\n    return helper(x)\n\ndef helper(x):\n    return 10 // x\n",
+      ["(5,)", "(0,)", "(2,)"],
+      { chunkSize: 3 },
+    );
+    const run = await runWorker(launchFor(request), 1);
+    expectClean(run);
+    expect(await results(request.id)).toEqual(["2", null, "5"]);
+    const errors = await store.getErrors(request.id);
+    expect(errors.map((e) => e.index)).toEqual([1]);
+    const text = errors[0]?.error ?? "";
+    expect(text).toMatch(/^Traceback \(most recent call last\):\n/);
+    expect(text).toContain('File "<sheepdog function f>", line 2, in f');
+    expect(text).toContain('File "<sheepdog function f>", line 5, in helper');
+    expect(text).toContain("return 10 // x");
+    expect(text.trimEnd().endsWith("ZeroDivisionError: integer division or modulo by zero")).toBe(
+      true,
+    );
+    const lines = parseReportLines(run.stdout);
+    expect(lines.map((l) => l.kind)).toEqual(["result", "error", "result"]);
+    expect(new TextDecoder().decode(lines[1]?.payload)).toBe(text);
+  });
+
+  it("runs the seed's namespaces example: values and py functions", async () => {
+    const ns = `{"constant": 12, "g": {"${NS_FUNCTION}": {"name": "g", "source": "def g(x):\\n    return x * 2\\n"}}}`;
+    const request = await newRequest(
+      "def f(a, b):\n    return a + g(b) + constant\n",
+      ["(1, 2)", "(2, 3)", "(3, 4)"],
+      { ns, chunkSize: 2 },
+    );
+    const runs = await Promise.all([1, 2].map((task) => runWorker(launchFor(request), task)));
+    for (const run of runs) expectClean(run);
+    expect(await results(request.id)).toEqual(["17", "20", "23"]);
+  });
+
+  it("runs the seed's imports example: a global import shared with ns functions", async () => {
+    const ns = `{"g": {"${NS_FUNCTION}": {"name": "g", "source": "def g(x):\\n    return statistics.mean(x)\\n"}}}`;
+    const request = await newRequest(
+      "def f(x):\n    import statistics\n    global statistics\n    return g(x)\n",
+      ["([1, 2, 3],)"],
+      { ns },
+    );
+    expectClean(await runWorker(launchFor(request), 1));
+    expect(await results(request.id)).toEqual(["2"]);
+  });
+
+  it("covers every argument of a chunked request, each task its own range", async () => {
+    const args = Array.from({ length: 7 }, (_, i) => `(${i},)`);
+    const request = await newRequest("def f(x):\n    return x * x\n", args, { chunkSize: 3 });
+    const runs = await Promise.all([1, 2, 3].map((task) => runWorker(launchFor(request), task)));
+    for (const run of runs) expectClean(run);
+    expect(await results(request.id)).toEqual(["0", "1", "4", "9", "16", "25", "36"]);
+    expect(parseReportLines(runs[2]?.stdout ?? "").map((l) => l.index)).toEqual([6]);
+    // A task beyond the last is refused, and says so.
+    const beyond = await runWorker(launchFor(request), 4);
+    expect(beyond.code).toBe(3);
+    expect(beyond.stderr).toContain("HTTP 404");
+  });
+
+  it("pickles results with the configured protocol, and refuses what cannot be pickled", async () => {
+    const request = await newRequest(
+      "import threading\ndef f(x):\n    return threading.Lock() if x else {'a': (1, 2.5)}\n",
+      ["(0,)", "(1,)"],
+      { chunkSize: 2, protocol: 2 },
+    );
+    expectClean(await runWorker(launchFor(request, { pickleProtocol: 2 }), 1));
+    const stored = await store.getResults(request.id);
+    expect([...(stored[0]?.result ?? []).slice(0, 2)]).toEqual([0x80, 2]);
+    expect(await results(request.id)).toEqual(["{'a': (1, 2.5)}", null]);
+    const [error] = await store.getErrors(request.id);
+    expect(error?.error).toContain("The result could not be pickled (protocol 2):");
+    expect(error?.error).toContain("TypeError");
+  });
+
+  it("applies memoryLimitBytes: a function that allocates too much gets a MemoryError", async () => {
+    const request = await newRequest(
+      "def f(mib):\n    block = bytearray(mib * 1024 * 1024)\n    return len(block) // (1024 * 1024)\n",
+      ["(16,)", "(2048,)", "(32,)"],
+      { chunkSize: 3 },
+    );
+    const run = await runWorker(launchFor(request, { memoryLimitBytes: 512 * 1024 * 1024 }), 1);
+    expectClean(run);
+    expect(await results(request.id)).toEqual(["16", null, "32"]);
+    const [error] = await store.getErrors(request.id);
+    expect(error?.index).toBe(1);
+    expect(error?.error).toContain("block = bytearray(mib * 1024 * 1024)");
+    expect(error?.error.trimEnd().endsWith("MemoryError")).toBe(true);
+  });
+
+  it("reports a function that cannot be set up as an error for each argument", async () => {
+    const request = await newRequest("def f(x:\n    return x\n", ["(1,)", "(2,)"], {
+      chunkSize: 2,
+    });
+    expectClean(await runWorker(launchFor(request), 1));
+    const errors = await store.getErrors(request.id);
+    expect(errors.map((e) => e.index)).toEqual([0, 1]);
+    expect(errors[0]?.error).toMatch(/^The function could not be set up:\n/);
+    expect(errors[0]?.error).toContain("SyntaxError");
+  });
+
+  it("rides out a server that goes down after the fetch and comes back on the same port", async () => {
+    const request = await newRequest(
+      "import time\ndef f(x):\n    time.sleep(1.5)\n    return x + 1\n",
+      ["(41,)"],
+    );
+    const port = server.port;
+    let fetched!: () => void;
+    const wasFetched = new Promise<void>((resolve) => {
+      fetched = resolve;
+    });
+    const getArgs = store.getArgs.bind(store);
+    store.getArgs = async (...args) => {
+      const got = await getArgs(...args);
+      fetched();
+      return got;
+    };
+    let stderr = "";
+    const running = runWorker(launchFor(request, { retryWindowSeconds: 60 }), 1, (text) => {
+      stderr += text;
+    });
+    await wasFetched;
+    await server.close();
+    // Wait until the worker has found the server gone, then bring a new one up.
+    const deadline = Date.now() + 20_000;
+    while (!stderr.includes("Cannot report to the server") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(stderr).toContain(`Cannot report to the server at ${server.url}`);
+    expect(await results(request.id)).toEqual([null]);
+    server = await startServer({ store, port, host: "127.0.0.1" });
+    const run = await running;
+    expect(run.code).toBe(0);
+    expect(await results(request.id)).toEqual(["42"]);
+  });
+
+  it("fetches once a server that was down at start comes up", async () => {
+    const request = await newRequest("def f():\n    return 'up'\n", ["()"]);
+    const port = server.port;
+    await server.close();
+    let stderr = "";
+    const running = runWorker(launchFor(request, { retryWindowSeconds: 60 }), 1, (text) => {
+      stderr += text;
+    });
+    const deadline = Date.now() + 20_000;
+    while (!stderr.includes("Cannot fetch task 1") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    server = await startServer({ store, port, host: "127.0.0.1" });
+    const run = await running;
+    expect(run.code).toBe(0);
+    expect(await results(request.id)).toEqual(["'up'"]);
+  });
+
+  it("gives up on an unreachable server with a clear message and a non-zero exit", async () => {
+    const request = await newRequest("def f():\n    return 1\n", ["()"]);
+    const url = server.url;
+    await server.close();
+    const started = Date.now();
+    const run = await runWorker(launchFor(request, { retryWindowSeconds: 2 }), 1);
+    expect(run.code).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(run.stderr).toContain(
+      `[sheepdog] [worker] Cannot fetch task 1 of request ${request.id} at ${url} (ConnectionRefusedError: [Errno 111] Connection refused). Retrying for up to 2 s.`,
+    );
+    expect(run.stderr).toMatch(
+      new RegExp(`Gave up trying to fetch task 1 of request ${request.id} at ${url} after 2 s`),
+    );
+    expect(run.stderr).not.toContain(request.token);
+    server = await startServer({ store, port: 0, host: "127.0.0.1" });
+  });
+
+  it("keeps the results on stdout when the server is gone for good after the fetch", async () => {
+    const request = await newRequest(
+      "import time\ndef f(x):\n    time.sleep(1.2)\n    return x * 3\n",
+      ["(1,)", "(2,)"],
+      { chunkSize: 2 },
+    );
+    const getArgs = store.getArgs.bind(store);
+    let closed!: Promise<void>;
+    store.getArgs = async (...args) => {
+      const got = await getArgs(...args);
+      closed = new Promise((resolve) => setTimeout(() => server.close().then(resolve), 50));
+      return got;
+    };
+    const run = await runWorker(launchFor(request, { retryWindowSeconds: 1 }), 1);
+    await closed;
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("Gave up trying to report to the server");
+    expect(run.stderr).toContain("2 of 2 reports of task 1 were not delivered.");
+    expect(run.stderr).toContain("`sheepdog recover`");
+    expect(pyRepr(parseReportLines(run.stdout).map((l) => l.payload))).toEqual(["3", "6"]);
+    server = await startServer({ store, port: 0, host: "127.0.0.1" });
+  });
+
+  it("stops at once with exit 3 when the token is wrong", async () => {
+    const request = await newRequest("def f():\n    return 1\n", ["()"]);
+    const run = await runWorker(launchFor(request, { token: "wrong" }), 1);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(
+      `The server refused to fetch task 1 of request ${request.id}: HTTP 401 A valid bearer token for this request is required.`,
+    );
+  });
+
+  it("exits 2 with a clear message when there is no task number", async () => {
+    const request = await newRequest("def f():\n    return 1\n", ["()"]);
+    const file = join(dir, "no-task.py");
+    writeFileSync(file, workerProgram(launchFor(request)));
+    const run = await runPython(file, {});
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("No task number: none of SHEEPDOG_TASK_ID, SGE_TASK_ID");
+  });
+});
