@@ -1,7 +1,7 @@
 import { createServer as createNetServer } from "node:net";
 import { SheepdogError } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { TestStore } from "./__fixtures__/test-store.js";
 import { encodeReports } from "./frames.js";
 import { closeServers, serverFor } from "./registry.js";
 
@@ -27,7 +27,7 @@ afterEach(async () => {
 describe("serverFor", () => {
   it("shares one server per port and dbfile, and stops it with the last handle", async () => {
     const port = await freePort();
-    const store = new TestStore();
+    const store = memoryStore();
     const a = await serverFor({ port, storeKey: "/data/a.sqlite", store });
     const b = await serverFor({ port, storeKey: "/data/a.sqlite", store });
     expect(b.port).toBe(port);
@@ -41,11 +41,11 @@ describe("serverFor", () => {
 
   it("refuses a busy port for another dbfile with a clear error", async () => {
     const port = await freePort();
-    await using _a = await serverFor({ port, storeKey: "/data/a.sqlite", store: new TestStore() });
+    await using _a = await serverFor({ port, storeKey: "/data/a.sqlite", store: memoryStore() });
     const error = await serverFor({
       port,
       storeKey: "/data/b.sqlite",
-      store: new TestStore(),
+      store: memoryStore(),
     }).catch((e) => e);
     expect(SheepdogError.isInstance(error)).toBe(true);
     expect(error.code).toBe("SERVER_FAILED");
@@ -59,9 +59,7 @@ describe("serverFor", () => {
     await new Promise<void>((resolve) => blocker.listen(0, resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const error = await serverFor({ port, storeKey: "k", store: new TestStore() }).catch(
-        (e) => e,
-      );
+      const error = await serverFor({ port, storeKey: "k", store: memoryStore() }).catch((e) => e);
       expect(error.code).toBe("SERVER_FAILED");
       expect(error.message).toMatch(/in use by another program/);
     } finally {
@@ -70,15 +68,15 @@ describe("serverFor", () => {
   });
 
   it("reuses the free-port server of a dbfile, and starts another for another dbfile", async () => {
-    const a1 = await serverFor({ storeKey: "/a", store: new TestStore() });
-    const a2 = await serverFor({ port: 0, storeKey: "/a", store: new TestStore() });
-    const b = await serverFor({ storeKey: "/b", store: new TestStore() });
+    const a1 = await serverFor({ storeKey: "/a", store: memoryStore() });
+    const a2 = await serverFor({ port: 0, storeKey: "/a", store: memoryStore() });
+    const b = await serverFor({ storeKey: "/b", store: memoryStore() });
     expect(a2.port).toBe(a1.port);
     expect(b.port).not.toBe(a1.port);
     // Naming the port a free-port server got finds that server too.
-    const a3 = await serverFor({ port: a1.port, storeKey: "/a", store: new TestStore() });
+    const a3 = await serverFor({ port: a1.port, storeKey: "/a", store: memoryStore() });
     expect(a3.url).toBe(a1.url);
-    const wrong = await serverFor({ port: a1.port, storeKey: "/b", store: new TestStore() }).catch(
+    const wrong = await serverFor({ port: a1.port, storeKey: "/b", store: memoryStore() }).catch(
       (e) => e,
     );
     expect(wrong.code).toBe("SERVER_FAILED");
@@ -89,7 +87,7 @@ describe("serverFor", () => {
     let closed = 0;
     const open = () => {
       opened += 1;
-      const store = new TestStore();
+      const store = memoryStore();
       store.close = async () => {
         closed += 1;
       };
@@ -109,16 +107,16 @@ describe("serverFor", () => {
 
   it("restarts a server on the same port right after the last handle closed", async () => {
     const port = await freePort();
-    const first = await serverFor({ port, storeKey: "/r", store: new TestStore() });
+    const first = await serverFor({ port, storeKey: "/r", store: memoryStore() });
     const closing = first.close();
-    const second = await serverFor({ port, storeKey: "/r", store: new TestStore() });
+    const second = await serverFor({ port, storeKey: "/r", store: memoryStore() });
     await closing;
     expect(second.port).toBe(port);
     expect(await isUp(second.url)).toBe(true);
   });
 
   it("drops a handle's report listeners when the handle closes", async () => {
-    const store = new TestStore();
+    const store = memoryStore();
     const request = await store.createRequest({
       func: new Uint8Array(),
       ns: new Uint8Array(),

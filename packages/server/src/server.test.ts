@@ -1,14 +1,15 @@
 import { request as httpRequest } from "node:http";
 import { createServer as createNetServer } from "node:net";
-import type { CreatedRequest } from "@sheepdog/contracts";
+import type { CreatedRequest, Store } from "@sheepdog/contracts";
 import {
   REPORTS_CONTENT_TYPE,
   SheepdogError,
   TASK_CONTENT_TYPE,
   WIRE_VERSION,
 } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { TestStore } from "./__fixtures__/test-store.js";
+import { countingStore } from "./__fixtures__/counting-store.js";
 import type { ReportFrame } from "./frames.js";
 import { decodeTaskFrames, encodeFrames, encodeReports } from "./frames.js";
 import type { ReportEvent, SheepdogServer } from "./server.js";
@@ -20,7 +21,8 @@ const pickled = (n: number) => new Uint8Array([0x80, 4, 0x4b, n, 0x2e]);
 const func = text(JSON.stringify({ name: "f", source: "def f(x):\n    return x\n" }));
 const ns = new Uint8Array([0x80, 4, 0x7d, 0x94, 0x2e]);
 
-let store: TestStore;
+let store: Store;
+let calls: ReturnType<typeof countingStore>["calls"];
 let server: SheepdogServer;
 let events: ReportEvent[];
 let errors: unknown[];
@@ -71,7 +73,7 @@ async function expectError(response: Response, status: number): Promise<string> 
 }
 
 beforeEach(async () => {
-  store = new TestStore();
+  ({ store, calls } = countingStore(memoryStore()));
   events = [];
   errors = [];
   server = await startServer({
@@ -132,7 +134,7 @@ describe("startServer", () => {
     const request = await newRequest(4);
     await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, request.token)));
     await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(9) }]);
-    expect(store.calls.getRequest).toBe(1);
+    expect(calls.getRequest).toBe(1);
   });
 
   it("stores reports, announces them, and lets the first report of a task win", async () => {
@@ -160,41 +162,36 @@ describe("startServer", () => {
     ]);
   });
 
-  it("uses the store's batch write when it has one", async () => {
-    const batches: number[] = [];
-    const batching = Object.assign(store, {
-      async putReports(
-        id: number,
-        reports: readonly { index: number; kind: string; value: Uint8Array | string }[],
-      ) {
-        batches.push(reports.length);
-        const stored: boolean[] = [];
-        for (const r of reports) {
-          stored.push(
-            r.kind === "result"
-              ? await store.putResult(id, r.index, r.value as Uint8Array)
-              : await store.putError(id, r.index, r.value as string),
-          );
-        }
-        return stored;
-      },
-    });
-    expect(batching).toBe(store);
+  it("writes a post with the store's batch write when it has one", async () => {
     const request = await newRequest(3, 3);
     const response = await postReports(request, 1, [
       { index: 0, kind: "result", payload: pickled(1) },
-      { index: 1, kind: "result", payload: pickled(2) },
-      { index: 0, kind: "result", payload: pickled(3) },
+      { index: 2, kind: "error", payload: text("boom") },
     ]);
-    // Two reports for one index in one post are refused before anything is written.
-    await expectError(response, 400);
-    const ok = await postReports(request, 1, [
+    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(calls.putReports).toBe(1);
+    expect(calls.putResult ?? 0).toBe(0);
+    expect(events.map((e) => e.index)).toEqual([0, 2]);
+  });
+
+  it("writes reports one by one with a store that has no batch write", async () => {
+    await server.close();
+    ({ store, calls } = countingStore(memoryStore(), { batch: false }));
+    server = await startServer({ store, port: 0, onReport: (event) => events.push(event) });
+    const request = await newRequest(3, 3);
+    let response = await postReports(request, 1, [
       { index: 0, kind: "result", payload: pickled(1) },
       { index: 2, kind: "error", payload: text("boom") },
     ]);
-    expect(await ok.json()).toEqual({ stored: 2, duplicates: 0 });
-    expect(batches).toEqual([2]);
-    expect(events.map((e) => e.index)).toEqual([0, 2]);
+    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    response = await postReports(request, 1, [
+      { index: 0, kind: "error", payload: text("late") },
+      { index: 1, kind: "result", payload: pickled(5) },
+    ]);
+    expect(await response.json()).toEqual({ stored: 1, duplicates: 1 });
+    expect([calls.putResult, calls.putError]).toEqual([2, 2]);
+    expect(await store.counts(request.id)).toEqual({ tasks: 3, results: 2, errors: 1 });
+    expect(events.map((e) => e.index)).toEqual([0, 2, 1]);
   });
 });
 
@@ -406,9 +403,10 @@ describe("body size limit", () => {
 describe("store failures and lifecycle", () => {
   it("answers 503 when the store fails, and reports the failure", async () => {
     const request = await newRequest(1);
-    store.putResult = async () => {
+    const failing = async () => {
       throw new SheepdogError("STORE_IO", "test", "disk full");
     };
+    Object.assign(store, { putResult: failing, putReports: failing });
     const response = await postReports(request, 1, [
       { index: 0, kind: "result", payload: pickled(1) },
     ]);
