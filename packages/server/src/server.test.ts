@@ -1,5 +1,5 @@
 import { request as httpRequest } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
 import type { CreatedRequest, Store } from "@sheepdog/contracts";
 import {
   REPORTS_CONTENT_TYPE,
@@ -400,6 +400,31 @@ describe("body size limit", () => {
   });
 });
 
+describe("slow clients", () => {
+  it("answers a request that trickles in too slowly with 408 and stays up", async () => {
+    await server.close();
+    server = await startServer({ store, port: 0, host: "127.0.0.1", requestTimeoutMs: 500 });
+    const request = await newRequest(1);
+    const socket = connect(server.port, "127.0.0.1");
+    let reply = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      reply += chunk;
+    });
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write(
+      `POST /v1/requests/${request.id}/tasks/1/reports HTTP/1.1\r\nHost: x\r\n` +
+        `Authorization: Bearer ${request.token}\r\nContent-Type: ${REPORTS_CONTENT_TYPE}\r\n` +
+        "Content-Length: 1000\r\n\r\n",
+    );
+    const trickle = setInterval(() => socket.write("x"), 100);
+    await closed;
+    clearInterval(trickle);
+    expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+    expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+});
+
 describe("store failures and lifecycle", () => {
   it("answers 503 when the store fails, and reports the failure", async () => {
     const request = await newRequest(1);
@@ -433,7 +458,13 @@ describe("store failures and lifecycle", () => {
   });
 
   it("rejects bad options with CONFIG_INVALID", async () => {
-    for (const options of [{ port: -1 }, { port: 70000 }, { port: 1.5 }, { maxBodyBytes: 10 }]) {
+    for (const options of [
+      { port: -1 },
+      { port: 70000 },
+      { port: 1.5 },
+      { maxBodyBytes: 10 },
+      { requestTimeoutMs: 5 },
+    ]) {
       const error = await startServer({ store, ...options }).catch((e) => e);
       expect(error.code).toBe("CONFIG_INVALID");
     }

@@ -171,6 +171,16 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
       `port must be an integer from 0 to 65535 (0 picks a free port), not ${String(options.port)}.`,
     );
   }
+  if (
+    options.requestTimeoutMs !== undefined &&
+    (!Number.isSafeInteger(options.requestTimeoutMs) || options.requestTimeoutMs < 100)
+  ) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      "server",
+      "requestTimeoutMs must be an integer number of milliseconds, at least 100.",
+    );
+  }
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1024) {
     throw new SheepdogError(
       "CONFIG_INVALID",
@@ -359,10 +369,13 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   app.post("/v1/requests/:request/tasks/:task/reports", guarded(postReports));
   app.all("/v1/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
 
+  const requestTimeout = options.requestTimeoutMs ?? 300_000;
   const server = createServer(
     {
-      requestTimeout: options.requestTimeoutMs ?? 300_000,
-      headersTimeout: Math.min(60_000, options.requestTimeoutMs ?? 60_000),
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      // How often node looks for requests past their time; it answers those with 408.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeout / 4))),
       keepAliveTimeout: 5_000,
     },
     toNodeHandler(app),
