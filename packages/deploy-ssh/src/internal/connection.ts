@@ -324,6 +324,23 @@ function handshake(
       settled = true;
       reject(error);
     };
+    const proxyNote = (): string =>
+      proxy?.exit !== undefined
+        ? ` The ProxyCommand exited with ${proxy.exit.signal ? `signal ${proxy.exit.signal}` : `code ${proxy.exit.code}`}${proxy.stderrTail ? `: ${proxy.stderrTail.trim()}` : ""}.`
+        : "";
+    /** Fails once the ProxyCommand (if any) has exited, so that its message can be told. */
+    const failSoon = (make: () => SheepdogError): void => {
+      if (settled) return;
+      if (!proxy || proxy.exit !== undefined) {
+        fail(make());
+        return;
+      }
+      const timer = setTimeout(() => fail(make()), 1000);
+      proxy.once("proxy-exit", () => {
+        clearTimeout(timer);
+        fail(make());
+      });
+    };
 
     client.on("ready", () => {
       if (settled) return;
@@ -335,20 +352,16 @@ function handshake(
         agentFailure = error.message;
         return;
       }
-      if (settled) return;
-      fail(mapConnectError(error));
+      failSoon(() => mapConnectError(error));
     });
     client.on("close", () => {
-      const proxyNote =
-        proxy?.exit !== undefined
-          ? ` The ProxyCommand exited with ${proxy.exit.signal ? `signal ${proxy.exit.signal}` : `code ${proxy.exit.code}`}${proxy.stderrTail ? `: ${proxy.stderrTail.trim()}` : ""}.`
-          : "";
-      fail(
-        new SheepdogError(
-          "SSH_CONNECT",
-          sourceName,
-          `${hopName(hop)} closed the connection before it was ready.${proxyNote} Check that an SSH server listens there${proxy ? " and that the ProxyCommand works (run it by hand)" : ""}.`,
-        ),
+      failSoon(
+        () =>
+          new SheepdogError(
+            "SSH_CONNECT",
+            sourceName,
+            `${hopName(hop)} closed the connection before it was ready.${proxyNote()} Check that an SSH server listens there${proxy ? " and that the ProxyCommand works (run it by hand)" : ""}.`,
+          ),
       );
     });
 
@@ -395,6 +408,14 @@ function handshake(
             { cause: error },
           );
         }
+      }
+      if (proxy?.exit !== undefined) {
+        return new SheepdogError(
+          "SSH_CONNECT",
+          sourceName,
+          `Cannot connect to ${hopName(hop)} through its ProxyCommand (${error.message}).${proxyNote()} Run the ProxyCommand by hand to see why.`,
+          { cause: error },
+        );
       }
       return SheepdogError.from(
         error,
