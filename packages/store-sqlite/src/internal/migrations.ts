@@ -1,0 +1,120 @@
+import { SheepdogError } from "@sheepdog/contracts";
+import type { Kysely } from "kysely";
+import { source } from "./errors.js";
+import type { Schema } from "./schema.js";
+
+/**
+ * One step of the schema. A migration only adds to what the steps before it made, and is
+ * never edited once released: a file of version N is brought to the latest version by running
+ * the steps after N, in order, in one transaction.
+ */
+export interface Migration {
+  /** The schema version this step produces (1, 2, ...). */
+  version: number;
+  name: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a migration runs before the schema it describes exists
+  up(db: Kysely<any>): Promise<void>;
+}
+
+/** `PRAGMA application_id` of a Sheepdog database: "SHDG". */
+export const APPLICATION_ID = 0x53484447;
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "requests, args and reports",
+    async up(db) {
+      await db.schema
+        .createTable("requests")
+        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("func", "blob", (c) => c.notNull())
+        .addColumn("ns", "blob", (c) => c.notNull())
+        .addColumn("tasks", "integer", (c) => c.notNull())
+        .addColumn("token_hash", "blob", (c) => c.notNull())
+        .addColumn("created_at", "integer", (c) => c.notNull())
+        .addColumn("meta", "text", (c) => c.notNull())
+        .addColumn("results", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("errors", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+      // Rowid tables with a (request_id, idx) key, rather than WITHOUT ROWID: arguments and
+      // results may be megabytes, which SQLite stores far better in a rowid table.
+      await db.schema
+        .createTable("args")
+        .addColumn("request_id", "integer", (c) => c.notNull())
+        .addColumn("idx", "integer", (c) => c.notNull())
+        .addColumn("value", "blob", (c) => c.notNull())
+        .addPrimaryKeyConstraint("args_pk", ["request_id", "idx"])
+        .execute();
+      await db.schema
+        .createTable("reports")
+        .addColumn("request_id", "integer", (c) => c.notNull())
+        .addColumn("idx", "integer", (c) => c.notNull())
+        .addColumn("result", "blob")
+        .addColumn("error", "text")
+        .addPrimaryKeyConstraint("reports_pk", ["request_id", "idx"])
+        .execute();
+    },
+  },
+];
+
+/** The newest schema version these migrations produce. */
+export function latestVersion(list: readonly Migration[]): number {
+  return list.reduce((max, m) => Math.max(max, m.version), 0);
+}
+
+/** What `PRAGMA application_id`, `PRAGMA user_version` and sqlite_schema say about a file. */
+export interface FileIdentity {
+  applicationId: number;
+  version: number;
+  /** How many tables, indexes, views and triggers it holds. */
+  objects: number;
+}
+
+/**
+ * What to do with a file: nothing (current), migrate it (empty or older), or refuse it (another
+ * application's database, or a newer Sheepdog's).
+ */
+export function judge(identity: FileIdentity, latest: number, file: string): "current" | "migrate" {
+  if (identity.applicationId !== APPLICATION_ID) {
+    if (identity.applicationId === 0 && identity.objects === 0 && identity.version === 0) {
+      return "migrate";
+    }
+    throw new SheepdogError(
+      "STORE_CORRUPT",
+      source,
+      `${file} is an SQLite database, but not a Sheepdog one (application_id ${identity.applicationId}, ${identity.objects} schema objects). It was left untouched: use another dbfile.`,
+    );
+  }
+  if (identity.version > latest) {
+    throw new SheepdogError(
+      "STORE_VERSION",
+      source,
+      `${file} has schema version ${identity.version}, written by a newer Sheepdog; this @sheepdog/store-sqlite reads versions up to ${latest}. Upgrade @sheepdog/store-sqlite, or use another dbfile.`,
+    );
+  }
+  return identity.version === latest ? "current" : "migrate";
+}
+
+/** Runs the migrations after `from`, in order. The caller holds a write transaction. */
+export async function migrate(
+  // biome-ignore lint/suspicious/noExplicitAny: see Migration.up
+  db: Kysely<any> | Kysely<Schema>,
+  list: readonly Migration[],
+  from: number,
+): Promise<number> {
+  const steps = list.filter((m) => m.version > from).sort((a, b) => a.version - b.version);
+  let version = from;
+  for (const step of steps) {
+    if (step.version !== version + 1) {
+      throw new SheepdogError(
+        "INTERNAL",
+        source,
+        `Migration ${step.version} ("${step.name}") does not follow version ${version}. This is a bug in @sheepdog/store-sqlite: please report it.`,
+      );
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: see Migration.up
+    await step.up(db as Kysely<any>);
+    version = step.version;
+  }
+  return version;
+}

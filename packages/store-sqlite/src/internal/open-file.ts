@@ -1,0 +1,79 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { SheepdogError } from "@sheepdog/contracts";
+import type { SqliteDatabase } from "../sqlite-database.js";
+import { LOCK_SLICE_MS } from "./busy.js";
+import { source, storeError } from "./errors.js";
+
+function ioError(message: string, cause?: unknown): SheepdogError {
+  return new SheepdogError("STORE_IO", source, message, { cause });
+}
+
+async function writable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks a database path before SQLite sees it, so that the common mistakes get a clear
+ * message naming the file: a directory, a file that cannot be written, a directory that does
+ * not exist or where the file cannot be created.
+ */
+export async function checkPath(file: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw ioError(`${file} cannot be examined: ${(error as Error).message}.`, error);
+    }
+    const dir = dirname(file);
+    let dirInfo: Awaited<ReturnType<typeof stat>>;
+    try {
+      dirInfo = await stat(dir);
+    } catch (dirError) {
+      throw ioError(
+        `${file} cannot be created: its directory ${dir} does not exist. Create the directory, or use another dbfile.`,
+        dirError,
+      );
+    }
+    if (!dirInfo.isDirectory()) {
+      throw ioError(`${file} cannot be created: ${dir} is not a directory. Use another dbfile.`);
+    }
+    if (!(await writable(dir))) {
+      throw ioError(
+        `${file} cannot be created: the directory ${dir} is not writable. Check its permissions, or use another dbfile.`,
+      );
+    }
+    return;
+  }
+  if (info.isDirectory()) {
+    throw ioError(
+      `${file} is a directory, not a database file. Use a file path such as ${file.replace(/\/+$/, "")}/sheepdog.sqlite.`,
+    );
+  }
+  if (!info.isFile()) {
+    throw ioError(`${file} is not a regular file. Use a path to a database file.`);
+  }
+  if (!(await writable(file))) {
+    throw ioError(
+      `${file} cannot be read and written: permission denied. Check its permissions (and owner), or use another dbfile.`,
+    );
+  }
+}
+
+/** Opens `file` with better-sqlite3, loaded only now so that an injected database needs none. */
+export async function openFile(file: string): Promise<SqliteDatabase> {
+  if (file !== ":memory:") await checkPath(file);
+  const { default: Database } = await import("better-sqlite3");
+  try {
+    return new Database(file, { timeout: LOCK_SLICE_MS });
+  } catch (error) {
+    throw storeError(error, file);
+  }
+}

@@ -1,0 +1,171 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SheepdogError } from "@sheepdog/contracts";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { APPLICATION_ID, type Migration, migrations } from "./internal/migrations.js";
+import { sqliteStore, sqliteStoreWithMigrations } from "./sqlite-store.js";
+
+let dir: string;
+let file: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "sheepdog-migrations-"));
+  file = join(dir, "sheepdog.sqlite");
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+
+/** A second schema step, as a later release would add one. */
+const addNotes: Migration = {
+  version: 2,
+  name: "request notes",
+  async up(db) {
+    await db.schema
+      .alterTable("requests")
+      .addColumn("note", "text", (c) => c.notNull().defaultTo("none"))
+      .execute();
+    await db.schema.createIndex("reports_errors").on("reports").columns(["request_id"]).execute();
+  },
+};
+
+function header(path: string): { applicationId: number; version: number } {
+  const db = new Database(path, { readonly: true });
+  try {
+    return {
+      applicationId: Number(db.pragma("application_id", { simple: true })),
+      version: Number(db.pragma("user_version", { simple: true })),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const sha256 = async (path: string) =>
+  createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
+
+it("makes a new file a Sheepdog database of the latest version, in WAL mode", async () => {
+  const store = sqliteStore({ database: file });
+  await store.listRequests();
+  expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: migrations.length });
+  const db = new Database(file, { readonly: true });
+  expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+  db.close();
+  await store.close();
+});
+
+it("initialises an empty (0-byte) file", async () => {
+  await writeFile(file, "");
+  const store = sqliteStore({ database: file });
+  expect(await store.listRequests()).toEqual([]);
+  await store.close();
+  expect(header(file).applicationId).toBe(APPLICATION_ID);
+});
+
+it("upgrades an older file, keeping its data", async () => {
+  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  const { id } = await old.createRequest({
+    func: utf8("f"),
+    ns: utf8("ns"),
+    args: [utf8("a0"), utf8("a1")],
+  });
+  await old.putResult(id, 1, utf8("r1"));
+  await old.close();
+  expect(header(file).version).toBe(1);
+
+  const upgraded = sqliteStoreWithMigrations({ database: file }, [...migrations, addNotes]);
+  expect(await upgraded.counts(id)).toEqual({ tasks: 2, results: 1, errors: 0 });
+  expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: 2 });
+  const results = await upgraded.getResults(id);
+  expect(results.map((r) => r.result && new TextDecoder().decode(r.result))).toEqual([null, "r1"]);
+  expect((await upgraded.createRequest({ func: utf8("g"), ns: utf8(""), args: [] })).id).toBe(
+    id + 1,
+  );
+  await upgraded.close();
+
+  const db = new Database(file, { readonly: true });
+  expect(db.prepare("SELECT note FROM requests ORDER BY id").pluck().all()).toEqual([
+    "none",
+    "none",
+  ]);
+  db.close();
+});
+
+it("migrates once when two stores open an older file at the same moment", async () => {
+  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  await old.listRequests();
+  await old.close();
+  // addNotes fails if run twice (the column exists): the second store must see the first's
+  // work. The pause holds the first store's transaction open while the second one looks.
+  const slowNotes: Migration = {
+    ...addNotes,
+    async up(db) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await addNotes.up(db);
+    },
+  };
+  const a = sqliteStoreWithMigrations({ database: file }, [...migrations, slowNotes]);
+  const b = sqliteStoreWithMigrations({ database: file }, [...migrations, slowNotes]);
+  expect(await Promise.all([a.listRequests(), b.listRequests()])).toEqual([[], []]);
+  expect(header(file).version).toBe(2);
+  await a.close();
+  await b.close();
+});
+
+it("rolls back a failed migration whole, and retries it on the next call", async () => {
+  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  await old.listRequests();
+  await old.close();
+  let fail = true;
+  const flaky: Migration = {
+    version: 2,
+    name: "flaky",
+    async up(db) {
+      await db.schema.createTable("half_done").addColumn("x", "integer").execute();
+      if (fail) throw new Error("disk gremlins");
+    },
+  };
+  const store = sqliteStoreWithMigrations({ database: file }, [...migrations, flaky]);
+  const error = await store.listRequests().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(SheepdogError.isInstance(error) && error.message).toContain("disk gremlins");
+  const db = new Database(file, { readonly: true });
+  expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'half_done'").all()).toEqual([]);
+  db.close();
+  expect(header(file).version).toBe(1);
+  fail = false;
+  expect(await store.listRequests()).toEqual([]);
+  expect(header(file).version).toBe(2);
+  await store.close();
+});
+
+it("refuses a file written by a newer Sheepdog with STORE_VERSION, leaving it untouched", async () => {
+  const store = sqliteStore({ database: file });
+  await store.listRequests();
+  await store.close();
+  const db = new Database(file);
+  db.pragma(`user_version = ${migrations.length + 1}`);
+  db.pragma("journal_mode = DELETE");
+  db.close();
+  const before = await sha256(file);
+
+  const newer = sqliteStore({ database: file });
+  const error = await newer.listRequests().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(SheepdogError.isInstance(error) && error.code).toBe("STORE_VERSION");
+  expect((error as Error).message).toBe(
+    `[sheepdog] [store-sqlite] ${file} has schema version ${migrations.length + 1}, written by a newer Sheepdog; this @sheepdog/store-sqlite reads versions up to ${migrations.length}. Upgrade @sheepdog/store-sqlite, or use another dbfile.`,
+  );
+  await newer.close();
+  expect(await sha256(file)).toBe(before);
+});

@@ -1,0 +1,214 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SheepdogError } from "@sheepdog/contracts";
+import { describeStoreContract } from "@sheepdog/contracts/testing";
+import Database from "better-sqlite3";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SMALL_VALUE_BYTES } from "./internal/small-values.js";
+import { type SqliteStoreOptions, sqliteStore } from "./sqlite-store.js";
+
+describeStoreContract("sqlite", (ctx) =>
+  sqliteStore({ database: join(ctx.dir, "sheepdog.sqlite") }),
+);
+
+// The same contract with a database passed in, which close() leaves open for its owner.
+const injected: Database.Database[] = [];
+afterAll(() => {
+  for (const db of injected) db.close();
+});
+describeStoreContract(
+  "sqlite, database passed in",
+  (ctx) => {
+    const db = new Database(join(ctx.dir, "injected.sqlite"));
+    injected.push(db);
+    return sqliteStore({ database: db });
+  },
+  { manyTasks: 10_000, largeValueBytes: 1024 * 1024 },
+);
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "sheepdog-sqlite-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+
+async function failure(promise: Promise<unknown>): Promise<SheepdogError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!SheepdogError.isInstance(error))
+    throw new Error(`expected a SheepdogError, got ${String(error)}`);
+  return error;
+}
+
+describe("sqliteStore options", () => {
+  it("refuses unknown or malformed options with CONFIG_INVALID, suggesting the right name", () => {
+    const attempt = (options: unknown) => {
+      try {
+        sqliteStore(options as SqliteStoreOptions);
+      } catch (error) {
+        return SheepdogError.isInstance(error) ? `${error.code}: ${error.message}` : String(error);
+      }
+      return "accepted";
+    };
+    expect(attempt({ dbfile: "x.sqlite" })).toBe(
+      'CONFIG_INVALID: [sheepdog] [store-sqlite] Unknown option "dbfile" for sqliteStore. Did you mean "database"?',
+    );
+    expect(attempt({ database: "x", colour: "red" })).toContain(
+      "Known options: database, busyTimeout.",
+    );
+    expect(attempt({ database: "" })).toContain("CONFIG_INVALID");
+    expect(attempt({ database: 42 })).toContain("CONFIG_INVALID");
+    expect(attempt({ database: "x", busyTimeout: -1 })).toContain("CONFIG_INVALID");
+    expect(attempt({ database: "x", busyTimeout: Number.NaN })).toContain("CONFIG_INVALID");
+    expect(attempt(undefined)).toContain("CONFIG_INVALID");
+    expect(attempt({ database: "x", busyTimeout: 0 })).toBe("accepted");
+  });
+});
+
+describe("sqliteStore lifecycle", () => {
+  it("touches nothing on disk before its first use", async () => {
+    const file = join(dir, "lazy.sqlite");
+    const store = sqliteStore({ database: file });
+    expect(store.file).toBe(file);
+    expect(existsSync(file)).toBe(false);
+    await store.listRequests();
+    expect(existsSync(file)).toBe(true);
+    await store.close();
+  });
+
+  it("closes with await using", async () => {
+    const file = join(dir, "using.sqlite");
+    let escaped: ReturnType<typeof sqliteStore> | undefined;
+    {
+      await using store = sqliteStore({ database: file });
+      await store.listRequests();
+      escaped = store;
+    }
+    expect((await failure(escaped.listRequests())).code).toBe("CLOSED");
+  });
+
+  it("leaves a database that was passed in open, and names its file", async () => {
+    const file = join(dir, "mine.sqlite");
+    const db = new Database(file);
+    const store = sqliteStore({ database: db });
+    expect(store.file).toBe(file);
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
+    await store.close();
+    expect(db.open).toBe(true);
+    expect(db.prepare("SELECT tasks FROM requests WHERE id = ?").pluck().get(id)).toBe(1);
+    db.close();
+  });
+
+  it("works on a private in-memory database", async () => {
+    await using store = sqliteStore({ database: ":memory:" });
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
+    expect(await store.putResult(id, 0, utf8("r"))).toBe(true);
+    expect(await store.counts(id)).toEqual({ tasks: 1, results: 1, errors: 0 });
+  });
+});
+
+describe("sqliteStore values", () => {
+  it("keeps empty values and values around the small-value size exactly", async () => {
+    await using store = sqliteStore({ database: join(dir, "sizes.sqlite") });
+    const sizes = [0, 1, SMALL_VALUE_BYTES - 1, SMALL_VALUE_BYTES, SMALL_VALUE_BYTES + 1, 300_000];
+    const make = (size: number, seed: number) =>
+      Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
+    const { id } = await store.createRequest({
+      func: new Uint8Array(0),
+      ns: new Uint8Array(0),
+      args: sizes.map((size) => make(size, 1)),
+    });
+    for (const [i, size] of sizes.entries()) await store.putResult(id, i, make(size, 2));
+    const results = await store.getResults(id);
+    for (const [i, size] of sizes.entries()) {
+      expect([...(results[i]?.args ?? [])]).toEqual([...make(size, 1)]);
+      expect([...(results[i]?.result ?? [null])]).toEqual([...make(size, 2)]);
+    }
+    expect((await store.getRequest(id)).func.byteLength).toBe(0);
+  });
+
+  it("stores no request when reading its arguments fails", async () => {
+    await using store = sqliteStore({ database: join(dir, "rollback.sqlite") });
+    function* args(): Generator<Uint8Array> {
+      for (let i = 0; i < 1000; i += 1) yield utf8(`a${i}`);
+      throw new Error("the generator broke");
+    }
+    const error = await failure(
+      store.createRequest({ func: utf8("f"), ns: utf8("n"), args: args() }),
+    );
+    expect(error.code).toBe("INVALID_INPUT");
+    expect(error.message).toContain("the generator broke");
+    expect(await store.listRequests()).toEqual([]);
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
+    expect(await store.counts(id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+  });
+
+  it("copies each argument as it is read, so a generator may reuse one buffer", async () => {
+    await using store = sqliteStore({ database: join(dir, "reuse.sqlite") });
+    const buffer = new Uint8Array(4);
+    function* args(): Generator<Uint8Array> {
+      for (let i = 0; i < 500; i += 1) {
+        new DataView(buffer.buffer).setUint32(0, i);
+        yield buffer;
+      }
+    }
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: args() });
+    const stored = await store.getArgs(id, 0, 500);
+    const read = stored.map((a) => new DataView(a.buffer, a.byteOffset, a.byteLength).getUint32(0));
+    expect(read).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+});
+
+describe("sqliteStore and a busy file", () => {
+  function holdWriteLock(file: string): Database.Database {
+    const other = new Database(file);
+    other.prepare("BEGIN IMMEDIATE").run();
+    other.prepare("UPDATE requests SET meta = meta").run();
+    return other;
+  }
+
+  it("waits for another connection's write without blocking the event loop", async () => {
+    const file = join(dir, "busy.sqlite");
+    await using store = sqliteStore({ database: file });
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
+    const other = holdWriteLock(file);
+    let ticks = 0;
+    const ticker = setInterval(() => {
+      ticks += 1;
+    }, 10);
+    setTimeout(() => {
+      other.prepare("COMMIT").run();
+      other.close();
+    }, 600);
+    const started = Date.now();
+    expect(await store.putResult(id, 0, utf8("r"))).toBe(true);
+    clearInterval(ticker);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(550);
+    // Blocked for 600 ms in SQLite's own wait, the ticker would not have run at all.
+    expect(ticks).toBeGreaterThan(5);
+    expect(await store.counts(id)).toEqual({ tasks: 1, results: 1, errors: 0 });
+  });
+
+  it("gives up after busyTimeout with a clear STORE_IO, then works once the lock is gone", async () => {
+    const file = join(dir, "stuck.sqlite");
+    await using store = sqliteStore({ database: file, busyTimeout: 200 });
+    const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
+    const other = holdWriteLock(file);
+    const error = await failure(store.putResult(id, 0, utf8("r")));
+    expect(error.code).toBe("STORE_IO");
+    expect(error.message).toContain(
+      `${file} stayed locked by another connection for more than 200 ms`,
+    );
+    other.prepare("ROLLBACK").run();
+    other.close();
+    expect(await store.putResult(id, 0, utf8("r"))).toBe(true);
+  });
+});

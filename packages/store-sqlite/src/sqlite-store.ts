@@ -1,0 +1,789 @@
+import { resolve } from "node:path";
+import type {
+  CreatedRequest,
+  NewRequest,
+  RequestCounts,
+  RequestId,
+  RequestInfo,
+  RequestMeta,
+  RequestSummary,
+  Store,
+  StoreReport,
+  TaskError,
+  TaskResult,
+} from "@sheepdog/contracts";
+import { hashToken, newToken, SheepdogError } from "@sheepdog/contracts";
+import { Kysely, SqliteDialect, sql } from "kysely";
+import { LOCK_SLICE_MS, retryBusy } from "./internal/busy.js";
+import {
+  closedError,
+  invalidInput,
+  requestNotFound,
+  source,
+  storeError,
+  taskNotFound,
+} from "./internal/errors.js";
+import {
+  APPLICATION_ID,
+  type FileIdentity,
+  judge,
+  latestVersion,
+  type Migration,
+  migrate,
+  migrations,
+} from "./internal/migrations.js";
+import { Mutex } from "./internal/mutex.js";
+import { openFile } from "./internal/open-file.js";
+import type { Schema } from "./internal/schema.js";
+import { SlabDecoder, smallAsHex } from "./internal/small-values.js";
+import type { SqliteDatabase, SqliteStatement } from "./sqlite-database.js";
+
+/** Options of {@link sqliteStore}. */
+export interface SqliteStoreOptions {
+  /**
+   * The database: a file path (created if missing; `":memory:"` for a private in-memory
+   * database), or an open better-sqlite3 `Database`. A database you pass stays yours:
+   * `close()` leaves it open. Either way it must be empty or a Sheepdog database.
+   */
+  database: string | SqliteDatabase;
+  /**
+   * How long a call waits for another process's write to finish before it fails with
+   * `STORE_IO`, in milliseconds. The wait is asynchronous: the event loop keeps running.
+   * @default 30_000
+   */
+  busyTimeout?: number;
+}
+
+/** A {@link Store} on an SQLite database, with the optional methods, usable with `await using`. */
+export interface SqliteStore extends Store, AsyncDisposable {
+  putReports(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
+  resetTasks(id: RequestId, indices: readonly number[]): Promise<void>;
+  /** The database file (absolute), or a description of the database that was passed in. */
+  readonly file: string;
+}
+
+const optionNames = ["database", "busyTimeout"] as const;
+const optionHints: Record<string, string> = {
+  dbfile: "database",
+  path: "database",
+  file: "database",
+  filename: "database",
+  db: "database",
+  timeout: "busyTimeout",
+  busy_timeout: "busyTimeout",
+};
+
+/**
+ * A {@link Store} on one SQLite file, through Kysely and better-sqlite3: WAL, a busy timeout
+ * that waits without blocking the event loop, and a versioned schema. Several processes can
+ * share one file. The file is opened on first use (and again after a failed first use);
+ * nothing touches the disk before that.
+ *
+ * @example
+ * ```ts
+ * await using store = sqliteStore({ database: "./sheepdog.sqlite" });
+ * const { id, token } = await store.createRequest({ func, ns, args });
+ * await store.putResult(id, 0, pickled);
+ * console.log(await store.counts(id)); // { tasks: 3, results: 1, errors: 0 }
+ * ```
+ */
+export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStoreImpl(checkOptions(options));
+}
+
+function checkOptions(options: SqliteStoreOptions): Required<SqliteStoreOptions> {
+  if (typeof options !== "object" || options === null) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      'sqliteStore needs options: sqliteStore({ database: "./sheepdog.sqlite" }).',
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if ((optionNames as readonly string[]).includes(key)) continue;
+    const hint = optionHints[key] ?? optionHints[key.toLowerCase()];
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `Unknown option "${key}" for sqliteStore. ${hint ? `Did you mean "${hint}"?` : `Known options: ${optionNames.join(", ")}.`}`,
+    );
+  }
+  const { database, busyTimeout = 30_000 } = options;
+  const isDatabase =
+    typeof database === "object" &&
+    database !== null &&
+    typeof (database as SqliteDatabase).prepare === "function";
+  if (!(typeof database === "string" && database !== "") && !isDatabase) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      "The database option must be a file path or an open better-sqlite3 Database.",
+    );
+  }
+  if (typeof busyTimeout !== "number" || !(busyTimeout >= 0) || busyTimeout === Infinity) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `busyTimeout must be a number of milliseconds (0 or more), not ${String(busyTimeout)}.`,
+    );
+  }
+  return { database, busyTimeout };
+}
+
+/** The open database and the statements prepared on it. */
+interface Connection {
+  db: SqliteDatabase;
+  kysely: Kysely<Schema>;
+  owned: boolean;
+  closed: boolean;
+  begin: SqliteStatement;
+  commit: SqliteStatement;
+  taskCount: SqliteStatement;
+  insertArg: SqliteStatement;
+  insertArgs: SqliteStatement;
+  insertReport: SqliteStatement;
+  addCounts: SqliteStatement;
+  getArgs: SqliteStatement;
+  beginRead: SqliteStatement;
+  allArgs: SqliteStatement;
+  allResults: SqliteStatement;
+}
+
+/** How many argument rows one INSERT statement carries in createRequest. */
+const ARGS_PER_INSERT = 200;
+/** createRequest lets the event loop run after this many arguments. */
+const ARGS_PER_YIELD = 50_000;
+
+interface PendingReports {
+  id: RequestId;
+  reports: readonly StoreReport[];
+  resolve(stored: boolean[]): void;
+  reject(error: unknown): void;
+}
+
+/** The first row of a query, or undefined. */
+function firstRow(statement: SqliteStatement, parameters: unknown[]): unknown {
+  return statement.all(parameters)[0];
+}
+
+/**
+ * Ends a failed transaction. SQLite has already rolled back after some errors (a full disk),
+ * and then ROLLBACK itself fails: the first error is the one to report.
+ */
+function rollback(db: SqliteDatabase): void {
+  try {
+    db.prepare("ROLLBACK").run([]);
+  } catch {
+    // No transaction was active any more.
+  }
+}
+
+function pragma(db: SqliteDatabase, text: string): unknown[] {
+  const statement = db.prepare(`PRAGMA ${text}`);
+  if (statement.reader) return statement.all([]);
+  statement.run([]);
+  return [];
+}
+
+function pragmaValue(db: SqliteDatabase, name: string): unknown {
+  const row = pragma(db, name)[0];
+  return row === undefined ? undefined : Object.values(row as object)[0];
+}
+
+function readIdentity(db: SqliteDatabase): FileIdentity {
+  const objects = db.prepare("SELECT count(*) AS n FROM sqlite_schema").all([])[0] as { n: number };
+  return {
+    applicationId: Number(pragmaValue(db, "application_id")),
+    version: Number(pragmaValue(db, "user_version")),
+    objects: objects.n,
+  };
+}
+
+function rawRows(statement: SqliteStatement): SqliteStatement {
+  statement.raw?.(true);
+  return statement;
+}
+
+/** Row cells, whether the statement returns arrays (raw) or objects. */
+function cells(row: unknown): unknown[] {
+  return Array.isArray(row) ? row : Object.values(row as object);
+}
+
+function isBytes(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array;
+}
+
+function isRequestId(id: unknown): id is number {
+  return Number.isSafeInteger(id) && (id as number) > 0;
+}
+
+function metaJson(meta: unknown, what: string): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(meta);
+  } catch (error) {
+    throw invalidInput(`The ${what} must be JSON-serialisable: ${(error as Error).message}.`);
+  }
+  if (json === undefined || typeof meta !== "object" || meta === null || Array.isArray(meta)) {
+    throw invalidInput(`The ${what} must be a plain object of JSON values.`);
+  }
+  return json;
+}
+
+class SqliteStoreImpl implements SqliteStore {
+  readonly file: string;
+  readonly #options: Required<SqliteStoreOptions>;
+  readonly #migrations: readonly Migration[];
+  readonly #lock = new Mutex();
+  #connecting: Promise<Connection> | undefined;
+  #closed = false;
+  /** Task counts never change once a request exists, so they are kept after the first look. */
+  readonly #tasks = new Map<RequestId, number>();
+  #pending: PendingReports[] = [];
+  #flushScheduled = false;
+
+  constructor(options: Required<SqliteStoreOptions>, list: readonly Migration[] = migrations) {
+    this.#options = options;
+    this.#migrations = list;
+    const { database } = options;
+    if (typeof database === "string") {
+      this.file = database === ":memory:" ? "the in-memory database" : resolve(database);
+    } else {
+      this.file = typeof database.name === "string" ? database.name : "the database passed in";
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------
+
+  /** The open connection, opening it on first use; a failed open is retried on the next call. */
+  #connect(): Promise<Connection> {
+    if (!this.#connecting) {
+      this.#connecting = this.#open().catch((error: unknown) => {
+        this.#connecting = undefined;
+        throw error;
+      });
+    }
+    return this.#connecting;
+  }
+
+  async #open(): Promise<Connection> {
+    const { database, busyTimeout } = this.#options;
+    const owned = typeof database === "string";
+    const db = owned ? await openFile(database) : database;
+    try {
+      return await this.#prepare(db, owned, busyTimeout);
+    } catch (error) {
+      if (owned) {
+        try {
+          db.close();
+        } catch {
+          // Already failing; the first error is the one to report.
+        }
+      }
+      throw storeError(error, this.file);
+    }
+  }
+
+  async #prepare(db: SqliteDatabase, owned: boolean, busyTimeout: number): Promise<Connection> {
+    const latest = latestVersion(this.#migrations);
+    const retry = <T>(attempt: () => T | Promise<T>) => retryBusy(attempt, busyTimeout, this.file);
+
+    pragma(db, `busy_timeout = ${LOCK_SLICE_MS}`);
+    // Look before touching: a file that is not a Sheepdog database is refused unchanged.
+    const action = judge(await retry(() => readIdentity(db)), latest, this.file);
+    await retry(() => pragma(db, "journal_mode = WAL"));
+    pragma(db, "synchronous = NORMAL");
+    pragma(db, "journal_size_limit = 67108864");
+
+    const kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: db }) });
+    if (action === "migrate") {
+      await retry(() => db.prepare("BEGIN IMMEDIATE").run([]));
+      try {
+        // Another process may have migrated the file while this one waited for the lock.
+        const identity = readIdentity(db);
+        if (judge(identity, latest, this.file) === "migrate") {
+          const version = await migrate(kysely, this.#migrations, identity.version);
+          pragma(db, `application_id = ${APPLICATION_ID}`);
+          pragma(db, `user_version = ${version}`);
+        }
+        db.prepare("COMMIT").run([]);
+      } catch (error) {
+        rollback(db);
+        throw error;
+      }
+    }
+
+    const argsRows = Array.from({ length: ARGS_PER_INSERT }, () => "(?, ?, ?)").join(", ");
+    return {
+      db,
+      kysely,
+      owned,
+      closed: false,
+      begin: db.prepare("BEGIN IMMEDIATE"),
+      commit: db.prepare("COMMIT"),
+      taskCount: db.prepare("SELECT tasks FROM requests WHERE id = ?"),
+      insertArg: db.prepare("INSERT INTO args (request_id, idx, value) VALUES (?, ?, ?)"),
+      insertArgs: db.prepare(`INSERT INTO args (request_id, idx, value) VALUES ${argsRows}`),
+      insertReport: db.prepare(
+        "INSERT INTO reports (request_id, idx, result, error) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      ),
+      addCounts: db.prepare(
+        "UPDATE requests SET results = results + ?, errors = errors + ? WHERE id = ?",
+      ),
+      getArgs: db.prepare(
+        "SELECT value FROM args WHERE request_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+      ),
+      beginRead: db.prepare("BEGIN"),
+      // Two scans merged in JavaScript rather than a LEFT JOIN: a join probes the reports
+      // index once per task, which took longer than reading the values.
+      allArgs: rawRows(
+        db.prepare(
+          `SELECT idx, ${smallAsHex("value")} FROM args WHERE request_id = ? ORDER BY idx`,
+        ),
+      ),
+      allResults: rawRows(
+        db.prepare(
+          `SELECT idx, ${smallAsHex("result")} FROM reports
+           WHERE request_id = ? AND result IS NOT NULL ORDER BY idx`,
+        ),
+      ),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Calls made before close() are queued on the lock ahead of it, and finish first.
+    const flushing = this.#flush();
+    await this.#lock.run(async () => {
+      const connection = await this.#connecting?.catch(() => undefined);
+      if (!connection || connection.closed) return;
+      connection.closed = true;
+      // Kysely's destroy() closes the database; one that was passed in stays open for its owner.
+      if (connection.owned) await connection.kysely.destroy();
+    });
+    await flushing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Runs `work` alone on the connection (see {@link Mutex}); maps SQLite's errors to
+   * SheepdogErrors that name the file.
+   */
+  async #run<T>(work: (c: Connection) => T | Promise<T>): Promise<T> {
+    if (this.#closed) throw closedError();
+    return this.#lock.run(async () => {
+      const connection = await this.#connect();
+      if (connection.closed) throw closedError();
+      try {
+        return await work(connection);
+      } catch (error) {
+        throw storeError(error, this.file);
+      }
+    });
+  }
+
+  /** A read: repeated while another connection holds a lock it needs. */
+  #read<T>(work: (c: Connection) => T | Promise<T>): Promise<T> {
+    return this.#run((c) => retryBusy(() => work(c), this.#options.busyTimeout, this.file));
+  }
+
+  /**
+   * A write in one BEGIN IMMEDIATE transaction: it takes SQLite's write lock up front (waiting
+   * for other processes without blocking the event loop), so that it cannot fail half-way
+   * with SQLITE_BUSY as a deferred transaction that upgrades its lock can.
+   */
+  #write<T>(work: (c: Connection) => T | Promise<T>): Promise<T> {
+    return this.#run(async (c) => {
+      await retryBusy(() => c.begin.run([]), this.#options.busyTimeout, this.file);
+      let result: T;
+      try {
+        result = await work(c);
+      } catch (error) {
+        rollback(c.db);
+        throw error;
+      }
+      c.commit.run([]);
+      return result;
+    });
+  }
+
+  /** The number of tasks of request `id`, or REQUEST_NOT_FOUND. Runs inside the lock. */
+  #taskCount(c: Connection, id: RequestId): number {
+    const known = this.#tasks.get(id);
+    if (known !== undefined) return known;
+    const row = isRequestId(id) ? firstRow(c.taskCount, [id]) : undefined;
+    if (row === undefined) throw requestNotFound(id);
+    const tasks = Number(cells(row)[0]);
+    this.#tasks.set(id, tasks);
+    return tasks;
+  }
+
+  #checkRange(c: Connection, id: RequestId, start: number, count: number): void {
+    const tasks = this.#taskCount(c, id);
+    const inside = Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0;
+    if (!inside || start + count > tasks) {
+      throw taskNotFound(id, count === 1 ? start : `${start} to ${start + count - 1}`, tasks);
+    }
+  }
+
+  // ---- requests -------------------------------------------------------------------------
+
+  async createRequest(request: NewRequest): Promise<CreatedRequest> {
+    if (typeof request !== "object" || request === null) {
+      throw invalidInput("createRequest needs { func, ns, args }.");
+    }
+    const { func, ns, args } = request;
+    if (!isBytes(func)) throw invalidInput("The request's func must be a Uint8Array.");
+    if (!isBytes(ns)) throw invalidInput("The request's ns must be a Uint8Array.");
+    if (typeof (args as Iterable<Uint8Array>)?.[Symbol.iterator] !== "function") {
+      throw invalidInput("The request's args must be an iterable of Uint8Array.");
+    }
+    const meta = metaJson(request.meta ?? {}, "request's meta");
+    const token = newToken();
+    return this.#write(async (c) => {
+      const inserted = await c.kysely
+        .insertInto("requests")
+        .values({
+          func,
+          ns,
+          tasks: 0,
+          token_hash: hashToken(token),
+          created_at: Date.now(),
+          meta,
+        })
+        .executeTakeFirstOrThrow();
+      const id = Number(inserted.insertId);
+      const tasks = await this.#insertArgs(c, id, args);
+      await c.kysely.updateTable("requests").set({ tasks }).where("id", "=", id).execute();
+      return { id, token };
+    });
+  }
+
+  /**
+   * Inserts the arguments in statements of ARGS_PER_INSERT rows. This is the one loop that
+   * runs a million times, so it uses prepared better-sqlite3 statements directly: building
+   * each statement through Kysely's query builder costs more than running it.
+   */
+  async #insertArgs(c: Connection, id: RequestId, args: Iterable<Uint8Array>): Promise<number> {
+    const batch: unknown[] = new Array(ARGS_PER_INSERT * 3);
+    let filled = 0;
+    let index = 0;
+    let iterator: Iterator<Uint8Array>;
+    let next: IteratorResult<Uint8Array>;
+    const fromCaller = (error: unknown) =>
+      SheepdogError.from(error, "INVALID_INPUT", source, "Reading the request's args failed");
+    try {
+      iterator = args[Symbol.iterator]();
+      next = iterator.next();
+    } catch (error) {
+      throw fromCaller(error);
+    }
+    for (; !next.done; index += 1) {
+      const arg: unknown = next.value;
+      if (!isBytes(arg)) throw invalidInput(`Argument ${index} must be a Uint8Array.`);
+      batch[filled++] = id;
+      batch[filled++] = index;
+      // A copy, as rows wait here for their batch: a generator may reuse its buffer.
+      batch[filled++] = arg.slice();
+      try {
+        next = iterator.next();
+      } catch (error) {
+        throw fromCaller(error);
+      }
+      if (filled === batch.length) {
+        c.insertArgs.run(batch);
+        filled = 0;
+      }
+      if ((index + 1) % ARGS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (let i = 0; i < filled; i += 3) c.insertArg.run([batch[i], batch[i + 1], batch[i + 2]]);
+    return index;
+  }
+
+  async getRequest(id: RequestId): Promise<RequestInfo> {
+    return this.#read(async (c) => {
+      const row = isRequestId(id)
+        ? await c.kysely.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirst()
+        : undefined;
+      if (!row) throw requestNotFound(id);
+      return {
+        id: row.id,
+        func: row.func,
+        ns: row.ns,
+        tasks: row.tasks,
+        tokenHash: row.token_hash,
+        createdAt: row.created_at,
+        meta: JSON.parse(row.meta) as RequestMeta,
+      };
+    });
+  }
+
+  async getArgs(id: RequestId, start: number, count = 1): Promise<Uint8Array[]> {
+    return this.#read((c) => {
+      this.#checkRange(c, id, start, count);
+      return c.getArgs.all([id, start, start + count]).map((row) => cells(row)[0] as Uint8Array);
+    });
+  }
+
+  async updateMeta(id: RequestId, patch: RequestMeta): Promise<void> {
+    metaJson(patch, "meta patch");
+    await this.#write(async (c) => {
+      const row = isRequestId(id)
+        ? await c.kysely
+            .selectFrom("requests")
+            .select("meta")
+            .where("id", "=", id)
+            .executeTakeFirst()
+        : undefined;
+      if (!row) throw requestNotFound(id);
+      const meta = { ...(JSON.parse(row.meta) as RequestMeta), ...patch };
+      await c.kysely
+        .updateTable("requests")
+        .set({ meta: JSON.stringify(meta) })
+        .where("id", "=", id)
+        .execute();
+    });
+  }
+
+  async listRequests(): Promise<RequestSummary[]> {
+    return this.#read(async (c) => {
+      const rows = await c.kysely
+        .selectFrom("requests")
+        .select(["id", "created_at", "meta", "tasks", "results", "errors"])
+        .orderBy("id")
+        .execute();
+      return rows.map((row) => ({
+        id: row.id,
+        createdAt: row.created_at,
+        meta: JSON.parse(row.meta) as RequestMeta,
+        tasks: row.tasks,
+        results: row.results,
+        errors: row.errors,
+      }));
+    });
+  }
+
+  // ---- reports --------------------------------------------------------------------------
+
+  async putResult(id: RequestId, index: number, result: Uint8Array): Promise<boolean> {
+    if (!isBytes(result)) throw invalidInput("A result must be a Uint8Array.");
+    const [stored] = await this.#report(id, [{ index, kind: "result", value: result }]);
+    return stored as boolean;
+  }
+
+  async putError(id: RequestId, index: number, error: string): Promise<boolean> {
+    if (typeof error !== "string") throw invalidInput("An error report must be a string.");
+    const [stored] = await this.#report(id, [{ index, kind: "error", value: error }]);
+    return stored as boolean;
+  }
+
+  async putReports(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]> {
+    if (!Array.isArray(reports)) throw invalidInput("putReports needs an array of reports.");
+    for (const report of reports) {
+      const ok =
+        typeof report === "object" &&
+        report !== null &&
+        ((report.kind === "result" && isBytes(report.value)) ||
+          (report.kind === "error" && typeof report.value === "string"));
+      if (!ok) {
+        throw invalidInput(
+          'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string }.',
+        );
+      }
+    }
+    return this.#report(id, reports);
+  }
+
+  /**
+   * Queues reports for the next flush. Reports that arrive in the same turn of the event loop
+   * (a server receiving many worker posts) are written in one transaction: a commit costs far
+   * more than an insert, and a shared file allows one writer at a time.
+   */
+  async #report(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]> {
+    if (this.#closed) throw closedError();
+    return new Promise<boolean[]>((resolve, reject) => {
+      this.#pending.push({ id, reports, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  /** Writes every queued report in one transaction, and settles their promises. */
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    let outcomes: (boolean[] | SheepdogError)[];
+    try {
+      // Not #write: #closed is already true while close() flushes the reports it accepted.
+      outcomes = await this.#lock.run(async () => {
+        const connection = await this.#connect();
+        if (connection.closed) throw closedError();
+        try {
+          await retryBusy(() => connection.begin.run([]), this.#options.busyTimeout, this.file);
+          let written: (boolean[] | SheepdogError)[];
+          try {
+            written = this.#writeReports(connection, batch);
+          } catch (error) {
+            rollback(connection.db);
+            throw error;
+          }
+          connection.commit.run([]);
+          return written;
+        } catch (error) {
+          throw storeError(error, this.file);
+        }
+      });
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i] as boolean[] | SheepdogError;
+      if (Array.isArray(outcome)) pending.resolve(outcome);
+      else pending.reject(outcome);
+    });
+  }
+
+  /**
+   * Inserts each report unless its task already has one (the primary key decides, so two
+   * processes racing on one task store one report), then adds to the counts once per request.
+   * A group with an unknown request or task is refused whole, without failing the others.
+   */
+  #writeReports(c: Connection, batch: PendingReports[]): (boolean[] | SheepdogError)[] {
+    const added = new Map<RequestId, { results: number; errors: number }>();
+    const outcomes = batch.map(({ id, reports }) => {
+      try {
+        const tasks = this.#taskCount(c, id);
+        for (const { index } of reports) {
+          if (!Number.isInteger(index) || index < 0 || index >= tasks) {
+            throw taskNotFound(id, index, tasks);
+          }
+        }
+      } catch (error) {
+        return error as SheepdogError;
+      }
+      let counts = added.get(id);
+      if (!counts) {
+        counts = { results: 0, errors: 0 };
+        added.set(id, counts);
+      }
+      const stored: boolean[] = [];
+      for (const report of reports) {
+        const isResult = report.kind === "result";
+        const { changes } = c.insertReport.run([
+          id,
+          report.index,
+          isResult ? report.value : null,
+          isResult ? null : report.value,
+        ]);
+        const fresh = Number(changes) === 1;
+        if (fresh && isResult) counts.results += 1;
+        if (fresh && !isResult) counts.errors += 1;
+        stored.push(fresh);
+      }
+      return stored;
+    });
+    for (const [id, { results, errors }] of added) {
+      if (results + errors > 0) c.addCounts.run([results, errors, id]);
+    }
+    return outcomes;
+  }
+
+  async resetTasks(id: RequestId, indices: readonly number[]): Promise<void> {
+    if (!Array.isArray(indices)) throw invalidInput("resetTasks needs an array of task indices.");
+    await this.#write(async (c) => {
+      const tasks = this.#taskCount(c, id);
+      for (const index of indices) {
+        if (!Number.isInteger(index) || index < 0 || index >= tasks) {
+          throw taskNotFound(id, index, tasks);
+        }
+      }
+      let results = 0;
+      let errors = 0;
+      const unique = [...new Set(indices)];
+      for (let i = 0; i < unique.length; i += 500) {
+        const removed = await c.kysely
+          .deleteFrom("reports")
+          .where("request_id", "=", id)
+          .where("idx", "in", unique.slice(i, i + 500))
+          .returning(sql<number>`result IS NOT NULL`.as("was_result"))
+          .execute();
+        for (const row of removed) {
+          if (row.was_result) results += 1;
+          else errors += 1;
+        }
+      }
+      if (results + errors > 0) c.addCounts.run([-results, -errors, id]);
+    });
+  }
+
+  async counts(id: RequestId): Promise<RequestCounts> {
+    return this.#read(async (c) => {
+      const row = isRequestId(id)
+        ? await c.kysely
+            .selectFrom("requests")
+            .select(["tasks", "results", "errors"])
+            .where("id", "=", id)
+            .executeTakeFirst()
+        : undefined;
+      if (!row) throw requestNotFound(id);
+      return row;
+    });
+  }
+
+  async getResults(id: RequestId): Promise<TaskResult[]> {
+    return this.#read((c) => {
+      const tasks = this.#taskCount(c, id);
+      const decoder = new SlabDecoder();
+      const results: TaskResult[] = new Array(tasks);
+      // One read transaction, so that both scans see the same moment.
+      c.beginRead.run([]);
+      try {
+        for (const row of c.allArgs.iterate([id])) {
+          const [index, args] = cells(row) as [number, unknown];
+          results[index] = { index, args: decoder.decode(args) as Uint8Array, result: null };
+        }
+        for (const row of c.allResults.iterate([id])) {
+          const [index, result] = cells(row) as [number, unknown];
+          (results[index] as TaskResult).result = decoder.decode(result);
+        }
+      } finally {
+        c.commit.run([]);
+      }
+      return results;
+    });
+  }
+
+  async getErrors(id: RequestId): Promise<TaskError[]> {
+    return this.#read(async (c) => {
+      this.#taskCount(c, id);
+      const rows = await c.kysely
+        .selectFrom("reports as r")
+        .innerJoin("args as a", (join) =>
+          join.onRef("a.request_id", "=", "r.request_id").onRef("a.idx", "=", "r.idx"),
+        )
+        .select(["r.idx", "a.value", "r.error"])
+        .where("r.request_id", "=", id)
+        .where("r.error", "is not", null)
+        .orderBy("r.idx")
+        .execute();
+      return rows.map((row) => ({ index: row.idx, args: row.value, error: row.error as string }));
+    });
+  }
+}
+
+/** @internal For tests: a store whose schema is made by `list` instead of the real migrations. */
+export function sqliteStoreWithMigrations(
+  options: SqliteStoreOptions,
+  list: readonly Migration[],
+): SqliteStore {
+  return new SqliteStoreImpl(checkOptions(options), list);
+}
