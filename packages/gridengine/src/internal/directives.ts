@@ -3,34 +3,31 @@ import { SheepdogError } from "@sheepdog/contracts";
 const source = "gridengine";
 
 /**
- * Splits one `#$` line into words the way qsub does: words are separated by blanks, and a
- * double- or single-quoted run is part of its word without its quotes (no backslash
- * escapes). Returns `undefined` when a quote is left open.
+ * Splits the text of one `#$` line into words exactly as qsub does (`string_list()` and
+ * `sge_strip_quotes()` in GridEngine's source, checked on the test cluster): words are
+ * separated by blanks, but once a word holds a quote (`"` or `'`), the rest of the line
+ * belongs to that word (qsub's closing quote reopens at once); then every quote character is
+ * removed. No backslash escapes, no shell.
+ *
+ * `-v A='a b'` is `["-v", "A=a b"]`; `-v A='a b' -v B=c` is `["-v", "A=a b -v B=c"]`.
  */
-export function splitDirective(line: string): string[] | undefined {
+export function splitDirective(line: string): string[] {
   const words: string[] = [];
-  let word = "";
-  let inWord = false;
-  let quote: string | null = null;
-  for (const char of line) {
-    if (quote) {
-      if (char === quote) quote = null;
-      else word += char;
-    } else if (char === '"' || char === "'") {
-      quote = char;
-      inWord = true;
-    } else if (char === " " || char === "\t") {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
-    } else {
-      word += char;
-      inWord = true;
+  const blank = (char: string | undefined) => char === " " || char === "\t" || char === "\n";
+  let i = 0;
+  while (i < line.length) {
+    while (i < line.length && blank(line[i])) i++;
+    if (i >= line.length) break;
+    const start = i;
+    const quote = line.slice(i).search(/["']|[ \t\n]/);
+    if (quote >= 0 && !blank(line[i + quote])) {
+      words.push(line.slice(start));
+      break;
     }
+    i = quote >= 0 ? i + quote : line.length;
+    words.push(line.slice(start, i));
   }
-  if (quote) return undefined;
-  if (inWord) words.push(word);
-  return words;
+  return words.map((word) => word.replace(/["']/g, ""));
 }
 
 /**
@@ -89,11 +86,12 @@ export function checkOption(option: unknown): string[] {
     );
   }
   const words = splitDirective(option);
-  if (!words) {
+  const quoted = /["']/.exec(option);
+  if (quoted && /[ \t]/.test(option.slice(option.search(/["'][^"']*$/) + 1))) {
     throw new SheepdogError(
       "CONFIG_INVALID",
       source,
-      `GridEngine option ${shown} has an unclosed quote. Close it, or drop the quotes.`,
+      `GridEngine option ${shown} has text after a quoted value, which qsub would read as part of that value (after a quote, qsub takes the rest of the line as one word). Give each option as its own string, with any quoted value last.`,
     );
   }
   if (words.length === 0 || !words[0]?.startsWith("-")) {
