@@ -106,7 +106,9 @@ export function localRemote(options: LocalRemoteOptions = {}): Remote & AsyncDis
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
       throw invalid(`timeoutMs ${String(timeoutMs)} is not a positive number of milliseconds.`);
     }
-    const what = `The command "${command.length > 60 ? `${command.slice(0, 57)}...` : command}"`;
+    // Only the first word: the rest of a command may hold secrets.
+    const word = command.trim().split(/\s+/)[0] ?? "";
+    const what = `The command "${word.length > 40 ? `${word.slice(0, 40)}...` : word}${word === command.trim() ? "" : " ..."}"`;
     if (signal?.aborted) {
       throw new SheepdogError("ABORTED", sourceName, `${what} was aborted.`, {
         cause: signal.reason,

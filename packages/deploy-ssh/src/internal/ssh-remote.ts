@@ -52,6 +52,15 @@ class Stop {
 const pidLine = "printf 'sheepdog-pid %s\\n' $$ >&2";
 const pidPrefix = Buffer.from("sheepdog-pid ");
 
+/**
+ * Names a command for messages by its first word only: the rest may hold secrets.
+ */
+function describeCommand(command: string): string {
+  const word = command.trim().split(/\s+/)[0] ?? "";
+  const short = word.length > 40 ? `${word.slice(0, 40)}...` : word;
+  return `The command "${short}${word === command.trim() ? "" : " ..."}"`;
+}
+
 /** The server refused to open a channel (MaxSessions reached, most likely). */
 class ChannelRefused extends Error {}
 
@@ -123,6 +132,8 @@ export class SshRemote implements Remote, AsyncDisposable {
     };
     const onClose = (): void => {
       state.alive = false;
+      // Jump connections and ProxyCommands under a lost connection go with it.
+      open.dispose();
       state.sftp = undefined;
       open.client.removeListener("error", onError);
       open.client.removeListener("close", onClose);
@@ -253,7 +264,7 @@ export class SshRemote implements Remote, AsyncDisposable {
         `timeoutMs ${String(timeoutMs)} is not a positive number of milliseconds.`,
       );
     }
-    const what = `The command "${command.length > 60 ? `${command.slice(0, 57)}...` : command}"`;
+    const what = describeCommand(command);
     return this.guarded(what, { signal: options.signal, timeoutMs }, async (stop) => {
       for (;;) {
         const release = await this.limiter.acquire(stop.promise);
