@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { SheepdogError } from "@sheepdog/contracts";
 import { Client } from "ssh2";
@@ -69,6 +70,12 @@ function shellPath(file: string): string {
   const home = process.env.HOME;
   if (home && file.startsWith(`${home}/`)) return `~/${quoteShell(file.slice(home.length + 1))}`;
   return quoteShell(file);
+}
+
+/** The known_hosts files for a message: the first (where a fix goes), then any others that exist. */
+function displayFiles(files: readonly string[]): string {
+  const shown = files.filter((file, i) => i === 0 || existsSync(file));
+  return shown.map(shellPath).join(" or ");
 }
 
 /** Tracks what a connection attempt has opened, to tear it all down on failure. */
@@ -262,7 +269,7 @@ function hostKeyError(hop: Hop, knowledge: HostKnowledge, presented: Buffer): Sh
     const command = keyscanCommand(hop);
     return new HostKeyUnknownError(
       { ...facts, keyscanCommand: command },
-      `Host key for ${where} is not in ${hop.knownHostsFiles.join(" or ")} (the server presented ${label} key ${print}), so Sheepdog refuses to connect. Run "${command}" after checking the fingerprint with the host's administrator, or pass knownHostsPath.`,
+      `Host key for ${where} is not in ${displayFiles(hop.knownHostsFiles)} (the server presented ${label} key ${print}), so Sheepdog refuses to connect. Run "${command}" after checking the fingerprint with the host's administrator, or pass knownHostsPath.`,
     );
   }
   if (verdict.reason === "revoked") {
@@ -310,6 +317,16 @@ function handshake(
     // With keys known, offer only their types, so the server answers with one we can check.
     // With none known, offer the defaults just to learn the key for the error message.
     const serverHostKey = knownTypes.length > 0 ? hostKeyAlgorithms(knownTypes) : undefined;
+    if (serverHostKey?.length === 0) {
+      reject(
+        new SheepdogError(
+          "SSH_CONFIG",
+          sourceName,
+          `known_hosts holds keys for ${hop.hostKeyName} only of types Sheepdog cannot check (${[...new Set(knownTypes)].join(", ")}). Add its ed25519, ECDSA or RSA key: "${keyscanCommand(hop)}" after checking the fingerprint.`,
+        ),
+      );
+      return;
+    }
 
     const client = new Client();
     resources.add(() => client.end());
