@@ -83,7 +83,9 @@ describeCluster(
       if (!remote) return;
       // Leave nothing queued or running: qdel only this run's own jobs.
       await Promise.all(submitted.map((job) => scheduler.cancel(job).catch(() => undefined)));
-      await remote.exec(`rm -rf '${directory}'`).catch(() => undefined);
+      await remote
+        .exec(`rm -rf '${directory}'; rmdir .sheepdog-gridengine-test 2>/dev/null; true`)
+        .catch(() => undefined);
       await scheduler.close?.();
       await remote.close();
     });

@@ -166,7 +166,7 @@ describe("gridEngine status", () => {
   it("asks qstat once for all parts and qacct once per part with tasks gone from qstat", async () => {
     const remote = new ScriptedRemote()
       .on(/^qstat -xml/, { stdout: fixture("qstat-running-pending-held.xml") })
-      .on(/^qacct -j 15$/, { stdout: fixture("qacct-exits-and-signals.txt") });
+      .on(/^qacct -j 15 -t 1-7$/, { stdout: fixture("qacct-exits-and-signals.txt") });
     const job = ref(
       [
         { jobId: "15", firstTask: 1, lastTask: 7 },
@@ -176,7 +176,7 @@ describe("gridEngine status", () => {
       10,
     );
     const states = await gridEngine(remote).status(job);
-    expect(remote.commands).toEqual(["qstat -xml -u '$user' -s prs", "qacct -j 15"]);
+    expect(remote.commands).toEqual(["qstat -xml -u '$user' -s prs", "qacct -j 15 -t 1-7"]);
     expect([...states.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(states.get(2)).toEqual({
       state: "finished",
@@ -188,11 +188,27 @@ describe("gridEngine status", () => {
     expect(states.get(8)).toEqual({ state: "queued" });
   });
 
+  it("asks qacct only about the range of tasks that left qstat", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qstat -xml/, { stdout: fixture("qstat-task-list.xml") })
+      .on(/^qacct -j 11 -t 1-4$/, { stdout: fixture("qacct-array-qdel-running.txt") });
+    const states = await gridEngine(remote).status(
+      ref([{ jobId: "11", firstTask: 1, lastTask: 10 }], "running", 10),
+    );
+    expect(remote.commands.at(-1)).toBe("qacct -j 11 -t 1-4");
+    expect([...states.values()].map((state) => state.state)).toEqual([
+      ...Array(4).fill("finished"),
+      ...Array(4).fill("running"),
+      "queued",
+      "queued",
+    ]);
+  });
+
   it("reports a task gone from qstat as unknown until qacct has its record, then keeps it", async () => {
     let flushed = false;
     const remote = new ScriptedRemote()
       .on(/^qstat -xml/, { stdout: emptyQstat })
-      .on(/^qacct -j 16$/, () =>
+      .on(/^qacct -j 16 -t 1-2$/, () =>
         flushed
           ? { stdout: fixture("qacct-h_rt.txt") }
           : { code: 1, stderr: "error: job id 16 not found\n" },
@@ -218,7 +234,7 @@ describe("gridEngine status", () => {
   it("ignores accounting records of another job that had the same number", async () => {
     const remote = new ScriptedRemote()
       .on(/^qstat -xml/, { stdout: emptyQstat })
-      .on(/^qacct -j 16$/, { stdout: fixture("qacct-h_rt.txt") });
+      .on(/^qacct -j 16 -t 1-2$/, { stdout: fixture("qacct-h_rt.txt") });
     const states = await gridEngine(remote).status(
       ref([{ jobId: "16", firstTask: 1, lastTask: 2 }], "other", 2),
     );
@@ -242,7 +258,7 @@ describe("gridEngine status", () => {
     await noAccounting.status(job);
     expect(bare.commands).toEqual([
       "qstat -xml -u '$user' -s prs",
-      "qacct -j 16",
+      "qacct -j 16 -t 1-2",
       "qstat -xml -u '$user' -s prs",
     ]);
   });

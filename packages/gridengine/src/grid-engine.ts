@@ -270,10 +270,18 @@ export function gridEngine(
     }
   }
 
-  /** qacct's records of one job, or none when accounting has nothing (yet) or is absent. */
-  async function accounting(jobId: string): Promise<QacctRecord[]> {
+  /**
+   * qacct's records of tasks `first .. last` of one job (`-t` keeps the answer small while a
+   * large array runs), or none when accounting has nothing (yet) or is absent.
+   */
+  async function accounting(jobId: string, first: number, last: number): Promise<QacctRecord[]> {
     if (!qacctInstalled) return [];
-    const result = await run(`qacct -j ${jobId}`, pollTimeoutMs, "SCHEDULER_FAILED", "qacct");
+    const result = await run(
+      `qacct -j ${jobId} -t ${first}-${last}`,
+      pollTimeoutMs,
+      "SCHEDULER_FAILED",
+      "qacct",
+    );
     if (result.code === 127) {
       qacctInstalled = false;
       return [];
@@ -412,7 +420,9 @@ export function gridEngine(
           }
           if (ask.length === 0) return;
           const last = new Map<number, QacctRecord>();
-          for (const record of await accounting(part.jobId)) {
+          const first = ask[0] ?? part.firstTask;
+          const lastAsked = ask[ask.length - 1] ?? part.lastTask;
+          for (const record of await accounting(part.jobId, first, lastAsked)) {
             // Job numbers wrap around; the unique job name tells this job's records apart.
             if (record.jobName !== null && record.jobName !== job.name) continue;
             last.set(record.taskId ?? part.firstTask, record);
