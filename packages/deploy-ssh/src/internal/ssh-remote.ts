@@ -4,6 +4,7 @@ import type { ExecOptions, ExecResult, Remote } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { SftpLike, SftpStatsLike, SshChannelLike, SshClientLike } from "../client-like.js";
 import { Limiter } from "./limiter.js";
+import { pidLine, pidPattern, withoutPidLine } from "./pid-line.js";
 
 const sourceName = "deploy-ssh";
 
@@ -47,10 +48,6 @@ class Stop {
     this.resolve(error);
   }
 }
-
-/** The first line of every command: it tells the shell's pid on stderr. */
-const pidLine = "printf 'sheepdog-pid %s\\n' $$ >&2";
-const pidPrefix = Buffer.from("sheepdog-pid ");
 
 /**
  * Names a command for messages by its first word only: the rest may hold secrets.
@@ -395,28 +392,24 @@ export class SshRemote implements Remote, AsyncDisposable {
           channel = opened;
           const stdout: Buffer[] = [];
           const stderr: Buffer[] = [];
-          let head: Buffer | undefined = Buffer.alloc(0);
+          // The pid line comes first, or after whatever the login shell's startup files
+          // printed; look for it in the first 64 KiB of stderr.
+          let probe: Buffer | undefined = Buffer.alloc(0);
+          let pidLineText: string | undefined;
           let exit: { code: number | null; signal: string | null } | undefined;
           opened.on("data", (data: Buffer) => stdout.push(data));
           opened.stderr.on("data", (data: Buffer) => {
-            if (head === undefined) {
-              stderr.push(data);
-              return;
+            stderr.push(data);
+            if (probe === undefined) return;
+            probe = Buffer.concat([probe, data]);
+            const match = pidPattern.exec(probe.toString("latin1"));
+            if (match) {
+              pid = Number(match[2]);
+              pidLineText = `sheepdog-pid ${match[2]}\n`;
+              probe = undefined;
+            } else if (probe.length > 64 * 1024) {
+              probe = undefined;
             }
-            // Until the pid line is seen (or ruled out), hold stderr back.
-            head = Buffer.concat([head, data]);
-            const prefix = pidPrefix.subarray(0, Math.min(head.length, pidPrefix.length));
-            if (!head.subarray(0, prefix.length).equals(prefix)) {
-              stderr.push(head);
-              head = undefined;
-              return;
-            }
-            const newline = head.indexOf(10);
-            if (newline < 0) return;
-            const parsed = Number(head.subarray(pidPrefix.length, newline).toString("latin1"));
-            if (Number.isInteger(parsed) && parsed > 1) pid = parsed;
-            stderr.push(head.subarray(newline + 1));
-            head = undefined;
           });
           opened.on("exit", (code, signal) => {
             exit = {
@@ -426,11 +419,10 @@ export class SshRemote implements Remote, AsyncDisposable {
           });
           opened.on("close", () => {
             finished = true;
-            if (head !== undefined) stderr.push(head);
             if (exit) {
               settle(undefined, {
                 stdout: Buffer.concat(stdout).toString("utf8"),
-                stderr: Buffer.concat(stderr).toString("utf8"),
+                stderr: withoutPidLine(Buffer.concat(stderr).toString("utf8"), pidLineText),
                 code: exit.signal ? null : exit.code,
                 signal: exit.signal,
               });
