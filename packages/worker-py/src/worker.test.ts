@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CreatedRequest, Store, WorkerLaunch } from "@sheepdog/contracts";
-import { memoryStore } from "@sheepdog/contracts/testing";
 import type { ReportEvent, SheepdogServer } from "@sheepdog/server";
 import { startServer } from "@sheepdog/server";
+import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Run } from "./__fixtures__/python.js";
 import { pyPickle, pyRepr, runPython } from "./__fixtures__/python.js";
@@ -70,8 +70,14 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+let databases = 0;
+let dbfile: string;
+/** Stores opened on the same file during a test, as a restarted server would. */
+let reopened: Store[] = [];
 beforeEach(async () => {
-  store = memoryStore();
+  databases += 1;
+  dbfile = join(dir, `sheepdog-${databases}.sqlite`);
+  store = sqliteStore({ database: dbfile });
   events = [];
   server = await startServer({
     store,
@@ -84,7 +90,16 @@ beforeEach(async () => {
 afterEach(async () => {
   await server.close();
   await store.close();
+  for (const other of reopened) await other.close();
+  reopened = [];
 });
+
+/** A new server on `port` over a new store on the same dbfile, as `sheepdog serve` would be. */
+async function restartServer(port: number): Promise<void> {
+  const fresh = sqliteStore({ database: dbfile });
+  reopened.push(fresh);
+  server = await startServer({ store: fresh, port, host: "127.0.0.1" });
+}
 
 describe("the worker against the real server", () => {
   it("runs the seed's synchronous map: results in order, stdout lines that match", async () => {
@@ -236,7 +251,7 @@ describe("the worker against the real server", () => {
     }
     expect(stderr).toContain(`Cannot report to the server at ${server.url}`);
     expect(await results(request.id)).toEqual([null]);
-    server = await startServer({ store, port, host: "127.0.0.1" });
+    await restartServer(port);
     const run = await running;
     expect(run.code).toBe(0);
     expect(await results(request.id)).toEqual(["42"]);
@@ -254,7 +269,7 @@ describe("the worker against the real server", () => {
     while (!stderr.includes("Cannot fetch task 1") && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    server = await startServer({ store, port, host: "127.0.0.1" });
+    await restartServer(port);
     const run = await running;
     expect(run.code).toBe(0);
     expect(await results(request.id)).toEqual(["'up'"]);
