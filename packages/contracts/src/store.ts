@@ -134,6 +134,13 @@ export interface Store {
   /** Merges `patch` into the request's meta (shallow, last write wins). */
   updateMeta(id: RequestId, patch: RequestMeta): Promise<void>;
 
+  /**
+   * The tasks of `start .. start + count - 1` that have no report yet, in order: what a
+   * caller checks when the scheduler says a task ended. The range MUST lie inside the
+   * request, else `TASK_NOT_FOUND`.
+   */
+  unreported(id: RequestId, start: number, count: number): Promise<number[]>;
+
   /** How many tasks, results and errors. */
   counts(id: RequestId): Promise<RequestCounts>;
 

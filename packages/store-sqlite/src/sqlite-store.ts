@@ -144,6 +144,7 @@ interface Connection {
   insertReport: SqliteStatement;
   addCounts: SqliteStatement;
   getArgs: SqliteStatement;
+  reportedIn: SqliteStatement;
   beginRead: SqliteStatement;
   allArgs: SqliteStatement;
   allResults: SqliteStatement;
@@ -332,6 +333,9 @@ class SqliteStoreImpl implements SqliteStore {
       ),
       getArgs: db.prepare(
         "SELECT value FROM args WHERE request_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+      ),
+      reportedIn: rawRows(
+        db.prepare("SELECT idx FROM reports WHERE request_id = ? AND idx >= ? AND idx < ?"),
       ),
       beginRead: db.prepare("BEGIN"),
       // Two scans merged in JavaScript rather than a LEFT JOIN: a join probes the reports
@@ -526,6 +530,20 @@ class SqliteStoreImpl implements SqliteStore {
     return this.#read((c) => {
       this.#checkRange(c, id, start, count);
       return c.getArgs.all([id, start, start + count]).map((row) => cells(row)[0] as Uint8Array);
+    });
+  }
+
+  async unreported(id: RequestId, start: number, count: number): Promise<number[]> {
+    return this.#read((c) => {
+      this.#checkRange(c, id, start, count);
+      const reported = new Set(
+        c.reportedIn.all([id, start, start + count]).map((row) => cells(row)[0] as number),
+      );
+      const missing: number[] = [];
+      for (let index = start; index < start + count; index++) {
+        if (!reported.has(index)) missing.push(index);
+      }
+      return missing;
     });
   }
 

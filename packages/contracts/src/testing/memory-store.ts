@@ -92,6 +92,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     }
   }
 
+  function checkRange(req: MemoryRequest, start: number, count: number): void {
+    const inside = Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0;
+    if (!inside || start + count > req.info.tasks) {
+      throw new SheepdogError(
+        "TASK_NOT_FOUND",
+        source,
+        `Request ${req.info.id} has no tasks ${String(start)} to ${String(start + count - 1)}: its tasks are 0 to ${req.info.tasks - 1}.`,
+      );
+    }
+  }
+
   function report(req: MemoryRequest, entry: StoreReport): boolean {
     if (req.reports.has(entry.index)) return false;
     if (entry.kind === "result") {
@@ -141,15 +152,18 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
 
     async getArgs(id, start, count = 1) {
       const req = request(id);
-      const inside = Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0;
-      if (!inside || start + count > req.info.tasks) {
-        throw new SheepdogError(
-          "TASK_NOT_FOUND",
-          source,
-          `Request ${id} has no tasks ${String(start)} to ${String(start + count - 1)}: its tasks are 0 to ${req.info.tasks - 1}.`,
-        );
-      }
+      checkRange(req, start, count);
       return req.args.slice(start, start + count).map((arg) => arg.slice());
+    },
+
+    async unreported(id, start, count) {
+      const req = request(id);
+      checkRange(req, start, count);
+      const missing: number[] = [];
+      for (let index = start; index < start + count; index++) {
+        if (!req.reports.has(index)) missing.push(index);
+      }
+      return missing;
     },
 
     async putResult(id, index, result) {

@@ -265,6 +265,7 @@ export function describeStoreContract(
         await expectFailure(() => store.counts(unknown), "REQUEST_NOT_FOUND");
         await expectFailure(() => store.getResults(unknown), "REQUEST_NOT_FOUND");
         await expectFailure(() => store.getErrors(unknown), "REQUEST_NOT_FOUND");
+        await expectFailure(() => store.unreported(unknown, 0, 1), "REQUEST_NOT_FOUND");
         await expectFailure(() => store.getRequest(0), "REQUEST_NOT_FOUND");
         await expectFailure(() => store.getRequest(-1), "REQUEST_NOT_FOUND");
         await expectFailure(() => store.getRequest(1.5), "REQUEST_NOT_FOUND");
@@ -440,6 +441,20 @@ export function describeStoreContract(
         expect(counts.results + counts.errors).toBe(50);
         expect(counts.results).toBe(25);
         expect((await store.getErrors(id)).length).toBe(25);
+      });
+
+      it("says which tasks of a range have no report yet", async () => {
+        const store = await open();
+        const id = await create(store, 6);
+        expect(await store.unreported(id, 0, 6)).toEqual([0, 1, 2, 3, 4, 5]);
+        await store.putResult(id, 1, utf8("r1"));
+        await store.putError(id, 4, "e4");
+        expect(await store.unreported(id, 0, 6)).toEqual([0, 2, 3, 5]);
+        expect(await store.unreported(id, 1, 1)).toEqual([]);
+        expect(await store.unreported(id, 3, 3)).toEqual([3, 5]);
+        expect(await store.unreported(id, 2, 0)).toEqual([]);
+        await expectFailure(() => store.unreported(id, 4, 3), "TASK_NOT_FOUND");
+        await expectFailure(() => store.unreported(id, -1, 2), "TASK_NOT_FOUND");
       });
 
       it("answers TASK_NOT_FOUND for an index outside the request, and stores nothing", async () => {
