@@ -96,6 +96,7 @@ describe("startServer", () => {
     expect(await response.json()).toEqual({ ok: true, version: WIRE_VERSION });
     expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
     expect(server.port).toBeGreaterThan(0);
+    expect((await fetch(`${server.url}/health`, { method: "HEAD" })).status).toBe(200);
   });
 
   it("serves a task's header, function, namespace and arguments", async () => {
@@ -103,6 +104,7 @@ describe("startServer", () => {
     const response = await getTask(request.id, 2, request.token);
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe(TASK_CONTENT_TYPE);
+    expect(response.headers.get("content-length")).toMatch(/^\d+$/);
     const task = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
     expect(task.header).toEqual({ version: 1, request: request.id, task: 2, first: 1, count: 1 });
     expect(task.func).toEqual(func);
@@ -269,6 +271,7 @@ describe("bad input", () => {
     await expectError(response, 405);
     response = await fetch(`${server.url}/health`, { method: "POST", body: "x" });
     await expectError(response, 405);
+    expect(response.headers.get("allow")).toBe("GET, HEAD");
     response = await fetch(`${server.url}/%ZZ${marker}`);
     expect(await expectError(response, 400)).not.toContain(marker);
   });
@@ -281,6 +284,16 @@ describe("bad input", () => {
     }
     const ok = await post(request.id, 1, request.token, body, `${REPORTS_CONTENT_TYPE}; v=1`);
     expect(ok.status).toBe(200);
+    const gzipped = await fetch(`${taskUrl(request.id, 1)}/reports`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${request.token}`,
+        "content-type": REPORTS_CONTENT_TYPE,
+        "content-encoding": "gzip",
+      },
+      body,
+    });
+    await expectError(gzipped, 415);
   });
 
   it("refuses malformed report posts with 400 and stores none of them", async () => {

@@ -265,7 +265,11 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     const body = encodeTaskFrames({ header, func: snapshot.func, ns: snapshot.ns, args });
     return new Response(body, {
       status: 200,
-      headers: { "content-type": TASK_CONTENT_TYPE, "cache-control": "no-store" },
+      headers: {
+        "content-type": TASK_CONTENT_TYPE,
+        "content-length": String(body.byteLength),
+        "cache-control": "no-store",
+      },
     });
   }
 
@@ -277,6 +281,10 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     const contentType = (event.req.headers.get("content-type") ?? "").split(";")[0]?.trim();
     if (contentType?.toLowerCase() !== REPORTS_CONTENT_TYPE) {
       throw new WireError(415, `Reports must be sent as ${REPORTS_CONTENT_TYPE}.`);
+    }
+    const encoding = event.req.headers.get("content-encoding");
+    if (encoding !== null && encoding.trim().toLowerCase() !== "identity") {
+      throw new WireError(415, "Reports must be sent without a Content-Encoding.");
     }
     const body = await readLimitedBody(event.req, maxBodyBytes);
     let reports: ReportFrame[];
@@ -363,7 +371,8 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     "/health",
     guarded(async () => jsonResponse({ ok: true, version: WIRE_VERSION })),
   );
-  app.all("/health", methodNotAllowed("GET"));
+  app.head("/health", () => new Response(null, { status: 200 }));
+  app.all("/health", methodNotAllowed("GET, HEAD"));
   app.get("/v1/requests/:request/tasks/:task", guarded(fetchTask));
   app.all("/v1/requests/:request/tasks/:task", methodNotAllowed("GET"));
   app.post("/v1/requests/:request/tasks/:task/reports", guarded(postReports));
