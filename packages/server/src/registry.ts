@@ -132,7 +132,8 @@ function handleFor(
  * With `port` unset or 0, a server already serving `storeKey` is reused, else one starts on a
  * free port. With a fixed port, the server on that port is reused when it serves the same
  * `storeKey`; when it serves another, this rejects with `SERVER_FAILED`. A port taken by
- * another program rejects with `SERVER_FAILED` as {@link startServer} does.
+ * another program rejects with `SERVER_FAILED` as {@link startServer} does. A reused server
+ * keeps the options it was started with (host, limits, store); only `onReport` is per handle.
  *
  * @example
  * ```ts

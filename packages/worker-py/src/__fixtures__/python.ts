@@ -1,7 +1,10 @@
 import { execFileSync, spawn } from "node:child_process";
 
-/** The interpreter the tests use: Debian's, by its full path. */
-export const PYTHON = "/usr/bin/python3";
+/**
+ * The interpreter the tests use: Debian's, by its full path, unless SHEEPDOG_TEST_PYTHON
+ * names another (to run the same tests on Python 3.8, say).
+ */
+export const PYTHON = process.env.SHEEPDOG_TEST_PYTHON ?? "/usr/bin/python3";
 
 /** Pickles of Python expressions (trusted test text), made by real Python. */
 export function pyPickle(expressions: readonly string[], protocol = 4): Uint8Array[] {
