@@ -357,6 +357,8 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   }
 
   const app = new H3({
+    // Failures go to onError, never straight to the console.
+    silent: true,
     onError(error) {
       // Errors h3 raises itself (no such route, a malformed URL): a generic message, never
       // the path that was asked for.
