@@ -634,3 +634,8 @@ def main(launch, environ=None):
     except WorkerError as error:
         log(error.message)
         return error.status
+    except Exception:
+        # A failure of the worker itself (out of memory while reporting, say): the reports
+        # printed so far are on stdout.
+        log("The worker failed:\n" + traceback.format_exc())
+        return EXIT_UNDELIVERED

@@ -478,6 +478,29 @@ class ReporterTest(unittest.TestCase):
         self.assertIn("sheepdog recover", LOGGED[-1])
 
 
+class MainTest(unittest.TestCase):
+    def test_bad_launch_and_missing_task_number(self):
+        del LOGGED[:]
+        self.assertEqual(w.main({"url": "x"}, {}), w.EXIT_USAGE)
+        self.assertEqual(w.main(launch(), {}), w.EXIT_USAGE)
+        self.assertIn("No task number", LOGGED[-1])
+
+    def test_an_unexpected_failure_is_reported_not_raised(self):
+        original = w.run_task
+
+        def broken(*args):
+            raise RuntimeError("bug")
+
+        w.run_task = broken
+        try:
+            del LOGGED[:]
+            self.assertEqual(w.main(launch(), {"SHEEPDOG_TASK_ID": "1"}), w.EXIT_UNDELIVERED)
+        finally:
+            w.run_task = original
+        self.assertTrue(LOGGED[-1].startswith("The worker failed:\nTraceback"))
+        self.assertIn("RuntimeError: bug", LOGGED[-1])
+
+
 class SourceTest(unittest.TestCase):
     def test_parses_as_python_3_8_and_is_ascii(self):
         import ast
