@@ -41,6 +41,11 @@ export interface SftpStatsLike {
 export interface SftpLike {
   open(
     path: string,
+    flags: "r",
+    callback: (error: Error | undefined, handle: Buffer) => void,
+  ): unknown;
+  open(
+    path: string,
     flags: "w",
     attributes: { mode: number },
     callback: (error: Error | undefined, handle: Buffer) => void,
@@ -66,9 +71,17 @@ export interface SftpLike {
     callback: (error: Error | undefined | null) => void,
   ): unknown;
   unlink(path: string, callback: (error: Error | undefined | null) => void): unknown;
-  readFile(
-    path: string,
-    callback: (error: Error | undefined | null, data: Buffer) => void,
+  fstat(
+    handle: Buffer,
+    callback: (error: Error | undefined, stats: SftpStatsLike) => void,
+  ): unknown;
+  read(
+    handle: Buffer,
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (error: Error | undefined, bytesRead: number) => void,
   ): unknown;
   stat(path: string, callback: (error: Error | undefined, stats: SftpStatsLike) => void): unknown;
   mkdir(

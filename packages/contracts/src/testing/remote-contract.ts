@@ -299,9 +299,12 @@ export function describeRemoteContract(
         );
       });
 
-      it("fails to read a missing file with REMOTE_FAILED", { timeout }, async () => {
+      it("fails to read a missing file or a directory with REMOTE_FAILED", {
+        timeout,
+      }, async () => {
         const remote = await open();
         await expectCode(remote.readFile(`${dir}/no-such-file`), "REMOTE_FAILED");
+        await expectCode(remote.readFile(dir), "REMOTE_FAILED");
       });
 
       it("makes directories and their parents (mkdir -p), mode 0o700 by default", {

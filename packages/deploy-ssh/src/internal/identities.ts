@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
-import { utils } from "ssh2";
+import ssh2 from "ssh2";
 
 /** A private key file Sheepdog may offer. */
 export interface Identity {
@@ -17,6 +17,9 @@ export interface Identity {
 
 /** The keys OpenSSH and Sheepdog look for when nothing else is configured, in order. */
 export const defaultKeyNames = ["id_ed25519", "id_ecdsa", "id_rsa"] as const;
+
+// ssh2 is CommonJS: Node's ESM loader sees only its default export.
+const { utils } = ssh2;
 
 const sourceName = "deploy-ssh";
 

@@ -639,12 +639,64 @@ export class SshRemote implements Remote, AsyncDisposable {
     return this.guarded(`Reading ${path}`, {}, async (stop) => {
       const state = await this.race(this.connection(), stop);
       const sftp = await this.race(this.sftp(state), stop);
-      const data = await this.race(
-        this.call<Buffer>(state, `read ${path}`, (cb) => sftp.readFile(path, cb)),
-        stop,
-      );
+      const data = await this.race(this.readWhole(state, sftp, path), stop);
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     });
+  }
+
+  /** Reads a file with pipelined 32 KiB reads, up to 16 in flight (ssh2's readFile has one). */
+  private async readWhole(state: ConnectionState, sftp: SftpLike, path: string): Promise<Buffer> {
+    const what = `read ${path}`;
+    const handle = await this.call<Buffer>(state, what, (cb) => sftp.open(path, "r", cb));
+    try {
+      const stats = await this.call<SftpStatsLike>(state, what, (cb) => sftp.fstat(handle, cb));
+      if (stats.isDirectory()) {
+        throw new SheepdogError(
+          "REMOTE_FAILED",
+          sourceName,
+          `Cannot read ${path} on ${this.name}: it is a directory. Pass a file's path.`,
+        );
+      }
+      const size = stats.size;
+      const data = Buffer.alloc(size);
+      const chunk = 32 * 1024;
+      let end = size;
+      let next = 0;
+      // A read may return less than asked; keep reading that chunk until it is full or at EOF.
+      const readChunk = async (start: number): Promise<void> => {
+        let position = start;
+        const stopAt = Math.min(start + chunk, size);
+        while (position < stopAt && position < end) {
+          const bytes = await new Promise<number>((resolve, reject) => {
+            try {
+              sftp.read(handle, data, position, stopAt - position, position, (error, n) => {
+                // ssh2 reports end of file as an error with code 1 (SSH_FX_EOF).
+                if (error && sftpCode(error) !== 1) reject(this.sftpError(state, error, what));
+                else resolve(error ? 0 : n);
+              });
+            } catch (error) {
+              reject(this.sftpError(state, error, what));
+            }
+          });
+          if (bytes === 0) {
+            end = Math.min(end, position);
+            return;
+          }
+          position += bytes;
+        }
+      };
+      const worker = async (): Promise<void> => {
+        while (next * chunk < size) {
+          const start = next++ * chunk;
+          await readChunk(start);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(16, Math.ceil(size / chunk)) }, worker));
+      // A file that shrank while being read is returned as it ended.
+      return end < size ? data.subarray(0, end) : data;
+    } finally {
+      await this.call<void>(state, what, (cb) => sftp.close(handle, cb)).catch(() => {});
+    }
   }
 
   async mkdir(path: string, mode = 0o700): Promise<void> {
