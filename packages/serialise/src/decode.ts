@@ -1,0 +1,1229 @@
+import { SheepdogError } from "@sheepdog/contracts";
+import { DEFAULT_MAX_DEPTH } from "./encode.js";
+import { PickleDecodeError } from "./errors.js";
+import { IMPORT_MAPPING, NAME_MAPPING } from "./internal/compat-names.js";
+import { finishGraph, GraphTooDeep } from "./internal/graph.js";
+import { OPCODE_NAMES } from "./internal/opcodes.js";
+import { decodeLatin1, decodeUtf8 } from "./internal/utf8.js";
+import {
+  asTuple,
+  frozenSetMarker,
+  markByteArray,
+  PyGlobal,
+  PyObject,
+  tupleMarker,
+} from "./values.js";
+
+/** Options of {@link decode}. */
+export interface DecodeOptions {
+  /**
+   * The deepest nesting of containers accepted; deeper pickles fail with `PICKLE_DECODE`.
+   * @default 1000
+   */
+  maxDepth?: number;
+  /**
+   * Return bytes and bytearray values as views into `input` instead of copies. Faster for big
+   * values, but they then share memory with `input`: writing to one changes the other, and they
+   * keep all of `input` alive. Leave off unless `input` is yours and will not be reused.
+   * @default false
+   */
+  zeroCopy?: boolean;
+}
+
+/** CPython refuses to convert longer decimal strings to int (sys.int_info.default_max_str_digits). */
+const MAX_INT_DIGITS = 4300;
+
+const TRUNCATED_HINT =
+  "The pickle is truncated: check that all of it was received (a body cut short, a file still being written).";
+
+type Dict = Record<string, unknown>;
+
+function opName(op: number): string {
+  return OPCODE_NAMES[op] ?? `unknown opcode 0x${op.toString(16).padStart(2, "0")}`;
+}
+
+function bad(opPos: number, op: number, reason: string, hint?: string): PickleDecodeError {
+  return new PickleDecodeError(opPos, opName(op), reason, hint);
+}
+
+function truncated(opPos: number, op: number, need: number, have: number): PickleDecodeError {
+  return bad(opPos, op, `it needs ${need} more bytes but only ${have} remain`, TRUNCATED_HINT);
+}
+
+function tooLong(opPos: number, op: number, length: number, have: number): PickleDecodeError {
+  return bad(
+    opPos,
+    op,
+    `its length field says ${length} bytes but only ${have} remain`,
+    TRUNCATED_HINT,
+  );
+}
+
+function underflow(opPos: number, op: number): PickleDecodeError {
+  return bad(
+    opPos,
+    op,
+    "stack underflow: it needs more values than the stack holds above the last MARK",
+  );
+}
+
+function noMark(opPos: number, op: number): PickleDecodeError {
+  return bad(opPos, op, "there is no MARK to pop");
+}
+
+function tooDeep(opPos: number, op: number, maxDepth: number): PickleDecodeError {
+  return bad(
+    opPos,
+    op,
+    `the value is nested deeper than maxDepth (${maxDepth})`,
+    "If the pickle is trusted and really this deep, raise decode's maxDepth option.",
+  );
+}
+
+/** True for a value that holds other values (what aliasing and depth care about). */
+function isContainer(v: unknown): boolean {
+  return (
+    typeof v === "object" && v !== null && !(v instanceof Uint8Array) && !(v instanceof PyGlobal)
+  );
+}
+
+function isPlainDict(v: unknown): v is Dict {
+  return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+function isTupleValue(v: unknown): v is unknown[] {
+  return Array.isArray(v) && (v as unknown as Record<symbol, unknown>)[tupleMarker] === true;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "None";
+  if (Array.isArray(v)) return isTupleValue(v) ? "a tuple" : "a list";
+  if (v instanceof Map || isPlainDict(v)) return "a dict";
+  if (v instanceof Set) return "a set";
+  if (v instanceof Uint8Array) return "bytes";
+  if (v instanceof PyGlobal) return `the global ${v.toString()}`;
+  if (v instanceof PyObject) return "an object";
+  return `a ${typeof v}`;
+}
+
+/** Mutable state the rare opcodes share with the main loop. */
+class Ctx {
+  /** Dicts that met a non-str key and became Maps: old object -> Map. */
+  replaced: Map<object, Map<unknown, unknown>> | undefined = undefined;
+  /** A container was fetched from the memo or duplicated: the value may be a graph, not a tree. */
+  aliased = false;
+  /** Memo entries at indices past the dense array (only hostile or unusual pickles). */
+  sparseMemo: Map<number, unknown> | undefined = undefined;
+  constructor(
+    readonly maxDepth: number,
+    readonly zeroCopy: boolean,
+  ) {}
+}
+
+function setDictKey(dict: Dict, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(dict, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    dict[key] = value;
+  }
+}
+
+function dictToMap(dict: Dict, ctx: Ctx): Map<unknown, unknown> {
+  const map = new Map<unknown, unknown>();
+  for (const key of Object.keys(dict)) map.set(key, dict[key]);
+  if (ctx.replaced === undefined) ctx.replaced = new Map();
+  ctx.replaced.set(dict, map);
+  return map;
+}
+
+/** Builds a dict from alternating keys and values in `stack[from, to)`. */
+function buildDict(
+  stack: unknown[],
+  from: number,
+  to: number,
+  ctx: Ctx,
+): Dict | Map<unknown, unknown> {
+  let target: Dict | Map<unknown, unknown> = {};
+  for (let i = from; i < to; i += 2) {
+    const key = stack[i];
+    if (typeof key === "string" && !(target instanceof Map)) {
+      setDictKey(target, key, stack[i + 1]);
+    } else {
+      if (!(target instanceof Map)) target = dictToMap(target, ctx);
+      target.set(key, stack[i + 1]);
+    }
+  }
+  return target;
+}
+
+/**
+ * SETITEM / SETITEMS: sets the pairs in `stack[from, to)` on `stack[at]`. Returns false when that
+ * is not something items can be set on.
+ */
+function setItems(stack: unknown[], at: number, from: number, to: number, ctx: Ctx): boolean {
+  let target = stack[at];
+  if (ctx.replaced !== undefined && typeof target === "object" && target !== null) {
+    const map = ctx.replaced.get(target);
+    if (map !== undefined) {
+      stack[at] = map;
+      target = map;
+    }
+  }
+  if (isPlainDict(target)) {
+    for (let i = from; i < to; i += 2) {
+      const key = stack[i];
+      if (typeof key === "string") {
+        if (key !== "__proto__") target[key] = stack[i + 1];
+        else setDictKey(target, key, stack[i + 1]);
+      } else {
+        const map = dictToMap(target, ctx);
+        stack[at] = map;
+        for (let j = i; j < to; j += 2) map.set(stack[j], stack[j + 1]);
+        return true;
+      }
+    }
+    return true;
+  }
+  if (target instanceof Map) {
+    for (let i = from; i < to; i += 2) target.set(stack[i], stack[i + 1]);
+    return true;
+  }
+  if (target instanceof PyObject) {
+    if (target.dictItems === undefined) target.dictItems = [];
+    const items = target.dictItems;
+    for (let i = from; i < to; i += 2) items.push([stack[i], stack[i + 1]]);
+    return true;
+  }
+  return false;
+}
+
+/** APPEND / APPENDS onto `target`. Returns false when it is not a list or an object. */
+function appendItems(target: unknown, stack: unknown[], from: number, to: number): boolean {
+  if (
+    Array.isArray(target) &&
+    (target as unknown as Record<symbol, unknown>)[tupleMarker] !== true
+  ) {
+    for (let i = from; i < to; i++) target.push(stack[i]);
+    return true;
+  }
+  if (target instanceof PyObject) {
+    if (target.listItems === undefined) target.listItems = [];
+    const items = target.listItems;
+    for (let i = from; i < to; i++) items.push(stack[i]);
+    return true;
+  }
+  return false;
+}
+
+const NOT_KNOWN = Symbol("not known");
+
+/**
+ * The few reductions CPython writes for core types before protocol 4 (bytes, bytearray, set,
+ * frozenset) become JavaScript values. This reads data; it calls nothing.
+ */
+function knownReduce(callable: PyGlobal, args: unknown[]): unknown {
+  const { module, name } = callable;
+  if (module === "builtins") {
+    switch (name) {
+      case "set":
+      case "frozenset": {
+        let set: Set<unknown>;
+        if (args.length === 0) set = new Set();
+        else if (args.length === 1 && Array.isArray(args[0])) set = new Set(args[0]);
+        else return NOT_KNOWN;
+        if (name === "frozenset")
+          (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
+        return set;
+      }
+      case "bytearray": {
+        if (args.length === 0) return markByteArray(new Uint8Array(0));
+        const first = args[0];
+        if (args.length === 1 && first instanceof Uint8Array) return markByteArray(first.slice());
+        if (args.length === 2 && typeof first === "string" && isLatin1Name(args[1])) {
+          const bytes = latin1Bytes(first);
+          return bytes === undefined ? NOT_KNOWN : markByteArray(bytes);
+        }
+        return NOT_KNOWN;
+      }
+      case "bytes":
+        return args.length === 0 ? new Uint8Array(0) : NOT_KNOWN;
+    }
+    return NOT_KNOWN;
+  }
+  if (module === "_codecs" && name === "encode" && args.length === 2) {
+    const text = args[0];
+    if (typeof text === "string" && isLatin1Name(args[1])) return latin1Bytes(text) ?? NOT_KNOWN;
+  }
+  return NOT_KNOWN;
+}
+
+function isLatin1Name(v: unknown): boolean {
+  return v === "latin1" || v === "latin-1";
+}
+
+function latin1Bytes(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0xff) return undefined;
+    out[i] = c;
+  }
+  return out;
+}
+
+function findClass(module: string, name: string, proto: number): PyGlobal {
+  if (proto < 3) {
+    // As CPython's Unpickler.find_class with fix_imports: Python 2 names to Python 3 ones.
+    const renamed = NAME_MAPPING.get(`${module}\n${name}`);
+    if (renamed !== undefined) {
+      const [m, n] = renamed.split("\n") as [string, string];
+      return new PyGlobal(m, n);
+    }
+    const m = IMPORT_MAPPING.get(module);
+    if (m !== undefined) return new PyGlobal(m, name);
+  }
+  return new PyGlobal(module, name);
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** LONG1 / LONG4 data: little-endian two's complement. */
+function decodeLong(bytes: Uint8Array, pos: number, n: number): number | bigint {
+  if (n === 0) return 0;
+  const top = bytes[pos + n - 1] as number;
+  if (n <= 6) {
+    let v = 0;
+    for (let i = n - 1; i >= 0; i--) v = v * 256 + (bytes[pos + i] as number);
+    if (top >= 0x80) v -= 2 ** (8 * n);
+    return v;
+  }
+  let hex: string;
+  if (n <= 64) {
+    hex = "";
+    for (let i = n - 1; i >= 0; i--) hex += HEX[bytes[pos + i] as number];
+  } else {
+    hex = Buffer.from(bytes.subarray(pos, pos + n))
+      .reverse()
+      .toString("hex");
+  }
+  let big = BigInt(`0x${hex}`);
+  if (top >= 0x80) big -= 1n << BigInt(8 * n);
+  return big >= -9007199254740991n && big <= 9007199254740991n ? Number(big) : big;
+}
+
+function readU64(view: DataView, pos: number): number {
+  const lo = view.getUint32(pos, true);
+  const hi = view.getUint32(pos + 4, true);
+  // Anything past 2^53 is longer than any input; report it as "huge".
+  return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
+}
+
+/** The text of a protocol 0 argument line, without its newline. */
+function lineEnd(bytes: Uint8Array, pos: number, opPos: number, op: number): number {
+  const nl = bytes.indexOf(0x0a, pos);
+  if (nl < 0) throw bad(opPos, op, "its text argument has no terminating newline", TRUNCATED_HINT);
+  return nl;
+}
+
+function parseDecimal(text: string, opPos: number, op: number): number | bigint {
+  if (!/^[+-]?\d+$/.test(text)) throw bad(opPos, op, "its argument is not a decimal integer");
+  const digits = text.length - (text[0] === "+" || text[0] === "-" ? 1 : 0);
+  if (digits > MAX_INT_DIGITS) {
+    throw bad(
+      opPos,
+      op,
+      `an integer of ${digits} decimal digits exceeds CPython's limit of ${MAX_INT_DIGITS}`,
+    );
+  }
+  const n = Number(text);
+  if (Number.isSafeInteger(n)) return n === 0 ? 0 : n;
+  return BigInt(text);
+}
+
+function parseIndex(text: string, opPos: number, op: number): number {
+  if (!/^\d{1,10}$/.test(text))
+    throw bad(opPos, op, "its memo index is not a small non-negative integer");
+  return Number(text);
+}
+
+const FLOAT_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/;
+
+function parseFloatText(raw: string, opPos: number, op: number): number {
+  const text = raw.trim().toLowerCase();
+  const sign = text.startsWith("-") ? -1 : 1;
+  const body = text.replace(/^[+-]/, "");
+  if (body === "inf" || body === "infinity") return sign * Number.POSITIVE_INFINITY;
+  if (body === "nan") return Number.NaN;
+  if (!FLOAT_TEXT.test(text)) throw bad(opPos, op, "its argument is not a float");
+  return Number(text);
+}
+
+/** Python's codecs.escape_decode, for the quoted text of the STRING opcode. */
+function escapeDecode(s: string): string | undefined {
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i] as string;
+    if (c !== "\\") {
+      out += c;
+      continue;
+    }
+    const e = s[++i];
+    if (e === undefined) return undefined; // a trailing backslash
+    switch (e) {
+      case "\n":
+        break;
+      case "\\":
+      case "'":
+      case '"':
+        out += e;
+        break;
+      case "n":
+        out += "\n";
+        break;
+      case "r":
+        out += "\r";
+        break;
+      case "t":
+        out += "\t";
+        break;
+      case "a":
+        out += "\x07";
+        break;
+      case "b":
+        out += "\b";
+        break;
+      case "f":
+        out += "\f";
+        break;
+      case "v":
+        out += "\v";
+        break;
+      case "x": {
+        const hex = s.slice(i + 1, i + 3);
+        if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
+        out += String.fromCharCode(Number.parseInt(hex, 16));
+        i += 2;
+        break;
+      }
+      default:
+        if (e >= "0" && e <= "7") {
+          let oct = e;
+          while (oct.length < 3 && (s[i + 1] ?? "") >= "0" && (s[i + 1] ?? "") <= "7")
+            oct += s[++i];
+          out += String.fromCharCode(Number.parseInt(oct, 8) & 0xff);
+        } else {
+          out += `\\${e}`;
+        }
+    }
+  }
+  return out;
+}
+
+/** Python's raw-unicode-escape codec, for the UNICODE opcode. */
+function rawUnicodeEscapeDecode(bytes: Uint8Array, start: number, end: number): string | undefined {
+  const units: number[] = [];
+  let out = "";
+  let i = start;
+  while (i < end) {
+    const b = bytes[i] as number;
+    if (b !== 0x5c) {
+      units.push(b);
+      i++;
+    } else {
+      let j = i;
+      while (j < end && bytes[j] === 0x5c) j++;
+      const run = j - i;
+      const next = bytes[j];
+      if (run % 2 === 1 && j < end && (next === 0x75 || next === 0x55)) {
+        for (let k = 0; k < run - 1; k++) units.push(0x5c);
+        const digits = next === 0x75 ? 4 : 8;
+        if (j + 1 + digits > end) return undefined;
+        let cp = 0;
+        for (let k = j + 1; k < j + 1 + digits; k++) {
+          const h = bytes[k] as number;
+          const d =
+            h >= 0x30 && h <= 0x39
+              ? h - 0x30
+              : (h | 0x20) >= 0x61 && (h | 0x20) <= 0x66
+                ? (h | 0x20) - 0x57
+                : -1;
+          if (d < 0) return undefined;
+          cp = cp * 16 + d;
+        }
+        if (cp > 0x10ffff) return undefined;
+        if (cp >= 0x10000)
+          units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
+        else units.push(cp);
+        i = j + 1 + digits;
+      } else {
+        for (let k = 0; k < run; k++) units.push(0x5c);
+        i = j;
+      }
+    }
+    if (units.length >= 4096) {
+      out += String.fromCharCode.apply(null, units);
+      units.length = 0;
+    }
+  }
+  return out + String.fromCharCode.apply(null, units);
+}
+
+function toBytes(input: unknown): Uint8Array {
+  if (input instanceof Uint8Array)
+    return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
+  throw new SheepdogError(
+    "INVALID_INPUT",
+    "serialise",
+    "decode takes a Uint8Array (a Buffer is one) or an ArrayBuffer.",
+  );
+}
+
+/**
+ * Unpickles bytes written by Python's `pickle` (protocols 0 to 5), without running any code:
+ * objects that are not plain data come back as {@link PyObject} / {@link PyGlobal} recipes that
+ * `encode` writes back unchanged.
+ *
+ * Mapping: None -> `null`, bool -> boolean, int -> number (bigint beyond ±(2^53 - 1)), float ->
+ * number, str -> string, bytes -> Uint8Array, bytearray -> {@link isByteArray} Uint8Array, list ->
+ * Array, tuple -> {@link isTuple} Array, dict -> plain object when every key is a str, else Map,
+ * set -> Set, frozenset -> {@link isFrozenSet} Set. Shared and recursive references are kept.
+ *
+ * Memory is bounded by the input: length fields are checked against the bytes left before
+ * anything is allocated, and every opcode consumes input.
+ *
+ * @throws PickleDecodeError (code `PICKLE_DECODE`) with the byte offset and opcode, for
+ *   truncated, invalid or hostile input.
+ *
+ * @example
+ * ```ts
+ * const value = decode(bytesFromPython); // e.g. { total: 3, items: [1, 2] }
+ * ```
+ */
+export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions = {}): unknown {
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (!Number.isInteger(maxDepth) || maxDepth < 1) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      "serialise",
+      `maxDepth must be a positive integer, not ${String(maxDepth)}.`,
+    );
+  }
+  const bytes = toBytes(input);
+  const ctx = new Ctx(maxDepth, options.zeroCopy === true);
+  let opPos = 0;
+  let op = 0;
+  try {
+    return run(bytes, ctx, (p, o) => {
+      opPos = p;
+      op = o;
+    });
+  } catch (error) {
+    if (error instanceof PickleDecodeError) throw error;
+    if (error instanceof RangeError) {
+      // An allocation limit (a BigInt or array too large): still the input's fault.
+      throw bad(opPos, op, `it exceeds a JavaScript limit (${error.message})`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * The pickle machine. `where` is told the current opcode only when an unexpected JavaScript error
+ * escapes, never on the hot path.
+ */
+function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => void): unknown {
+  const end = bytes.length;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const maxDepth = ctx.maxDepth;
+  const zeroCopy = ctx.zeroCopy;
+  // The stack is stack[0, sp); slots past sp are stale and get overwritten. Tracking sp by hand
+  // avoids resizing the arrays on every pop.
+  const stack: unknown[] = [];
+  /** The nesting depth of each stack value: 0 for scalars. */
+  const depths: number[] = [];
+  let sp = 0;
+  const marks: number[] = [];
+  let fence = 0;
+  const memo: unknown[] = [];
+  // The newest empty list, while nothing but its stack slot and at most one memo entry refers to
+  // it. Its first APPEND(S) then swaps it for an exactly sized copy of the items: growing an
+  // empty array by push() over-allocates (16 slots for 2 items), which costs memory and GC time.
+  let pendingList: unknown[] | undefined;
+  let pendingIndex = -1;
+  let proto = 0;
+  let pos = 0;
+  let opPos = 0;
+  let op = 0;
+
+  try {
+    for (;;) {
+      if (pos >= end) {
+        throw new PickleDecodeError(
+          end,
+          undefined,
+          "the input ends before the STOP opcode",
+          TRUNCATED_HINT,
+        );
+      }
+      opPos = pos;
+      op = bytes[pos++] as number;
+      switch (op) {
+        // ---- scalars ----
+        case 0x4b: {
+          // BININT1
+          if (pos >= end) throw truncated(opPos, op, 1, 0);
+          stack[sp] = bytes[pos++];
+          depths[sp++] = 0;
+          break;
+        }
+        case 0x4d: {
+          // BININT2
+          if (pos + 2 > end) throw truncated(opPos, op, 2, end - pos);
+          stack[sp] = (bytes[pos] as number) | ((bytes[pos + 1] as number) << 8);
+          depths[sp++] = 0;
+          pos += 2;
+          break;
+        }
+        case 0x4a: {
+          // BININT
+          if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+          stack[sp] =
+            (bytes[pos] as number) |
+            ((bytes[pos + 1] as number) << 8) |
+            ((bytes[pos + 2] as number) << 16) |
+            ((bytes[pos + 3] as number) << 24);
+          depths[sp++] = 0;
+          pos += 4;
+          break;
+        }
+        case 0x8a: {
+          // LONG1
+          if (pos >= end) throw truncated(opPos, op, 1, 0);
+          const n = bytes[pos++] as number;
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          stack[sp] = decodeLong(bytes, pos, n);
+          depths[sp++] = 0;
+          pos += n;
+          break;
+        }
+        case 0x8b: {
+          // LONG4
+          if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+          const n = view.getInt32(pos, true);
+          pos += 4;
+          if (n < 0) throw bad(opPos, op, "its byte count is negative");
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          stack[sp] = decodeLong(bytes, pos, n);
+          depths[sp++] = 0;
+          pos += n;
+          break;
+        }
+        case 0x47: {
+          // BINFLOAT
+          if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
+          stack[sp] = view.getFloat64(pos, false);
+          depths[sp++] = 0;
+          pos += 8;
+          break;
+        }
+        case 0x4e: // NONE
+          stack[sp] = null;
+          depths[sp++] = 0;
+          break;
+        case 0x88: // NEWTRUE
+          stack[sp] = true;
+          depths[sp++] = 0;
+          break;
+        case 0x89: // NEWFALSE
+          stack[sp] = false;
+          depths[sp++] = 0;
+          break;
+
+        // ---- strings and bytes ----
+        case 0x8c: // SHORT_BINUNICODE
+        case 0x58: // BINUNICODE
+        case 0x8d: {
+          // BINUNICODE8
+          let n: number;
+          if (op === 0x8c) {
+            if (pos >= end) throw truncated(opPos, op, 1, 0);
+            n = bytes[pos++] as number;
+          } else if (op === 0x58) {
+            if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+            n = view.getUint32(pos, true);
+            pos += 4;
+          } else {
+            if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
+            n = readU64(view, pos);
+            pos += 8;
+          }
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          const s = decodeUtf8(bytes, pos, pos + n);
+          if (s === undefined) throw bad(opPos, op, "its text is not valid UTF-8");
+          stack[sp] = s;
+          depths[sp++] = 0;
+          pos += n;
+          break;
+        }
+        case 0x43: // SHORT_BINBYTES
+        case 0x42: // BINBYTES
+        case 0x8e: // BINBYTES8
+        case 0x96: {
+          // BYTEARRAY8
+          let n: number;
+          if (op === 0x43) {
+            if (pos >= end) throw truncated(opPos, op, 1, 0);
+            n = bytes[pos++] as number;
+          } else if (op === 0x42) {
+            if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+            n = view.getUint32(pos, true);
+            pos += 4;
+          } else {
+            if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
+            n = readU64(view, pos);
+            pos += 8;
+          }
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          const value = zeroCopy
+            ? new Uint8Array(bytes.buffer, bytes.byteOffset + pos, n)
+            : bytes.slice(pos, pos + n);
+          stack[sp] = op === 0x96 ? markByteArray(value) : value;
+          depths[sp++] = 0;
+          pos += n;
+          break;
+        }
+        case 0x55: // SHORT_BINSTRING
+        case 0x54: {
+          // BINSTRING (Python 2 str): decoded as Latin-1 text
+          let n: number;
+          if (op === 0x55) {
+            if (pos >= end) throw truncated(opPos, op, 1, 0);
+            n = bytes[pos++] as number;
+          } else {
+            if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+            n = view.getInt32(pos, true);
+            pos += 4;
+            if (n < 0) throw bad(opPos, op, "its length is negative");
+          }
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          stack[sp] = decodeLatin1(bytes, pos, pos + n);
+          depths[sp++] = 0;
+          pos += n;
+          break;
+        }
+
+        // ---- containers ----
+        case 0x5d: {
+          // EMPTY_LIST
+          const list: unknown[] = [];
+          pendingList = list;
+          pendingIndex = -1;
+          stack[sp] = list;
+          depths[sp++] = 1;
+          break;
+        }
+        case 0x29: // EMPTY_TUPLE
+          stack[sp] = asTuple([]);
+          depths[sp++] = 1;
+          break;
+        case 0x7d: // EMPTY_DICT
+          stack[sp] = {};
+          depths[sp++] = 1;
+          break;
+        case 0x8f: // EMPTY_SET
+          stack[sp] = new Set();
+          depths[sp++] = 1;
+          break;
+        case 0x85: // TUPLE1
+        case 0x86: // TUPLE2
+        case 0x87: {
+          // TUPLE3
+          const n = op - 0x84;
+          const from = sp - n;
+          if (from < fence) throw underflow(opPos, op);
+          let d = 0;
+          for (let i = from; i < sp; i++) if ((depths[i] as number) > d) d = depths[i] as number;
+          const t = asTuple(stack.slice(from, sp));
+          sp = from;
+          if (++d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          stack[sp] = t;
+          depths[sp++] = d;
+          break;
+        }
+        case 0x74: // TUPLE
+        case 0x6c: // LIST
+        case 0x91: // FROZENSET
+        case 0x64: {
+          // DICT
+          const m = marks.pop();
+          if (m === undefined) throw noMark(opPos, op);
+          fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          let d = 0;
+          for (let i = m; i < sp; i++) if ((depths[i] as number) > d) d = depths[i] as number;
+          if (++d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          let value: unknown;
+          if (op === 0x64) {
+            if ((sp - m) % 2 !== 0) throw bad(opPos, op, "it has an odd number of items");
+            value = buildDict(stack, m, sp, ctx);
+          } else {
+            const items = stack.slice(m, sp);
+            if (op === 0x74) value = asTuple(items);
+            else if (op === 0x6c) value = items;
+            else {
+              const set = new Set(items);
+              (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
+              value = set;
+            }
+          }
+          sp = m;
+          stack[sp] = value;
+          depths[sp++] = d;
+          break;
+        }
+        case 0x61: {
+          // APPEND
+          const at = sp - 2;
+          if (at < fence) throw underflow(opPos, op);
+          const d = (depths[at + 1] as number) + 1;
+          const target = stack[at];
+          if (target === pendingList && (target as unknown[]).length === 0) {
+            const list = [stack[at + 1]];
+            stack[at] = list;
+            if (pendingIndex >= 0 && memo[pendingIndex] === target) memo[pendingIndex] = list;
+            pendingList = undefined;
+          } else if (!appendItems(target, stack, at + 1, at + 2)) {
+            throw bad(opPos, op, `it cannot append to ${describe(target)}`);
+          }
+          sp = at + 1;
+          if (d > (depths[at] as number)) {
+            if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+            depths[at] = d;
+          }
+          break;
+        }
+        case 0x65: // APPENDS
+        case 0x75: // SETITEMS
+        case 0x90: {
+          // ADDITEMS
+          const m = marks.pop();
+          if (m === undefined) throw noMark(opPos, op);
+          fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          const at = m - 1;
+          if (at < fence) throw underflow(opPos, op);
+          const len = sp;
+          let d = depths[at] as number;
+          for (let i = m; i < len; i++)
+            if ((depths[i] as number) >= d) d = (depths[i] as number) + 1;
+          if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          const target = stack[at];
+          if (op === 0x65) {
+            if (target === pendingList && (target as unknown[]).length === 0) {
+              const list = stack.slice(m, len);
+              stack[at] = list;
+              if (pendingIndex >= 0 && memo[pendingIndex] === target) memo[pendingIndex] = list;
+              pendingList = undefined;
+            } else if (!appendItems(target, stack, m, len)) {
+              throw bad(opPos, op, `it cannot append to ${describe(target)}`);
+            }
+          } else if (op === 0x75) {
+            if ((len - m) % 2 !== 0) throw bad(opPos, op, "it has an odd number of items");
+            if (!setItems(stack, at, m, len, ctx)) {
+              throw bad(opPos, op, `it cannot set items on ${describe(target)}`);
+            }
+          } else {
+            if (
+              !(target instanceof Set) ||
+              (target as unknown as Record<symbol, unknown>)[frozenSetMarker] === true
+            ) {
+              throw bad(opPos, op, `it cannot add items to ${describe(target)}`);
+            }
+            for (let i = m; i < len; i++) target.add(stack[i]);
+          }
+          sp = m;
+          depths[at] = d;
+          break;
+        }
+        case 0x73: {
+          // SETITEM
+          const at = sp - 3;
+          if (at < fence) throw underflow(opPos, op);
+          const d = Math.max(depths[at + 1] as number, depths[at + 2] as number) + 1;
+          if (!setItems(stack, at, at + 1, at + 3, ctx)) {
+            throw bad(opPos, op, `it cannot set items on ${describe(stack[at])}`);
+          }
+          sp = at + 1;
+          if (d > (depths[at] as number)) {
+            if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+            depths[at] = d;
+          }
+          break;
+        }
+
+        // ---- stack and marks ----
+        case 0x28: {
+          // MARK
+          if (marks.length >= maxDepth) throw tooDeep(opPos, op, maxDepth);
+          fence = sp;
+          marks.push(fence);
+          break;
+        }
+        case 0x31: {
+          // POP_MARK
+          const m = marks.pop();
+          if (m === undefined) throw noMark(opPos, op);
+          fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          sp = m;
+          break;
+        }
+        case 0x30: {
+          // POP: a MARK at the top of the stack is popped instead (as CPython's C unpickler)
+          if (marks.length > 0 && marks[marks.length - 1] === sp) {
+            marks.pop();
+            fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          } else {
+            if (sp <= fence) throw underflow(opPos, op);
+            sp--;
+          }
+          break;
+        }
+        case 0x32: {
+          // DUP
+          if (sp <= fence) throw underflow(opPos, op);
+          const v = stack[sp - 1];
+          if (isContainer(v)) ctx.aliased = true;
+          if (v === pendingList) pendingList = undefined;
+          stack[sp] = v;
+          depths[sp++] = depths[sp - 1] as number;
+          break;
+        }
+
+        // ---- memo ----
+        case 0x94: // MEMOIZE
+        case 0x71: // BINPUT
+        case 0x72: // LONG_BINPUT
+        case 0x70: {
+          // PUT
+          let index: number;
+          if (op === 0x94) {
+            index = memo.length + (ctx.sparseMemo?.size ?? 0);
+          } else if (op === 0x71) {
+            if (pos >= end) throw truncated(opPos, op, 1, 0);
+            index = bytes[pos++] as number;
+          } else if (op === 0x72) {
+            if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+            index = view.getUint32(pos, true);
+            pos += 4;
+          } else {
+            const nl = lineEnd(bytes, pos, opPos, op);
+            index = parseIndex(decodeLatin1(bytes, pos, nl), opPos, op);
+            pos = nl + 1;
+          }
+          if (sp <= fence) throw underflow(opPos, op);
+          const v = stack[sp - 1];
+          if (v === pendingList) {
+            if (pendingIndex < 0 && index <= memo.length && ctx.sparseMemo === undefined) {
+              pendingIndex = index;
+            } else {
+              pendingList = undefined; // memoized twice, or out of order: leave it alone
+            }
+          }
+          if (index < memo.length) memo[index] = v;
+          else if (index === memo.length && ctx.sparseMemo === undefined) memo.push(v);
+          else {
+            // Out of order: kept aside, so that a huge index allocates nothing.
+            if (ctx.sparseMemo === undefined) ctx.sparseMemo = new Map();
+            ctx.sparseMemo.set(index, v);
+          }
+          break;
+        }
+        case 0x68: // BINGET
+        case 0x6a: // LONG_BINGET
+        case 0x67: {
+          // GET
+          let index: number;
+          if (op === 0x68) {
+            if (pos >= end) throw truncated(opPos, op, 1, 0);
+            index = bytes[pos++] as number;
+          } else if (op === 0x6a) {
+            if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
+            index = view.getUint32(pos, true);
+            pos += 4;
+          } else {
+            const nl = lineEnd(bytes, pos, opPos, op);
+            index = parseIndex(decodeLatin1(bytes, pos, nl), opPos, op);
+            pos = nl + 1;
+          }
+          let v = index < memo.length ? memo[index] : ctx.sparseMemo?.get(index);
+          if (v === undefined) throw bad(opPos, op, `the memo has no entry ${index}`);
+          if (v === pendingList) pendingList = undefined;
+          let d = 0;
+          if (typeof v === "object" && v !== null && isContainer(v)) {
+            if (ctx.replaced !== undefined) v = ctx.replaced.get(v) ?? v;
+            ctx.aliased = true;
+            d = 1; // the real depth is measured once the value is complete
+          }
+          stack[sp] = v;
+          depths[sp++] = d;
+          break;
+        }
+
+        // ---- objects: recorded, never built ----
+        case 0x63: // GLOBAL
+        case 0x69: {
+          // INST
+          const nl1 = lineEnd(bytes, pos, opPos, op);
+          const module = decodeUtf8(bytes, pos, nl1);
+          const nl2 = lineEnd(bytes, nl1 + 1, opPos, op);
+          const name = decodeUtf8(bytes, nl1 + 1, nl2);
+          if (module === undefined || name === undefined) {
+            throw bad(opPos, op, "its module or name is not valid UTF-8");
+          }
+          pos = nl2 + 1;
+          const g = findClass(module, name, proto);
+          if (op === 0x63) {
+            stack[sp] = g;
+            depths[sp++] = 0;
+            break;
+          }
+          const m = marks.pop();
+          if (m === undefined) throw noMark(opPos, op);
+          fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          let d = 0;
+          for (let i = m; i < sp; i++) if ((depths[i] as number) > d) d = depths[i] as number;
+          d += 2;
+          if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          const args = asTuple(stack.slice(m, sp));
+          sp = m;
+          stack[sp] = new PyObject({ callable: g, args });
+          depths[sp++] = d;
+          break;
+        }
+        case 0x6f: {
+          // OBJ
+          const m = marks.pop();
+          if (m === undefined) throw noMark(opPos, op);
+          fence = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          if (sp - m < 1) throw underflow(opPos, op);
+          let d = 0;
+          for (let i = m; i < sp; i++) if ((depths[i] as number) > d) d = depths[i] as number;
+          d += 2;
+          if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          const items = stack.slice(m, sp);
+          sp = m;
+          const cls = items[0];
+          if (!(cls instanceof PyGlobal || cls instanceof PyObject)) {
+            throw bad(opPos, op, `its class is ${describe(cls)}, not a class`);
+          }
+          stack[sp] = new PyObject({ callable: cls, args: asTuple(items.slice(1)) });
+          depths[sp++] = d;
+          break;
+        }
+        case 0x93: {
+          // STACK_GLOBAL
+          const at = sp - 2;
+          if (at < fence) throw underflow(opPos, op);
+          const module = stack[at];
+          const name = stack[at + 1];
+          if (typeof module !== "string" || typeof name !== "string") {
+            throw bad(opPos, op, "its module and name must be str");
+          }
+          sp = at;
+          stack[sp] = findClass(module, name, proto);
+          depths[sp++] = 0;
+          break;
+        }
+        case 0x52: // REDUCE
+        case 0x81: {
+          // NEWOBJ
+          const at = sp - 2;
+          if (at < fence) throw underflow(opPos, op);
+          const callable = stack[at];
+          const args = stack[at + 1];
+          if (!isTupleValue(args))
+            throw bad(opPos, op, `its arguments are ${describe(args)}, not a tuple`);
+          if (!(callable instanceof PyGlobal || callable instanceof PyObject)) {
+            throw bad(opPos, op, `it calls ${describe(callable)}, which is not callable`);
+          }
+          const d = Math.max(depths[at] as number, depths[at + 1] as number) + 1;
+          if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          let value: unknown = NOT_KNOWN;
+          if (op === 0x52 && callable instanceof PyGlobal) value = knownReduce(callable, args);
+          if (value === NOT_KNOWN) {
+            value = new PyObject({ kind: op === 0x52 ? "reduce" : "newobj", callable, args });
+          }
+          sp = at;
+          stack[sp] = value;
+          depths[sp++] = d;
+          break;
+        }
+        case 0x92: {
+          // NEWOBJ_EX
+          const at = sp - 3;
+          if (at < fence) throw underflow(opPos, op);
+          const cls = stack[at];
+          const args = stack[at + 1];
+          const kwargs = stack[at + 2];
+          if (!isTupleValue(args))
+            throw bad(opPos, op, `its arguments are ${describe(args)}, not a tuple`);
+          if (!isPlainDict(kwargs))
+            throw bad(opPos, op, "its keyword arguments are not a dict of str keys");
+          if (!(cls instanceof PyGlobal || cls instanceof PyObject)) {
+            throw bad(opPos, op, `its class is ${describe(cls)}, not a class`);
+          }
+          const d =
+            Math.max(depths[at] as number, depths[at + 1] as number, depths[at + 2] as number) + 1;
+          if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+          sp = at;
+          stack[sp] = new PyObject({ kind: "newobj_ex", callable: cls, args, kwargs });
+          depths[sp++] = d;
+          break;
+        }
+        case 0x62: {
+          // BUILD
+          const at = sp - 2;
+          if (at < fence) throw underflow(opPos, op);
+          const target = stack[at];
+          if (!(target instanceof PyObject)) {
+            throw bad(
+              opPos,
+              op,
+              `it sets state on ${describe(target)}; only objects built by a callable take state`,
+            );
+          }
+          if (target.state !== undefined) throw bad(opPos, op, "it sets an object's state twice");
+          target.state = stack[at + 1];
+          const d = (depths[at + 1] as number) + 1;
+          sp = at + 1;
+          if (d > (depths[at] as number)) {
+            if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
+            depths[at] = d;
+          }
+          break;
+        }
+
+        // ---- protocol 0 text opcodes ----
+        case 0x49: // INT
+        case 0x4c: {
+          // LONG
+          const nl = lineEnd(bytes, pos, opPos, op);
+          let text = decodeLatin1(bytes, pos, nl);
+          pos = nl + 1;
+          let value: unknown;
+          if (op === 0x49 && text === "00") value = false;
+          else if (op === 0x49 && text === "01") value = true;
+          else {
+            if (op === 0x4c && text.endsWith("L")) text = text.slice(0, -1);
+            value = parseDecimal(text, opPos, op);
+          }
+          stack[sp] = value;
+          depths[sp++] = 0;
+          break;
+        }
+        case 0x46: {
+          // FLOAT
+          const nl = lineEnd(bytes, pos, opPos, op);
+          stack[sp] = parseFloatText(decodeLatin1(bytes, pos, nl), opPos, op);
+          depths[sp++] = 0;
+          pos = nl + 1;
+          break;
+        }
+        case 0x53: {
+          // STRING (Python 2 str, quoted and escaped): decoded as Latin-1 text
+          const nl = lineEnd(bytes, pos, opPos, op);
+          const text = decodeLatin1(bytes, pos, nl);
+          pos = nl + 1;
+          const q = text[0];
+          if (text.length < 2 || (q !== "'" && q !== '"') || text[text.length - 1] !== q) {
+            throw bad(opPos, op, "its argument must be quoted");
+          }
+          const s = escapeDecode(text.slice(1, -1));
+          if (s === undefined) throw bad(opPos, op, "its argument has an invalid escape");
+          stack[sp] = s;
+          depths[sp++] = 0;
+          break;
+        }
+        case 0x56: {
+          // UNICODE (raw-unicode-escape)
+          const nl = lineEnd(bytes, pos, opPos, op);
+          const s = rawUnicodeEscapeDecode(bytes, pos, nl);
+          if (s === undefined)
+            throw bad(opPos, op, "its argument has an invalid \\u or \\U escape");
+          stack[sp] = s;
+          depths[sp++] = 0;
+          pos = nl + 1;
+          break;
+        }
+
+        // ---- framing and the rest ----
+        case 0x80: {
+          // PROTO
+          if (pos >= end) throw truncated(opPos, op, 1, 0);
+          proto = bytes[pos++] as number;
+          if (proto > 5)
+            throw bad(opPos, op, `protocol ${proto} is newer than this codec reads (0 to 5)`);
+          break;
+        }
+        case 0x95: {
+          // FRAME: optional for readers; only its length is checked
+          if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
+          const n = readU64(view, pos);
+          pos += 8;
+          if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
+          break;
+        }
+        case 0x98: {
+          // READONLY_BUFFER: only affects out-of-band buffers, which never get here
+          if (sp <= fence) throw underflow(opPos, op);
+          break;
+        }
+        case 0x2e: {
+          // STOP
+          if (sp <= fence) throw underflow(opPos, op);
+          const result = stack[--sp];
+          if (!ctx.aliased) return result;
+          try {
+            return finishGraph(result, ctx.replaced, maxDepth);
+          } catch (error) {
+            if (error instanceof GraphTooDeep) throw tooDeep(opPos, op, maxDepth);
+            throw error;
+          }
+        }
+        case 0x97: // NEXT_BUFFER
+          throw bad(
+            opPos,
+            op,
+            "it refers to an out-of-band buffer",
+            "This codec reads in-band pickles only: pickle without buffer_callback.",
+          );
+        case 0x82: // EXT1
+        case 0x83: // EXT2
+        case 0x84: // EXT4
+          throw bad(
+            opPos,
+            op,
+            "it uses the copyreg extension registry",
+            "This codec does not support extension codes: unregister them (copyreg.remove_extension) before pickling.",
+          );
+        case 0x50: // PERSID
+        case 0x51: // BINPERSID
+          throw bad(
+            opPos,
+            op,
+            "it refers to a persistent id",
+            "This codec does not support persistent ids: pickle without persistent_id.",
+          );
+        default:
+          throw bad(opPos, op, "it is not a pickle opcode");
+      }
+    }
+  } catch (error) {
+    where(opPos, op);
+    throw error;
+  }
+}

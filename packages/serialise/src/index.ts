@@ -1,0 +1,27 @@
+export type { DecodeOptions } from "./decode.js";
+export { decode } from "./decode.js";
+export type { EncodeOptions, PickleProtocol } from "./encode.js";
+export { DEFAULT_MAX_DEPTH, DEFAULT_PROTOCOL, encode, pickleProtocols } from "./encode.js";
+export { PickleDecodeError, PickleEncodeError } from "./errors.js";
+export type { PyTag } from "./py.js";
+export { functionSource, isPyFunction, PyFunction, py, pyFile } from "./py.js";
+export type {
+  PyByteArray,
+  PyFrozenSet,
+  PyObjectInit,
+  PyObjectKind,
+  PyTuple,
+} from "./values.js";
+export {
+  asTuple,
+  bytearray,
+  frozenset,
+  isByteArray,
+  isFrozenSet,
+  isTuple,
+  PyFloat,
+  PyGlobal,
+  PyObject,
+  pyFloat,
+  tuple,
+} from "./values.js";

@@ -1,0 +1,240 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FunctionSource } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import { scanTopLevel, type TopLevel } from "./internal/python-source.js";
+import { kindMarker } from "./values.js";
+
+/**
+ * A Python function to run on the workers, as source: the module `source` is executed in a fresh
+ * namespace and its global `name` is called. Made by {@link py} or {@link pyFile}; never pickled
+ * (it travels as a {@link FunctionSource}).
+ */
+export class PyFunction implements FunctionSource {
+  declare readonly [kindMarker]: "function";
+  /** The top-level name to call. */
+  readonly name: string;
+  /** The Python module source. */
+  readonly source: string;
+  /** The absolute path of the file, for {@link pyFile}. */
+  readonly path: string | undefined;
+
+  constructor(name: string, source: string, path?: string) {
+    this.name = name;
+    this.source = source;
+    this.path = path;
+    Object.freeze(this);
+  }
+
+  /** `{ name, source }`, the shape stored as a request's function. */
+  toJSON(): FunctionSource {
+    return { name: this.name, source: this.source };
+  }
+
+  /** True for any PyFunction, even one made by another copy of this package. */
+  static isInstance(value: unknown): value is PyFunction {
+    return (
+      typeof value === "object" &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[kindMarker] === "function"
+    );
+  }
+}
+Object.defineProperty(PyFunction.prototype, kindMarker, { value: "function" });
+
+/** True for a `py` / `pyFile` function value. */
+export function isPyFunction(value: unknown): value is PyFunction {
+  return PyFunction.isInstance(value);
+}
+
+/** The `{ name, source }` of a py function, as the store and the worker take it. */
+export function functionSource(fn: PyFunction): FunctionSource {
+  if (!PyFunction.isInstance(fn)) {
+    throw new SheepdogError(
+      "PYTHON_SOURCE",
+      "serialise",
+      "functionSource takes a py`...` or pyFile(...) value.",
+    );
+  }
+  return { name: fn.name, source: fn.source };
+}
+
+function sourceError(message: string, cause?: unknown): SheepdogError {
+  return new SheepdogError("PYTHON_SOURCE", "serialise", message, { cause });
+}
+
+const IDENTIFIER = /^[\p{L}\p{Nl}_][\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}]*$/u;
+
+/** textwrap.dedent: removes the whitespace every non-blank line starts with. */
+function dedent(text: string): string {
+  const lines = text.split("\n");
+  let margin: string | undefined;
+  for (const line of lines) {
+    if (line.trim() === "") continue;
+    const indent = /^[ \t]*/.exec(line)?.[0] ?? "";
+    if (margin === undefined || !indent.startsWith(margin)) {
+      let k = 0;
+      const m = margin ?? indent;
+      while (k < m.length && k < indent.length && m[k] === indent[k]) k++;
+      margin = margin === undefined ? indent : m.slice(0, k);
+    }
+  }
+  if (!margin) return text;
+  const cut = margin.length;
+  return lines
+    .map((line) => (line.trim() === "" ? line.replace(/^[ \t]+/, "") : line.slice(cut)))
+    .join("\n");
+}
+
+function listNames(names: readonly string[]): string {
+  return names.length === 0 ? "nothing" : names.join(", ");
+}
+
+/** Picks the function to call from the module's top level, or explains why it cannot. */
+function chooseName(
+  top: TopLevel,
+  explicit: string | undefined,
+  where: string,
+  asking: string,
+): string {
+  if (explicit !== undefined) {
+    if (!IDENTIFIER.test(explicit)) {
+      throw sourceError(`"${explicit}" is not a Python identifier. Name the function to call.`);
+    }
+    if (!top.defs.includes(explicit) && !top.names.has(explicit)) {
+      throw sourceError(
+        `${where} has no top-level function "${explicit}"; its top-level functions are: ${listNames(top.defs)}. Check the name (case matters).`,
+      );
+    }
+    return explicit;
+  }
+  if (top.defs.length === 0) {
+    throw sourceError(
+      `${where} has no top-level def. Write the function as "def name(...):" at the start of a line.`,
+    );
+  }
+  const unique = [...new Set(top.defs)];
+  if (unique.length > 1) {
+    throw sourceError(
+      `${where} defines several top-level functions (${listNames(unique)}). ${asking}`,
+    );
+  }
+  return unique[0] as string;
+}
+
+function render(strings: TemplateStringsArray, values: unknown[]): string {
+  let out = "";
+  strings.raw.forEach((raw, i) => {
+    // Raw text keeps Python's backslash escapes; only the JavaScript escapes of ` and ${ go.
+    out += raw.replace(/\\(`|\$\{)/g, "$1");
+    if (i < values.length) {
+      const v = values[i];
+      if (typeof v !== "string" && typeof v !== "number") {
+        throw sourceError(
+          "py`...` interpolates only strings and numbers into the source. Pass data as arguments or in the namespace instead.",
+        );
+      }
+      out += String(v);
+    }
+  });
+  return out;
+}
+
+function fromTemplate(
+  strings: TemplateStringsArray,
+  values: unknown[],
+  name: string | undefined,
+): PyFunction {
+  if (!Array.isArray(strings) || !Array.isArray((strings as { raw?: unknown }).raw)) {
+    throw sourceError('py is a template tag: write py`def f(x): ...` (or py.named("f")`...`).');
+  }
+  const source = dedent(render(strings, values));
+  const top = scanTopLevel(source);
+  const chosen = chooseName(
+    top,
+    name,
+    "py`...`",
+    `Name the one to call: py.named("${top.defs[0] ?? "f"}")\`...\`.`,
+  );
+  return new PyFunction(chosen, source);
+}
+
+/** The `py` template tag: see {@link py}. */
+export interface PyTag {
+  (strings: TemplateStringsArray, ...values: (string | number)[]): PyFunction;
+  /** A tag that calls the top-level function `name` (needed when the source defines several). */
+  named(
+    name: string,
+  ): (strings: TemplateStringsArray, ...values: (string | number)[]) => PyFunction;
+}
+
+/**
+ * A Python function written inline. The source is taken raw (as `String.raw`: Python's escapes
+ * such as `"\n"` stay as written), dedented, and must define exactly one top-level `def`, which is
+ * the function called; with several, name one with `py.named("f")`. Helpers, imports and
+ * classes may sit beside it. Interpolated strings and numbers are pasted in verbatim.
+ *
+ * @throws SheepdogError `PYTHON_SOURCE` when there is no top-level def, or several and no name.
+ *
+ * @example
+ * ```ts
+ * const add = py`
+ *   def add(a, b):
+ *       return a + b
+ * `;
+ * const pick = py.named("main")`
+ *   def helper(x): return x * 2
+ *   def main(x): return helper(x)
+ * `;
+ * ```
+ */
+export const py: PyTag = Object.assign(
+  (strings: TemplateStringsArray, ...values: (string | number)[]) =>
+    fromTemplate(strings, values, undefined),
+  {
+    named(name: string) {
+      if (typeof name !== "string" || !IDENTIFIER.test(name)) {
+        throw sourceError(`py.named takes a Python identifier, not ${JSON.stringify(name)}.`);
+      }
+      return (strings: TemplateStringsArray, ...values: (string | number)[]) =>
+        fromTemplate(strings, values, name);
+    },
+  },
+);
+
+/**
+ * A Python function from a file: the whole module ships to the workers (so its imports, helpers
+ * and constants work) and its top-level `name` is called. The file is read now, synchronously;
+ * a relative path resolves against the current directory (pass
+ * `new URL("./model.py", import.meta.url)` for one beside your module).
+ *
+ * @throws SheepdogError `PYTHON_SOURCE` when the file cannot be read or does not define `name`.
+ *
+ * @example
+ * ```ts
+ * const fit = pyFile("./model.py", "fit");
+ * ```
+ */
+export function pyFile(path: string | URL, name: string): PyFunction {
+  const file = path instanceof URL ? fileURLToPath(path) : resolve(String(path));
+  if (typeof name !== "string" || name === "") {
+    throw sourceError(`pyFile("${file}", name) needs the name of the function to call.`);
+  }
+  let source: string;
+  try {
+    source = readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ENOENT") {
+      throw sourceError(
+        `Python file not found: ${file}. Check the path; a relative path resolves against the current directory (${process.cwd()}).`,
+        error,
+      );
+    }
+    throw sourceError(`Cannot read the Python file ${file}: ${(error as Error).message}.`, error);
+  }
+  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+  const chosen = chooseName(scanTopLevel(source), name, file, "");
+  return new PyFunction(chosen, source, file);
+}

@@ -1,0 +1,264 @@
+/**
+ * The JavaScript side of Python values that have no exact JavaScript twin: tuples, frozensets,
+ * bytearrays, floats that look like integers, references to Python globals, and opaque objects.
+ *
+ * Markers are registered symbols (`Symbol.for`), so values made by one copy of this package are
+ * recognised by another.
+ */
+
+const tupleMarker: unique symbol = Symbol.for("sheepdog.serialise.tuple");
+const frozenSetMarker: unique symbol = Symbol.for("sheepdog.serialise.frozenset");
+const byteArrayMarker: unique symbol = Symbol.for("sheepdog.serialise.bytearray");
+/** Set on the prototypes of {@link PyFloat}, {@link PyGlobal} and {@link PyObject}. */
+export const kindMarker: unique symbol = Symbol.for("sheepdog.serialise.kind");
+
+export { byteArrayMarker, frozenSetMarker, tupleMarker };
+
+/**
+ * A Python tuple: an `Array` carrying a marker, so that it encodes as a tuple rather than a list.
+ * Decoding a tuple gives one of these; indexing, `length` and iteration work as on any array.
+ * Copies (`[...t]`, `t.map(...)`) are plain arrays, that is, lists.
+ */
+export type PyTuple<T = unknown> = T[] & { readonly [tupleMarker]: true };
+
+/** A Python frozenset: a `Set` carrying a marker, so that it encodes as a frozenset. */
+export type PyFrozenSet<T = unknown> = Set<T> & { readonly [frozenSetMarker]: true };
+
+/** A Python bytearray: a `Uint8Array` carrying a marker, so that it encodes as a bytearray. */
+export type PyByteArray = Uint8Array & { readonly [byteArrayMarker]: true };
+
+/**
+ * Makes a Python tuple from its items.
+ *
+ * @example
+ * ```ts
+ * encode(tuple(1, "a")); // Python loads (1, 'a')
+ * ```
+ */
+export function tuple<T extends unknown[]>(...items: T): T & { readonly [tupleMarker]: true } {
+  (items as unknown as Record<symbol, boolean>)[tupleMarker] = true;
+  return items as T & { readonly [tupleMarker]: true };
+}
+
+/**
+ * Marks an existing array as a Python tuple, in place, and returns it. Use it instead of
+ * {@link tuple} for long arrays (spreading a long array into arguments can overflow the stack).
+ */
+export function asTuple<T>(items: T[]): PyTuple<T> {
+  (items as unknown as Record<symbol, boolean>)[tupleMarker] = true;
+  return items as PyTuple<T>;
+}
+
+/** True for an array marked as a Python tuple (by {@link tuple}, {@link asTuple} or decoding). */
+export function isTuple(value: unknown): value is PyTuple {
+  return (
+    Array.isArray(value) && (value as unknown as Record<symbol, unknown>)[tupleMarker] === true
+  );
+}
+
+/**
+ * Makes a Python frozenset.
+ *
+ * @example
+ * ```ts
+ * encode(frozenset([1, 2])); // Python loads frozenset({1, 2})
+ * ```
+ */
+export function frozenset<T>(items: Iterable<T> = []): PyFrozenSet<T> {
+  const set = new Set(items);
+  (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
+  return set as PyFrozenSet<T>;
+}
+
+/** True for a `Set` marked as a Python frozenset. */
+export function isFrozenSet(value: unknown): value is PyFrozenSet {
+  return (
+    value instanceof Set && (value as unknown as Record<symbol, unknown>)[frozenSetMarker] === true
+  );
+}
+
+/**
+ * Makes a Python bytearray: a copy of `source` (bytes, an array of byte values, or a length for a
+ * zero-filled one), marked so that it encodes as a bytearray rather than bytes.
+ */
+export function bytearray(source: ArrayLike<number> | ArrayBufferLike | number = 0): PyByteArray {
+  const bytes =
+    typeof source === "number"
+      ? new Uint8Array(source)
+      : new Uint8Array(source as ArrayLike<number>);
+  return markByteArray(bytes);
+}
+
+/** Marks a Uint8Array as a bytearray in place. */
+export function markByteArray(bytes: Uint8Array): PyByteArray {
+  (bytes as unknown as Record<symbol, boolean>)[byteArrayMarker] = true;
+  return bytes as PyByteArray;
+}
+
+/** True for a `Uint8Array` marked as a Python bytearray. */
+export function isByteArray(value: unknown): value is PyByteArray {
+  return (
+    value instanceof Uint8Array &&
+    (value as unknown as Record<symbol, unknown>)[byteArrayMarker] === true
+  );
+}
+
+function hasKind(value: unknown, kind: string): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[kindMarker] === kind
+  );
+}
+
+/**
+ * A number that encodes as a Python float even when it is an integer. A plain JavaScript number
+ * that is a safe integer (and not -0) encodes as a Python int; wrap it to send a float.
+ * Decoding never makes these: a Python float decodes to a plain number.
+ *
+ * @example
+ * ```ts
+ * encode(pyFloat(3)); // Python loads 3.0, not 3
+ * ```
+ */
+export class PyFloat {
+  declare readonly [kindMarker]: "float";
+  constructor(readonly value: number) {}
+
+  /** The number itself, so that `+f` and arithmetic work. */
+  valueOf(): number {
+    return this.value;
+  }
+
+  /** True for any PyFloat, even one made by another copy of this package. */
+  static isInstance(value: unknown): value is PyFloat {
+    return hasKind(value, "float");
+  }
+}
+Object.defineProperty(PyFloat.prototype, kindMarker, { value: "float" });
+
+/** Wraps a number so that it encodes as a Python float. See {@link PyFloat}. */
+export function pyFloat(value: number): PyFloat {
+  return new PyFloat(value);
+}
+
+/**
+ * A reference to a Python global: a class or function named by its module and qualified name,
+ * such as `collections.OrderedDict`. Decoding makes one for every GLOBAL / STACK_GLOBAL in a
+ * pickle; nothing is imported or looked up.
+ */
+export class PyGlobal {
+  declare readonly [kindMarker]: "global";
+  constructor(
+    /** The module, e.g. `"collections"`. */
+    readonly module: string,
+    /** The qualified name in the module, e.g. `"OrderedDict"` or `"Outer.Inner"`. */
+    readonly name: string,
+  ) {}
+
+  /** `module.name`. */
+  toString(): string {
+    return `${this.module}.${this.name}`;
+  }
+
+  /** True for any PyGlobal, even one made by another copy of this package. */
+  static isInstance(value: unknown): value is PyGlobal {
+    return hasKind(value, "global");
+  }
+}
+Object.defineProperty(PyGlobal.prototype, kindMarker, { value: "global" });
+
+/** How Python builds a {@link PyObject}. */
+export type PyObjectKind =
+  /** `callable(*args)` (opcode REDUCE). */
+  | "reduce"
+  /** `cls.__new__(cls, *args)` (opcode NEWOBJ). */
+  | "newobj"
+  /** `cls.__new__(cls, *args, **kwargs)` (opcode NEWOBJ_EX). */
+  | "newobj_ex";
+
+/** The fields of a {@link PyObject}. */
+export interface PyObjectInit {
+  /** @default "reduce" */
+  kind?: PyObjectKind;
+  /** The callable (for `reduce`) or the class (for `newobj`, `newobj_ex`); usually a PyGlobal. */
+  callable: unknown;
+  /** Positional arguments; always encoded as a tuple. @default [] */
+  args?: unknown[];
+  /** Keyword arguments, for `newobj_ex`. */
+  kwargs?: Record<string, unknown>;
+  /** Items appended after creation (opcodes APPEND / APPENDS), e.g. a deque's contents. */
+  listItems?: unknown[];
+  /** Key-value pairs set after creation (opcodes SETITEM / SETITEMS), e.g. an OrderedDict's. */
+  dictItems?: [unknown, unknown][];
+  /** The state passed to `__setstate__` or merged into `__dict__` (opcode BUILD). */
+  state?: unknown;
+}
+
+/**
+ * Any Python object this codec does not map to a JavaScript value — a numpy array, a datetime, a
+ * Decimal, a dataclass instance — kept as the recipe in its pickle: how it is created (a callable
+ * or class and its arguments), the items added after creation, and its state. Encoding writes the
+ * same recipe back (adapted to the target protocol), so Python loads an equal object of the same
+ * type. Decoding only records the recipe: nothing is imported or called.
+ *
+ * @example
+ * ```ts
+ * const d = new PyObject({ callable: new PyGlobal("decimal", "Decimal"), args: ["1.10"] });
+ * encode(d); // Python loads Decimal('1.10')
+ * ```
+ */
+export class PyObject {
+  declare readonly [kindMarker]: "object";
+  kind: PyObjectKind;
+  callable: unknown;
+  args: unknown[];
+  kwargs: Record<string, unknown> | undefined;
+  listItems: unknown[] | undefined;
+  dictItems: [unknown, unknown][] | undefined;
+  /** `undefined` when the pickle has no BUILD for this object (`null` is Python's None). */
+  state: unknown;
+
+  constructor(init: PyObjectInit) {
+    this.kind = init.kind ?? "reduce";
+    this.callable = init.callable;
+    this.args = init.args ?? [];
+    this.kwargs = init.kwargs;
+    this.listItems = init.listItems;
+    this.dictItems = init.dictItems;
+    this.state = init.state;
+  }
+
+  /**
+   * A best-effort name of the object's Python type, such as `"numpy.ndarray"`,
+   * `"datetime.datetime"` or `"collections.OrderedDict"`: the class for NEWOBJ, the class
+   * argument of the reconstructors CPython and numpy use, else the callable. `undefined` when the
+   * callable is not a plain global.
+   */
+  get type(): string | undefined {
+    const callable = this.callable;
+    if (!PyGlobal.isInstance(callable)) return undefined;
+    const first = this.args[0];
+    if (
+      this.kind === "reduce" &&
+      PyGlobal.isInstance(first) &&
+      (reconstructors.has(callable.toString()) ||
+        callable.name === "_reconstruct" ||
+        callable.name === "__newobj__")
+    ) {
+      return first.toString();
+    }
+    if (callable.name === "_frombuffer" && callable.module.startsWith("numpy")) {
+      return "numpy.ndarray";
+    }
+    return callable.toString();
+  }
+
+  /** True for any PyObject, even one made by another copy of this package. */
+  static isInstance(value: unknown): value is PyObject {
+    return hasKind(value, "object");
+  }
+}
+Object.defineProperty(PyObject.prototype, kindMarker, { value: "object" });
+
+const reconstructors = new Set(["copyreg._reconstructor", "copyreg.__newobj__"]);
