@@ -293,6 +293,38 @@ describeCluster("connect (real sshd)", (cluster) => {
       });
     });
 
+    it("explains an agent full of other keys (MaxAuthTries), and IdentitiesOnly fixes it", async () => {
+      const env = { ...process.env, SSH_AUTH_SOCK: agentSock };
+      for (let i = 0; i < 7; i++) {
+        const key = join(dir, `id_other_${i}`);
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+        execFileSync("ssh-add", [key], { env, stdio: "ignore" });
+      }
+      try {
+        const error = await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: agentSock }, () =>
+          rejection(connect(base)),
+        );
+        expect(error.code).toBe("SSH_AUTH");
+        expect(error.message).toContain("MaxAuthTries");
+        expect(error.message).toContain("IdentitiesOnly yes");
+        const path = sshConfig("Host *\n  IdentitiesOnly yes\n");
+        await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: agentSock }, async () => {
+          await using remote = await connect({ ...base, sshConfigPath: path });
+          expect((await remote.exec("echo only")).stdout).toBe("only\n");
+          // The agent's matching key is still used when no key file can be read directly.
+          addToAgent(encryptedKey, true);
+          await using viaAgent = await connect({
+            ...base,
+            keyfile: encryptedKey,
+            sshConfigPath: path,
+          });
+          expect((await viaAgent.exec("echo matched")).stdout).toBe("matched\n");
+        });
+      } finally {
+        execFileSync("ssh-add", ["-D"], { env, stdio: "ignore" });
+      }
+    });
+
     it("falls back to ~/.ssh/id_ed25519 and refuses an unauthorised key clearly", async () => {
       const home = join(dir, "home-with-key");
       mkdirSync(join(home, ".ssh"), { recursive: true });

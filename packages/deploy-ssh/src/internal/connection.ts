@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { SheepdogError } from "@sheepdog/contracts";
 import ssh2, { type Client } from "ssh2";
 import { HostKeyChangedError, HostKeyUnknownError } from "../errors.js";
+import { FilteredAgent } from "./filtered-agent.js";
 import type { Identity } from "./identities.js";
 import {
   blobKeyType,
@@ -34,6 +35,8 @@ export interface Hop {
   identities: Identity[];
   /** The agent's socket, when there is one. */
   agent: string | undefined;
+  /** Offer only the agent's keys that match `identities` (`IdentitiesOnly yes`). */
+  identitiesOnly: boolean;
   /** The expanded ProxyCommand, when the host is reached through one. */
   proxyCommand?: string;
   /** The hop this one is reached through (ProxyJump), when there is one. */
@@ -212,17 +215,27 @@ function forwardOut(jump: Client, hop: Hop, via: Hop): Promise<Duplex> {
 interface AuthMethod {
   label: string;
   auth:
-    | { type: "agent"; username: string; agent: string }
+    | { type: "agent"; username: string; agent: string | FilteredAgent }
     | { type: "publickey"; username: string; key: Buffer };
 }
 
 function authMethods(hop: Hop): AuthMethod[] {
   const methods: AuthMethod[] = [];
   if (hop.agent) {
-    methods.push({
-      label: `the SSH agent (SSH_AUTH_SOCK=${hop.agent})`,
-      auth: { type: "agent", username: hop.user, agent: hop.agent },
-    });
+    if (hop.identitiesOnly) {
+      const allowed = hop.identities.flatMap((identity) =>
+        identity.publicKey ? [identity.publicKey] : [],
+      );
+      methods.push({
+        label: `the SSH agent's keys that match them (SSH_AUTH_SOCK=${hop.agent}, IdentitiesOnly)`,
+        auth: { type: "agent", username: hop.user, agent: new FilteredAgent(hop.agent, allowed) },
+      });
+    } else {
+      methods.push({
+        label: `the SSH agent (SSH_AUTH_SOCK=${hop.agent})`,
+        auth: { type: "agent", username: hop.user, agent: hop.agent },
+      });
+    }
   }
   for (const identity of hop.identities) {
     if (identity.privateKey) {
@@ -397,6 +410,14 @@ function handshake(
         message += ` Install your public key in ~/.ssh/authorized_keys on ${hop.hostName} ("ssh-copy-id -p ${hop.port} ${hop.user}@${hop.hostName}"), or pass keyfile.`;
         message += passphraseAdvice(hop);
         return new SheepdogError("SSH_AUTH", sourceName, message, { cause: error });
+      }
+      if (/Too many authentication failures/i.test(error.message)) {
+        return new SheepdogError(
+          "SSH_AUTH",
+          sourceName,
+          `${hopName(hop)} stopped accepting keys after too many failures (its MaxAuthTries), before Sheepdog had tried them all (${tried.join(", ")}). The SSH agent probably holds many other keys: add "IdentitiesOnly yes" and an "IdentityFile" for this host to your SSH config, or remove keys from the agent (ssh-add -d).`,
+          { cause: error },
+        );
       }
       if (/no matching host key format/.test(error.message)) {
         const known = [...new Set(knownTypes.map(keyTypeLabel))].join(", ");

@@ -11,6 +11,8 @@ export interface Identity {
   origin: "keyfile" | "IdentityFile" | "default";
   /** The key file's contents when it is usable without a passphrase. */
   privateKey?: Buffer;
+  /** The public key blob, when known (from the private key, or the `.pub` beside it). */
+  publicKey?: Buffer;
   /** True when the key needs a passphrase (Sheepdog never asks for one: use an agent). */
   encrypted: boolean;
 }
@@ -55,7 +57,10 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
   const parsed = utils.parseKey(data);
   if (parsed instanceof Error) {
     if (/no passphrase given/i.test(parsed.message)) {
-      return { path, origin, encrypted: true };
+      const identity: Identity = { path, origin, encrypted: true };
+      const publicKey = readPublicKey(`${path}.pub`);
+      if (publicKey) identity.publicKey = publicKey;
+      return identity;
     }
     if (origin === "default") return undefined;
     throw new SheepdogError(
@@ -74,7 +79,18 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
       `The key file ${path} (${origin}) holds a public key. Point it at the private key (without .pub).`,
     );
   }
-  return { path, origin, privateKey: data, encrypted: false };
+  return { path, origin, privateKey: data, publicKey: key.getPublicSSH(), encrypted: false };
+}
+
+/** The blob of an OpenSSH public key file, or undefined. */
+function readPublicKey(path: string): Buffer | undefined {
+  try {
+    const parsed = utils.parseKey(readFileSync(path));
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    return key && !(key instanceof Error) ? key.getPublicSSH() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

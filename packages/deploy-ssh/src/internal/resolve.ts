@@ -95,6 +95,7 @@ export function resolveHop(request: HopRequest): { hop: Hop; tuning: ConnectTuni
     user,
     identities: collectIdentities(request.keyfile, identityFiles, request.home),
     agent: request.agent,
+    identitiesOnly: config.identitiesOnly ?? false,
     knownHostsFiles,
     hostKeyName: config.hostKeyAlias ?? knownHostsName(hostName, port),
   };

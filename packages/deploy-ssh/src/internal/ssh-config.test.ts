@@ -112,6 +112,14 @@ Match host fear.example user included
     expect(resolveHostConfig("fear", config2, { home }).identityFiles).toEqual(["~/.ssh/matched"]);
   });
 
+  it("reads IdentitiesOnly", () => {
+    const path = config("Host fear\n  IdentitiesOnly yes\nHost *\n  IdentitiesOnly no\n");
+    expect(resolveHostConfig("fear", path, { home }).identitiesOnly).toBe(true);
+    expect(resolveHostConfig("other", path, { home }).identitiesOnly).toBe(false);
+    const bad = config("Host *\n  IdentitiesOnly maybe\n");
+    expect(() => resolveHostConfig("x", bad, { home })).toThrow(/IdentitiesOnly "maybe"/);
+  });
+
   it("treats a missing file as empty and reports bad lines with file and line", () => {
     expect(resolveHostConfig("fear", join(home, "missing"), { home })).toEqual({
       identityFiles: [],

@@ -21,6 +21,8 @@ export interface HostConfig {
   port?: number;
   /** In the order found, `~` and `%` tokens not yet expanded. */
   identityFiles: string[];
+  /** `IdentitiesOnly yes`: offer only agent keys that match the identity files. */
+  identitiesOnly?: boolean;
   /** `none` when the config switches it off. */
   proxyCommand?: string;
   /** `none` when the config switches it off. */
@@ -295,6 +297,14 @@ export function resolveHostConfig(
           config.proxyJump = first;
         }
         break;
+      case "identitiesonly": {
+        const value = first.toLowerCase();
+        if (value !== "yes" && value !== "no") {
+          throw configError(entry.file, entry.line, `IdentitiesOnly "${first}" is not yes or no.`);
+        }
+        config.identitiesOnly ??= value === "yes";
+        break;
+      }
       case "hostkeyalias":
         config.hostKeyAlias ??= first;
         break;
