@@ -29,7 +29,7 @@ const addNotes: Migration = {
       .alterTable("requests")
       .addColumn("note", "text", (c) => c.notNull().defaultTo("none"))
       .execute();
-    await db.schema.createIndex("reports_errors").on("reports").columns(["request_id"]).execute();
+    await db.schema.createIndex("args_request").on("args").columns(["request_id"]).execute();
   },
 };
 

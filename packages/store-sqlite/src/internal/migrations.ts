@@ -1,5 +1,5 @@
 import { SheepdogError } from "@sheepdog/contracts";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { source } from "./errors.js";
 import type { Schema } from "./schema.js";
 
@@ -30,28 +30,26 @@ export const migrations: readonly Migration[] = [
         .addColumn("func", "blob", (c) => c.notNull())
         .addColumn("ns", "blob", (c) => c.notNull())
         .addColumn("tasks", "integer", (c) => c.notNull())
+        .addColumn("first_arg", "integer", (c) => c.notNull())
         .addColumn("token_hash", "blob", (c) => c.notNull())
         .addColumn("created_at", "integer", (c) => c.notNull())
         .addColumn("meta", "text", (c) => c.notNull())
         .addColumn("results", "integer", (c) => c.notNull().defaultTo(0))
         .addColumn("errors", "integer", (c) => c.notNull().defaultTo(0))
         .execute();
-      // Rowid tables with a (request_id, idx) key, rather than WITHOUT ROWID: arguments and
-      // results may be megabytes, which SQLite stores far better in a rowid table.
+      // Keyed by row id alone (see schema.ts): task i of a request is row first_arg + i.
       await db.schema
         .createTable("args")
+        .addColumn("id", "integer", (c) => c.primaryKey())
         .addColumn("request_id", "integer", (c) => c.notNull())
-        .addColumn("idx", "integer", (c) => c.notNull())
         .addColumn("value", "blob", (c) => c.notNull())
-        .addPrimaryKeyConstraint("args_pk", ["request_id", "idx"])
         .execute();
       await db.schema
         .createTable("reports")
-        .addColumn("request_id", "integer", (c) => c.notNull())
-        .addColumn("idx", "integer", (c) => c.notNull())
+        .addColumn("arg_id", "integer", (c) => c.primaryKey())
         .addColumn("result", "blob")
         .addColumn("error", "text")
-        .addPrimaryKeyConstraint("reports_pk", ["request_id", "idx"])
+        .addCheckConstraint("one_outcome", sql`(result IS NULL) <> (error IS NULL)`)
         .execute();
     },
   },

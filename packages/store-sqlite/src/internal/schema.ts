@@ -1,6 +1,13 @@
 import type { Generated } from "kysely";
 
-/** The tables of a Sheepdog database, as Kysely sees them (schema version 1). */
+/**
+ * The tables of a Sheepdog database, as Kysely sees them (schema version 1).
+ *
+ * Every argument tuple is a row of `args`. A request owns the consecutive rows `first_arg` to
+ * `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's report is keyed by
+ * that same row id. Lookups and range scans all go by SQLite's integer row id, the fastest
+ * key it has, and each table is one b-tree with no second index to keep up.
+ */
 export interface Schema {
   requests: RequestsTable;
   args: ArgsTable;
@@ -13,6 +20,8 @@ export interface RequestsTable {
   func: Uint8Array;
   ns: Uint8Array;
   tasks: number;
+  /** The `args` row of task 0. */
+  first_arg: number;
   token_hash: Uint8Array;
   created_at: number;
   /** JSON text. */
@@ -23,15 +32,16 @@ export interface RequestsTable {
 }
 
 export interface ArgsTable {
+  /** INTEGER PRIMARY KEY: `first_arg + i` for task `i` of its request. */
+  id: number;
   request_id: number;
-  idx: number;
   value: Uint8Array;
 }
 
 /** The first report of a task: exactly one of `result` and `error` is set. */
 export interface ReportsTable {
-  request_id: number;
-  idx: number;
+  /** INTEGER PRIMARY KEY: the task's `args` row. */
+  arg_id: number;
   result: Uint8Array | null;
   error: string | null;
 }
