@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { memGrabBytes, resolveConfig } from "./config.js";
+
+describe("resolveConfig", () => {
+  it("fills in the seed's defaults", () => {
+    const { config, sources } = resolveConfig({ host: "fear" }, {});
+    expect(config).toEqual({
+      host: "fear",
+      sshDir: ".sheepdog",
+      dbfile: "./sheepdog.sqlite",
+      port: 0,
+      shell: "/usr/bin/python3",
+      geOpts: ["-wd $HOME/.sheepdog/", "-o $HOME/.sheepdog/", "-e $HOME/.sheepdog/"],
+      pickleProtocol: 4,
+      retryWindowSeconds: 600,
+    });
+    expect(sources.host).toBe("option");
+    expect(sources.dbfile).toBe("default");
+  });
+
+  it("follows sshDir in the default geOpts", () => {
+    expect(resolveConfig({ host: "fear", sshDir: "jobs" }, {}).config.geOpts).toEqual([
+      "-wd $HOME/jobs/",
+      "-o $HOME/jobs/",
+      "-e $HOME/jobs/",
+    ]);
+  });
+
+  it("takes SHEEPDOG_* variables below explicit options", () => {
+    const env = {
+      SHEEPDOG_HOST: "fear",
+      SHEEPDOG_SSH_PORT: "2222",
+      SHEEPDOG_GE_OPTS: '["-l h_rt=0:1:0"]',
+      SHEEPDOG_DBFILE: "/tmp/a.sqlite",
+    };
+    const { config, sources } = resolveConfig({ dbfile: "b.sqlite" }, env);
+    expect(config).toMatchObject({
+      host: "fear",
+      sshPort: 2222,
+      geOpts: ["-l h_rt=0:1:0"],
+      dbfile: "b.sqlite",
+    });
+    expect(sources).toMatchObject({
+      host: "env",
+      sshPort: "env",
+      dbfile: "option",
+      shell: "default",
+    });
+  });
+
+  it("puts a configuration file below the environment and above the defaults", () => {
+    const file = {
+      name: "sheepdog.config.json",
+      config: { host: "fear", sshPort: 2200, shell: "/opt/py" },
+    };
+    const { config, sources } = resolveConfig(
+      { shell: "/usr/bin/python3.11" },
+      { SHEEPDOG_SSH_PORT: "2222" },
+      file,
+    );
+    expect(config).toMatchObject({ host: "fear", sshPort: 2222, shell: "/usr/bin/python3.11" });
+    expect(sources).toMatchObject({
+      host: "file",
+      sshPort: "env",
+      shell: "option",
+      dbfile: "default",
+    });
+    expect(() =>
+      resolveConfig(
+        {},
+        {},
+        { name: "sheepdog.config.json", config: { host: "fear", ge_opts: [] } },
+      ),
+    ).toThrow(
+      'Unknown configuration option "ge_opts" in sheepdog.config.json. Sheepdog for TypeScript spells it "geOpts".',
+    );
+    expect(() =>
+      resolveConfig({}, {}, { name: "c.json", config: { host: "fear", port: "x" } }),
+    ).toThrow('"port" in c.json must be a port number');
+  });
+
+  it("names the right spelling for the seed's options", () => {
+    expect(() => resolveConfig({ host: "fear", ge_opts: [] } as never, {})).toThrow(
+      '[sheepdog] [core] Unknown configuration option "ge_opts". Sheepdog for TypeScript spells it "geOpts".',
+    );
+    expect(() => resolveConfig({ host: "fear", ssh_keyfile: "k" } as never, {})).toThrow(
+      'spells it "sshKeyfile"',
+    );
+    expect(() => resolveConfig({ host: "fear", sshPrt: 22 } as never, {})).toThrow(
+      'Unknown configuration option "sshPrt". Did you mean "sshPort"?',
+    );
+  });
+
+  it("names the bad field and what it must be", () => {
+    expect(() => resolveConfig({}, {})).toThrow(/needs "host"/);
+    expect(() => resolveConfig({ host: "fear", sshPort: 70000 }, {})).toThrow(
+      '"sshPort" must be a port number from 0 to 65535, not 70000.',
+    );
+    expect(() => resolveConfig({ host: "fear", geOpts: "-l a=1" as never }, {})).toThrow(
+      /"geOpts" must be an array of strings/,
+    );
+    expect(() => resolveConfig({ host: "fear", geOpts: ["-l a=1\n#$ -l b=2"] }, {})).toThrow(
+      /newline/,
+    );
+    expect(() => resolveConfig({ host: "fear", pickleProtocol: 1 }, {})).toThrow(
+      /pickle protocol from 2 to 5/,
+    );
+    expect(() => resolveConfig({ host: "fear" }, { SHEEPDOG_SSH_PORT: "abc" })).toThrow(
+      /SHEEPDOG_SSH_PORT/,
+    );
+    try {
+      resolveConfig({ host: "" }, {});
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toMatchObject({ code: "CONFIG_INVALID", source: "core" });
+    }
+  });
+});
+
+describe("memGrabBytes", () => {
+  it("reads -l mem_grab the way GridEngine writes sizes", () => {
+    expect(memGrabBytes(["-l mem_grab=2G"])).toBe(2 * 1024 ** 3);
+    expect(memGrabBytes(["-l h_rt=1:0:0,mem_grab=500M"])).toBe(500 * 1024 ** 2);
+    expect(memGrabBytes(["-l mem_grab=1g"])).toBe(1e9);
+    expect(memGrabBytes(["-l h_vmem=2G", "-q all.q"])).toBeUndefined();
+  });
+});

@@ -1,0 +1,327 @@
+import { SheepdogError } from "@sheepdog/contracts";
+
+/**
+ * How Sheepdog reaches the cluster and where it keeps results: the seed's configuration
+ * object, in TypeScript's spelling. Only `host` is required.
+ *
+ * Each setting is resolved as: this object, then the environment variable named beside it,
+ * then the default.
+ */
+export interface SheepdogConfig {
+  /**
+   * The cluster's head node, reached over SSH, where `qsub` runs. `"local"` runs the tasks as
+   * local processes instead (no cluster needed). Env: `SHEEPDOG_HOST`.
+   */
+  host: string;
+  /** The SSH port. ~/.ssh/config `Port` wins. Env: `SHEEPDOG_SSH_PORT`. @default 22 */
+  sshPort?: number;
+  /** The SSH user. ~/.ssh/config `User` wins. Env: `SHEEPDOG_SSH_USER`. @default the current user */
+  sshUser?: string;
+  /**
+   * A private key file. Env: `SHEEPDOG_SSH_KEYFILE`.
+   * @default the SSH agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa
+   */
+  sshKeyfile?: string;
+  /** The known_hosts file the host key is checked against. Env: `SHEEPDOG_SSH_KNOWN_HOSTS`. @default ~/.ssh/known_hosts */
+  sshKnownHosts?: string;
+  /** The OpenSSH client configuration to read. Env: `SHEEPDOG_SSH_CONFIG`. @default ~/.ssh/config */
+  sshConfig?: string;
+  /** Where job scripts go on the head node, relative to the remote home. Env: `SHEEPDOG_SSH_DIR`. @default ".sheepdog" */
+  sshDir?: string;
+  /** The SQLite file that keeps requests and results. Env: `SHEEPDOG_DBFILE`. @default "./sheepdog.sqlite" */
+  dbfile?: string;
+  /** The port the server listens on for workers. Env: `SHEEPDOG_PORT`. @default a free high port */
+  port?: number;
+  /**
+   * The name workers use to reach this machine. Env: `SHEEPDOG_LOCALHOST`.
+   * @default this machine's FQDN (`127.0.0.1` with `host: "local"`)
+   */
+  localhost?: string;
+  /** The Python interpreter that runs the tasks (`-S`, the shebang). Env: `SHEEPDOG_SHELL`. @default "/usr/bin/python3" */
+  shell?: string;
+  /**
+   * GridEngine options, one option and its value per string: `["-l h_rt=1:0:0", "-q all.q"]`.
+   * `-S <shell>` and `-t 1-N` are always added. `-l mem_grab=2G` makes each task limit its own
+   * memory (setrlimit). @default ["-wd $HOME/<sshDir>/", "-o $HOME/<sshDir>/", "-e $HOME/<sshDir>/"]
+   */
+  geOpts?: string[];
+  /** The pickle protocol for arguments and results (2 to 5). Env: `SHEEPDOG_PICKLE_PROTOCOL`. @default 4 */
+  pickleProtocol?: number;
+  /** How many tasks run at once with `host: "local"`. Env: `SHEEPDOG_CONCURRENCY`. @default the number of CPUs */
+  concurrency?: number;
+  /** How long a worker keeps retrying a server it cannot reach, in seconds. Env: `SHEEPDOG_RETRY_WINDOW`. @default 600 */
+  retryWindowSeconds?: number;
+}
+
+/** Every setting resolved, with defaults applied. */
+export interface ResolvedConfig {
+  host: string;
+  sshPort?: number;
+  sshUser?: string;
+  sshKeyfile?: string;
+  sshKnownHosts?: string;
+  sshConfig?: string;
+  sshDir: string;
+  dbfile: string;
+  port: number;
+  localhost?: string;
+  shell: string;
+  geOpts: string[];
+  pickleProtocol: 2 | 3 | 4 | 5;
+  concurrency?: number;
+  retryWindowSeconds: number;
+}
+
+type Kind = "string" | "port" | "count" | "strings" | "protocol";
+
+const settings = {
+  host: { kind: "string", env: "SHEEPDOG_HOST", seed: "host" },
+  sshPort: { kind: "port", env: "SHEEPDOG_SSH_PORT", seed: "ssh_port" },
+  sshUser: { kind: "string", env: "SHEEPDOG_SSH_USER", seed: "ssh_user" },
+  sshKeyfile: { kind: "string", env: "SHEEPDOG_SSH_KEYFILE", seed: "ssh_keyfile" },
+  sshKnownHosts: { kind: "string", env: "SHEEPDOG_SSH_KNOWN_HOSTS", seed: "ssh_known_hosts" },
+  sshConfig: { kind: "string", env: "SHEEPDOG_SSH_CONFIG", seed: "ssh_config" },
+  sshDir: { kind: "string", env: "SHEEPDOG_SSH_DIR", seed: "ssh_dir" },
+  dbfile: { kind: "string", env: "SHEEPDOG_DBFILE", seed: "dbfile" },
+  port: { kind: "port", env: "SHEEPDOG_PORT", seed: "port" },
+  localhost: { kind: "string", env: "SHEEPDOG_LOCALHOST", seed: "localhost" },
+  shell: { kind: "string", env: "SHEEPDOG_SHELL", seed: "shell" },
+  geOpts: { kind: "strings", env: "SHEEPDOG_GE_OPTS", seed: "ge_opts" },
+  pickleProtocol: { kind: "protocol", env: "SHEEPDOG_PICKLE_PROTOCOL", seed: "pickle_protocol" },
+  concurrency: { kind: "count", env: "SHEEPDOG_CONCURRENCY", seed: "concurrency" },
+  retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", seed: "retry_window" },
+} as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; seed: string }>;
+
+/** The names of every configuration setting. */
+export const configKeys = Object.keys(settings) as (keyof SheepdogConfig)[];
+
+/** Where each setting's value came from, for `sheepdog config`. */
+export type ConfigSource = "option" | "env" | "file" | "default";
+
+function invalid(message: string): SheepdogError {
+  return new SheepdogError("CONFIG_INVALID", "core", message);
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j] ?? 0;
+      row[j] = Math.min(
+        above + 1,
+        (row[j - 1] ?? 0) + 1,
+        diagonal + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      diagonal = above;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+function suggestion(key: string): string {
+  for (const [name, setting] of Object.entries(settings)) {
+    if (setting.seed === key && name !== key)
+      return ` Sheepdog for TypeScript spells it "${name}".`;
+  }
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const name of configKeys) {
+    const distance = editDistance(lower, name.toLowerCase());
+    if (distance < bestDistance) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  return best && bestDistance <= 3 ? ` Did you mean "${best}"?` : "";
+}
+
+function parseEnv(name: string, kind: Kind, raw: string): unknown {
+  switch (kind) {
+    case "string":
+      return raw;
+    case "strings":
+      try {
+        return JSON.parse(raw);
+      } catch {
+        throw invalid(
+          `${name} must be a JSON array of strings, like '["-l h_rt=1:0:0", "-q all.q"]'.`,
+        );
+      }
+    default:
+      return /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  }
+}
+
+function check(name: string, kind: Kind, value: unknown, from: string): unknown {
+  const where =
+    from === "env"
+      ? name
+      : from.startsWith("file ")
+        ? `"${name}" in ${from.slice(5)}`
+        : `"${name}"`;
+  switch (kind) {
+    case "string":
+      if (typeof value !== "string" || value.trim() === "") {
+        throw invalid(`${where} must be a non-empty string, not ${describe(value)}.`);
+      }
+      if (/[\0\n\r]/.test(value)) {
+        throw invalid(`${where} must not contain a newline or NUL character.`);
+      }
+      return value;
+    case "port":
+      if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) {
+        throw invalid(`${where} must be a port number from 0 to 65535, not ${describe(value)}.`);
+      }
+      return value;
+    case "count":
+      if (!Number.isInteger(value) || (value as number) < 1) {
+        throw invalid(`${where} must be a positive whole number, not ${describe(value)}.`);
+      }
+      return value;
+    case "protocol":
+      if (value !== 2 && value !== 3 && value !== 4 && value !== 5) {
+        throw invalid(`${where} must be a pickle protocol from 2 to 5, not ${describe(value)}.`);
+      }
+      return value;
+    case "strings":
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+        throw invalid(
+          `${where} must be an array of strings, one option per string (["-l h_rt=1:0:0"]), not ${describe(value)}.`,
+        );
+      }
+      for (const option of value as string[]) {
+        if (/[\0\n\r]/.test(option)) {
+          throw invalid(
+            `${where} has an option with a newline or NUL character; give each option as its own string.`,
+          );
+        }
+      }
+      return [...value];
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return "an array with other than strings";
+  if (typeof value === "number") return String(value);
+  return typeof value;
+}
+
+/** The resolved configuration and where each value came from. */
+export interface ConfigResolution {
+  config: ResolvedConfig;
+  sources: Record<keyof SheepdogConfig, ConfigSource>;
+}
+
+function checkKeys(config: unknown, where: string): Record<string, unknown> {
+  if (config === undefined) return {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw invalid(`${where} must be an object, like { "host": "fear" }.`);
+  }
+  for (const key of Object.keys(config)) {
+    if (!(key in settings)) {
+      const place = where === "The configuration" ? "" : ` in ${where}`;
+      throw invalid(`Unknown configuration option "${key}"${place}.${suggestion(key)}`);
+    }
+  }
+  return config as Record<string, unknown>;
+}
+
+/**
+ * Validates a configuration and fills in defaults: the option, then `SHEEPDOG_*` from `env`,
+ * then `file` (a configuration file's contents, named by `fileName` in errors), then the
+ * default. An unknown key is an error that suggests the right spelling.
+ */
+export function resolveConfig(
+  config: Partial<SheepdogConfig> | undefined,
+  env: Record<string, string | undefined> = process.env,
+  file?: { name: string; config: unknown },
+): ConfigResolution {
+  const given = checkKeys(config, "The configuration");
+  const fromFile = checkKeys(file?.config, file?.name ?? "the configuration file");
+  const values: Partial<Record<keyof SheepdogConfig, unknown>> = {};
+  const sources = {} as Record<keyof SheepdogConfig, ConfigSource>;
+  for (const name of configKeys) {
+    const { kind, env: envName } = settings[name];
+    const option = given[name];
+    const fromEnv = env[envName];
+    if (option !== undefined) {
+      values[name] = check(name, kind, option, "option");
+      sources[name] = "option";
+    } else if (fromEnv !== undefined && fromEnv !== "") {
+      values[name] = check(envName, kind, parseEnv(envName, kind, fromEnv), "env");
+      sources[name] = "env";
+    } else if (fromFile[name] !== undefined) {
+      values[name] = check(name, kind, fromFile[name], `file ${file?.name}`);
+      sources[name] = "file";
+    } else {
+      sources[name] = "default";
+    }
+  }
+  if (values.host === undefined) {
+    throw invalid(
+      'The configuration needs "host": the cluster\'s head node that you ssh into to run qsub, or "local" to run on this machine.',
+    );
+  }
+  const sshDir = (values.sshDir as string | undefined) ?? ".sheepdog";
+  const resolved: ResolvedConfig = {
+    host: values.host as string,
+    sshDir,
+    dbfile: (values.dbfile as string | undefined) ?? "./sheepdog.sqlite",
+    port: (values.port as number | undefined) ?? 0,
+    shell: (values.shell as string | undefined) ?? "/usr/bin/python3",
+    geOpts: (values.geOpts as string[] | undefined) ?? [
+      `-wd $HOME/${sshDir}/`,
+      `-o $HOME/${sshDir}/`,
+      `-e $HOME/${sshDir}/`,
+    ],
+    pickleProtocol: (values.pickleProtocol as 2 | 3 | 4 | 5 | undefined) ?? 4,
+    retryWindowSeconds: (values.retryWindowSeconds as number | undefined) ?? 600,
+  };
+  for (const name of [
+    "sshPort",
+    "sshUser",
+    "sshKeyfile",
+    "sshKnownHosts",
+    "sshConfig",
+    "localhost",
+    "concurrency",
+  ] as const) {
+    if (values[name] !== undefined)
+      (resolved as unknown as Record<string, unknown>)[name] = values[name];
+  }
+  return { config: resolved, sources };
+}
+
+const memorySuffixes: Record<string, number> = {
+  "": 1,
+  k: 1000,
+  K: 1024,
+  m: 1000 ** 2,
+  M: 1024 ** 2,
+  g: 1000 ** 3,
+  G: 1024 ** 3,
+};
+
+/**
+ * The memory limit a `-l mem_grab=<size>` option asks for, in bytes, or `undefined`.
+ * Sizes follow GridEngine: `2G` = 2 GiB, `2g` = 2e9 bytes.
+ */
+export function memGrabBytes(geOpts: readonly string[]): number | undefined {
+  let bytes: number | undefined;
+  for (const option of geOpts) {
+    const match = /^-l\s+(.+)$/.exec(option.trim());
+    if (!match?.[1]) continue;
+    for (const resource of match[1].split(",")) {
+      const grab = /^mem_grab=(\d+(?:\.\d+)?)([kKmMgG]?)$/.exec(resource.trim());
+      if (grab?.[1] !== undefined) {
+        bytes = Math.floor(Number(grab[1]) * (memorySuffixes[grab[2] ?? ""] ?? 1));
+      }
+    }
+  }
+  return bytes;
+}

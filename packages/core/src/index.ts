@@ -1,0 +1,20 @@
+export { SheepdogError } from "@sheepdog/contracts";
+export type { PyFunction } from "@sheepdog/serialise";
+export { py, pyFile, tuple } from "@sheepdog/serialise";
+export type { ConfigResolution, ConfigSource, ResolvedConfig, SheepdogConfig } from "./config.js";
+export { configKeys, memGrabBytes, resolveConfig } from "./config.js";
+export type { ProgressStream } from "./internal/progress.js";
+export { progressPrinter } from "./internal/progress.js";
+export { shutdown } from "./internal/resources.js";
+export type { MapAsyncOptions, MapOptions, MapProgress } from "./map.js";
+export { map, mapAsync } from "./map.js";
+export type { RecoverOutcome, RequestConfig, RequestStatus, ServeOptions } from "./requests.js";
+export {
+  cancelRequest,
+  listRequests,
+  recover,
+  requestStatus,
+  serve,
+} from "./requests.js";
+export type { GetErrorsOptions, GetResultsOptions } from "./results.js";
+export { getErrors, getResults } from "./results.js";

@@ -1,0 +1,151 @@
+import type { JobRef, Scheduler, Store, TaskState } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+
+/** How far a map has come. */
+export interface MapProgress {
+  request: number;
+  /** How many argument tuples in all. */
+  tasks: number;
+  results: number;
+  errors: number;
+  /** Array tasks the scheduler has not started yet, and those running (0 when unknown). */
+  queued: number;
+  running: number;
+  elapsedMs: number;
+}
+
+export interface WaitOptions {
+  store: Store;
+  request: number;
+  tasks: number;
+  /** Argument tuples per array task. */
+  chunkSize: number;
+  scheduler?: Scheduler;
+  job?: JobRef;
+  signal?: AbortSignal;
+  onProgress?: (progress: MapProgress) => void;
+  /** Resolves early when a report for this request arrives (the server's event). */
+  subscribe?: (wake: () => void) => () => void;
+  /** How often the store is counted. @default 1000 */
+  countIntervalMs?: number;
+  /** How often the scheduler is asked. @default 2000 */
+  statusIntervalMs?: number;
+  /** How long a finished task may take to have its last report stored. @default 3000 */
+  reportGraceMs?: number;
+  /** How long a task may be unknown to the scheduler (no accounting yet) before it counts as lost. @default 15000 */
+  unknownGraceMs?: number;
+}
+
+function abortError(): SheepdogError {
+  return new SheepdogError("ABORTED", "core", "The map was aborted.");
+}
+
+/** Waits until every task of a request has a result or an error, turning dead tasks into errors. */
+export async function waitForRequest(options: WaitOptions): Promise<MapProgress> {
+  const {
+    store,
+    request,
+    tasks,
+    chunkSize,
+    scheduler,
+    job,
+    signal,
+    onProgress,
+    countIntervalMs = 1000,
+    statusIntervalMs = 2000,
+    reportGraceMs = 3000,
+    unknownGraceMs = 15_000,
+  } = options;
+  const started = Date.now();
+  const settled = new Set<number>();
+  const firstSeenEnded = new Map<number, number>();
+  let queued = 0;
+  let running = 0;
+  let lastStatus = 0;
+  let wake: (() => void) | undefined;
+  const unsubscribe = options.subscribe?.(() => wake?.());
+  const onAbort = () => wake?.();
+  signal?.addEventListener("abort", onAbort);
+  try {
+    for (;;) {
+      if (signal?.aborted) throw abortError();
+      const counts = await store.counts(request);
+      const progress: MapProgress = {
+        request,
+        tasks,
+        results: counts.results,
+        errors: counts.errors,
+        queued,
+        running,
+        elapsedMs: Date.now() - started,
+      };
+      if (counts.results + counts.errors >= tasks) {
+        const final = { ...progress, queued: 0, running: 0 };
+        onProgress?.(final);
+        return final;
+      }
+      onProgress?.(progress);
+      if (scheduler && job && Date.now() - lastStatus >= statusIntervalMs) {
+        lastStatus = Date.now();
+        const states = await scheduler.status(job);
+        queued = 0;
+        running = 0;
+        for (const [number, state] of states) {
+          if (state.state === "queued") queued++;
+          else if (state.state === "running") running++;
+          else if (!settled.has(number)) {
+            await settleEndedTask(number, state);
+          }
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, countIntervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe?.();
+    signal?.removeEventListener("abort", onAbort);
+  }
+
+  async function settleEndedTask(number: number, state: TaskState): Promise<void> {
+    const now = Date.now();
+    const seen = firstSeenEnded.get(number) ?? now;
+    firstSeenEnded.set(number, seen);
+    const grace = state.state === "finished" ? reportGraceMs : unknownGraceMs;
+    if (now - seen < grace) return;
+    settled.add(number);
+    const first = (number - 1) * chunkSize;
+    const count = Math.min(chunkSize, tasks - first);
+    if (count <= 0) return;
+    const missing = await store.unreported(request, first, count);
+    if (missing.length === 0) return;
+    const cause =
+      state.state === "finished"
+        ? describeEnd(state)
+        : "the scheduler no longer knows it and has no accounting record of how it ended";
+    for (const index of missing) {
+      await store.putError(
+        request,
+        index,
+        `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments: ${cause}.`,
+      );
+    }
+  }
+}
+
+function describeEnd(state: Extract<TaskState, { state: "finished" }>): string {
+  const parts = [state.reason];
+  if (state.exitCode !== null && !state.reason.includes(String(state.exitCode))) {
+    parts.push(`exit status ${state.exitCode}`);
+  }
+  if (state.failed) parts.push(`scheduler failure ${state.failed.code}: ${state.failed.text}`);
+  if (state.maxvmemBytes !== undefined) {
+    parts.push(`peak memory ${(state.maxvmemBytes / 1024 ** 2).toFixed(1)} MiB`);
+  }
+  return parts.join("; ");
+}

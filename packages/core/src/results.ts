@@ -1,0 +1,96 @@
+import { SheepdogError } from "@sheepdog/contracts";
+import { decode } from "@sheepdog/serialise";
+import { progressPrinter } from "./internal/progress.js";
+import { storeFor } from "./internal/resources.js";
+import { waitForRequest } from "./internal/wait.js";
+
+/** Options of {@link getResults}. */
+export interface GetResultsOptions {
+  /** The SQLite file the request is in. @default "./sheepdog.sqlite" (or SHEEPDOG_DBFILE) */
+  dbfile?: string;
+  /** Wait until every task has a result or an error. @default false */
+  block?: boolean;
+  /** With `block`, progress on stderr. @default false */
+  verbose?: boolean;
+  /** With `block`, aborting stops the wait (the job runs on) and rejects with `ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link getErrors}. */
+export interface GetErrorsOptions {
+  /** The SQLite file the request is in. @default "./sheepdog.sqlite" (or SHEEPDOG_DBFILE) */
+  dbfile?: string;
+}
+
+function dbfileOf(options: { dbfile?: string }): string {
+  return options.dbfile ?? process.env.SHEEPDOG_DBFILE ?? "./sheepdog.sqlite";
+}
+
+function checkId(id: number): void {
+  if (!Number.isInteger(id) || id < 1) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      "core",
+      `A request id is a positive whole number (as mapAsync returned), not ${String(id)}.`,
+    );
+  }
+}
+
+/** Decodes a pickle that came from a worker; one that does not decode becomes `null`. */
+function decodeOrNull(bytes: Uint8Array): unknown {
+  try {
+    return decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every task of a request as `[args, result]`, in argument order; `result` is `null` for a
+ * task that failed or has not reported yet. With `block`, waits until every task has.
+ *
+ * @example
+ * ```ts
+ * const id = await mapAsync(f, [[1, 2]], { host: "fear" });
+ * const rows = await getResults(id, { block: true }); // [[[1, 2], 3]]
+ * ```
+ */
+export async function getResults<R = unknown>(
+  id: number,
+  options: GetResultsOptions = {},
+): Promise<[unknown[], R | null][]> {
+  checkId(id);
+  const store = await storeFor(dbfileOf(options));
+  if (options.block) {
+    const { tasks } = await store.counts(id);
+    const printer = options.verbose ? progressPrinter() : undefined;
+    const final = await waitForRequest({
+      store,
+      request: id,
+      tasks,
+      chunkSize: 1,
+      ...(options.signal && { signal: options.signal }),
+      ...(printer && { onProgress: printer.update }),
+    });
+    printer?.done(final);
+  }
+  const rows = await store.getResults(id);
+  return rows.map((row) => [
+    decodeOrNull(row.args) as unknown[],
+    row.result === null ? null : (decodeOrNull(row.result) as R | null),
+  ]);
+}
+
+/**
+ * The failed tasks of a request as `[args, error]`, in argument order; `error` is the Python
+ * traceback, or the scheduler's account of how a task died without reporting.
+ */
+export async function getErrors(
+  id: number,
+  options: GetErrorsOptions = {},
+): Promise<[unknown[], string][]> {
+  checkId(id);
+  const store = await storeFor(dbfileOf(options));
+  const rows = await store.getErrors(id);
+  return rows.map((row) => [decodeOrNull(row.args) as unknown[], row.error]);
+}
