@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { main } from "./main.js";
+
+const interrupt = new AbortController();
+process.on("SIGINT", () => {
+  if (interrupt.signal.aborted) process.exit(130);
+  process.stderr.write("\n[sheepdog] Interrupted; stopping (Ctrl-C again to quit at once).\n");
+  interrupt.abort();
+});
+
+const code = await main({
+  argv: process.argv.slice(2),
+  env: process.env,
+  cwd: process.cwd(),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  readStdin: () => readFileSync(0, "utf8"),
+  signal: interrupt.signal,
+});
+process.exitCode = code;
+// Everything is closed by now; should a stray handle remain, it must not keep the command alive.
+setTimeout(() => process.exit(code), 2000).unref();

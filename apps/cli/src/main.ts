@@ -1,0 +1,437 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { MapProgress, SheepdogConfig } from "@sheepdog/core";
+import {
+  cancelRequest,
+  configKeys,
+  getErrors,
+  getResults,
+  listRequests,
+  map,
+  mapAsync,
+  progressPrinter,
+  pyFile,
+  recover,
+  requestStatus,
+  SheepdogError,
+  serve,
+  shutdown,
+} from "@sheepdog/core";
+import { jsonLine } from "./json-values.js";
+import { readArgs } from "./read-args.js";
+import type { Settings } from "./settings.js";
+import { configFlags, requestConfig, settings, usageError } from "./settings.js";
+
+/** What the command line reads and writes: the process's own, or a test's. */
+export interface CliIo {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  cwd: string;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readStdin: () => string;
+  /** Aborted on Ctrl-C. */
+  signal: AbortSignal;
+}
+
+export const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+const usage = `Usage: sheepdog <command> [options]
+
+Commands:
+  map <file.py>:<function> --args <file.json|file.jsonl|->
+                        run the function once per argument tuple; results as JSON lines
+      --out <file>      write the results there instead of stdout
+      --ns <file.json>  values the function can use by name
+      --async           print the request id once the job is queued, and exit
+      --keep-jobs       on Ctrl-C, leave the job running
+  requests              the requests in the dbfile, with their counts
+  status <id>           a request's counts and the state of its tasks on the cluster
+  results <id>          a request's results (--json: JSON lines with args; --block: wait)
+  errors <id>           a request's failed tasks with their tracebacks (--json)
+  cancel <id>           cancel a request's job (qdel)
+  serve                 serve workers on --port from --dbfile until Ctrl-C (or --request <id> is done)
+  recover <id>          store the results the workers printed to their job output files
+  config                the configuration in force and where each value came from (--json)
+
+Configuration (flags, then SHEEPDOG_* variables, then sheepdog.config.json or
+sheepdog.config.ts in this directory or --config <file>, then defaults):
+${Object.entries(configFlags)
+  .map(
+    ([flag, { option }]) =>
+      `  --${flag.padEnd(18)} ${option}${flag === "ge-opt" ? " (repeatable)" : ""}`,
+  )
+  .join("\n")}
+
+Exit codes: 0 all results in, 1 some tasks failed, 2 usage or configuration error, 130 Ctrl-C.`;
+
+const commandOptions = {
+  args: { type: "string" },
+  out: { type: "string" },
+  ns: { type: "string" },
+  async: { type: "boolean" },
+  "keep-jobs": { type: "boolean" },
+  json: { type: "boolean" },
+  block: { type: "boolean" },
+  request: { type: "string" },
+  config: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  ...Object.fromEntries(
+    Object.entries(configFlags).map(([flag, { kind }]) => [
+      flag,
+      kind === "list" ? { type: "string", multiple: true } : { type: "string" },
+    ]),
+  ),
+} as const;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** The flag a mistyped or seed-spelled one (`--ge_opts`, `--sshport`) most likely meant. */
+function flagSuggestion(flag: string): string | undefined {
+  const wanted = flag.toLowerCase().replace(/[_-]/g, "");
+  for (const known of Object.keys(commandOptions)) {
+    const plain = known.replace(/-/g, "");
+    if (plain === wanted || `${plain}s` === wanted) return known;
+  }
+  return undefined;
+}
+
+function requestId(positionals: string[], command: string): number {
+  const text = positionals[1];
+  if (text === undefined || !/^[1-9]\d*$/.test(text)) {
+    throw usageError(
+      `"sheepdog ${command}" needs a request id (a positive whole number), as "sheepdog requests" lists them.`,
+    );
+  }
+  return Number(text);
+}
+
+function write(stream: NodeJS.WritableStream, text: string): void {
+  stream.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/** Runs one command line; resolves with the exit code. */
+export async function main(io: CliIo): Promise<number> {
+  try {
+    return await run(io);
+  } catch (error) {
+    if (SheepdogError.isInstance(error)) {
+      write(io.stderr, error.message);
+      if (error.code === "ABORTED") return exitCodes.interrupted;
+      return error.code === "CONFIG_INVALID" ||
+        error.code === "INVALID_INPUT" ||
+        error.code === "PYTHON_SOURCE"
+        ? exitCodes.usage
+        : exitCodes.failed;
+    }
+    write(
+      io.stderr,
+      `[sheepdog] [cli] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+    return exitCodes.failed;
+  } finally {
+    await shutdown();
+  }
+}
+
+async function run(io: CliIo): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: io.argv,
+      options: commandOptions,
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify.*$/s, "");
+    const flag = /'--([^']+)'/.exec(message)?.[1];
+    const near = flag && flagSuggestion(flag);
+    throw usageError(
+      `${message}.${near ? ` Did you mean --${near}?` : ""} Run "sheepdog --help" for the options.`,
+    );
+  }
+  const values = parsed.values as Values;
+  const positionals = parsed.positionals;
+  const command = positionals[0];
+  if (values.version) {
+    write(io.stdout, "0.1.0");
+    return exitCodes.ok;
+  }
+  if (values.help || command === undefined || command === "help") {
+    write(command === undefined && !values.help ? io.stderr : io.stdout, usage);
+    return command === undefined && !values.help ? exitCodes.usage : exitCodes.ok;
+  }
+  switch (command) {
+    case "map":
+      return mapCommand(io, values, positionals);
+    case "requests":
+      return requestsCommand(io, values);
+    case "status":
+      return statusCommand(io, values, positionals);
+    case "results":
+      return resultsCommand(io, values, positionals);
+    case "errors":
+      return errorsCommand(io, values, positionals);
+    case "cancel":
+      return cancelCommand(io, values, positionals);
+    case "serve":
+      return serveCommand(io, values);
+    case "recover":
+      return recoverCommand(io, values, positionals);
+    case "config":
+      return configCommand(io, values);
+    default:
+      throw usageError(`Unknown command "${command}". Run "sheepdog --help" for the commands.`);
+  }
+}
+
+async function mapCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const target = positionals[1];
+  const match = target === undefined ? null : /^(.+\.py):([A-Za-z_][A-Za-z0-9_]*)$/.exec(target);
+  if (!match?.[1] || !match[2]) {
+    throw usageError(
+      '"sheepdog map" needs <file.py>:<function>, like "sheepdog map model.py:fit --args args.jsonl".',
+    );
+  }
+  if (typeof values.args !== "string") {
+    throw usageError(
+      '"sheepdog map" needs --args <file.json|file.jsonl|-> (one argument array per task).',
+    );
+  }
+  const { config } = await settings(values, io.env, io.cwd);
+  const f = pyFile(resolve(io.cwd, match[1]), match[2]);
+  const args = readArgs(values.args === "-" ? "-" : resolve(io.cwd, values.args), io.readStdin);
+  let ns: Record<string, unknown> | undefined;
+  if (typeof values.ns === "string") {
+    try {
+      ns = JSON.parse(readFileSync(resolve(io.cwd, values.ns), "utf8"));
+    } catch (error) {
+      throw usageError(`Cannot read --ns ${values.ns}: ${(error as Error).message}.`);
+    }
+  }
+  const options = { ...(ns && { ns }), signal: io.signal };
+  if (values.async) {
+    const id = await mapAsync(f, args, config, options);
+    write(io.stdout, String(id));
+    write(
+      io.stderr,
+      `[sheepdog] Request ${id} is queued. Its workers report to a server: run "sheepdog serve --request ${id} --dbfile ${config.dbfile}" to receive them, or "sheepdog recover ${id}" once they are done.`,
+    );
+    return exitCodes.ok;
+  }
+  let last: MapProgress | undefined;
+  const printer = progressPrinter(io.stderr);
+  const results = await map(f, args, config, {
+    ...options,
+    keepJob: values["keep-jobs"] === true,
+    onProgress: (progress) => {
+      last = progress;
+      printer.update(progress);
+    },
+  });
+  if (last) printer.done(last);
+  const text = results.map((result) => `${jsonLine(result)}\n`).join("");
+  if (typeof values.out === "string") writeFileSync(resolve(io.cwd, values.out), text);
+  else io.stdout.write(text);
+  if (last && last.errors > 0) {
+    write(
+      io.stderr,
+      `[sheepdog] See the tracebacks with "sheepdog errors ${last.request} --dbfile ${config.dbfile}".`,
+    );
+    return exitCodes.failed;
+  }
+  return exitCodes.ok;
+}
+
+function dbfileConfig(values: Values, io: CliIo) {
+  return settings(values, io.env, io.cwd, true);
+}
+
+async function requestsCommand(io: CliIo, values: Values): Promise<number> {
+  const { config } = await dbfileConfig(values, io);
+  const requests = await listRequests({ dbfile: config.dbfile });
+  if (values.json) {
+    for (const r of requests) write(io.stdout, JSON.stringify(r));
+    return exitCodes.ok;
+  }
+  const rows = requests.map((r) => {
+    const done = r.results + r.errors;
+    const state = done < r.tasks ? "in progress" : r.errors > 0 ? "done, with errors" : "done";
+    return [
+      String(r.id),
+      new Date(r.createdAt).toISOString().slice(0, 19).replace("T", " "),
+      String(r.tasks),
+      String(r.results),
+      String(r.errors),
+      state,
+    ];
+  });
+  write(io.stdout, table(["id", "created", "tasks", "results", "errors", "state"], rows));
+  return exitCodes.ok;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+async function statusCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const id = requestId(positionals, "status");
+  const resolved = await dbfileConfig(values, io);
+  const status = await requestStatus(id, requestConfig(resolved));
+  const states = { queued: 0, running: 0, finished: 0, unknown: 0 };
+  const held: string[] = [];
+  for (const [task, state] of status.taskStates ?? []) {
+    states[state.state] += 1;
+    if (state.state === "queued" && state.error) held.push(`task ${task}: ${state.error}`);
+  }
+  if (values.json) {
+    write(
+      io.stdout,
+      JSON.stringify({ ...status, taskStates: status.taskStates ? states : undefined, held }),
+    );
+    return exitCodes.ok;
+  }
+  const lines = [
+    `request ${id}: ${status.results + status.errors}/${status.tasks} done, ${status.results} results, ${status.errors} errors`,
+  ];
+  if (status.job)
+    lines.push(`job ${status.job.id} (${status.job.scheduler}), ${status.job.tasks} array tasks`);
+  if (status.taskStates) {
+    lines.push(
+      `tasks: ${states.queued} queued, ${states.running} running, ${states.finished} finished, ${states.unknown} unknown`,
+    );
+  }
+  if (status.schedulerError)
+    lines.push(`the scheduler could not be asked: ${status.schedulerError}`);
+  for (const line of held.slice(0, 10)) lines.push(`held: ${line}`);
+  write(io.stdout, lines.join("\n"));
+  return exitCodes.ok;
+}
+
+async function resultsCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const id = requestId(positionals, "results");
+  const { config } = await dbfileConfig(values, io);
+  const rows = await getResults(id, {
+    dbfile: config.dbfile,
+    block: values.block === true,
+    verbose: values.block === true,
+    signal: io.signal,
+  });
+  for (const [index, [args, result]] of rows.entries()) {
+    write(
+      io.stdout,
+      values.json
+        ? `{"index":${index},"args":${jsonLine(args)},"result":${jsonLine(result)}}`
+        : `${jsonLine(args)} -> ${jsonLine(result)}`,
+    );
+  }
+  return exitCodes.ok;
+}
+
+async function errorsCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const id = requestId(positionals, "errors");
+  const { config } = await dbfileConfig(values, io);
+  const errors = await getErrors(id, { dbfile: config.dbfile });
+  for (const [args, error] of errors) {
+    write(
+      io.stdout,
+      values.json
+        ? `{"args":${jsonLine(args)},"error":${JSON.stringify(error)}}`
+        : `--- ${jsonLine(args)}\n${error.trimEnd()}`,
+    );
+  }
+  return errors.length > 0 ? exitCodes.failed : exitCodes.ok;
+}
+
+async function cancelCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const id = requestId(positionals, "cancel");
+  const resolved = await dbfileConfig(values, io);
+  const job = await cancelRequest(id, requestConfig(resolved));
+  write(io.stdout, `cancelled job ${job.id} of request ${id}`);
+  return exitCodes.ok;
+}
+
+async function serveCommand(io: CliIo, values: Values): Promise<number> {
+  const { config } = await dbfileConfig(values, io);
+  const id =
+    typeof values.request === "string"
+      ? requestId(["serve", values.request], "serve --request")
+      : undefined;
+  const server = await serve({
+    ...(config.port !== 0 && { port: config.port }),
+    dbfile: config.dbfile,
+    ...(id !== undefined && { request: id }),
+  });
+  write(
+    io.stderr,
+    `[sheepdog] Serving workers on port ${server.port} from ${config.dbfile}. Ctrl-C to stop.`,
+  );
+  if (id !== undefined) {
+    await getResults(id, { dbfile: config.dbfile, block: true, verbose: true, signal: io.signal });
+    return exitCodes.ok;
+  }
+  await new Promise<void>((resolve) =>
+    io.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+  return exitCodes.interrupted;
+}
+
+async function recoverCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
+  const id = requestId(positionals, "recover");
+  const resolved = await dbfileConfig(values, io);
+  const outcome = await recover(id, requestConfig(resolved));
+  write(
+    io.stdout,
+    `request ${id}: ${outcome.found} reports in the job's output files, ${outcome.stored} stored now, ${outcome.missing} tasks still without a report`,
+  );
+  return outcome.missing > 0 ? exitCodes.failed : exitCodes.ok;
+}
+
+async function configCommand(io: CliIo, values: Values): Promise<number> {
+  const resolved: Settings = await settings(values, io.env, io.cwd, true);
+  const config = resolved.config as unknown as Record<string, unknown>;
+  const rows = configKeys.map((key: keyof SheepdogConfig) => {
+    const source = resolved.sources[key];
+    const where =
+      key === "host" && !resolved.hostGiven
+        ? "not set"
+        : source === "file"
+          ? `file ${resolved.file}`
+          : source;
+    return {
+      key,
+      value: key === "host" && !resolved.hostGiven ? undefined : config[key],
+      source: where,
+    };
+  });
+  if (values.json) {
+    write(
+      io.stdout,
+      JSON.stringify(
+        Object.fromEntries(rows.map((r) => [r.key, { value: r.value, source: r.source }])),
+        null,
+        2,
+      ),
+    );
+    return exitCodes.ok;
+  }
+  write(
+    io.stdout,
+    table(
+      ["option", "value", "from"],
+      rows.map((r) => [r.key, r.value === undefined ? "-" : JSON.stringify(r.value), r.source]),
+    ),
+  );
+  return exitCodes.ok;
+}

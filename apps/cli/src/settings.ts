@@ -1,0 +1,115 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { ConfigResolution, SheepdogConfig } from "@sheepdog/core";
+import { resolveConfig, SheepdogError } from "@sheepdog/core";
+
+/** The configuration flags, their option names and how to read them. */
+export const configFlags = {
+  host: { option: "host", kind: "string" },
+  "ssh-port": { option: "sshPort", kind: "number" },
+  "ssh-user": { option: "sshUser", kind: "string" },
+  "ssh-keyfile": { option: "sshKeyfile", kind: "string" },
+  "ssh-known-hosts": { option: "sshKnownHosts", kind: "string" },
+  "ssh-config": { option: "sshConfig", kind: "string" },
+  "ssh-dir": { option: "sshDir", kind: "string" },
+  dbfile: { option: "dbfile", kind: "string" },
+  port: { option: "port", kind: "number" },
+  localhost: { option: "localhost", kind: "string" },
+  shell: { option: "shell", kind: "string" },
+  "ge-opt": { option: "geOpts", kind: "list" },
+  "pickle-protocol": { option: "pickleProtocol", kind: "number" },
+  concurrency: { option: "concurrency", kind: "number" },
+  "retry-window": { option: "retryWindowSeconds", kind: "number" },
+} as const satisfies Record<string, { option: keyof SheepdogConfig; kind: string }>;
+
+export type ConfigFlag = keyof typeof configFlags;
+
+/** The configuration file names looked for in the working directory, in order. */
+export const configFileNames = ["sheepdog.config.json", "sheepdog.config.ts"] as const;
+
+export function usageError(message: string): SheepdogError {
+  return new SheepdogError("CONFIG_INVALID", "cli", message);
+}
+
+/** The options the configuration flags gave, in SheepdogConfig's spelling. */
+export function configFromFlags(values: Record<string, unknown>): Partial<SheepdogConfig> {
+  const config: Record<string, unknown> = {};
+  for (const [flag, { option, kind }] of Object.entries(configFlags)) {
+    const value = values[flag];
+    if (value === undefined) continue;
+    if (kind === "number") {
+      const text = String(value);
+      if (!/^\d+$/.test(text)) throw usageError(`--${flag} takes a whole number, not "${text}".`);
+      config[option] = Number(text);
+    } else {
+      config[option] = value;
+    }
+  }
+  return config as Partial<SheepdogConfig>;
+}
+
+/** Reads `--config <file>`, else the first configuration file found in `cwd`. */
+export async function loadConfigFile(
+  explicit: string | undefined,
+  cwd: string,
+): Promise<{ name: string; config: unknown } | undefined> {
+  const path = explicit
+    ? resolve(cwd, explicit)
+    : configFileNames.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+  if (path === undefined) return undefined;
+  if (!existsSync(path)) throw usageError(`The configuration file ${path} does not exist.`);
+  if (path.endsWith(".ts") || path.endsWith(".mts")) {
+    const { tsImport } = await import("tsx/esm/api");
+    const module = (await tsImport(pathToFileURL(path).href, import.meta.url)) as {
+      default?: unknown;
+    };
+    return { name: path, config: module.default };
+  }
+  try {
+    return { name: path, config: JSON.parse(readFileSync(path, "utf8")) };
+  } catch (error) {
+    throw usageError(
+      `${path} is not valid JSON (${error instanceof Error ? error.message : String(error)}). Fix it, or name another file with --config.`,
+    );
+  }
+}
+
+/** The configuration in force, and whether a host was given at all. */
+export interface Settings extends ConfigResolution {
+  /** The configuration file read, if any. */
+  file?: string;
+  /** False when no flag, variable or file named a host (request commands then use the request's). */
+  hostGiven: boolean;
+}
+
+/**
+ * The configuration in force: flags, then SHEEPDOG_* variables, then the configuration file,
+ * then the defaults. With `hostFromRequest`, a missing host is allowed: commands on an existing
+ * request use the host it was submitted to.
+ */
+export async function settings(
+  values: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  cwd: string,
+  hostFromRequest = false,
+): Promise<Settings> {
+  const flags = configFromFlags(values);
+  const file = await loadConfigFile(values.config as string | undefined, cwd);
+  const fileHost = (file?.config as { host?: unknown } | undefined)?.host;
+  const hostGiven =
+    flags.host !== undefined || Boolean(env.SHEEPDOG_HOST) || fileHost !== undefined;
+  const placeholder = hostFromRequest && !hostGiven;
+  const resolution = resolveConfig(placeholder ? { ...flags, host: "local" } : flags, env, file);
+  if (placeholder) resolution.sources.host = "default";
+  if (resolution.sources.dbfile === "default") {
+    resolution.config.dbfile = resolve(cwd, resolution.config.dbfile);
+  }
+  return { ...resolution, ...(file && { file: file.name }), hostGiven };
+}
+
+/** The settings to hand to a command on an existing request: its own host unless one was given. */
+export function requestConfig(resolved: Settings): Partial<SheepdogConfig> {
+  const { host, ...rest } = resolved.config;
+  return resolved.hostGiven ? { host, ...rest } : rest;
+}
