@@ -36,16 +36,18 @@ export type PyByteArray = Uint8Array & { readonly [byteArrayMarker]: true };
  * ```
  */
 export function tuple<T extends unknown[]>(...items: T): T & { readonly [tupleMarker]: true } {
-  (items as unknown as Record<symbol, boolean>)[tupleMarker] = true;
-  return items as T & { readonly [tupleMarker]: true };
+  return asTuple(items) as T & { readonly [tupleMarker]: true };
 }
+
+// Not enumerable, so that a tuple prints, compares (deep equality) and spreads as the array it is.
+const markTuple: PropertyDescriptor = { value: true };
 
 /**
  * Marks an existing array as a Python tuple, in place, and returns it. Use it instead of
  * {@link tuple} for long arrays (spreading a long array into arguments can overflow the stack).
  */
 export function asTuple<T>(items: T[]): PyTuple<T> {
-  (items as unknown as Record<symbol, boolean>)[tupleMarker] = true;
+  Object.defineProperty(items, tupleMarker, markTuple);
   return items as PyTuple<T>;
 }
 
