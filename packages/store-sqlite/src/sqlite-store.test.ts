@@ -7,6 +7,7 @@ import { describeStoreContract } from "@sheepdog/contracts/testing";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SMALL_VALUE_BYTES } from "./internal/small-values.js";
+import type { SqliteDatabase } from "./sqlite-database.js";
 import { type SqliteStoreOptions, sqliteStore } from "./sqlite-store.js";
 
 describeStoreContract("sqlite", (ctx) =>
@@ -210,5 +211,60 @@ describe("sqliteStore and a busy file", () => {
     other.prepare("ROLLBACK").run();
     other.close();
     expect(await store.putResult(id, 0, utf8("r"))).toBe(true);
+  });
+});
+
+describe("sqliteStore transactions", () => {
+  /** A database (structurally typed, not better-sqlite3's class) that counts write transactions. */
+  function counting(file: string): { database: SqliteDatabase; begins(): number; close(): void } {
+    const db = new Database(file);
+    let begins = 0;
+    const database: SqliteDatabase = {
+      name: db.name,
+      close: () => db.close(),
+      prepare(sql) {
+        const statement = db.prepare(sql);
+        if (sql !== "BEGIN IMMEDIATE") return statement;
+        return {
+          reader: statement.reader,
+          all: (parameters) => statement.all(parameters),
+          iterate: (parameters) => statement.iterate(parameters),
+          run(parameters) {
+            begins += 1;
+            return statement.run(parameters);
+          },
+        };
+      },
+    };
+    return { database, begins: () => begins, close: () => db.close() };
+  }
+
+  it("writes the reports that arrive in one turn of the event loop in one transaction", async () => {
+    const db = counting(join(dir, "grouped.sqlite"));
+    const store = sqliteStore({ database: db.database });
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: Array.from({ length: 300 }, (_, i) => utf8(`a${i}`)),
+    });
+    const before = db.begins();
+    const stored = await Promise.all([
+      ...Array.from({ length: 100 }, (_, i) => store.putResult(id, i, utf8(`r${i}`))),
+      ...Array.from({ length: 100 }, (_, i) => store.putError(id, 100 + i, `e${i}`)),
+      store.putReports(id, [{ index: 200, kind: "result", value: utf8("batched") }]),
+      store.putResult(id, 5000, utf8("a bad index fails alone")).catch((e: unknown) => e),
+    ]);
+    expect(db.begins() - before).toBe(1);
+    expect(stored.slice(0, 200)).toEqual(Array(200).fill(true));
+    expect(stored[200]).toEqual([true]);
+    expect(SheepdogError.isInstance(stored[201]) && stored[201].code).toBe("TASK_NOT_FOUND");
+    expect(await store.counts(id)).toEqual({ tasks: 300, results: 101, errors: 100 });
+
+    // Awaited one by one, each report is its own transaction.
+    const sequential = db.begins();
+    for (let i = 201; i < 204; i += 1) await store.putResult(id, i, utf8(`r${i}`));
+    expect(db.begins() - sequential).toBe(3);
+    await store.close();
+    db.close();
   });
 });
