@@ -32,7 +32,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-it("takes 10,000 results from each of 4 processes sharing one file, losing none", async () => {
+it("takes 10,000 results from each of 4 processes sharing one file (each also creating a request), losing none", async () => {
   const workers = 4;
   const perWorker = 10_000;
   const total = workers * perWorker;
@@ -58,8 +58,17 @@ it("takes 10,000 results from each of 4 processes sharing one file, losing none"
   // Every task was won by exactly one process, and holds that process's value.
   const winner = new Int8Array(total).fill(-1);
   let claims = 0;
+  const created: [worker: number, id: number][] = [];
   for (const { stdout } of runs) {
-    const { worker, won } = JSON.parse(stdout) as { worker: number; won: string };
+    const { worker, won, mine, argsIntact } = JSON.parse(stdout) as {
+      worker: number;
+      won: string;
+      mine: number;
+      argsIntact: boolean;
+    };
+    // Each process also created a request of 2,000 tasks while the others did.
+    expect(argsIntact).toBe(true);
+    created.push([worker, mine]);
     const bits = Buffer.from(won, "base64");
     for (let i = 0; i < total; i += 1) {
       if (((bits[i >> 3] as number) >> (i & 7)) & 1) {
@@ -69,9 +78,17 @@ it("takes 10,000 results from each of 4 processes sharing one file, losing none"
       }
     }
   }
+  // 44,000 reports were sent (each process also raced its neighbour for 1,000 tasks); exactly
+  // one per task was stored.
   expect(claims).toBe(total);
-  // Some contested tasks went to the neighbour: the race was real.
-  expect(winner.filter((w, i) => w !== Math.floor(i / perWorker)).length).toBeGreaterThan(0);
+
+  expect(new Set(created.map(([, mine]) => mine)).size).toBe(workers);
+  for (const [worker, mine] of created) {
+    const request = await store.getRequest(mine);
+    expect([new TextDecoder().decode(request.func), request.tasks]).toEqual([`f${worker}`, 2000]);
+    const last = await store.getArgs(mine, 1999);
+    expect(new TextDecoder().decode(last[0])).toBe(`w${worker}-arg-1999`);
+  }
 
   expect(await store.counts(id)).toEqual({ tasks: total, results: total, errors: 0 });
   const results = await store.getResults(id);

@@ -21,6 +21,13 @@ const mark = (index, stored) => {
 await store.counts(id);
 while (Date.now() < Number(startArg)) await new Promise((resolve) => setTimeout(resolve, 1));
 
+// A request of this worker's own, created while the others create theirs (two maps at once).
+const mine = await store.createRequest({
+  func: encoder.encode(`f${worker}`),
+  ns: encoder.encode(`ns${worker}`),
+  args: Array.from({ length: 2000 }, (_, i) => encoder.encode(`w${worker}-arg-${i}`)),
+});
+
 const own = worker * perWorker;
 const half = Math.floor(perWorker / 2);
 const neighbour = ((worker + 1) % workers) * perWorker;
@@ -49,5 +56,10 @@ for (let start = half; start < perWorker; start += 100) {
   );
   for (const [k, s] of stored.entries()) mark(indices[k], s);
 }
+const decoder = new TextDecoder();
+const myArgs = (await store.getArgs(mine.id, 0, 2000)).map((arg) => decoder.decode(arg));
+const argsIntact = myArgs.every((arg, i) => arg === `w${worker}-arg-${i}`);
 await store.close();
-process.stdout.write(JSON.stringify({ worker, won: Buffer.from(won).toString("base64") }));
+process.stdout.write(
+  JSON.stringify({ worker, won: Buffer.from(won).toString("base64"), mine: mine.id, argsIntact }),
+);
