@@ -278,7 +278,7 @@ class SqliteStoreImpl implements SqliteStore {
   async #open(): Promise<Connection> {
     const { database, busyTimeout } = this.#options;
     const owned = typeof database === "string";
-    const db = owned ? await openFile(database) : database;
+    const db = owned ? await openFile(database === ":memory:" ? database : this.file) : database;
     try {
       return await this.#prepare(db, owned, busyTimeout);
     } catch (error) {
@@ -406,15 +406,14 @@ class SqliteStoreImpl implements SqliteStore {
   #write<T>(work: (c: Connection) => T | Promise<T>): Promise<T> {
     return this.#run(async (c) => {
       await retryBusy(() => c.begin.run([]), this.#options.busyTimeout, this.file);
-      let result: T;
       try {
-        result = await work(c);
+        const result = await work(c);
+        c.commit.run([]);
+        return result;
       } catch (error) {
         rollback(c.db);
         throw error;
       }
-      c.commit.run([]);
-      return result;
     });
   }
 
@@ -665,15 +664,14 @@ class SqliteStoreImpl implements SqliteStore {
         if (connection.closed) throw closedError();
         try {
           await retryBusy(() => connection.begin.run([]), this.#options.busyTimeout, this.file);
-          let written: (boolean[] | SheepdogError)[];
           try {
-            written = this.#writeReports(connection, batch);
+            const written = this.#writeReports(connection, batch);
+            connection.commit.run([]);
+            return written;
           } catch (error) {
             rollback(connection.db);
             throw error;
           }
-          connection.commit.run([]);
-          return written;
         } catch (error) {
           throw storeError(error, this.file);
         }
