@@ -147,12 +147,21 @@ def f(x):
   it("a custom shell runs the tasks", async () => {
     const f = py`
 def f():
-    import sys
-    return sys.executable
+    import os, sys
+    return os.path.realpath(sys.executable)
 `;
     expect(await map(f, [[]], { ...config, shell: "/usr/bin/python3.11" })).toEqual([
       "/usr/bin/python3.11",
     ]);
+    const missing = py`
+def f():
+    return 1
+`;
+    const id = await mapAsync(missing, [[]], { ...config, shell: "/usr/bin/python2.7" });
+    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    expect(rows).toEqual([[[], null]]);
+    const [[, error] = []] = await getErrors(id, { dbfile: config.dbfile });
+    expect(error).toContain("/usr/bin/python2.7");
   });
 
   it("-l mem_grab limits each task's memory", async () => {

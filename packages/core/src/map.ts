@@ -10,6 +10,7 @@ import type { SheepdogConfig } from "./config.js";
 import { memGrabBytes, resolveConfig } from "./config.js";
 import { encodeNamespace } from "./internal/namespace.js";
 import { progressPrinter } from "./internal/progress.js";
+import { connectionOf } from "./internal/request-job.js";
 import { clusterFor, serverForConfig, storeFor } from "./internal/resources.js";
 import type { MapProgress } from "./internal/wait.js";
 import { waitForRequest } from "./internal/wait.js";
@@ -188,7 +189,7 @@ async function submit(
     args: (function* () {
       for (const item of list) yield encode(tuple(...item), { protocol });
     })(),
-    meta: { host: config.host, chunkSize, pickleProtocol: protocol },
+    meta: { connection: connectionOf(config), chunkSize, pickleProtocol: protocol },
   });
   const server = await serverForConfig(config, store);
   const base = { store, request, tasks: list.length, chunkSize, server, dbfile: config.dbfile };

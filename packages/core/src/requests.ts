@@ -8,35 +8,12 @@ import type {
 import { SheepdogError, STDOUT_REPORT_PREFIX } from "@sheepdog/contracts";
 import type { SheepdogServer } from "@sheepdog/server";
 import { parseReportLines } from "@sheepdog/worker-py";
-import type { SheepdogConfig } from "./config.js";
 import { resolveConfig } from "./config.js";
+import type { RequestConfig } from "./internal/request-job.js";
+import { dbfileOf, requestJob } from "./internal/request-job.js";
 import { clusterFor, serverForConfig, storeFor } from "./internal/resources.js";
 
-/**
- * Settings for working on an existing request: the dbfile it is in, and how to reach its
- * cluster (`host` defaults to the host it was submitted to).
- */
-export type RequestConfig = Partial<SheepdogConfig>;
-
-function dbfileOf(config: RequestConfig): string {
-  return config.dbfile ?? process.env.SHEEPDOG_DBFILE ?? "./sheepdog.sqlite";
-}
-
-function isJobRef(value: unknown): value is JobRef {
-  const job = value as JobRef | undefined;
-  return (
-    typeof job?.id === "string" && Array.isArray(job.parts) && typeof job.scheduler === "string"
-  );
-}
-
-async function requestJob(id: number, config: RequestConfig) {
-  const store = await storeFor(dbfileOf(config));
-  const info = await store.getRequest(id);
-  const job = isJobRef(info.meta.job) ? info.meta.job : undefined;
-  const host = typeof info.meta.host === "string" ? info.meta.host : undefined;
-  const resolved = resolveConfig({ ...(host !== undefined && { host }), ...config }).config;
-  return { store, info, job, config: resolved };
-}
+export type { RequestConfig };
 
 /** Every request in a dbfile, oldest first, with its counts. */
 export async function listRequests(config: RequestConfig = {}): Promise<RequestSummary[]> {

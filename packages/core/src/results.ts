@@ -1,7 +1,8 @@
 import { SheepdogError } from "@sheepdog/contracts";
 import { decode } from "@sheepdog/serialise";
 import { progressPrinter } from "./internal/progress.js";
-import { storeFor } from "./internal/resources.js";
+import { dbfileOf, requestJob } from "./internal/request-job.js";
+import { clusterFor, storeFor } from "./internal/resources.js";
 import { waitForRequest } from "./internal/wait.js";
 
 /** Options of {@link getResults}. */
@@ -20,10 +21,6 @@ export interface GetResultsOptions {
 export interface GetErrorsOptions {
   /** The SQLite file the request is in. @default "./sheepdog.sqlite" (or SHEEPDOG_DBFILE) */
   dbfile?: string;
-}
-
-function dbfileOf(options: { dbfile?: string }): string {
-  return options.dbfile ?? process.env.SHEEPDOG_DBFILE ?? "./sheepdog.sqlite";
 }
 
 function checkId(id: number): void {
@@ -61,24 +58,38 @@ export async function getResults<R = unknown>(
 ): Promise<[unknown[], R | null][]> {
   checkId(id);
   const store = await storeFor(dbfileOf(options));
-  if (options.block) {
-    const { tasks } = await store.counts(id);
-    const printer = options.verbose ? progressPrinter() : undefined;
-    const final = await waitForRequest({
-      store,
-      request: id,
-      tasks,
-      chunkSize: 1,
-      ...(options.signal && { signal: options.signal }),
-      ...(printer && { onProgress: printer.update }),
-    });
-    printer?.done(final);
-  }
+  if (options.block) await waitForResults(id, options);
   const rows = await store.getResults(id);
   return rows.map((row) => [
     decodeOrNull(row.args) as unknown[],
     row.result === null ? null : (decodeOrNull(row.result) as R | null),
   ]);
+}
+
+/**
+ * Waits for every task of a request, asking its cluster (reached as the request was) about
+ * tasks that die without reporting.
+ */
+async function waitForResults(id: number, options: GetResultsOptions): Promise<void> {
+  const { store, info, job, config } = await requestJob(id, { dbfile: dbfileOf(options) });
+  const counts = await store.counts(id);
+  if (counts.results + counts.errors >= counts.tasks) return;
+  const cluster = job ? await clusterFor(config).catch(() => undefined) : undefined;
+  const printer = options.verbose ? progressPrinter() : undefined;
+  try {
+    const final = await waitForRequest({
+      store,
+      request: id,
+      tasks: info.tasks,
+      chunkSize: typeof info.meta.chunkSize === "number" ? info.meta.chunkSize : 1,
+      ...(job && cluster && { job, scheduler: cluster.scheduler }),
+      ...(options.signal && { signal: options.signal }),
+      ...(printer && { onProgress: printer.update }),
+    });
+    printer?.done(final);
+  } finally {
+    await cluster?.release();
+  }
 }
 
 /**

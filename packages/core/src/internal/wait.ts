@@ -62,6 +62,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
   let queued = 0;
   let running = 0;
   let lastStatus = 0;
+  let heldTasks = 0;
   let wake: (() => void) | undefined;
   const unsubscribe = options.subscribe?.(() => wake?.());
   const onAbort = () => wake?.();
@@ -80,6 +81,8 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
         elapsedMs: Date.now() - started,
       };
       if (counts.results + counts.errors >= tasks) {
+        // Tasks the scheduler holds in an error state would sit in its queue for ever.
+        if (heldTasks > 0 && scheduler && job) await scheduler.cancel(job).catch(() => {});
         const final = { ...progress, queued: 0, running: 0 };
         onProgress?.(final);
         return final;
@@ -87,11 +90,13 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
       onProgress?.(progress);
       if (scheduler && job && Date.now() - lastStatus >= statusIntervalMs) {
         lastStatus = Date.now();
-        const states = await scheduler.status(job);
+        // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
+        // again next time; reports keep arriving meanwhile.
+        const states = await scheduler.status(job).catch(() => undefined);
         queued = 0;
         running = 0;
-        for (const [number, state] of states) {
-          if (state.state === "queued") queued++;
+        for (const [number, state] of states ?? []) {
+          if (state.state === "queued" && !state.error) queued++;
           else if (state.state === "running") running++;
           else if (!settled.has(number)) {
             await settleEndedTask(number, state);
@@ -116,9 +121,11 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
     const now = Date.now();
     const seen = firstSeenEnded.get(number) ?? now;
     firstSeenEnded.set(number, seen);
-    const grace = state.state === "finished" ? reportGraceMs : unknownGraceMs;
+    const grace =
+      state.state === "finished" ? reportGraceMs : state.state === "queued" ? 0 : unknownGraceMs;
     if (now - seen < grace) return;
     settled.add(number);
+    if (state.state === "queued") heldTasks++;
     const first = (number - 1) * chunkSize;
     const count = Math.min(chunkSize, tasks - first);
     if (count <= 0) return;
@@ -127,7 +134,9 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
     const cause =
       state.state === "finished"
         ? describeEnd(state)
-        : "the scheduler no longer knows it and has no accounting record of how it ended";
+        : state.state === "queued"
+          ? `the scheduler holds it in an error state and will not run it: ${state.error}`
+          : "the scheduler no longer knows it and has no accounting record of how it ended";
     for (const index of missing) {
       await store.putError(
         request,
