@@ -9,6 +9,7 @@ import {
   asTuple,
   frozenSetMarker,
   markByteArray,
+  markFrozenSet,
   PyGlobal,
   PyObject,
   tupleMarker,
@@ -106,7 +107,11 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** Mutable state the rare opcodes share with the main loop. */
+/**
+ * Mutable state the rare opcodes share with the main loop. One instance is kept and reused (see
+ * `idle` below): an object of this class alive between calls keeps V8's hidden class, and so the
+ * optimized decoder, from being thrown away by a garbage collection.
+ */
 class Ctx {
   /** Dicts that met a non-str key and became Maps: old object -> Map. */
   replaced: Map<object, Map<unknown, unknown>> | undefined = undefined;
@@ -114,11 +119,23 @@ class Ctx {
   aliased = false;
   /** Memo entries at indices past the dense array (only hostile or unusual pickles). */
   sparseMemo: Map<number, unknown> | undefined = undefined;
-  constructor(
-    readonly maxDepth: number,
-    readonly zeroCopy: boolean,
-  ) {}
+  maxDepth = DEFAULT_MAX_DEPTH;
+  zeroCopy = false;
+
+  begin(maxDepth: number, zeroCopy: boolean): void {
+    this.maxDepth = maxDepth;
+    this.zeroCopy = zeroCopy;
+  }
+
+  /** Drops references to the decoded values. */
+  finish(): void {
+    this.replaced = undefined;
+    this.aliased = false;
+    this.sparseMemo = undefined;
+  }
 }
+
+let idle: Ctx | undefined = new Ctx();
 
 function setDictKey(dict: Dict, key: string, value: unknown): void {
   if (key === "__proto__") {
@@ -236,9 +253,7 @@ function knownReduce(callable: PyGlobal, args: unknown[]): unknown {
         if (args.length === 0) set = new Set();
         else if (args.length === 1 && Array.isArray(args[0])) set = new Set(args[0]);
         else return NOT_KNOWN;
-        if (name === "frozenset")
-          (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
-        return set;
+        return name === "frozenset" ? markFrozenSet(set) : set;
       }
       case "bytearray": {
         if (args.length === 0) return markByteArray(new Uint8Array(0));
@@ -515,7 +530,9 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
     );
   }
   const bytes = toBytes(input);
-  const ctx = new Ctx(maxDepth, options.zeroCopy === true);
+  const ctx = idle ?? new Ctx();
+  idle = undefined;
+  ctx.begin(maxDepth, options.zeroCopy === true);
   let opPos = 0;
   let op = 0;
   try {
@@ -530,6 +547,9 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
       throw bad(opPos, op, `it exceeds a JavaScript limit (${error.message})`);
     }
     throw error;
+  } finally {
+    ctx.finish();
+    idle = ctx;
   }
 }
 
@@ -776,9 +796,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             if (op === 0x74) value = asTuple(items);
             else if (op === 0x6c) value = items;
             else {
-              const set = new Set(items);
-              (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
-              value = set;
+              value = markFrozenSet(new Set(items));
             }
           }
           sp = m;

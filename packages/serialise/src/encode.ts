@@ -91,9 +91,6 @@ export interface EncodeOptions {
 const BATCH = 1000;
 const INITIAL_SIZE = 64 * 1024;
 
-/** Shared between calls so that small pickles allocate nothing but their result. */
-let scratch: Uint8Array | undefined = new Uint8Array(INITIAL_SIZE);
-
 const GETATTR = new PyGlobal("builtins", "getattr");
 const PARTIAL = new PyGlobal("functools", "partial");
 const BUILTIN_SET = new PyGlobal("builtins", "set");
@@ -112,40 +109,44 @@ class EncodeFailure {
 
 type Indexable = Record<PropertyKey, unknown>;
 
+/**
+ * One pickler. A single instance is kept and reused between calls (a fresh one only for a
+ * re-entrant call): besides saving allocations, this keeps V8's hidden class for it alive, so
+ * that a garbage collection between calls does not throw away the optimized code.
+ */
 class Encoder {
-  buf: Uint8Array;
-  view: DataView;
+  /** Owned and reused: small pickles are written here, then copied out. */
+  readonly home = new Uint8Array(INITIAL_SIZE);
+  buf: Uint8Array = this.home;
+  view: DataView = new DataView(this.home.buffer);
   pos = 0;
-  ownsScratch: boolean;
-  readonly memo = new Map<unknown, number>();
-  readonly keyMemo = new Map<string, number>();
+  protocol = DEFAULT_PROTOCOL as number;
+  maxDepth = DEFAULT_MAX_DEPTH;
+  memo = new Map<unknown, number>();
+  keyMemo = new Map<string, number>();
   memoCount = 0;
 
-  constructor(
-    readonly protocol: number,
-    readonly maxDepth: number,
-  ) {
-    if (scratch !== undefined) {
-      this.buf = scratch;
-      scratch = undefined;
-      this.ownsScratch = true;
-    } else {
-      this.buf = new Uint8Array(INITIAL_SIZE);
-      this.ownsScratch = false;
+  begin(protocol: number, maxDepth: number): void {
+    this.protocol = protocol;
+    this.maxDepth = maxDepth;
+    this.pos = 0;
+    this.memoCount = 0;
+  }
+
+  /** Drops everything that refers to the caller's values or to a grown buffer. */
+  finish(): void {
+    if (this.buf !== this.home) {
+      this.buf = this.home;
+      this.view = new DataView(this.home.buffer);
     }
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    if (this.memo.size > 0) this.memo = new Map();
+    if (this.keyMemo.size > 0) this.keyMemo = new Map();
   }
 
-  /** Hands back the scratch buffer; call exactly once. */
-  release(): void {
-    if (this.ownsScratch && this.buf.length === INITIAL_SIZE) scratch = this.buf;
-    else if (this.ownsScratch) scratch = new Uint8Array(INITIAL_SIZE);
-  }
-
-  /** The pickle; the scratch buffer must not leak out. */
+  /** The pickle, in an array of its own. */
   result(): Uint8Array {
     const { buf, pos } = this;
-    if (buf.length === INITIAL_SIZE && this.ownsScratch) return buf.slice(0, pos);
+    if (buf === this.home) return buf.slice(0, pos);
     // A buffer grown for this call: keep it when little is wasted, else copy out.
     if (buf.length - pos <= Math.max(4096, pos >>> 3)) return buf.subarray(0, pos);
     return buf.slice(0, pos);
@@ -444,9 +445,55 @@ class Encoder {
         this.op(APPEND);
       } else {
         this.op(MARK);
-        for (let j = i; j < stop; j++) this.save(items[j], depth);
+        this.saveItems(items, i, stop, depth);
         this.op(APPENDS);
       }
+    }
+  }
+
+  /**
+   * Writes `items[from, to)`. Runs of numbers, the common case of numeric data, are written by an
+   * inlined loop over a local buffer position; anything else goes through save().
+   */
+  saveItems(items: unknown[], from: number, to: number, depth: number): void {
+    let j = from;
+    while (j < to) {
+      // Room for the rest of the batch if it is all numbers (9 bytes each at most).
+      this.reserve((to - j) * 9);
+      const buf = this.buf;
+      const view = this.view;
+      let p = this.pos;
+      for (; j < to; j++) {
+        const v = items[j];
+        if (typeof v !== "number") break;
+        if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+          if (v >= 0 && v < 0x100) {
+            buf[p] = BININT1;
+            buf[p + 1] = v;
+            p += 2;
+          } else if (v >= 0 && v < 0x10000) {
+            buf[p] = BININT2;
+            buf[p + 1] = v & 0xff;
+            buf[p + 2] = v >>> 8;
+            p += 3;
+          } else {
+            buf[p] = BININT;
+            buf[p + 1] = v & 0xff;
+            buf[p + 2] = (v >> 8) & 0xff;
+            buf[p + 3] = (v >> 16) & 0xff;
+            buf[p + 4] = (v >> 24) & 0xff;
+            p += 5;
+          }
+        } else if (Number.isSafeInteger(v) && v !== 0) {
+          break; // beyond 32 bits: LONG1, through save()
+        } else {
+          buf[p] = BINFLOAT;
+          view.setFloat64(p + 1, v, false);
+          p += 9;
+        }
+      }
+      this.pos = p;
+      if (j < to) this.save(items[j++], depth);
     }
   }
 
@@ -888,7 +935,9 @@ export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array 
       `maxDepth must be a positive integer, not ${String(maxDepth)}.`,
     );
   }
-  const e = new Encoder(protocol, maxDepth);
+  const e = idle ?? new Encoder();
+  idle = undefined;
+  e.begin(protocol, maxDepth);
   try {
     e.reserve(11);
     e.buf[e.pos++] = PROTO;
@@ -919,6 +968,9 @@ export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array 
     }
     throw error;
   } finally {
-    e.release();
+    e.finish();
+    idle = e;
   }
 }
+
+let idle: Encoder | undefined = new Encoder();

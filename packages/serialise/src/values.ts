@@ -36,18 +36,19 @@ export type PyByteArray = Uint8Array & { readonly [byteArrayMarker]: true };
  * ```
  */
 export function tuple<T extends unknown[]>(...items: T): T & { readonly [tupleMarker]: true } {
-  return asTuple(items) as T & { readonly [tupleMarker]: true };
+  return asTuple(items) as unknown as T & { readonly [tupleMarker]: true };
 }
 
-// Not enumerable, so that a tuple prints, compares (deep equality) and spreads as the array it is.
-const markTuple: PropertyDescriptor = { value: true };
+// Markers are not enumerable, so that a tuple, frozenset or bytearray prints, compares (deep
+// equality) and copies as the Array, Set or Uint8Array it is.
+const hidden: PropertyDescriptor = { value: true };
 
 /**
  * Marks an existing array as a Python tuple, in place, and returns it. Use it instead of
  * {@link tuple} for long arrays (spreading a long array into arguments can overflow the stack).
  */
 export function asTuple<T>(items: T[]): PyTuple<T> {
-  Object.defineProperty(items, tupleMarker, markTuple);
+  Object.defineProperty(items, tupleMarker, hidden);
   return items as PyTuple<T>;
 }
 
@@ -67,8 +68,12 @@ export function isTuple(value: unknown): value is PyTuple {
  * ```
  */
 export function frozenset<T>(items: Iterable<T> = []): PyFrozenSet<T> {
-  const set = new Set(items);
-  (set as unknown as Record<symbol, boolean>)[frozenSetMarker] = true;
+  return markFrozenSet(new Set(items));
+}
+
+/** Marks a Set as a frozenset in place. */
+export function markFrozenSet<T>(set: Set<T>): PyFrozenSet<T> {
+  Object.defineProperty(set, frozenSetMarker, hidden);
   return set as PyFrozenSet<T>;
 }
 
@@ -93,7 +98,7 @@ export function bytearray(source: ArrayLike<number> | ArrayBufferLike | number =
 
 /** Marks a Uint8Array as a bytearray in place. */
 export function markByteArray(bytes: Uint8Array): PyByteArray {
-  (bytes as unknown as Record<symbol, boolean>)[byteArrayMarker] = true;
+  Object.defineProperty(bytes, byteArrayMarker, hidden);
   return bytes as PyByteArray;
 }
 
