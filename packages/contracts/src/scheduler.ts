@@ -83,6 +83,12 @@ export interface Scheduler {
   readonly name: string;
 
   /**
+   * How often `status` is worth calling while a job runs, in milliseconds: cheap local
+   * bookkeeping can be asked often, a cluster's qstat less so. @default 2000
+   */
+  readonly statusIntervalMs?: number;
+
+  /**
    * Submits the job and resolves once the scheduler has accepted it. A refusal rejects with
    * `SUBMIT_FAILED` and the scheduler's own message.
    */

@@ -146,6 +146,7 @@ export function localScheduler(options: LocalSchedulerOptions = {}): Scheduler {
 
   return {
     name: "local",
+    statusIntervalMs: 200,
 
     async submit(spec) {
       if (closed) throw new SheepdogError("CLOSED", "local", "The local scheduler is closed.");

@@ -28,7 +28,7 @@ export interface WaitOptions {
   subscribe?: (wake: () => void) => () => void;
   /** How often the store is counted. @default 1000 */
   countIntervalMs?: number;
-  /** How often the scheduler is asked. @default 2000 */
+  /** How often the scheduler is asked. @default the scheduler's statusIntervalMs, else 2000 */
   statusIntervalMs?: number;
   /** How long a finished task may take to have its last report stored. @default 3000 */
   reportGraceMs?: number;
@@ -52,7 +52,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
     signal,
     onProgress,
     countIntervalMs = 1000,
-    statusIntervalMs = 2000,
+    statusIntervalMs = options.scheduler?.statusIntervalMs ?? 2000,
     reportGraceMs = 3000,
     unknownGraceMs = 15_000,
   } = options;

@@ -1,0 +1,215 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { MapProgress, SheepdogConfig } from "./index.js";
+import {
+  getErrors,
+  getResults,
+  listRequests,
+  map,
+  mapAsync,
+  py,
+  requestStatus,
+  shutdown,
+  tuple,
+} from "./index.js";
+
+describe("map on the local scheduler", () => {
+  let dir: string;
+  let config: SheepdogConfig;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-core-"));
+    config = { host: "local", dbfile: join(dir, "sheepdog.sqlite"), concurrency: 4 };
+  });
+  afterAll(async () => {
+    await shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const add = py`
+def f(a, b):
+    return a + b
+`;
+
+  it("returns results in argument order, with Python's types mapped to JavaScript", async () => {
+    const values = py`
+def f(x):
+    return {"x": x, "pair": (x, -x), "big": 2 ** 70 * x, "none": None}
+`;
+    const results = await map(values, [[1], [2], [3]], config);
+    expect(results).toEqual(
+      [1, 2, 3].map((x) => ({
+        x,
+        pair: tuple(x, -x),
+        big: 2n ** 70n * BigInt(x),
+        none: null,
+      })),
+    );
+  });
+
+  it("takes any iterable of argument tuples, and returns [] for none", async () => {
+    function* pairs() {
+      yield [1, 2];
+      yield ["a", "b"];
+    }
+    expect(await map(add, pairs(), config)).toEqual([3, "ab"]);
+    expect(await map(add, [], config)).toEqual([]);
+  });
+
+  it("gives the function its namespace: values and other py functions", async () => {
+    const f = py`
+def f(a, b):
+    return a + g(b) + constant
+`;
+    const g = py`
+def g(x):
+    return x * 2
+`;
+    expect(
+      await map(
+        f,
+        [
+          [1, 2],
+          [2, 3],
+          [3, 4],
+        ],
+        config,
+        { ns: { g, constant: 12 } },
+      ),
+    ).toEqual([17, 20, 23]);
+  });
+
+  it("gives null for a failed task, and getErrors the traceback", async () => {
+    const f = py`
+def f(x):
+    if x == 2:
+        raise ValueError("two is not allowed")
+    return x
+`;
+    const progress: MapProgress[] = [];
+    const results = await map(f, [[1], [2], [3]], config, { onProgress: (p) => progress.push(p) });
+    expect(results).toEqual([1, null, 3]);
+    const last = progress.at(-1);
+    expect(last).toMatchObject({ tasks: 3, results: 2, errors: 1 });
+    const errors = await getErrors(last?.request ?? 0, { dbfile: config.dbfile });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.[0]).toEqual([2]);
+    expect(errors[0]?.[1]).toMatch(/Traceback[\s\S]*ValueError: two is not allowed/);
+  });
+
+  it("turns a task that dies without reporting into an error carrying the cause", async () => {
+    const f = py`
+def f(x):
+    import os, signal
+    if x == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+`;
+    const progress: MapProgress[] = [];
+    expect(await map(f, [[0], [1]], config, { onProgress: (p) => progress.push(p) })).toEqual([
+      0,
+      null,
+    ]);
+    const [[args, error] = []] = await getErrors(progress.at(-1)?.request ?? 0, {
+      dbfile: config.dbfile,
+    });
+    expect(args).toEqual([1]);
+    expect(error).toContain("ended without reporting a result");
+    expect(error).toContain("killed by signal 9 (SIGKILL)");
+  });
+
+  it("runs mapAsync, then getResults blocks until every task is in", async () => {
+    const slow = py`
+def f(x):
+    import time
+    time.sleep(0.5)
+    return x * 10
+`;
+    const id = await mapAsync(slow, [[1], [2]], config);
+    expect((await requestStatus(id, { dbfile: config.dbfile })).tasks).toBe(2);
+    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    expect(rows).toEqual([
+      [[1], 10],
+      [[2], 20],
+    ]);
+    const listed = await listRequests({ dbfile: config.dbfile });
+    expect(listed.find((r) => r.id === id)).toMatchObject({ tasks: 2, results: 2, errors: 0 });
+  });
+
+  it("works with every pickle protocol", async () => {
+    for (const pickleProtocol of [2, 3, 4, 5]) {
+      expect(await map(add, [[[1], [2]]], { ...config, pickleProtocol })).toEqual([[1, 2]]);
+    }
+  });
+
+  it("cancels the job and rejects with ABORTED when aborted", async () => {
+    const sleepy = py`
+def f(x):
+    import time
+    time.sleep(30)
+    return x
+`;
+    const controller = new AbortController();
+    const progress: MapProgress[] = [];
+    const started = Date.now();
+    const running = map(sleepy, [[1], [2]], config, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        progress.push(p);
+        if (p.running > 0) controller.abort();
+      },
+    });
+    await expect(running).rejects.toMatchObject({ code: "ABORTED" });
+    // The tasks were sent SIGTERM: they are gone within moments, long before their 30 s sleep.
+    let states: string[] = [];
+    for (let tries = 0; tries < 50; tries++) {
+      const status = await requestStatus(progress[0]?.request ?? 0, { dbfile: config.dbfile });
+      states = [...(status.taskStates?.values() ?? [])].map((state) => state.state);
+      if (states.every((state) => state === "finished")) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(states).toEqual(["finished", "finished"]);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it("prints progress and a pointer to the errors with verbose", async () => {
+    const writes: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    try {
+      const f = py`
+def f(x):
+    return 1 / x
+`;
+      await map(f, [[1], [0]], config, { verbose: true });
+    } finally {
+      spy.mockRestore();
+    }
+    const text = writes.join("");
+    expect(text).toMatch(/\[sheepdog\] request \d+: 2\/2 done \(1 failed\)/);
+    expect(text).toMatch(/1 of 2 tasks failed\. See why with getErrors\(\d+, \{ dbfile: /);
+  });
+
+  it("refuses bad input with errors that name the fix", async () => {
+    await expect(map((() => 1) as never, [[1]], config)).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining("py`def f(x): ...`"),
+    });
+    await expect(map(add, [[1, 2], 3 as never], config)).rejects.toThrow(
+      "args[1] must be an array of positional arguments; wrap a single argument as [x].",
+    );
+    await expect(map(add, [[1, 2]], config, { ns: { "not-a-name": 1 } })).rejects.toThrow(
+      'ns key "not-a-name" is not a Python identifier',
+    );
+    await expect(map(add, [[1, 2]], { ...config, ge_opts: [] } as never)).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+    });
+    await expect(getResults(0)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(getResults(9999, { dbfile: config.dbfile })).rejects.toMatchObject({
+      code: "REQUEST_NOT_FOUND",
+    });
+  });
+});
