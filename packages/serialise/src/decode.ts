@@ -331,11 +331,44 @@ function decodeLong(bytes: Uint8Array, pos: number, n: number): number | bigint 
   return big >= -9007199254740991n && big <= 9007199254740991n ? Number(big) : big;
 }
 
-function readU64(view: DataView, pos: number): number {
-  const lo = view.getUint32(pos, true);
-  const hi = view.getUint32(pos + 4, true);
+function u32(b: Uint8Array, p: number): number {
+  return (
+    ((b[p] as number) |
+      ((b[p + 1] as number) << 8) |
+      ((b[p + 2] as number) << 16) |
+      ((b[p + 3] as number) << 24)) >>>
+    0
+  );
+}
+
+function i32(b: Uint8Array, p: number): number {
+  return (
+    (b[p] as number) |
+    ((b[p + 1] as number) << 8) |
+    ((b[p + 2] as number) << 16) |
+    ((b[p + 3] as number) << 24)
+  );
+}
+
+function readU64(b: Uint8Array, pos: number): number {
+  const lo = u32(b, pos);
+  const hi = u32(b, pos + 4);
   // Anything past 2^53 is longer than any input; report it as "huge".
   return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
+}
+
+// A big-endian double, read through a scratch Float64Array (cheaper than a DataView per call).
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function float64BE(b: Uint8Array, p: number): number {
+  if (littleEndian) {
+    for (let i = 0; i < 8; i++) f64Bytes[i] = b[p + 7 - i] as number;
+  } else {
+    for (let i = 0; i < 8; i++) f64Bytes[i] = b[p + i] as number;
+  }
+  return f64[0] as number;
 }
 
 /** The text of a protocol 0 argument line, without its newline. */
@@ -489,8 +522,11 @@ function rawUnicodeEscapeDecode(bytes: Uint8Array, start: number, end: number): 
 }
 
 function toBytes(input: unknown): Uint8Array {
-  if (input instanceof Uint8Array)
+  if (input instanceof Uint8Array) {
+    // A plain Uint8Array as it is; a subclass (Buffer, whose slice() does not copy) as a view.
+    if (Object.getPrototypeOf(input) === Uint8Array.prototype) return input;
     return new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  }
   if (input instanceof ArrayBuffer) return new Uint8Array(input);
   throw new SheepdogError(
     "INVALID_INPUT",
@@ -533,33 +569,17 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
   const ctx = idle ?? new Ctx();
   idle = undefined;
   ctx.begin(maxDepth, options.zeroCopy === true);
-  let opPos = 0;
-  let op = 0;
   try {
-    return run(bytes, ctx, (p, o) => {
-      opPos = p;
-      op = o;
-    });
-  } catch (error) {
-    if (error instanceof PickleDecodeError) throw error;
-    if (error instanceof RangeError) {
-      // An allocation limit (a BigInt or array too large): still the input's fault.
-      throw bad(opPos, op, `it exceeds a JavaScript limit (${error.message})`);
-    }
-    throw error;
+    return run(bytes, ctx);
   } finally {
     ctx.finish();
     idle = ctx;
   }
 }
 
-/**
- * The pickle machine. `where` is told the current opcode only when an unexpected JavaScript error
- * escapes, never on the hot path.
- */
-function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => void): unknown {
+/** The pickle machine. */
+function run(bytes: Uint8Array, ctx: Ctx): unknown {
   const end = bytes.length;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const maxDepth = ctx.maxDepth;
   const zeroCopy = ctx.zeroCopy;
   // The stack is stack[0, sp); slots past sp are stale and get overwritten. Tracking sp by hand
@@ -635,7 +655,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
         case 0x8b: {
           // LONG4
           if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-          const n = view.getInt32(pos, true);
+          const n = i32(bytes, pos);
           pos += 4;
           if (n < 0) throw bad(opPos, op, "its byte count is negative");
           if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
@@ -647,7 +667,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
         case 0x47: {
           // BINFLOAT
           if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
-          stack[sp] = view.getFloat64(pos, false);
+          stack[sp] = float64BE(bytes, pos);
           depths[sp++] = 0;
           pos += 8;
           break;
@@ -676,11 +696,11 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             n = bytes[pos++] as number;
           } else if (op === 0x58) {
             if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-            n = view.getUint32(pos, true);
+            n = u32(bytes, pos);
             pos += 4;
           } else {
             if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
-            n = readU64(view, pos);
+            n = readU64(bytes, pos);
             pos += 8;
           }
           if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
@@ -702,11 +722,11 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             n = bytes[pos++] as number;
           } else if (op === 0x42) {
             if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-            n = view.getUint32(pos, true);
+            n = u32(bytes, pos);
             pos += 4;
           } else {
             if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
-            n = readU64(view, pos);
+            n = readU64(bytes, pos);
             pos += 8;
           }
           if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
@@ -727,7 +747,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             n = bytes[pos++] as number;
           } else {
             if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-            n = view.getInt32(pos, true);
+            n = i32(bytes, pos);
             pos += 4;
             if (n < 0) throw bad(opPos, op, "its length is negative");
           }
@@ -935,7 +955,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             index = bytes[pos++] as number;
           } else if (op === 0x72) {
             if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-            index = view.getUint32(pos, true);
+            index = u32(bytes, pos);
             pos += 4;
           } else {
             const nl = lineEnd(bytes, pos, opPos, op);
@@ -970,7 +990,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
             index = bytes[pos++] as number;
           } else if (op === 0x6a) {
             if (pos + 4 > end) throw truncated(opPos, op, 4, end - pos);
-            index = view.getUint32(pos, true);
+            index = u32(bytes, pos);
             pos += 4;
           } else {
             const nl = lineEnd(bytes, pos, opPos, op);
@@ -1190,7 +1210,7 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
         case 0x95: {
           // FRAME: optional for readers; only its length is checked
           if (pos + 8 > end) throw truncated(opPos, op, 8, end - pos);
-          const n = readU64(view, pos);
+          const n = readU64(bytes, pos);
           pos += 8;
           if (n > end - pos) throw tooLong(opPos, op, n, end - pos);
           break;
@@ -1241,7 +1261,10 @@ function run(bytes: Uint8Array, ctx: Ctx, where: (opPos: number, op: number) => 
       }
     }
   } catch (error) {
-    where(opPos, op);
+    if (error instanceof RangeError) {
+      // An allocation limit (a BigInt or array too large): still the input's fault.
+      throw bad(opPos, op, `it exceeds a JavaScript limit (${error.message})`);
+    }
     throw error;
   }
 }

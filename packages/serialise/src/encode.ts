@@ -920,7 +920,7 @@ function unpicklableReason(v: object): string {
  */
 export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array {
   const protocol = options.protocol ?? DEFAULT_PROTOCOL;
-  if (!(pickleProtocols as readonly unknown[]).includes(protocol)) {
+  if (protocol !== 4 && !(pickleProtocols as readonly unknown[]).includes(protocol)) {
     throw new SheepdogError(
       "CONFIG_INVALID",
       "serialise",
