@@ -30,7 +30,7 @@ export class PythonOracle {
 
   static start(): PythonOracle {
     const child = spawn(PYTHON, [join(here, "oracle.py")], {
-      env: { ...process.env, PYTHONPATH: here, PYTHONHASHSEED: "0" },
+      env: { ...process.env, PYTHONPATH: here, PYTHONHASHSEED: "0", PYTHONDONTWRITEBYTECODE: "1" },
     });
     return new PythonOracle(child);
   }
