@@ -114,8 +114,9 @@ function write(stream: NodeJS.WritableStream, text: string): void {
 
 /** Runs one command line; resolves with the exit code. */
 export async function main(io: CliIo): Promise<number> {
+  const outcome = { keepLocalTasks: false };
   try {
-    return await run(io);
+    return await run(io, outcome);
   } catch (error) {
     if (SheepdogError.isInstance(error)) {
       write(io.stderr, error.message);
@@ -132,11 +133,11 @@ export async function main(io: CliIo): Promise<number> {
     );
     return exitCodes.failed;
   } finally {
-    await shutdown();
+    await shutdown(outcome);
   }
 }
 
-async function run(io: CliIo): Promise<number> {
+async function run(io: CliIo, outcome: { keepLocalTasks: boolean }): Promise<number> {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
@@ -166,6 +167,8 @@ async function run(io: CliIo): Promise<number> {
   }
   switch (command) {
     case "map":
+      // With --async, local tasks outlive the command and report to a later `sheepdog serve`.
+      outcome.keepLocalTasks = values.async === true;
       return mapCommand(io, values, positionals);
     case "requests":
       return requestsCommand(io, values);

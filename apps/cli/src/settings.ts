@@ -64,7 +64,13 @@ export async function loadConfigFile(
     const module = (await tsImport(pathToFileURL(path).href, import.meta.url)) as {
       default?: unknown;
     };
-    return { name: path, config: module.default };
+    // Outside a "type": "module" package the file loads as CommonJS, and its default export
+    // arrives wrapped once more.
+    let config = module.default;
+    if (config && typeof config === "object" && Object.keys(config).join() === "default") {
+      config = (config as { default: unknown }).default;
+    }
+    return { name: path, config };
   }
   try {
     return { name: path, config: JSON.parse(readFileSync(path, "utf8")) };

@@ -5,6 +5,7 @@ export type { ConfigResolution, ConfigSource, ResolvedConfig, SheepdogConfig } f
 export { configKeys, memGrabBytes, resolveConfig } from "./config.js";
 export type { ProgressStream } from "./internal/progress.js";
 export { progressPrinter } from "./internal/progress.js";
+export type { ShutdownOptions } from "./internal/resources.js";
 export { shutdown } from "./internal/resources.js";
 export type { MapAsyncOptions, MapOptions, MapProgress } from "./map.js";
 export { map, mapAsync } from "./map.js";

@@ -83,14 +83,26 @@ export async function clusterFor(config: ResolvedConfig): Promise<Cluster> {
   };
 }
 
+/** Options of {@link shutdown}. */
+export interface ShutdownOptions {
+  /**
+   * Leave the tasks of `host: "local"` jobs running (they outlive this process and report to
+   * a later server, as `sheepdog map --async` needs). @default false: they are stopped
+   */
+  keepLocalTasks?: boolean;
+}
+
 /**
  * Closes every server, store and local scheduler this process opened. Maps still running
  * lose their server; call it when your program is done with Sheepdog (tests, servers).
  */
-export async function shutdown(): Promise<void> {
+export async function shutdown(options: ShutdownOptions = {}): Promise<void> {
   const closing: Promise<unknown>[] = [closeServers()];
-  for (const scheduler of localSchedulers.values())
-    closing.push(scheduler.close?.() ?? Promise.resolve());
+  if (!options.keepLocalTasks) {
+    for (const scheduler of localSchedulers.values()) {
+      closing.push(scheduler.close?.() ?? Promise.resolve());
+    }
+  }
   localSchedulers.clear();
   await Promise.allSettled(closing);
   const open = [...stores.values()];

@@ -1,0 +1,285 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const cli = join(import.meta.dirname, "../dist/cli.js");
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `sheepdog` binary as a user would, in `cwd`. */
+function sheepdog(
+  args: string[],
+  options: {
+    cwd: string;
+    stdin?: string;
+    env?: Record<string, string>;
+    signalAfter?: (out: string) => boolean;
+  },
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, SHEEPDOG_HOST: "", SHEEPDOG_DBFILE: "", ...options.env },
+    });
+    let stdout = "";
+    let stderr = "";
+    let signalled = false;
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+      if (!signalled && options.signalAfter?.(stderr)) {
+        signalled = true;
+        // Let the tasks start before the interrupt.
+        setTimeout(() => child.kill("SIGINT"), 1500);
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
+describe("the sheepdog command on the local scheduler", () => {
+  let cwd: string;
+  beforeAll(() => {
+    cwd = mkdtempSync(join(tmpdir(), "sheepdog-cli-"));
+    writeFileSync(
+      join(cwd, "model.py"),
+      [
+        "import math",
+        "",
+        "def add(a, b):",
+        "    return a + b",
+        "",
+        "def inverse(x):",
+        "    return 1 / x",
+        "",
+        "def nap(seconds):",
+        "    import time",
+        "    time.sleep(seconds)",
+        "    return seconds",
+        "",
+        "def kinds(x):",
+        "    return [x, float('nan'), 2 ** 70, b'hi', {1, 2}, {1: 'a'}, math.pi]",
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(join(cwd, "args.jsonl"), "[1, 2]\n[3, 4]\n\n[10, 20]\n");
+    writeFileSync(join(cwd, "args.json"), '[["a", "b"], ["c", "d"]]');
+  });
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it("maps a function over JSON lines and prints results as JSON lines", async () => {
+    const run = await sheepdog(["map", "model.py:add", "--args", "args.jsonl", "--host", "local"], {
+      cwd,
+    });
+    expect(run.stderr).toMatch(/request 1: 3\/3 done \(0 failed\)/);
+    expect(run.stdout).toBe("3\n7\n30\n");
+    expect(run.code).toBe(0);
+  });
+
+  it("reads a JSON file or standard input, and writes --out", async () => {
+    const fromFile = await sheepdog(
+      ["map", "model.py:add", "--args", "args.json", "--host", "local", "--out", "out.jsonl"],
+      { cwd },
+    );
+    expect(fromFile.code).toBe(0);
+    expect(readFileSync(join(cwd, "out.jsonl"), "utf8")).toBe('"ab"\n"cd"\n');
+    const fromStdin = await sheepdog(["map", "model.py:add", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[[1, 1], [2, 2]]",
+    });
+    expect(fromStdin.stdout).toBe("2\n4\n");
+  });
+
+  it("spells out values JSON has no word for", async () => {
+    const run = await sheepdog(["map", "model.py:kinds", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[1]\n",
+    });
+    expect(JSON.parse(run.stdout)).toEqual([
+      1,
+      { $float: "nan" },
+      { $int: "1180591620717411303424" },
+      { $bytes: "aGk=" },
+      { $set: [1, 2] },
+      { $dict: [[1, "a"]] },
+      Math.PI,
+    ]);
+  });
+
+  it("exits 1 when tasks fail, and errors shows the tracebacks", async () => {
+    const run = await sheepdog(["map", "model.py:inverse", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[1]\n[0]\n[4]\n",
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("1\nnull\n0.25\n");
+    const id = /sheepdog errors (\d+)/.exec(run.stderr)?.[1];
+    expect(id).toBeDefined();
+    const errors = await sheepdog(["errors", String(id)], { cwd });
+    expect(errors.code).toBe(1);
+    expect(errors.stdout).toMatch(
+      /^--- \[0\]\nTraceback[\s\S]*ZeroDivisionError: division by zero\n$/,
+    );
+
+    const results = await sheepdog(["results", String(id), "--json"], { cwd });
+    expect(
+      results.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
+      { index: 0, args: [1], result: 1 },
+      { index: 1, args: [0], result: null },
+      { index: 2, args: [4], result: 0.25 },
+    ]);
+  });
+
+  it("lists requests and shows a request's status", async () => {
+    const run = await sheepdog(["requests"], { cwd });
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^id\s+created\s+tasks\s+results\s+errors\s+state$/);
+    expect(lines[1]).toMatch(/^1\s+\S+ \S+\s+3\s+3\s+0\s+done$/);
+    const status = await sheepdog(["status", "1"], { cwd });
+    expect(status.stdout.trim()).toMatch(
+      /^request 1: 3\/3 done, 3 results, 0 errors\njob \S+ \(local\), 3 array tasks$/,
+    );
+  });
+
+  it("answers mistakes with exit code 2 and the fix", async () => {
+    const cases: [string[], RegExp][] = [
+      [["map", "model.py:add", "--args", "args.jsonl"], /needs "host"/],
+      [
+        ["map", "model.py:add", "--args", "args.jsonl", "--ge_opts", "x"],
+        /Did you mean --ge-opt\?/,
+      ],
+      [
+        ["map", "model.py", "--args", "args.jsonl", "--host", "local"],
+        /needs <file\.py>:<function>/,
+      ],
+      [["map", "model.py:nope", "--args", "args.jsonl", "--host", "local"], /nope/],
+      [["map", "model.py:add", "--host", "local"], /needs --args/],
+      [["map", "model.py:add", "--args", "missing.json", "--host", "local"], /Cannot read --args/],
+      [["status", "x"], /needs a request id/],
+      [["frobnicate"], /Unknown command "frobnicate"/],
+      [
+        ["map", "model.py:add", "--args", "args.jsonl", "--host", "local", "--ssh-port", "abc"],
+        /--ssh-port takes a whole number/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const run = await sheepdog(args, { cwd });
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toMatch(message);
+    }
+    const bad = await sheepdog(["map", "model.py:add", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[1]\n2\n",
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("Line 2 of - must be an array of positional arguments");
+  });
+
+  it("takes configuration from flags, then SHEEPDOG_*, then sheepdog.config.json, and says which", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-cli-config-"));
+    try {
+      writeFileSync(
+        join(dir, "sheepdog.config.json"),
+        JSON.stringify({ host: "fear", sshPort: 2200, shell: "/opt/python" }),
+      );
+      const run = await sheepdog(["config", "--json", "--shell", "/usr/bin/python3.11"], {
+        cwd: dir,
+        env: { SHEEPDOG_SSH_PORT: "2222" },
+      });
+      expect(run.code).toBe(0);
+      const config = JSON.parse(run.stdout);
+      expect(config.host).toEqual({
+        value: "fear",
+        source: `file ${join(dir, "sheepdog.config.json")}`,
+      });
+      expect(config.sshPort).toEqual({ value: 2222, source: "env" });
+      expect(config.shell).toEqual({ value: "/usr/bin/python3.11", source: "option" });
+      expect(config.sshDir).toEqual({ value: ".sheepdog", source: "default" });
+
+      writeFileSync(
+        join(dir, "sheepdog.config.json"),
+        JSON.stringify({ host: "fear", ssh_port: 1 }),
+      );
+      const wrong = await sheepdog(["config"], { cwd: dir });
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain('Unknown configuration option "ssh_port" in');
+      expect(wrong.stderr).toContain('spells it "sshPort"');
+
+      rmSync(join(dir, "sheepdog.config.json"));
+      writeFileSync(
+        join(dir, "sheepdog.config.ts"),
+        'const port: number = 2300;\nexport default { host: "ts-host", sshPort: port };\n',
+      );
+      const fromTs = JSON.parse((await sheepdog(["config", "--json"], { cwd: dir })).stdout);
+      expect(fromTs.host.value).toBe("ts-host");
+      expect(fromTs.sshPort).toEqual({
+        value: 2300,
+        source: `file ${join(dir, "sheepdog.config.ts")}`,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("prints the request id with --async, and serve --request receives its results", async () => {
+    const submitted = await sheepdog(
+      ["map", "model.py:nap", "--args", "-", "--host", "local", "--async"],
+      {
+        cwd,
+        stdin: "[1]\n[1]\n",
+      },
+    );
+    expect(submitted.code).toBe(0);
+    const id = submitted.stdout.trim();
+    expect(id).toMatch(/^\d+$/);
+    expect(submitted.stderr).toContain(`sheepdog serve --request ${id}`);
+    // The workers lost their server when the command ended; they retry until one is back.
+    const served = await sheepdog(["serve", "--request", id], { cwd });
+    expect(served.code).toBe(0);
+    const results = await sheepdog(["results", id], { cwd });
+    expect(results.stdout).toBe("[1] -> 1\n[1] -> 1\n");
+  }, 60_000);
+
+  it("cancels the job on Ctrl-C and exits 130", async () => {
+    const run = await sheepdog(["map", "model.py:nap", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[60]\n[60]\n",
+      signalAfter: (stderr) => stderr.includes("[sheepdog] request"),
+    });
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain("Interrupted");
+    expect(run.stderr).toContain("The map was aborted");
+  }, 60_000);
+
+  it("draws a live progress line on a terminal", async () => {
+    const run = await new Promise<Run>((resolve, reject) => {
+      const command = `${process.execPath} ${cli} map model.py:nap --args args.tty.jsonl --host local`;
+      writeFileSync(join(cwd, "args.tty.jsonl"), "[0.5]\n[0.5]\n[0.5]\n");
+      const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd, env: process.env });
+      let stdout = "";
+      child.stdout.on("data", (chunk) => {
+        stdout += chunk;
+      });
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr: "" }));
+    });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("\r\x1b[K[sheepdog] request");
+    expect(run.stdout).toMatch(/3\/3 done \(0 failed\), 0 running, 0 queued, [\d.]+\/s/);
+  }, 60_000);
+});
