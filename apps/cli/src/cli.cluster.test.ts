@@ -1,0 +1,134 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describeCluster } from "@sheepdog/testcluster";
+import { afterAll, beforeAll, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const cli = join(import.meta.dirname, "../dist/cli.js");
+
+describeCluster("the sheepdog command on the test cluster", (cluster) => {
+  let cwd: string;
+  const flags = [
+    "--host",
+    cluster.host,
+    "--ssh-port",
+    String(cluster.port),
+    "--ssh-user",
+    cluster.user,
+    "--ssh-keyfile",
+    cluster.privateKeyPath,
+    "--ssh-known-hosts",
+    cluster.knownHostsPath,
+  ];
+
+  /** Runs the built binary; resolves with its exit code and output, whatever the code. */
+  async function sheepdog(args: string[], stdin?: string) {
+    const child = run(process.execPath, [cli, ...args], { cwd, timeout: 120_000 });
+    child.child.stdin?.end(stdin ?? "");
+    try {
+      const { stdout, stderr } = await child;
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failure = error as { code: number; stdout: string; stderr: string };
+      return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
+    }
+  }
+
+  async function waitForTasks(
+    id: string,
+    done: (status: { tasks: Record<string, number> }) => boolean,
+  ) {
+    for (let tries = 0; tries < 120; tries++) {
+      const { stdout } = await sheepdog(["status", id, "--json"]);
+      const status = JSON.parse(stdout);
+      if (status.taskStates && done({ tasks: status.taskStates })) return status;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    throw new Error(`request ${id} never reached the expected state`);
+  }
+
+  beforeAll(() => {
+    cwd = mkdtempSync(join(tmpdir(), "sheepdog-cli-cluster-"));
+    writeFileSync(
+      join(cwd, "jobs.py"),
+      [
+        "import time",
+        "",
+        "def square(x):",
+        "    return x * x",
+        "",
+        "def slow_square(x):",
+        "    time.sleep(4)",
+        "    return x * x",
+        "",
+        "def nap(seconds):",
+        "    time.sleep(seconds)",
+        "    return seconds",
+        "",
+      ].join("\n"),
+    );
+  });
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it("maps over SSH and GridEngine, results as JSON lines", async () => {
+    const result = await sheepdog(
+      ["map", "jobs.py:square", "--args", "-", ...flags],
+      "[2]\n[3]\n[4]\n",
+    );
+    expect(result.stderr).toMatch(/request \d+: 3\/3 done \(0 failed\)/);
+    expect(result.stdout).toBe("4\n9\n16\n");
+    expect(result.code).toBe(0);
+  });
+
+  it("shows a running job's tasks, and cancels it with qdel", async () => {
+    const submitted = await sheepdog(
+      ["map", "jobs.py:nap", "--args", "-", "--async", ...flags],
+      "[60]\n[60]\n",
+    );
+    expect(submitted.code).toBe(0);
+    const id = submitted.stdout.trim();
+    // status and cancel reach the cluster as the request was submitted: no flags needed.
+    const running = await waitForTasks(id, ({ tasks }) => tasks.running === 2);
+    expect(running).toMatchObject({ tasks: 2, results: 0, errors: 0 });
+    const cancelled = await sheepdog(["cancel", id]);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toMatch(new RegExp(`^cancelled job \\d+ of request ${id}$`, "m"));
+    await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
+  }, 150_000);
+
+  it("recovers results from the job's output files when the server never came back", async () => {
+    // The map's process dies (SIGKILL) while its tasks compute: nothing is left to receive their
+    // reports, and the workers give up after a second, their reports printed to their output.
+    const child = spawn(
+      process.execPath,
+      [cli, "map", "jobs.py:slow_square", "--args", "-", "--retry-window", "1", ...flags],
+      { cwd },
+    );
+    child.stdin.end("[5]\n[6]\n[7]\n");
+    let stderr = "";
+    const id = await new Promise<string>((resolve) => {
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+        const match = /request (\d+):/.exec(stderr);
+        if (match?.[1]) resolve(match[1]);
+      });
+    });
+    await waitForTasks(id, ({ tasks }) => tasks.running > 0);
+    child.kill("SIGKILL");
+    await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
+    const before = await sheepdog(["results", id]);
+    expect(before.stdout).toBe("[5] -> null\n[6] -> null\n[7] -> null\n");
+    const recovered = await sheepdog(["recover", id]);
+    expect(recovered.stdout.trim()).toBe(
+      `request ${id}: 3 reports in the job's output files, 3 stored now, 0 tasks still without a report`,
+    );
+    expect(recovered.code).toBe(0);
+    const after = await sheepdog(["results", id]);
+    expect(after.stdout).toBe("[5] -> 25\n[6] -> 36\n[7] -> 49\n");
+    const again = await sheepdog(["recover", id]);
+    expect(again.stdout).toContain("3 reports in the job's output files, 0 stored now");
+  }, 150_000);
+});
