@@ -21,6 +21,7 @@ export const configFlags = {
   "pickle-protocol": { option: "pickleProtocol", kind: "number" },
   concurrency: { option: "concurrency", kind: "number" },
   "retry-window": { option: "retryWindowSeconds", kind: "number" },
+  "chunk-size": { option: "chunkSize", kind: "number" },
 } as const satisfies Record<string, { option: keyof SheepdogConfig; kind: string }>;
 
 export type ConfigFlag = keyof typeof configFlags;

@@ -100,6 +100,12 @@ export interface Scheduler {
    */
   status(job: JobRef): Promise<Map<number, TaskState>>;
 
+  /**
+   * How many tasks can run at once (the slots of the queues it would use, busy or free), when
+   * the scheduler can tell: callers size their chunks by it. Rejects when it cannot be asked.
+   */
+  slots?(): Promise<number>;
+
   /** Cancels every task that has not finished. Cancelling a finished job is harmless. */
   cancel(job: JobRef): Promise<void>;
 

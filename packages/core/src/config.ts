@@ -51,6 +51,12 @@ export interface SheepdogConfig {
   concurrency?: number;
   /** How long a worker keeps retrying a server it cannot reach, in seconds. Env: `SHEEPDOG_RETRY_WINDOW`. @default 600 */
   retryWindowSeconds?: number;
+  /**
+   * How many argument tuples one array task runs, one after another. Results and errors are
+   * still per argument. Env: `SHEEPDOG_CHUNK_SIZE`.
+   * @default automatic: about two tasks per slot of the cluster (1 when its slots are unknown)
+   */
+  chunkSize?: number;
 }
 
 /** Every setting resolved, with defaults applied. */
@@ -70,6 +76,7 @@ export interface ResolvedConfig {
   pickleProtocol: 2 | 3 | 4 | 5;
   concurrency?: number;
   retryWindowSeconds: number;
+  chunkSize?: number;
 }
 
 type Kind = "string" | "port" | "count" | "strings" | "protocol";
@@ -90,6 +97,7 @@ const settings = {
   pickleProtocol: { kind: "protocol", env: "SHEEPDOG_PICKLE_PROTOCOL", seed: "pickle_protocol" },
   concurrency: { kind: "count", env: "SHEEPDOG_CONCURRENCY", seed: "concurrency" },
   retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", seed: "retry_window" },
+  chunkSize: { kind: "count", env: "SHEEPDOG_CHUNK_SIZE", seed: "chunk_size" },
 } as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; seed: string }>;
 
 /** The names of every configuration setting. */
@@ -290,6 +298,7 @@ export function resolveConfig(
     "sshConfig",
     "localhost",
     "concurrency",
+    "chunkSize",
   ] as const) {
     if (values[name] !== undefined)
       (resolved as unknown as Record<string, unknown>)[name] = values[name];

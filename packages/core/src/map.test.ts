@@ -137,6 +137,39 @@ def f(x):
     expect(listed.find((r) => r.id === id)).toMatchObject({ tasks: 2, results: 2, errors: 0 });
   });
 
+  it("runs several argument tuples per array task with chunkSize, results and errors still per tuple", async () => {
+    const f = py`
+def f(x):
+    if x == 4:
+        raise KeyError(x)
+    return x * x
+`;
+    const progress: MapProgress[] = [];
+    const args = [0, 1, 2, 3, 4, 5, 6].map((x) => [x]);
+    const results = await map(
+      f,
+      args,
+      { ...config, chunkSize: 3 },
+      {
+        onProgress: (p) => progress.push(p),
+      },
+    );
+    expect(results).toEqual([0, 1, 4, 9, null, 25, 36]);
+    const id = progress.at(-1)?.request ?? 0;
+    expect((await requestStatus(id, { dbfile: config.dbfile })).job?.tasks).toBe(3);
+    const errors = await getErrors(id, { dbfile: config.dbfile });
+    expect(errors.map(([args]) => args)).toEqual([[4]]);
+  });
+
+  it("chunks automatically: about two array tasks per slot", async () => {
+    const progress: MapProgress[] = [];
+    const args = Array.from({ length: 100 }, (_, i) => [i, 1]);
+    const results = await map(add, args, config, { onProgress: (p) => progress.push(p) });
+    expect(results).toEqual(args.map(([i]) => (i ?? 0) + 1));
+    const status = await requestStatus(progress.at(-1)?.request ?? 0, { dbfile: config.dbfile });
+    expect(status.job?.tasks).toBe(8); // concurrency 4: 2 tasks per slot, 13 tuples each
+  });
+
   it("works with every pickle protocol", async () => {
     for (const pickleProtocol of [2, 3, 4, 5]) {
       expect(await map(add, [[[1], [2]]], { ...config, pickleProtocol })).toEqual([[1, 2]]);

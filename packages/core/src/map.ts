@@ -4,7 +4,8 @@ import { hostname } from "node:os";
 import type { FunctionSource, JobRef } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
-import { decode, encode, functionSource, isPyFunction, tuple } from "@sheepdog/serialise";
+import { asTuple, decode, encode, functionSource, isPyFunction } from "@sheepdog/serialise";
+import type { SheepdogServer } from "@sheepdog/server";
 import { workerProgram } from "@sheepdog/worker-py";
 import type { SheepdogConfig } from "./config.js";
 import { memGrabBytes, resolveConfig } from "./config.js";
@@ -179,35 +180,38 @@ async function submit(
   const func: FunctionSource = functionSource(f);
   const protocol = config.pickleProtocol;
   const ns = encodeNamespace(options.ns ?? {}, protocol);
-  const chunkSize = 1;
   if (options.signal?.aborted) throw new SheepdogError("ABORTED", source, "The map was aborted.");
 
   const store = await storeFor(config.dbfile);
-  const { id: request, token } = await store.createRequest({
-    func: new TextEncoder().encode(JSON.stringify(func)),
-    ns,
-    args: (function* () {
-      for (const item of list) yield encode(tuple(...item), { protocol });
-    })(),
-    meta: { connection: connectionOf(config), chunkSize, pickleProtocol: protocol },
-  });
-  const server = await serverForConfig(config, store);
-  const base = { store, request, tasks: list.length, chunkSize, server, dbfile: config.dbfile };
-  if (list.length === 0) return { ...base, job: undefined, cluster: undefined };
-
-  const localhost = config.localhost ?? (config.host === "local" ? "127.0.0.1" : await localFqdn());
-  const memoryLimitBytes = memGrabBytes(config.geOpts);
-  const program = workerProgram({
-    url: `http://${localhost}:${server.port}`,
-    token,
-    request,
-    pickleProtocol: protocol,
-    retryWindowSeconds: config.retryWindowSeconds,
-    ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
-  });
-  const cluster = await clusterFor(config);
-  let job: JobRef;
+  const cluster = list.length > 0 ? await clusterFor(config) : undefined;
+  let job: JobRef | undefined;
+  let server: SheepdogServer | undefined;
   try {
+    const slots = await cluster?.scheduler.slots?.().catch(() => undefined);
+    const chunkSize = config.chunkSize ?? autoChunkSize(list.length, slots);
+    const { id: request, token } = await store.createRequest({
+      func: new TextEncoder().encode(JSON.stringify(func)),
+      ns,
+      args: (function* () {
+        for (const item of list) yield encode(asTuple(Array.from(item)), { protocol });
+      })(),
+      meta: { connection: connectionOf(config), chunkSize, pickleProtocol: protocol },
+    });
+    server = await serverForConfig(config, store);
+    const base = { store, request, tasks: list.length, chunkSize, server, dbfile: config.dbfile };
+    if (!cluster) return { ...base, job: undefined, cluster: undefined };
+
+    const localhost =
+      config.localhost ?? (config.host === "local" ? "127.0.0.1" : await localFqdn());
+    const memoryLimitBytes = memGrabBytes(config.geOpts);
+    const program = workerProgram({
+      url: `http://${localhost}:${server.port}`,
+      token,
+      request,
+      pickleProtocol: protocol,
+      retryWindowSeconds: config.retryWindowSeconds,
+      ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
+    });
     if (options.signal?.aborted) throw new SheepdogError("ABORTED", source, "The map was aborted.");
     job = await cluster.scheduler.submit({
       name: `sheepdog_${request}_${randomBytes(4).toString("hex")}`,
@@ -218,9 +222,20 @@ async function submit(
       directory: config.sshDir,
     });
     await store.updateMeta(request, { job, port: server.port });
+    return { ...base, job, cluster };
   } catch (error) {
-    await cluster.release();
+    await cluster?.release();
+    await server?.close();
     throw error;
   }
-  return { ...base, job, cluster };
+}
+
+/**
+ * Argument tuples per array task when the user set none: about two tasks per slot, so that
+ * small calls share a task (a task's dispatch costs the cluster about a second) while the
+ * slots stay busy until the end.
+ */
+export function autoChunkSize(tasks: number, slots: number | undefined): number {
+  if (slots === undefined || !(slots >= 1)) return 1;
+  return Math.max(1, Math.ceil(tasks / (slots * 2)));
 }

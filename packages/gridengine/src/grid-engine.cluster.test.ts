@@ -90,6 +90,10 @@ describeCluster(
       await remote.close();
     });
 
+    it("counts the slots of the cluster's queues", async () => {
+      expect(await scheduler.slots?.()).toBe(cluster.slots);
+    });
+
     describe.concurrent("runs", () => {
       it("submits an array and follows it to finished, with each task's exit code", async () => {
         const job = await submit(

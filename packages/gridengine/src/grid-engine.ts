@@ -10,7 +10,13 @@ import type {
 import { SheepdogError } from "@sheepdog/contracts";
 import { shellQuote } from "./internal/directives.js";
 import { describeEnd, parseQacct, type QacctRecord } from "./internal/qacct.js";
-import { hostOf, parseErrorReasons, parseQstatXml, phaseOf } from "./internal/qstat.js";
+import {
+  hostOf,
+  parseClusterSlots,
+  parseErrorReasons,
+  parseQstatXml,
+  phaseOf,
+} from "./internal/qstat.js";
 import { parseMaxArrayTasks, parseQsubJobId, qdelFailures, splitTasks } from "./internal/qsub.js";
 import { forEachTask } from "./internal/task-ranges.js";
 import { checkSpec, jobScript } from "./job-script.js";
@@ -439,6 +445,21 @@ export function gridEngine(
         }),
       );
       return new Map([...states].sort((a, b) => a[0] - b[0]));
+    },
+
+    async slots() {
+      ensureOpen();
+      const result = await run("qstat -g c", pollTimeoutMs, "SCHEDULER_FAILED", "qstat -g c");
+      if (result.code === 127) throw notFound(result, "qstat", "SCHEDULER_FAILED");
+      const slots = result.code === 0 ? parseClusterSlots(result.stdout) : undefined;
+      if (slots === undefined) {
+        throw new SheepdogError(
+          "SCHEDULER_FAILED",
+          source,
+          `qstat -g c on ${remote.name} gave no queue slots (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no output"}`,
+        );
+      }
+      return slots;
     },
 
     async cancel(job) {

@@ -196,6 +196,10 @@ export function localScheduler(options: LocalSchedulerOptions = {}): Scheduler {
       return new Map(job.tasks.map((task) => [task.number, task.state]));
     },
 
+    async slots() {
+      return concurrency;
+    },
+
     async cancel(ref) {
       stop(jobOf(ref));
     },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fixture } from "../__fixtures__/scripted-remote.js";
-import { hostOf, parseErrorReasons, parseQstatXml, phaseOf } from "./qstat.js";
+import { hostOf, parseClusterSlots, parseErrorReasons, parseQstatXml, phaseOf } from "./qstat.js";
 import { forEachTask } from "./task-ranges.js";
 
 function tasksOf(entry: ReturnType<typeof parseQstatXml>[number]): number[] | null {
@@ -92,5 +92,20 @@ describe("parseErrorReasons (qstat -j of an Eqw job)", () => {
       [2, 'unable to find shell "/no/such/python"'],
       [3, 'unable to find shell "/no/such/python"'],
     ]);
+  });
+});
+
+describe("parseClusterSlots (qstat -g c)", () => {
+  it("sums the usable slots of every cluster queue", () => {
+    expect(parseClusterSlots(fixture("qstat-g-c.txt"))).toBe(4);
+    const twoQueues = [
+      "CLUSTER QUEUE                   CQLOAD   USED    RES  AVAIL  TOTAL aoACDS  cdsuE  ",
+      "--------------------------------------------------------------------------------",
+      "all.q                             0.50      2      0      6      8      0      0 ",
+      "gpu.q                             0.10      0      0      0      4      0      4 ",
+      "long.q                              -NA-    0      0      2      2      0      0 ",
+    ].join("\n");
+    expect(parseClusterSlots(twoQueues)).toBe(10);
+    expect(parseClusterSlots("")).toBeUndefined();
   });
 });

@@ -100,3 +100,20 @@ export function parseErrorReasons(text: string): Map<number, string> {
   }
   return reasons;
 }
+
+/**
+ * The slots of the cluster queues in `qstat -g c` output that can take jobs: each queue's
+ * TOTAL less those in disabled, suspended or error states (cdsuE), summed.
+ */
+export function parseClusterSlots(text: string): number | undefined {
+  let slots: number | undefined;
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    // CLUSTER QUEUE, CQLOAD, USED, RES, AVAIL, TOTAL, aoACDS, cdsuE
+    if (fields.length < 8 || !/^\d+$/.test(fields[5] ?? "") || !/^\d+$/.test(fields[7] ?? "")) {
+      continue;
+    }
+    slots = (slots ?? 0) + Math.max(0, Number(fields[5]) - Number(fields[7]));
+  }
+  return slots;
+}
