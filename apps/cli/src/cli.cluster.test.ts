@@ -116,7 +116,7 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
         if (match?.[1]) resolve(match[1]);
       });
     });
-    await waitForTasks(id, ({ tasks }) => tasks.running > 0);
+    await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) > 0);
     child.kill("SIGKILL");
     await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
     const before = await sheepdog(["results", id]);
