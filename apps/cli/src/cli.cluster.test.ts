@@ -99,6 +99,33 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
   }, 150_000);
 
+  it("on Ctrl-C with --keep-jobs, exits 130 and leaves the job running", async () => {
+    const child = spawn(
+      process.execPath,
+      [cli, "map", "jobs.py:nap", "--args", "-", "--keep-jobs", ...flags],
+      {
+        cwd,
+      },
+    );
+    child.stdin.end("[30]\n");
+    let stderr = "";
+    const id = await new Promise<string>((resolve) => {
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+        const match = /request (\d+):/.exec(stderr);
+        if (match?.[1]) resolve(match[1]);
+      });
+    });
+    await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) === 1);
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("The map was aborted");
+    const status = await waitForTasks(id, () => true);
+    expect(status.taskStates).toMatchObject({ running: 1 });
+    await sheepdog(["cancel", id]);
+  }, 150_000);
+
   it("recovers results from the job's output files when the server never came back", async () => {
     // The map's process dies (SIGKILL) while its tasks compute: nothing is left to receive their
     // reports, and the workers give up after a second, their reports printed to their output.

@@ -167,8 +167,9 @@ async function run(io: CliIo, outcome: { keepLocalTasks: boolean }): Promise<num
   }
   switch (command) {
     case "map":
-      // With --async, local tasks outlive the command and report to a later `sheepdog serve`.
-      outcome.keepLocalTasks = values.async === true;
+      // With --async or --keep-jobs, local tasks outlive the command (a later `sheepdog serve`
+      // receives their reports).
+      outcome.keepLocalTasks = values.async === true || values["keep-jobs"] === true;
       return mapCommand(io, values, positionals);
     case "requests":
       return requestsCommand(io, values);
