@@ -7,6 +7,14 @@
  * default 1), task `t` covers `(t - 1) * c` onward, `min(c, tasks - first)` of them. There are
  * `ceil(tasks / c)` array tasks.
  *
+ * Retries add array tasks after those (a retry job runs only the arguments that failed): with
+ * `A = ceil(tasks / c)` and the request meta's `retryTasks` a list of lists of store indices,
+ * task `A + 1 + j` covers exactly the arguments `retryTasks[j]` (ascending, distinct, each in
+ * `0 .. tasks - 1`), and its {@link TaskHeader} lists them in `indices`. A retry job's array
+ * tasks are numbered from 1 by its scheduler like any other; its workers add their launch's
+ * {@link WorkerLaunch.taskOffset} to reach the request's task number. The list only grows, so
+ * a server reads the meta again when asked for a task past the end it knows.
+ *
  * Workers authenticate with `Authorization: Bearer <token>`, the token of that request. The
  * server compares it in constant time against the stored hash.
  *
@@ -21,7 +29,9 @@
  *   its pickle (protocol 2 to 5: it starts with PROTO and ends with STOP) and an error's is the
  *   UTF-8 traceback, content type {@link REPORTS_CONTENT_TYPE} -> JSON {@link ReportsReply}.
  *   Every index MUST lie in this task's range, once per post; if any report is bad the whole
- *   post is refused (400) and none of it is stored.
+ *   post is refused (400) and none of it is stored. A server MAY check that a result decodes
+ *   (Sheepdog's does): one that does not is stored as an error for its task, with the reason,
+ *   and the rest of the post is stored as usual.
  * - `GET  /health` -> JSON {@link HealthReply}.
  *
  * Anything malformed is answered 4xx with JSON {@link WireErrorBody}; never a crash, never a
@@ -44,6 +54,12 @@ export interface TaskHeader {
   first: number;
   /** How many argument tuples follow the func and ns sections. */
   count: number;
+  /**
+   * The store indices of the argument tuples, in section order, for a retry task (whose
+   * arguments need not be consecutive); absent for a task of `first .. first + count - 1`.
+   * When present, `first` is `indices[0]` and `count` is `indices.length`.
+   */
+  indices?: number[];
 }
 
 /** One report in a report post; its payload is the section at the same position. */
@@ -132,4 +148,9 @@ export interface WorkerLaunch {
   retryWindowSeconds: number;
   /** `setrlimit(RLIMIT_AS)` to this many bytes (from `-l mem_grab=...`), when set. */
   memoryLimitBytes?: number;
+  /**
+   * Added to the task number from the environment to give the request's task number: a retry
+   * job's task 1 is the request's task `taskOffset + 1` (see `retryTasks` above). @default 0
+   */
+  taskOffset?: number;
 }

@@ -132,6 +132,16 @@ export function decodeTaskFrames(body: Uint8Array): TaskFrames {
   ) {
     throw frameError("The task header does not have the fields of wire version 1.");
   }
+  const indices = header.indices;
+  if (
+    indices !== undefined &&
+    (!Array.isArray(indices) ||
+      indices.length !== header.count ||
+      !indices.every(isIndex) ||
+      indices[0] !== header.first)
+  ) {
+    throw frameError("The task header's indices do not list its count of argument indices.");
+  }
   const func = sections[1];
   const ns = sections[2];
   if (func === undefined || ns === undefined || sections.length - 3 !== header.count) {
@@ -144,6 +154,7 @@ export function decodeTaskFrames(body: Uint8Array): TaskFrames {
       task: header.task,
       first: header.first,
       count: header.count,
+      ...(indices !== undefined && { indices: [...(indices as number[])] }),
     },
     func,
     ns,

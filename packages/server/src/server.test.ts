@@ -327,20 +327,77 @@ describe("bad input", () => {
     expect(errors).toEqual([]);
   });
 
-  it("checks results with validateResult", async () => {
+  it("stores a result checkResult finds unusable as an error for that task alone", async () => {
     await server.close();
     server = await startServer({
       store,
       port: 0,
-      validateResult: (payload) => payload[3] !== 13,
+      checkResult: (payload) => (payload[3] === 13 ? "13 is unlucky" : undefined),
+      onReport: (event) => events.push(event),
     });
-    const request = await newRequest(2);
+    const request = await newRequest(3, 3);
+    const reply = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(12) },
+      { index: 1, kind: "result", payload: pickled(13) },
+      { index: 2, kind: "result", payload: pickled(14) },
+    ]);
+    expect(reply.status).toBe(200);
+    expect(await reply.json()).toEqual({ stored: 3, duplicates: 0 });
+    expect(await store.counts(request.id)).toEqual({ tasks: 3, results: 2, errors: 1 });
+    expect((await store.getErrors(request.id)).map(({ index, error }) => [index, error])).toEqual([
+      [1, "13 is unlucky"],
+    ]);
+    expect(events.map(({ index, kind }) => [index, kind])).toEqual([
+      [0, "result"],
+      [1, "error"],
+      [2, "result"],
+    ]);
+  });
+});
+
+describe("retry tasks (request meta retryTasks)", () => {
+  it("serves tasks past the chunks with the listed indices, and checks reports against them", async () => {
+    const request = await newRequest(7, 3);
+    // Three chunked tasks (0-2, 3-5, 6); the retry tasks are read when first asked for.
+    expect((await getTask(request.id, 4, request.token)).status).toBe(404);
+    await store.updateMeta(request.id, { retryTasks: [[1, 2, 4], [6]] });
+    const response = await getTask(request.id, 4, request.token);
+    expect(response.status).toBe(200);
+    const task = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+    expect(task.header).toEqual({
+      version: WIRE_VERSION,
+      request: request.id,
+      task: 4,
+      first: 1,
+      count: 3,
+      indices: [1, 2, 4],
+    });
+    expect(task.args).toEqual([pickled(1), pickled(2), pickled(4)]);
+    expect((await getTask(request.id, 6, request.token)).status).toBe(404);
     await expectError(
-      await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(13) }]),
+      await postReports(request, 4, [{ index: 3, kind: "result", payload: pickled(9) }]),
       400,
     );
-    const ok = await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(12) }]);
-    expect(ok.status).toBe(200);
+    const ok = await postReports(request, 4, [
+      { index: 4, kind: "result", payload: pickled(16) },
+      { index: 1, kind: "result", payload: pickled(1) },
+    ]);
+    expect(await ok.json()).toEqual({ stored: 2, duplicates: 0 });
+    const last = await postReports(request, 5, [{ index: 6, kind: "error", payload: text("x") }]);
+    expect(last.status).toBe(200);
+    expect(await store.counts(request.id)).toEqual({ tasks: 7, results: 2, errors: 1 });
+    // A chunked task's header carries no indices.
+    const chunk = await getTask(request.id, 2, request.token);
+    const chunkTask = decodeTaskFrames(new Uint8Array(await chunk.arrayBuffer()));
+    expect(chunkTask.header.indices).toBeUndefined();
+  });
+
+  it("ignores a retryTasks meta of the wrong shape", async () => {
+    const request = await newRequest(3);
+    for (const retryTasks of [[[2, 1]], [[]], [[3]], [[0.5]], "x", [[0], 1]]) {
+      await store.updateMeta(request.id, { retryTasks });
+      expect((await getTask(request.id, 4, request.token)).status).toBe(404);
+    }
   });
 });
 

@@ -46,10 +46,12 @@ export interface ServerOptions {
   /** Called for every report stored. More listeners can be added with `server.onReport`. */
   onReport?: ReportListener;
   /**
-   * An extra check of a result's bytes (for example, that they decode as a pickle). A result
-   * it rejects is refused with 400 and nothing of that post is stored.
+   * An extra check of each result's bytes (for example, that they decode as a pickle): it
+   * returns why a result is unusable, or `undefined` when it is fine. An unusable result is
+   * stored as an error for its task alone, with that reason as the error text; the rest of the
+   * post is stored as usual. A check that throws counts as a server failure (500).
    */
-  validateResult?: (payload: Uint8Array) => boolean;
+  checkResult?: (payload: Uint8Array) => string | undefined;
   /**
    * Told about failures that are not the client's fault (the store failing, a bug). They are
    * answered 503 or 500 with a generic message. @default writes one line to stderr
@@ -69,6 +71,13 @@ export interface SheepdogServer extends AsyncDisposable {
   onReport(listener: ReportListener): () => void;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
+}
+
+/** The arguments a task covers: `first .. first + count - 1`, or a retry task's `indices`. */
+interface TaskRange {
+  first: number;
+  count: number;
+  indices?: readonly number[];
 }
 
 /** One report to write, as `Store.putReports` takes it. */
@@ -163,7 +172,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   const requestedPort = options.port ?? 0;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const onError = options.onError ?? defaultOnError;
-  const validateResult = options.validateResult;
+  const checkResult = options.checkResult;
   if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65535) {
     throw new SheepdogError(
       "CONFIG_INVALID",
@@ -230,10 +239,39 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     return snapshot;
   }
 
-  function taskRange(snapshot: RequestSnapshot, task: number): { first: number; count: number } {
-    if (task > arrayTaskCount(snapshot)) throw new WireError(404, "No such task.");
-    const first = (task - 1) * snapshot.chunkSize;
-    return { first, count: Math.min(snapshot.chunkSize, snapshot.tasks - first) };
+  /** The argument indices of a task: a chunk, or a retry task's list (wire.ts). */
+  async function taskRange(snapshot: RequestSnapshot, task: number): Promise<TaskRange> {
+    const chunked = arrayTaskCount(snapshot);
+    if (task <= chunked) {
+      const first = (task - 1) * snapshot.chunkSize;
+      return { first, count: Math.min(snapshot.chunkSize, snapshot.tasks - first) };
+    }
+    let retryTasks = snapshot.retryTasks;
+    if (task > chunked + retryTasks.length) {
+      // Retry tasks are added to the request's meta while it runs: read it again.
+      try {
+        retryTasks = (await cache.refresh(snapshot.id)).retryTasks;
+      } catch (error) {
+        throw storeFailure(error);
+      }
+    }
+    const indices = retryTasks[task - chunked - 1];
+    if (indices === undefined) throw new WireError(404, "No such task.");
+    return { first: indices[0] as number, count: indices.length, indices };
+  }
+
+  /** The arguments of a task's indices, reading runs of consecutive indices at once. */
+  async function argsOf(requestId: number, range: TaskRange): Promise<Uint8Array[]> {
+    if (range.indices === undefined) return store.getArgs(requestId, range.first, range.count);
+    const args: Uint8Array[] = [];
+    const { indices } = range;
+    for (let i = 0; i < indices.length; ) {
+      let end = i + 1;
+      while (end < indices.length && indices[end] === (indices[end - 1] as number) + 1) end++;
+      args.push(...(await store.getArgs(requestId, indices[i] as number, end - i)));
+      i = end;
+    }
+    return args;
   }
 
   function guarded(handler: (event: H3Event) => Promise<Response>) {
@@ -254,14 +292,21 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     const requestId = parseId(event.context.params?.request, "request id");
     const task = parseId(event.context.params?.task, "task number");
     const snapshot = await authorised(event, requestId);
-    const { first, count } = taskRange(snapshot, task);
+    const range = await taskRange(snapshot, task);
     let args: Uint8Array[];
     try {
-      args = await store.getArgs(requestId, first, count);
+      args = await argsOf(requestId, range);
     } catch (error) {
       throw storeFailure(error);
     }
-    const header: TaskHeader = { version: WIRE_VERSION, request: requestId, task, first, count };
+    const header: TaskHeader = {
+      version: WIRE_VERSION,
+      request: requestId,
+      task,
+      first: range.first,
+      count: range.count,
+      ...(range.indices && { indices: [...range.indices] }),
+    };
     const body = encodeTaskFrames({ header, func: snapshot.func, ns: snapshot.ns, args });
     return new Response(body, {
       status: 200,
@@ -277,7 +322,11 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     const requestId = parseId(event.context.params?.request, "request id");
     const task = parseId(event.context.params?.task, "task number");
     const snapshot = await authorised(event, requestId);
-    const { first, count } = taskRange(snapshot, task);
+    const range = await taskRange(snapshot, task);
+    const members = range.indices && new Set(range.indices);
+    const inTask = members
+      ? (index: number) => members.has(index)
+      : (index: number) => index >= range.first && index < range.first + range.count;
     const contentType = (event.req.headers.get("content-type") ?? "").split(";")[0]?.trim();
     if (contentType?.toLowerCase() !== REPORTS_CONTENT_TYPE) {
       throw new WireError(415, `Reports must be sent as ${REPORTS_CONTENT_TYPE}.`);
@@ -299,7 +348,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     const seen = new Set<number>();
     const writes: StoreReport[] = [];
     for (const report of reports) {
-      if (report.index < first || report.index >= first + count) {
+      if (!inTask(report.index)) {
         throw new WireError(400, "A report's index is outside this task's range.");
       }
       if (seen.has(report.index)) {
@@ -315,10 +364,15 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
         }
         writes.push({ index: report.index, kind: "error", value: text });
       } else {
-        if (!isPickle(report.payload) || (validateResult && !validateResult(report.payload))) {
+        if (!isPickle(report.payload)) {
           throw new WireError(400, "A result is not a pickle of protocol 2 to 5.");
         }
-        writes.push({ index: report.index, kind: "result", value: report.payload });
+        const unusable = checkResult?.(report.payload);
+        writes.push(
+          unusable === undefined
+            ? { index: report.index, kind: "result", value: report.payload }
+            : { index: report.index, kind: "error", value: unusable },
+        );
       }
     }
 

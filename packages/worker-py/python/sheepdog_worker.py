@@ -8,7 +8,7 @@
 #
 # What it does, in wire protocol v1 (see wire.ts in @sheepdog/contracts):
 #   1. reads its task number from SHEEPDOG_TASK_ID, SGE_TASK_ID, SLURM_ARRAY_TASK_ID or
-#      PBS_ARRAY_INDEX (the first that is set);
+#      PBS_ARRAY_INDEX (the first that is set), plus the launch's taskOffset (a retry job);
 #   2. GETs /v1/requests/<request>/tasks/<task>: frames [header, func, ns, args...];
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
@@ -145,7 +145,7 @@ def encode_reports(reports):
 
 
 def parse_task(body, request, task):
-    """Checks a task reply and returns (first, func, ns, [args...])."""
+    """Checks a task reply and returns ([index...], func, ns, [args...])."""
     try:
         sections = decode_frames(body)
         if len(sections) < 3:
@@ -159,13 +159,23 @@ def parse_task(body, request, task):
             raise ValueError("the header is for another task")
         if not _is_count(first) or not _is_count(count) or count != len(sections) - 3:
             raise ValueError("the header does not match the argument sections")
+        # A retry task lists its arguments' indices; a chunk covers first .. first + count - 1.
+        indices = header.get("indices")
+        if indices is None:
+            indices = list(range(first, first + count))
+        elif (
+            not isinstance(indices, list)
+            or len(indices) != count
+            or not all(_is_count(index) for index in indices)
+        ):
+            raise ValueError("the header's indices do not match the argument sections")
     except ValueError as error:
         raise Refused(
             "The server's reply for task %d is not a wire v1 task (%s). Is the server at this"
             " URL a Sheepdog server of the same version?" % (task, error),
             200,
         )
-    return first, sections[1], sections[2], sections[3:]
+    return indices, sections[1], sections[2], sections[3:]
 
 
 def _is_count(value):
@@ -212,6 +222,10 @@ class Settings(object):
         self.retry_window = float(window)
         limit = launch.get("memoryLimitBytes")
         self.memory_limit = None if limit is None else _positive_int(limit, "memoryLimitBytes")
+        offset = launch.get("taskOffset", 0)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise WorkerError("The launch setting taskOffset must be an integer >= 0.", EXIT_USAGE)
+        self.task_offset = offset
 
 
 def _positive_int(value, name):
@@ -593,7 +607,7 @@ def run_task(settings, task, stdout, connection=None):
         "/v1/requests/%d/tasks/%d" % (settings.request, task),
         "fetch task %d of request %d" % (task, settings.request),
     )
-    first, func, ns, args = parse_task(body, settings.request, task)
+    indices, func, ns, args = parse_task(body, settings.request, task)
     del body
     limit = MemoryLimit(settings.memory_limit)
     reporter = Reporter(connection, settings.request, task, stdout)
@@ -606,8 +620,7 @@ def run_task(settings, task, stdout, connection=None):
         raise
     except BaseException as error:
         setup_error = format_error(error, "The function could not be set up:\n")
-    for offset, args_bytes in enumerate(args):
-        index = first + offset
+    for index, args_bytes in zip(indices, args):
         if setup_error is not None:
             reporter.add(index, "error", setup_error)
             continue
@@ -630,7 +643,8 @@ def main(launch, environ=None):
     try:
         settings = Settings(launch)
         task, _ = task_number(environ)
-        return run_task(settings, task, stdout)
+        # A retry job's tasks are numbered from 1; they are the request's tasks after the offset.
+        return run_task(settings, task + settings.task_offset, stdout)
     except WorkerError as error:
         log(error.message)
         return error.status

@@ -64,11 +64,18 @@ class FramesTest(unittest.TestCase):
     def test_parse_task(self):
         header = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 2}
         body = w.encode_frames([json.dumps(header).encode(), b"func", b"", b"a1", b"a2"])
-        first, func, ns, args = w.parse_task(body, 3, 2)
-        self.assertEqual(first, 4)
+        indices, func, ns, args = w.parse_task(body, 3, 2)
+        self.assertEqual(indices, [4, 5])
         self.assertEqual(bytes(func), b"func")
         self.assertEqual(bytes(ns), b"")
         self.assertEqual([bytes(a) for a in args], [b"a1", b"a2"])
+
+    def test_parse_retry_task(self):
+        header = {"version": 1, "request": 3, "task": 9, "first": 1, "count": 2, "indices": [1, 7]}
+        body = w.encode_frames([json.dumps(header).encode(), b"func", b"", b"a1", b"a7"])
+        indices, _, _, args = w.parse_task(body, 3, 9)
+        self.assertEqual(indices, [1, 7])
+        self.assertEqual([bytes(a) for a in args], [b"a1", b"a7"])
 
     def test_parse_task_refuses_mismatches(self):
         good = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 1}
@@ -80,6 +87,9 @@ class FramesTest(unittest.TestCase):
             w.encode_frames([json.dumps(dict(good, count=2)).encode(), b"", b"", b""]),
             w.encode_frames([json.dumps(dict(good, first=True)).encode(), b"", b"", b""]),
             w.encode_frames([b"\xff", b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, indices=[4, 5])).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, indices=[-1])).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, indices=4)).encode(), b"", b"", b""]),
         ]
         for body in bodies:
             with self.assertRaises(w.Refused) as caught:
@@ -99,6 +109,8 @@ class SettingsTest(unittest.TestCase):
         self.assertEqual(defaults.retry_window, 600.0)
         self.assertEqual(defaults.pickle_protocol, 4)
         self.assertIsNone(defaults.memory_limit)
+        self.assertEqual(defaults.task_offset, 0)
+        self.assertEqual(w.Settings(launch(taskOffset=12)).task_offset, 12)
 
     def test_invalid(self):
         for bad in (
@@ -113,6 +125,9 @@ class SettingsTest(unittest.TestCase):
             {"retryWindowSeconds": -1},
             {"retryWindowSeconds": "10"},
             {"memoryLimitBytes": 0},
+            {"taskOffset": -1},
+            {"taskOffset": True},
+            {"taskOffset": 1.5},
         ):
             with self.assertRaises(w.WorkerError) as caught:
                 w.Settings(launch(**bad))

@@ -135,6 +135,8 @@ describe("workerProgram", () => {
       { retryWindowSeconds: -1 },
       { retryWindowSeconds: Number.NaN },
       { memoryLimitBytes: 0 },
+      { taskOffset: -1 },
+      { taskOffset: 2.5 },
     ];
     for (const patch of bad) {
       expect(() => workerProgram({ ...launch, ...patch } as WorkerLaunch)).toThrow(

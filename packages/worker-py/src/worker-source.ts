@@ -51,6 +51,13 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   if (launch.memoryLimitBytes !== undefined) {
     checked.memoryLimitBytes = positiveInteger(launch.memoryLimitBytes, "memoryLimitBytes");
   }
+  if (launch.taskOffset !== undefined && launch.taskOffset !== 0) {
+    const offset = launch.taskOffset;
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      throw invalid("taskOffset", "must be a whole number, 0 or more");
+    }
+    checked.taskOffset = offset;
+  }
   return checked;
 }
 

@@ -181,6 +181,19 @@ describe("the worker against the real server", () => {
     expect(beyond.stderr).toContain("HTTP 404");
   });
 
+  it("runs a retry job's task: taskOffset reaches the request's retry task and its indices", async () => {
+    const args = Array.from({ length: 5 }, (_, i) => `(${i},)`);
+    const request = await newRequest("def f(x):\n    return x + 10\n", args, { chunkSize: 2 });
+    // Chunks are tasks 1-3; the retry job's tasks 1 and 2 are the request's tasks 4 and 5.
+    await store.updateMeta(request.id, { retryTasks: [[1, 4], [3]] });
+    const runs = await Promise.all(
+      [1, 2].map((task) => runWorker(launchFor(request, { taskOffset: 3 }), task)),
+    );
+    for (const run of runs) expectClean(run);
+    expect(await results(request.id)).toEqual([null, "11", null, "13", "14"]);
+    expect(parseReportLines(runs[0]?.stdout ?? "").map((l) => l.index)).toEqual([1, 4]);
+  });
+
   it("pickles results with the configured protocol, and refuses what cannot be pickled", async () => {
     const request = await newRequest(
       "import threading\ndef f(x):\n    return threading.Lock() if x else {'a': (1, 2.5)}\n",

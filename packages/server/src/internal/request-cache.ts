@@ -9,11 +9,34 @@ export interface RequestSnapshot {
   chunkSize: number;
   func: Uint8Array;
   ns: Uint8Array;
+  /** The argument indices of the retry tasks after the chunked ones (request meta `retryTasks`). */
+  retryTasks: readonly (readonly number[])[];
 }
 
-/** The array task count of a request: `ceil(tasks / chunkSize)`. */
+/** The array task count of a request's first job: `ceil(tasks / chunkSize)`. */
 export function arrayTaskCount(snapshot: RequestSnapshot): number {
   return Math.ceil(snapshot.tasks / snapshot.chunkSize);
+}
+
+/**
+ * The request meta's `retryTasks` (wire.ts): a list of non-empty, ascending lists of indices
+ * within the request. Anything else (absent, or not of that shape) counts as no retry tasks,
+ * so that a damaged meta can only make tasks unknown (404), never serve wrong arguments.
+ */
+function retryTasksOf(meta: Record<string, unknown>, tasks: number): number[][] {
+  const value = meta.retryTasks;
+  if (!Array.isArray(value)) return [];
+  const lists: number[][] = [];
+  for (const list of value) {
+    if (!Array.isArray(list) || list.length === 0) return [];
+    let previous = -1;
+    for (const index of list) {
+      if (!Number.isSafeInteger(index) || index <= previous || index >= tasks) return [];
+      previous = index;
+    }
+    lists.push(list as number[]);
+  }
+  return lists;
 }
 
 function chunkSizeOf(meta: Record<string, unknown>): number {
@@ -24,8 +47,9 @@ function chunkSizeOf(meta: Record<string, unknown>): number {
 /**
  * A bounded cache of request snapshots, so that a fetch or a report costs no store read for
  * the request itself. A request's token, tasks, chunk size, function and namespace never
- * change once created, so entries never go stale; failures (an unknown id) are not cached, so
- * a request created later by another process is found.
+ * change once created; its retry tasks only grow, and {@link RequestCache.refresh} reads them
+ * again when a task past the known end is asked for. Failures (an unknown id) are not cached,
+ * so a request created later by another process is found.
  */
 export class RequestCache {
   readonly #store: Store;
@@ -33,6 +57,7 @@ export class RequestCache {
   readonly #maxBytes: number;
   readonly #entries = new Map<RequestId, Promise<RequestSnapshot>>();
   readonly #sizes = new Map<RequestId, number>();
+  readonly #refreshing = new Set<RequestId>();
   #bytes = 0;
 
   constructor(store: Store, maxEntries = 256, maxBytes = 256 * 1024 * 1024) {
@@ -58,9 +83,11 @@ export class RequestCache {
         chunkSize: chunkSizeOf(info.meta),
         func: info.func,
         ns: info.ns,
+        retryTasks: retryTasksOf(info.meta, info.tasks),
       };
       if (this.#entries.get(id) === loading) {
-        const size = snapshot.func.byteLength + snapshot.ns.byteLength;
+        let size = snapshot.func.byteLength + snapshot.ns.byteLength;
+        for (const list of snapshot.retryTasks) size += 8 * list.length;
         this.#sizes.set(id, size);
         this.#bytes += size;
         this.#evict();
@@ -74,6 +101,27 @@ export class RequestCache {
     return loading;
   }
 
+  /**
+   * Reads request `id` again (its meta may have gained retry tasks since it was cached); calls
+   * made while one read is under way share it.
+   */
+  refresh(id: RequestId): Promise<RequestSnapshot> {
+    const current = this.#entries.get(id);
+    if (current !== undefined && this.#refreshing.has(id)) return current;
+    this.#forget(id);
+    const loading = this.get(id);
+    this.#refreshing.add(id);
+    const done = () => this.#refreshing.delete(id);
+    loading.then(done, done);
+    return loading;
+  }
+
+  #forget(id: RequestId): void {
+    this.#entries.delete(id);
+    this.#bytes -= this.#sizes.get(id) ?? 0;
+    this.#sizes.delete(id);
+  }
+
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
@@ -85,9 +133,7 @@ export class RequestCache {
     for (const id of this.#entries.keys()) {
       if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) return;
       if (this.#entries.size === 1) return;
-      this.#entries.delete(id);
-      this.#bytes -= this.#sizes.get(id) ?? 0;
-      this.#sizes.delete(id);
+      this.#forget(id);
     }
   }
 }
