@@ -112,6 +112,33 @@ describe("startServer", () => {
     expect(task.args).toEqual([pickled(1)]);
   });
 
+  it("answers the worker routes alike on the direct path and through h3", async () => {
+    // A plain path is answered straight from node:http; a query string sends it through h3.
+    const request = await newRequest(3);
+    const auth = { authorization: `Bearer ${request.token}` };
+    const answers = [];
+    for (const suffix of ["", "?via=h3"]) {
+      const ok = await fetch(`${taskUrl(request.id, 2)}${suffix}`, { headers: auth });
+      const refused = await fetch(`${taskUrl(request.id, 2)}${suffix}`);
+      const missing = await fetch(`${taskUrl(request.id, 9)}${suffix}`, { headers: auth });
+      answers.push([
+        [ok.status, ok.headers.get("content-type"), ok.headers.get("cache-control")],
+        [...new Uint8Array(await ok.arrayBuffer())],
+        [refused.status, refused.headers.get("www-authenticate"), await refused.text()],
+        [missing.status, missing.headers.get("content-type"), await missing.text()],
+      ]);
+    }
+    expect(answers[0]).toEqual(answers[1]);
+    expect(answers[0]?.[0]).toEqual([200, TASK_CONTENT_TYPE, "no-store"]);
+    const body = encodeReports([{ index: 2, kind: "result", payload: pickled(7) }]);
+    const posted = await fetch(`${taskUrl(request.id, 3)}/reports?via=h3`, {
+      method: "POST",
+      headers: { ...auth, "content-type": REPORTS_CONTENT_TYPE },
+      body,
+    });
+    expect(await posted.json()).toEqual({ stored: 1, duplicates: 0 });
+  });
+
   it("maps array tasks to chunks of chunkSize arguments", async () => {
     const request = await newRequest(5, 2);
     const ranges: [number, number, number[]][] = [];

@@ -1,4 +1,5 @@
 import type { WireErrorBody } from "@sheepdog/contracts";
+import { HTTPResponse } from "h3";
 
 /**
  * A failure to answer with a 4xx/5xx status and a safe message. The message is ours, never
@@ -15,29 +16,55 @@ export class WireError extends Error {
   }
 }
 
-/** A JSON error response `{ status, message }`. */
-export function errorResponse(
+/**
+ * An answer, before it is written: as an h3 response ({@link toResponse}) or straight to a
+ * Node response (the server's direct path for the worker routes).
+ */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+}
+
+/** A JSON error answer `{ status, message }`. */
+export function errorReply(
   status: number,
   message: string,
   headers: Record<string, string> = {},
-): Response {
+): Reply {
   const body: WireErrorBody = { status, message };
-  return new Response(JSON.stringify(body), {
+  return {
     status,
     headers: {
       "content-type": "application/json; charset=utf-8",
       "cache-control": "no-store",
       ...headers,
     },
-  });
+    body: JSON.stringify(body),
+  };
 }
 
-/** A JSON success response. */
-export function jsonResponse(value: unknown): Response {
-  return new Response(JSON.stringify(value), {
+/** A JSON success answer. */
+export function jsonReply(value: unknown): Reply {
+  return {
     status: 200,
     headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-  });
+    body: JSON.stringify(value),
+  };
+}
+
+/** The h3 response of a reply. */
+export function toResponse(reply: Reply): HTTPResponse {
+  return new HTTPResponse(reply.body, { status: reply.status, headers: reply.headers });
+}
+
+/** A JSON error response `{ status, message }`. */
+export function errorResponse(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): HTTPResponse {
+  return toResponse(errorReply(status, message, headers));
 }
 
 /** The message for an error status that h3 raised itself (no route, bad URL, ...). */
