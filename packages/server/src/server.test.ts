@@ -159,6 +159,44 @@ describe("startServer", () => {
     await expectError(await getTask(request.id, 4, request.token), 404);
   });
 
+  it("reads small arguments of one-argument tasks 64 at a time, each served right", async () => {
+    const request = await newRequest(150);
+    const order = Array.from({ length: 150 }, (_, i) => i + 1).sort(
+      (a, b) => ((a * 37) % 150) - ((b * 37) % 150),
+    );
+    const served = await Promise.all(
+      [...order, 5, 70].map(async (task) => {
+        const response = await getTask(request.id, task, request.token);
+        const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+        return [task, decoded.header.first, decoded.args] as const;
+      }),
+    );
+    for (const [task, first, args] of served) {
+      expect(first).toBe(task - 1);
+      expect(args).toEqual([pickled(task - 1)]);
+    }
+    // The first task alone, three blocks (0-63, 64-127, 128-149), and at most the two repeats.
+    expect(calls.getArgs).toBeGreaterThanOrEqual(4);
+    expect(calls.getArgs).toBeLessThanOrEqual(6);
+  });
+
+  it("reads large arguments one task at a time", async () => {
+    const big = (i: number) =>
+      new Uint8Array([0x80, 4, 0x42, ...new Uint8Array(2000).fill(i), 0x2e]);
+    const request = await store.createRequest({
+      func,
+      ns,
+      args: Array.from({ length: 10 }, (_, i) => big(i)),
+      meta: {},
+    });
+    for (let task = 1; task <= 10; task++) {
+      const response = await getTask(request.id, task, request.token);
+      const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+      expect(decoded.args).toEqual([big(task - 1)]);
+    }
+    expect(calls.getArgs).toBe(10);
+  });
+
   it("reads a request from the store once, then from its cache", async () => {
     const request = await newRequest(4);
     await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, request.token)));
@@ -244,6 +282,22 @@ describe("authentication", () => {
       headers: { authorization: `bearer   ${request.token}` },
     });
     expect(ok.status).toBe(200);
+  });
+
+  it("still refuses a wrong token after the right one was accepted", async () => {
+    const mine = await newRequest(2);
+    const theirs = await newRequest(2);
+    expect((await getTask(mine.id, 1, mine.token)).status).toBe(200);
+    expect((await getTask(theirs.id, 1, theirs.token)).status).toBe(200);
+    const last = mine.token.at(-1) === "A" ? "B" : "A";
+    for (const token of [
+      `${mine.token.slice(0, -1)}${last}`,
+      mine.token.slice(0, -1),
+      theirs.token,
+    ]) {
+      await expectError(await getTask(mine.id, 2, token), 401);
+    }
+    expect((await getTask(mine.id, 2, mine.token)).status).toBe(200);
   });
 
   it("never lets one request's token read or write another request's tasks", async () => {
