@@ -13,6 +13,8 @@ describe("resolveConfig", () => {
       geOpts: ["-wd $HOME/.sheepdog/", "-o $HOME/.sheepdog/", "-e $HOME/.sheepdog/"],
       pickleProtocol: 4,
       retryWindowSeconds: 600,
+      retries: 0,
+      retryOn: "died",
     });
     expect(sources.host).toBe("option");
     expect(sources.dbfile).toBe("default");
@@ -108,6 +110,18 @@ describe("resolveConfig", () => {
     expect(() => resolveConfig({ host: "fear" }, { SHEEPDOG_SSH_PORT: "abc" })).toThrow(
       /SHEEPDOG_SSH_PORT/,
     );
+    expect(() => resolveConfig({ host: "fear", retries: -1 }, {})).toThrow(
+      '"retries" must be a whole number, 0 or more, not -1.',
+    );
+    expect(() => resolveConfig({ host: "fear", retryOn: "raised" as never }, {})).toThrow(
+      '"retryOn" must be "died" or "any", not "raised".',
+    );
+    expect(() => resolveConfig({ host: "fear" }, { SHEEPDOG_RETRY_ON: "all" })).toThrow(
+      'SHEEPDOG_RETRY_ON must be "died" or "any"',
+    );
+    expect(
+      resolveConfig({ host: "fear" }, { SHEEPDOG_RETRIES: "2", SHEEPDOG_RETRY_ON: "any" }).config,
+    ).toMatchObject({ retries: 2, retryOn: "any" });
     try {
       resolveConfig({ host: "" }, {});
       expect.unreachable();

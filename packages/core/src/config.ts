@@ -57,7 +57,29 @@ export interface SheepdogConfig {
    * @default automatic: about two tasks per slot of the cluster (1 when its slots are unknown)
    */
   chunkSize?: number;
+  /**
+   * How many times `map` runs the failed arguments again, each time as a new array job of only
+   * those arguments (see `retryOn`, and `retryWith` in `map`'s options to ask for more memory
+   * or time). The error of an argument that fails every attempt lists each attempt's cause.
+   * `mapAsync` does not retry. Env: `SHEEPDOG_RETRIES`. @default 0
+   */
+  retries?: number;
+  /**
+   * Which failures are retried: `"died"`, arguments whose task ended without reporting them
+   * (killed by a signal, over its run-time or memory limit, a node or interpreter that failed,
+   * a job the scheduler refused to start) and those whose Python raised `MemoryError` (under
+   * a memory limit): failures that more resources or another node can fix. `"any"` also
+   * retries exceptions raised by the function itself, which are usually deterministic.
+   * Env: `SHEEPDOG_RETRY_ON`. @default "died"
+   */
+  retryOn?: RetryOn;
 }
+
+/** The failures `retries` applies to; see {@link SheepdogConfig.retryOn}. */
+export const retryOnValues = ["died", "any"] as const;
+
+/** One of {@link retryOnValues}. */
+export type RetryOn = (typeof retryOnValues)[number];
 
 /** Every setting resolved, with defaults applied. */
 export interface ResolvedConfig {
@@ -77,9 +99,11 @@ export interface ResolvedConfig {
   concurrency?: number;
   retryWindowSeconds: number;
   chunkSize?: number;
+  retries: number;
+  retryOn: RetryOn;
 }
 
-type Kind = "string" | "port" | "count" | "strings" | "protocol";
+type Kind = "string" | "port" | "count" | "whole" | "strings" | "protocol" | "retryOn";
 
 const settings = {
   host: { kind: "string", env: "SHEEPDOG_HOST", seed: "host" },
@@ -98,6 +122,8 @@ const settings = {
   concurrency: { kind: "count", env: "SHEEPDOG_CONCURRENCY", seed: "concurrency" },
   retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", seed: "retry_window" },
   chunkSize: { kind: "count", env: "SHEEPDOG_CHUNK_SIZE", seed: "chunk_size" },
+  retries: { kind: "whole", env: "SHEEPDOG_RETRIES", seed: "retries" },
+  retryOn: { kind: "retryOn", env: "SHEEPDOG_RETRY_ON", seed: "retry_on" },
 } as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; seed: string }>;
 
 /** The names of every configuration setting. */
@@ -149,6 +175,7 @@ function suggestion(key: string): string {
 function parseEnv(name: string, kind: Kind, raw: string): unknown {
   switch (kind) {
     case "string":
+    case "retryOn":
       return raw;
     case "strings":
       try {
@@ -187,6 +214,18 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
     case "count":
       if (!Number.isInteger(value) || (value as number) < 1) {
         throw invalid(`${where} must be a positive whole number, not ${describe(value)}.`);
+      }
+      return value;
+    case "whole":
+      if (!Number.isInteger(value) || (value as number) < 0) {
+        throw invalid(`${where} must be a whole number, 0 or more, not ${describe(value)}.`);
+      }
+      return value;
+    case "retryOn":
+      if (!(retryOnValues as readonly unknown[]).includes(value)) {
+        throw invalid(
+          `${where} must be ${retryOnValues.map((v) => JSON.stringify(v)).join(" or ")}, not ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : describe(value)}.`,
+        );
       }
       return value;
     case "protocol":
@@ -289,6 +328,8 @@ export function resolveConfig(
     ],
     pickleProtocol: (values.pickleProtocol as 2 | 3 | 4 | 5 | undefined) ?? 4,
     retryWindowSeconds: (values.retryWindowSeconds as number | undefined) ?? 600,
+    retries: (values.retries as number | undefined) ?? 0,
+    retryOn: (values.retryOn as RetryOn | undefined) ?? "died",
   };
   for (const name of [
     "sshPort",

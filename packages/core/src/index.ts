@@ -1,13 +1,19 @@
 export { SheepdogError } from "@sheepdog/contracts";
 export type { PyFunction } from "@sheepdog/serialise";
 export { py, pyFile, tuple } from "@sheepdog/serialise";
-export type { ConfigResolution, ConfigSource, ResolvedConfig, SheepdogConfig } from "./config.js";
-export { configKeys, memGrabBytes, resolveConfig } from "./config.js";
+export type {
+  ConfigResolution,
+  ConfigSource,
+  ResolvedConfig,
+  RetryOn,
+  SheepdogConfig,
+} from "./config.js";
+export { configKeys, memGrabBytes, resolveConfig, retryOnValues } from "./config.js";
 export type { ProgressStream } from "./internal/progress.js";
 export { progressPrinter } from "./internal/progress.js";
 export type { ShutdownOptions } from "./internal/resources.js";
 export { shutdown } from "./internal/resources.js";
-export type { MapAsyncOptions, MapOptions, MapProgress } from "./map.js";
+export type { AttemptOptions, MapAsyncOptions, MapOptions, MapProgress } from "./map.js";
 export { map, mapAsync } from "./map.js";
 export type { RecoverOutcome, RequestConfig, RequestStatus, ServeOptions } from "./requests.js";
 export {

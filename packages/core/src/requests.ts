@@ -12,6 +12,7 @@ import { resolveConfig } from "./config.js";
 import type { RequestConfig } from "./internal/request-job.js";
 import { dbfileOf, requestJob } from "./internal/request-job.js";
 import { clusterFor, serverForConfig, storeFor } from "./internal/resources.js";
+import { undecodableReason } from "./internal/result-check.js";
 
 export type { RequestConfig };
 
@@ -96,9 +97,11 @@ export async function recover(id: number, config: RequestConfig = {}): Promise<R
   const cluster = await clusterFor(resolved);
   let text: string;
   try {
-    const pattern = `${job.name}.o*`;
+    // Every attempt's output: a retry job is named after the first with `_r<attempt>`.
+    const base = job.name.replace(/_r\d+$/, "");
+    const names = `-name ${shellQuote(`${base}.o*`)} -o -name ${shellQuote(`${base}_r*.o*`)}`;
     const { stdout, stderr, code } = await cluster.remote.exec(
-      `find ${shellQuote(job.directory)} -maxdepth 1 -name ${shellQuote(pattern)} -exec grep -h -F ${shellQuote(STDOUT_REPORT_PREFIX.trim())} {} +`,
+      `find ${shellQuote(job.directory)} -maxdepth 1 ( ${names} ) -exec grep -h -F ${shellQuote(STDOUT_REPORT_PREFIX.trim())} {} +`,
     );
     if (code !== 0 && code !== 1) {
       throw new SheepdogError(
@@ -114,11 +117,16 @@ export async function recover(id: number, config: RequestConfig = {}): Promise<R
   const lines = parseReportLines(text).filter(
     (line) => line.request === id && line.index >= 0 && line.index < info.tasks,
   );
-  const reports: StoreReport[] = lines.map((line) =>
-    line.kind === "result"
+  const reports: StoreReport[] = lines.map((line) => {
+    if (line.kind === "error") {
+      return { index: line.index, kind: "error", value: new TextDecoder().decode(line.payload) };
+    }
+    // As the server does: a result that does not decode is kept as its task's error.
+    const unusable = undecodableReason(line.payload);
+    return unusable === undefined
       ? { index: line.index, kind: "result", value: line.payload }
-      : { index: line.index, kind: "error", value: new TextDecoder().decode(line.payload) },
-  );
+      : { index: line.index, kind: "error", value: unusable };
+  });
   let stored = 0;
   if (store.putReports) {
     stored = (await store.putReports(id, reports)).filter(Boolean).length;

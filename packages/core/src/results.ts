@@ -3,6 +3,8 @@ import { decode } from "@sheepdog/serialise";
 import { progressPrinter } from "./internal/progress.js";
 import { dbfileOf, requestJob } from "./internal/request-job.js";
 import { clusterFor, storeFor } from "./internal/resources.js";
+import { decodeResults } from "./internal/result-check.js";
+import { layoutOf } from "./internal/task-layout.js";
 import { waitForRequest } from "./internal/wait.js";
 
 /** Options of {@link getResults}. */
@@ -33,7 +35,7 @@ function checkId(id: number): void {
   }
 }
 
-/** Decodes a pickle that came from a worker; one that does not decode becomes `null`. */
+/** Decodes an argument tuple; one that does not decode becomes `null`. */
 function decodeOrNull(bytes: Uint8Array): unknown {
   try {
     return decode(bytes);
@@ -44,7 +46,9 @@ function decodeOrNull(bytes: Uint8Array): unknown {
 
 /**
  * Every task of a request as `[args, result]`, in argument order; `result` is `null` for a
- * task that failed or has not reported yet. With `block`, waits until every task has.
+ * task that failed or has not reported yet. With `block`, waits until every task has. A
+ * stored result that cannot be decoded becomes an error of its task (see {@link getErrors});
+ * the other results are unaffected.
  *
  * @example
  * ```ts
@@ -60,10 +64,8 @@ export async function getResults<R = unknown>(
   const store = await storeFor(dbfileOf(options));
   if (options.block) await waitForResults(id, options);
   const rows = await store.getResults(id);
-  return rows.map((row) => [
-    decodeOrNull(row.args) as unknown[],
-    row.result === null ? null : (decodeOrNull(row.result) as R | null),
-  ]);
+  const results = await decodeResults(store, id, rows);
+  return rows.map((row, i) => [decodeOrNull(row.args) as unknown[], results[i] as R | null]);
 }
 
 /**
@@ -81,7 +83,9 @@ async function waitForResults(id: number, options: GetResultsOptions): Promise<v
       store,
       request: id,
       tasks: info.tasks,
-      chunkSize: typeof info.meta.chunkSize === "number" ? info.meta.chunkSize : 1,
+      layout: layoutOf(info.meta, info.tasks),
+      ...(typeof info.meta.taskOffset === "number" && { taskOffset: info.meta.taskOffset }),
+      ...(typeof info.meta.attempt === "number" && { attempt: info.meta.attempt }),
       ...(job && cluster && { job, scheduler: cluster.scheduler }),
       ...(options.signal && { signal: options.signal }),
       ...(printer && { onProgress: printer.update }),

@@ -27,8 +27,9 @@ export function progressPrinter(
     const seconds = p.elapsedMs / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
     const eta = rate > 0 && done < p.tasks ? ` ETA ${formatSeconds((p.tasks - done) / rate)}` : "";
+    const attempt = p.attempt > 1 ? ` (attempt ${p.attempt})` : "";
     return (
-      `[sheepdog] request ${p.request}: ${done}/${p.tasks} done (${p.errors} failed), ` +
+      `[sheepdog] request ${p.request}${attempt}: ${done}/${p.tasks} done (${p.errors} failed), ` +
       `${p.running} running, ${p.queued} queued, ${rate.toFixed(1)}/s${eta}`
     );
   };

@@ -8,6 +8,7 @@ import type { SheepdogServer } from "@sheepdog/server";
 import { closeServers, serverFor } from "@sheepdog/server";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import type { ResolvedConfig } from "../config.js";
+import { undecodableReason } from "./result-check.js";
 
 /**
  * What one process shares between its maps: one store per dbfile, one server per port (the
@@ -39,10 +40,16 @@ export function storeFor(dbfile: string): Promise<Store> {
 
 /**
  * A handle on the server for this config's port and dbfile: close it when the map no longer
- * needs the server (it stops with its last handle).
+ * needs the server (it stops with its last handle). A result that does not decode is stored
+ * as an error of its task alone (the server's `checkResult`).
  */
 export function serverForConfig(config: ResolvedConfig, store: Store): Promise<SheepdogServer> {
-  return serverFor({ port: config.port, store, storeKey: dbfileKey(config.dbfile) });
+  return serverFor({
+    port: config.port,
+    store,
+    storeKey: dbfileKey(config.dbfile),
+    checkResult: undecodableReason,
+  });
 }
 
 export interface Cluster {

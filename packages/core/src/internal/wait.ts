@@ -1,5 +1,7 @@
 import type { JobRef, Scheduler, Store, TaskState } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import type { TaskLayout } from "./task-layout.js";
+import { taskIndices } from "./task-layout.js";
 
 /** How far a map has come. */
 export interface MapProgress {
@@ -12,16 +14,27 @@ export interface MapProgress {
   queued: number;
   running: number;
   elapsedMs: number;
+  /** Which attempt is running: 1, then 2 for the first retry of failed arguments (`retries`). */
+  attempt: number;
 }
 
 export interface WaitOptions {
   store: Store;
   request: number;
   tasks: number;
-  /** Argument tuples per array task. */
-  chunkSize: number;
+  /** Which arguments each of the request's array tasks covers. */
+  layout: TaskLayout;
   scheduler?: Scheduler;
   job?: JobRef;
+  /** The job's task `n` is the request's task `n + taskOffset` (a retry job). @default 0 */
+  taskOffset?: number;
+  /** The attempt this job is, for progress. @default 1 */
+  attempt?: number;
+  /**
+   * Told about arguments whose task ended without reporting them, once they are recorded as
+   * errors, with the cause written.
+   */
+  onDied?: (indices: readonly number[], cause: string) => void;
   signal?: AbortSignal;
   onProgress?: (progress: MapProgress) => void;
   /** Resolves early when a report for this request arrives (the server's event). */
@@ -46,9 +59,12 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
     store,
     request,
     tasks,
-    chunkSize,
+    layout,
     scheduler,
     job,
+    taskOffset = 0,
+    attempt = 1,
+    onDied,
     signal,
     onProgress,
     countIntervalMs = 1000,
@@ -59,6 +75,8 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
   const started = Date.now();
   const settled = new Set<number>();
   const firstSeenEnded = new Map<number, number>();
+  /** Tasks the scheduler last said had ended (or were held in error), not yet settled. */
+  const ended = new Map<number, TaskState>();
   let queued = 0;
   let running = 0;
   let lastStatus = 0;
@@ -79,10 +97,15 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
         queued,
         running,
         elapsedMs: Date.now() - started,
+        attempt,
       };
       if (counts.results + counts.errors >= tasks) {
-        // Tasks the scheduler holds in an error state would sit in its queue for ever.
-        if (heldTasks > 0 && scheduler && job) await scheduler.cancel(job).catch(() => {});
+        // Every argument has its report, so what the scheduler still holds is of no use: tasks
+        // in an error state would sit in its queue for ever, and a re-run of a task that
+        // already reported (GridEngine's -r y rescheduling) would only report again.
+        if ((heldTasks > 0 || queued > 0 || running > 0) && scheduler && job) {
+          await scheduler.cancel(job).catch(() => {});
+        }
         const final = { ...progress, queued: 0, running: 0 };
         onProgress?.(final);
         return final;
@@ -96,12 +119,21 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
         queued = 0;
         running = 0;
         for (const [number, state] of states ?? []) {
-          if (state.state === "queued" && !state.error) queued++;
-          else if (state.state === "running") running++;
-          else if (!settled.has(number)) {
-            await settleEndedTask(number, state);
+          if ((state.state === "queued" && !state.error) || state.state === "running") {
+            if (state.state === "running") running++;
+            else queued++;
+            // Back in the queue or running again (rescheduled): not ended after all.
+            ended.delete(number);
+            firstSeenEnded.delete(number);
+          } else if (!settled.has(number)) {
+            ended.set(number, state);
           }
         }
+      }
+      // A task seen ended is settled as soon as its grace has passed, not at the next status.
+      for (const [number, state] of ended) {
+        if (settled.has(number)) ended.delete(number);
+        else await settleEndedTask(number, state);
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, countIntervalMs);
@@ -126,10 +158,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
     if (now - seen < grace) return;
     settled.add(number);
     if (state.state === "queued") heldTasks++;
-    const first = (number - 1) * chunkSize;
-    const count = Math.min(chunkSize, tasks - first);
-    if (count <= 0) return;
-    const missing = await store.unreported(request, first, count);
+    const missing = await unreportedOf(taskIndices(layout, number + taskOffset));
     if (missing.length === 0) return;
     const cause =
       state.state === "finished"
@@ -137,13 +166,24 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
         : state.state === "queued"
           ? `the scheduler holds it in an error state and will not run it: ${state.error}`
           : "the scheduler no longer knows it and has no accounting record of how it ended";
+    const text = `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments: ${cause}.`;
+    const died: number[] = [];
     for (const index of missing) {
-      await store.putError(
-        request,
-        index,
-        `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments: ${cause}.`,
-      );
+      if (await store.putError(request, index, text)) died.push(index);
     }
+    if (died.length > 0) onDied?.(died, text);
+  }
+
+  /** The indices without a report, asking the store once per run of consecutive indices. */
+  async function unreportedOf(indices: readonly number[]): Promise<number[]> {
+    const missing: number[] = [];
+    for (let i = 0; i < indices.length; ) {
+      let end = i + 1;
+      while (end < indices.length && indices[end] === (indices[end - 1] as number) + 1) end++;
+      missing.push(...(await store.unreported(request, indices[i] as number, end - i)));
+      i = end;
+    }
+    return missing;
   }
 }
 

@@ -1,0 +1,629 @@
+import { spawn } from "node:child_process";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { JobRef, Remote } from "@sheepdog/contracts";
+import { connect } from "@sheepdog/deploy-ssh";
+import { describeCluster } from "@sheepdog/testcluster";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { MapOptions, MapProgress, SheepdogConfig } from "./index.js";
+import {
+  cancelRequest,
+  getErrors,
+  getResults,
+  listRequests,
+  map,
+  py,
+  requestStatus,
+  serve,
+  shutdown,
+} from "./index.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The sockets of this process connected to `port` (ESTABLISHED), by inode. */
+function connectionsTo(port: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (match?.[1]) inodes.add(match[1]);
+    } catch {
+      // The fd closed while we looked.
+    }
+  }
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const found: string[] = [];
+  for (const table of ["/proc/self/net/tcp", "/proc/self/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const [, , remote, state, , , , , , inode] = fields;
+      if (remote?.endsWith(hex) && state === "01" && inode && inodes.has(inode)) found.push(inode);
+    }
+  }
+  return found;
+}
+
+describeCluster("faults on the GridEngine test cluster", (cluster) => {
+  let dir: string;
+  let config: SheepdogConfig;
+  let dbfile: string;
+  const dist = pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-core-faults-"));
+    dbfile = join(dir, "sheepdog.sqlite");
+    config = {
+      host: cluster.host,
+      sshPort: cluster.port,
+      sshUser: cluster.user,
+      sshKeyfile: cluster.privateKeyPath,
+      sshKnownHosts: cluster.knownHostsPath,
+      dbfile,
+    };
+  });
+  afterAll(async () => {
+    await shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `command` on the head node as the test user, over a connection of its own. */
+  async function onHead(command: string) {
+    const remote: Remote = await connect({
+      host: cluster.host,
+      port: cluster.port,
+      user: cluster.user,
+      keyfile: cluster.privateKeyPath,
+      knownHostsPath: cluster.knownHostsPath,
+    });
+    try {
+      return await remote.exec(command, { timeoutMs: 30_000 });
+    } finally {
+      await remote.close();
+    }
+  }
+
+  /** When task `task` of job `jobId` ended, as qacct records it, in ms since the epoch. */
+  async function taskEnded(jobId: string, task: number): Promise<number> {
+    const { stdout } = await onHead(
+      `date -d "$(qacct -j ${jobId} -t ${task} | sed -n 's/^end_time *//p' | tail -1)" +%s`,
+    );
+    expect(stdout.trim()).toMatch(/^\d+$/);
+    return Number(stdout.trim()) * 1000;
+  }
+
+  /**
+   * While `running` is pending, watches the request's job for a task GridEngine refuses to
+   * start (Eqw), and resolves with when it refused (the "error reason" time of qstat -j).
+   */
+  async function refusedAt(request: () => number, running: Promise<unknown>) {
+    let done = false;
+    void running.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      const [info] = (await listRequests({ dbfile })).filter((r) => r.id === request());
+      const job = info?.meta.job as JobRef | undefined;
+      if (job) {
+        const { stdout } = await onHead(
+          `t=$(qstat -j ${job.parts[0]?.jobId} 2>/dev/null | sed -n 's/^error reason *[0-9]*: *\\([0-9/]* [0-9:]*\\).*/\\1/p' | head -1); [ -n "$t" ] && date -d "$t" +%s`,
+        );
+        if (/^\d+$/.test(stdout.trim())) return Number(stdout.trim()) * 1000;
+      }
+      await sleep(300);
+    }
+    return undefined;
+  }
+
+  /** Prints a measured latency, for the record. */
+  function record(what: string, ms: number) {
+    process.stdout.write(`[faults] ${what}: ${(ms / 1000).toFixed(1)} s\n`);
+  }
+
+  /** Whether qstat still lists a job. */
+  async function inQstat(job: JobRef): Promise<boolean> {
+    const { code } = await onHead(`qstat -j ${job.parts.map((p) => p.jobId).join(",")}`);
+    return code === 0;
+  }
+
+  async function mapTimed(
+    f: ReturnType<typeof py>,
+    args: unknown[][],
+    extra: Partial<SheepdogConfig> = {},
+    options: MapOptions & { watchRefusal?: boolean } = {},
+  ) {
+    const progress: MapProgress[] = [];
+    const started = Date.now();
+    const running = map(
+      f,
+      args,
+      { ...config, ...extra },
+      {
+        ...options,
+        onProgress: (p) => {
+          progress.push(p);
+          options.onProgress?.(p);
+        },
+      },
+    );
+    const refused = options.watchRefusal
+      ? refusedAt(() => progress[0]?.request ?? 0, running)
+      : Promise.resolve(undefined);
+    const results = await running;
+    const done = Date.now();
+    const refusal = await refused;
+    const request = progress.at(-1)?.request ?? 0;
+    const errors = await getErrors(request, { dbfile });
+    const { job } = await requestStatus(request, { dbfile });
+    if (!job) throw new Error(`request ${request} has no job`);
+    // Counts never pass the number of tasks, whatever reports twice.
+    for (const p of progress) expect(p.results + p.errors).toBeLessThanOrEqual(p.tasks);
+    return { results, errors, started, done, job, request, progress, refusal };
+  }
+
+  const defaultDirs = ["-wd $HOME/.sheepdog/", "-o $HOME/.sheepdog/", "-e $HOME/.sheepdog/"];
+
+  /** A function that holds `mib` MiB in each of `children` processes for a while. */
+  const hog = py`
+def f(children, mib):
+    import subprocess, sys
+    code = "import time; b = bytearray(%d * 1024 * 1024); time.sleep(8)" % mib
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(children)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError("a child failed: %r" % codes)
+    return children * mib
+`;
+
+  describe.concurrent("a task that dies without reporting becomes an error within 15 s of its end", () => {
+    it("killed by SIGKILL", async () => {
+      const f = py`
+def f(x):
+    import os, signal
+    if x == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+`;
+      const run = await mapTimed(f, [[0], [1]], { chunkSize: 1 });
+      expect(run.results).toEqual([0, null]);
+      expect(run.errors).toHaveLength(1);
+      const [args, error] = run.errors[0] ?? [];
+      expect(args).toEqual([1]);
+      expect(error).toContain(`Task 2 of job ${run.job.id} ended without reporting`);
+      expect(error).toContain("killed by signal 9 (SIGKILL)");
+      const end = await taskEnded(run.job.id, 2);
+      record("SIGKILL: error after the task's end", run.done - end);
+      expect(run.done - end).toBeLessThanOrEqual(16_000);
+    });
+
+    it("over its run-time limit (-l h_rt)", async () => {
+      const f = py`
+def f(x):
+    import time
+    time.sleep(60)
+`;
+      const run = await mapTimed(f, [[1]], { geOpts: ["-l h_rt=0:0:3", ...defaultDirs] });
+      expect(run.results).toEqual([null]);
+      const error = run.errors[0]?.[1];
+      expect(error).toContain("exceeded its run-time limit (h_rt=");
+      expect(error).toContain("scheduler failure 37");
+      const end = await taskEnded(run.job.id, 1);
+      record("h_rt: error after the task's end", run.done - end);
+      expect(run.done - end).toBeLessThanOrEqual(16_000);
+    });
+
+    it("over its memory limit (-l h_vmem): killed by GridEngine, with the peak memory", async () => {
+      const run = await mapTimed(hog, [[3, 150]], { geOpts: ["-l h_vmem=300M", ...defaultDirs] });
+      expect(run.results).toEqual([null]);
+      const error = run.errors[0]?.[1];
+      expect(error).toContain("exceeded its memory limit (h_vmem=300M)");
+      expect(error).toMatch(/peak memory \d+\.\d MiB/);
+      expect(error).toContain("scheduler failure 37");
+      const end = await taskEnded(run.job.id, 1);
+      record("h_vmem: error after the task's end", run.done - end);
+      expect(run.done - end).toBeLessThanOrEqual(16_000);
+    });
+
+    it("over its memory limit (-l mem_grab): the worker reports the MemoryError at once", async () => {
+      const f = py`
+def f(mib):
+    return len(bytearray(mib * 1024 * 1024))
+`;
+      const run = await mapTimed(f, [[2], [800]], {
+        chunkSize: 1,
+        geOpts: ["-l mem_grab=200M", ...defaultDirs],
+      });
+      expect(run.results).toEqual([2 * 1024 * 1024, null]);
+      expect(run.errors.map(([args]) => args)).toEqual([[800]]);
+      expect(run.errors[0]?.[1]).toMatch(/Traceback[\s\S]*MemoryError/);
+    });
+
+    it("a missing interpreter (shell): held in error by GridEngine, then cancelled", async () => {
+      const f = py`
+def f(x):
+    return x
+`;
+      const run = await mapTimed(
+        f,
+        [[1], [2]],
+        { shell: "/usr/bin/python2.7", chunkSize: 1 },
+        { watchRefusal: true },
+      );
+      expect(run.results).toEqual([null, null]);
+      for (const [, error] of run.errors) {
+        expect(error).toContain("the scheduler holds it in an error state and will not run it");
+        expect(error).toContain("/usr/bin/python2.7");
+      }
+      // The task never ran: its end is when its node refused it.
+      expect(run.refusal).toBeDefined();
+      record("missing interpreter: error after the refusal", run.done - (run.refusal ?? 0));
+      expect(run.done - (run.refusal ?? 0)).toBeLessThanOrEqual(16_000);
+      await vi.waitFor(async () => expect(await inQstat(run.job)).toBe(false), {
+        timeout: 10_000,
+        interval: 500,
+      });
+    });
+
+    it("a node that refuses to start the job (no such working directory)", async () => {
+      const f = py`
+def f(x):
+    return x
+`;
+      const run = await mapTimed(
+        f,
+        [[1]],
+        { geOpts: ["-wd /nonexistent/sheepdog", "-o /tmp", "-e /tmp"] },
+        { watchRefusal: true },
+      );
+      expect(run.results).toEqual([null]);
+      const error = run.errors[0]?.[1];
+      expect(error).toContain("the scheduler holds it in an error state");
+      expect(error).toContain("/nonexistent/sheepdog");
+      expect(run.refusal).toBeDefined();
+      record("refused by its node: error after the refusal", run.done - (run.refusal ?? 0));
+      expect(run.done - (run.refusal ?? 0)).toBeLessThanOrEqual(16_000);
+    });
+
+    it("a result that does not decode is an error of its task alone", async () => {
+      const f = py`
+def f(x):
+    import copyreg, sys
+    class Point(object):
+        pass
+    Point.__module__ = "__sheepdog__"
+    Point.__qualname__ = "Point"
+    setattr(sys.modules["__sheepdog__"], "Point", Point)
+    if x == 1:
+        copyreg.add_extension("__sheepdog__", "Point", 241)
+        return Point()
+    return x * 10
+`;
+      const run = await mapTimed(f, [[0], [1], [2]], { chunkSize: 3 });
+      expect(run.results).toEqual([0, null, 20]);
+      expect(run.errors.map(([args]) => args)).toEqual([[1]]);
+      expect(run.errors[0]?.[1]).toContain("Sheepdog cannot decode");
+      expect((await getResults(run.request, { dbfile })).map(([, r]) => r)).toEqual([0, null, 20]);
+    });
+  });
+
+  it("retries: dies over its memory limit on attempt 1, succeeds with more memory on attempt 2", async () => {
+    const attempts: [number, string[]][] = [];
+    const run = await mapTimed(
+      hog,
+      [
+        [3, 150],
+        [1, 5],
+        [4, 250],
+      ],
+      { chunkSize: 1, retries: 1, geOpts: ["-l h_vmem=300M", ...defaultDirs] },
+      {
+        retryWith: (attempt, previous) => {
+          attempts.push([attempt, previous.geOpts]);
+          return { geOpts: [`-l h_vmem=${300 * 3 * (attempt - 1)}M`, ...defaultDirs] };
+        },
+      },
+    );
+    // 3 x 150 MiB fits in 900M; 4 x 250 MiB does not, and fails both attempts.
+    expect(run.results).toEqual([450, 5, null]);
+    expect(attempts).toEqual([[2, ["-l h_vmem=300M", ...defaultDirs]]]);
+    expect(Math.max(...run.progress.map((p) => p.attempt))).toBe(2);
+    // The retry job ran only the two failed arguments, as tasks 4 and 5 of the request.
+    const [info] = (await listRequests({ dbfile })).filter((r) => r.id === run.request);
+    expect(info?.meta).toMatchObject({ retryTasks: [[0], [2]], taskOffset: 3, attempt: 2 });
+    expect(run.job.tasks).toBe(2);
+    expect(run.job.name).toMatch(/^sheepdog_\d+_[0-9a-f]{8}_r2$/);
+    expect(run.errors).toHaveLength(1);
+    const [args, error] = run.errors[0] ?? [];
+    expect(args).toEqual([4, 250]);
+    expect(error).toMatch(
+      /^Failed on each of 2 attempts\.\n\nAttempt 1 of 2: Task 3 of job \d+ ended without reporting[^\n]*h_vmem=300M[\s\S]*\n\nAttempt 2 of 2: Task 2 of job \d+ ended without reporting[^\n]*h_vmem=900M/,
+    );
+  }, 120_000);
+
+  /**
+   * Starts a map of three tasks (`body` then `return <result>`, of `x` in 1, 2, 3) in a child
+   * process on `port`, and resolves once they all run, with the request id.
+   */
+  async function mapInChild(port: number, body: string, result: string) {
+    const script = join(dir, `child-${port}.mjs`);
+    writeFileSync(
+      script,
+      `import { map, py } from ${JSON.stringify(dist)};
+const f = py\`
+def f(x):
+    import time
+    ${body}
+    return ${result}
+\`;
+let said = false;
+await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
+  verbose: true,
+  onProgress: (p) => { if (p.running === 3 && !said) { said = true; console.log("running " + p.request); } },
+});
+`,
+    );
+    const child = spawn(process.execPath, [
+      script,
+      JSON.stringify({ ...config, port, chunkSize: 1 }),
+    ]);
+    const output = { stdout: "", stderr: "" };
+    child.stderr.on("data", (chunk) => {
+      output.stderr += chunk;
+    });
+    const request = await new Promise<number>((resolve, reject) => {
+      child.stdout.on("data", (chunk) => {
+        output.stdout += chunk;
+        const match = /running (\d+)/.exec(output.stdout);
+        if (match) resolve(Number(match[1]));
+      });
+      child.on("exit", () => reject(new Error(`the map ended early: ${output.stderr}`)));
+    });
+    return { child, request, output };
+  }
+
+  it("a server killed with its map (SIGKILL) while tasks run: a new one on the port gets every result; no token in any log", async () => {
+    const port = 21000 + (process.pid % 20000);
+    const { child, request, output } = await mapInChild(port, "time.sleep(5)", "x * x");
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.on("exit", resolve));
+    // The workers find no server when they report, and keep trying.
+    await sleep(7000);
+    const stderr: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    const server = await serve({ port, dbfile });
+    try {
+      const rows = await getResults(request, { dbfile, block: true, verbose: true });
+      expect(rows.map(([, result]) => result)).toEqual([1, 4, 9]);
+      expect(await getErrors(request, { dbfile })).toEqual([]);
+    } finally {
+      spy.mockRestore();
+      await server.close();
+    }
+
+    // Tokens never appear in logs: the workers' output and error files, this process's
+    // stderr and the map's own.
+    const { job } = await requestStatus(request, { dbfile });
+    const scriptText = await onHead(`cat .sheepdog/${job?.name}.py`);
+    const token = /\\"token\\":\\"([^\\"]+)\\"/.exec(scriptText.stdout)?.[1];
+    expect(token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    const logs = await onHead(`cat .sheepdog/${job?.name}.o* .sheepdog/${job?.name}.e*`);
+    expect(logs.stdout).toContain("SHEEPDOG-REPORT v1");
+    // The workers did log their trouble reaching the server.
+    expect(logs.stdout).toContain("Retrying for up to 600 s");
+    for (const text of [logs.stdout, logs.stderr, stderr.join(""), output.stdout, output.stderr]) {
+      expect(text).not.toContain(token);
+    }
+    // The job script holding the token is its owner's alone.
+    expect((await onHead(`stat -c %a .sheepdog/${job?.name}.py`)).stdout.trim()).toBe("600");
+  }, 120_000);
+
+  it("a server killed with its map while tasks run: the next map on the port and dbfile receives the first's results", async () => {
+    const port = 22000 + (process.pid % 20000);
+    const { child, request } = await mapInChild(port, "time.sleep(4)", "x + 100");
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.on("exit", resolve));
+    // The next map starts a new server on the port; while it runs, the first map's workers
+    // report to it.
+    const next = py`
+def f(x):
+    import time
+    time.sleep(8)
+    return -x
+`;
+    expect(await map(next, [[1]], { ...config, port })).toEqual([-1]);
+    const rows = await getResults(request, { dbfile });
+    expect(rows.map(([, result]) => result)).toEqual([101, 102, 103]);
+  }, 120_000);
+
+  it("the same task run twice (by hand over SSH): the first report wins and counts once", async () => {
+    const f = py`
+def f(x):
+    import os, time
+    time.sleep(8 if x == 1 else 0)
+    return [x, os.environ.get("JOB_ID", "by hand")]
+`;
+    let name: string | undefined;
+    let again: Promise<unknown> | undefined;
+    const run = await mapTimed(
+      f,
+      [[0], [1]],
+      { chunkSize: 1 },
+      {
+        onProgress: (p) => {
+          // Task 1 has reported while task 2 still runs: run task 1 again by hand, twice.
+          if (p.results === 1 && !again) {
+            again = (async () => {
+              const { job } = await requestStatus(p.request, { dbfile });
+              name = job?.name;
+              const runs = [];
+              for (let i = 0; i < 2; i++) {
+                runs.push(
+                  await onHead(`cd .sheepdog && SGE_TASK_ID=1 /usr/bin/python3 ${job?.name}.py`),
+                );
+              }
+              return runs;
+            })();
+          }
+        },
+      },
+    );
+    const byHand = (await again) as { code: number; stdout: string; stderr: string }[];
+    expect(name).toBeDefined();
+    for (const result of byHand) {
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain("SHEEPDOG-REPORT v1");
+    }
+    const jobId = run.job.id;
+    expect(run.results).toEqual([
+      [0, jobId],
+      [1, jobId],
+    ]);
+    expect(run.progress.at(-1)).toMatchObject({ tasks: 2, results: 2, errors: 0 });
+  }, 120_000);
+
+  describe("stopping a map", () => {
+    const sleepy = py`
+def f(x):
+    import time
+    time.sleep(120)
+    return x
+`;
+
+    async function abortWhenRunning(keepJob: boolean, beforeAbort?: () => void) {
+      const controller = new AbortController();
+      let request = 0;
+      const error = await map(
+        sleepy,
+        [[1], [2]],
+        { ...config, chunkSize: 1 },
+        {
+          signal: controller.signal,
+          keepJob,
+          onProgress: (p) => {
+            request = p.request;
+            if (p.running > 0 && !controller.signal.aborted) {
+              beforeAbort?.();
+              controller.abort();
+            }
+          },
+        },
+      ).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "ABORTED" });
+      const [info] = (await listRequests({ dbfile })).filter((r) => r.id === request);
+      return { request, job: info?.meta.job as JobRef, port: info?.meta.port as number };
+    }
+
+    it("an AbortSignal cancels the job (qdel), closes the server and the SSH connection", async () => {
+      const before = connectionsTo(cluster.port);
+      let during: string[] = [];
+      const { job, port } = await abortWhenRunning(false, () => {
+        during = connectionsTo(cluster.port);
+      });
+      // The map had its own connection, and it is gone.
+      expect(during.filter((c) => !before.includes(c))).toHaveLength(1);
+      expect(connectionsTo(cluster.port).filter((c) => !before.includes(c))).toEqual([]);
+      await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+      await vi.waitFor(async () => expect(await inQstat(job)).toBe(false), {
+        timeout: 15_000,
+        interval: 500,
+      });
+    }, 60_000);
+
+    it("with keepJob the job runs on", async () => {
+      const before = connectionsTo(cluster.port);
+      const { request, job } = await abortWhenRunning(true);
+      expect(connectionsTo(cluster.port).filter((c) => !before.includes(c))).toEqual([]);
+      expect(await inQstat(job)).toBe(true);
+      await cancelRequest(request, { dbfile });
+      await vi.waitFor(async () => expect(await inQstat(job)).toBe(false), {
+        timeout: 15_000,
+        interval: 500,
+      });
+    }, 60_000);
+
+    it("Ctrl-C in a program running map cancels the job, then ends the program", async () => {
+      const script = join(dir, "interrupted.mjs");
+      writeFileSync(
+        script,
+        `import { map, py } from ${JSON.stringify(dist)};
+const f = py\`
+def f(x):
+    import time
+    time.sleep(120)
+\`;
+await map(f, [[1], [2]], JSON.parse(process.argv[2]), {
+  onProgress: (p) => { if (p.running > 0) console.log("running " + p.request); },
+});
+console.log("not interrupted");
+`,
+      );
+      const child = spawn(process.execPath, [script, JSON.stringify({ ...config, chunkSize: 1 })]);
+      let out = "";
+      let err = "";
+      child.stderr.on("data", (chunk) => {
+        err += chunk;
+      });
+      const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        child.on("exit", (code, signal) => resolve({ code, signal })),
+      );
+      const request = await new Promise<number>((resolve) =>
+        child.stdout.on("data", (chunk) => {
+          out += chunk;
+          const match = /running (\d+)/.exec(out);
+          if (match) resolve(Number(match[1]));
+        }),
+      );
+      child.kill("SIGINT");
+      expect(await ended, err).toEqual({ code: null, signal: "SIGINT" });
+      expect(out).not.toContain("not interrupted");
+      const [info] = (await listRequests({ dbfile })).filter((r) => r.id === request);
+      const job = info?.meta.job as JobRef;
+      await vi.waitFor(async () => expect(await inQstat(job)).toBe(false), {
+        timeout: 15_000,
+        interval: 500,
+      });
+    }, 60_000);
+  });
+
+  it("configuration cannot inject commands or directives, and nothing is submitted", async () => {
+    const marker = `sheepdog-injected-${process.pid}`;
+    const f = py`
+def f(x):
+    return x
+`;
+    const before = (await listRequests({ dbfile })).length;
+    const attempts: [Partial<SheepdogConfig>, string][] = [
+      [{ geOpts: [`-l h_rt=0:1:0\n#$ -N evil`] }, "CONFIG_INVALID"],
+      [{ geOpts: ["-N evil"] }, "CONFIG_INVALID"],
+      [{ geOpts: [`-l h_rt=0:1:0 # -N evil`] }, "CONFIG_INVALID"],
+      // Words qsub reads as stray arguments: it refuses the job, and no shell ever sees them.
+      [{ geOpts: [`-l h_rt=0:1:0; touch ${marker}`] }, "SUBMIT_FAILED"],
+      [{ shell: `/usr/bin/python3; touch ${marker}` }, "CONFIG_INVALID"],
+      [{ shell: `$(touch ${marker})` }, "CONFIG_INVALID"],
+      [{ sshDir: `.sheepdog; touch ${marker}` }, "CONFIG_INVALID"],
+      [{ sshDir: "-rf" }, "CONFIG_INVALID"],
+    ];
+    for (const [extra, code] of attempts) {
+      const error = await map(f, [[1]], { ...config, ...extra }).catch((e: unknown) => e);
+      expect(error, JSON.stringify(extra)).toMatchObject({ code });
+    }
+    expect((await onHead(`ls ${marker} .sheepdog/${marker} 2>&1; true`)).stdout).toContain(
+      "No such file",
+    );
+    expect((await onHead(`find . -name '${marker}*' | wc -l`)).stdout.trim()).toBe("0");
+    // Requests may have been created, but none got a job.
+    const added = (await listRequests({ dbfile })).slice(before);
+    expect(added.filter((r) => r.meta.job !== undefined)).toEqual([]);
+  });
+});
