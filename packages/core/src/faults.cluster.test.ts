@@ -22,6 +22,7 @@ import {
   listRequests,
   map,
   py,
+  recover,
   requestStatus,
   serve,
   shutdown,
@@ -343,6 +344,8 @@ def f(x):
     expect(run.errors).toHaveLength(1);
     const [args, error] = run.errors[0] ?? [];
     expect(args).toEqual([4, 250]);
+    // recover reads every attempt's output files: one report from each job.
+    expect(await recover(run.request, { dbfile })).toEqual({ found: 2, stored: 0, missing: 0 });
     expect(error).toMatch(
       /^Failed on each of 2 attempts\.\n\nAttempt 1 of 2: Task 3 of job \d+ ended without reporting[^\n]*h_vmem=300M[\s\S]*\n\nAttempt 2 of 2: Task 2 of job \d+ ended without reporting[^\n]*h_vmem=900M/,
     );

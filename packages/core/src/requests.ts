@@ -101,7 +101,7 @@ export async function recover(id: number, config: RequestConfig = {}): Promise<R
     const base = job.name.replace(/_r\d+$/, "");
     const names = `-name ${shellQuote(`${base}.o*`)} -o -name ${shellQuote(`${base}_r*.o*`)}`;
     const { stdout, stderr, code } = await cluster.remote.exec(
-      `find ${shellQuote(job.directory)} -maxdepth 1 ( ${names} ) -exec grep -h -F ${shellQuote(STDOUT_REPORT_PREFIX.trim())} {} +`,
+      `find ${shellQuote(job.directory)} -maxdepth 1 \\( ${names} \\) -exec grep -h -F ${shellQuote(STDOUT_REPORT_PREFIX.trim())} {} +`,
     );
     if (code !== 0 && code !== 1) {
       throw new SheepdogError(
