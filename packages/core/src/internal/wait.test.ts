@@ -1,0 +1,154 @@
+import type { JobRef, Scheduler, TaskState } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
+import { describe, expect, it } from "vitest";
+import { waitForRequest } from "./wait.js";
+
+const job: JobRef = {
+  scheduler: "scripted",
+  id: "7",
+  tasks: 2,
+  parts: [{ jobId: "7", firstTask: 1, lastTask: 2 }],
+  directory: ".sheepdog",
+  name: "sheepdog_1_abcd",
+};
+
+/**
+ * A scheduler whose `status` answers from a script, one entry per call (the last repeats),
+ * running `onCall` first: GridEngine's states without GridEngine, to pin down the timing rules.
+ */
+function scripted(
+  script: Record<number, TaskState>[],
+  onCall: (call: number) => Promise<void> | void = () => {},
+) {
+  let calls = 0;
+  const cancels: JobRef[] = [];
+  const scheduler: Scheduler = {
+    name: "scripted",
+    async submit() {
+      return job;
+    },
+    async status() {
+      const call = calls++;
+      await onCall(call);
+      const states = script[Math.min(call, script.length - 1)] ?? {};
+      return new Map(Object.entries(states).map(([task, state]) => [Number(task), state]));
+    },
+    async cancel(ref) {
+      cancels.push(ref);
+    },
+  };
+  return { scheduler, cancels, calls: () => calls };
+}
+
+async function newRequest(tasks: number) {
+  const store = memoryStore();
+  const { id } = await store.createRequest({
+    func: new Uint8Array(),
+    ns: new Uint8Array(),
+    args: Array.from({ length: tasks }, () => new Uint8Array([0x80, 4, 0x29, 0x2e])),
+  });
+  return { store, id };
+}
+
+const result = new Uint8Array([0x80, 4, 0x4b, 1, 0x2e]);
+const timing = {
+  countIntervalMs: 5,
+  statusIntervalMs: 5,
+  reportGraceMs: 30,
+  unknownGraceMs: 60,
+};
+
+describe("waitForRequest", () => {
+  it("counts a task that reports twice (a -r y re-run) once, and cancels the re-run left over", async () => {
+    const { store, id } = await newRequest(2);
+    const finished: TaskState = { state: "finished", exitCode: 0, signal: null, reason: "exited" };
+    const { scheduler, cancels } = scripted(
+      [
+        { 1: { state: "running" }, 2: { state: "running" } },
+        { 1: finished, 2: { state: "running" } },
+        // GridEngine reschedules task 1 (Rq), then runs it again.
+        { 1: { state: "queued" }, 2: { state: "running" } },
+        { 1: { state: "running" }, 2: { state: "running" } },
+      ],
+      async (call) => {
+        if (call === 0) expect(await store.putResult(id, 0, result)).toBe(true);
+        if (call === 3) expect(await store.putResult(id, 0, result)).toBe(false);
+        if (call === 6) expect(await store.putResult(id, 1, result)).toBe(true);
+      },
+    );
+    const progress: number[] = [];
+    const final = await waitForRequest({
+      store,
+      request: id,
+      tasks: 2,
+      layout: { tasks: 2, chunkSize: 1, retryTasks: [] },
+      scheduler,
+      job,
+      ...timing,
+      onProgress: (p) => progress.push(p.results + p.errors),
+    });
+    expect(final).toMatchObject({ tasks: 2, results: 2, errors: 0 });
+    expect(Math.max(...progress)).toBe(2);
+    // Task 1's re-run was still queued or running: it is cancelled, not left to report again.
+    expect(cancels).toEqual([job]);
+  });
+
+  it("does not settle a task that leaves qstat and comes back (rescheduled), only how it ends", async () => {
+    const { store, id } = await newRequest(1);
+    const killed: TaskState = {
+      state: "finished",
+      exitCode: null,
+      signal: 9,
+      reason: "killed by signal 9 (SIGKILL)",
+    };
+    const script: Record<number, TaskState>[] = [
+      ...Array.from({ length: 3 }, () => ({ 1: { state: "unknown" } as TaskState })),
+      { 1: { state: "queued" } },
+      ...Array.from({ length: 40 }, () => ({ 1: { state: "running" } as TaskState })),
+      { 1: { state: "unknown" } },
+      { 1: killed },
+    ];
+    // Paced calls: the first unknown spell (about 30 ms) stays under the unknown grace
+    // (200 ms), the whole script runs well past it: a grace counted from the first spell would
+    // settle the task as lost before it ran again.
+    const { scheduler } = scripted(script, () => new Promise((r) => setTimeout(r, 5)));
+    const died: number[][] = [];
+    const final = await waitForRequest({
+      store,
+      request: id,
+      tasks: 1,
+      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+      scheduler,
+      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
+      ...timing,
+      unknownGraceMs: 200,
+      onDied: (indices) => died.push([...indices]),
+    });
+    expect(final).toMatchObject({ results: 0, errors: 1 });
+    const [error] = await store.getErrors(id);
+    expect(error?.error).toContain("killed by signal 9 (SIGKILL)");
+    expect(died).toEqual([[0]]);
+  });
+
+  it("settles a retry job's tasks by the request's task numbers (taskOffset, retryTasks)", async () => {
+    const { store, id } = await newRequest(5);
+    for (const index of [0, 1, 2]) await store.putResult(id, index, result);
+    const held: TaskState = { state: "queued", error: 'unable to find shell "/x"' };
+    // The retry job's task 1 is the request's task 6 (5 chunks of 1): arguments 3 and 4.
+    const { scheduler, cancels } = scripted([{ 1: held }]);
+    const final = await waitForRequest({
+      store,
+      request: id,
+      tasks: 5,
+      layout: { tasks: 5, chunkSize: 1, retryTasks: [[3, 4]] },
+      taskOffset: 5,
+      attempt: 2,
+      scheduler,
+      job: { ...job, tasks: 1, parts: [{ jobId: "8", firstTask: 1, lastTask: 1 }] },
+      ...timing,
+    });
+    expect(final).toMatchObject({ results: 3, errors: 2, attempt: 2 });
+    expect((await store.getErrors(id)).map((e) => e.index)).toEqual([3, 4]);
+    expect(cancels).toHaveLength(1);
+  });
+});
