@@ -55,8 +55,14 @@ export interface MapOptions extends MapAsyncOptions {
   /**
    * With `retries` (configuration): what each retry runs with. Called before attempt `attempt`
    * (2 for the first retry) with what the previous attempt ran with; returns what to change,
-   * or nothing to keep it. For example, more memory each time:
-   * `(attempt) => ({ geOpts: [`-l h_vmem=${attempt * 2}G`] })`.
+   * or nothing to keep it. The options returned are checked as `geOpts` in the configuration.
+   *
+   * @example More memory each time:
+   * ```ts
+   * await map(f, args, { host: "fear", retries: 2, geOpts: ["-l h_vmem=2G"] }, {
+   *   retryWith: (attempt) => ({ geOpts: [`-l h_vmem=${attempt * 2}G`] }),
+   * });
+   * ```
    */
   retryWith?: (
     attempt: number,
