@@ -1,0 +1,601 @@
+// `pnpm bench`: every benchmark of issue 9, in one run, written to bench/results/report.md
+// (with bench/results/chart.svg and the raw numbers in bench/results/report.json) and to the
+// Benchmarks section of the root README:
+//   1. server ingest: simulated workers against the real server and SQLite store (bench/ingest)
+//   2. end to end on the test cluster: map beside the bare qsub floor (bench/cluster/e2e.mjs)
+//   3. one million calls with chunking: time and the client's peak RSS (bench/cluster/million.mjs)
+//   4. a cold single-task map against the cold 1-task floor (bench/cluster/cold.mjs)
+// Where a goal is missed, it runs that benchmark again under a profiler and writes what the
+// time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
+// of their own; --package-benches runs them too.
+//
+// Options: --only ingest,e2e,cold,million   --quick (small sizes: checks that it all works,
+// writes nothing)   --no-write   --package-benches
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { profileTable, summariseProfile } from "./lib/cpu-profile.mjs";
+import { chart } from "./lib/svg.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const results = join(here, "results");
+const { values: options } = parseArgs({
+  options: {
+    only: { type: "string", default: "ingest,e2e,cold,million" },
+    quick: { type: "boolean", default: false },
+    "no-write": { type: "boolean", default: false },
+    "package-benches": { type: "boolean", default: false },
+  },
+});
+const only = new Set(options.only.split(","));
+const quick = options.quick;
+const write = !options["no-write"] && !quick;
+
+const GOALS = {
+  ingestPerSecond: 5000,
+  e2eRatio: 0.05,
+  millionSeconds: 60,
+  millionRssMb: 500,
+};
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+const fmt = (n, digits = 0) =>
+  n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const log = (text) => process.stderr.write(`[bench] ${text}\n`);
+
+/** Runs a benchmark script as a child; resolves its stdout's JSON lines (stderr passes through). */
+function runJsonLines(script, args = [], nodeFlags = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeFlags, script, ...args], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      for (const line of String(chunk).split("\n")) if (line.trim()) log(line.trim());
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) {
+        reject(
+          new Error(
+            `${script} exited with ${code}: ${stderr.trim().split("\n").slice(-5).join(" | ")}`,
+          ),
+        );
+        return;
+      }
+      resolve({
+        lines: stdout
+          .split("\n")
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l)),
+        stderr,
+      });
+    });
+  });
+}
+
+function machine() {
+  const python = execFileSync(
+    "/usr/bin/python3",
+    ["-c", "import sys; print(sys.version.split()[0])"],
+    { encoding: "utf8" },
+  ).trim();
+  let sqlite = "?";
+  try {
+    sqlite = execFileSync(
+      process.execPath,
+      [
+        "-e",
+        `const D = require(${JSON.stringify(join(root, "packages/store-sqlite/node_modules/better-sqlite3"))}); process.stdout.write(new D(":memory:").prepare("select sqlite_version() v").get().v)`,
+      ],
+      { encoding: "utf8" },
+    );
+  } catch {}
+  let os = `Linux ${release()}`;
+  try {
+    const pretty = /PRETTY_NAME="([^"]+)"/.exec(readFileSync("/etc/os-release", "utf8"));
+    if (pretty) os = `${pretty[1]} (Linux ${release()})`;
+  } catch {}
+  let commit = "?";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: root,
+      encoding: "utf8",
+    }).trim();
+  } catch {}
+  return {
+    date: new Date().toISOString(),
+    cpu: cpus()[0]?.model.trim() ?? "?",
+    cores: cpus().length,
+    memoryGb: totalmem() / 2 ** 30,
+    node: process.version,
+    python,
+    sqlite,
+    os,
+    commit,
+    loadBefore: loadavg()[0],
+  };
+}
+
+// ---- 1. server ingest ------------------------------------------------------------------------
+
+async function ingest() {
+  const { measureIngest, startIngestServer } = await import("./ingest/run.mjs");
+  const seconds = quick ? 1 : 5;
+  const concurrencies = quick ? [1, 32] : [1, 8, 32, 128];
+  const rows = [];
+  for (const bare of [false, true]) {
+    for (const connection of ["keep-alive", "close"]) {
+      const server = await startIngestServer({ bare });
+      try {
+        for (const concurrency of bare ? [32] : concurrencies) {
+          const r = await measureIngest(server, { concurrency, seconds, connection });
+          r.bare = bare;
+          rows.push(r);
+          log(
+            `ingest ${bare ? "node:http alone" : "sheepdog"} ${connection} c=${concurrency}: ${fmt(r.perSecond)}/s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms`,
+          );
+        }
+      } finally {
+        const { peakRssMb } = await server.stop();
+        if (!bare) rows.push({ serverPeakRssMb: peakRssMb, connection });
+      }
+    }
+  }
+  const result = { rows };
+  const goalRow = rows.find(
+    (r) => !r.bare && r.concurrency === 32 && r.connection === "keep-alive",
+  );
+  if (!quick && goalRow && goalRow.perSecond < GOALS.ingestPerSecond) {
+    log("ingest missed its goal: profiling the server at concurrency 32");
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-prof-"));
+    const server = await startIngestServer({ cpuProf: dir });
+    await measureIngest(server, { concurrency: 32, seconds: 4, connection: "keep-alive" });
+    await server.stop();
+    const file = readdir(dir)[0];
+    result.profile = summariseProfile(join(dir, file), { top: 15 });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+function readdir(dir) {
+  return execFileSync("ls", [dir], { encoding: "utf8" }).split("\n").filter(Boolean);
+}
+
+// ---- 2-4. the cluster --------------------------------------------------------------------------
+
+async function e2e() {
+  const args = quick
+    ? ["--sizes", "1,10", "--reps", "1,1"]
+    : ["--sizes", "1,10,100,400", "--reps", "3,3,2,1"];
+  const { lines } = await runJsonLines(join(here, "cluster/e2e.mjs"), args);
+  const sizes = [...new Set(lines.map((l) => l.n))];
+  const rows = sizes.map((n) => {
+    const floor = lines.filter((l) => l.n === n && l.kind === "floor").map((l) => l.seconds);
+    const map = lines.filter((l) => l.n === n && l.kind === "map").map((l) => l.seconds);
+    return {
+      n,
+      floor: median(floor),
+      map: median(map),
+      ratio: median(map) / median(floor),
+      floors: floor,
+      maps: map,
+    };
+  });
+  return { rows, measurements: lines };
+}
+
+async function cold() {
+  const { lines } = await runJsonLines(join(here, "cluster/cold.mjs"), [
+    "--reps",
+    quick ? "1" : "3",
+  ]);
+  const of = (kind) => lines.filter((l) => l.kind === kind);
+  const phaseMedians = (kind) => {
+    const keys = Object.keys(of(kind)[0]?.phases ?? {});
+    return Object.fromEntries(keys.map((k) => [k, median(of(kind).map((l) => l.phases[k]))]));
+  };
+  return {
+    floor: median(of("floor").map((l) => l.seconds)),
+    map: median(of("map").map((l) => l.seconds)),
+    floorPhases: phaseMedians("floor"),
+    mapPhases: phaseMedians("map"),
+    measurements: lines,
+  };
+}
+
+async function million() {
+  const calls = quick ? "20000" : "1000000";
+  const { lines } = await runJsonLines(join(here, "cluster/million.mjs"), ["--calls", calls]);
+  const result = { ...lines[0] };
+  const slow = result.seconds >= GOALS.millionSeconds;
+  const big = result.peakRssMb >= GOALS.millionRssMb;
+  if (!quick && (slow || big)) {
+    log(
+      "the million missed a goal: running it again with the CPU profiler and allocation sampling",
+    );
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-prof-"));
+    const profiled = await runJsonLines(
+      join(here, "cluster/million.mjs"),
+      ["--calls", calls, "--heap-sites"],
+      ["--cpu-prof", "--cpu-prof-dir", dir],
+    );
+    result.profiledRun = profiled.lines[0];
+    result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    const sites = profiled.stderr.split("\n").find((l) => l.startsWith('{"allocatedMb"'));
+    if (sites) result.allocationSites = JSON.parse(sites).allocatedMb;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+// ---- the report ----------------------------------------------------------------------------------
+
+function ingestSection(data) {
+  const rows = data.rows.filter((r) => r.concurrency !== undefined);
+  const ours = (connection) => rows.filter((r) => !r.bare && r.connection === connection);
+  const bare = (connection) => rows.find((r) => r.bare && r.connection === connection);
+  const table = [
+    "| connections | concurrency | round trips/s | p50 | p99 | server CPU per round trip | failures |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const connection of ["keep-alive", "close"]) {
+    const label = connection === "keep-alive" ? "kept alive" : "new per request";
+    for (const r of ours(connection)) {
+      table.push(
+        `| ${label} | ${r.concurrency} | ${fmt(r.perSecond)} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${(r.serverCpuMsPerRoundTrip * 1000).toFixed(0)} µs | ${r.failures} |`,
+      );
+    }
+    const b = bare(connection);
+    if (b)
+      table.push(
+        `| ${label}, **node:http alone** (reference) | ${b.concurrency} | ${fmt(b.perSecond)} | ${b.p50Ms.toFixed(1)} ms | ${b.p99Ms.toFixed(1)} ms | ${(b.serverCpuMsPerRoundTrip * 1000).toFixed(0)} µs | ${b.failures} |`,
+      );
+  }
+  const rss = data.rows
+    .filter((r) => r.serverPeakRssMb)
+    .map((r) => fmt(r.serverPeakRssMb))
+    .join(" and ");
+  let text = `${table.join("\n")}
+
+A round trip is what one worker task does: GET its task (frames: header, function, namespace,
+argument), then POST one result, each checked (status 200, \`stored: 1\`); every result is in the
+store at the end (checked). The server (\`@sheepdog/server\` over \`@sheepdog/store-sqlite\` on a
+file, WAL) and the load generator (\`bench/ingest/client.mjs\`: hand-written HTTP/1.1 over
+\`node:net\`, so that it spends little CPU) run in separate processes on this 2-core machine.
+Each row is ${quick ? 1 : 5} s after 1 s of warm-up, on a new request of one-argument tasks. *Kept
+alive*: one connection per simulated worker, reused; *new per request*: a TCP connection per HTTP
+request with \`Connection: close\`, as the Python worker's urllib does. The **node:http alone** rows
+are a reference in the same run: a bare \`node:http\` server answering the same two routes with
+fixed replies, no h3, no store: the most any Node server gets on this machine with such
+connections. Server CPU is the server process's user + system time over the run, per round
+trip. Peak RSS of the server: ${rss} MB.`;
+  if (data.profile) {
+    text += `\n\n**Where the server's time went** (missed goal; \`node --cpu-prof\`, ${fmt(data.profile.totalMs)} ms of CPU at concurrency 32, kept alive):\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`;
+  }
+  return text;
+}
+
+function e2eSection(data) {
+  const table = [
+    "| N | floor: bare `qsub -sync y -t 1-N` | `map` | map / floor | runs |",
+    "|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of data.rows) {
+    table.push(
+      `| ${r.n} | ${r.floor.toFixed(2)} s | ${r.map.toFixed(2)} s | ${(100 * r.ratio).toFixed(1)}% | ${r.maps.length} |`,
+    );
+  }
+  const all = data.measurements
+    .map(
+      (m) => `${m.kind} ${m.n}: ${m.seconds.toFixed(2)} s${m.idleBefore ? "" : " (cluster busy)"}`,
+    )
+    .join("; ");
+  return `${table.join("\n")}
+
+Medians. Both sides open a new SSH connection (\`@sheepdog/deploy-ssh\` \`connect\`, the same
+settings) to the head node and end when the work is done: the floor uploads an empty python3
+script and runs \`qsub -sync y -t 1-N\` on it (qsub returns when every task has ended); \`map\` (the
+built \`@sheepdog/core\`) of \`def f(x): return x\` over \`[[0], ..., [N-1]]\` returns when every
+result is home and decoded (checked), with its automatic chunk size (about two array tasks per
+slot: 4 slots here). Measurements are interleaved (floor then map, map then floor, alternately),
+each after the cluster's queue has emptied. Every measurement, in order: ${all}.`;
+}
+
+function coldSection(data) {
+  const phases = (p) =>
+    Object.entries(p)
+      .map(([k, v]) => `${k.replace(/Ms$/, "")} ${fmt(v)} ms`)
+      .join(", ");
+  return `| | cold, from spawn to exit | phases (medians) |
+|---|---:|---|
+| floor: \`node\` + deploy-ssh \`connect\` + \`qsub -sync y -t 1-1\` | ${data.floor.toFixed(2)} s | ${phases(data.floorPhases)} |
+| \`map\` of one call in a new \`node\` process | ${data.map.toFixed(2)} s | ${phases(data.mapPhases)} |
+
+Medians of ${data.measurements.length / 2} interleaved run${data.measurements.length > 2 ? "s" : ""} each. Each is a new Node process (its start is
+"nodeStart", the time before the script's first line) that opens a new SSH connection; "import" is
+loading \`@sheepdog/core\` (all of Sheepdog) or \`@sheepdog/deploy-ssh\` (the floor's side).`;
+}
+
+function millionSection(data) {
+  const p = data.phases;
+  let text = `| | |
+|---|---:|
+| calls | ${fmt(data.calls)} |
+| wall time of \`map\` | ${data.seconds.toFixed(1)} s |
+| calls/s | ${fmt(data.callsPerSecond)} |
+| client peak RSS (the whole process) | ${fmt(data.peakRssMb)} MB |
+| the caller's own arguments, before \`map\` | ${fmt(data.argsBuiltRssMb)} MB RSS |
+| wrong results | ${data.wrong} |
+
+| phase (seen from outside \`map\`) | time | largest RSS sampled |
+|---|---:|---:|
+| submit: arguments pickled and stored, job queued (until the first progress report) | ${(p.submit.ms / 1000).toFixed(1)} s | ${fmt(p.submit.peakRssMb)} MB |
+| run: tasks fetch, run and report (until every result is stored) | ${(p.run.ms / 1000).toFixed(1)} s | ${fmt(p.run.peakRssMb)} MB |
+| collect: results read and decoded (until \`map\` returns) | ${(p.collect.ms / 1000).toFixed(1)} s | ${fmt(p.collect.peakRssMb)} MB |
+
+\`map(py\`def f(x): return x\`, [[0], ..., [${fmt(data.calls - 1)}]], config)\` in a process of its own
+(\`bench/cluster/million.mjs\`) on the 4-slot test cluster, chunk size automatic. Peak RSS is
+\`process.resourceUsage().maxRSS\` at the end (the arguments and results arrays of the caller
+included); phases are sampled every 20 ms.`;
+  if (data.profile) {
+    text += `\n\n**Where the time and memory went** (missed goal). A second run under \`node --cpu-prof\` and V8's sampling heap profiler (${data.profiledRun.seconds.toFixed(1)} s, peak ${fmt(data.profiledRun.peakRssMb)} MB under the profilers). CPU of the client process (its server included) by area and by function:\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`;
+  }
+  if (data.allocationSites) {
+    text += `\n\nBytes allocated over the whole run (collected objects included), by allocation site (the nearest Sheepdog frames):\n\n| site | MB allocated |\n|---|---:|\n${data.allocationSites.map(([site, mb]) => `| ${site.replaceAll("|", "\\|")} | ${fmt(mb)} |`).join("\n")}`;
+  }
+  return text;
+}
+
+function goals(report) {
+  const rows = [];
+  const ingestRow = report.ingest?.rows.find(
+    (r) => !r.bare && r.concurrency === 32 && r.connection === "keep-alive",
+  );
+  const ingestClose = report.ingest?.rows.find(
+    (r) => !r.bare && r.concurrency === 32 && r.connection === "close",
+  );
+  const bareClose = report.ingest?.rows.find((r) => r.bare && r.connection === "close");
+  if (ingestRow) {
+    rows.push({
+      goal: "server ingest, concurrency 32",
+      target: "≥ 5,000 round trips/s",
+      measured: `${fmt(ingestRow.perSecond)}/s kept alive; ${fmt(ingestClose.perSecond)}/s with a new connection per request (node:http alone: ${fmt(bareClose.perSecond)}/s)`,
+      met:
+        ingestRow.perSecond >= GOALS.ingestPerSecond
+          ? "yes, kept alive; not with a connection per request"
+          : "no",
+    });
+  }
+  const n400 = report.e2e?.rows.find((r) => r.n === 400);
+  if (n400) {
+    rows.push({
+      goal: "map of 400 trivial calls",
+      target: "≤ 5% of the 400-task floor",
+      measured: `${n400.map.toFixed(2)} s vs ${n400.floor.toFixed(1)} s: ${(100 * n400.ratio).toFixed(1)}%`,
+      met: n400.ratio <= GOALS.e2eRatio ? "yes" : "no",
+    });
+  }
+  if (report.million) {
+    const m = report.million;
+    rows.push({
+      goal: `${fmt(m.calls)} trivial calls`,
+      target: "< 60 s, < 500 MB client RSS",
+      measured: `${m.seconds.toFixed(1)} s (${fmt(m.callsPerSecond)} calls/s), ${fmt(m.peakRssMb)} MB`,
+      met: `${m.seconds < GOALS.millionSeconds ? "time: yes" : "time: no"}; ${m.peakRssMb < GOALS.millionRssMb ? "memory: yes" : "memory: no"}`,
+    });
+  }
+  if (report.cold) {
+    rows.push({
+      goal: "cold single-call map",
+      target: "no slower than the 1-task floor",
+      measured: `${report.cold.map.toFixed(2)} s vs ${report.cold.floor.toFixed(2)} s`,
+      met: report.cold.map <= report.cold.floor ? "yes" : "no",
+    });
+  }
+  return rows;
+}
+
+function goalTable(rows) {
+  return [
+    "| goal | target | measured | met |",
+    "|---|---|---|---|",
+    ...rows.map((r) => `| ${r.goal} | ${r.target} | ${r.measured} | ${r.met} |`),
+  ].join("\n");
+}
+
+function chartSvg(report) {
+  const panels = [];
+  if (report.e2e) {
+    panels.push({
+      title: "End to end: map beside the cluster's floor",
+      groups: report.e2e.rows.map((r) => `N = ${r.n}`),
+      series: [
+        {
+          name: "floor: qsub -sync y -t 1-N",
+          color: "#9aa5b1",
+          values: report.e2e.rows.map((r) => r.floor),
+        },
+        { name: "sheepdog map", color: "#2b6cb0", values: report.e2e.rows.map((r) => r.map) },
+      ],
+      unit: "seconds (log scale)",
+      log: true,
+      notes: report.e2e.rows.map((r) => `${(100 * r.ratio).toFixed(0)}%`),
+    });
+  }
+  if (report.ingest) {
+    const rows = report.ingest.rows.filter((r) => r.concurrency !== undefined && !r.bare);
+    const cs = [...new Set(rows.map((r) => r.concurrency))];
+    const of = (connection) =>
+      cs.map(
+        (c) =>
+          rows.find((r) => r.concurrency === c && r.connection === connection)?.perSecond ?? null,
+      );
+    panels.push({
+      title: "Server ingest: worker round trips/s",
+      groups: cs.map((c) => `${c} at once`),
+      series: [
+        { name: "connections kept alive", color: "#2f855a", values: of("keep-alive") },
+        { name: "a connection per request", color: "#b7791f", values: of("close") },
+      ],
+      unit: "round trips/s",
+      goal: { value: GOALS.ingestPerSecond, label: "goal at 32: 5,000/s" },
+    });
+  }
+  if (report.million) {
+    const p = report.million.phases;
+    panels.push({
+      title: `${fmt(report.million.calls)} calls: time and client RSS by phase`,
+      groups: ["submit", "run", "collect"],
+      series: [
+        {
+          name: "largest RSS sampled (MB)",
+          color: "#805ad5",
+          values: [p.submit.peakRssMb, p.run.peakRssMb, p.collect.peakRssMb],
+        },
+      ],
+      unit: "MB",
+      goal: { value: GOALS.millionRssMb, label: "goal: < 500 MB" },
+      notes: [p.submit.ms, p.run.ms, p.collect.ms].map((ms) => `${(ms / 1000).toFixed(1)} s`),
+    });
+  }
+  return chart(panels, {
+    caption: `${report.machine.date.slice(0, 10)}, ${report.machine.cores} × ${report.machine.cpu}, Node ${report.machine.node}, commit ${report.machine.commit}`,
+  });
+}
+
+function packageReports() {
+  const lines = [];
+  for (const [name, file, command] of [
+    ["@sheepdog/serialise", "serialise.md", "pnpm --filter @sheepdog/serialise bench"],
+    ["@sheepdog/store-sqlite", "store.md", "pnpm --filter @sheepdog/store-sqlite bench"],
+    ["@sheepdog/deploy-ssh", "deploy-ssh.md", "pnpm --filter @sheepdog/deploy-ssh bench"],
+  ]) {
+    const path = join(results, file);
+    if (!existsSync(path)) continue;
+    let date = "";
+    try {
+      date = execFileSync("git", ["log", "-1", "--format=%cs", "--", path], {
+        cwd: root,
+        encoding: "utf8",
+      }).trim();
+    } catch {}
+    lines.push(`- [${name}](${file}) (\`${command}\`${date ? `, last written ${date}` : ""})`);
+  }
+  return lines.join("\n");
+}
+
+function reportMarkdown(report) {
+  const m = report.machine;
+  const sections = [
+    `# Sheepdog benchmarks`,
+    `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling (\`tooling/testcluster\`), reached over SSH on 127.0.0.1.`,
+    "![Benchmarks chart](chart.svg)",
+    `## Goals (issue 9)\n\n${goalTable(goals(report))}`,
+  ];
+  const failed = Object.entries(report.errors ?? {});
+  if (failed.length)
+    sections.push(`## Not measured\n\n${failed.map(([k, v]) => `- ${k}: ${v}`).join("\n")}`);
+  if (report.ingest) sections.push(`## 1. Server ingest\n\n${ingestSection(report.ingest)}`);
+  if (report.e2e)
+    sections.push(`## 2. End to end on the test cluster\n\n${e2eSection(report.e2e)}`);
+  if (report.million) sections.push(`## 3. One million calls\n\n${millionSection(report.million)}`);
+  if (report.cold) sections.push(`## 4. Cold single-task map\n\n${coldSection(report.cold)}`);
+  if (report.notes) sections.push(`## What the numbers say\n\n${report.notes}`);
+  sections.push(
+    `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
+  );
+  sections.push(
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`) runs one; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+  );
+  return `${sections.join("\n\n")}\n`;
+}
+
+function readmeTable(report) {
+  const rows = goals(report);
+  return `| goal | target | measured (${report.machine.date.slice(0, 10)}) | met |\n|---|---|---|---|\n${rows.map((r) => `| ${r.goal} | ${r.target} | ${r.measured} | ${r.met} |`).join("\n")}`;
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+const started = Date.now();
+const report = { machine: machine(), errors: {} };
+const haveCluster = existsSync(
+  process.env.SHEEPDOG_TESTCLUSTER_FILE ?? "/var/lib/sheepdog-testcluster/cluster.json",
+);
+for (const [name, fn, needsCluster] of [
+  ["ingest", ingest, false],
+  ["e2e", e2e, true],
+  ["million", million, true],
+  ["cold", cold, true],
+]) {
+  if (!only.has(name)) continue;
+  if (needsCluster && !haveCluster) {
+    report.errors[name] = "no test cluster (start it with `sudo bash tooling/testcluster/up`)";
+    continue;
+  }
+  log(`${name}...`);
+  try {
+    report[name] = await fn();
+  } catch (error) {
+    report.errors[name] = String(error?.message ?? error);
+    log(`${name} failed: ${report.errors[name]}`);
+  }
+}
+if (options["package-benches"] && !quick) {
+  for (const script of ["serialise/run.mjs", "store/run.mjs", "deploy-ssh/run.mjs"]) {
+    log(script);
+    try {
+      execFileSync(process.execPath, [join(here, script)], {
+        cwd: root,
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+    } catch (error) {
+      report.errors[script] = String(error?.message ?? error);
+    }
+  }
+}
+report.loadAfter = loadavg()[0];
+report.minutes = Math.max(1, Math.round((Date.now() - started) / 60_000));
+const notesPath = join(results, "notes.md");
+if (existsSync(notesPath)) report.notes = readFileSync(notesPath, "utf8").trim();
+
+const markdown = reportMarkdown(report);
+if (write) {
+  writeFileSync(join(results, "report.md"), markdown);
+  writeFileSync(join(results, "chart.svg"), chartSvg(report));
+  writeFileSync(join(results, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const readmePath = join(root, "README.md");
+  const readme = readFileSync(readmePath, "utf8");
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  if (readme.includes(start) && readme.includes(end)) {
+    writeFileSync(
+      readmePath,
+      `${readme.slice(0, readme.indexOf(start) + start.length)}\n${readmeTable(report)}\n${readme.slice(readme.indexOf(end))}`,
+    );
+  }
+  log(
+    `wrote bench/results/report.md, chart.svg, report.json${readme.includes(start) ? " and the README table" : ""}`,
+  );
+} else {
+  process.stdout.write(markdown);
+  writeFileSync(join(tmpdir(), "sheepdog-bench-chart.svg"), chartSvg(report));
+  log(`(not written) chart at ${join(tmpdir(), "sheepdog-bench-chart.svg")}`);
+}
+if (Object.keys(report.errors).length > 0) process.exitCode = 1;
