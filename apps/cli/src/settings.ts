@@ -22,6 +22,8 @@ export const configFlags = {
   concurrency: { option: "concurrency", kind: "number" },
   "retry-window": { option: "retryWindowSeconds", kind: "number" },
   "chunk-size": { option: "chunkSize", kind: "number" },
+  retries: { option: "retries", kind: "number" },
+  "retry-on": { option: "retryOn", kind: "string" },
 } as const satisfies Record<string, { option: keyof SheepdogConfig; kind: string }>;
 
 export type ConfigFlag = keyof typeof configFlags;
