@@ -220,16 +220,6 @@ describe("the sheepdog command on the local scheduler", () => {
       expect(wrong.stderr).toContain('Unknown configuration option "ssh_port" in');
       expect(wrong.stderr).toContain('spells it "sshPort"');
 
-      const retries = JSON.parse(
-        (await sheepdog(["config", "--json", "--retries", "2", "--retry-on", "any"], { cwd: dir }))
-          .stdout,
-      );
-      expect(retries.retries).toEqual({ value: 2, source: "option" });
-      expect(retries.retryOn).toEqual({ value: "any", source: "option" });
-      const badRetry = await sheepdog(["config", "--retry-on", "sometimes"], { cwd: dir });
-      expect(badRetry.code).toBe(2);
-      expect(badRetry.stderr).toContain('"retryOn" must be "died" or "any", not "sometimes".');
-
       rmSync(join(dir, "sheepdog.config.json"));
       writeFileSync(
         join(dir, "sheepdog.config.ts"),
@@ -241,6 +231,16 @@ describe("the sheepdog command on the local scheduler", () => {
         value: 2300,
         source: `file ${join(dir, "sheepdog.config.ts")}`,
       });
+
+      const retries = JSON.parse(
+        (await sheepdog(["config", "--json", "--retries", "2", "--retry-on", "any"], { cwd: dir }))
+          .stdout,
+      );
+      expect(retries.retries).toEqual({ value: 2, source: "option" });
+      expect(retries.retryOn).toEqual({ value: "any", source: "option" });
+      const badRetry = await sheepdog(["config", "--retry-on", "sometimes"], { cwd: dir });
+      expect(badRetry.code).toBe(2);
+      expect(badRetry.stderr).toContain('"retryOn" must be "died" or "any", not "sometimes".');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
