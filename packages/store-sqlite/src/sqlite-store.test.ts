@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { StoreReport } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { describeStoreContract } from "@sheepdog/contracts/testing";
 import Database from "better-sqlite3";
@@ -134,6 +135,53 @@ describe("sqliteStore values", () => {
       expect([...(results[i]?.result ?? [null])]).toEqual([...make(size, 2)]);
     }
     expect((await store.getRequest(id)).func.byteLength).toBe(0);
+  });
+
+  it("reads many values at once (packed) exactly as one by one: sizes, errors, gaps", async () => {
+    await using store = sqliteStore({ database: join(dir, "packed.sqlite") });
+    const sizes = [19, 0, 1, SMALL_VALUE_BYTES, SMALL_VALUE_BYTES + 1, 3000, 7];
+    const make = (i: number, seed: number) =>
+      Uint8Array.from(
+        { length: sizes[i % sizes.length] as number },
+        (_, j) => (i + j * seed) & 0xff,
+      );
+    const tasks = 5000;
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: Array.from({ length: tasks }, (_, i) => make(i, 3)),
+    });
+    // Results for most tasks, errors for every 11th, nothing for every 13th.
+    const reports: StoreReport[] = [];
+    for (let i = 0; i < tasks; i++) {
+      if (i % 13 === 0) continue;
+      reports.push(
+        i % 11 === 0
+          ? { index: i, kind: "error", value: `error ${i}` }
+          : { index: i, kind: "result", value: make(i, 5) },
+      );
+    }
+    await store.putReports(id, reports);
+    const same = (a: Uint8Array | null | undefined, b: Uint8Array) =>
+      a instanceof Uint8Array && Buffer.from(a).equals(b);
+    const all = await store.getArgs(id, 0, tasks);
+    const some = await store.getArgs(id, 37, 4200);
+    expect(all).toHaveLength(tasks);
+    expect(some).toHaveLength(4200);
+    const wrong: string[] = [];
+    for (let i = 0; i < tasks; i++) if (!same(all[i], make(i, 3))) wrong.push(`arg ${i}`);
+    for (let i = 0; i < 4200; i++) if (!same(some[i], make(37 + i, 3))) wrong.push(`arg ${37 + i}`);
+    for (const i of [0, 4, 5, 4095, 4096, 4999]) {
+      if (!same((await store.getArgs(id, i, 1))[0], make(i, 3))) wrong.push(`one arg ${i}`);
+    }
+    const rows = await store.getResults(id);
+    for (let i = 0; i < tasks; i++) {
+      const row = rows[i];
+      if (row?.index !== i || !same(row.args, make(i, 3))) wrong.push(`row ${i}`);
+      const none = i % 13 === 0 || i % 11 === 0;
+      if (none ? row?.result !== null : !same(row?.result, make(i, 5))) wrong.push(`result ${i}`);
+    }
+    expect(wrong).toEqual([]);
   });
 
   it("stores no request when reading its arguments fails", async () => {

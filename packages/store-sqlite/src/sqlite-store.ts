@@ -34,6 +34,8 @@ import {
 } from "./internal/migrations.js";
 import { Mutex } from "./internal/mutex.js";
 import { openFile } from "./internal/open-file.js";
+import type { PackedStatements } from "./internal/packed.js";
+import { inOrder, preparePacked, unpack } from "./internal/packed.js";
 import type { Schema } from "./internal/schema.js";
 import { SlabDecoder, smallAsHex } from "./internal/small-values.js";
 import type { SqliteDatabase, SqliteStatement } from "./sqlite-database.js";
@@ -148,12 +150,18 @@ interface Connection {
   reportedIn: SqliteStatement;
   beginRead: SqliteStatement;
   resultsIn: SqliteStatement;
+  /** Reads of many rows as a few strings, where this SQLite can (see packed.ts). */
+  packed: PackedStatements | undefined;
 }
 
 /** How many argument rows one INSERT statement carries in createRequest. */
 const ARGS_PER_INSERT = 200;
 /** How many tasks getResults reads per statement. */
 const RESULTS_PER_READ = 10_000;
+/** getArgs reads this many arguments or more as packed slices (see packed.ts), ... */
+const PACKED_FROM = 32;
+/** ... of at most this many rows each. */
+const ARGS_PER_SLICE = 4096;
 /** createRequest lets the event loop run after this many arguments. */
 const ARGS_PER_YIELD = 50_000;
 
@@ -168,6 +176,11 @@ interface PendingReports {
   reports: readonly StoreReport[];
   resolve(stored: boolean[]): void;
   reject(error: unknown): void;
+}
+
+/** A large value (see packed.ts) by row id: the one cell of its one row. */
+function large(statement: SqliteStatement, row: number): Uint8Array {
+  return cells(statement.all([row])[0])[0] as Uint8Array;
 }
 
 /** The first row of a query, or undefined. */
@@ -354,6 +367,7 @@ class SqliteStoreImpl implements SqliteStore {
            FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
         ),
       ),
+      packed: preparePacked(db, rawRows),
     };
   }
 
@@ -546,7 +560,20 @@ class SqliteStoreImpl implements SqliteStore {
     return this.#read((c) => {
       const { firstArg } = this.#checkRange(c, id, start, count);
       const from = firstArg + start;
-      return c.getArgs.all([from, from + count]).map((row) => cells(row)[0] as Uint8Array);
+      const { packed } = c;
+      if (packed === undefined || count < PACKED_FROM) {
+        return c.getArgs.all([from, from + count]).map((row) => cells(row)[0] as Uint8Array);
+      }
+      const args: Uint8Array[] = [];
+      for (let slice = from; slice < from + count; slice += ARGS_PER_SLICE) {
+        const size = Math.min(ARGS_PER_SLICE, from + count - slice);
+        const [ids, lengths, hex] = cells(firstRow(packed.args, [slice, slice + size]));
+        const values = inOrder(ids, slice, size)
+          ? unpack(lengths, hex, size, (i) => large(packed.largeArg, slice + i))
+          : c.getArgs.all([slice, slice + size]).map((row) => cells(row)[0] as Uint8Array);
+        for (const value of values) args.push(value as Uint8Array);
+      }
+      return args;
     });
   }
 
@@ -785,7 +812,25 @@ class SqliteStoreImpl implements SqliteStore {
       c.beginRead.run([]);
       try {
         for (let from = firstArg; from < end; from += RESULTS_PER_READ) {
-          for (const row of c.resultsIn.all([from, Math.min(from + RESULTS_PER_READ, end)])) {
+          const to = Math.min(from + RESULTS_PER_READ, end);
+          const { packed } = c;
+          const row = packed && cells(firstRow(packed.results, [from, to]));
+          if (packed !== undefined && row !== undefined && inOrder(row[0], from, to - from)) {
+            const [, argLengths, argHex, resultLengths, resultHex] = row;
+            const args = unpack(argLengths, argHex, to - from, (i) =>
+              large(packed.largeArg, from + i),
+            );
+            const values = unpack(resultLengths, resultHex, to - from, (i) =>
+              large(packed.largeResult, from + i),
+            );
+            for (let i = 0; i < to - from; i++) {
+              const index = from - firstArg + i;
+              results[index] = { index, args: args[i] as Uint8Array, result: values[i] ?? null };
+            }
+            if (to < end) await new Promise((resolve) => setImmediate(resolve));
+            continue;
+          }
+          for (const row of c.resultsIn.all([from, to])) {
             const [argId, args, result] = cells(row) as [number, unknown, unknown];
             const index = argId - firstArg;
             results[index] = {
