@@ -13,7 +13,7 @@ import type {
   TaskResult,
 } from "@sheepdog/contracts";
 import { hashToken, newToken, SheepdogError } from "@sheepdog/contracts";
-import { Kysely, SqliteDialect, sql } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import { LOCK_SLICE_MS, retryBusy } from "./internal/busy.js";
 import {
   closedError,
@@ -23,6 +23,7 @@ import {
   storeError,
   taskNotFound,
 } from "./internal/errors.js";
+import { loadKysely, openKysely } from "./internal/kysely.js";
 import {
   APPLICATION_ID,
   type FileIdentity,
@@ -135,12 +136,19 @@ function checkOptions(options: SqliteStoreOptions): Required<SqliteStoreOptions>
 /** The open database and the statements prepared on it. */
 interface Connection {
   db: SqliteDatabase;
-  kysely: Kysely<Schema>;
+  /** Kysely on this database, made on first use (see kysely.ts). */
+  kysely: Promise<Kysely<Schema>> | undefined;
   owned: boolean;
   closed: boolean;
   begin: SqliteStatement;
   commit: SqliteStatement;
   requestShape: SqliteStatement;
+  insertRequest: SqliteStatement;
+  setTasks: SqliteStatement;
+  requestRow: SqliteStatement;
+  requestCounts: SqliteStatement;
+  requestMeta: SqliteStatement;
+  setMeta: SqliteStatement;
   nextArg: SqliteStatement;
   insertArg: SqliteStatement;
   insertArgs: SqliteStatement;
@@ -320,14 +328,15 @@ class SqliteStoreImpl implements SqliteStore {
     pragma(db, "wal_autocheckpoint = 16384");
     pragma(db, "journal_size_limit = 67108864");
 
-    const kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: db }) });
+    let kysely: Promise<Kysely<Schema>> | undefined;
     if (action === "migrate") {
       await retry(() => db.prepare("BEGIN IMMEDIATE").run([]));
       try {
         // Another process may have migrated the file while this one waited for the lock.
         const identity = readIdentity(db);
         if (judge(identity, latest, this.file) === "migrate") {
-          const version = await migrate(kysely, this.#migrations, identity.version);
+          kysely = openKysely(db);
+          const version = await migrate(await kysely, this.#migrations, identity.version);
           pragma(db, `application_id = ${APPLICATION_ID}`);
           pragma(db, `user_version = ${version}`);
         }
@@ -347,6 +356,17 @@ class SqliteStoreImpl implements SqliteStore {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
       requestShape: db.prepare("SELECT tasks, first_arg FROM requests WHERE id = ?"),
+      insertRequest: db.prepare(
+        `INSERT INTO requests (func, ns, tasks, first_arg, token_hash, created_at, meta)
+         VALUES (?, ?, 0, ?, ?, ?, ?)`,
+      ),
+      setTasks: db.prepare("UPDATE requests SET tasks = ? WHERE id = ?"),
+      requestRow: db.prepare(
+        "SELECT id, func, ns, tasks, token_hash, created_at, meta FROM requests WHERE id = ?",
+      ),
+      requestCounts: db.prepare("SELECT tasks, results, errors FROM requests WHERE id = ?"),
+      requestMeta: db.prepare("SELECT meta FROM requests WHERE id = ?"),
+      setMeta: db.prepare("UPDATE requests SET meta = ? WHERE id = ?"),
       nextArg: db.prepare("SELECT coalesce(max(id), 0) + 1 FROM args"),
       insertArg: db.prepare("INSERT INTO args (id, request_id, value) VALUES (?, ?, ?)"),
       insertArgs: db.prepare(`INSERT INTO args (id, request_id, value) VALUES ${argsRows}`),
@@ -381,7 +401,10 @@ class SqliteStoreImpl implements SqliteStore {
       if (!connection || connection.closed) return;
       connection.closed = true;
       // Kysely's destroy() closes the database; one that was passed in stays open for its owner.
-      if (connection.owned) await connection.kysely.destroy();
+      if (!connection.owned) return;
+      const kysely = await connection.kysely?.catch(() => undefined);
+      if (kysely) await kysely.destroy();
+      else connection.db.close();
     });
     await flushing;
   }
@@ -431,6 +454,18 @@ class SqliteStoreImpl implements SqliteStore {
     });
   }
 
+  /** Kysely on the connection, made on first use; a failed import is tried again next time. */
+  #kysely(c: Connection): Promise<Kysely<Schema>> {
+    if (c.kysely === undefined) {
+      const opening = openKysely(c.db);
+      c.kysely = opening;
+      opening.catch(() => {
+        if (c.kysely === opening) c.kysely = undefined;
+      });
+    }
+    return c.kysely;
+  }
+
   /**
    * Where request `id`'s tasks are, or REQUEST_NOT_FOUND. Runs inside the lock. Requests are
    * never changed in shape nor deleted, so the answer is kept.
@@ -473,21 +508,17 @@ class SqliteStoreImpl implements SqliteStore {
     return this.#write(async (c) => {
       // This transaction holds the write lock, so no one else can take these args rows.
       const firstArg = Number(cells(firstRow(c.nextArg, []))[0]);
-      const inserted = await c.kysely
-        .insertInto("requests")
-        .values({
-          func,
-          ns,
-          tasks: 0,
-          first_arg: firstArg,
-          token_hash: hashToken(token),
-          created_at: Date.now(),
-          meta,
-        })
-        .executeTakeFirstOrThrow();
-      const id = Number(inserted.insertId);
+      const inserted = c.insertRequest.run([
+        func,
+        ns,
+        firstArg,
+        hashToken(token),
+        Date.now(),
+        meta,
+      ]);
+      const id = Number(inserted.lastInsertRowid);
       const tasks = await this.#insertArgs(c, id, firstArg, args);
-      await c.kysely.updateTable("requests").set({ tasks }).where("id", "=", id).execute();
+      c.setTasks.run([tasks, id]);
       return { id, token };
     });
   }
@@ -541,7 +572,7 @@ class SqliteStoreImpl implements SqliteStore {
   async getRequest(id: RequestId): Promise<RequestInfo> {
     return this.#read(async (c) => {
       const row = isRequestId(id)
-        ? await c.kysely.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirst()
+        ? (firstRow(c.requestRow, [id]) as Selectable<Schema["requests"]> | undefined)
         : undefined;
       if (!row) throw requestNotFound(id);
       return {
@@ -596,25 +627,17 @@ class SqliteStoreImpl implements SqliteStore {
     metaJson(patch, "meta patch");
     await this.#write(async (c) => {
       const row = isRequestId(id)
-        ? await c.kysely
-            .selectFrom("requests")
-            .select("meta")
-            .where("id", "=", id)
-            .executeTakeFirst()
+        ? (firstRow(c.requestMeta, [id]) as { meta: string } | undefined)
         : undefined;
       if (!row) throw requestNotFound(id);
       const meta = { ...(JSON.parse(row.meta) as RequestMeta), ...patch };
-      await c.kysely
-        .updateTable("requests")
-        .set({ meta: JSON.stringify(meta) })
-        .where("id", "=", id)
-        .execute();
+      c.setMeta.run([JSON.stringify(meta), id]);
     });
   }
 
   async listRequests(): Promise<RequestSummary[]> {
     return this.#read(async (c) => {
-      const rows = await c.kysely
+      const rows = await (await this.#kysely(c))
         .selectFrom("requests")
         .select(["id", "created_at", "meta", "tasks", "results", "errors"])
         .orderBy("id")
@@ -771,8 +794,10 @@ class SqliteStoreImpl implements SqliteStore {
       let results = 0;
       let errors = 0;
       const rows = [...new Set(indices)].map((index) => firstArg + index);
+      const kysely = await this.#kysely(c);
+      const { sql } = await loadKysely();
       for (let i = 0; i < rows.length; i += 500) {
-        const removed = await c.kysely
+        const removed = await kysely
           .deleteFrom("reports")
           .where("arg_id", "in", rows.slice(i, i + 500))
           .returning(sql<number>`result IS NOT NULL`.as("was_result"))
@@ -789,14 +814,10 @@ class SqliteStoreImpl implements SqliteStore {
   async counts(id: RequestId): Promise<RequestCounts> {
     return this.#read(async (c) => {
       const row = isRequestId(id)
-        ? await c.kysely
-            .selectFrom("requests")
-            .select(["tasks", "results", "errors"])
-            .where("id", "=", id)
-            .executeTakeFirst()
+        ? (firstRow(c.requestCounts, [id]) as RequestCounts | undefined)
         : undefined;
       if (!row) throw requestNotFound(id);
-      return row;
+      return { tasks: row.tasks, results: row.results, errors: row.errors };
     });
   }
 
@@ -851,7 +872,7 @@ class SqliteStoreImpl implements SqliteStore {
   async getErrors(id: RequestId): Promise<TaskError[]> {
     return this.#read(async (c) => {
       const { tasks, firstArg } = this.#shape(c, id);
-      const rows = await c.kysely
+      const rows = await (await this.#kysely(c))
         .selectFrom("reports as r")
         .innerJoin("args as a", "a.id", "r.arg_id")
         .select(["r.arg_id", "a.value", "r.error"])

@@ -1,6 +1,7 @@
 import { SheepdogError } from "@sheepdog/contracts";
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
 import { source } from "./errors.js";
+import { loadKysely } from "./kysely.js";
 import type { Schema } from "./schema.js";
 
 /**
@@ -24,6 +25,7 @@ export const migrations: readonly Migration[] = [
     version: 1,
     name: "requests, args and reports",
     async up(db) {
+      const { sql } = await loadKysely();
       await db.schema
         .createTable("requests")
         .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
