@@ -57,9 +57,12 @@ EXIT_UNDELIVERED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
-# Reports are posted in batches: when a batch reaches POST_BATCH_BYTES, when its oldest report
-# is POST_BATCH_SECONDS old, or right away after a call slower than SLOW_CALL_SECONDS.
+# Reports are posted in batches: when a batch reaches POST_BATCH_BYTES or POST_BATCH_REPORTS
+# reports, when its oldest report is POST_BATCH_SECONDS old, or right away after a call slower
+# than SLOW_CALL_SECONDS. The count keeps each post small for the server when a chunk holds
+# many small results (a million trivial calls: half a client's memory peak was posts of 125,000).
 POST_BATCH_BYTES = 8 * 1024 * 1024
+POST_BATCH_REPORTS = 10000
 POST_BATCH_SECONDS = 10.0
 SLOW_CALL_SECONDS = 1.0
 HTTP_TIMEOUT_SECONDS = 60.0
@@ -530,6 +533,7 @@ class Reporter(object):
             self.pending_since = self.clock()
         if (
             self.pending_bytes >= POST_BATCH_BYTES
+            or len(self.pending) >= POST_BATCH_REPORTS
             or seconds >= SLOW_CALL_SECONDS
             or self.clock() - self.pending_since >= POST_BATCH_SECONDS
         ):

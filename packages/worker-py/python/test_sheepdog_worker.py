@@ -460,6 +460,19 @@ class ReporterTest(unittest.TestCase):
         reporter.add(5, "result", b"x" * (w.POST_BATCH_BYTES // 2), 0.0)
         self.assertEqual(events[-1], ("post", [4, 5]))
 
+    def test_posts_when_a_batch_holds_many_reports(self):
+        reporter, connection, events, _, _ = self.reporter()
+        for index in range(w.POST_BATCH_REPORTS + 5):
+            reporter.add(index, "result", b"x", 0.0)
+        posts = [e for e in events if e[0] == "post"]
+        self.assertEqual(len(posts), 1)
+        self.assertEqual(posts[0][1], list(range(w.POST_BATCH_REPORTS)))
+        reporter.flush()
+        self.assertEqual(
+            [r["index"] for _, _, reports, _ in connection.posts for r in reports],
+            list(range(w.POST_BATCH_REPORTS + 5)),
+        )
+
     def test_splits_a_post_the_server_finds_too_large(self):
         def too_large(reports, sections):
             if sum(len(s) for s in sections[1:]) > 400:
