@@ -62,7 +62,7 @@ function runJsonLines(script, args = [], nodeFlags = []) {
     let stderr = "";
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
-      for (const line of String(chunk).split("\n")) if (line.trim()) log(line.trim());
+      for (const line of String(chunk).split("\n")) if (line.startsWith("{")) log(line.trim());
     });
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
@@ -77,11 +77,11 @@ function runJsonLines(script, args = [], nodeFlags = []) {
         );
         return;
       }
+      const all = stdout.split("\n").filter((l) => l.trim());
       resolve({
-        lines: stdout
-          .split("\n")
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l)),
+        lines: all.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
+        // Anything else on stdout (node --trace-gc writes there).
+        other: all.filter((l) => !l.startsWith("{")),
         stderr,
       });
     });
@@ -182,7 +182,7 @@ function readdir(dir) {
 async function e2e() {
   const args = quick
     ? ["--sizes", "1,10", "--reps", "1,1"]
-    : ["--sizes", "1,10,100,400", "--reps", "3,3,2,1"];
+    : ["--sizes", "1,10,100,400", "--reps", "3,3,2,2"];
   const { lines } = await runJsonLines(join(here, "cluster/e2e.mjs"), args);
   const sizes = [...new Set(lines.map((l) => l.n))];
   const rows = sizes.map((n) => {
@@ -233,9 +233,21 @@ async function million() {
     const profiled = await runJsonLines(
       join(here, "cluster/million.mjs"),
       ["--calls", calls, "--heap-sites"],
-      ["--cpu-prof", "--cpu-prof-dir", dir],
+      ["--cpu-prof", "--cpu-prof-dir", dir, "--trace-gc"],
     );
     result.profiledRun = profiled.lines[0];
+    // V8's full collections: the heap in use before and after each, i.e. how much was live.
+    result.majorGcs = profiled.other
+      .map((l) =>
+        /(\d+) ms: Mark-Compact ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/.exec(l),
+      )
+      .filter(Boolean)
+      .map((m) => ({
+        atMs: Number(m[1]),
+        usedBeforeMb: Number(m[2]),
+        heapBeforeMb: Number(m[3]),
+        usedAfterMb: Number(m[4]),
+      }));
     result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
     const sites = profiled.stderr.split("\n").find((l) => l.startsWith('{"allocatedMb"'));
     if (sites) result.allocationSites = JSON.parse(sites).allocatedMb;
@@ -329,7 +341,8 @@ function coldSection(data) {
 
 Medians of ${data.measurements.length / 2} interleaved run${data.measurements.length > 2 ? "s" : ""} each. Each is a new Node process (its start is
 "nodeStart", the time before the script's first line) that opens a new SSH connection; "import" is
-loading \`@sheepdog/core\` (all of Sheepdog) or \`@sheepdog/deploy-ssh\` (the floor's side).`;
+loading \`@sheepdog/core\` (all of Sheepdog) or \`@sheepdog/deploy-ssh\` (the floor's side). The
+map's results file exists already, as \`./sheepdog.sqlite\` does after a user's first map.`;
 }
 
 function millionSection(data) {
@@ -355,6 +368,9 @@ function millionSection(data) {
 included); phases are sampled every 20 ms.`;
   if (data.profile) {
     text += `\n\n**Where the time and memory went** (missed goal). A second run under \`node --cpu-prof\` and V8's sampling heap profiler (${data.profiledRun.seconds.toFixed(1)} s, peak ${fmt(data.profiledRun.peakRssMb)} MB under the profilers). CPU of the client process (its server included) by area and by function:\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`;
+  }
+  if (data.majorGcs?.length) {
+    text += `\n\nV8's full collections in that run (\`--trace-gc\`), the JavaScript heap in use before and after each: what was garbage, and what was live:\n\n| at | in use before | live after | heap size before |\n|---:|---:|---:|---:|\n${data.majorGcs.map((g) => `| ${(g.atMs / 1000).toFixed(1)} s | ${fmt(g.usedBeforeMb)} MB | ${fmt(g.usedAfterMb)} MB | ${fmt(g.heapBeforeMb)} MB |`).join("\n")}`;
   }
   if (data.allocationSites) {
     text += `\n\nBytes allocated over the whole run (collected objects included), by allocation site (the nearest Sheepdog frames):\n\n| site | MB allocated |\n|---|---:|\n${data.allocationSites.map(([site, mb]) => `| ${site.replaceAll("|", "\\|")} | ${fmt(mb)} |`).join("\n")}`;

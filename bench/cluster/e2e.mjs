@@ -3,7 +3,7 @@
 // SSH connection, interleaved in one run (floor then map, map then floor, alternately), each
 // after the cluster has emptied. Prints one JSON line per measurement.
 //
-// Usage: node bench/cluster/e2e.mjs [--sizes 1,10,100,400] [--reps 3,3,2,1]
+// Usage: node bench/cluster/e2e.mjs [--sizes 1,10,100,400] [--reps 3,3,2,2]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +22,7 @@ import {
 const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "1,10,100,400" },
-    reps: { type: "string", default: "3,3,2,1" },
+    reps: { type: "string", default: "3,3,2,2" },
   },
 });
 const sizes = values.sizes.split(",").map(Number);
