@@ -147,6 +147,15 @@ export interface Store {
   /** Every task in order, with its result or `null`. */
   getResults(id: RequestId): Promise<TaskResult[]>;
 
+  /**
+   * The results of tasks `start .. start + count - 1`, in order, `null` where a task has no
+   * result (no report yet, or an error): what `getResults` says of them, without their
+   * arguments. The range MUST lie inside the request, else `TASK_NOT_FOUND`. Optional: a caller
+   * that needs results only (`map`) reads a large request in slices with it, never holding
+   * every task's arguments and result at once.
+   */
+  getResultRange?(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
+
   /** The failed tasks, in order. */
   getErrors(id: RequestId): Promise<TaskError[]>;
 

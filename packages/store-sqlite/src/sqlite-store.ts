@@ -61,6 +61,7 @@ export interface SqliteStoreOptions {
 export interface SqliteStore extends Store, AsyncDisposable {
   putReports(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
   resetTasks(id: RequestId, indices: readonly number[]): Promise<void>;
+  getResultRange(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
   /** The database file (absolute), or a description of the database that was passed in. */
   readonly file: string;
 }
@@ -866,6 +867,44 @@ class SqliteStoreImpl implements SqliteStore {
         c.commit.run([]);
       }
       return results;
+    });
+  }
+
+  async getResultRange(
+    id: RequestId,
+    start: number,
+    count: number,
+  ): Promise<(Uint8Array | null)[]> {
+    return this.#read(async (c) => {
+      const { firstArg } = this.#checkRange(c, id, start, count);
+      const values: (Uint8Array | null)[] = [];
+      const end = firstArg + start + count;
+      // One read transaction, so that every slice sees the same moment.
+      c.beginRead.run([]);
+      try {
+        for (let from = firstArg + start; from < end; from += RESULTS_PER_READ) {
+          const to = Math.min(from + RESULTS_PER_READ, end);
+          const { packed } = c;
+          const row = packed && cells(firstRow(packed.resultsOnly, [from, to]));
+          if (packed !== undefined && row !== undefined && inOrder(row[0], from, to - from)) {
+            const slice = unpack(row[1], row[2], to - from, (i) =>
+              large(packed.largeResult, from + i),
+            );
+            for (const value of slice) values.push(value);
+          } else {
+            const decoder = new SlabDecoder();
+            const slice: (Uint8Array | null)[] = new Array(to - from).fill(null);
+            for (const one of c.resultsIn.all([from, to])) {
+              const [argId, , result] = cells(one) as [number, unknown, unknown];
+              slice[argId - from] = decoder.decode(result);
+            }
+            for (const value of slice) values.push(value);
+          }
+        }
+      } finally {
+        c.commit.run([]);
+      }
+      return values;
     });
   }
 

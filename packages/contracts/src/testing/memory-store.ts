@@ -220,6 +220,17 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
       });
     },
 
+    async getResultRange(id, start, count): Promise<(Uint8Array | null)[]> {
+      const req = request(id);
+      checkRange(req, start, count);
+      const results: (Uint8Array | null)[] = [];
+      for (let index = start; index < start + count; index++) {
+        const found = req.reports.get(index);
+        results.push(found && "result" in found ? found.result.slice() : null);
+      }
+      return results;
+    },
+
     async getErrors(id): Promise<TaskError[]> {
       const req = request(id);
       const errors: TaskError[] = [];

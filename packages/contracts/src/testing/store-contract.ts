@@ -544,6 +544,31 @@ export function describeStoreContract(
         expect(counts.errors).toBe(single.filter(Boolean).length);
       });
 
+      it("getResultRange (optional) says what getResults says of a range, without args", async (t) => {
+        const store = await open();
+        if (!store.getResultRange) {
+          t.skip("this store has no getResultRange (an optional method)");
+          return;
+        }
+        const { getResultRange } = store;
+        const range = (id: number, start: number, count: number) =>
+          getResultRange.call(store, id, start, count);
+        const id = await create(store, 50);
+        for (let i = 0; i < 50; i++) {
+          if (i % 5 === 0) continue;
+          if (i % 7 === 0) await store.putError(id, i, `e${i}`);
+          else await store.putResult(id, i, utf8(`r${i}`));
+        }
+        const all = (await store.getResults(id)).map((r) => show(r.result));
+        expect((await range(id, 0, 50)).map(show)).toEqual(all);
+        expect((await range(id, 13, 20)).map(show)).toEqual(all.slice(13, 33));
+        expect((await range(id, 49, 1)).map(show)).toEqual([all[49]]);
+        expect(await range(id, 50, 0)).toEqual([]);
+        await expectFailure(() => range(id, 45, 6), "TASK_NOT_FOUND");
+        await expectFailure(() => range(id, -1, 2), "TASK_NOT_FOUND");
+        await expectFailure(() => range(id + 1000, 0, 1), "REQUEST_NOT_FOUND");
+      });
+
       it("resetTasks (optional) forgets reports so that tasks can report again", async (t) => {
         const store = await open();
         if (!store.resetTasks) {

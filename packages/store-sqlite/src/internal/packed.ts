@@ -21,6 +21,8 @@ export interface PackedStatements {
   args: SqliteStatement;
   /** args rows `[from, to)` with their results: ids, arg lengths, arg hex, result lengths (-1: none), result hex. */
   results: SqliteStatement;
+  /** The results of args rows `[from, to)`: ids, result lengths (-1: none), result hex. */
+  resultsOnly: SqliteStatement;
   /** One large argument by row id. */
   largeArg: SqliteStatement;
   /** One large result by row id. */
@@ -50,6 +52,12 @@ export function preparePacked(
         db.prepare(
           `SELECT group_concat(a.id, ','), group_concat(length(a.value), ','), ${small("a.value")},
                   group_concat(coalesce(length(r.result), -1), ','), ${small("r.result")}
+           FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
+        ),
+      ),
+      resultsOnly: raw(
+        db.prepare(
+          `SELECT group_concat(a.id, ','), group_concat(coalesce(length(r.result), -1), ','), ${small("r.result")}
            FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
         ),
       ),
