@@ -10,7 +10,8 @@
 // of their own; --package-benches runs them too.
 //
 // Options: --only ingest,e2e,cold,million   --quick (small sizes: checks that it all works,
-// writes nothing)   --no-write   --package-benches
+// writes nothing)   --no-write   --package-benches   --render-only (write the report again from
+// bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -29,6 +30,7 @@ const { values: options } = parseArgs({
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     "package-benches": { type: "boolean", default: false },
+    "render-only": { type: "boolean", default: false },
   },
 });
 const only = new Set(options.only.split(","));
@@ -550,7 +552,10 @@ function readmeTable(report) {
 // ---- main ---------------------------------------------------------------------------------------
 
 const started = Date.now();
-const report = { machine: machine(), errors: {} };
+const rendering = options["render-only"];
+const report = rendering
+  ? JSON.parse(readFileSync(join(results, "report.json"), "utf8"))
+  : { machine: machine(), errors: {} };
 const haveCluster = existsSync(
   process.env.SHEEPDOG_TESTCLUSTER_FILE ?? "/var/lib/sheepdog-testcluster/cluster.json",
 );
@@ -560,7 +565,7 @@ for (const [name, fn, needsCluster] of [
   ["million", million, true],
   ["cold", cold, true],
 ]) {
-  if (!only.has(name)) continue;
+  if (rendering || !only.has(name)) continue;
   if (needsCluster && !haveCluster) {
     report.errors[name] = "no test cluster (start it with `sudo bash tooling/testcluster/up`)";
     continue;
@@ -573,7 +578,7 @@ for (const [name, fn, needsCluster] of [
     log(`${name} failed: ${report.errors[name]}`);
   }
 }
-if (options["package-benches"] && !quick) {
+if (options["package-benches"] && !quick && !rendering) {
   for (const script of ["serialise/run.mjs", "store/run.mjs", "deploy-ssh/run.mjs"]) {
     log(script);
     try {
@@ -586,8 +591,10 @@ if (options["package-benches"] && !quick) {
     }
   }
 }
-report.loadAfter = loadavg()[0];
-report.minutes = Math.max(1, Math.round((Date.now() - started) / 60_000));
+if (!rendering) {
+  report.loadAfter = loadavg()[0];
+  report.minutes = Math.max(1, Math.round((Date.now() - started) / 60_000));
+}
 const notesPath = join(results, "notes.md");
 if (existsSync(notesPath)) report.notes = readFileSync(notesPath, "utf8").trim();
 
