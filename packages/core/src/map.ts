@@ -15,7 +15,7 @@ import { progressPrinter } from "./internal/progress.js";
 import { connectionOf } from "./internal/request-job.js";
 import type { Cluster } from "./internal/resources.js";
 import { clusterFor, serverForConfig, storeFor } from "./internal/resources.js";
-import { decodeResults } from "./internal/result-check.js";
+import { collectResults } from "./internal/result-check.js";
 import type { TaskLayout } from "./internal/task-layout.js";
 import { retryChunks, taskCount } from "./internal/task-layout.js";
 import type { MapProgress } from "./internal/wait.js";
@@ -202,8 +202,7 @@ async function waitAndRetry<R>(
       `[sheepdog] ${final.errors} of ${final.tasks} tasks failed. See why with getErrors(${request}, { dbfile: ${JSON.stringify(submitted.dbfile)} }).\n`,
     );
   }
-  const rows = await store.getResults(request);
-  return (await decodeResults(store, request, rows)) as (R | null)[];
+  return (await collectResults(store, request, tasks)) as (R | null)[];
 }
 
 /** Whether a worker's error is Python's `MemoryError` (the last line of its traceback). */
