@@ -3,14 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describeCluster } from "@sheepdog/testcluster";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeCluster, sshArgs } from "@sheepdog/testcluster";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, "../dist/cli.js");
 
 describeCluster("the sheepdog command on the test cluster", (cluster) => {
   let cwd: string;
+  /** Where, on the head node, `slow_square` marks each of its three calls as begun. */
+  const startedDir = `/tmp/sheepdog-cli-started-${process.pid}-${Date.now()}`;
   const flags = [
     "--host",
     cluster.host,
@@ -55,12 +57,17 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     writeFileSync(
       join(cwd, "jobs.py"),
       [
-        "import time",
+        "import os, time",
         "",
         "def square(x):",
         "    return x * x",
         "",
         "def slow_square(x):",
+        `    os.makedirs(${JSON.stringify(startedDir)}, exist_ok=True)`,
+        `    open(os.path.join(${JSON.stringify(startedDir)}, str(x)), "w").close()`,
+        "    # Every call computes at once, however the scheduler staggers their starts.",
+        `    while len(os.listdir(${JSON.stringify(startedDir)})) < 3:`,
+        "        time.sleep(0.2)",
         "    time.sleep(4)",
         "    return x * x",
         "",
@@ -71,7 +78,16 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
       ].join("\n"),
     );
   });
-  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+  afterAll(async () => {
+    rmSync(cwd, { recursive: true, force: true });
+    await onHead(`rm -rf ${startedDir}`);
+  });
+
+  /** Runs `command` on the head node as the cluster's user; resolves with its stdout. */
+  async function onHead(command: string) {
+    const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
+    return stdout;
+  }
 
   it("maps over SSH and GridEngine, results as JSON lines", async () => {
     const result = await sheepdog(
@@ -131,7 +147,18 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     // reports, and the workers give up after a second, their reports printed to their output.
     const child = spawn(
       process.execPath,
-      [cli, "map", "jobs.py:slow_square", "--args", "-", "--retry-window", "1", ...flags],
+      [
+        cli,
+        "map",
+        "jobs.py:slow_square",
+        "--args",
+        "-",
+        "--chunk-size",
+        "1",
+        "--retry-window",
+        "1",
+        ...flags,
+      ],
       { cwd },
     );
     child.stdin.end("[5]\n[6]\n[7]\n");
@@ -143,7 +170,18 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
         if (match?.[1]) resolve(match[1]);
       });
     });
-    await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) > 0);
+    // Killed only once every call has begun: a task the scheduler had yet to start, or one
+    // that had yet to fetch its arguments, would find no server and end without a report.
+    await vi.waitFor(
+      async () =>
+        expect(
+          (await onHead(`ls ${startedDir} 2>/dev/null || true`))
+            .split(/\s+/)
+            .filter(Boolean)
+            .sort(),
+        ).toEqual(["5", "6", "7"]),
+      { timeout: 120_000, interval: 500 },
+    );
     child.kill("SIGKILL");
     await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
     const before = await sheepdog(["results", id]);
