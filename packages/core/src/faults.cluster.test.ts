@@ -495,6 +495,53 @@ def f(x):
     expect(run.progress.at(-1)).toMatchObject({ tasks: 2, results: 2, errors: 0 });
   }, 120_000);
 
+  it("a task GridEngine runs again (-r y, qmod -rj) after it reported: the first report wins and counts once", async () => {
+    // One task of two calls: the first reports at once (a call of over a second is posted
+    // when it returns); the second is still computing when the task is rescheduled.
+    const f = py`
+def f(x):
+    import os, time
+    restarted = os.environ.get("RESTARTED")
+    time.sleep(1.5 if x == 0 else (60 if restarted == "0" else 0))
+    return [x, restarted]
+`;
+    let rescheduled: Promise<{ code: number; stdout: string; stderr: string }> | undefined;
+    const run = await mapTimed(
+      f,
+      [[0], [1]],
+      { chunkSize: 2, geOpts: ["-r y", ...defaultDirs] },
+      {
+        onProgress: (p) => {
+          if (p.results === 1 && !rescheduled) {
+            rescheduled = requestStatus(p.request, { dbfile }).then(({ job }) =>
+              onHead(`qmod -rj ${job?.parts[0]?.jobId}.1`),
+            );
+          }
+        },
+      },
+    );
+    const qmod = await rescheduled;
+    expect(qmod?.code, qmod?.stderr).toBe(0);
+    expect(qmod?.stdout).toContain("Pushed rescheduling");
+    // The first call's result is its first run's; the second call reported only from the re-run.
+    expect(run.results).toEqual([
+      [0, "0"],
+      [1, "1"],
+    ]);
+    expect(run.errors).toEqual([]);
+    expect(run.progress.at(-1)).toMatchObject({ results: 2, errors: 0 });
+    // GridEngine did run the task twice: its first run's accounting says "rescheduling".
+    const accounting = await vi.waitFor(
+      async () => {
+        const { stdout } = await onHead(`qacct -j ${run.job.parts[0]?.jobId}`);
+        expect(stdout.match(/^failed/gm)).toHaveLength(2);
+        return stdout;
+      },
+      { timeout: 15_000, interval: 500 },
+    );
+    expect(accounting).toMatch(/^failed\s+25\s*: rescheduling/m);
+  }, 120_000);
+
   describe("stopping a map", () => {
     const sleepy = py`
 def f(x):
