@@ -505,7 +505,7 @@ def f(x):
     time.sleep(1.5 if x == 0 else (60 if restarted == "0" else 0))
     return [x, restarted]
 `;
-    let rescheduled: Promise<{ code: number; stdout: string; stderr: string }> | undefined;
+    let rescheduled: ReturnType<typeof onHead> | undefined;
     const run = await mapTimed(
       f,
       [[0], [1]],
