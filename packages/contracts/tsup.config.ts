@@ -1,11 +1,6 @@
+import { packageBuild } from "@sheepdog/tsconfig/tsup";
 import { defineConfig } from "tsup";
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/testing/index.ts"],
-  format: ["esm"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-  external: ["vitest"],
-});
+export default defineConfig(
+  packageBuild({ entry: ["src/index.ts", "src/testing/index.ts"], external: ["vitest"] }),
+);

@@ -1,10 +1,4 @@
+import { packageBuild } from "@sheepdog/tsconfig/tsup";
 import { defineConfig } from "tsup";
 
-export default defineConfig({
-  entry: ["src/index.ts"],
-  format: ["esm"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+export default defineConfig(packageBuild());
