@@ -39,6 +39,27 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     }
   }
 
+  /**
+   * Starts `sheepdog map` in the background with `stdin` as its arguments; resolves once it
+   * has said its request id. `output.stderr` keeps growing with what it says after.
+   */
+  async function startMap(args: string[], stdin: string) {
+    const child = spawn(process.execPath, [cli, "map", ...args, ...flags], { cwd });
+    child.stdin.end(stdin);
+    const output = { stderr: "" };
+    const id = await new Promise<string>((resolve, reject) => {
+      child.stderr.on("data", (chunk) => {
+        output.stderr += chunk;
+        const match = /request (\d+):/.exec(output.stderr);
+        if (match?.[1]) resolve(match[1]);
+      });
+      child.on("close", (code) =>
+        reject(new Error(`sheepdog map ended (${code}): ${output.stderr}`)),
+      );
+    });
+    return { child, id, output };
+  }
+
   async function waitForTasks(
     id: string,
     done: (status: { tasks: Record<string, number> }) => boolean,
@@ -116,27 +137,15 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
   }, 150_000);
 
   it("on Ctrl-C with --keep-jobs, exits 130 and leaves the job running", async () => {
-    const child = spawn(
-      process.execPath,
-      [cli, "map", "jobs.py:nap", "--args", "-", "--keep-jobs", ...flags],
-      {
-        cwd,
-      },
+    const { child, id, output } = await startMap(
+      ["jobs.py:nap", "--args", "-", "--keep-jobs"],
+      "[30]\n",
     );
-    child.stdin.end("[30]\n");
-    let stderr = "";
-    const id = await new Promise<string>((resolve) => {
-      child.stderr.on("data", (chunk) => {
-        stderr += chunk;
-        const match = /request (\d+):/.exec(stderr);
-        if (match?.[1]) resolve(match[1]);
-      });
-    });
     await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) === 1);
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
     child.kill("SIGINT");
     expect(await exited).toBe(130);
-    expect(stderr).toContain("The map was aborted");
+    expect(output.stderr).toContain("The map was aborted");
     const status = await waitForTasks(id, () => true);
     expect(status.taskStates).toMatchObject({ running: 1 });
     await sheepdog(["cancel", id]);
@@ -145,31 +154,10 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
   it("recovers results from the job's output files when the server never came back", async () => {
     // The map's process dies (SIGKILL) while its tasks compute: nothing is left to receive their
     // reports, and the workers give up after a second, their reports printed to their output.
-    const child = spawn(
-      process.execPath,
-      [
-        cli,
-        "map",
-        "jobs.py:slow_square",
-        "--args",
-        "-",
-        "--chunk-size",
-        "1",
-        "--retry-window",
-        "1",
-        ...flags,
-      ],
-      { cwd },
+    const { child, id } = await startMap(
+      ["jobs.py:slow_square", "--args", "-", "--chunk-size", "1", "--retry-window", "1"],
+      "[5]\n[6]\n[7]\n",
     );
-    child.stdin.end("[5]\n[6]\n[7]\n");
-    let stderr = "";
-    const id = await new Promise<string>((resolve) => {
-      child.stderr.on("data", (chunk) => {
-        stderr += chunk;
-        const match = /request (\d+):/.exec(stderr);
-        if (match?.[1]) resolve(match[1]);
-      });
-    });
     // Killed only once every call has begun: a task the scheduler had yet to start, or one
     // that had yet to fetch its arguments, would find no server and end without a report.
     await vi.waitFor(
