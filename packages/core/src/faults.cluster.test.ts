@@ -57,6 +57,8 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
   let dir: string;
   let config: SheepdogConfig;
   let dbfile: string;
+  /** Where, on the head node, allBegun's calls mark that they have begun. */
+  const begunDirs = `/tmp/sheepdog-faults-begun-${process.pid}`;
   const dist = pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href;
 
   beforeAll(() => {
@@ -72,6 +74,7 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
     };
   });
   afterAll(async () => {
+    await onHead(`rm -rf ${begunDirs}-*`);
     await shutdown();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -133,6 +136,24 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
   async function inQstat(job: JobRef): Promise<boolean> {
     const { code } = await onHead(`qstat -j ${job.parts.map((p) => p.jobId).join(",")}`);
     return code === 0;
+  }
+
+  /**
+   * Python lines (indented for a function body) that hold each of `calls` calls until all have
+   * begun, however the scheduler staggers their tasks: they compute side by side, as the tests
+   * that stop a server or re-run a task mid-map need.
+   */
+  function allBegun(calls: number): string {
+    const started = `${begunDirs}-${Math.random().toString(36).slice(2)}`;
+    return [
+      "import os, time",
+      `os.makedirs(${JSON.stringify(started)}, exist_ok=True)`,
+      `open(os.path.join(${JSON.stringify(started)}, str(x)), "w").close()`,
+      `while len(os.listdir(${JSON.stringify(started)})) < ${calls}:`,
+      "    time.sleep(0.2)",
+    ]
+      .map((line) => `    ${line}`)
+      .join("\n");
   }
 
   async function mapTimed(
@@ -362,7 +383,7 @@ def f(x):
       `import { map, py } from ${JSON.stringify(dist)};
 const f = py\`
 def f(x):
-    import time
+${allBegun(3)}
     ${body}
     return ${result}
 \`;
@@ -452,7 +473,7 @@ def f(x):
   it("the same task run twice (by hand over SSH): the first report wins and counts once", async () => {
     const f = py`
 def f(x):
-    import os, time
+${allBegun(2)}
     time.sleep(8 if x == 1 else 0)
     return [x, os.environ.get("JOB_ID", "by hand")]
 `;
