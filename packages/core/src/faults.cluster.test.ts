@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JobRef, Remote } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster } from "@sheepdog/testcluster";
+import { describeCluster, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { MapOptions, MapProgress, SheepdogConfig } from "./index.js";
 import {
@@ -414,7 +414,7 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
   }
 
   it("a server killed with its map (SIGKILL) while tasks run: a new one on the port gets every result; no token in any log", async () => {
-    const port = 21000 + (process.pid % 20000);
+    const port = await unusedPort();
     const { child, request, output } = await mapInChild(port, "time.sleep(5)", "x * x");
     child.kill("SIGKILL");
     await new Promise((resolve) => child.on("exit", resolve));
@@ -453,7 +453,7 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
   }, 120_000);
 
   it("a server killed with its map while tasks run: the next map on the port and dbfile receives the first's results", async () => {
-    const port = 22000 + (process.pid % 20000);
+    const port = await unusedPort();
     const { child, request } = await mapInChild(port, "time.sleep(4)", "x + 100");
     child.kill("SIGKILL");
     await new Promise((resolve) => child.on("exit", resolve));

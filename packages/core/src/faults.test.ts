@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { sqliteStore } from "@sheepdog/store-sqlite";
+import { unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MapProgress, SheepdogConfig } from "./index.js";
 import { getErrors, getResults, map, py, requestStatus, shutdown } from "./index.js";
@@ -203,7 +204,7 @@ def f(x):
 
   it("Ctrl-C during map cancels the job, closes the server, then ends the program by SIGINT", async () => {
     const pids = join(dir, "pids");
-    const port = 20000 + (process.pid % 20000);
+    const port = await unusedPort();
     const script = join(dir, "interrupted.mjs");
     writeFileSync(
       script,

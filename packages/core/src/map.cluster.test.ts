@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { startServer } from "@sheepdog/server";
 import { sqliteStore } from "@sheepdog/store-sqlite";
-import { describeCluster } from "@sheepdog/testcluster";
+import { describeCluster, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SheepdogConfig } from "./config.js";
 import { getErrors, getResults, map, mapAsync, py, pyFile, shutdown } from "./index.js";
@@ -191,7 +191,7 @@ def f(x):
     time.sleep(3)
     return x * x
 `;
-    const port = 40000 + (process.pid % 20000);
+    const port = await unusedPort();
     const id = await mapAsync(slow, [[1], [2], [3], [4], [5], [6]], { ...config, dbfile, port });
     await shutdown();
     await new Promise((resolve) => setTimeout(resolve, 4000));

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { describe } from "vitest";
 
 /** Where `up` writes the cluster's connection facts. */
@@ -81,4 +82,33 @@ export function sshArgs(cluster: TestCluster): string[] {
     String(cluster.port),
     `${cluster.user}@${cluster.host}`,
   ];
+}
+
+/**
+ * A TCP port nothing listens on now, below the ports the kernel hands to outgoing connections
+ * (ip_local_port_range), so that no client socket can take it between the death of a server on
+ * it and the start of its successor, as the tests that restart a server need.
+ */
+export async function unusedPort(): Promise<number> {
+  let firstEphemeral = 32768;
+  try {
+    const range = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
+    firstEphemeral = Number(range.trim().split(/\s+/)[0]) || firstEphemeral;
+  } catch {
+    // Not Linux: keep the usual start of the range.
+  }
+  const low = 10000;
+  for (let tries = 0; tries < 100; tries++) {
+    const port = low + Math.floor(Math.random() * Math.max(1, firstEphemeral - low));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`No unused port between ${low} and ${firstEphemeral} after 100 tries.`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
+  });
 }
