@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describeCluster, sshArgs } from "@sheepdog/testcluster";
+import { describeCluster, pythonAllBegun, sshArgs } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 
 const run = promisify(execFile);
@@ -78,17 +78,13 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     writeFileSync(
       join(cwd, "jobs.py"),
       [
-        "import os, time",
+        "import time",
         "",
         "def square(x):",
         "    return x * x",
         "",
         "def slow_square(x):",
-        `    os.makedirs(${JSON.stringify(startedDir)}, exist_ok=True)`,
-        `    open(os.path.join(${JSON.stringify(startedDir)}, str(x)), "w").close()`,
-        "    # Every call computes at once, however the scheduler staggers their starts.",
-        `    while len(os.listdir(${JSON.stringify(startedDir)})) < 3:`,
-        "        time.sleep(0.2)",
+        pythonAllBegun(startedDir, 3),
         "    time.sleep(4)",
         "    return x * x",
         "",

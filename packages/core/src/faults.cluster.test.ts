@@ -12,8 +12,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JobRef, Remote } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster, unusedPort } from "@sheepdog/testcluster";
+import { describeCluster, pythonAllBegun, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { undecodableAtOne } from "./__fixtures__/functions.js";
 import type { MapOptions, MapProgress, SheepdogConfig } from "./index.js";
 import {
   cancelRequest,
@@ -138,22 +139,9 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
     return code === 0;
   }
 
-  /**
-   * Python lines (indented for a function body) that hold each of `calls` calls until all have
-   * begun, however the scheduler staggers their tasks: they compute side by side, as the tests
-   * that stop a server or re-run a task mid-map need.
-   */
+  /** {@link pythonAllBegun} in a directory of its own under {@link begunDirs}. */
   function allBegun(calls: number): string {
-    const started = `${begunDirs}-${Math.random().toString(36).slice(2)}`;
-    return [
-      "import os, time",
-      `os.makedirs(${JSON.stringify(started)}, exist_ok=True)`,
-      `open(os.path.join(${JSON.stringify(started)}, str(x)), "w").close()`,
-      `while len(os.listdir(${JSON.stringify(started)})) < ${calls}:`,
-      "    time.sleep(0.2)",
-    ]
-      .map((line) => `    ${line}`)
-      .join("\n");
+    return pythonAllBegun(`${begunDirs}-${Math.random().toString(36).slice(2)}`, calls);
   }
 
   async function mapTimed(
@@ -315,19 +303,7 @@ def f(x):
     });
 
     it("a result that does not decode is an error of its task alone", async () => {
-      const f = py`
-def f(x):
-    import copyreg, sys
-    class Point(object):
-        pass
-    Point.__module__ = "__sheepdog__"
-    Point.__qualname__ = "Point"
-    setattr(sys.modules["__sheepdog__"], "Point", Point)
-    if x == 1:
-        copyreg.add_extension("__sheepdog__", "Point", 241)
-        return Point()
-    return x * 10
-`;
+      const f = undecodableAtOne(241, 10);
       const run = await mapTimed(f, [[0], [1], [2]], { chunkSize: 3 });
       expect(run.results).toEqual([0, null, 20]);
       expect(run.errors.map(([args]) => args)).toEqual([[1]]);

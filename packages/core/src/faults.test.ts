@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { undecodableAtOne } from "./__fixtures__/functions.js";
 import type { MapProgress, SheepdogConfig } from "./index.js";
 import { getErrors, getResults, map, py, requestStatus, shutdown } from "./index.js";
 
@@ -142,21 +143,7 @@ def f(mib):
   });
 
   it("makes a result that does not decode an error of its task alone", async () => {
-    // copyreg extension codes pickle as EXT1, which a decoder without the registry cannot read.
-    const f = py`
-def f(x):
-    import copyreg
-    class Point(object):
-        pass
-    Point.__module__ = "__sheepdog__"
-    Point.__qualname__ = "Point"
-    import sys
-    setattr(sys.modules["__sheepdog__"], "Point", Point)
-    if x == 1:
-        copyreg.add_extension("__sheepdog__", "Point", 240)
-        return Point()
-    return x
-`;
+    const f = undecodableAtOne(240, 1);
     const { results, request, progress } = await mapWithProgress(f, [[0], [1], [2]], {
       ...config,
       chunkSize: 3,

@@ -112,3 +112,22 @@ function canListen(port: number): Promise<boolean> {
     server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
   });
 }
+
+/**
+ * Python statements (for the body of a function of `x`, indented by `indent`) that hold each
+ * of `calls` calls until all have begun, however the scheduler staggers their tasks: each marks
+ * `dir` on the head node with a file named after its `x`, then waits for the others' marks.
+ * For tests that stop a server or re-run a task while calls compute side by side.
+ */
+export function pythonAllBegun(dir: string, calls: number, indent = "    "): string {
+  const quoted = JSON.stringify(dir);
+  return [
+    "import os, time",
+    `os.makedirs(${quoted}, exist_ok=True)`,
+    `open(os.path.join(${quoted}, str(x)), "w").close()`,
+    `while len(os.listdir(${quoted})) < ${calls}:`,
+    "    time.sleep(0.2)",
+  ]
+    .map((line) => `${indent}${line}`)
+    .join("\n");
+}
