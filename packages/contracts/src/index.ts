@@ -1,6 +1,7 @@
-export type { SheepdogErrorCode, SheepdogErrorOptions } from "./errors.js";
+export type { SheepdogErrorCode, SheepdogErrorDetail, SheepdogErrorOptions } from "./errors.js";
 export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
 export type { ExecOptions, ExecResult, Remote } from "./remote.js";
+export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
 export type { JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
 export type {
   CreatedRequest,
@@ -15,6 +16,7 @@ export type {
   TaskError,
   TaskResult,
 } from "./store.js";
+export { didYouMean, shellQuote } from "./text.js";
 export { hashToken, newToken, tokenMatches } from "./token.js";
 export type {
   FunctionSource,

@@ -1,4 +1,5 @@
 import { SheepdogError } from "../errors.js";
+import { source } from "../internal/source.js";
 import type {
   CreatedRequest,
   NewRequest,
@@ -46,8 +47,6 @@ export interface MemoryStore extends Store, AsyncDisposable {
   /** Its data, to open another store on (see {@link MemoryStoreOptions.data}). */
   readonly data: MemoryStoreData;
 }
-
-const source = "contracts";
 
 /**
  * A {@link Store} that keeps everything in memory: for tests, and as the example to copy when
