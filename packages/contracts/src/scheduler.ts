@@ -1,3 +1,5 @@
+import type { Remote } from "./remote.js";
+
 /** What to run: an array job of `tasks` tasks, each running `program` with `shell`. */
 export interface JobSpec {
   /**
@@ -76,7 +78,8 @@ export type TaskState =
 
 /**
  * Runs array jobs: GridEngine over a `Remote` (`@sheepdog/gridengine`), or local processes
- * (`@sheepdog/local`).
+ * (`@sheepdog/local`). What only one scheduler knows (its options, its output files, its
+ * memory requests, its causes of death) stays behind this interface.
  */
 export interface Scheduler {
   /** Its name, as in {@link JobRef.scheduler}. */
@@ -109,6 +112,38 @@ export interface Scheduler {
   /** Cancels every task that has not finished. Cancelling a finished job is harmless. */
   cancel(job: JobRef): Promise<void>;
 
+  /**
+   * Checks scheduler-native options before anything is submitted. MUST throw a
+   * `SheepdogError` with code `CONFIG_INVALID` that names the option and the fix for one it
+   * would refuse (an injection, a managed option such as GridEngine's `-t`, a typo of a known
+   * option). Callers call it for every attempt's options before submitting any job.
+   */
+  checkOptions?(options: readonly string[]): void;
+
+  /**
+   * The memory limit, in bytes, that `options` ask each task to hold itself to, or `undefined`
+   * for none (GridEngine's `-l mem_grab=2G`). The worker applies it with `setrlimit`, so a
+   * task over it fails with Python's `MemoryError` rather than being killed.
+   */
+  memoryLimitBytes?(options: readonly string[]): number | undefined;
+
+  /**
+   * Every line of the job's task output (each task's stdout, on the cluster) that contains
+   * `marker`, in any order: the workers print each report there, so that results survive a
+   * server that never came back. Resolves with an empty list when the job left no output.
+   */
+  outputLines?(job: JobRef, marker: string): Promise<string[]>;
+
   /** Releases what the scheduler holds (not the Remote it was given). */
   close?(): Promise<void>;
+}
+
+/**
+ * Where jobs run: a scheduler, and the machine its commands run on (the cluster's head node
+ * over SSH, or this machine). `@sheepdog/core` takes one as a value:
+ * `createSheepdog({ store, cluster: { scheduler, remote } })`.
+ */
+export interface Cluster {
+  readonly scheduler: Scheduler;
+  readonly remote: Remote;
 }
