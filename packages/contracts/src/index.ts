@@ -37,3 +37,13 @@ export {
   WIRE_VERSION,
   WORKER_EXIT_CODES,
 } from "./wire.js";
+export { storeReports } from "./wire/store-reports.js";
+export type { IndexRun, TaskLayout, TaskRange } from "./wire/task-layout.js";
+export {
+  indexRuns,
+  layoutOf,
+  retryChunks,
+  taskCount,
+  taskIndices,
+  taskRange,
+} from "./wire/task-layout.js";
