@@ -18,6 +18,25 @@ export type {
 } from "./store.js";
 export { didYouMean, shellQuote } from "./text.js";
 export { hashToken, newToken, tokenMatches } from "./token.js";
+export type { ReportFrame, TaskFrames } from "./wire/frames.js";
+export {
+  decodeFrames,
+  decodeReports,
+  decodeTaskFrames,
+  encodeFrames,
+  encodeReports,
+  encodeTaskFrames,
+} from "./wire/frames.js";
+export { storeReports } from "./wire/store-reports.js";
+export type { IndexRun, TaskLayout, TaskRange } from "./wire/task-layout.js";
+export {
+  indexRuns,
+  layoutOf,
+  retryChunks,
+  taskCount,
+  taskIndices,
+  taskRange,
+} from "./wire/task-layout.js";
 export type {
   FunctionSource,
   HealthReply,
@@ -37,13 +56,3 @@ export {
   WIRE_VERSION,
   WORKER_EXIT_CODES,
 } from "./wire.js";
-export { storeReports } from "./wire/store-reports.js";
-export type { IndexRun, TaskLayout, TaskRange } from "./wire/task-layout.js";
-export {
-  indexRuns,
-  layoutOf,
-  retryChunks,
-  taskCount,
-  taskIndices,
-  taskRange,
-} from "./wire/task-layout.js";

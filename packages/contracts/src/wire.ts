@@ -13,13 +13,16 @@
  * `0 .. tasks - 1`), and its {@link TaskHeader} lists them in `indices`. A retry job's array
  * tasks are numbered from 1 by its scheduler like any other; its workers add their launch's
  * {@link WorkerLaunch.taskOffset} to reach the request's task number. The list only grows, so
- * a server reads the meta again when asked for a task past the end it knows.
+ * a server reads the meta again when asked for a task past the end it knows. This layout is
+ * code in `wire/task-layout.ts` (`layoutOf`, `taskCount`, `taskRange`, `taskIndices`,
+ * `retryChunks`), which the server and core use and the Python worker is tested against.
  *
  * Workers authenticate with `Authorization: Bearer <token>`, the token of that request. The
  * server compares it in constant time against the stored hash.
  *
  * Bodies that carry pickles are *frames*: a sequence of sections, each a 4-byte big-endian
  * unsigned length followed by that many bytes. The first section is a UTF-8 JSON header.
+ * `wire/frames.ts` encodes and decodes them (`encodeTaskFrames`, `decodeReports`, ...).
  *
  * - `GET  /v1/requests/:request/tasks/:task` -> frames
  *   `[TaskHeader, func, ns, args(first), ..., args(first + count - 1)]`,

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
-import { decodeTaskFrames, encodeReports, startServer } from "../dist/index.js";
+import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import { startServer } from "../dist/index.js";
 
 const { values } = parseArgs({
   options: {

@@ -4,10 +4,9 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CreatedRequest, Store } from "@sheepdog/contracts";
-import { REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import { encodeFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeFrames, encodeReports } from "./frames.js";
 import type { SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 

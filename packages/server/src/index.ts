@@ -1,12 +1,3 @@
-export type { ReportFrame, TaskFrames } from "./frames.js";
-export {
-  decodeFrames,
-  decodeReports,
-  decodeTaskFrames,
-  encodeFrames,
-  encodeReports,
-  encodeTaskFrames,
-} from "./frames.js";
 export type { ServerForOptions } from "./registry.js";
 export { closeServers, serverFor } from "./registry.js";
 export type { ReportEvent, ReportListener, ServerOptions, SheepdogServer } from "./server.js";

@@ -3,10 +3,9 @@ import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Store } from "@sheepdog/contracts";
-import { REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeTaskFrames, encodeReports } from "./frames.js";
 import type { SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 

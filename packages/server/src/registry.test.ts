@@ -1,8 +1,7 @@
 import { createServer as createNetServer } from "node:net";
-import { SheepdogError } from "@sheepdog/contracts";
+import { encodeReports, SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeReports } from "./frames.js";
 import { closeServers, serverFor } from "./registry.js";
 
 async function freePort(): Promise<number> {

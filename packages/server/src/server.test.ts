@@ -1,7 +1,10 @@
 import { request as httpRequest } from "node:http";
 import { connect, createServer as createNetServer } from "node:net";
-import type { CreatedRequest, Store } from "@sheepdog/contracts";
+import type { CreatedRequest, ReportFrame, Store } from "@sheepdog/contracts";
 import {
+  decodeTaskFrames,
+  encodeFrames,
+  encodeReports,
   REPORTS_CONTENT_TYPE,
   SheepdogError,
   TASK_CONTENT_TYPE,
@@ -10,8 +13,6 @@ import {
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { countingStore } from "./__fixtures__/counting-store.js";
-import type { ReportFrame } from "./frames.js";
-import { decodeTaskFrames, encodeFrames, encodeReports } from "./frames.js";
 import type { ReportEvent, SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 
@@ -402,7 +403,12 @@ describe("bad input", () => {
     for (const body of bodies) {
       const message = await expectError(await post(request.id, 2, request.token, body), 400);
       expect(message).not.toMatch(/at .*\.(ts|js):\d+/);
+      expect(message).not.toMatch(/^\[sheepdog\]/);
     }
+    const truncated = await post(request.id, 2, request.token, new Uint8Array([0, 0, 0]));
+    expect(await expectError(truncated, 400)).toBe(
+      "The frame body ends inside a section length. Send whole frames.",
+    );
     expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 0, errors: 0 });
     expect(events).toEqual([]);
     expect(errors).toEqual([]);

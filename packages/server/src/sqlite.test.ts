@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import type { ReportFrame } from "@sheepdog/contracts";
+import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
 import type { SqliteStore } from "@sheepdog/store-sqlite";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ReportFrame } from "./frames.js";
-import { decodeTaskFrames, encodeReports } from "./frames.js";
 import type { ReportEvent, SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 

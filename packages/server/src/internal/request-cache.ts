@@ -1,47 +1,17 @@
-import type { RequestId, Store } from "@sheepdog/contracts";
+import type { RequestId, Store, TaskLayout } from "@sheepdog/contracts";
+import { layoutOf } from "@sheepdog/contracts";
 
 /** What the server needs of a request on every call, read from the store once. */
 export interface RequestSnapshot {
   id: RequestId;
   tokenHash: Uint8Array;
-  tasks: number;
-  /** Argument tuples per array task (request meta `chunkSize`, default 1). */
-  chunkSize: number;
+  /**
+   * Which arguments each task covers (`layoutOf` the request's meta): a damaged `retryTasks`
+   * counts as none, so it can only make tasks unknown (404), never serve wrong arguments.
+   */
+  layout: TaskLayout;
   func: Uint8Array;
   ns: Uint8Array;
-  /** The argument indices of the retry tasks after the chunked ones (request meta `retryTasks`). */
-  retryTasks: readonly (readonly number[])[];
-}
-
-/** The array task count of a request's first job: `ceil(tasks / chunkSize)`. */
-export function arrayTaskCount(snapshot: RequestSnapshot): number {
-  return Math.ceil(snapshot.tasks / snapshot.chunkSize);
-}
-
-/**
- * The request meta's `retryTasks` (wire.ts): a list of non-empty, ascending lists of indices
- * within the request. Anything else (absent, or not of that shape) counts as no retry tasks,
- * so that a damaged meta can only make tasks unknown (404), never serve wrong arguments.
- */
-function retryTasksOf(meta: Record<string, unknown>, tasks: number): number[][] {
-  const value = meta.retryTasks;
-  if (!Array.isArray(value)) return [];
-  const lists: number[][] = [];
-  for (const list of value) {
-    if (!Array.isArray(list) || list.length === 0) return [];
-    let previous = -1;
-    for (const index of list) {
-      if (!Number.isSafeInteger(index) || index <= previous || index >= tasks) return [];
-      previous = index;
-    }
-    lists.push(list as number[]);
-  }
-  return lists;
-}
-
-function chunkSizeOf(meta: Record<string, unknown>): number {
-  const value = meta.chunkSize;
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 ? value : 1;
 }
 
 /**
@@ -79,15 +49,13 @@ export class RequestCache {
       const snapshot: RequestSnapshot = {
         id: info.id,
         tokenHash: info.tokenHash,
-        tasks: info.tasks,
-        chunkSize: chunkSizeOf(info.meta),
+        layout: layoutOf(info.meta, info.tasks),
         func: info.func,
         ns: info.ns,
-        retryTasks: retryTasksOf(info.meta, info.tasks),
       };
       if (this.#entries.get(id) === loading) {
         let size = snapshot.func.byteLength + snapshot.ns.byteLength;
-        for (const list of snapshot.retryTasks) size += 8 * list.length;
+        for (const list of snapshot.layout.retryTasks) size += 8 * list.length;
         this.#sizes.set(id, size);
         this.#bytes += size;
         this.#evict();

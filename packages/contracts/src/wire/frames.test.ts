@@ -1,5 +1,5 @@
-import { SheepdogError } from "@sheepdog/contracts";
 import { describe, expect, it } from "vitest";
+import { SheepdogError } from "../errors.js";
 import {
   decodeFrames,
   decodeReports,
@@ -77,6 +77,26 @@ describe("task frames", () => {
     ]);
     expect(invalid(() => decodeTaskFrames(body)).code).toBe("INVALID_INPUT");
     expect(() => encodeTaskFrames({ ...task, args: [] })).toThrow(/says 2 argument tuples/);
+  });
+
+  it("round-trips a retry task's indices", () => {
+    const retry = {
+      ...task,
+      header: { ...task.header, task: 5, first: 1, count: 2, indices: [1, 4] },
+    };
+    expect(decodeTaskFrames(encodeTaskFrames(retry)).header).toEqual(retry.header);
+  });
+
+  it("refuses indices that do not list the header's count from its first", () => {
+    for (const indices of [[1], [2, 4], [1, -4], "1,4", [1, 4, 5]]) {
+      const header = { ...task.header, first: 1, indices };
+      const body = encodeFrames([text(JSON.stringify(header)), task.func, task.ns, ...task.args]);
+      const error = invalid(() => decodeTaskFrames(body));
+      expect(error.source).toBe("contracts");
+      expect(error.message).toBe(
+        "[sheepdog] [contracts] The task header's indices do not list its count of argument indices.",
+      );
+    }
   });
 
   it("refuses a header of another version or without its fields", () => {

@@ -1,5 +1,6 @@
-import type { ReportEntry, ReportHeader, TaskHeader } from "@sheepdog/contracts";
-import { SheepdogError, WIRE_VERSION } from "@sheepdog/contracts";
+import { SheepdogError } from "../errors.js";
+import type { ReportEntry, ReportHeader, TaskHeader } from "../wire.js";
+import { WIRE_VERSION } from "../wire.js";
 
 /** The largest section a frame can carry: its length is a 4-byte unsigned integer. */
 const MAX_SECTION_BYTES = 0xffff_ffff;
@@ -24,7 +25,7 @@ export interface ReportFrame extends ReportEntry {
 }
 
 function frameError(message: string): SheepdogError {
-  return new SheepdogError("INVALID_INPUT", "server", message);
+  return new SheepdogError("INVALID_INPUT", "contracts", message);
 }
 
 /**

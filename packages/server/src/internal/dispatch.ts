@@ -1,0 +1,94 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { H3Event } from "h3";
+import { H3, toNodeHandler } from "h3";
+import type { Route, WireEvent, WireRoutes } from "./routes.js";
+import type { Reply } from "./wire-error.js";
+import { errorReply, errorResponse, genericMessage, toResponse } from "./wire-error.js";
+
+/** A Node request listener, as `http.createServer` takes it. */
+export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The worker routes, in their plain spelling (no query, no encoded characters): a GET of a
+ * task, a POST of reports. They are answered straight from Node's request, skipping h3's
+ * web Request and Response, which cost more than the route's own work. Anything else, these
+ * paths with another method or spelling included, goes through h3.
+ */
+const DIRECT_ROUTE = /^\/v1\/requests\/([1-9][0-9]{0,14})\/tasks\/([1-9][0-9]{0,14})(\/reports)?$/;
+
+/** The h3-shaped view of a Node request on a direct route. */
+function directEvent(req: IncomingMessage, request: string, task: string): WireEvent {
+  return {
+    context: { params: { request, task } },
+    req: {
+      headers: {
+        get(name: string): string | null {
+          const value = req.headers[name.toLowerCase()];
+          if (value === undefined) return null;
+          return Array.isArray(value) ? value.join(", ") : value;
+        },
+      },
+      body: null,
+      runtime: { node: { req } },
+    },
+  };
+}
+
+/** Writes a reply to a Node response (the direct path). */
+function writeReply(res: ServerResponse, reply: Reply): void {
+  if (res.headersSent || res.destroyed) return;
+  const length =
+    typeof reply.body === "string" ? Buffer.byteLength(reply.body) : reply.body.byteLength;
+  res.writeHead(reply.status, { ...reply.headers, "content-length": String(length) });
+  res.end(reply.body);
+}
+
+/** The h3 app: the routes, 405 for their other methods, and safe replies to anything else. */
+function h3App(routes: WireRoutes, onError: (error: unknown) => void): H3 {
+  const app = new H3({
+    // Failures go to onError, never straight to the console.
+    silent: true,
+    onError(error) {
+      // Errors h3 raises itself (no such route, a malformed URL): a generic message, never
+      // the path that was asked for.
+      const status = error.status >= 400 && error.status <= 599 ? error.status : 500;
+      if (status >= 500) onError(error.cause ?? error);
+      return errorResponse(status, genericMessage(status));
+    },
+  });
+  const methodNotAllowed = (allow: string) => () =>
+    errorResponse(405, genericMessage(405), { allow });
+  const viaH3 = (route: Route) => async (event: H3Event) => toResponse(await route(event));
+  app.get("/health", viaH3(routes.health));
+  app.head("/health", () => new Response(null, { status: 200 }));
+  app.all("/health", methodNotAllowed("GET, HEAD"));
+  app.get("/v1/requests/:request/tasks/:task", viaH3(routes.task));
+  app.all("/v1/requests/:request/tasks/:task", methodNotAllowed("GET"));
+  app.post("/v1/requests/:request/tasks/:task/reports", viaH3(routes.reports));
+  app.all("/v1/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
+  return app;
+}
+
+/**
+ * The server's request listener: the worker routes' plain spellings straight from Node
+ * (see {@link DIRECT_ROUTE}), everything else through h3.
+ */
+export function nodeListener(routes: WireRoutes, onError: (error: unknown) => void): NodeListener {
+  const viaH3 = toNodeHandler(h3App(routes, onError));
+  return (req, res) => {
+    const direct = req.url === undefined ? null : DIRECT_ROUTE.exec(req.url);
+    if (direct !== null && req.method === (direct[3] === undefined ? "GET" : "POST")) {
+      const event = directEvent(req, direct[1] as string, direct[2] as string);
+      const route = direct[3] === undefined ? routes.task : routes.reports;
+      route(event).then(
+        (reply) => writeReply(res, reply),
+        (error: unknown) => {
+          onError(error);
+          writeReply(res, errorReply(500, "Internal server error."));
+        },
+      );
+      return;
+    }
+    void viaH3(req, res);
+  };
+}
