@@ -1,4 +1,5 @@
 import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
+import { cells } from "./rows.js";
 import { SMALL_VALUE_BYTES } from "./small-values.js";
 
 /**
@@ -67,6 +68,11 @@ export function preparePacked(
   } catch {
     return undefined;
   }
+}
+
+/** A large value by row id (with {@link PackedStatements.largeArg} or `largeResult`). */
+export function readLarge(statement: SqliteStatement, row: number): Uint8Array {
+  return cells(statement.all([row])[0])[0] as Uint8Array;
 }
 
 /** Whether joined ids are `from, from + 1, ..., from + count - 1`, in that order. */

@@ -1,0 +1,132 @@
+import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
+import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
+import type { Connection } from "./connection.js";
+import { kyselyOf } from "./connection.js";
+import { invalidInput } from "./errors.js";
+import { loadKysely } from "./kysely.js";
+import { isBytes } from "./rows.js";
+import type { Shape } from "./shapes.js";
+
+/** How many reports resetTasks deletes per statement. */
+const ROWS_PER_DELETE = 500;
+
+/** The statements that write reports. */
+export interface ReportStatements {
+  /** A task's report, unless it has one. */
+  insertReport: SqliteStatement;
+  /** Adds to (or takes from) a request's counts of results and errors. */
+  addCounts: SqliteStatement;
+}
+
+export function prepareReports(db: SqliteDatabase): ReportStatements {
+  return {
+    insertReport: db.prepare(
+      "INSERT INTO reports (arg_id, result, error) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+    addCounts: db.prepare(
+      "UPDATE requests SET results = results + ?, errors = errors + ? WHERE id = ?",
+    ),
+  };
+}
+
+/** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
+export function checkReports(reports: readonly StoreReport[]): void {
+  if (!Array.isArray(reports)) throw invalidInput("putReports needs an array of reports.");
+  for (const report of reports) {
+    const ok =
+      typeof report === "object" &&
+      report !== null &&
+      ((report.kind === "result" && isBytes(report.value)) ||
+        (report.kind === "error" && typeof report.value === "string"));
+    if (!ok) {
+      throw invalidInput(
+        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string }.',
+      );
+    }
+  }
+}
+
+/** One caller's reports for one request. */
+export interface ReportGroup {
+  id: RequestId;
+  reports: readonly StoreReport[];
+}
+
+/**
+ * Inserts each report unless its task already has one (the primary key decides, so two
+ * processes racing on one task store one report), then adds to the counts once per request.
+ * A group with an unknown request or task is refused whole, without failing the others: its
+ * outcome is the error. The caller holds a write transaction.
+ */
+export function writeReports(
+  c: Connection,
+  groups: readonly ReportGroup[],
+): (boolean[] | SheepdogError)[] {
+  const added = new Map<RequestId, { results: number; errors: number }>();
+  const outcomes = groups.map(({ id, reports }) => {
+    let shape: Shape;
+    try {
+      shape = c.shapes.withTasks(
+        id,
+        reports.map((report) => report.index),
+      );
+    } catch (error) {
+      return error as SheepdogError;
+    }
+    const counts = added.get(id) ?? { results: 0, errors: 0 };
+    added.set(id, counts);
+    return reports.map((report) => insertReport(c.reports, shape, report, counts));
+  });
+  for (const [id, { results, errors }] of added) {
+    if (results + errors > 0) c.reports.addCounts.run([results, errors, id]);
+  }
+  return outcomes;
+}
+
+/** Inserts one report unless its task has one, counting it; whether it was stored. */
+function insertReport(
+  statements: ReportStatements,
+  shape: Shape,
+  report: StoreReport,
+  counts: { results: number; errors: number },
+): boolean {
+  const isResult = report.kind === "result";
+  const { changes } = statements.insertReport.run([
+    shape.firstArg + report.index,
+    isResult ? report.value : null,
+    isResult ? null : report.value,
+  ]);
+  const fresh = Number(changes) === 1;
+  if (fresh && isResult) counts.results += 1;
+  if (fresh && !isResult) counts.errors += 1;
+  return fresh;
+}
+
+/**
+ * Deletes the reports of the tasks `indices` of request `id`, and takes them from its counts.
+ * The caller holds a write transaction.
+ */
+export async function resetTasks(
+  c: Connection,
+  id: RequestId,
+  indices: readonly number[],
+): Promise<void> {
+  const { firstArg } = c.shapes.withTasks(id, indices);
+  let results = 0;
+  let errors = 0;
+  const rows = [...new Set(indices)].map((index) => firstArg + index);
+  const kysely = await kyselyOf(c);
+  const { sql } = await loadKysely();
+  for (let i = 0; i < rows.length; i += ROWS_PER_DELETE) {
+    const removed = await kysely
+      .deleteFrom("reports")
+      .where("arg_id", "in", rows.slice(i, i + ROWS_PER_DELETE))
+      .returning(sql<number>`result IS NOT NULL`.as("was_result"))
+      .execute();
+    for (const row of removed) {
+      if (row.was_result) results += 1;
+      else errors += 1;
+    }
+  }
+  if (results + errors > 0) c.reports.addCounts.run([-results, -errors, id]);
+}
