@@ -1,4 +1,5 @@
 import { SheepdogError } from "../errors.js";
+import { source } from "../internal/source.js";
 import type { ReportEntry, ReportHeader, TaskHeader } from "../wire.js";
 import { WIRE_VERSION } from "../wire.js";
 
@@ -25,7 +26,7 @@ export interface ReportFrame extends ReportEntry {
 }
 
 function frameError(message: string): SheepdogError {
-  return new SheepdogError("INVALID_INPUT", "contracts", message);
+  return new SheepdogError("INVALID_INPUT", source, message);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { SheepdogError } from "../errors.js";
+import { source } from "../internal/source.js";
 import type { RequestMeta } from "../store.js";
 
 /**
@@ -119,7 +120,7 @@ export function retryChunks(indices: readonly number[], chunkSize: number): numb
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
     throw new SheepdogError(
       "INVALID_INPUT",
-      "contracts",
+      source,
       `A retry chunk size must be a positive integer, not ${String(chunkSize)}. Pass the request's chunk size or 1.`,
     );
   }
