@@ -1,4 +1,4 @@
-export type { ServerForOptions } from "./registry.js";
-export { closeServers, serverFor } from "./registry.js";
 export type { ReportEvent, ReportListener, ServerOptions, SheepdogServer } from "./server.js";
 export { DEFAULT_MAX_BODY_BYTES, startServer } from "./server.js";
+export type { ServerForOptions, ServerPool } from "./server-pool.js";
+export { serverPool } from "./server-pool.js";

@@ -5,6 +5,7 @@ import { nodeListener } from "./internal/dispatch.js";
 import { listen } from "./internal/listen.js";
 import { RequestCache } from "./internal/request-cache.js";
 import { wireRoutes } from "./internal/routes.js";
+import { source } from "./internal/source.js";
 
 /** The default body limit: a 64 MiB result plus room for the frame header. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024 + 64 * 1024;
@@ -64,7 +65,7 @@ export interface SheepdogServer extends AsyncDisposable {
 
 function defaultOnError(error: unknown): void {
   const detail = error instanceof Error ? error.message : String(error);
-  console.error(`[sheepdog] [server] ${detail}`);
+  console.error(`[sheepdog] [${source}] ${detail}`);
 }
 
 /** The options with their defaults, checked. */
@@ -75,21 +76,21 @@ function resolvedOptions(options: ServerOptions) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "server",
+      source,
       `port must be an integer from 0 to 65535 (0 picks a free port), not ${String(options.port)}.`,
     );
   }
   if (!Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 100) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "server",
+      source,
       "requestTimeoutMs must be an integer number of milliseconds, at least 100.",
     );
   }
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1024) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "server",
+      source,
       "maxBodyBytes must be an integer of at least 1024.",
     );
   }

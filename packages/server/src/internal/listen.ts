@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { NodeListener } from "./dispatch.js";
+import { source } from "./source.js";
 
 /** How and where to listen. */
 export interface ListenOptions {
@@ -32,7 +33,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   if (error.code === "EADDRINUSE") {
     return new SheepdogError(
       "SERVER_FAILED",
-      "server",
+      source,
       `Port ${port} on ${host} is in use by another program. Choose another port, leave the port unset to pick a free one, or stop the program using it.`,
       { cause: error },
     );
@@ -40,7 +41,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   if (error.code === "EACCES") {
     return new SheepdogError(
       "SERVER_FAILED",
-      "server",
+      source,
       `Not allowed to listen on port ${port} on ${host}. Choose a port above 1023, or leave the port unset to pick a free one.`,
       { cause: error },
     );
@@ -48,7 +49,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND") {
     return new SheepdogError(
       "SERVER_FAILED",
-      "server",
+      source,
       `This machine has no address ${host} to listen on. Use "0.0.0.0" to listen on every address.`,
       { cause: error },
     );
@@ -56,7 +57,7 @@ function listenError(error: NodeJS.ErrnoException, host: string, port: number): 
   return SheepdogError.from(
     error,
     "SERVER_FAILED",
-    "server",
+    source,
     `Cannot listen on port ${port} on ${host}`,
   );
 }

@@ -1,8 +1,9 @@
 import { createServer as createNetServer } from "node:net";
 import { encodeReports, SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
-import { afterEach, describe, expect, it } from "vitest";
-import { closeServers, serverFor } from "./registry.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ServerForOptions, ServerPool } from "./server-pool.js";
+import { serverPool } from "./server-pool.js";
 
 async function freePort(): Promise<number> {
   const probe = createNetServer();
@@ -19,11 +20,18 @@ async function isUp(url: string): Promise<boolean> {
   );
 }
 
-afterEach(async () => {
-  await closeServers();
+let pool: ServerPool;
+const serverFor = (options: ServerForOptions) => pool.serverFor(options);
+
+beforeEach(() => {
+  pool = serverPool();
 });
 
-describe("serverFor", () => {
+afterEach(async () => {
+  await pool.close();
+});
+
+describe("ServerPool.serverFor", () => {
   it("shares one server per port and dbfile, and stops it with the last handle", async () => {
     const port = await freePort();
     const store = memoryStore();
@@ -140,5 +148,71 @@ describe("serverFor", () => {
     expect(seenA).toEqual([0]);
     expect(seenB).toEqual([0, 1]);
     await b.close();
+  });
+});
+
+describe("ServerPool.close", () => {
+  it("stops every server of the pool whatever handles remain, and closes the stores it opened", async () => {
+    let closed = 0;
+    const open = () => {
+      const store = memoryStore();
+      store.close = async () => {
+        closed += 1;
+      };
+      return store;
+    };
+    const a = await serverFor({ storeKey: "/a", store: open });
+    const b = await serverFor({ storeKey: "/b", store: memoryStore() });
+    expect(await isUp(a.url)).toBe(true);
+    await pool.close();
+    expect(await isUp(a.url)).toBe(false);
+    expect(await isUp(b.url)).toBe(false);
+    expect(closed).toBe(1);
+    // Closing the pool again, or a handle after it, is harmless.
+    await pool.close();
+    await a.close();
+  });
+
+  it("refuses new servers once closed", async () => {
+    await pool.close();
+    const error = await serverFor({ storeKey: "/c", store: memoryStore() }).catch((e) => e);
+    expect(SheepdogError.isInstance(error)).toBe(true);
+    expect(error.code).toBe("CLOSED");
+    expect(error.message).toBe(
+      "[sheepdog] [server] This server pool is closed. Make a new one with serverPool().",
+    );
+  });
+
+  it("rejects a serverFor that was starting a server when the pool closed, and stops that server", async () => {
+    let opened = 0;
+    let closed = 0;
+    const open = () => {
+      opened += 1;
+      const store = memoryStore();
+      store.close = async () => {
+        closed += 1;
+      };
+      return store;
+    };
+    const starting = serverFor({ storeKey: "/d", store: open });
+    const closing = pool.close();
+    const error = await starting.catch((e) => e);
+    await closing;
+    expect(error.code).toBe("CLOSED");
+    // The server did start, and closing the pool stopped it with its store.
+    expect([opened, closed]).toEqual([1, 1]);
+  });
+
+  it("shares nothing between pools, and works with await using", async () => {
+    let url: string;
+    {
+      await using other = serverPool();
+      const mine = await serverFor({ storeKey: "/e", store: memoryStore() });
+      const theirs = await other.serverFor({ storeKey: "/e", store: memoryStore() });
+      expect(theirs.port).not.toBe(mine.port);
+      url = theirs.url;
+      expect(await isUp(url)).toBe(true);
+    }
+    expect(await isUp(url)).toBe(false);
   });
 });
