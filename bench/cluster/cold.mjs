@@ -20,7 +20,7 @@ const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-cold-"));
 const dbfile = join(dir, "cold.sqlite");
 // The results file exists already, as ./sheepdog.sqlite does after a user's first map.
 const { sqliteStore } = await import(join(root, "packages/store-sqlite/dist/index.js"));
-const setup = sqliteStore({ database: dbfile });
+const setup = sqliteStore({ dbfile });
 await setup.listRequests();
 await setup.close();
 

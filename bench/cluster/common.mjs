@@ -107,7 +107,7 @@ export async function cleanRemote(remote, dbfiles = []) {
   const patterns = [`${FLOOR_DIR}/sheepdog_floor.*`, `${FLOOR_DIR}/empty.py`];
   for (const dbfile of dbfiles) {
     if (!existsSync(dbfile)) continue;
-    const store = sqliteStore({ database: dbfile });
+    const store = sqliteStore({ dbfile });
     try {
       for (const { meta } of await store.listRequests()) {
         const job = meta.job;

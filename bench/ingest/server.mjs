@@ -22,7 +22,7 @@ import { sqliteStore } from "../../packages/store-sqlite/dist/index.js";
 
 const bare = process.argv.includes("--bare");
 const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-ingest-"));
-const store = sqliteStore({ database: join(dir, "ingest.sqlite") });
+const store = sqliteStore({ dbfile: join(dir, "ingest.sqlite") });
 let reported = 0;
 const server = bare
   ? await bareServer()

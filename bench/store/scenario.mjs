@@ -35,7 +35,7 @@ const func = new TextEncoder().encode(
 );
 const ns = new Uint8Array([0x80, 0x04, 0x7d, 0x94, 0x2e]);
 
-const store = sqliteStore({ database: file });
+const store = sqliteStore({ dbfile: file });
 const out = {};
 
 if (scenario === "idle") {

@@ -27,7 +27,7 @@ if (values.store === "memory") {
   store = memoryStore();
 } else {
   const { sqliteStore } = await import("@sheepdog/store-sqlite");
-  store = sqliteStore({ database: join(dir, "bench.sqlite") });
+  store = sqliteStore({ dbfile: join(dir, "bench.sqlite") });
 }
 
 // Argument tuples (n,) and results n, as protocol 4 pickles of small ints.

@@ -67,7 +67,7 @@ function describeFuzz() {
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), "sheepdog-fuzz-"));
-      store = sqliteStore({ database: join(dir, "fuzz.sqlite") });
+      store = sqliteStore({ dbfile: join(dir, "fuzz.sqlite") });
       // Request a: 6 arguments in 3 tasks of 2, two of them reported; b: 3 tasks of 1.
       a = await store.createRequest({
         func,

@@ -26,7 +26,7 @@ describe("load", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-load-"));
-    store = sqliteStore({ database: join(dir, "load.sqlite") });
+    store = sqliteStore({ dbfile: join(dir, "load.sqlite") });
     server = await startServer({
       store,
       port: 0,

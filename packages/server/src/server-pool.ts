@@ -220,7 +220,7 @@ class Pool implements ServerPool {
  * await using server = await pool.serverFor({
  *   port: 0,
  *   storeKey: resolve("sheepdog.sqlite"),
- *   store: () => sqliteStore({ database: "sheepdog.sqlite" }),
+ *   store: () => sqliteStore({ dbfile: "sheepdog.sqlite" }),
  * });
  * ```
  */

@@ -18,7 +18,7 @@ let stores: SqliteStore[];
 let server: SheepdogServer | undefined;
 
 function open(): SqliteStore {
-  const store = sqliteStore({ database: dbfile });
+  const store = sqliteStore({ dbfile });
   stores.push(store);
   return store;
 }

@@ -35,7 +35,7 @@ const sha256 = async (file: string) =>
 
 describe("a dbfile that cannot be a database", () => {
   it("refuses a directory, naming it", async () => {
-    const store = sqliteStore({ database: dir });
+    const store = sqliteStore({ dbfile: dir });
     const error = await failure(store.listRequests());
     expect(error.code).toBe("STORE_IO");
     expect(error.message).toContain(`${dir} is a directory`);
@@ -43,7 +43,7 @@ describe("a dbfile that cannot be a database", () => {
 
   it("refuses a path whose directory does not exist, and retries the open on the next call", async () => {
     const file = join(dir, "missing", "sheepdog.sqlite");
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     const error = await failure(store.listRequests());
     expect(error.code).toBe("STORE_IO");
     expect(error.message).toContain(file);
@@ -58,7 +58,7 @@ describe("a dbfile that cannot be a database", () => {
     const file = join(dir, "notes.txt");
     await writeFile(file, "These are my notes, not a database. ".repeat(200));
     const before = await sha256(file);
-    const error = await failure(sqliteStore({ database: file }).listRequests());
+    const error = await failure(sqliteStore({ dbfile: file }).listRequests());
     expect(error.code).toBe("STORE_CORRUPT");
     expect(error.message).toContain(file);
     expect(await sha256(file)).toBe(before);
@@ -70,7 +70,7 @@ describe("a dbfile that cannot be a database", () => {
     other.exec("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada')");
     other.close();
     const before = await sha256(file);
-    const error = await failure(sqliteStore({ database: file }).listRequests());
+    const error = await failure(sqliteStore({ dbfile: file }).listRequests());
     expect(error.code).toBe("STORE_CORRUPT");
     expect(error.message).toContain(`${file} is an SQLite database, but not a Sheepdog one`);
     expect(await sha256(file)).toBe(before);
@@ -83,7 +83,7 @@ describe("a dbfile that cannot be a database", () => {
 describe("a damaged Sheepdog database", () => {
   async function filledFile(): Promise<string> {
     const file = join(dir, "sheepdog.sqlite");
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     const { id } = await store.createRequest({
       func: new Uint8Array(10),
       ns: new Uint8Array(10),
@@ -100,7 +100,7 @@ describe("a damaged Sheepdog database", () => {
     bytes.write("not sqlite at all", 0, "latin1");
     await writeFile(file, bytes);
     const before = await sha256(file);
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     const error = await failure(store.listRequests());
     expect(error.code).toBe("STORE_CORRUPT");
     expect(error.message).toContain(file);
@@ -117,7 +117,7 @@ describe("a damaged Sheepdog database", () => {
     for (let i = pageSize; i < bytes.length; i += 1) bytes[i] = (i * 7919) & 0xff;
     await writeFile(file, bytes);
     const before = await sha256(file);
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     const error = await failure(store.listRequests());
     expect(error.code).toBe("STORE_CORRUPT");
     expect(error.message).toContain(file);
@@ -141,7 +141,7 @@ describe("a dbfile this user cannot write", () => {
   it("refuses a file it cannot write, naming it", async () => {
     await chmod(dir, 0o777);
     const file = join(dir, "readonly.sqlite");
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     await store.listRequests();
     await store.close();
     await chmod(file, 0o444);

@@ -41,7 +41,7 @@ export async function resolve(specifier, context, next) {
         `import { register } from "node:module";
 register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));
 const { sqliteStore } = await import("@sheepdog/store-sqlite");
-const store = sqliteStore({ database: ${JSON.stringify(file)} });
+const store = sqliteStore({ dbfile: ${JSON.stringify(file)} });
 ${body}
 await store.close();`,
       ],

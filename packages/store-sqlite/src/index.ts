@@ -1,3 +1,9 @@
 export type { SqliteDatabase, SqliteStatement } from "./sqlite-database.js";
-export type { SqliteStore, SqliteStoreOptions } from "./sqlite-store.js";
+export type {
+  SqliteStore,
+  SqliteStoreCommonOptions,
+  SqliteStoreDatabaseOptions,
+  SqliteStoreFileOptions,
+  SqliteStoreOptions,
+} from "./sqlite-store.js";
 export { sqliteStore } from "./sqlite-store.js";

@@ -51,7 +51,7 @@ const sha256 = async (path: string) =>
     .digest("hex");
 
 it("makes a new file a Sheepdog database of the latest version, in WAL mode", async () => {
-  const store = sqliteStore({ database: file });
+  const store = sqliteStore({ dbfile: file });
   await store.listRequests();
   expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: migrations.length });
   const db = new Database(file, { readonly: true });
@@ -62,14 +62,14 @@ it("makes a new file a Sheepdog database of the latest version, in WAL mode", as
 
 it("initialises an empty (0-byte) file", async () => {
   await writeFile(file, "");
-  const store = sqliteStore({ database: file });
+  const store = sqliteStore({ dbfile: file });
   expect(await store.listRequests()).toEqual([]);
   await store.close();
   expect(header(file).applicationId).toBe(APPLICATION_ID);
 });
 
 it("upgrades an older file, keeping its data", async () => {
-  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  const old = sqliteStoreWithMigrations({ dbfile: file }, migrations);
   const { id } = await old.createRequest({
     func: utf8("f"),
     ns: utf8("ns"),
@@ -79,7 +79,7 @@ it("upgrades an older file, keeping its data", async () => {
   await old.close();
   expect(header(file).version).toBe(1);
 
-  const upgraded = sqliteStoreWithMigrations({ database: file }, [...migrations, addNotes]);
+  const upgraded = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, addNotes]);
   expect(await upgraded.counts(id)).toEqual({ tasks: 2, results: 1, errors: 0 });
   expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: 2 });
   const results = await upgraded.getResults(id);
@@ -98,7 +98,7 @@ it("upgrades an older file, keeping its data", async () => {
 });
 
 it("migrates once when two stores open an older file at the same moment", async () => {
-  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  const old = sqliteStoreWithMigrations({ dbfile: file }, migrations);
   await old.listRequests();
   await old.close();
   // addNotes fails if run twice (the column exists): the second store must see the first's
@@ -110,8 +110,8 @@ it("migrates once when two stores open an older file at the same moment", async 
       await addNotes.up(db);
     },
   };
-  const a = sqliteStoreWithMigrations({ database: file }, [...migrations, slowNotes]);
-  const b = sqliteStoreWithMigrations({ database: file }, [...migrations, slowNotes]);
+  const a = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, slowNotes]);
+  const b = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, slowNotes]);
   expect(await Promise.all([a.listRequests(), b.listRequests()])).toEqual([[], []]);
   expect(header(file).version).toBe(2);
   await a.close();
@@ -119,7 +119,7 @@ it("migrates once when two stores open an older file at the same moment", async 
 });
 
 it("rolls back a failed migration whole, and retries it on the next call", async () => {
-  const old = sqliteStoreWithMigrations({ database: file }, migrations);
+  const old = sqliteStoreWithMigrations({ dbfile: file }, migrations);
   await old.listRequests();
   await old.close();
   let fail = true;
@@ -131,7 +131,7 @@ it("rolls back a failed migration whole, and retries it on the next call", async
       if (fail) throw new Error("disk gremlins");
     },
   };
-  const store = sqliteStoreWithMigrations({ database: file }, [...migrations, flaky]);
+  const store = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, flaky]);
   const error = await store.listRequests().then(
     () => undefined,
     (e: unknown) => e,
@@ -148,7 +148,7 @@ it("rolls back a failed migration whole, and retries it on the next call", async
 });
 
 it("refuses a file written by a newer Sheepdog with STORE_VERSION, leaving it untouched", async () => {
-  const store = sqliteStore({ database: file });
+  const store = sqliteStore({ dbfile: file });
   await store.listRequests();
   await store.close();
   const db = new Database(file);
@@ -157,7 +157,7 @@ it("refuses a file written by a newer Sheepdog with STORE_VERSION, leaving it un
   db.close();
   const before = await sha256(file);
 
-  const newer = sqliteStore({ database: file });
+  const newer = sqliteStore({ dbfile: file });
   const error = await newer.listRequests().then(
     () => undefined,
     (e: unknown) => e,

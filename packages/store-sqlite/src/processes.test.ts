@@ -37,7 +37,7 @@ it("takes 10,000 results from each of 4 processes sharing one file (each also cr
   const perWorker = 10_000;
   const total = workers * perWorker;
   const file = join(dir, "shared.sqlite");
-  await using store = sqliteStore({ database: file });
+  await using store = sqliteStore({ dbfile: file });
   const { id } = await store.createRequest({
     func: new Uint8Array([1]),
     ns: new Uint8Array([2]),

@@ -11,9 +11,7 @@ import { SMALL_VALUE_BYTES } from "./internal/small-values.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { type SqliteStoreOptions, sqliteStore } from "./sqlite-store.js";
 
-describeStoreContract("sqlite", (ctx) =>
-  sqliteStore({ database: join(ctx.dir, "sheepdog.sqlite") }),
-);
+describeStoreContract("sqlite", (ctx) => sqliteStore({ dbfile: join(ctx.dir, "sheepdog.sqlite") }));
 
 // The same contract with a database passed in, which close() leaves open for its owner.
 const injected: Database.Database[] = [];
@@ -51,34 +49,58 @@ async function failure(promise: Promise<unknown>): Promise<SheepdogError> {
 }
 
 describe("sqliteStore options", () => {
-  it("refuses unknown or malformed options with CONFIG_INVALID, suggesting the right name", () => {
-    const attempt = (options: unknown) => {
-      try {
-        sqliteStore(options as SqliteStoreOptions);
-      } catch (error) {
-        return SheepdogError.isInstance(error) ? `${error.code}: ${error.message}` : String(error);
-      }
-      return "accepted";
-    };
-    expect(attempt({ dbfile: "x.sqlite" })).toBe(
-      'CONFIG_INVALID: [sheepdog] [store-sqlite] Unknown option "dbfile" for sqliteStore. Did you mean "database"?',
+  const attempt = (options: unknown) => {
+    try {
+      sqliteStore(options as SqliteStoreOptions);
+    } catch (error) {
+      return SheepdogError.isInstance(error) ? `${error.code}: ${error.message}` : String(error);
+    }
+    return "accepted";
+  };
+  const prefix = "CONFIG_INVALID: [sheepdog] [store-sqlite] ";
+
+  it("take a path as dbfile or an open database as database, one of them, naming both when not", () => {
+    const db = new Database(":memory:");
+    expect(attempt({ dbfile: "x.sqlite" })).toBe("accepted");
+    expect(attempt({ database: db })).toBe("accepted");
+    expect(attempt({ dbfile: "x.sqlite", database: undefined })).toBe("accepted");
+    const needsOne = `${prefix}sqliteStore needs dbfile (a file path) or database (an open better-sqlite3 Database): sqliteStore({ dbfile: "./sheepdog.sqlite" }).`;
+    expect(attempt({})).toBe(needsOne);
+    expect(attempt({ busyTimeout: 10 })).toBe(needsOne);
+    expect(attempt(undefined)).toBe(needsOne);
+    expect(attempt({ dbfile: "x.sqlite", database: db })).toBe(
+      `${prefix}sqliteStore got both dbfile and database. Pass dbfile for a file path, or database for an open better-sqlite3 Database, not both.`,
     );
-    expect(attempt({ database: "x", colour: "red" })).toContain(
-      "Known options: database, busyTimeout.",
+    expect(attempt({ database: "x.sqlite" })).toBe(
+      `${prefix}database must be an open better-sqlite3 Database (an object with prepare()), not a string. For a file path, pass dbfile instead: sqliteStore({ dbfile: "./sheepdog.sqlite" }).`,
     );
-    expect(attempt({ database: "" })).toContain("CONFIG_INVALID");
-    expect(attempt({ database: 42 })).toContain("CONFIG_INVALID");
-    expect(attempt({ database: "x", busyTimeout: -1 })).toContain("CONFIG_INVALID");
-    expect(attempt({ database: "x", busyTimeout: Number.NaN })).toContain("CONFIG_INVALID");
-    expect(attempt(undefined)).toContain("CONFIG_INVALID");
-    expect(attempt({ database: "x", busyTimeout: 0 })).toBe("accepted");
+    expect(attempt({ dbfile: db })).toBe(
+      `${prefix}dbfile must be a file path (a non-empty string), not an object. For an open better-sqlite3 Database, pass database instead.`,
+    );
+    expect(attempt({ dbfile: "" })).toContain("not an empty string.");
+    expect(attempt({ database: null })).toContain("not null.");
+    db.close();
+  });
+
+  it("refuse unknown or malformed options with CONFIG_INVALID, suggesting the right name", () => {
+    expect(attempt({ path: "x.sqlite" })).toBe(
+      `${prefix}Unknown option "path" for sqliteStore. Did you mean "dbfile"?`,
+    );
+    expect(attempt({ dbFile: "x.sqlite" })).toContain('Did you mean "dbfile"?');
+    expect(attempt({ dbfile: "x", colour: "red" })).toContain(
+      "Known options: dbfile, database, busyTimeout.",
+    );
+    expect(attempt({ dbfile: 42 })).toContain("CONFIG_INVALID");
+    expect(attempt({ dbfile: "x", busyTimeout: -1 })).toContain("CONFIG_INVALID");
+    expect(attempt({ dbfile: "x", busyTimeout: Number.NaN })).toContain("CONFIG_INVALID");
+    expect(attempt({ dbfile: "x", busyTimeout: 0 })).toBe("accepted");
   });
 });
 
 describe("sqliteStore lifecycle", () => {
   it("touches nothing on disk before its first use", async () => {
     const file = join(dir, "lazy.sqlite");
-    const store = sqliteStore({ database: file });
+    const store = sqliteStore({ dbfile: file });
     expect(store.file).toBe(file);
     expect(existsSync(file)).toBe(false);
     await store.listRequests();
@@ -90,7 +112,7 @@ describe("sqliteStore lifecycle", () => {
     const file = join(dir, "using.sqlite");
     let escaped: ReturnType<typeof sqliteStore> | undefined;
     {
-      await using store = sqliteStore({ database: file });
+      await using store = sqliteStore({ dbfile: file });
       await store.listRequests();
       escaped = store;
     }
@@ -110,7 +132,7 @@ describe("sqliteStore lifecycle", () => {
   });
 
   it("works on a private in-memory database", async () => {
-    await using store = sqliteStore({ database: ":memory:" });
+    await using store = sqliteStore({ dbfile: ":memory:" });
     const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
     expect(await store.putResult(id, 0, utf8("r"))).toBe(true);
     expect(await store.counts(id)).toEqual({ tasks: 1, results: 1, errors: 0 });
@@ -119,7 +141,7 @@ describe("sqliteStore lifecycle", () => {
 
 describe("sqliteStore values", () => {
   it("keeps empty values and values around the small-value size exactly", async () => {
-    await using store = sqliteStore({ database: join(dir, "sizes.sqlite") });
+    await using store = sqliteStore({ dbfile: join(dir, "sizes.sqlite") });
     const sizes = [0, 1, SMALL_VALUE_BYTES - 1, SMALL_VALUE_BYTES, SMALL_VALUE_BYTES + 1, 300_000];
     const make = (size: number, seed: number) =>
       Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) & 0xff);
@@ -140,7 +162,7 @@ describe("sqliteStore values", () => {
   it("reads many values at once (packed) exactly as one by one: sizes, errors, gaps", {
     timeout: 30_000,
   }, async () => {
-    await using store = sqliteStore({ database: join(dir, "packed.sqlite") });
+    await using store = sqliteStore({ dbfile: join(dir, "packed.sqlite") });
     const sizes = [19, 0, 1, SMALL_VALUE_BYTES, SMALL_VALUE_BYTES + 1, 3000, 7];
     const make = (i: number, seed: number) =>
       Uint8Array.from(
@@ -196,7 +218,7 @@ describe("sqliteStore values", () => {
   });
 
   it("stores no request when reading its arguments fails", async () => {
-    await using store = sqliteStore({ database: join(dir, "rollback.sqlite") });
+    await using store = sqliteStore({ dbfile: join(dir, "rollback.sqlite") });
     function* args(): Generator<Uint8Array> {
       for (let i = 0; i < 1000; i += 1) yield utf8(`a${i}`);
       throw new Error("the generator broke");
@@ -212,7 +234,7 @@ describe("sqliteStore values", () => {
   });
 
   it("copies each argument as it is read, so a generator may reuse one buffer", async () => {
-    await using store = sqliteStore({ database: join(dir, "reuse.sqlite") });
+    await using store = sqliteStore({ dbfile: join(dir, "reuse.sqlite") });
     const buffer = new Uint8Array(4);
     function* args(): Generator<Uint8Array> {
       for (let i = 0; i < 500; i += 1) {
@@ -237,7 +259,7 @@ describe("sqliteStore and a busy file", () => {
 
   it("waits for another connection's write without blocking the event loop", async () => {
     const file = join(dir, "busy.sqlite");
-    await using store = sqliteStore({ database: file });
+    await using store = sqliteStore({ dbfile: file });
     const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
     const other = holdWriteLock(file);
     let ticks = 0;
@@ -259,7 +281,7 @@ describe("sqliteStore and a busy file", () => {
 
   it("gives up after busyTimeout with a clear STORE_IO, then works once the lock is gone", async () => {
     const file = join(dir, "stuck.sqlite");
-    await using store = sqliteStore({ database: file, busyTimeout: 200 });
+    await using store = sqliteStore({ dbfile: file, busyTimeout: 200 });
     const { id } = await store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [utf8("a")] });
     const other = holdWriteLock(file);
     const error = await failure(store.putResult(id, 0, utf8("r")));

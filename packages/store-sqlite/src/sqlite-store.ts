@@ -15,14 +15,8 @@ import { checkNewRequest, createRequest } from "./internal/requests.js";
 import { isBytes } from "./internal/rows.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 
-/** Options of {@link sqliteStore}. */
-export interface SqliteStoreOptions {
-  /**
-   * The database: a file path (created if missing; `":memory:"` for a private in-memory
-   * database), or an open better-sqlite3 `Database`. A database you pass stays yours:
-   * `close()` leaves it open. Either way it must be empty or a Sheepdog database.
-   */
-  database: string | SqliteDatabase;
+/** The options of {@link sqliteStore} that do not say where the data is. */
+export interface SqliteStoreCommonOptions {
   /**
    * How long a call waits for another process's write to finish before it fails with
    * `STORE_IO`, in milliseconds. The wait is asynchronous: the event loop keeps running.
@@ -30,6 +24,32 @@ export interface SqliteStoreOptions {
    */
   busyTimeout?: number;
 }
+
+/** {@link sqliteStore} on a file that the store opens, and closes on `close()`. */
+export interface SqliteStoreFileOptions extends SqliteStoreCommonOptions {
+  /**
+   * The database file, as core's configuration calls it: created if missing; `":memory:"` for
+   * a private in-memory database. It must be empty or a Sheepdog database.
+   */
+  dbfile: string;
+  database?: never;
+}
+
+/** {@link sqliteStore} on a database that you opened (see {@link SqliteDatabase}). */
+export interface SqliteStoreDatabaseOptions extends SqliteStoreCommonOptions {
+  /**
+   * An open better-sqlite3 `Database`, or anything with the methods of {@link SqliteDatabase}.
+   * It stays yours: `close()` leaves it open. It must be empty or a Sheepdog database.
+   */
+  database: SqliteDatabase;
+  dbfile?: never;
+}
+
+/**
+ * Options of {@link sqliteStore}: `dbfile` (a path) or `database` (an open database), exactly
+ * one of them, and `busyTimeout`.
+ */
+export type SqliteStoreOptions = SqliteStoreFileOptions | SqliteStoreDatabaseOptions;
 
 /** A {@link Store} on an SQLite database, with the optional methods, usable with `await using`. */
 export interface SqliteStore extends Store, AsyncDisposable {
@@ -44,11 +64,12 @@ export interface SqliteStore extends Store, AsyncDisposable {
  * A {@link Store} on one SQLite file, through Kysely and better-sqlite3: WAL, a busy timeout
  * that waits without blocking the event loop, and a versioned schema. Several processes can
  * share one file. The file is opened on first use (and again after a failed first use);
- * nothing touches the disk before that.
+ * nothing touches the disk, and better-sqlite3 is not loaded, before that. Options that name
+ * neither `dbfile` nor `database`, or both, are `CONFIG_INVALID`.
  *
  * @example
  * ```ts
- * await using store = sqliteStore({ database: "./sheepdog.sqlite" });
+ * await using store = sqliteStore({ dbfile: "./sheepdog.sqlite" });
  * const { id, token } = await store.createRequest({ func, ns, args });
  * await store.putResult(id, 0, pickled);
  * console.log(await store.counts(id)); // { tasks: 3, results: 1, errors: 0 }

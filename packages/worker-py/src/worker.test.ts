@@ -77,7 +77,7 @@ let reopened: Store[] = [];
 beforeEach(async () => {
   databases += 1;
   dbfile = join(dir, `sheepdog-${databases}.sqlite`);
-  store = sqliteStore({ database: dbfile });
+  store = sqliteStore({ dbfile });
   events = [];
   server = await startServer({
     store,
@@ -96,7 +96,7 @@ afterEach(async () => {
 
 /** A new server on `port` over a new store on the same dbfile, as `sheepdog serve` would be. */
 async function restartServer(port: number): Promise<void> {
-  const fresh = sqliteStore({ database: dbfile });
+  const fresh = sqliteStore({ dbfile });
   reopened.push(fresh);
   server = await startServer({ store: fresh, port, host: "127.0.0.1" });
 }

@@ -126,7 +126,7 @@ async function expectFailure(
  * import { describeStoreContract } from "@sheepdog/contracts/testing";
  * import { sqliteStore } from "@sheepdog/store-sqlite";
  *
- * describeStoreContract("sqlite", (ctx) => sqliteStore({ database: join(ctx.dir, "s.sqlite") }));
+ * describeStoreContract("sqlite", (ctx) => sqliteStore({ dbfile: join(ctx.dir, "s.sqlite") }));
  * ```
  */
 export function describeStoreContract(

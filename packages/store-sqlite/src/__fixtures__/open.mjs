@@ -2,7 +2,7 @@
 // { ok: true } or { code, message }. Used by bad-input.test.ts to run as another user.
 import { sqliteStore } from "@sheepdog/store-sqlite";
 
-const store = sqliteStore({ database: process.argv[2] });
+const store = sqliteStore({ dbfile: process.argv[2] });
 try {
   await store.listRequests();
   process.stdout.write(JSON.stringify({ ok: true }));

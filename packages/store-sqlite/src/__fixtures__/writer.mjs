@@ -11,7 +11,7 @@ const perWorker = Number(perWorkerArg);
 const encoder = new TextEncoder();
 const value = (index) => encoder.encode(`w${worker}-${index}`);
 
-const store = sqliteStore({ database: file });
+const store = sqliteStore({ dbfile: file });
 const won = new Uint8Array(Math.ceil((workers * perWorker) / 8));
 const mark = (index, stored) => {
   if (stored) won[index >> 3] |= 1 << (index & 7);
