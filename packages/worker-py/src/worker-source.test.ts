@@ -47,15 +47,15 @@ function launchSeenByPython(program: string): unknown {
 describe("workerSource", () => {
   it("is the text of python/sheepdog_worker.py", () => {
     expect(workerPath).toMatch(/python\/sheepdog_worker\.py$/);
-    expect(workerSource).toBe(readFileSync(workerPath, "utf8"));
-    expect(workerSource).toContain("def main(launch, environ=None):");
+    expect(workerSource()).toBe(readFileSync(workerPath, "utf8"));
+    expect(workerSource()).toContain("def main(launch, environ=None):");
   });
 
   it("is ASCII and parses as Python 3.8", () => {
-    expect(isPlainAscii(workerSource)).toBe(true);
+    expect(isPlainAscii(workerSource())).toBe(true);
     const check =
       "import ast, sys; ast.parse(sys.stdin.read(), feature_version=(3, 8)); print('ok')";
-    expect(execFileSync(PYTHON, ["-c", check], { input: workerSource }).toString().trim()).toBe(
+    expect(execFileSync(PYTHON, ["-c", check], { input: workerSource() }).toString().trim()).toBe(
       "ok",
     );
   });
@@ -90,15 +90,15 @@ describe("workerSource", () => {
   });
 
   it("has no main block of its own (the program adds one)", () => {
-    expect(workerSource).not.toMatch(/^if __name__/m);
+    expect(workerSource()).not.toMatch(/^if __name__/m);
   });
 });
 
 describe("workerProgram", () => {
   it("ends with a main() call carrying the launch settings", () => {
     const program = workerProgram({ ...launch, url: "http://head.example:8123/" });
-    expect(program.startsWith(workerSource)).toBe(true);
-    const tail = program.slice(workerSource.length);
+    expect(program.startsWith(workerSource())).toBe(true);
+    const tail = program.slice(workerSource().length);
     expect(tail).toBe(
       '\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads("{\\"url\\":\\"http://head.example:8123\\",\\"token\\":\\"tok\\",\\"request\\":7,\\"pickleProtocol\\":4,\\"retryWindowSeconds\\":600}")))\n',
     );

@@ -11,8 +11,16 @@ export const workerPath: string = fileURLToPath(
   new URL("../python/sheepdog_worker.py", import.meta.url),
 );
 
-/** The text of `sheepdog_worker.py`. A job program is this plus a launch line; see {@link workerProgram}. */
-export const workerSource: string = readFileSync(workerPath, "utf8");
+let cachedSource: string | undefined;
+
+/**
+ * The text of `sheepdog_worker.py`, read on the first call (nothing is read at import) and
+ * kept after that. A job program is this plus a launch line; see {@link workerProgram}.
+ */
+export function workerSource(): string {
+  cachedSource ??= readFileSync(workerPath, "utf8");
+  return cachedSource;
+}
 
 function invalid(field: string, rule: string): SheepdogError {
   return new SheepdogError("INVALID_INPUT", "worker-py", `WorkerLaunch.${field} ${rule}.`);
@@ -97,6 +105,7 @@ function asciiJson(value: unknown): string {
  */
 export function workerProgram(launch: WorkerLaunch): string {
   const literal = pythonStringLiteral(asciiJson(checkedLaunch(launch)));
-  const source = workerSource.endsWith("\n") ? workerSource : `${workerSource}\n`;
+  const text = workerSource();
+  const source = text.endsWith("\n") ? text : `${text}\n`;
   return `${source}\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads(${literal})))\n`;
 }
