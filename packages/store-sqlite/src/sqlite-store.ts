@@ -28,8 +28,10 @@ export interface SqliteStoreCommonOptions {
 /** {@link sqliteStore} on a file that the store opens, and closes on `close()`. */
 export interface SqliteStoreFileOptions extends SqliteStoreCommonOptions {
   /**
-   * The database file, as core's configuration calls it: created if missing; `":memory:"` for
-   * a private in-memory database. It must be empty or a Sheepdog database.
+   * The database file, as core's configuration calls it: created if missing, with mode 0600
+   * whatever the umask (SQLite gives its -wal and -shm files the same mode); an existing file
+   * keeps its mode. `":memory:"` is a private in-memory database. It must be empty or a
+   * Sheepdog database.
    */
   dbfile: string;
   database?: never;

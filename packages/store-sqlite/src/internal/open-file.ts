@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
+import { access, open, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { SqliteDatabase } from "../sqlite-database.js";
@@ -67,9 +67,42 @@ export async function checkPath(file: string): Promise<void> {
   }
 }
 
-/** Opens `file` with better-sqlite3, loaded only now so that an injected database needs none. */
+/**
+ * Creates `file`, empty, with mode 0600 whatever the umask, unless it exists: an existing
+ * file keeps the mode its owner gave it. SQLite gives the -wal and -shm files it makes the
+ * mode of the main file, so they are 0600 too: on a shared machine, no other user reads the
+ * arguments and results.
+ */
+async function createPrivate(file: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, "wx", 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw ioError(`${file} cannot be created: ${(error as Error).message}.`, error);
+  }
+  try {
+    // The umask may have taken bits from 0600 (a umask of 0277 leaves 0400).
+    await handle.chmod(0o600);
+  } catch (error) {
+    throw ioError(
+      `${file} was created but its mode cannot be set to 0600: ${(error as Error).message}.`,
+      error,
+    );
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Opens `file` with better-sqlite3, loaded only now so that an injected database needs none.
+ * A new file is created 0600 (see {@link createPrivate}).
+ */
 export async function openFile(file: string): Promise<SqliteDatabase> {
-  if (file !== ":memory:") await checkPath(file);
+  if (file !== ":memory:") {
+    await checkPath(file);
+    await createPrivate(file);
+  }
   const { default: Database } = await import("better-sqlite3");
   try {
     return new Database(file, { timeout: LOCK_SLICE_MS });
