@@ -43,10 +43,7 @@ describe("gridEngine submit", () => {
     const upload = remote.uploads.get(".sheepdog/demo_1.py");
     expect(upload?.mode).toBe(0o600);
     expect(upload?.contents).toContain("#$ -t 1-5\n");
-    expect(remote.commands).toEqual([
-      "qconf -sconf",
-      "cd -- '.sheepdog' && qsub -terse 'demo_1.py'",
-    ]);
+    expect(remote.commands).toEqual(["qconf -sconf", "cd -- .sheepdog && qsub -terse demo_1.py"]);
   });
 
   it("splits an array larger than max_aj_tasks into parts that keep the global task numbers", async () => {
@@ -119,7 +116,7 @@ describe("gridEngine submit", () => {
     const remote = new ScriptedRemote().on(/qsub -terse/, { stdout: "8.1-5:1\n" });
     const setup = ". /opt/sge/default/common/settings.sh";
     await gridEngine(remote, { setup, maxArrayTasks: 10 }).submit(spec);
-    expect(remote.commands).toEqual([`${setup}\ncd -- '.sheepdog' && qsub -terse 'demo_1.py'`]);
+    expect(remote.commands).toEqual([`${setup}\ncd -- .sheepdog && qsub -terse demo_1.py`]);
   });
 
   it("rejects a bad spec before touching the remote", async () => {
@@ -345,5 +342,47 @@ describe("gridEngine cancel and close", () => {
     const remote = new ScriptedRemote();
     expect(() => gridEngine(remote, { maxArrayTasks: 0 })).toThrow(/maxArrayTasks/);
     expect(() => gridEngine(remote, { qacctWaitMs: -1 })).toThrow(/qacctWaitMs/);
+  });
+});
+
+describe("gridEngine checkOptions", () => {
+  it("accepts what submit accepts, without touching the remote", () => {
+    const remote = new ScriptedRemote();
+    const scheduler = gridEngine(remote);
+    expect(() =>
+      scheduler.checkOptions(["-l h_rt=0:1:0", "-q all.q", "-v A='a b'", "-l mem_grab=1G"]),
+    ).not.toThrow();
+    expect(() => scheduler.checkOptions([])).not.toThrow();
+    expect(remote.commands).toEqual([]);
+  });
+
+  it("refuses what submit refuses, with CONFIG_INVALID naming the option and the fix", async () => {
+    const remote = new ScriptedRemote();
+    const scheduler = gridEngine(remote);
+    const refused: [string, RegExp][] = [
+      ["-l h_rt=1\n#$ -N x", /contains a newline.*Give each option as its own single-line string/],
+      ["-l h_rt=1\rimport os", /contains a carriage return/],
+      ["-t 1-5", /sets -t, which Sheepdog does not allow.*Remove it/],
+      ["-v X=a#b", /contains "#"/],
+      ["h_rt=1", /is not an option: each one starts with "-"/],
+      ["-l mem_grab=much", /mem_grab="much", which is not a size/],
+    ];
+    for (const [option, message] of refused) {
+      expect(() => scheduler.checkOptions(["-q all.q", option]), option).toThrow(
+        expect.objectContaining({
+          code: "CONFIG_INVALID",
+          detail: { option },
+          message: expect.stringMatching(message),
+        }),
+      );
+      await expect(scheduler.submit({ ...spec, options: [option] })).rejects.toMatchObject({
+        code: "CONFIG_INVALID",
+        detail: { option },
+      });
+    }
+    expect(() => scheduler.checkOptions("-l h_rt=1" as unknown as string[])).toThrow(
+      /must be an array of strings/,
+    );
+    expect(remote.commands).toEqual([]);
   });
 });

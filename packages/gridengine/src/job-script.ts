@@ -1,8 +1,7 @@
 import type { JobSpec } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
-import { checkOption } from "./internal/directives.js";
-
-const source = "gridengine";
+import { checkOptions } from "./internal/directives.js";
+import { source } from "./internal/source.js";
 
 /** Options of {@link jobScript}. */
 export interface JobScriptOptions {
@@ -71,10 +70,7 @@ export function checkSpec(spec: JobSpec): string[][] {
   if (spec.program.includes("\u0000")) {
     throw new SheepdogError("INVALID_INPUT", source, "The job's program contains a NUL character.");
   }
-  if (!Array.isArray(spec.options)) {
-    throw invalid("GridEngine options must be an array of strings, one option per string.");
-  }
-  return spec.options.map((option) => checkOption(option));
+  return checkOptions(spec.options);
 }
 
 /** `$HOME/<directory>`, or the directory itself when absolute (qsub expands `$HOME`). */

@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ExecOptions, ExecResult, Remote } from "@sheepdog/contracts";
 
@@ -52,4 +53,24 @@ export class ScriptedRemote implements Remote {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * A `Remote` whose commands run in a real `sh` in `home`, for commands whose meaning is the
+ * shell's and its tools' (`find`, `grep`). Records every command, as {@link ScriptedRemote}.
+ */
+export class ShellRemote extends ScriptedRemote {
+  constructor(readonly home: string) {
+    super();
+  }
+
+  override async exec(command: string, _options?: ExecOptions): Promise<ExecResult> {
+    this.commands.push(command);
+    return new Promise((resolve) => {
+      execFile("sh", ["-c", command], { cwd: this.home }, (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null;
+        resolve({ stdout, stderr, code, signal: null });
+      });
+    });
+  }
 }

@@ -1,6 +1,6 @@
 import { SheepdogError } from "@sheepdog/contracts";
-
-const source = "gridengine";
+import { checkMemGrab } from "./mem-grab.js";
+import { source } from "./source.js";
 
 /**
  * Splits the text of one `#$` line into words exactly as qsub does (`string_list()` and
@@ -70,43 +70,35 @@ export function checkOption(option: unknown): string[] {
     );
   }
   const shown = JSON.stringify(option);
+  const refuse = (message: string) =>
+    new SheepdogError("CONFIG_INVALID", source, message, { detail: { option } });
   const bad = forbidden.exec(option);
   if (bad) {
-    throw new SheepdogError(
-      "CONFIG_INVALID",
-      source,
+    throw refuse(
       `GridEngine option ${shown} contains ${describeChar(bad[0])}, which could start a second directive or a line of the job script. Give each option as its own single-line string.`,
     );
   }
   if (option.includes("#")) {
-    throw new SheepdogError(
-      "CONFIG_INVALID",
-      source,
+    throw refuse(
       `GridEngine option ${shown} contains "#", where qsub would cut the directive short (it reads "#" as the start of a comment, even in quotes). Remove the "#".`,
     );
   }
   const words = splitDirective(option);
   const quoted = /["']/.exec(option);
   if (quoted && /[ \t]/.test(option.slice(option.search(/["'][^"']*$/) + 1))) {
-    throw new SheepdogError(
-      "CONFIG_INVALID",
-      source,
+    throw refuse(
       `GridEngine option ${shown} has text after a quoted value, which qsub would read as part of that value (after a quote, qsub takes the rest of the line as one word). Give each option as its own string, with any quoted value last.`,
     );
   }
   if (words.length === 0 || !words[0]?.startsWith("-")) {
-    throw new SheepdogError(
-      "CONFIG_INVALID",
-      source,
+    throw refuse(
       `GridEngine option ${shown} is not an option: each one starts with "-", as in "-l h_rt=0:10:0".`,
     );
   }
   for (const word of words) {
     const why = Object.hasOwn(managedOptions, word) ? managedOptions[word] : undefined;
     if (why) {
-      throw new SheepdogError(
-        "CONFIG_INVALID",
-        source,
+      throw refuse(
         `GridEngine option ${shown} sets ${word}, which Sheepdog does not allow: ${why}. Remove it.`,
       );
     }
@@ -114,7 +106,22 @@ export function checkOption(option: unknown): string[] {
   return words;
 }
 
-/** Quotes a word for a POSIX shell: `'it'\''s'`. */
-export function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
+/**
+ * Checks every option of a job (see {@link checkOption}) and that each `-l mem_grab=<size>` is
+ * a size; returns each option's words as qsub will read them. Throws `CONFIG_INVALID` naming
+ * the first option it refuses and how to fix it.
+ */
+export function checkOptions(options: unknown): string[][] {
+  if (!Array.isArray(options)) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `GridEngine options must be an array of strings, one option per string (["-l h_rt=0:10:0"]), not ${JSON.stringify(options) ?? String(options)}.`,
+    );
+  }
+  return options.map((option) => {
+    const words = checkOption(option);
+    checkMemGrab(option, words);
+    return words;
+  });
 }

@@ -1,0 +1,2 @@
+/** The package name every error of `@sheepdog/gridengine` carries as its `source`. */
+export const source = "gridengine";

@@ -1,0 +1,152 @@
+import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
+import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import { checkSpec, jobScript } from "../job-script.js";
+import type { Commands } from "./commands.js";
+import { outputOf } from "./commands.js";
+import { parseMaxArrayTasks, parseQsubJobId, qdelFailures, splitTasks } from "./qsub.js";
+import { source } from "./source.js";
+
+/** SGE's own default for `max_aj_tasks`, assumed when `qconf -sconf` cannot be read. */
+const defaultMaxArrayTasks = 75_000;
+
+/**
+ * Reads the cluster's `max_aj_tasks` once (`qconf -sconf`), or 75000 when it cannot be read.
+ * A failure to run the command (connection lost) is not kept: the next call asks again.
+ */
+export function maxArrayTasksReader(commands: Commands): () => Promise<number> {
+  let max: Promise<number> | undefined;
+  return () => {
+    max ??= commands
+      .run("qconf -sconf", commands.settings.pollTimeoutMs, "SUBMIT_FAILED", "qconf -sconf")
+      .then(
+        (result) =>
+          (result.code === 0 ? parseMaxArrayTasks(result.stdout) : undefined) ??
+          defaultMaxArrayTasks,
+      );
+    max.catch(() => {
+      max = undefined;
+    });
+    return max;
+  };
+}
+
+/** Runs `qdel` on jobs; jobs that already ended are not an error, any other refusal is. */
+export async function qdel(
+  commands: Commands,
+  jobIds: string[],
+  code: SheepdogErrorCode,
+): Promise<void> {
+  const command = `qdel ${jobIds.join(" ")}`;
+  const result = await commands.run(command, commands.settings.submitTimeoutMs, code, "qdel");
+  if (result.code === 127) throw commands.notFound(result, "qdel", code);
+  if (result.code === 0) return;
+  const failures = qdelFailures(`${result.stdout}\n${result.stderr}`);
+  if (failures.length > 0) {
+    throw new SheepdogError(
+      code,
+      source,
+      `${command} failed (exit code ${result.code}): ${failures.join(" ")}`,
+    );
+  }
+}
+
+/** Uploads one part's job script and runs `qsub` on it; resolves with its job number. */
+async function submitPart(
+  commands: Commands,
+  spec: JobSpec,
+  directory: string,
+  file: string,
+  range: { firstTask: number; lastTask: number },
+): Promise<string> {
+  const { remote } = commands;
+  try {
+    await remote.upload(`${directory}/${file}`, jobScript(spec, range), 0o600);
+  } catch (error) {
+    throw SheepdogError.from(
+      error,
+      "SUBMIT_FAILED",
+      source,
+      `Could not upload the job script ${directory}/${file} to ${remote.name}`,
+    );
+  }
+  const result = await commands.run(
+    `cd -- ${shellQuote(directory)} && qsub -terse ${shellQuote(file)}`,
+    commands.settings.submitTimeoutMs,
+    "SUBMIT_FAILED",
+    "qsub",
+  );
+  if (result.code === 127) throw commands.notFound(result, "qsub", "SUBMIT_FAILED");
+  if (result.code !== 0) {
+    throw new SheepdogError(
+      "SUBMIT_FAILED",
+      source,
+      `qsub refused job "${spec.name}" (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no message"}`,
+    );
+  }
+  const jobId = parseQsubJobId(result.stdout);
+  if (!jobId) {
+    throw new SheepdogError(
+      "SUBMIT_FAILED",
+      source,
+      `qsub accepted job "${spec.name}" but printed no job number Sheepdog can read: ${JSON.stringify(outputOf(result))}. Check qstat for a job of that name.`,
+    );
+  }
+  return jobId;
+}
+
+/** Creates the job directory on the head node (mode 0700). */
+async function makeDirectory(commands: Commands, directory: string): Promise<void> {
+  try {
+    await commands.remote.mkdir(directory, 0o700);
+  } catch (error) {
+    throw SheepdogError.from(
+      error,
+      "SUBMIT_FAILED",
+      source,
+      `Could not create the job directory ${directory} on ${commands.remote.name}`,
+    );
+  }
+}
+
+/**
+ * Submits `spec` as one array job, or as several of at most `maxArrayTasks` tasks each; if a
+ * later part is refused, the parts already queued are deleted, so a failed submit leaves
+ * nothing running.
+ */
+export async function submitJob(
+  commands: Commands,
+  spec: JobSpec,
+  maxArrayTasks: () => Promise<number>,
+): Promise<JobRef> {
+  try {
+    checkSpec(spec);
+  } catch (error) {
+    throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
+  }
+  const max = await maxArrayTasks();
+  const directory = spec.directory.replace(/(.)\/+$/, "$1");
+  await makeDirectory(commands, directory);
+  const ranges = splitTasks(spec.tasks, max);
+  const parts: JobRef["parts"] = [];
+  try {
+    for (const [index, range] of ranges.entries()) {
+      const file = ranges.length === 1 ? `${spec.name}.py` : `${spec.name}.${index + 1}.py`;
+      const jobId = await submitPart(commands, spec, directory, file, range);
+      parts.push({ jobId, ...range });
+    }
+  } catch (error) {
+    if (parts.length > 0) {
+      const queued = parts.map((part) => part.jobId);
+      await qdel(commands, queued, "SUBMIT_FAILED").catch(() => undefined);
+    }
+    throw error;
+  }
+  return {
+    scheduler: source,
+    id: parts.map((part) => part.jobId).join(","),
+    tasks: spec.tasks,
+    parts,
+    directory: spec.directory,
+    name: spec.name,
+  };
+}
