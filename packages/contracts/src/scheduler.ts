@@ -113,10 +113,12 @@ export interface Scheduler {
   cancel(job: JobRef): Promise<void>;
 
   /**
-   * Checks scheduler-native options before anything is submitted. MUST throw a
-   * `SheepdogError` with code `CONFIG_INVALID` that names the option and the fix for one it
-   * would refuse (an injection, a managed option such as GridEngine's `-t`, a typo of a known
-   * option). Callers call it for every attempt's options before submitting any job.
+   * Checks scheduler-native options before anything is submitted, as `submit` would. MUST
+   * throw a `SheepdogError` with code `CONFIG_INVALID` that names the option and the fix for
+   * one it would refuse: an injection (any option holding a line break MUST be refused), a
+   * managed option such as GridEngine's `-t`, a value it cannot read (`-l mem_grab=2GB`).
+   * Callers call it for every attempt's options before submitting any job. A scheduler that
+   * ignores options (the local one) leaves it out.
    */
   checkOptions?(options: readonly string[]): void;
 
@@ -131,10 +133,16 @@ export interface Scheduler {
    * Every line of the job's task output (each task's stdout, on the cluster) that contains
    * `marker`, in any order: the workers print each report there, so that results survive a
    * server that never came back. Resolves with an empty list when the job left no output.
+   * Reads only this job's output, not that of another job whose name starts with its name
+   * (a retry's `<name>_r2`). `marker` is one non-empty line, matched as plain text; anything
+   * else, or a JobRef of another scheduler, rejects with `INVALID_INPUT`.
    */
   outputLines?(job: JobRef, marker: string): Promise<string[]>;
 
-  /** Releases what the scheduler holds (not the Remote it was given). */
+  /**
+   * Releases what the scheduler holds (not the Remote it was given). Afterwards `submit` MUST
+   * reject with `CLOSED`; closing twice is harmless.
+   */
   close?(): Promise<void>;
 }
 

@@ -12,6 +12,8 @@ export type { MemoryStore, MemoryStoreData, MemoryStoreOptions } from "./memory-
 export { memoryStore } from "./memory-store.js";
 export type { RemoteContractOptions, RemoteFactory } from "./remote-contract.js";
 export { describeRemoteContract } from "./remote-contract.js";
+export type { SchedulerContractOptions, SchedulerFactory } from "./scheduler-contract.js";
+export { describeSchedulerContract } from "./scheduler-contract.js";
 export type {
   StoreContractContext,
   StoreContractOptions,
