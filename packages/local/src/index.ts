@@ -1,4 +1,4 @@
 export type { LocalRemoteOptions } from "./local-remote.js";
 export { localRemote } from "./local-remote.js";
-export type { LocalSchedulerOptions } from "./local-scheduler.js";
+export type { LocalScheduler, LocalSchedulerOptions } from "./local-scheduler.js";
 export { localScheduler } from "./local-scheduler.js";

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JobRef, JobSpec, Scheduler, TaskState } from "@sheepdog/contracts";
@@ -134,5 +134,69 @@ describe("localScheduler", () => {
     );
     await scheduler.close?.();
     await expect(scheduler.submit(spec("print(1)", 1))).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("reads back a job's marked output lines, from another scheduler too, and no other job's", async () => {
+    const program =
+      'import os\nn = os.environ["SHEEPDOG_TASK_ID"]\nprint("MARK", n)\nprint("plain", n)';
+    const job = await scheduler.submit(spec(program, 2, "out"));
+    const longer = await scheduler.submit(spec(program, 1, "out_r2"));
+    await settle(scheduler, job);
+    await settle(scheduler, longer);
+    const later = localScheduler({ home });
+    expect((await later.outputLines(job, "MARK")).sort()).toEqual(["MARK 1", "MARK 2"]);
+    expect(await later.outputLines(longer, "MARK")).toEqual(["MARK 1"]);
+    expect(await later.outputLines(job, "NOTHING")).toEqual([]);
+    expect(await later.outputLines({ ...job, name: "never_ran" }, "MARK")).toEqual([]);
+    expect(await later.outputLines({ ...job, directory: join(home, "gone") }, "MARK")).toEqual([]);
+    await later.close();
+  });
+
+  it("refuses bad outputLines arguments, and reports unreadable files as REMOTE_FAILED", async () => {
+    const local = localScheduler({ home });
+    const job = await local.submit(spec("print('MARK')", 1, "unreadable"));
+    await settle(local, job);
+    await expect(local.outputLines(job, "a\nb")).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(local.outputLines({ ...job, name: "../x" }, "MARK")).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
+    await expect(
+      local.outputLines({ ...job, scheduler: "gridengine" }, "MARK"),
+    ).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    // A directory where an output file should be: unreadable as a file, even for root.
+    mkdirSync(join(home, ".sheepdog", "unreadable.o9.1"));
+    await expect(local.outputLines(job, "MARK")).rejects.toMatchObject({
+      code: "REMOTE_FAILED",
+      message: expect.stringContaining("Cannot read the output files of job unreadable"),
+    });
+    await local.close();
+  });
+
+  it("refuses a job name that is not a plain file name, writing nothing", async () => {
+    await expect(scheduler.submit(spec("print(1)", 1, "../escape"))).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
+    expect(existsSync(join(home, "escape.py"))).toBe(false);
+  });
+
+  it("with keepTasksOnClose, close() leaves running and queued tasks to finish", async () => {
+    const keeping = localScheduler({ concurrency: 1, home, keepTasksOnClose: true });
+    const job = await keeping.submit(spec("import time\ntime.sleep(0.3)", 2, "kept"));
+    await keeping.close();
+    await expect(keeping.submit(spec("print(1)", 1))).rejects.toMatchObject({ code: "CLOSED" });
+    const states = await settle(keeping, job);
+    expect([...states.values()].map((s) => s.state === "finished" && s.exitCode)).toEqual([0, 0]);
+  });
+
+  it("by default, close() stops running tasks and drops queued ones", async () => {
+    const stopping = localScheduler({ concurrency: 1, home });
+    const job = await stopping.submit(spec("import time\ntime.sleep(30)", 2, "stopped"));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await stopping.close();
+    const states = await settle(stopping, job);
+    expect([...states.values()].map((s) => s.state === "finished" && s.reason)).toEqual([
+      "killed by signal 15 (SIGTERM)",
+      "cancelled before it started",
+    ]);
   });
 });

@@ -1,10 +1,18 @@
-import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import { availableParallelism, constants, homedir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
-import type { JobRef, JobSpec, Scheduler, TaskState } from "@sheepdog/contracts";
+import type { JobRef, JobSpec, Scheduler } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import { readOutputLines } from "./internal/output-files.js";
+import type { LocalJob, LocalTask } from "./internal/task-runner.js";
+import { TaskRunner } from "./internal/task-runner.js";
 
+const source = "local";
+
+/** The names `JobSpec.name` allows; they become file names in the job directory. */
+const namePattern = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/** Options of {@link localScheduler}. */
 export interface LocalSchedulerOptions {
   /**
    * How many tasks run at once, across every job of this scheduler.
@@ -13,29 +21,78 @@ export interface LocalSchedulerOptions {
   concurrency?: number;
   /** What relative job directories are resolved against. @default os.homedir() */
   home?: string;
+  /**
+   * Whether `close()` leaves the tasks of submitted jobs running (and the queued ones starting
+   * as slots free), so that they outlive the program's use of the scheduler and report to a
+   * later server (`sheepdog map --async`). Node then keeps the process alive until the last
+   * task ends. @default false: `close()` cancels every job
+   */
+  keepTasksOnClose?: boolean;
 }
 
-interface LocalTask {
-  number: number;
-  state: TaskState;
-  kill?: (signal: NodeJS.Signals) => void;
+/** The local scheduler: a `Scheduler` with `slots`, `outputLines`, `close` and `await using`. */
+export interface LocalScheduler extends Scheduler, AsyncDisposable {
+  slots(): Promise<number>;
+  outputLines(job: JobRef, marker: string): Promise<string[]>;
+  close(): Promise<void>;
 }
 
-interface LocalJob {
-  ref: JobRef;
-  spec: JobSpec;
-  scriptPath: string;
-  directory: string;
-  tasks: LocalTask[];
+function checkJobName(name: unknown): void {
+  if (typeof name !== "string" || !namePattern.test(name)) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      `Job name ${JSON.stringify(name)} cannot be used: it needs a letter or "_" first, then only letters, digits, "_", "." and "-".`,
+    );
+  }
 }
 
-const signalNumbers = constants.signals as Record<string, number | undefined>;
+/** Writes the job's program as `<directory>/<name>.py` (mode 0600); returns its path. */
+function writeScript(directory: string, spec: JobSpec): string {
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    const scriptPath = join(directory, `${spec.name}.py`);
+    writeFileSync(scriptPath, spec.program, { mode: 0o600 });
+    return scriptPath;
+  } catch (error) {
+    throw SheepdogError.from(
+      error,
+      "SUBMIT_FAILED",
+      source,
+      `Cannot write the job script into ${directory}`,
+    );
+  }
+}
+
+/** A job of `spec` with id `id`, every task queued. */
+function newJob(spec: JobSpec, directory: string, scriptPath: string, id: string): LocalJob {
+  const ref: JobRef = {
+    scheduler: source,
+    id,
+    tasks: spec.tasks,
+    parts: [{ jobId: id, firstTask: 1, lastTask: spec.tasks }],
+    directory,
+    name: spec.name,
+  };
+  const tasks = Array.from(
+    { length: spec.tasks },
+    (_, i): LocalTask => ({
+      number: i + 1,
+      state: { state: "queued" },
+    }),
+  );
+  return { ref, spec, scriptPath, directory, tasks };
+}
 
 /**
  * A `Scheduler` that runs each array task as a local process (`shell program.py`), a bounded
  * number at a time: `map` on a laptop, with no cluster. Each task sees its number in
  * `SHEEPDOG_TASK_ID` and writes `<name>.o<job>.<task>` / `.e<job>.<task>` beside its script,
- * as GridEngine would. Scheduler options (`geOpts`) have no meaning here and are ignored.
+ * as GridEngine would; `outputLines` reads them back, in this process or a later one.
+ *
+ * Scheduler options (`JobSpec.options`, `geOpts`) have no meaning here and are ignored, so a
+ * configuration written for a cluster runs locally unchanged: there is no `checkOptions` (none
+ * is refused) and no `memoryLimitBytes` (no option sets a memory limit).
  *
  * @example
  * ```ts
@@ -43,152 +100,60 @@ const signalNumbers = constants.signals as Record<string, number | undefined>;
  * const job = await scheduler.submit({ name: "demo", tasks: 3, program, shell: "/usr/bin/python3", options: [], directory: ".sheepdog" });
  * ```
  */
-export function localScheduler(options: LocalSchedulerOptions = {}): Scheduler {
+export function localScheduler(options: LocalSchedulerOptions = {}): LocalScheduler {
   const concurrency = options.concurrency ?? availableParallelism();
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "local",
+      source,
       `concurrency must be a positive integer, not ${String(concurrency)}.`,
     );
   }
   const home = options.home ?? homedir();
+  const resolve = (directory: string) =>
+    isAbsolute(directory) ? directory : join(home, directory);
+  const runner = new TaskRunner(concurrency);
   const jobs = new Map<string, LocalJob>();
-  let waiting: { job: LocalJob; task: LocalTask }[] = [];
-  let waitingHead = 0;
-  let running = 0;
   let nextJob = 1;
   let closed = false;
-
-  function startNext(): void {
-    while (running < concurrency && waitingHead < waiting.length) {
-      const next = waiting[waitingHead++];
-      if (next && next.task.state.state === "queued") run(next.job, next.task);
-    }
-    if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
-      waiting = waiting.slice(waitingHead);
-      waitingHead = 0;
-    }
-  }
-
-  function run(job: LocalJob, task: LocalTask): void {
-    running += 1;
-    const base = join(job.directory, `${job.spec.name}.`);
-    const out = openSync(`${base}o${job.ref.id}.${task.number}`, "w", 0o600);
-    const err = openSync(`${base}e${job.ref.id}.${task.number}`, "w", 0o600);
-    let settled = false;
-    const finish = (state: TaskState) => {
-      if (settled) return;
-      settled = true;
-      closeSync(out);
-      closeSync(err);
-      task.state = state;
-      task.kill = undefined;
-      running -= 1;
-      startNext();
-    };
-    const child = spawn(job.spec.shell, [job.scriptPath], {
-      cwd: job.directory,
-      env: { ...process.env, SHEEPDOG_TASK_ID: String(task.number) },
-      stdio: ["ignore", out, err],
-    });
-    task.state = { state: "running", host: "localhost" };
-    task.kill = (signal) => child.kill(signal);
-    child.on("error", (error) =>
-      finish({
-        state: "finished",
-        exitCode: 127,
-        signal: null,
-        reason: `could not start ${job.spec.shell}: ${error.message}`,
-      }),
-    );
-    child.on("exit", (code, signal) => {
-      const signalNumber = signal ? (signalNumbers[signal] ?? null) : null;
-      finish({
-        state: "finished",
-        exitCode: code,
-        signal: signalNumber,
-        reason: signal
-          ? `killed by signal ${signalNumber ?? "?"} (${signal})`
-          : `exited with status ${code}`,
-      });
-    });
-  }
 
   function jobOf(ref: JobRef): LocalJob {
     const job = jobs.get(ref.id);
     if (!job) {
       throw new SheepdogError(
         "SCHEDULER_FAILED",
-        "local",
+        source,
         `Job ${ref.id} was not submitted by this local scheduler (local jobs live only as long as the process that ran them).`,
       );
     }
     return job;
   }
 
-  function stop(job: LocalJob): void {
-    for (const task of job.tasks) {
-      if (task.state.state === "queued") {
-        task.state = {
-          state: "finished",
-          exitCode: null,
-          signal: null,
-          reason: "cancelled before it started",
-        };
-      } else if (task.kill) {
-        task.kill("SIGTERM");
-        const kill = task.kill;
-        setTimeout(() => kill("SIGKILL"), 2_000).unref();
-      }
-    }
+  async function close(): Promise<void> {
+    closed = true;
+    if (!options.keepTasksOnClose) for (const job of jobs.values()) runner.stop(job);
   }
 
   return {
-    name: "local",
+    name: source,
     statusIntervalMs: 200,
 
     async submit(spec) {
-      if (closed) throw new SheepdogError("CLOSED", "local", "The local scheduler is closed.");
+      if (closed) throw new SheepdogError("CLOSED", source, "The local scheduler is closed.");
       if (!Number.isInteger(spec.tasks) || spec.tasks < 1) {
         throw new SheepdogError(
           "SUBMIT_FAILED",
-          "local",
+          source,
           `A job needs at least one task, not ${spec.tasks}.`,
         );
       }
-      const directory = isAbsolute(spec.directory) ? spec.directory : join(home, spec.directory);
-      const id = `${process.pid}.${nextJob++}`;
-      let scriptPath: string;
-      try {
-        mkdirSync(directory, { recursive: true, mode: 0o700 });
-        scriptPath = join(directory, `${spec.name}.py`);
-        writeFileSync(scriptPath, spec.program, { mode: 0o600 });
-      } catch (error) {
-        throw SheepdogError.from(
-          error,
-          "SUBMIT_FAILED",
-          "local",
-          `Cannot write the job script into ${directory}`,
-        );
-      }
-      const ref: JobRef = {
-        scheduler: "local",
-        id,
-        tasks: spec.tasks,
-        parts: [{ jobId: id, firstTask: 1, lastTask: spec.tasks }],
-        directory,
-        name: spec.name,
-      };
-      const job: LocalJob = { ref, spec, scriptPath, directory, tasks: [] };
-      for (let number = 1; number <= spec.tasks; number++) {
-        const task: LocalTask = { number, state: { state: "queued" } };
-        job.tasks.push(task);
-        waiting.push({ job, task });
-      }
-      jobs.set(id, job);
-      startNext();
-      return ref;
+      checkJobName(spec.name);
+      const directory = resolve(spec.directory);
+      const scriptPath = writeScript(directory, spec);
+      const job = newJob(spec, directory, scriptPath, `${process.pid}.${nextJob++}`);
+      jobs.set(job.ref.id, job);
+      runner.enqueue(job);
+      return job.ref;
     },
 
     async status(ref) {
@@ -201,12 +166,22 @@ export function localScheduler(options: LocalSchedulerOptions = {}): Scheduler {
     },
 
     async cancel(ref) {
-      stop(jobOf(ref));
+      runner.stop(jobOf(ref));
     },
 
-    async close() {
-      closed = true;
-      for (const job of jobs.values()) stop(job);
+    async outputLines(ref, marker) {
+      if (ref?.scheduler !== source) {
+        throw new SheepdogError(
+          "INVALID_INPUT",
+          source,
+          `${JSON.stringify(ref)?.slice(0, 200)} is not a job of the local scheduler. Pass the JobRef that submit() returned.`,
+        );
+      }
+      checkJobName(ref.name);
+      return readOutputLines(resolve(ref.directory), ref.name, marker);
     },
+
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -1,0 +1,118 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { constants } from "node:os";
+import { join } from "node:path";
+import type { JobRef, JobSpec, TaskState } from "@sheepdog/contracts";
+
+/** One task of a local job. */
+export interface LocalTask {
+  number: number;
+  state: TaskState;
+  kill?: (signal: NodeJS.Signals) => void;
+}
+
+/** A job this process runs: its spec, where its files are, and its tasks. */
+export interface LocalJob {
+  ref: JobRef;
+  spec: JobSpec;
+  scriptPath: string;
+  directory: string;
+  tasks: LocalTask[];
+}
+
+const signalNumbers = constants.signals as Record<string, number | undefined>;
+
+/** How a task's process ended, as a finished {@link TaskState}. */
+function ended(code: number | null, signal: NodeJS.Signals | null): TaskState {
+  const signalNumber = signal ? (signalNumbers[signal] ?? null) : null;
+  return {
+    state: "finished",
+    exitCode: code,
+    signal: signalNumber,
+    reason: signal
+      ? `killed by signal ${signalNumber ?? "?"} (${signal})`
+      : `exited with status ${code}`,
+  };
+}
+
+/**
+ * Runs the tasks of local jobs as child processes (`shell script`), at most `concurrency` at
+ * once across every job, in submission order.
+ */
+export class TaskRunner {
+  private waiting: { job: LocalJob; task: LocalTask }[] = [];
+  private head = 0;
+  private running = 0;
+
+  constructor(private readonly concurrency: number) {}
+
+  /** Queues every task of `job`, and starts as many as there are free slots. */
+  enqueue(job: LocalJob): void {
+    for (const task of job.tasks) this.waiting.push({ job, task });
+    this.startNext();
+  }
+
+  /** Drops the queued tasks of `job`; sends SIGTERM to its running ones (SIGKILL 2 s later). */
+  stop(job: LocalJob): void {
+    for (const task of job.tasks) {
+      if (task.state.state === "queued") {
+        task.state = {
+          state: "finished",
+          exitCode: null,
+          signal: null,
+          reason: "cancelled before it started",
+        };
+      } else if (task.kill) {
+        const kill = task.kill;
+        kill("SIGTERM");
+        setTimeout(() => kill("SIGKILL"), 2_000).unref();
+      }
+    }
+  }
+
+  private startNext(): void {
+    while (this.running < this.concurrency && this.head < this.waiting.length) {
+      const next = this.waiting[this.head++];
+      if (next && next.task.state.state === "queued") this.run(next.job, next.task);
+    }
+    if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Starts one task, its stdout and stderr in `<name>.o<job>.<task>` / `.e<job>.<task>`. */
+  private run(job: LocalJob, task: LocalTask): void {
+    this.running += 1;
+    const base = join(job.directory, `${job.spec.name}.`);
+    const out = openSync(`${base}o${job.ref.id}.${task.number}`, "w", 0o600);
+    const err = openSync(`${base}e${job.ref.id}.${task.number}`, "w", 0o600);
+    let settled = false;
+    const finish = (state: TaskState) => {
+      if (settled) return;
+      settled = true;
+      closeSync(out);
+      closeSync(err);
+      task.state = state;
+      task.kill = undefined;
+      this.running -= 1;
+      this.startNext();
+    };
+    const child = spawn(job.spec.shell, [job.scriptPath], {
+      cwd: job.directory,
+      env: { ...process.env, SHEEPDOG_TASK_ID: String(task.number) },
+      stdio: ["ignore", out, err],
+    });
+    task.state = { state: "running", host: "localhost" };
+    task.kill = (signal) => child.kill(signal);
+    child.on("error", (error) =>
+      finish({
+        state: "finished",
+        exitCode: 127,
+        signal: null,
+        reason: `could not start ${job.spec.shell}: ${error.message}`,
+      }),
+    );
+    child.on("exit", (code, signal) => finish(ended(code, signal)));
+  }
+}
