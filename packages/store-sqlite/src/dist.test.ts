@@ -20,35 +20,80 @@ it("the built package loads in plain Node and exports sqliteStore", () => {
   expect(out.trim()).toBe("sqliteStore function");
 });
 
-it("loads Kysely to migrate and for its rarer calls, never on a map's path", () => {
-  // A resolve hook (in Node's loader thread) notes every specifier that names kysely. Each step
-  // runs in a new process, as Node resolves a module once per process.
-  const dir = mkdtempSync(join(tmpdir(), "sheepdog-store-kysely-"));
+/**
+ * Runs `body` in a new Node process (Node resolves a module once per process) after importing
+ * the package as `sqliteStore`, and returns the specifiers that were resolved, with the lines
+ * the body wrote (`mark("...")`) among them in order. A resolve hook, in Node's loader thread,
+ * notes every specifier.
+ */
+function resolvedDuring(dir: string, body: string): string[] {
   const log = join(dir, "resolved.txt");
-  const file = join(dir, "s.sqlite");
+  writeFileSync(log, "");
   const hook = `import { appendFileSync } from "node:fs";
 export async function resolve(specifier, context, next) {
-  if (specifier.includes("kysely")) appendFileSync(${JSON.stringify(log)}, specifier + "\\n");
+  appendFileSync(${JSON.stringify(log)}, specifier + "\\n");
   return next(specifier, context);
 }`;
-  const step = (body: string): boolean => {
-    writeFileSync(log, "");
-    execFileSync(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { register } from "node:module";
+  execFileSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { register } from "node:module";
+import { appendFileSync } from "node:fs";
 register("data:text/javascript," + encodeURIComponent(${JSON.stringify(hook)}));
+const mark = (text) => appendFileSync(${JSON.stringify(log)}, "-- " + text + "\\n");
 const { sqliteStore } = await import("@sheepdog/store-sqlite");
+${body}`,
+    ],
+    { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) },
+  );
+  return readFileSync(log, "utf8").split("\n").filter(Boolean);
+}
+
+// Each runs Node processes: slow on a busy machine.
+const processTimeout = { timeout: 30_000 };
+
+it(
+  "loads better-sqlite3 (and Kysely) only when a store opens its dbfile, not on import",
+  processTimeout,
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-store-lazy-"));
+    try {
+      const file = join(dir, "s.sqlite");
+      const lines = resolvedDuring(
+        dir,
+        `mark("imported");
 const store = sqliteStore({ dbfile: ${JSON.stringify(file)} });
+mark("made");
+await store.listRequests();
+mark("opened");
+await store.close();`,
+      );
+      const imported = lines.indexOf("-- imported");
+      const opened = lines.indexOf("-- opened");
+      expect(lines.slice(0, imported)).toContain("@sheepdog/store-sqlite");
+      const before = lines.slice(0, lines.indexOf("-- made"));
+      expect(before.filter((s) => s.includes("better-sqlite3") || s.includes("kysely"))).toEqual(
+        [],
+      );
+      expect(lines.slice(imported, opened)).toContain("better-sqlite3");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+it("loads Kysely to migrate and for its rarer calls, never on a map's path", processTimeout, () => {
+  const dir = mkdtempSync(join(tmpdir(), "sheepdog-store-kysely-"));
+  const file = join(dir, "s.sqlite");
+  const step = (body: string): boolean =>
+    resolvedDuring(
+      dir,
+      `const store = sqliteStore({ dbfile: ${JSON.stringify(file)} });
 ${body}
 await store.close();`,
-      ],
-      { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) },
-    );
-    return readFileSync(log, "utf8").length > 0;
-  };
+    ).some((specifier) => specifier.includes("kysely"));
   try {
     expect(step("await store.listRequests();")).toBe(true);
     const mapPath = `
