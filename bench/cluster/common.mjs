@@ -24,11 +24,11 @@ export function loadCluster() {
 export function sshOptions(cluster) {
   return {
     host: cluster.host,
-    port: cluster.port,
-    user: cluster.user,
-    keyfile: cluster.privateKeyPath,
-    knownHostsPath: cluster.knownHostsPath,
-    sshConfigPath: "/dev/null",
+    sshPort: cluster.port,
+    sshUser: cluster.user,
+    sshKeyfile: cluster.privateKeyPath,
+    sshKnownHosts: cluster.knownHostsPath,
+    sshConfig: "/dev/null",
   };
 }
 

@@ -33,11 +33,11 @@ if (!existsSync(factsPath)) {
 const cluster = JSON.parse(readFileSync(factsPath, "utf8"));
 const options = {
   host: cluster.host,
-  port: cluster.port,
-  user: cluster.user,
-  keyfile: cluster.privateKeyPath,
-  knownHostsPath: cluster.knownHostsPath,
-  sshConfigPath: "/dev/null",
+  sshPort: cluster.port,
+  sshUser: cluster.user,
+  sshKeyfile: cluster.privateKeyPath,
+  sshKnownHosts: cluster.knownHostsPath,
+  sshConfig: "/dev/null",
 };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

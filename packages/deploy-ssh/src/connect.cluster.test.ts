@@ -16,7 +16,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import { describeCluster } from "@sheepdog/testcluster";
 import { Client } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, HostKeyChangedError, HostKeyUnknownError } from "./index.js";
+import { connect, HostKeyChangedError, HostKeyError, HostKeyUnknownError } from "./index.js";
 
 async function rejection(promise: Promise<unknown>): Promise<SheepdogError> {
   try {
@@ -50,11 +50,11 @@ describeCluster("connect (real sshd)", (cluster) => {
   };
   const base = {
     host: cluster.host,
-    port: cluster.port,
-    user: cluster.user,
-    keyfile: cluster.privateKeyPath,
-    knownHostsPath: cluster.knownHostsPath,
-    sshConfigPath: "/dev/null",
+    sshPort: cluster.port,
+    sshUser: cluster.user,
+    sshKeyfile: cluster.privateKeyPath,
+    sshKnownHosts: cluster.knownHostsPath,
+    sshConfig: "/dev/null",
   };
 
   // Tests set HOME and SSH_AUTH_SOCK to control where keys come from; restore them after.
@@ -114,7 +114,7 @@ describeCluster("connect (real sshd)", (cluster) => {
         const lines = linesFor(headName, type);
         expect(lines).toHaveLength(1);
         const plain = knownHosts(lines);
-        await using remote = await connect({ ...base, knownHostsPath: plain });
+        await using remote = await connect({ ...base, sshKnownHosts: plain });
         expect((await remote.exec("echo ok")).stdout).toBe("ok\n");
 
         const hashed = knownHosts(lines);
@@ -122,7 +122,7 @@ describeCluster("connect (real sshd)", (cluster) => {
         const text = readFileSync(hashed, "utf8");
         expect(text.startsWith("|1|")).toBe(true);
         expect(text).not.toContain(cluster.host);
-        await using again = await connect({ ...base, knownHostsPath: hashed });
+        await using again = await connect({ ...base, sshKnownHosts: hashed });
         expect((await again.exec("echo ok")).stdout).toBe("ok\n");
       });
     }
@@ -130,18 +130,29 @@ describeCluster("connect (real sshd)", (cluster) => {
     it("refuses an unknown host with the ssh-keyscan command that fixes it", async () => {
       // Only the jump host's keys: the head node on another port is unknown.
       const path = knownHosts(linesFor(jumpName));
-      const error = await rejection(connect({ ...base, knownHostsPath: path }));
-      expect(error).toBeInstanceOf(HostKeyUnknownError);
-      const unknown = error as HostKeyUnknownError;
+      const error = await rejection(connect({ ...base, sshKnownHosts: path }));
+      if (!HostKeyUnknownError.isInstance(error)) throw error;
+      const unknown = error;
       expect(unknown.code).toBe("SSH_HOST_KEY_UNKNOWN");
       expect(unknown).toMatchObject({
         host: cluster.host,
         port: cluster.port,
-        knownHostsPath: path,
+        sshKnownHosts: path,
       });
       const command = `ssh-keyscan -p ${cluster.port} ${cluster.host} >> ${path}`;
       expect(unknown.keyscanCommand).toBe(command);
       expect(unknown.message).toContain(`Run "${command}"`);
+      expect(unknown.message).toMatch(/, or set sshKnownHosts\.$/);
+      expect(unknown.detail).toMatchObject({
+        host: cluster.host,
+        port: cluster.port,
+        sshKnownHosts: path,
+        keyscanCommand: command,
+      });
+      expect([HostKeyError.isInstance(unknown), HostKeyChangedError.isInstance(unknown)]).toEqual([
+        true,
+        false,
+      ]);
       expect(unknown.message).toMatch(/^\[sheepdog\] \[deploy-ssh\] Host key for /);
       // The fingerprint is the one ssh-keygen gives for the key the server presented.
       const pub = join(
@@ -155,7 +166,7 @@ describeCluster("connect (real sshd)", (cluster) => {
       }
       // Running the suggested command really fixes it.
       execFileSync("sh", ["-c", command], { stdio: "ignore" });
-      await using remote = await connect({ ...base, knownHostsPath: path });
+      await using remote = await connect({ ...base, sshKnownHosts: path });
       expect((await remote.exec("echo fixed")).stdout).toBe("fixed\n");
     });
 
@@ -163,14 +174,14 @@ describeCluster("connect (real sshd)", (cluster) => {
       // The head node's name with the jump host's keys: every key type "changed".
       const impostor = linesFor(jumpName).map((l) => l.replace(jumpName, headName));
       const path = knownHosts(impostor);
-      const error = await rejection(connect({ ...base, knownHostsPath: path }));
-      expect(error).toBeInstanceOf(HostKeyChangedError);
-      const changed = error as HostKeyChangedError;
+      const error = await rejection(connect({ ...base, sshKnownHosts: path }));
+      if (!HostKeyChangedError.isInstance(error)) throw error;
+      const changed = error;
       expect(changed.code).toBe("SSH_HOST_KEY_CHANGED");
       expect(changed).toMatchObject({
         host: cluster.host,
         port: cluster.port,
-        knownHostsPath: path,
+        sshKnownHosts: path,
       });
       expect(changed.message).toContain("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!");
       expect(changed.message).toContain("man-in-the-middle");
@@ -182,7 +193,7 @@ describeCluster("connect (real sshd)", (cluster) => {
     it("refuses a host that offers none of the key types known for it", async () => {
       // A made-up DSA key: the server has no DSA host key, so no key can be checked.
       const dsa = `${headName} ssh-dss AAAAB3NzaC1kc3MAAACBAP1/U4EddRIpUt9KnC7s5Of2EbdSPO9EAMMeP4C2USZpRV1AIlH7WT2NWPq/xfW6MPbLm1Vs14E7gB00b/JmYLdrmVClpJ+f6AR7ECLCT7up1/63xhv4O1fnxqimFQ8E+4P208UewwI1VBNaFpEy9nXzrith1yrv8iIDGZ3RSAHHAAAAFQCXYFCPFSMLzLKSuYKi64QL8Fgc9QAAAIEA9+GghdabPd7LvKtcNrhXuXmUr7v6OuqC+VdMCz0HgmdRWVeOutRZT+ZxBxCBgLRJFnEj6EwoFhO3zwkyjMim4TwWeotUfI0o4KOuHiuzpnWRbqN/C/ohNWLx+2J6ASQ7zKTxvqhRkImog9/hWuWfBpKLZl6Ae1UlZAFMO/7PSSoAAACAZxpuZVdB3t2XLvhHyBaJrLPCF5RP8s4j4W89KHR9Rzjf+Kgu0wUmfXp2v3H/1f6cC9avN+SeIo8qN5cK7kIf8/GSjt3+x3W3Rb56p3qsUrO/FgEhaX6dYbmpvqqUjyMP0y9Px9ezAXSb4RRCCg4njezMpNjnr5zCG5Hm8sL1lGI=`;
-      const error = await rejection(connect({ ...base, knownHostsPath: knownHosts([dsa]) }));
+      const error = await rejection(connect({ ...base, sshKnownHosts: knownHosts([dsa]) }));
       expect(error.code).toBe("SSH_HOST_KEY_CHANGED");
       expect(error.message).toContain("no longer offers a host key of the type");
     });
@@ -191,7 +202,7 @@ describeCluster("connect (real sshd)", (cluster) => {
       const ed = linesFor(headName, "ssh-ed25519")[0] ?? "";
       const revoked = `@revoked * ${ed.split(" ").slice(1).join(" ")}`;
       const path = knownHosts([...linesFor(headName), revoked]);
-      const error = await rejection(connect({ ...base, knownHostsPath: path }));
+      const error = await rejection(connect({ ...base, sshKnownHosts: path }));
       expect(error.code).toBe("SSH_HOST_KEY_CHANGED");
       expect(error.message).toContain("@revoked");
     });
@@ -252,8 +263,8 @@ describeCluster("connect (real sshd)", (cluster) => {
     };
 
     it("uses the SSH agent when it holds the key (real ssh-agent + ssh-add)", async () => {
-      const { keyfile: _unused, ...noKey } = base;
-      // No keys in HOME and no keyfile: only the agent can log in.
+      const { sshKeyfile: _unused, ...noKey } = base;
+      // No keys in HOME and no sshKeyfile: only the agent can log in.
       const before = await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: agentSock }, () =>
         rejection(connect(noKey)),
       );
@@ -272,7 +283,7 @@ describeCluster("connect (real sshd)", (cluster) => {
 
     it("refuses a passphrase-protected key without an agent, saying to use ssh-add", async () => {
       const error = await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: undefined }, () =>
-        rejection(connect({ ...base, keyfile: encryptedKey })),
+        rejection(connect({ ...base, sshKeyfile: encryptedKey })),
       );
       expect(error.code).toBe("SSH_AUTH");
       expect(error.message).toContain("protected by a passphrase");
@@ -284,7 +295,7 @@ describeCluster("connect (real sshd)", (cluster) => {
     it("logs in with a passphrase-protected key once the agent holds it", async () => {
       addToAgent(encryptedKey, true);
       await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: agentSock }, async () => {
-        await using remote = await connect({ ...base, keyfile: encryptedKey });
+        await using remote = await connect({ ...base, sshKeyfile: encryptedKey });
         expect((await remote.exec("echo agent")).stdout).toBe("agent\n");
       });
       execFileSync("ssh-add", ["-D"], {
@@ -309,14 +320,14 @@ describeCluster("connect (real sshd)", (cluster) => {
         expect(error.message).toContain("IdentitiesOnly yes");
         const path = sshConfig("Host *\n  IdentitiesOnly yes\n");
         await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: agentSock }, async () => {
-          await using remote = await connect({ ...base, sshConfigPath: path });
+          await using remote = await connect({ ...base, sshConfig: path });
           expect((await remote.exec("echo only")).stdout).toBe("only\n");
           // The agent's matching key is still used when no key file can be read directly.
           addToAgent(encryptedKey, true);
           await using viaAgent = await connect({
             ...base,
-            keyfile: encryptedKey,
-            sshConfigPath: path,
+            sshKeyfile: encryptedKey,
+            sshConfig: path,
           });
           expect((await viaAgent.exec("echo matched")).stdout).toBe("matched\n");
         });
@@ -329,7 +340,7 @@ describeCluster("connect (real sshd)", (cluster) => {
       const home = join(dir, "home-with-key");
       mkdirSync(join(home, ".ssh"), { recursive: true });
       copyFileSync(cluster.privateKeyPath, join(home, ".ssh", "id_ed25519"));
-      const { keyfile: _unused, ...noKey } = base;
+      const { sshKeyfile: _unused, ...noKey } = base;
       await withEnv({ HOME: home, SSH_AUTH_SOCK: undefined }, async () => {
         await using remote = await connect(noKey);
         expect((await remote.exec("echo default")).stdout).toBe("default\n");
@@ -338,7 +349,7 @@ describeCluster("connect (real sshd)", (cluster) => {
       const stranger = join(dir, "id_stranger");
       execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
       const error = await withEnv({ HOME: emptyHome, SSH_AUTH_SOCK: undefined }, () =>
-        rejection(connect({ ...base, keyfile: stranger })),
+        rejection(connect({ ...base, sshKeyfile: stranger })),
       );
       expect(error.code).toBe("SSH_AUTH");
       expect(error.message).toContain(`refused every key Sheepdog offered (${stranger})`);
@@ -348,7 +359,7 @@ describeCluster("connect (real sshd)", (cluster) => {
     });
 
     it("reports a missing keyfile as SSH_CONFIG", async () => {
-      const error = await rejection(connect({ ...base, keyfile: join(dir, "no-such-key") }));
+      const error = await rejection(connect({ ...base, sshKeyfile: join(dir, "no-such-key") }));
       expect(error.code).toBe("SSH_CONFIG");
       expect(error.message).toContain("does not exist");
     });
@@ -374,10 +385,10 @@ Host *
       await withEnv({ HOME: home, SSH_AUTH_SOCK: undefined }, async () => {
         await using remote = await connect({
           host: "head-node",
-          port: 9,
-          user: "ignored",
-          knownHostsPath: cluster.knownHostsPath,
-          sshConfigPath: path,
+          sshPort: 9,
+          sshUser: "ignored",
+          sshKnownHosts: cluster.knownHostsPath,
+          sshConfig: path,
         });
         expect(remote.name).toBe(`${cluster.user}@${cluster.host}:${cluster.port}`);
         expect((await remote.exec("whoami")).stdout).toBe(`${cluster.user}\n`);
@@ -385,9 +396,9 @@ Host *
         const error = await rejection(
           connect({
             host: "head-excluded",
-            keyfile: cluster.privateKeyPath,
-            knownHostsPath: cluster.knownHostsPath,
-            sshConfigPath: path,
+            sshKeyfile: cluster.privateKeyPath,
+            sshKnownHosts: cluster.knownHostsPath,
+            sshConfig: path,
           }),
         );
         expect(error.code).toBe("SSH_CONNECT");
@@ -409,7 +420,7 @@ Host head-via-jump
   ProxyJump ${cluster.jump.user}@${cluster.jump.host}:${cluster.jump.port}
 `);
       const before = jumpLogins();
-      await using remote = await connect({ ...base, host: "head-via-jump", sshConfigPath: path });
+      await using remote = await connect({ ...base, host: "head-via-jump", sshConfig: path });
       expect((await remote.exec("echo $SSH_CONNECTION")).stdout).toMatch(
         new RegExp(` ${cluster.port}\\n$`),
       );
@@ -422,7 +433,7 @@ Host head-via-jump
         `Host head-via-two\n  HostName ${cluster.host}\n  Port ${cluster.port}\n  ProxyJump ${hop},${hop}\n`,
       );
       const before = jumpLogins();
-      await using remote = await connect({ ...base, host: "head-via-two", sshConfigPath: path });
+      await using remote = await connect({ ...base, host: "head-via-two", sshConfig: path });
       expect((await remote.exec("echo two")).stdout).toBe("two\n");
       expect(jumpLogins()).toBeGreaterThanOrEqual(before + 2);
     });
@@ -433,7 +444,7 @@ Host head-via-jump
       );
       const onlyHead = knownHosts(linesFor(headName));
       const error = await rejection(
-        connect({ ...base, host: "head-via-jump", sshConfigPath: path, knownHostsPath: onlyHead }),
+        connect({ ...base, host: "head-via-jump", sshConfig: path, sshKnownHosts: onlyHead }),
       );
       expect(error).toBeInstanceOf(HostKeyUnknownError);
       expect(error).toMatchObject({ port: cluster.jump.port });
@@ -453,14 +464,12 @@ Host head-via-jump
       await using remote = await connect({
         ...base,
         host: "head-via-command",
-        sshConfigPath: path,
+        sshConfig: path,
       });
       expect((await remote.exec("echo proxied")).stdout).toBe("proxied\n");
       expect(jumpLogins()).toBeGreaterThan(before);
 
-      const error = await rejection(
-        connect({ ...base, host: "broken-command", sshConfigPath: path }),
-      );
+      const error = await rejection(connect({ ...base, host: "broken-command", sshConfig: path }));
       expect(error.code).toBe("SSH_CONNECT");
       expect(error.message).toContain("ProxyCommand exited with code 3: proxy says no");
     });
@@ -484,9 +493,9 @@ Host head-via-jump
       const error = await rejection(
         connect({
           ...base,
-          port: silentPort,
+          sshPort: silentPort,
           connectTimeoutMs: 300,
-          knownHostsPath: knownHosts([]),
+          sshKnownHosts: knownHosts([]),
         }),
       );
       expect(error.code).toBe("TIMEOUT");
@@ -499,7 +508,7 @@ Host head-via-jump
       await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
       const port = (closed.address() as { port: number }).port;
       await new Promise((resolve) => closed.close(resolve));
-      const error = await rejection(connect({ ...base, port }));
+      const error = await rejection(connect({ ...base, sshPort: port }));
       expect(error.code).toBe("SSH_CONNECT");
       expect(error.message).toContain("connection refused");
     });
@@ -510,9 +519,9 @@ Host head-via-jump
       const error = await rejection(
         connect({
           ...base,
-          port: silentPort,
+          sshPort: silentPort,
           signal: controller.signal,
-          knownHostsPath: knownHosts([]),
+          sshKnownHosts: knownHosts([]),
         }),
       );
       expect(error.code).toBe("ABORTED");
@@ -528,7 +537,7 @@ Host head-via-jump
       await using remote = await connect({
         ...base,
         host: "frozen",
-        sshConfigPath: path,
+        sshConfig: path,
         keepaliveIntervalMs: 200,
       });
       expect((await remote.exec("echo alive")).stdout).toBe("alive\n");
@@ -566,8 +575,8 @@ Host head-via-jump
       });
       const remote = await connect({
         host: cluster.host,
-        port: cluster.port,
-        user: cluster.user,
+        sshPort: cluster.port,
+        sshUser: cluster.user,
         client,
       });
       expect((await remote.exec("echo injected")).stdout).toBe("injected\n");
@@ -586,10 +595,10 @@ Host head-via-jump
 
   describe("options", () => {
     it("rejects unknown and malformed options, suggesting the right name", async () => {
-      const unknown = await rejection(connect({ ...base, sshPort: 22 } as never));
+      const unknown = await rejection(connect({ ...base, port: 22 } as never));
       expect(unknown.code).toBe("CONFIG_INVALID");
-      expect(unknown.message).toContain('Did you mean "port"?');
-      expect((await rejection(connect({ ...base, port: 0 }))).code).toBe("CONFIG_INVALID");
+      expect(unknown.message).toContain('Did you mean "sshPort"?');
+      expect((await rejection(connect({ ...base, sshPort: 0 }))).code).toBe("CONFIG_INVALID");
       expect((await rejection(connect({ host: "" }))).code).toBe("CONFIG_INVALID");
     });
   });

@@ -33,7 +33,7 @@ async function refusal(promise: Promise<unknown>): Promise<SheepdogError> {
   return error as SheepdogError;
 }
 
-const options = { host: "127.0.0.1", port: 1, sshConfigPath: "/dev/null" };
+const options = { host: "127.0.0.1", sshPort: 1, sshConfig: "/dev/null" };
 
 describe("connect refuses before connecting", () => {
   it("when there is no key at all, saying how to make one", async () => {
@@ -41,6 +41,9 @@ describe("connect refuses before connecting", () => {
     expect(error.code).toBe("SSH_AUTH");
     expect(error.message).toContain("ssh-keygen -t ed25519");
     expect(error.message).toContain("ssh-copy-id -p 1");
+    expect(error.text).toMatch(
+      /: no SSH agent \(SSH_AUTH_SOCK\), no sshKeyfile, .*, or set sshKeyfile\.$/,
+    );
   });
 
   it("when the only key has a passphrase and no agent runs, saying to use ssh-add", async () => {
@@ -60,40 +63,55 @@ describe("connect refuses before connecting", () => {
   });
 
   it("when known_hosts holds only key types it cannot check", async () => {
-    const keyfile = join(dir, "key");
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyfile]);
+    const sshKeyfile = join(dir, "key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", sshKeyfile]);
     const type = "sk-ssh-ed25519@openssh.com";
     const blob = Buffer.concat([
       Buffer.from([0, 0, 0, type.length]),
       Buffer.from(type),
       Buffer.alloc(40, 7),
     ]);
-    const knownHostsPath = join(dir, "known_hosts_sk");
-    writeFileSync(knownHostsPath, `[127.0.0.1]:1 ${type} ${blob.toString("base64")}\n`);
-    const error = await refusal(connect({ ...options, keyfile, knownHostsPath }));
+    const sshKnownHosts = join(dir, "known_hosts_sk");
+    writeFileSync(sshKnownHosts, `[127.0.0.1]:1 ${type} ${blob.toString("base64")}\n`);
+    const error = await refusal(connect({ ...options, sshKeyfile, sshKnownHosts }));
     expect(error.code).toBe("SSH_CONFIG");
     expect(error.message).toContain(type);
   });
 
-  it("when a keyfile holds a public key", async () => {
+  it("when sshKeyfile holds a public key", async () => {
     const keyfile = join(dir, "pubkey");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyfile]);
-    const error = await refusal(connect({ ...options, keyfile: `${keyfile}.pub` }));
+    const error = await refusal(connect({ ...options, sshKeyfile: `${keyfile}.pub` }));
     expect(error.code).toBe("SSH_CONFIG");
-    expect(error.message).toContain("holds a public key");
+    expect(error.message).toContain(`The key file ${keyfile}.pub (sshKeyfile) holds a public key.`);
   });
 
   it("when an option is unknown or malformed, naming the right one", async () => {
     const unknown = await refusal(connect({ ...options, ssh_keyfile: "x" } as never));
     expect(unknown.code).toBe("CONFIG_INVALID");
-    expect(unknown.message).toContain('Did you mean "keyfile"?');
+    expect(unknown.message).toBe(
+      '[sheepdog] [deploy-ssh] Unknown option "ssh_keyfile". Did you mean "sshKeyfile"?',
+    );
+    for (const [old, now] of [
+      ["port", "sshPort"],
+      ["user", "sshUser"],
+      ["keyfile", "sshKeyfile"],
+      ["knownHostsPath", "sshKnownHosts"],
+      ["sshConfigPath", "sshConfig"],
+    ]) {
+      const renamed = await refusal(connect({ host: "fear", [old as string]: "x" } as never));
+      expect(renamed.text).toBe(`Unknown option "${old}". Did you mean "${now}"?`);
+    }
+    const far = await refusal(connect({ host: "fear", colour: "blue" } as never));
+    expect(far.text).toMatch(/^Unknown option "colour"\. Known options: host, sshPort, sshUser, /);
     for (const bad of [
       { host: "two words" },
-      { ...options, port: 70000 },
+      { ...options, sshPort: 70000 },
       { ...options, connectTimeoutMs: -1 },
       { ...options, keepaliveIntervalMs: Number.NaN },
       { ...options, maxConcurrentCommands: 0 },
-      { ...options, user: "" },
+      { ...options, sshUser: "" },
+      { ...options, sshKnownHosts: 7 as never },
     ]) {
       expect((await refusal(connect(bad))).code).toBe("CONFIG_INVALID");
     }

@@ -16,6 +16,8 @@ describe("the built package", () => {
       ],
       { encoding: "utf8", cwd: fileURLToPath(new URL("..", import.meta.url)) },
     );
-    expect(keys.trim()).toBe("HostKeyChangedError,HostKeyUnknownError,connect function");
+    expect(keys.trim()).toBe(
+      "HostKeyChangedError,HostKeyError,HostKeyUnknownError,connect function",
+    );
   });
 });

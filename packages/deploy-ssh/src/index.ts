@@ -2,4 +2,4 @@ export type { SftpLike, SftpStatsLike, SshChannelLike, SshClientLike } from "./c
 export type { ConnectOptions } from "./connect.js";
 export { connect } from "./connect.js";
 export type { HostKeyFacts } from "./errors.js";
-export { HostKeyChangedError, HostKeyUnknownError } from "./errors.js";
+export { HostKeyChangedError, HostKeyError, HostKeyUnknownError } from "./errors.js";

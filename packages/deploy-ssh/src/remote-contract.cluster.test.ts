@@ -6,11 +6,11 @@ describeCluster("deploy-ssh on the test cluster", (cluster) => {
   describeRemoteContract("ssh", () =>
     connect({
       host: cluster.host,
-      port: cluster.port,
-      user: cluster.user,
-      keyfile: cluster.privateKeyPath,
-      knownHostsPath: cluster.knownHostsPath,
-      sshConfigPath: "/dev/null",
+      sshPort: cluster.port,
+      sshUser: cluster.user,
+      sshKeyfile: cluster.privateKeyPath,
+      sshKnownHosts: cluster.knownHostsPath,
+      sshConfig: "/dev/null",
     }),
   );
 });

@@ -70,11 +70,11 @@ describeCluster(
     beforeAll(async () => {
       remote = await connect({
         host: cluster.host,
-        port: cluster.port,
-        user: cluster.user,
-        keyfile: cluster.privateKeyPath,
-        knownHostsPath: cluster.knownHostsPath,
-        sshConfigPath: "/dev/null",
+        sshPort: cluster.port,
+        sshUser: cluster.user,
+        sshKeyfile: cluster.privateKeyPath,
+        sshKnownHosts: cluster.knownHostsPath,
+        sshConfig: "/dev/null",
       });
       scheduler = gridEngine(remote);
     });

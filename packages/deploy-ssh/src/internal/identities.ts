@@ -3,12 +3,13 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
 import ssh2 from "ssh2";
+import { source } from "./source.js";
 
 /** A private key file Sheepdog may offer. */
 export interface Identity {
   path: string;
   /** Where it came from, for messages. */
-  origin: "keyfile" | "IdentityFile" | "default";
+  origin: "sshKeyfile" | "IdentityFile" | "default";
   /** The key file's contents when it is usable without a passphrase. */
   privateKey?: Buffer;
   /** The public key blob, when known (from the private key, or the `.pub` beside it). */
@@ -23,8 +24,6 @@ export const defaultKeyNames = ["id_ed25519", "id_ecdsa", "id_rsa"] as const;
 // ssh2 is CommonJS: Node's ESM loader sees only its default export.
 const { utils } = ssh2;
 
-const sourceName = "deploy-ssh";
-
 /**
  * Loads a key file. A missing or unreadable explicit key is an `SSH_CONFIG` error; a missing
  * default key is skipped (`undefined`).
@@ -35,8 +34,8 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
     if (statSync(path).isDirectory()) {
       throw new SheepdogError(
         "SSH_CONFIG",
-        sourceName,
-        `The key file ${path} is a directory. Point keyfile (or IdentityFile) at a private key file.`,
+        source,
+        `The key file ${path} is a directory. Point sshKeyfile (or IdentityFile) at a private key file.`,
       );
     }
     data = readFileSync(path);
@@ -48,9 +47,9 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
     throw SheepdogError.from(
       error,
       "SSH_CONFIG",
-      sourceName,
+      source,
       code === "ENOENT"
-        ? `The key file ${path} (${origin}) does not exist. Check the path, or leave keyfile unset to use your SSH agent and ~/.ssh keys`
+        ? `The key file ${path} (${origin}) does not exist. Check the path, or leave sshKeyfile unset to use your SSH agent and ~/.ssh keys`
         : `Cannot read the key file ${path} (${origin}). Check its permissions`,
     );
   }
@@ -65,7 +64,7 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
     if (origin === "default") return undefined;
     throw new SheepdogError(
       "SSH_CONFIG",
-      sourceName,
+      source,
       `The key file ${path} (${origin}) is not a private key Sheepdog can read (${parsed.message}). Use an OpenSSH or PEM private key, such as one made by ssh-keygen -t ed25519.`,
       { cause: parsed },
     );
@@ -75,7 +74,7 @@ export function loadIdentity(path: string, origin: Identity["origin"]): Identity
     if (origin === "default") return undefined;
     throw new SheepdogError(
       "SSH_CONFIG",
-      sourceName,
+      source,
       `The key file ${path} (${origin}) holds a public key. Point it at the private key (without .pub).`,
     );
   }
@@ -94,11 +93,11 @@ function readPublicKey(path: string): Buffer | undefined {
 }
 
 /**
- * The key files to offer, in order: the `keyfile` option, then ~/.ssh/config `IdentityFile`s,
+ * The key files to offer, in order: the `sshKeyfile` option, then ~/.ssh/config `IdentityFile`s,
  * then ~/.ssh/id_ed25519, id_ecdsa, id_rsa. Duplicates are dropped.
  */
 export function collectIdentities(
-  keyfile: string | undefined,
+  sshKeyfile: string | undefined,
   identityFiles: readonly string[],
   home = homedir(),
 ): Identity[] {
@@ -110,7 +109,7 @@ export function collectIdentities(
     const identity = loadIdentity(path, origin);
     if (identity) identities.push(identity);
   };
-  if (keyfile !== undefined) add(keyfile, "keyfile");
+  if (sshKeyfile !== undefined) add(sshKeyfile, "sshKeyfile");
   for (const file of identityFiles) add(file, "IdentityFile");
   for (const name of defaultKeyNames) add(join(home, ".ssh", name), "default");
   return identities;

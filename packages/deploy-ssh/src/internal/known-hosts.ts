@@ -104,7 +104,7 @@ export function keyTypeLabel(keyType: string): string {
 /**
  * The host key algorithms to offer, from the key types known_hosts holds for the host, in
  * OpenSSH's order of preference. Offering only these means the server can only answer with
- * a key we can check (the seed's ECDSA-vs-RSA refusal cannot happen).
+ * a key we can check (the original's ECDSA-vs-RSA refusal cannot happen).
  */
 export function hostKeyAlgorithms(keyTypes: Iterable<string>): string[] {
   const known = new Set(keyTypes);

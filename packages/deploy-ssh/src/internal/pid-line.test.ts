@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { pidLine, pidPattern, withoutPidLine } from "./pid-line.js";
+import { PidProbe, pidLine, pidPattern, withoutPidLine } from "./pid-line.js";
 
 describe("the pid line", () => {
   it("is printed by a POSIX shell as its own pid", () => {
@@ -27,5 +27,15 @@ describe("the pid line", () => {
     expect(withoutPidLine("sheepdog-pid 9\nx", "sheepdog-pid 9\n")).toBe("x");
     expect(withoutPidLine("no line", undefined)).toBe("no line");
     expect(pidPattern.exec("xsheepdog-pid 5\n")).toBeNull();
+  });
+
+  it("is found by the probe across chunks, and not after the first 64 KiB", () => {
+    const probe = new PidProbe();
+    for (const chunk of ["noise\nsheepdog-p", "id 4", "2\nmore"]) probe.feed(Buffer.from(chunk));
+    expect([probe.pid, probe.line]).toEqual([42, "sheepdog-pid 42\n"]);
+    const late = new PidProbe();
+    late.feed(Buffer.alloc(64 * 1024 + 1, "x"));
+    late.feed(Buffer.from("\nsheepdog-pid 7\n"));
+    expect([late.pid, late.line]).toEqual([undefined, undefined]);
   });
 });

@@ -3,6 +3,7 @@ import { homedir, hostname, userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
 import { matchPattern, matchPatterns } from "./patterns.js";
+import { source } from "./source.js";
 
 /** One keyword line of an ssh_config file. */
 interface ConfigLine {
@@ -34,10 +35,8 @@ export interface HostConfig {
   serverAliveCountMax?: number;
 }
 
-const sourceName = "deploy-ssh";
-
 function configError(file: string, line: number, message: string): SheepdogError {
-  return new SheepdogError("SSH_CONFIG", sourceName, `${file} line ${line}: ${message}`);
+  return new SheepdogError("SSH_CONFIG", source, `${file} line ${line}: ${message}`);
 }
 
 /** Splits an ssh_config argument list: whitespace-separated, double quotes group. */
@@ -133,7 +132,7 @@ export function expandTokens(
       default:
         throw new SheepdogError(
           "SSH_CONFIG",
-          sourceName,
+          source,
           `${where} uses the token "${whole}", which Sheepdog does not support. Use %h, %n, %p, %r, %u, %d, %l or %%.`,
         );
     }
@@ -168,8 +167,8 @@ function readConfigFile(file: string): ConfigLine[] | undefined {
     throw SheepdogError.from(
       error,
       "SSH_CONFIG",
-      sourceName,
-      `Cannot read the SSH config ${file}. Check its permissions, or pass sshConfigPath`,
+      source,
+      `Cannot read the SSH config ${file}. Check its permissions, or set sshConfig`,
     );
   }
   return parseSshConfig(text, file);
@@ -177,6 +176,8 @@ function readConfigFile(file: string): ConfigLine[] | undefined {
 
 /** What a `Match` line is tested against. */
 interface MatchContext {
+  /** The host as given, for `%h` in `HostName`. */
+  host: string;
   originalHost: string;
   hostName: string;
   user: string | undefined;
@@ -237,6 +238,122 @@ function positiveInteger(entry: ConfigLine, max: number): number {
   return n;
 }
 
+/** A config's `Port`: 1 to 65535. */
+function portOf(entry: ConfigLine): number {
+  const port = positiveInteger(entry, 65535);
+  if (port === 0) throw configError(entry.file, entry.line, "Port 0 is not a port.");
+  return port;
+}
+
+function yesOrNo(entry: ConfigLine, value: string): boolean {
+  const lower = value.toLowerCase();
+  if (lower !== "yes" && lower !== "no") {
+    throw configError(entry.file, entry.line, `IdentitiesOnly "${value}" is not yes or no.`);
+  }
+  return lower === "yes";
+}
+
+/**
+ * Applies one setting line of an active block to `config`, unless an earlier line set it
+ * (IdentityFile accumulates). `HostName` and `User` also change what later `Match` lines
+ * test.
+ */
+function applyEntry(entry: ConfigLine, config: HostConfig, context: MatchContext): void {
+  const first = entry.args[0];
+  if (first === undefined) {
+    throw configError(entry.file, entry.line, `${entry.keyword} needs a value.`);
+  }
+  switch (entry.keyword) {
+    case "hostname":
+      if (config.hostName === undefined) {
+        config.hostName = first.replace(/%(.)/g, (whole, c: string) =>
+          c === "h" ? context.host : c === "%" ? "%" : whole,
+        );
+        context.hostName = config.hostName.toLowerCase();
+      }
+      break;
+    case "user":
+      if (config.user === undefined) {
+        config.user = first;
+        context.user = first;
+      }
+      break;
+    case "port":
+      config.port ??= portOf(entry);
+      break;
+    case "identityfile":
+      config.identityFiles.push(first);
+      break;
+    case "proxycommand":
+      if (config.proxyCommand === undefined && config.proxyJump === undefined) {
+        config.proxyCommand = entry.rest.replace(/^"(.*)"$/, "$1");
+      }
+      break;
+    case "proxyjump":
+      if (config.proxyCommand === undefined && config.proxyJump === undefined) {
+        config.proxyJump = first;
+      }
+      break;
+    case "identitiesonly": {
+      const only = yesOrNo(entry, first);
+      config.identitiesOnly ??= only;
+      break;
+    }
+    case "hostkeyalias":
+      config.hostKeyAlias ??= first;
+      break;
+    case "userknownhostsfile":
+      config.userKnownHostsFiles ??= entry.args;
+      break;
+    case "connecttimeout":
+      config.connectTimeoutSeconds ??= positiveInteger(entry, 86400);
+      break;
+    case "serveraliveinterval":
+      config.serverAliveIntervalSeconds ??= positiveInteger(entry, 86400);
+      break;
+    case "serveralivecountmax":
+      config.serverAliveCountMax ??= positiveInteger(entry, 1000);
+      break;
+    default:
+      // Other keywords do not change how Sheepdog connects.
+      break;
+  }
+}
+
+/** Where a walk through the config files stands. */
+interface Walk {
+  config: HostConfig;
+  context: MatchContext;
+  home: string;
+}
+
+/** Applies the lines of one config file (and the files it includes) in order. */
+function walkConfig(lines: ConfigLine[], depth: number, walk: Walk): void {
+  let active = true;
+  for (const entry of lines) {
+    if (entry.keyword === "host") {
+      active =
+        matchPatterns(
+          walk.context.originalHost,
+          entry.args.map((a) => a.toLowerCase()),
+        ) === true;
+    } else if (entry.keyword === "match") {
+      active = evaluateMatch(entry, walk.context);
+    } else if (entry.keyword === "include") {
+      if (!active) continue;
+      if (depth >= 16) throw configError(entry.file, entry.line, "Include nests too deeply.");
+      for (const pattern of entry.args) {
+        for (const file of includeFiles(pattern, walk.home)) {
+          const included = readConfigFile(file);
+          if (included) walkConfig(included, depth + 1, walk);
+        }
+      }
+    } else if (active) {
+      applyEntry(entry, walk.config, walk.context);
+    }
+  }
+}
+
 /**
  * Resolves the settings for `host` from an ssh_config file, as OpenSSH does: every matching
  * `Host` (patterns, `*` `?` wildcards, `!` negation) and `Match` block applies, and for each
@@ -248,113 +365,20 @@ export function resolveHostConfig(
   configPath: string,
   options: { home?: string; defaultUser?: string } = {},
 ): HostConfig {
-  const home = options.home ?? homedir();
-  const config: HostConfig = { identityFiles: [] };
-  const context: MatchContext = {
-    originalHost: host.toLowerCase(),
-    hostName: host.toLowerCase(),
-    user: undefined,
-    defaultUser: options.defaultUser ?? userInfo().username,
+  const walk: Walk = {
+    config: { identityFiles: [] },
+    context: {
+      host,
+      originalHost: host.toLowerCase(),
+      hostName: host.toLowerCase(),
+      user: undefined,
+      defaultUser: options.defaultUser ?? userInfo().username,
+    },
+    home: options.home ?? homedir(),
   };
-
-  const apply = (entry: ConfigLine): void => {
-    const first = entry.args[0];
-    if (first === undefined) {
-      throw configError(entry.file, entry.line, `${entry.keyword} needs a value.`);
-    }
-    switch (entry.keyword) {
-      case "hostname":
-        if (config.hostName === undefined) {
-          config.hostName = first.replace(/%(.)/g, (whole, c: string) =>
-            c === "h" ? host : c === "%" ? "%" : whole,
-          );
-          context.hostName = config.hostName.toLowerCase();
-        }
-        break;
-      case "user":
-        if (config.user === undefined) {
-          config.user = first;
-          context.user = first;
-        }
-        break;
-      case "port":
-        config.port ??= (() => {
-          const port = positiveInteger(entry, 65535);
-          if (port === 0) throw configError(entry.file, entry.line, "Port 0 is not a port.");
-          return port;
-        })();
-        break;
-      case "identityfile":
-        config.identityFiles.push(first);
-        break;
-      case "proxycommand":
-        if (config.proxyCommand === undefined && config.proxyJump === undefined) {
-          config.proxyCommand = entry.rest.replace(/^"(.*)"$/, "$1");
-        }
-        break;
-      case "proxyjump":
-        if (config.proxyCommand === undefined && config.proxyJump === undefined) {
-          config.proxyJump = first;
-        }
-        break;
-      case "identitiesonly": {
-        const value = first.toLowerCase();
-        if (value !== "yes" && value !== "no") {
-          throw configError(entry.file, entry.line, `IdentitiesOnly "${first}" is not yes or no.`);
-        }
-        config.identitiesOnly ??= value === "yes";
-        break;
-      }
-      case "hostkeyalias":
-        config.hostKeyAlias ??= first;
-        break;
-      case "userknownhostsfile":
-        config.userKnownHostsFiles ??= entry.args;
-        break;
-      case "connecttimeout":
-        config.connectTimeoutSeconds ??= positiveInteger(entry, 86400);
-        break;
-      case "serveraliveinterval":
-        config.serverAliveIntervalSeconds ??= positiveInteger(entry, 86400);
-        break;
-      case "serveralivecountmax":
-        config.serverAliveCountMax ??= positiveInteger(entry, 1000);
-        break;
-      default:
-        // Other keywords do not change how Sheepdog connects.
-        break;
-    }
-  };
-
-  const walk = (lines: ConfigLine[], depth: number): void => {
-    let active = true;
-    for (const entry of lines) {
-      if (entry.keyword === "host") {
-        active =
-          matchPatterns(
-            context.originalHost,
-            entry.args.map((a) => a.toLowerCase()),
-          ) === true;
-      } else if (entry.keyword === "match") {
-        active = evaluateMatch(entry, context);
-      } else if (entry.keyword === "include") {
-        if (!active) continue;
-        if (depth >= 16) throw configError(entry.file, entry.line, "Include nests too deeply.");
-        for (const pattern of entry.args) {
-          for (const file of includeFiles(pattern, home)) {
-            const included = readConfigFile(file);
-            if (included) walk(included, depth + 1);
-          }
-        }
-      } else if (active) {
-        apply(entry);
-      }
-    }
-  };
-
   const lines = readConfigFile(configPath);
-  if (lines) walk(lines, 0);
-  return config;
+  if (lines) walkConfig(lines, 0, walk);
+  return walk.config;
 }
 
 /** One hop of a ProxyJump list: `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
@@ -373,7 +397,7 @@ export function parseProxyJump(value: string): JumpSpec[] {
     if (!m?.[2]) {
       throw new SheepdogError(
         "SSH_CONFIG",
-        sourceName,
+        source,
         `ProxyJump "${raw}" is not [user@]host[:port]. Fix the ProxyJump line in your SSH config.`,
       );
     }
@@ -384,7 +408,7 @@ export function parseProxyJump(value: string): JumpSpec[] {
       if (port < 1 || port > 65535) {
         throw new SheepdogError(
           "SSH_CONFIG",
-          sourceName,
+          source,
           `ProxyJump "${raw}" has port ${m[3]}, which is not a port. Use 1 to 65535.`,
         );
       }
