@@ -1,4 +1,4 @@
 import { packageBuild } from "@sheepdog/tsconfig/tsup";
 import { defineConfig } from "tsup";
 
-export default defineConfig(packageBuild());
+export default defineConfig(packageBuild({ entry: ["src/index.ts", "src/cli.ts"] }));

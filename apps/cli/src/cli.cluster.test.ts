@@ -13,9 +13,11 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
   let cwd: string;
   /** Where, on the head node, `slow_square` marks each of its three calls as begun. */
   const startedDir = `/tmp/sheepdog-cli-started-${process.pid}-${Date.now()}`;
-  const flags = [
-    "--host",
-    cluster.host,
+  /**
+   * How to log in: request commands give these and take the host from the request, since SSH
+   * settings are never read from a dbfile.
+   */
+  const sshFlags = [
     "--ssh-port",
     String(cluster.port),
     "--ssh-user",
@@ -25,6 +27,7 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     "--ssh-known-hosts",
     cluster.knownHostsPath,
   ];
+  const flags = ["--host", cluster.host, ...sshFlags];
 
   /** Runs the built binary; resolves with its exit code and output, whatever the code. */
   async function sheepdog(args: string[], stdin?: string) {
@@ -65,7 +68,7 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     done: (status: { tasks: Record<string, number> }) => boolean,
   ) {
     for (let tries = 0; tries < 120; tries++) {
-      const { stdout } = await sheepdog(["status", id, "--json"]);
+      const { stdout } = await sheepdog(["status", id, "--json", ...sshFlags]);
       const status = JSON.parse(stdout);
       if (status.taskStates && done({ tasks: status.taskStates })) return status;
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -126,7 +129,7 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     // status and cancel reach the cluster as the request was submitted: no flags needed.
     const running = await waitForTasks(id, ({ tasks }) => tasks.running === 2);
     expect(running).toMatchObject({ tasks: 2, results: 0, errors: 0 });
-    const cancelled = await sheepdog(["cancel", id]);
+    const cancelled = await sheepdog(["cancel", id, ...sshFlags]);
     expect(cancelled.code).toBe(0);
     expect(cancelled.stdout).toMatch(new RegExp(`^cancelled job \\d+ of request ${id}$`, "m"));
     await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
@@ -144,7 +147,7 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     expect(output.stderr).toContain("The map was aborted");
     const status = await waitForTasks(id, () => true);
     expect(status.taskStates).toMatchObject({ running: 1 });
-    await sheepdog(["cancel", id]);
+    await sheepdog(["cancel", id, ...sshFlags]);
   }, 150_000);
 
   it("recovers results from the job's output files when the server never came back", async () => {
@@ -170,14 +173,14 @@ describeCluster("the sheepdog command on the test cluster", (cluster) => {
     await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
     const before = await sheepdog(["results", id]);
     expect(before.stdout).toBe("[5] -> null\n[6] -> null\n[7] -> null\n");
-    const recovered = await sheepdog(["recover", id]);
+    const recovered = await sheepdog(["recover", id, ...sshFlags]);
     expect(recovered.stdout.trim()).toBe(
       `request ${id}: 3 reports in the job's output files, 3 stored now, 0 tasks still without a report`,
     );
     expect(recovered.code).toBe(0);
     const after = await sheepdog(["results", id]);
     expect(after.stdout).toBe("[5] -> 25\n[6] -> 36\n[7] -> 49\n");
-    const again = await sheepdog(["recover", id]);
+    const again = await sheepdog(["recover", id, ...sshFlags]);
     expect(again.stdout).toContain("3 reports in the job's output files, 0 stored now");
   }, 150_000);
 });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -221,11 +221,20 @@ describe("the sheepdog command on the local scheduler", () => {
       expect(wrong.stderr).toContain('spells it "sshPort"');
 
       rmSync(join(dir, "sheepdog.config.json"));
+      const ran = join(dir, "ran");
       writeFileSync(
         join(dir, "sheepdog.config.ts"),
-        'const port: number = 2300;\nexport default { host: "ts-host", sshPort: port };\n',
+        `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(ran)}, "code ran");\nconst port: number = 2300;\nexport default { host: "ts-host", sshPort: port };\n`,
       );
-      const fromTs = JSON.parse((await sheepdog(["config", "--json"], { cwd: dir })).stdout);
+      // A TypeScript file in the working directory runs code: it is read only when named.
+      const unasked = JSON.parse((await sheepdog(["config", "--json"], { cwd: dir })).stdout);
+      expect(unasked.host.value).toBeUndefined();
+      expect(existsSync(ran)).toBe(false);
+      const fromTs = JSON.parse(
+        (await sheepdog(["config", "--json", "--config", "sheepdog.config.ts"], { cwd: dir }))
+          .stdout,
+      );
+      expect(existsSync(ran)).toBe(true);
       expect(fromTs.host.value).toBe("ts-host");
       expect(fromTs.sshPort).toEqual({
         value: 2300,

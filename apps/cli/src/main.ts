@@ -4,13 +4,11 @@ import { parseArgs } from "node:util";
 import type { MapProgress, SheepdogConfig } from "@sheepdog/core";
 import {
   cancelRequest,
-  configKeys,
   getErrors,
   getResults,
   listRequests,
   map,
   mapAsync,
-  progressPrinter,
   pyFile,
   recover,
   requestStatus,
@@ -18,6 +16,7 @@ import {
   serve,
   shutdown,
 } from "@sheepdog/core";
+import { configKeys, progressPrinter } from "@sheepdog/core/cli";
 import { jsonLine } from "./json-values.js";
 import { readArgs } from "./read-args.js";
 import type { Settings } from "./settings.js";
@@ -55,8 +54,8 @@ Commands:
   recover <id>          store the results the workers printed to their job output files
   config                the configuration in force and where each value came from (--json)
 
-Configuration (flags, then SHEEPDOG_* variables, then sheepdog.config.json or
-sheepdog.config.ts in this directory or --config <file>, then defaults):
+Configuration (flags, then SHEEPDOG_* variables, then --config <file.json|file.ts>
+or sheepdog.config.json in this directory, then defaults):
 ${Object.entries(configFlags)
   .map(
     ([flag, { option }]) =>

@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { ConfigResolution, SheepdogConfig } from "@sheepdog/core";
-import { resolveConfig, SheepdogError } from "@sheepdog/core";
+import type { SheepdogConfig } from "@sheepdog/core";
+import { SheepdogError } from "@sheepdog/core";
+import type { ConfigResolution } from "@sheepdog/core/cli";
+import { resolveConfig } from "@sheepdog/core/cli";
 
 /** The configuration flags, their option names and how to read them. */
 export const configFlags = {
@@ -28,8 +30,11 @@ export const configFlags = {
 
 export type ConfigFlag = keyof typeof configFlags;
 
-/** The configuration file names looked for in the working directory, in order. */
-export const configFileNames = ["sheepdog.config.json", "sheepdog.config.ts"] as const;
+/**
+ * The configuration file looked for in the working directory. Only data is read unasked: a
+ * `.ts` file runs code, so it is read only when named with `--config`.
+ */
+export const configFileName = "sheepdog.config.json";
 
 export function usageError(message: string): SheepdogError {
   return new SheepdogError("CONFIG_INVALID", "cli", message);
@@ -52,21 +57,36 @@ export function configFromFlags(values: Record<string, unknown>): Partial<Sheepd
   return config as Partial<SheepdogConfig>;
 }
 
-/** Reads `--config <file>`, else the first configuration file found in `cwd`. */
+/** Loads a TypeScript configuration file with tsx, which is an optional dependency. */
+async function importTypeScript(path: string): Promise<{ default?: unknown }> {
+  let tsx: typeof import("tsx/esm/api");
+  try {
+    tsx = await import("tsx/esm/api");
+  } catch (error) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      "cli",
+      `Reading ${path} needs the tsx package, which is not installed. Install it beside the sheepdog command ("npm install tsx"), or write the configuration as JSON.`,
+      { cause: error },
+    );
+  }
+  return (await tsx.tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: unknown };
+}
+
+/**
+ * Reads `--config <file>` (JSON, or TypeScript run with tsx), else `sheepdog.config.json` in
+ * `cwd` if there is one.
+ */
 export async function loadConfigFile(
   explicit: string | undefined,
   cwd: string,
 ): Promise<{ name: string; config: unknown } | undefined> {
-  const path = explicit
-    ? resolve(cwd, explicit)
-    : configFileNames.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+  const found = resolve(cwd, configFileName);
+  const path = explicit ? resolve(cwd, explicit) : existsSync(found) ? found : undefined;
   if (path === undefined) return undefined;
   if (!existsSync(path)) throw usageError(`The configuration file ${path} does not exist.`);
   if (path.endsWith(".ts") || path.endsWith(".mts")) {
-    const { tsImport } = await import("tsx/esm/api");
-    const module = (await tsImport(pathToFileURL(path).href, import.meta.url)) as {
-      default?: unknown;
-    };
+    const module = await importTypeScript(path);
     // Outside a "type": "module" package the file loads as CommonJS, and its default export
     // arrives wrapped once more.
     let config = module.default;
@@ -105,20 +125,19 @@ export async function settings(
 ): Promise<Settings> {
   const flags = configFromFlags(values);
   const file = await loadConfigFile(values.config as string | undefined, cwd);
-  const fileHost = (file?.config as { host?: unknown } | undefined)?.host;
-  const hostGiven =
-    flags.host !== undefined || Boolean(env.SHEEPDOG_HOST) || fileHost !== undefined;
-  const placeholder = hostFromRequest && !hostGiven;
-  const resolution = resolveConfig(placeholder ? { ...flags, host: "local" } : flags, env, file);
-  if (placeholder) resolution.sources.host = "default";
+  const resolution = resolveConfig(flags, env, file, { requireHost: !hostFromRequest });
   if (resolution.sources.dbfile === "default") {
     resolution.config.dbfile = resolve(cwd, resolution.config.dbfile);
   }
-  return { ...resolution, ...(file && { file: file.name }), hostGiven };
+  return {
+    ...resolution,
+    ...(file && { file: file.name }),
+    hostGiven: resolution.config.host !== "",
+  };
 }
 
 /** The settings to hand to a command on an existing request: its own host unless one was given. */
 export function requestConfig(resolved: Settings): Partial<SheepdogConfig> {
   const { host, ...rest } = resolved.config;
-  return resolved.hostGiven ? { host, ...rest } : rest;
+  return host ? { host, ...rest } : rest;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { memGrabBytes, resolveConfig } from "./config.js";
+import { resolveConfig } from "./config.js";
 
 describe("resolveConfig", () => {
   it("fills in the seed's defaults", () => {
@@ -128,14 +128,5 @@ describe("resolveConfig", () => {
     } catch (error) {
       expect(error).toMatchObject({ code: "CONFIG_INVALID", source: "core" });
     }
-  });
-});
-
-describe("memGrabBytes", () => {
-  it("reads -l mem_grab the way GridEngine writes sizes", () => {
-    expect(memGrabBytes(["-l mem_grab=2G"])).toBe(2 * 1024 ** 3);
-    expect(memGrabBytes(["-l h_rt=1:0:0,mem_grab=500M"])).toBe(500 * 1024 ** 2);
-    expect(memGrabBytes(["-l mem_grab=1g"])).toBe(1e9);
-    expect(memGrabBytes(["-l h_vmem=2G", "-q all.q"])).toBeUndefined();
   });
 });

@@ -1,7 +1,8 @@
-import { SheepdogError } from "@sheepdog/contracts";
+import { didYouMean, SheepdogError } from "@sheepdog/contracts";
+import { source } from "./internal/source.js";
 
 /**
- * How Sheepdog reaches the cluster and where it keeps results: the seed's configuration
+ * How Sheepdog reaches the cluster and where it keeps results: the original's configuration
  * object, in TypeScript's spelling. Only `host` is required.
  *
  * Each setting is resolved as: this object, then the environment variable named beside it,
@@ -106,25 +107,29 @@ export interface ResolvedConfig {
 type Kind = "string" | "port" | "count" | "whole" | "strings" | "protocol" | "retryOn";
 
 const settings = {
-  host: { kind: "string", env: "SHEEPDOG_HOST", seed: "host" },
-  sshPort: { kind: "port", env: "SHEEPDOG_SSH_PORT", seed: "ssh_port" },
-  sshUser: { kind: "string", env: "SHEEPDOG_SSH_USER", seed: "ssh_user" },
-  sshKeyfile: { kind: "string", env: "SHEEPDOG_SSH_KEYFILE", seed: "ssh_keyfile" },
-  sshKnownHosts: { kind: "string", env: "SHEEPDOG_SSH_KNOWN_HOSTS", seed: "ssh_known_hosts" },
-  sshConfig: { kind: "string", env: "SHEEPDOG_SSH_CONFIG", seed: "ssh_config" },
-  sshDir: { kind: "string", env: "SHEEPDOG_SSH_DIR", seed: "ssh_dir" },
-  dbfile: { kind: "string", env: "SHEEPDOG_DBFILE", seed: "dbfile" },
-  port: { kind: "port", env: "SHEEPDOG_PORT", seed: "port" },
-  localhost: { kind: "string", env: "SHEEPDOG_LOCALHOST", seed: "localhost" },
-  shell: { kind: "string", env: "SHEEPDOG_SHELL", seed: "shell" },
-  geOpts: { kind: "strings", env: "SHEEPDOG_GE_OPTS", seed: "ge_opts" },
-  pickleProtocol: { kind: "protocol", env: "SHEEPDOG_PICKLE_PROTOCOL", seed: "pickle_protocol" },
-  concurrency: { kind: "count", env: "SHEEPDOG_CONCURRENCY", seed: "concurrency" },
-  retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", seed: "retry_window" },
-  chunkSize: { kind: "count", env: "SHEEPDOG_CHUNK_SIZE", seed: "chunk_size" },
-  retries: { kind: "whole", env: "SHEEPDOG_RETRIES", seed: "retries" },
-  retryOn: { kind: "retryOn", env: "SHEEPDOG_RETRY_ON", seed: "retry_on" },
-} as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; seed: string }>;
+  host: { kind: "string", env: "SHEEPDOG_HOST", original: "host" },
+  sshPort: { kind: "port", env: "SHEEPDOG_SSH_PORT", original: "ssh_port" },
+  sshUser: { kind: "string", env: "SHEEPDOG_SSH_USER", original: "ssh_user" },
+  sshKeyfile: { kind: "string", env: "SHEEPDOG_SSH_KEYFILE", original: "ssh_keyfile" },
+  sshKnownHosts: { kind: "string", env: "SHEEPDOG_SSH_KNOWN_HOSTS", original: "ssh_known_hosts" },
+  sshConfig: { kind: "string", env: "SHEEPDOG_SSH_CONFIG", original: "ssh_config" },
+  sshDir: { kind: "string", env: "SHEEPDOG_SSH_DIR", original: "ssh_dir" },
+  dbfile: { kind: "string", env: "SHEEPDOG_DBFILE", original: "dbfile" },
+  port: { kind: "port", env: "SHEEPDOG_PORT", original: "port" },
+  localhost: { kind: "string", env: "SHEEPDOG_LOCALHOST", original: "localhost" },
+  shell: { kind: "string", env: "SHEEPDOG_SHELL", original: "shell" },
+  geOpts: { kind: "strings", env: "SHEEPDOG_GE_OPTS", original: "ge_opts" },
+  pickleProtocol: {
+    kind: "protocol",
+    env: "SHEEPDOG_PICKLE_PROTOCOL",
+    original: "pickle_protocol",
+  },
+  concurrency: { kind: "count", env: "SHEEPDOG_CONCURRENCY", original: "concurrency" },
+  retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", original: "retry_window" },
+  chunkSize: { kind: "count", env: "SHEEPDOG_CHUNK_SIZE", original: "chunk_size" },
+  retries: { kind: "whole", env: "SHEEPDOG_RETRIES", original: "retries" },
+  retryOn: { kind: "retryOn", env: "SHEEPDOG_RETRY_ON", original: "retry_on" },
+} as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; original: string }>;
 
 /** The names of every configuration setting. */
 export const configKeys = Object.keys(settings) as (keyof SheepdogConfig)[];
@@ -133,43 +138,21 @@ export const configKeys = Object.keys(settings) as (keyof SheepdogConfig)[];
 export type ConfigSource = "option" | "env" | "file" | "default";
 
 function invalid(message: string): SheepdogError {
-  return new SheepdogError("CONFIG_INVALID", "core", message);
+  return new SheepdogError("CONFIG_INVALID", source, message);
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] ?? 0;
-      row[j] = Math.min(
-        above + 1,
-        (row[j - 1] ?? 0) + 1,
-        diagonal + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      diagonal = above;
-    }
-  }
-  return row[b.length] ?? 0;
-}
+/** The original's spelling of each setting (`ge_opts`), for a hint. */
+const originalSpellings: Record<string, string> = Object.fromEntries(
+  Object.entries(settings).map(([name, setting]) => [setting.original, name]),
+);
 
 function suggestion(key: string): string {
-  for (const [name, setting] of Object.entries(settings)) {
-    if (setting.seed === key && name !== key)
-      return ` Sheepdog for TypeScript spells it "${name}".`;
+  const original = originalSpellings[key];
+  if (original !== undefined && original !== key) {
+    return ` Sheepdog for TypeScript spells it "${original}".`;
   }
-  const lower = key.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const name of configKeys) {
-    const distance = editDistance(lower, name.toLowerCase());
-    if (distance < bestDistance) {
-      best = name;
-      bestDistance = distance;
-    }
-  }
-  return best && bestDistance <= 3 ? ` Did you mean "${best}"?` : "";
+  const near = didYouMean(key, configKeys);
+  return near ? ` Did you mean "${near}"?` : "";
 }
 
 function parseEnv(name: string, kind: Kind, raw: string): unknown {
@@ -250,12 +233,27 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
   }
 }
 
+/**
+ * Checks a list of scheduler options given outside the configuration (what `retryWith`
+ * returns), as `geOpts` is checked; `where` names it in the error.
+ */
+export function checkOptionList(where: string, value: unknown): string[] {
+  return check(where, "strings", value, "option") as string[];
+}
+
 function describe(value: unknown): string {
   if (value === undefined) return "undefined";
   if (typeof value === "string") return `a string of ${value.length} characters`;
   if (Array.isArray(value)) return "an array with other than strings";
   if (typeof value === "number") return String(value);
   return typeof value;
+}
+
+/** The error for a configuration without `host` where one is needed. */
+export function missingHost(): SheepdogError {
+  return invalid(
+    'The configuration needs "host": the cluster\'s head node that you ssh into to run qsub, or "local" to run on this machine.',
+  );
 }
 
 /** The resolved configuration and where each value came from. */
@@ -281,12 +279,14 @@ function checkKeys(config: unknown, where: string): Record<string, unknown> {
 /**
  * Validates a configuration and fills in defaults: the option, then `SHEEPDOG_*` from `env`,
  * then `file` (a configuration file's contents, named by `fileName` in errors), then the
- * default. An unknown key is an error that suggests the right spelling.
+ * default. An unknown key is an error that suggests the right spelling. Without `host` it
+ * throws, unless `requireHost` is false (then `host` is `""`).
  */
 export function resolveConfig(
   config: Partial<SheepdogConfig> | undefined,
   env: Record<string, string | undefined> = process.env,
   file?: { name: string; config: unknown },
+  options: { requireHost?: boolean } = {},
 ): ConfigResolution {
   const given = checkKeys(config, "The configuration");
   const fromFile = checkKeys(file?.config, file?.name ?? "the configuration file");
@@ -309,14 +309,10 @@ export function resolveConfig(
       sources[name] = "default";
     }
   }
-  if (values.host === undefined) {
-    throw invalid(
-      'The configuration needs "host": the cluster\'s head node that you ssh into to run qsub, or "local" to run on this machine.',
-    );
-  }
+  if (values.host === undefined && options.requireHost !== false) throw missingHost();
   const sshDir = (values.sshDir as string | undefined) ?? ".sheepdog";
   const resolved: ResolvedConfig = {
-    host: values.host as string,
+    host: (values.host as string | undefined) ?? "",
     sshDir,
     dbfile: (values.dbfile as string | undefined) ?? "./sheepdog.sqlite",
     port: (values.port as number | undefined) ?? 0,
@@ -347,31 +343,26 @@ export function resolveConfig(
   return { config: resolved, sources };
 }
 
-const memorySuffixes: Record<string, number> = {
-  "": 1,
-  k: 1000,
-  K: 1024,
-  m: 1000 ** 2,
-  M: 1024 ** 2,
-  g: 1000 ** 3,
-  G: 1024 ** 3,
-};
+/** The settings that say how to reach a cluster and where results are kept. */
+export const connectionKeys = [
+  "host",
+  "sshPort",
+  "sshUser",
+  "sshKeyfile",
+  "sshKnownHosts",
+  "sshConfig",
+  "concurrency",
+  "dbfile",
+] as const;
+
+/** One of {@link connectionKeys}. */
+export type ConnectionKey = (typeof connectionKeys)[number];
 
 /**
- * The memory limit a `-l mem_grab=<size>` option asks for, in bytes, or `undefined`.
- * Sizes follow GridEngine: `2G` = 2 GiB, `2g` = 2e9 bytes.
+ * How jobs run, whatever the store and cluster: every setting of {@link SheepdogConfig} but
+ * those that choose the backends ({@link connectionKeys}).
  */
-export function memGrabBytes(geOpts: readonly string[]): number | undefined {
-  let bytes: number | undefined;
-  for (const option of geOpts) {
-    const match = /^-l\s+(.+)$/.exec(option.trim());
-    if (!match?.[1]) continue;
-    for (const resource of match[1].split(",")) {
-      const grab = /^mem_grab=(\d+(?:\.\d+)?)([kKmMgG]?)$/.exec(resource.trim());
-      if (grab?.[1] !== undefined) {
-        bytes = Math.floor(Number(grab[1]) * (memorySuffixes[grab[2] ?? ""] ?? 1));
-      }
-    }
-  }
-  return bytes;
-}
+export type RunSettings = Omit<SheepdogConfig, ConnectionKey>;
+
+/** {@link RunSettings} checked, with defaults applied. */
+export type ResolvedRunSettings = Omit<ResolvedConfig, ConnectionKey>;

@@ -57,6 +57,11 @@ function connectionsTo(port: number): string[] {
 describeCluster("faults on the GridEngine test cluster", (cluster) => {
   let dir: string;
   let config: SheepdogConfig;
+  /**
+   * How to log in, without the host: work on an existing request takes its host from the
+   * request, and SSH settings only from the caller.
+   */
+  let login: Omit<SheepdogConfig, "host">;
   let dbfile: string;
   /** Where, on the head node, allBegun's calls mark that they have begun. */
   const begunDirs = `/tmp/sheepdog-faults-begun-${process.pid}`;
@@ -73,6 +78,8 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
       sshKnownHosts: cluster.knownHostsPath,
       dbfile,
     };
+    const { host: _host, ...rest } = config;
+    login = rest;
   });
   afterAll(async () => {
     await onHead(`rm -rf ${begunDirs}-*`);
@@ -342,7 +349,7 @@ def f(x):
     const [args, error] = run.errors[0] ?? [];
     expect(args).toEqual([4, 250]);
     // recover reads every attempt's output files: one report from each job.
-    expect(await recover(run.request, { dbfile })).toEqual({ found: 2, stored: 0, missing: 0 });
+    expect(await recover(run.request, login)).toEqual({ found: 2, stored: 0, missing: 0 });
     expect(error).toMatch(
       /^Failed on each of 2 attempts\.\n\nAttempt 1 of 2: Task 3 of job \d+ ended without reporting[^\n]*h_vmem=300M[\s\S]*\n\nAttempt 2 of 2: Task 2 of job \d+ ended without reporting[^\n]*h_vmem=900M/,
     );
@@ -403,7 +410,7 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
     });
     const server = await serve({ port, dbfile });
     try {
-      const rows = await getResults(request, { dbfile, block: true, verbose: true });
+      const rows = await getResults(request, { ...login, block: true, verbose: true });
       expect(rows.map(([, result]) => result)).toEqual([1, 4, 9]);
       expect(await getErrors(request, { dbfile })).toEqual([]);
     } finally {
@@ -592,7 +599,7 @@ def f(x):
       const { request, job } = await abortWhenRunning(true);
       expect(connectionsTo(cluster.port).filter((c) => !before.includes(c))).toEqual([]);
       expect(await inQstat(job)).toBe(true);
-      await cancelRequest(request, { dbfile });
+      await cancelRequest(request, login);
       await vi.waitFor(async () => expect(await inQstat(job)).toBe(false), {
         timeout: 15_000,
         interval: 500,

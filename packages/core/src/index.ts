@@ -1,27 +1,51 @@
+export type {
+  Cluster,
+  JobRef,
+  Remote,
+  RequestCounts,
+  RequestId,
+  RequestSummary,
+  Scheduler,
+  Store,
+  TaskEnd,
+  TaskState,
+} from "@sheepdog/contracts";
 export { SheepdogError } from "@sheepdog/contracts";
 export type { PyFunction } from "@sheepdog/serialise";
 export { py, pyFile, tuple } from "@sheepdog/serialise";
-export type {
-  ConfigResolution,
-  ConfigSource,
-  ResolvedConfig,
-  RetryOn,
-  SheepdogConfig,
-} from "./config.js";
-export { configKeys, memGrabBytes, resolveConfig, retryOnValues } from "./config.js";
-export type { ProgressStream } from "./internal/progress.js";
-export { progressPrinter } from "./internal/progress.js";
-export type { ShutdownOptions } from "./internal/resources.js";
-export { shutdown } from "./internal/resources.js";
-export type { AttemptOptions, MapAsyncOptions, MapOptions, MapProgress } from "./map.js";
-export { map, mapAsync } from "./map.js";
-export type { RecoverOutcome, RequestConfig, RequestStatus, ServeOptions } from "./requests.js";
+export type { SheepdogServer } from "@sheepdog/server";
+export type { RetryOn, RunSettings, SheepdogConfig } from "./config.js";
+export type { RequestConfig, ServeOptions, ShutdownOptions } from "./default-instance.js";
 export {
   cancelRequest,
+  getErrors,
+  getResults,
   listRequests,
+  map,
+  mapAsync,
+  mapSettled,
   recover,
   requestStatus,
   serve,
-} from "./requests.js";
-export type { GetErrorsOptions, GetResultsOptions } from "./results.js";
-export { getErrors, getResults } from "./results.js";
+  shutdown,
+} from "./default-instance.js";
+export type { TaskFailure } from "./errors.js";
+export { TasksFailedError } from "./errors.js";
+export type { CloseOptions } from "./internal/context.js";
+export type {
+  ServeOptions as SheepdogServeOptions,
+  Sheepdog,
+  SheepdogOptions,
+} from "./sheepdog.js";
+export { createSheepdog } from "./sheepdog.js";
+export type {
+  AttemptOptions,
+  GetResultsOptions,
+  MapAsyncOptions,
+  MapOptions,
+  MapProgress,
+  MapSettled,
+  RecoverOutcome,
+  RequestStatus,
+  Settled,
+} from "./types.js";

@@ -16,6 +16,11 @@ const run = promisify(execFile);
 describeCluster("map on the GridEngine test cluster (the seed's examples)", (cluster) => {
   let dir: string;
   let config: SheepdogConfig;
+  /**
+   * How to log in, without the host: work on an existing request takes its host from the
+   * request, and SSH settings only from the caller.
+   */
+  let login: Omit<SheepdogConfig, "host">;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-core-cluster-"));
     config = {
@@ -26,6 +31,8 @@ describeCluster("map on the GridEngine test cluster (the seed's examples)", (clu
       sshKnownHosts: cluster.knownHostsPath,
       dbfile: join(dir, "sheepdog.sqlite"),
     };
+    const { host: _host, ...rest } = config;
+    login = rest;
   });
   afterAll(async () => {
     await shutdown();
@@ -62,7 +69,7 @@ def f(a, b):
       config,
     );
     expect(Number.isInteger(id)).toBe(true);
-    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    const rows = await getResults(id, { ...login, block: true });
     expect(rows).toEqual([
       [[1, 1], 2],
       [[1, 2], 3],
@@ -135,7 +142,7 @@ def f(x):
     return 10 // x
 `;
     const id = await mapAsync(f, [[5], [0], [2]], config);
-    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    const rows = await getResults(id, { ...login, block: true });
     expect(rows.map(([, result]) => result)).toEqual([2, null, 5]);
     const errors = await getErrors(id, { dbfile: config.dbfile });
     expect(errors).toHaveLength(1);
@@ -158,7 +165,7 @@ def f():
     return 1
 `;
     const id = await mapAsync(missing, [[]], { ...config, shell: "/usr/bin/python2.7" });
-    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    const rows = await getResults(id, { ...login, block: true });
     expect(rows).toEqual([[[], null]]);
     const [[, error] = []] = await getErrors(id, { dbfile: config.dbfile });
     expect(error).toContain("/usr/bin/python2.7");
@@ -177,7 +184,7 @@ def f(mib):
       `-e $HOME/.sheepdog/`,
     ];
     const id = await mapAsync(f, [[10], [1000]], { ...config, geOpts });
-    const rows = await getResults(id, { dbfile: config.dbfile, block: true });
+    const rows = await getResults(id, { ...login, block: true });
     expect(rows.map(([, result]) => result)).toEqual([10, null]);
     const [[, error] = []] = await getErrors(id, { dbfile: config.dbfile });
     expect(error).toContain("MemoryError");
@@ -195,7 +202,7 @@ def f(x):
     const id = await mapAsync(slow, [[1], [2], [3], [4], [5], [6]], { ...config, dbfile, port });
     await shutdown();
     await new Promise((resolve) => setTimeout(resolve, 4000));
-    const store = sqliteStore({ database: dbfile });
+    const store = sqliteStore({ dbfile });
     const server = await startServer({ store, port });
     try {
       const rows = await getResults(id, { dbfile, block: true });

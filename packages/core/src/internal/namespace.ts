@@ -1,6 +1,7 @@
 import { NS_FUNCTION_MARKER, SheepdogError } from "@sheepdog/contracts";
 import type { PickleProtocol } from "@sheepdog/serialise";
 import { encode, functionSource, isPyFunction } from "@sheepdog/serialise";
+import { source } from "./source.js";
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -13,7 +14,7 @@ export function encodeNamespace(ns: Record<string, unknown>, protocol: PicklePro
   if (ns === null || typeof ns !== "object" || Array.isArray(ns)) {
     throw new SheepdogError(
       "INVALID_INPUT",
-      "core",
+      source,
       "ns must be an object of names to values and py functions, like { constant: 12, g }.",
     );
   }
@@ -24,7 +25,7 @@ export function encodeNamespace(ns: Record<string, unknown>, protocol: PicklePro
     if (!identifier.test(name)) {
       throw new SheepdogError(
         "INVALID_INPUT",
-        "core",
+        source,
         `ns key "${name}" is not a Python identifier; the function could not refer to it.`,
       );
     }

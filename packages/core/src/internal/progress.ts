@@ -1,4 +1,4 @@
-import type { MapProgress } from "./wait.js";
+import type { MapProgress } from "../types.js";
 
 /** Where progress is written: a terminal (rewritten in place) or any text stream. */
 export interface ProgressStream {

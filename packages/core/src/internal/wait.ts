@@ -1,22 +1,7 @@
-import type { JobRef, Scheduler, Store, TaskState } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
-import type { TaskLayout } from "./task-layout.js";
-import { taskIndices } from "./task-layout.js";
-
-/** How far a map has come. */
-export interface MapProgress {
-  request: number;
-  /** How many argument tuples in all. */
-  tasks: number;
-  results: number;
-  errors: number;
-  /** Array tasks the scheduler has not started yet, and those running (0 when unknown). */
-  queued: number;
-  running: number;
-  elapsedMs: number;
-  /** Which attempt is running: 1, then 2 for the first retry of failed arguments (`retries`). */
-  attempt: number;
-}
+import type { JobRef, Scheduler, Store, TaskLayout, TaskState } from "@sheepdog/contracts";
+import { indexRuns, SheepdogError, taskIndices } from "@sheepdog/contracts";
+import type { MapProgress } from "../types.js";
+import { source } from "./source.js";
 
 export interface WaitOptions {
   store: Store;
@@ -50,116 +35,142 @@ export interface WaitOptions {
 }
 
 function abortError(): SheepdogError {
-  return new SheepdogError("ABORTED", "core", "The map was aborted.");
+  return new SheepdogError("ABORTED", source, "The map was aborted.");
 }
 
 /** Waits until every task of a request has a result or an error, turning dead tasks into errors. */
 export async function waitForRequest(options: WaitOptions): Promise<MapProgress> {
-  const {
-    store,
-    request,
-    tasks,
-    layout,
-    scheduler,
-    job,
-    taskOffset = 0,
-    attempt = 1,
-    onDied,
-    signal,
-    onProgress,
-    countIntervalMs = 1000,
-    statusIntervalMs = options.scheduler?.statusIntervalMs ?? 2000,
-    reportGraceMs = 3000,
-    unknownGraceMs = 15_000,
-  } = options;
-  const started = Date.now();
-  const settled = new Set<number>();
-  const firstSeenEnded = new Map<number, number>();
-  /** Tasks the scheduler last said had ended (or were held in error), not yet settled. */
-  const ended = new Map<number, TaskState>();
-  let queued = 0;
-  let running = 0;
-  let lastStatus = 0;
-  let heldTasks = 0;
-  let wake: (() => void) | undefined;
-  const unsubscribe = options.subscribe?.(() => wake?.());
-  const onAbort = () => wake?.();
-  signal?.addEventListener("abort", onAbort);
+  const watch = new RequestWatch(options);
+  const unsubscribe = options.subscribe?.(() => watch.wake());
+  const onAbort = () => watch.wake();
+  options.signal?.addEventListener("abort", onAbort);
   try {
     for (;;) {
-      if (signal?.aborted) throw abortError();
-      const counts = await store.counts(request);
-      const progress: MapProgress = {
-        request,
-        tasks,
-        results: counts.results,
-        errors: counts.errors,
-        queued,
-        running,
-        elapsedMs: Date.now() - started,
-        attempt,
-      };
-      if (counts.results + counts.errors >= tasks) {
-        // Every argument has its report, so what the scheduler still holds is of no use: tasks
-        // in an error state would sit in its queue for ever, and a re-run of a task that
-        // already reported (GridEngine's -r y rescheduling) would only report again.
-        if ((heldTasks > 0 || queued > 0 || running > 0) && scheduler && job) {
-          await scheduler.cancel(job).catch(() => {});
-        }
-        const final = { ...progress, queued: 0, running: 0 };
-        onProgress?.(final);
-        return final;
-      }
-      onProgress?.(progress);
-      if (scheduler && job && Date.now() - lastStatus >= statusIntervalMs) {
-        lastStatus = Date.now();
-        // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
-        // again next time; reports keep arriving meanwhile.
-        const states = await scheduler.status(job).catch(() => undefined);
-        queued = 0;
-        running = 0;
-        for (const [number, state] of states ?? []) {
-          if ((state.state === "queued" && !state.error) || state.state === "running") {
-            if (state.state === "running") running++;
-            else queued++;
-            // Back in the queue or running again (rescheduled): not ended after all.
-            ended.delete(number);
-            firstSeenEnded.delete(number);
-          } else if (!settled.has(number)) {
-            ended.set(number, state);
-          }
-        }
-      }
-      // A task seen ended is settled as soon as its grace has passed, not at the next status.
-      for (const [number, state] of ended) {
-        if (settled.has(number)) ended.delete(number);
-        else await settleEndedTask(number, state);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, countIntervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      if (options.signal?.aborted) throw abortError();
+      const final = await watch.countReports();
+      if (final) return final;
+      await watch.askScheduler();
+      await watch.settleEnded();
+      await watch.sleep();
     }
   } finally {
     unsubscribe?.();
-    signal?.removeEventListener("abort", onAbort);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** What a wait knows of a request's tasks between two rounds. */
+class RequestWatch {
+  readonly #options: WaitOptions;
+  readonly #started = Date.now();
+  readonly #settled = new Set<number>();
+  readonly #firstSeenEnded = new Map<number, number>();
+  /** Tasks the scheduler last said had ended (or were held in error), not yet settled. */
+  readonly #ended = new Map<number, TaskState>();
+  #queued = 0;
+  #running = 0;
+  #lastStatus = 0;
+  #heldTasks = 0;
+  #wake: (() => void) | undefined;
+
+  constructor(options: WaitOptions) {
+    this.#options = options;
   }
 
-  async function settleEndedTask(number: number, state: TaskState): Promise<void> {
+  wake(): void {
+    this.#wake?.();
+  }
+
+  /** Reports progress; resolves with the final progress once every task has reported. */
+  async countReports(): Promise<MapProgress | undefined> {
+    const { store, request, tasks, attempt = 1, onProgress, scheduler, job } = this.#options;
+    const counts = await store.counts(request);
+    const progress: MapProgress = {
+      request,
+      tasks,
+      results: counts.results,
+      errors: counts.errors,
+      queued: this.#queued,
+      running: this.#running,
+      elapsedMs: Date.now() - this.#started,
+      attempt,
+    };
+    if (counts.results + counts.errors < tasks) {
+      onProgress?.(progress);
+      return undefined;
+    }
+    // Every argument has its report, so what the scheduler still holds is of no use: tasks in
+    // an error state would sit in its queue for ever, and a re-run of a task that already
+    // reported (GridEngine's -r y rescheduling) would only report again.
+    if ((this.#heldTasks > 0 || this.#queued > 0 || this.#running > 0) && scheduler && job) {
+      await scheduler.cancel(job).catch(() => {});
+    }
+    const final = { ...progress, queued: 0, running: 0 };
+    onProgress?.(final);
+    return final;
+  }
+
+  /** Asks the scheduler for the tasks' states, when it is time to. */
+  async askScheduler(): Promise<void> {
+    const { scheduler, job } = this.#options;
+    const interval = this.#options.statusIntervalMs ?? scheduler?.statusIntervalMs ?? 2000;
+    if (!scheduler || !job || Date.now() - this.#lastStatus < interval) return;
+    this.#lastStatus = Date.now();
+    // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
+    // again next time; reports keep arriving meanwhile.
+    const states = await scheduler.status(job).catch(() => undefined);
+    this.#queued = 0;
+    this.#running = 0;
+    for (const [number, state] of states ?? []) {
+      if ((state.state === "queued" && !state.error) || state.state === "running") {
+        if (state.state === "running") this.#running++;
+        else this.#queued++;
+        // Back in the queue or running again (rescheduled): not ended after all.
+        this.#ended.delete(number);
+        this.#firstSeenEnded.delete(number);
+      } else if (!this.#settled.has(number)) {
+        this.#ended.set(number, state);
+      }
+    }
+  }
+
+  /** Settles each task seen ended as soon as its grace has passed, not at the next status. */
+  async settleEnded(): Promise<void> {
+    for (const [number, state] of this.#ended) {
+      if (this.#settled.has(number)) this.#ended.delete(number);
+      else await this.#settleEndedTask(number, state);
+    }
+  }
+
+  /** Sleeps until the next count, or until a report or an abort wakes it. */
+  async sleep(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.#options.countIntervalMs ?? 1000);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+  }
+
+  async #settleEndedTask(number: number, state: TaskState): Promise<void> {
+    const { reportGraceMs = 3000, unknownGraceMs = 15_000 } = this.#options;
     const now = Date.now();
-    const seen = firstSeenEnded.get(number) ?? now;
-    firstSeenEnded.set(number, seen);
+    const seen = this.#firstSeenEnded.get(number) ?? now;
+    this.#firstSeenEnded.set(number, seen);
     const grace =
       state.state === "finished" ? reportGraceMs : state.state === "queued" ? 0 : unknownGraceMs;
     if (now - seen < grace) return;
-    settled.add(number);
-    if (state.state === "queued") heldTasks++;
-    const missing = await unreportedOf(taskIndices(layout, number + taskOffset));
-    if (missing.length === 0) return;
+    this.#settled.add(number);
+    if (state.state === "queued") this.#heldTasks++;
+    const { layout, taskOffset = 0 } = this.#options;
+    const missing = await this.#unreportedOf(taskIndices(layout, number + taskOffset));
+    if (missing.length > 0) await this.#recordDeath(number, state, missing);
+  }
+
+  async #recordDeath(number: number, state: TaskState, missing: number[]): Promise<void> {
+    const { store, request, job, onDied } = this.#options;
     const cause =
       state.state === "finished"
         ? describeEnd(state)
@@ -175,13 +186,11 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
   }
 
   /** The indices without a report, asking the store once per run of consecutive indices. */
-  async function unreportedOf(indices: readonly number[]): Promise<number[]> {
+  async #unreportedOf(indices: readonly number[]): Promise<number[]> {
+    const { store, request } = this.#options;
     const missing: number[] = [];
-    for (let i = 0; i < indices.length; ) {
-      let end = i + 1;
-      while (end < indices.length && indices[end] === (indices[end - 1] as number) + 1) end++;
-      missing.push(...(await store.unreported(request, indices[i] as number, end - i)));
-      i = end;
+    for (const { first, count } of indexRuns(indices)) {
+      missing.push(...(await store.unreported(request, first, count)));
     }
     return missing;
   }

@@ -1,0 +1,219 @@
+import type { JobRef, RequestId, RequestSummary } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import type { PyFunction } from "@sheepdog/serialise";
+import type { SheepdogServer } from "@sheepdog/server";
+import type { ResolvedConfig, SheepdogConfig } from "./config.js";
+import { resolveConfig } from "./config.js";
+import type { CloseOptions, Context } from "./internal/context.js";
+import { Runtime } from "./internal/context.js";
+import * as maps from "./internal/maps.js";
+import * as ops from "./internal/request-ops.js";
+import { source } from "./internal/source.js";
+import type { ServeOptions as InstanceServeOptions } from "./sheepdog.js";
+import { instanceContext, serveOn } from "./sheepdog.js";
+import type {
+  GetResultsOptions,
+  MapAsyncOptions,
+  MapOptions,
+  MapSettled,
+  RecoverOutcome,
+  RequestStatus,
+} from "./types.js";
+
+/*
+ * The default instance: the original's module-level functions, each taking the configuration
+ * of its call. Its stores (one per dbfile), servers (one per port) and local schedulers are
+ * shared by every call until `shutdown()`, and it handles Ctrl-C and SIGTERM while a map runs.
+ */
+
+let runtime = new Runtime({ handleSignals: true });
+
+function contextFor(config: ResolvedConfig): Promise<Context> {
+  return instanceContext(runtime, config, {})();
+}
+
+/**
+ * Settings for working on an existing request: the dbfile it is in, and how to reach its
+ * cluster. Without `host` (or `SHEEPDOG_HOST`), the host the request was submitted to is used,
+ * by name only: SSH settings always come from this configuration and the environment, never
+ * from the dbfile.
+ */
+export type RequestConfig = Partial<SheepdogConfig>;
+
+/** A host name as stored with a request: a plain name, or it is refused. */
+function storedHost(value: unknown, id: RequestId): string {
+  if (typeof value === "string" && /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(value)) return value;
+  throw new SheepdogError(
+    "CONFIG_INVALID",
+    source,
+    `Request ${id} has no usable host stored with it. Give "host" (or SHEEPDOG_HOST): the head node it was submitted to.`,
+  );
+}
+
+/** The context of a request: its dbfile, and its cluster as the caller configures it. */
+async function requestContext(id: RequestId, config: RequestConfig): Promise<Context> {
+  const { config: resolved } = resolveConfig(config, process.env, undefined, {
+    requireHost: false,
+  });
+  const context = await contextFor(resolved);
+  if (resolved.host) return context;
+  const { meta } = await context.store.getRequest(id);
+  const connection = meta.connection as { host?: unknown } | undefined;
+  return contextFor({ ...resolved, host: storedHost(connection?.host, id) });
+}
+
+/** The context of a dbfile alone, for work that reads the store and needs no cluster. */
+function storeContext(options: { dbfile?: string | undefined }): Promise<Context> {
+  const { dbfile } = options;
+  const { config } = resolveConfig(dbfile !== undefined ? { dbfile } : {}, process.env, undefined, {
+    requireHost: false,
+  });
+  return contextFor(config);
+}
+
+/**
+ * Runs `f` once per argument tuple on the cluster and resolves with the results in argument
+ * order, `null` where that task failed ({@link getErrors} says why; `throwOnError` rejects
+ * instead, and {@link mapSettled} tells each outcome). A task that dies without reporting
+ * (killed, over a limit, refused by its node) becomes an error carrying the scheduler's
+ * account of it, so `map` never waits for ever; with `retries`, failed arguments run again as
+ * new array jobs of only those arguments. Ctrl-C or SIGTERM cancels the job.
+ *
+ * @example
+ * ```ts
+ * const add = py<[number, number], number>`
+ * def f(a, b):
+ *     return a + b
+ * `;
+ * await map(add, [[1, 1], [1, 2], [2, 2]], { host: "fear" }); // [2, 3, 4]
+ * ```
+ */
+export async function map<Args extends readonly unknown[], R>(
+  f: PyFunction<Args, R>,
+  args: Iterable<Args>,
+  config: SheepdogConfig,
+  options: MapOptions = {},
+): Promise<(R | null)[]> {
+  const resolved = resolveConfig(config).config;
+  return maps.mapValues(await contextFor(resolved), resolved, f, args, options);
+}
+
+/** As {@link map}, resolving with each task's value or error, and the request id. */
+export async function mapSettled<Args extends readonly unknown[], R>(
+  f: PyFunction<Args, R>,
+  args: Iterable<Args>,
+  config: SheepdogConfig,
+  options: MapOptions = {},
+): Promise<MapSettled<R>> {
+  const resolved = resolveConfig(config).config;
+  return maps.mapSettled(await contextFor(resolved), resolved, f, args, options);
+}
+
+/**
+ * Submits the job and resolves with its request id as soon as it is queued; fetch results
+ * with {@link getResults}. The server serves the job's workers until every task has reported
+ * (then it closes, so a program ends by itself) or {@link shutdown}. Failed arguments are not
+ * run again (`retries` is for {@link map}).
+ */
+export async function mapAsync<Args extends readonly unknown[], R>(
+  f: PyFunction<Args, R>,
+  args: Iterable<Args>,
+  config: SheepdogConfig,
+  options: MapAsyncOptions = {},
+): Promise<RequestId> {
+  const resolved = resolveConfig(config).config;
+  return maps.mapAsync(await contextFor(resolved), resolved, f, args, options);
+}
+
+/**
+ * Every task of a request as `[args, result]`, in argument order; `result` is `null` for a
+ * task that failed or has not reported yet. With `block`, waits until every task has
+ * (asking the cluster about tasks that die without reporting). Reads only.
+ *
+ * @example
+ * ```ts
+ * const id = await mapAsync(f, [[1, 2]], { host: "fear" });
+ * const rows = await getResults(id, { block: true }); // [[[1, 2], 3]]
+ * ```
+ */
+export async function getResults<R = unknown>(
+  id: RequestId,
+  options: GetResultsOptions & RequestConfig = {},
+): Promise<[unknown[], R | null][]> {
+  const { block, verbose, signal, ...config } = options;
+  const context = block ? await requestContext(id, config) : await storeContext(config);
+  return ops.getResults<R>(context, id, {
+    ...(block !== undefined && { block }),
+    ...(verbose !== undefined && { verbose }),
+    ...(signal !== undefined && { signal }),
+  });
+}
+
+/**
+ * The failed tasks of a request as `[args, error]`, in argument order; `error` is the Python
+ * traceback, or the scheduler's account of how a task died without reporting.
+ */
+export async function getErrors(
+  id: RequestId,
+  options: { dbfile?: string } = {},
+): Promise<[unknown[], string][]> {
+  return ops.getErrors(await storeContext(options), id);
+}
+
+/** Every request in a dbfile, oldest first, with its counts. */
+export async function listRequests(config: RequestConfig = {}): Promise<RequestSummary[]> {
+  return (await storeContext(config)).store.listRequests();
+}
+
+/** The counts of a request and, from its cluster, the state of each of its array tasks. */
+export async function requestStatus(
+  id: RequestId,
+  config: RequestConfig = {},
+): Promise<RequestStatus> {
+  return ops.requestStatus(await requestContext(id, config), id);
+}
+
+/** Cancels the array job of a request. Tasks already finished keep their reports. */
+export async function cancelRequest(id: RequestId, config: RequestConfig = {}): Promise<JobRef> {
+  return ops.cancelRequest(await requestContext(id, config), id);
+}
+
+/**
+ * Reads the reports the workers printed to their job output files (over SSH) and stores those
+ * the server never received: results survive a server that never came back.
+ */
+export async function recover(id: RequestId, config: RequestConfig = {}): Promise<RecoverOutcome> {
+  return ops.recover(await requestContext(id, config), id);
+}
+
+/** Options of {@link serve}. */
+export interface ServeOptions extends InstanceServeOptions {
+  /** @default "./sheepdog.sqlite" (or SHEEPDOG_DBFILE) */
+  dbfile?: string;
+}
+
+/**
+ * Starts a server for a dbfile, as the original's "Restarting The Server": the workers of
+ * queued and running tasks report to it. Close it when the job is done.
+ */
+export async function serve(options: ServeOptions = {}): Promise<SheepdogServer> {
+  const { dbfile, ...rest } = options;
+  const { config } = resolveConfig(dbfile !== undefined ? { dbfile } : {}, process.env, undefined, {
+    requireHost: false,
+  });
+  return serveOn(await contextFor(config), config, rest);
+}
+
+/** Options of {@link shutdown}. */
+export type ShutdownOptions = CloseOptions;
+
+/**
+ * Closes every server, store and local scheduler the module-level functions opened. Maps
+ * still running lose their server; `mapAsync`'s servers close by themselves once every task
+ * has reported, so most programs never need this.
+ */
+export async function shutdown(options: ShutdownOptions = {}): Promise<void> {
+  const closing = runtime;
+  runtime = new Runtime({ handleSignals: true });
+  await closing.close(options);
+}

@@ -1,0 +1,205 @@
+import type { RequestId, Store, TaskLayout } from "@sheepdog/contracts";
+import { retryChunks, SheepdogError, taskCount } from "@sheepdog/contracts";
+import { checkOptionList } from "../config.js";
+import type { MapOptions, MapProgress, Settled } from "../types.js";
+import { progressPrinter } from "./progress.js";
+import { collectResults } from "./result-check.js";
+import type { Submitted } from "./submit.js";
+import { abortError, autoChunkSize, submitJob } from "./submit.js";
+import { waitForRequest } from "./wait.js";
+
+/** How far the attempts of a map have come. */
+interface AttemptState {
+  attempt: number;
+  taskOffset: number;
+  layout: TaskLayout;
+  geOpts: string[];
+  /** The errors of the earlier attempts of each argument that was run again. */
+  history: Map<number, string[]>;
+}
+
+/**
+ * Waits for a submitted map, running failed arguments again as new array jobs (`retries`),
+ * then reads every task's outcome. The job is cancelled when the wait is aborted or fails
+ * (unless `keepJob`); the server handle and the cluster are released in every case.
+ */
+export async function waitAndRetry(
+  submitted: Submitted,
+  options: MapOptions,
+  signal: AbortSignal,
+): Promise<void> {
+  const { context, request, settings } = submitted;
+  const printer = options.verbose ? progressPrinter() : undefined;
+  const state: AttemptState = {
+    attempt: 1,
+    taskOffset: 0,
+    layout: { tasks: submitted.tasks, chunkSize: submitted.chunkSize, retryTasks: [] },
+    geOpts: settings.geOpts,
+    history: new Map(),
+  };
+  let final: MapProgress;
+  try {
+    for (;;) {
+      const died = new Set<number>();
+      final = await waitForAttempt(submitted, state, signal, died, (progress) => {
+        printer?.update(progress);
+        options.onProgress?.(progress);
+      });
+      if (!submitted.lease || state.attempt > settings.retries || final.errors === 0) break;
+      if (!(await retryFailed(submitted, state, options, died, signal))) break;
+    }
+    if (state.history.size > 0) await writeAttemptHistory(context.store, request, state.history);
+  } catch (error) {
+    if (submitted.job && submitted.lease && !options.keepJob) {
+      await submitted.lease.cluster.scheduler.cancel(submitted.job).catch(() => {});
+    }
+    throw SheepdogError.isInstance(error) && error.code === "ABORTED" ? abortError(signal) : error;
+  } finally {
+    await submitted.lease?.release();
+    await submitted.server.close();
+  }
+  printer?.done(final);
+  if (options.verbose && final.errors > 0) {
+    process.stderr.write(
+      `[sheepdog] ${final.errors} of ${final.tasks} tasks failed. See why with getErrors(${request}${context.storeHint}).\n`,
+    );
+  }
+}
+
+function waitForAttempt(
+  submitted: Submitted,
+  state: AttemptState,
+  signal: AbortSignal,
+  died: Set<number>,
+  onProgress: (progress: MapProgress) => void,
+): Promise<MapProgress> {
+  const { context, request, job, lease, server } = submitted;
+  return waitForRequest({
+    store: context.store,
+    request,
+    tasks: submitted.tasks,
+    layout: state.layout,
+    taskOffset: state.taskOffset,
+    attempt: state.attempt,
+    ...(job && lease && { job, scheduler: lease.cluster.scheduler }),
+    signal,
+    subscribe: (wake) =>
+      server.onReport((event) => {
+        if (event.request === request) wake();
+      }),
+    onDied: (indices) => {
+      for (const index of indices) died.add(index);
+    },
+    onProgress,
+  });
+}
+
+/**
+ * Submits the next attempt for the arguments whose failure `retryOn` covers; resolves false
+ * when there are none.
+ */
+async function retryFailed(
+  submitted: Submitted,
+  state: AttemptState,
+  options: MapOptions,
+  died: Set<number>,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const { context, request, settings, lease } = submitted;
+  const { store } = context;
+  const failed = (await store.getErrors(request)).filter(
+    (row) => settings.retryOn === "any" || died.has(row.index) || isMemoryError(row.error),
+  );
+  if (failed.length === 0 || !lease || !store.resetTasks) return false;
+  state.attempt += 1;
+  const changed = await options.retryWith?.(state.attempt, { geOpts: [...state.geOpts] });
+  if (changed?.geOpts !== undefined) {
+    state.geOpts = checkOptionList("geOpts returned by retryWith", changed.geOpts);
+    lease.cluster.scheduler.checkOptions?.(state.geOpts);
+  }
+  const indices = failed.map((row) => row.index);
+  for (const row of failed) {
+    const errors = state.history.get(row.index) ?? [];
+    errors.push(row.error);
+    state.history.set(row.index, errors);
+  }
+  const slots = await lease.cluster.scheduler.slots?.().catch(() => undefined);
+  const chunks = retryChunks(indices, settings.chunkSize ?? autoChunkSize(indices.length, slots));
+  state.taskOffset = taskCount(state.layout);
+  state.layout = { ...state.layout, retryTasks: [...state.layout.retryTasks, ...chunks] };
+  // The server serves the new tasks from the meta, so it is written before the job runs.
+  await store.updateMeta(request, { retryTasks: state.layout.retryTasks });
+  await store.resetTasks(request, indices);
+  if (signal.aborted) throw abortError(signal);
+  submitted.job = await submitJob(submitted, {
+    name: `${submitted.name}_r${state.attempt}`,
+    tasks: chunks.length,
+    geOpts: state.geOpts,
+    taskOffset: state.taskOffset,
+  });
+  const jobs = jobsOf((await store.getRequest(request)).meta);
+  await store.updateMeta(request, {
+    job: submitted.job,
+    jobs: [...jobs, submitted.job],
+    taskOffset: state.taskOffset,
+    attempt: state.attempt,
+  });
+  return true;
+}
+
+/** The jobs of every attempt of a request, first to last (as its meta lists them). */
+export function jobsOf(meta: Record<string, unknown>): NonNullable<Submitted["job"]>[] {
+  if (Array.isArray(meta.jobs)) return meta.jobs as NonNullable<Submitted["job"]>[];
+  return meta.job ? [meta.job as NonNullable<Submitted["job"]>] : [];
+}
+
+/** Whether a worker's error is Python's `MemoryError` (the last line of its traceback). */
+function isMemoryError(text: string): boolean {
+  const last = text.trimEnd().split("\n").pop() ?? "";
+  return /^MemoryError\b/.test(last);
+}
+
+/**
+ * Rewrites the error of each argument that was run again and still failed, so that it lists
+ * every attempt's error in order, the last attempt's last.
+ */
+async function writeAttemptHistory(
+  store: Store,
+  request: RequestId,
+  history: Map<number, string[]>,
+): Promise<void> {
+  const rewritten: { index: number; text: string }[] = [];
+  for (const row of await store.getErrors(request)) {
+    const earlier = history.get(row.index);
+    if (!earlier) continue;
+    const all = [...earlier, row.error];
+    const attempts = all
+      .map((error, i) => `Attempt ${i + 1} of ${all.length}: ${error.trimEnd()}`)
+      .join("\n\n");
+    rewritten.push({
+      index: row.index,
+      text: `Failed on each of ${all.length} attempts.\n\n${attempts}\n`,
+    });
+  }
+  if (rewritten.length === 0 || !store.resetTasks) return;
+  await store.resetTasks(
+    request,
+    rewritten.map((r) => r.index),
+  );
+  for (const { index, text } of rewritten) await store.putError(request, index, text);
+}
+
+/** Every task's outcome, in argument order: its value, or why it failed. */
+export async function settledResults<R>(
+  store: Store,
+  request: RequestId,
+  tasks: number,
+): Promise<Settled<R>[]> {
+  const { values, undecodable } = await collectResults(store, request, tasks);
+  const errors = new Map<number, string>(undecodable);
+  for (const row of await store.getErrors(request)) errors.set(row.index, row.error);
+  return values.map((value, index) => {
+    const error = errors.get(index);
+    return error === undefined ? { ok: true, value: value as R } : { ok: false, error };
+  });
+}

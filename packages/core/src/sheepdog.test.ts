@@ -1,0 +1,257 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import type { Store } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
+import { localRemote } from "@sheepdog/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processScheduler } from "./__fixtures__/process-scheduler.js";
+import type { Sheepdog } from "./index.js";
+import { createSheepdog, py, TasksFailedError } from "./index.js";
+
+const run = promisify(execFile);
+const resolveFrom = createRequire(import.meta.url);
+/** Absolute URLs of what a child program imports: the built packages. */
+const urls = {
+  core: pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href,
+  testing: pathToFileURL(resolveFrom.resolve("@sheepdog/contracts/testing")).href,
+  local: pathToFileURL(resolveFrom.resolve("@sheepdog/local")).href,
+};
+
+const double = py<[number], number>`
+def f(x):
+    return x * 2
+`;
+
+/** Runs an ES module as a new Node process; resolves with what it printed as JSON. */
+async function runProgram(dir: string, name: string, source: string): Promise<unknown> {
+  const path = join(dir, name);
+  writeFileSync(path, source);
+  const { stdout } = await run(process.execPath, [path], { cwd: dir, timeout: 60_000 });
+  return JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+}
+
+/** Which native or heavy packages a program loaded, judged from its module cache. */
+const loadedPackages = `
+import { createRequire } from "node:module";
+function loaded() {
+  const paths = Object.keys(createRequire(import.meta.url).cache);
+  return {
+    betterSqlite3: paths.some((p) => p.includes("/better-sqlite3/")),
+    ssh2: paths.some((p) => p.includes("/ssh2/")),
+  };
+}
+`;
+
+describe("createSheepdog: backends passed as values", () => {
+  let dir: string;
+  let store: Store;
+  let scheduler: ReturnType<typeof processScheduler>;
+  let sheepdog: Sheepdog;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-compose-"));
+    store = memoryStore();
+    scheduler = processScheduler();
+    sheepdog = createSheepdog({ store, cluster: { scheduler, remote: localRemote() } });
+  });
+  afterAll(async () => {
+    await sheepdog.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs a whole map on a scheduler written in the test, with the memory store", async () => {
+    expect(await sheepdog.map(double, [[1], [2], [3]])).toEqual([2, 4, 6]);
+    const [request] = await store.listRequests();
+    expect(request).toMatchObject({ tasks: 3, results: 3, errors: 0 });
+    expect(scheduler.log.submitted.at(-1)?.tasks).toBeGreaterThanOrEqual(1);
+  });
+
+  it("checks the scheduler's options before anything is submitted", async () => {
+    const refusing = createSheepdog({
+      store,
+      cluster: { scheduler, remote: localRemote() },
+      geOpts: ["--refused"],
+    });
+    const requests = (await store.listRequests()).length;
+    const submitted = scheduler.log.submitted.length;
+    const error = await refusing.map(double, [[1]]).catch((e: unknown) => e);
+    expect(SheepdogError.isInstance(error) && error.code).toBe("CONFIG_INVALID");
+    expect((error as Error).message).toContain('"--refused" is refused');
+    expect(scheduler.log.submitted.length).toBe(submitted);
+    expect((await store.listRequests()).length).toBe(requests);
+    await refusing.close();
+  });
+
+  it("asks the scheduler what memory limit its options mean", async () => {
+    const limited = createSheepdog({
+      store,
+      cluster: { scheduler, remote: localRemote() },
+      geOpts: ["--mem=400000000"],
+    });
+    const grab = py`
+def f(mib):
+    try:
+        bytearray(mib * 1024 * 1024)
+        return "fits"
+    except MemoryError:
+        return "MemoryError"
+`;
+    expect(await limited.map(grab, [[1], [1000]])).toEqual(["fits", "MemoryError"]);
+    expect(scheduler.log.memoryLimits.at(-1)).toBe(400_000_000);
+    await limited.close();
+  });
+
+  it("tells None from failure: mapSettled and throwOnError", async () => {
+    const f = py`
+def f(x):
+    if x == 2:
+        raise ValueError("two")
+    return None
+`;
+    expect(await sheepdog.map(f, [[1], [2]])).toEqual([null, null]);
+    const settled = await sheepdog.mapSettled(f, [[1], [2]]);
+    expect(settled.results[0]).toEqual({ ok: true, value: null });
+    expect(settled.results[1]).toMatchObject({ ok: false });
+    expect(settled.results[1]?.ok === false && settled.results[1].error).toContain(
+      "ValueError: two",
+    );
+    expect((await sheepdog.getErrors(settled.request)).map(([args]) => args)).toEqual([[2]]);
+
+    const error = await sheepdog.map(f, [[1], [2], [3]], { throwOnError: true }).catch((e) => e);
+    expect(TasksFailedError.isInstance(error)).toBe(true);
+    expect(SheepdogError.isInstance(error)).toBe(true);
+    const failed = error as TasksFailedError;
+    expect(failed.code).toBe("TASK_FAILED");
+    expect(failed.failures.map((f) => f.index)).toEqual([1]);
+    expect(failed.failures[0]?.error).toContain("ValueError: two");
+    expect(failed.detail).toMatchObject({ request: failed.request, tasks: 3, failed: 1 });
+    expect(await sheepdog.map(f, [[1]], { throwOnError: true })).toEqual([null]);
+  });
+
+  it("mapAsync, then getResults with block, on the same instance", async () => {
+    const id = await sheepdog.mapAsync(double, [[5], [6]]);
+    expect(await sheepdog.getResults(id, { block: true })).toEqual([
+      [[5], 10],
+      [[6], 12],
+    ]);
+    expect((await sheepdog.status(id)).results).toBe(2);
+  });
+
+  it("installs no signal handler unless asked", async () => {
+    const before = process.listenerCount("SIGINT");
+    const slow = py`
+def f(x):
+    import time
+    time.sleep(0.3)
+    return x
+`;
+    const running = sheepdog.map(slow, [[1]]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(process.listenerCount("SIGINT")).toBe(before);
+    await running;
+  });
+
+  it("refuses a setting of a default that a value replaces, and a value without the contract", async () => {
+    expect(() => createSheepdog({ store, dbfile: "x.sqlite" })).toThrow(
+      /"dbfile" configures the default store, but a store was given/,
+    );
+    expect(() =>
+      createSheepdog({ cluster: { scheduler, remote: localRemote() }, host: "fear" }),
+    ).toThrow(/"host" configures the default cluster/);
+    expect(() => createSheepdog({ store: {} as Store })).toThrow(/The store given has no/);
+    expect(() =>
+      createSheepdog({ cluster: { scheduler: {} as never, remote: localRemote() } }),
+    ).toThrow(/The cluster given needs a scheduler/);
+  });
+
+  it("closes what it opened, and refuses work after close", async () => {
+    const own = createSheepdog({ store, cluster: { scheduler, remote: localRemote() } });
+    const server = await own.serve();
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    await own.close();
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+    const error = await own.map(double, [[1]]).catch((e) => e);
+    expect(SheepdogError.isInstance(error) && error.code).toBe("CLOSED");
+    // The store was given as a value: it stays open for its owner.
+    expect((await store.listRequests()).length).toBeGreaterThan(0);
+    await own.close();
+  });
+});
+
+describe("what a program loads and leaves open", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-lazy-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a program that passes its own store never loads better-sqlite3, nor ssh2 locally", async () => {
+    const outcome = await runProgram(
+      dir,
+      "own-store.mjs",
+      `${loadedPackages}
+import { createSheepdog, py } from ${JSON.stringify(urls.core)};
+import { memoryStore } from ${JSON.stringify(urls.testing)};
+import { localRemote, localScheduler } from ${JSON.stringify(urls.local)};
+const sheepdog = createSheepdog({
+  store: memoryStore(),
+  cluster: { scheduler: localScheduler({ concurrency: 2 }), remote: localRemote() },
+});
+const results = await sheepdog.map(py\`
+def f(x):
+    return x + 1
+\`, [[1], [2]]);
+await sheepdog.close();
+console.log(JSON.stringify({ results, ...loaded() }));
+`,
+    );
+    expect(outcome).toEqual({ results: [2, 3], betterSqlite3: false, ssh2: false });
+  });
+
+  it("the default map loads the SQLite store (the check above can tell), and not ssh2 for host local", async () => {
+    const outcome = await runProgram(
+      dir,
+      "default-store.mjs",
+      `${loadedPackages}
+import { map, py, shutdown } from ${JSON.stringify(urls.core)};
+const results = await map(py\`
+def f(x):
+    return x + 1
+\`, [[1]], { host: "local", dbfile: ${JSON.stringify(join(dir, "lazy.sqlite"))} });
+await shutdown();
+console.log(JSON.stringify({ results, ...loaded() }));
+`,
+    );
+    expect(outcome).toEqual({ results: [2], betterSqlite3: true, ssh2: false });
+  });
+
+  it("mapAsync then getResults({ block: true }) ends by itself, without shutdown()", async () => {
+    const dbfile = join(dir, "exits.sqlite");
+    const outcome = await runProgram(
+      dir,
+      "exits.mjs",
+      `import { getResults, mapAsync, py } from ${JSON.stringify(urls.core)};
+const id = await mapAsync(py\`
+def f(x):
+    return x * 3
+\`, [[1], [2]], { host: "local", dbfile: ${JSON.stringify(dbfile)} });
+const rows = await getResults(id, { dbfile: ${JSON.stringify(dbfile)}, block: true });
+console.log(JSON.stringify(rows));
+`,
+    );
+    // runProgram's timeout (60 s) fails the test if the program never ends.
+    expect(outcome).toEqual([
+      [[1], 3],
+      [[2], 6],
+    ]);
+    expect(existsSync(dbfile)).toBe(true);
+  }, 90_000);
+});
