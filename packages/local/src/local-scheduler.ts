@@ -4,10 +4,9 @@ import { isAbsolute, join } from "node:path";
 import type { JobRef, JobSpec, Scheduler } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { readOutputLines } from "./internal/output-files.js";
+import { source } from "./internal/source.js";
 import type { LocalJob, LocalTask } from "./internal/task-runner.js";
 import { TaskRunner } from "./internal/task-runner.js";
-
-const source = "local";
 
 /** The names `JobSpec.name` allows; they become file names in the job directory. */
 const namePattern = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -142,7 +141,7 @@ export function localScheduler(options: LocalSchedulerOptions = {}): LocalSchedu
       if (closed) throw new SheepdogError("CLOSED", source, "The local scheduler is closed.");
       if (!Number.isInteger(spec.tasks) || spec.tasks < 1) {
         throw new SheepdogError(
-          "SUBMIT_FAILED",
+          "INVALID_INPUT",
           source,
           `A job needs at least one task, not ${spec.tasks}.`,
         );
