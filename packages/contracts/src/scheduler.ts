@@ -92,8 +92,9 @@ export interface Scheduler {
   readonly statusIntervalMs?: number;
 
   /**
-   * Submits the job and resolves once the scheduler has accepted it. A refusal rejects with
-   * `SUBMIT_FAILED` and the scheduler's own message.
+   * Submits the job and resolves once the scheduler has accepted it. A spec it cannot take
+   * (no tasks, a name it cannot use) rejects with `INVALID_INPUT`; a refusal by the scheduler
+   * itself with `SUBMIT_FAILED` and the scheduler's own message.
    */
   submit(spec: JobSpec): Promise<JobRef>;
 

@@ -14,11 +14,11 @@ describeCluster("gridEngine meets the Scheduler contract on the test cluster", (
   async function open(): Promise<Remote> {
     const remote = await connect({
       host: cluster.host,
-      port: cluster.port,
-      user: cluster.user,
-      keyfile: cluster.privateKeyPath,
-      knownHostsPath: cluster.knownHostsPath,
-      sshConfigPath: "/dev/null",
+      sshPort: cluster.port,
+      sshUser: cluster.user,
+      sshKeyfile: cluster.privateKeyPath,
+      sshKnownHosts: cluster.knownHostsPath,
+      sshConfig: "/dev/null",
     });
     remotes.push(remote);
     return remote;

@@ -296,6 +296,16 @@ function describeCapabilities(run: ContractRun, factory: SchedulerFactory): void
       }
     });
 
+    it("submit rejects a job of no tasks with INVALID_INPUT", { timeout }, async () => {
+      for (const tasks of [0, -1, 1.5]) {
+        const error = await run.scheduler
+          .submit(run.spec("print(1)\n", tasks))
+          .catch((e: unknown) => e);
+        expect(SheepdogError.isInstance(error), String(error)).toBe(true);
+        expect((error as SheepdogError).code).toBe("INVALID_INPUT");
+      }
+    });
+
     it("slots (when implemented) is a positive whole number", { timeout }, async () => {
       if (!run.scheduler.slots) return;
       const slots = await run.scheduler.slots();
@@ -323,8 +333,8 @@ function describeCapabilities(run: ContractRun, factory: SchedulerFactory): void
  * reaches `finished` with exit code 0 for a task that succeeds and a failure for a task that
  * SIGKILLs itself or exits with 3, that each task sees its number (`SHEEPDOG_TASK_ID`,
  * `SGE_TASK_ID`, `SLURM_ARRAY_TASK_ID` or `PBS_ARRAY_INDEX`), that `cancel` stops a running
- * task and is harmless on a finished job, and that `submit` rejects with `CLOSED` after
- * `close`. Optional methods are checked when the scheduler has them: `outputLines` (this
+ * task and is harmless on a finished job, that `submit` rejects a job of no tasks with
+ * `INVALID_INPUT`, and with `CLOSED` after `close`. Optional methods are checked when the scheduler has them: `outputLines` (this
  * job's marked lines, no others), `memoryLimitBytes` (`undefined` without a memory request),
  * `checkOptions` (an option carrying a newline or `;` injection is refused with
  * `CONFIG_INVALID`), `slots` (a positive whole number).
