@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { dirname } from "node:path";
 import type { TaskLayout } from "@sheepdog/contracts";
 import { layoutOf, retryChunks, taskCount, taskIndices } from "@sheepdog/contracts";
@@ -7,7 +6,7 @@ import { memoryStore } from "@sheepdog/contracts/testing";
 import type { SheepdogServer } from "@sheepdog/server";
 import { startServer } from "@sheepdog/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PYTHON } from "./__fixtures__/python.js";
+import { runPython } from "./__fixtures__/python.js";
 import { parseReportLines } from "./report-lines.js";
 import { workerPath } from "./worker-source.js";
 
@@ -91,7 +90,7 @@ interface CallOutcome {
  * Runs every call through the worker's `main` in one Python process (its `run_task` wrapped to
  * record the request task number `main` computed).
  */
-function runCalls(calls: WorkerCall[]): Promise<CallOutcome[]> {
+async function runCalls(calls: WorkerCall[]): Promise<CallOutcome[]> {
   const driver = [
     "import io, json, sys",
     "sys.path.insert(0, sys.argv[1])",
@@ -115,26 +114,13 @@ function runCalls(calls: WorkerCall[]): Promise<CallOutcome[]> {
     "    out.append({'code': code, 'stdout': text, 'tasks': list(fetched)})",
     "print(json.dumps(out))",
   ].join("\n");
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["-c", driver, dirname(workerPath)], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-    });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) reject(new Error(`the driver exited ${code}: ${stderr}`));
-      else resolve(JSON.parse(stdout));
-    });
-    child.stdin.end(JSON.stringify(calls));
-  });
+  const run = await runPython(
+    ["-c", driver, dirname(workerPath)],
+    { PYTHONDONTWRITEBYTECODE: "1" },
+    { input: JSON.stringify(calls), timeoutMs: 120_000 },
+  );
+  if (run.code !== 0) throw new Error(`The driver exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as CallOutcome[];
 }
 
 /** The variables a scheduler gives the task number in; each call uses one in turn. */
@@ -212,5 +198,5 @@ describe("the worker's task layout, against @sheepdog/contracts", () => {
     expect(
       expected.some((e) => e.indices.length > 1 && e.indices[1] !== (e.indices[0] as number) + 1),
     ).toBe(true);
-  });
+  }, 120_000);
 });

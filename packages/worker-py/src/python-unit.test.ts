@@ -28,16 +28,21 @@ function unittest(python: string): Promise<{ code: number; output: string }> {
 // always runs.
 const python38 = join(homedir(), ".pyenv/versions/3.8.18/bin/python3");
 
+// The suite takes about 4 s alone; the limit is the one unittest() gives the process.
 describe("the worker's Python unit tests", () => {
   it(`pass on ${PYTHON}`, async () => {
     const { code, output } = await unittest(PYTHON);
     expect(output).toMatch(/\nOK\s*$/);
     expect(code).toBe(0);
-  });
+  }, 60_000);
 
-  it.skipIf(!existsSync(python38))("pass on Python 3.8", async () => {
-    const { code, output } = await unittest(python38);
-    expect(output).toMatch(/\nOK\s*$/);
-    expect(code).toBe(0);
-  });
+  it.skipIf(!existsSync(python38))(
+    "pass on Python 3.8",
+    async () => {
+      const { code, output } = await unittest(python38);
+      expect(output).toMatch(/\nOK\s*$/);
+      expect(code).toBe(0);
+    },
+    60_000,
+  );
 });

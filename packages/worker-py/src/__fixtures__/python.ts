@@ -42,16 +42,19 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `PYTHON file` with extra environment, to its end. */
+/**
+ * Runs `PYTHON file` (or `PYTHON ...argv`) with extra environment, to its end; its stdin is
+ * `input` (empty by default).
+ */
 export function runPython(
-  file: string,
+  file: string | readonly string[],
   env: Record<string, string>,
-  options: { timeoutMs?: number; onStderr?: (text: string) => void } = {},
+  options: { timeoutMs?: number; onStderr?: (text: string) => void; input?: string } = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [file], {
+    const child = spawn(PYTHON, typeof file === "string" ? [file] : [...file], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
@@ -68,5 +71,10 @@ export function runPython(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A program that exits without reading its input shows that in its exit code; the EPIPE
+    // it leaves on stdin says nothing more.
+    child.stdin.on("error", () => undefined);
+    if (options.input === undefined) child.stdin.end();
+    else child.stdin.end(options.input);
   });
 }
