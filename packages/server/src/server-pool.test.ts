@@ -20,6 +20,20 @@ async function isUp(url: string): Promise<boolean> {
   );
 }
 
+/** A store factory for serverFor that counts the stores it opened and those closed. */
+function countedStores() {
+  const counts = { opened: 0, closed: 0 };
+  const open = () => {
+    counts.opened += 1;
+    const store = memoryStore();
+    store.close = async () => {
+      counts.closed += 1;
+    };
+    return store;
+  };
+  return { open, counts };
+}
+
 let pool: ServerPool;
 const serverFor = (options: ServerForOptions) => pool.serverFor(options);
 
@@ -90,26 +104,17 @@ describe("ServerPool.serverFor", () => {
   });
 
   it("opens a store from a factory once, and closes it with the server", async () => {
-    let opened = 0;
-    let closed = 0;
-    const open = () => {
-      opened += 1;
-      const store = memoryStore();
-      store.close = async () => {
-        closed += 1;
-      };
-      return store;
-    };
+    const { open, counts } = countedStores();
     const [a, b] = await Promise.all([
       serverFor({ storeKey: "/f", store: open }),
       serverFor({ storeKey: "/f", store: open }),
     ]);
     expect(a.port).toBe(b.port);
-    expect(opened).toBe(1);
+    expect(counts.opened).toBe(1);
     await a.close();
-    expect(closed).toBe(0);
+    expect(counts.closed).toBe(0);
     await b.close();
-    expect(closed).toBe(1);
+    expect(counts.closed).toBe(1);
   });
 
   it("restarts a server on the same port right after the last handle closed", async () => {
@@ -153,21 +158,14 @@ describe("ServerPool.serverFor", () => {
 
 describe("ServerPool.close", () => {
   it("stops every server of the pool whatever handles remain, and closes the stores it opened", async () => {
-    let closed = 0;
-    const open = () => {
-      const store = memoryStore();
-      store.close = async () => {
-        closed += 1;
-      };
-      return store;
-    };
+    const { open, counts } = countedStores();
     const a = await serverFor({ storeKey: "/a", store: open });
     const b = await serverFor({ storeKey: "/b", store: memoryStore() });
     expect(await isUp(a.url)).toBe(true);
     await pool.close();
     expect(await isUp(a.url)).toBe(false);
     expect(await isUp(b.url)).toBe(false);
-    expect(closed).toBe(1);
+    expect(counts.closed).toBe(1);
     // Closing the pool again, or a handle after it, is harmless.
     await pool.close();
     await a.close();
@@ -184,23 +182,14 @@ describe("ServerPool.close", () => {
   });
 
   it("rejects a serverFor that was starting a server when the pool closed, and stops that server", async () => {
-    let opened = 0;
-    let closed = 0;
-    const open = () => {
-      opened += 1;
-      const store = memoryStore();
-      store.close = async () => {
-        closed += 1;
-      };
-      return store;
-    };
+    const { open, counts } = countedStores();
     const starting = serverFor({ storeKey: "/d", store: open });
     const closing = pool.close();
     const error = await starting.catch((e) => e);
     await closing;
     expect(error.code).toBe("CLOSED");
     // The server did start, and closing the pool stopped it with its store.
-    expect([opened, closed]).toEqual([1, 1]);
+    expect(counts).toEqual({ opened: 1, closed: 1 });
   });
 
   it("shares nothing between pools, and works with await using", async () => {
