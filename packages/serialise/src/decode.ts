@@ -4,6 +4,7 @@ import { PickleDecodeError } from "./errors.js";
 import { IMPORT_MAPPING, NAME_MAPPING } from "./internal/compat-names.js";
 import { finishGraph, GraphTooDeep } from "./internal/graph.js";
 import { OPCODE_NAMES } from "./internal/opcodes.js";
+import { source } from "./internal/source.js";
 import { decodeLatin1, decodeUtf8 } from "./internal/utf8.js";
 import {
   asTuple,
@@ -530,7 +531,7 @@ function toBytes(input: unknown): Uint8Array {
   if (input instanceof ArrayBuffer) return new Uint8Array(input);
   throw new SheepdogError(
     "INVALID_INPUT",
-    "serialise",
+    source,
     "decode takes a Uint8Array (a Buffer is one) or an ArrayBuffer.",
   );
 }
@@ -561,7 +562,7 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
   if (!Number.isInteger(maxDepth) || maxDepth < 1) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "serialise",
+      source,
       `maxDepth must be a positive integer, not ${String(maxDepth)}.`,
     );
   }

@@ -48,6 +48,7 @@ import {
   TUPLE,
   TUPLE1,
 } from "./internal/opcodes.js";
+import { source } from "./internal/source.js";
 import { writeUtf8 } from "./internal/utf8.js";
 import {
   asTuple,
@@ -923,7 +924,7 @@ export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array 
   if (protocol !== 4 && !(pickleProtocols as readonly unknown[]).includes(protocol)) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "serialise",
+      source,
       `Unknown pickle protocol ${String(protocol)}. Use 2, 3, 4 or 5.`,
     );
   }
@@ -931,7 +932,7 @@ export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array 
   if (!Number.isInteger(maxDepth) || maxDepth < 1) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "serialise",
+      source,
       `maxDepth must be a positive integer, not ${String(maxDepth)}.`,
     );
   }

@@ -1,4 +1,5 @@
 import { SheepdogError } from "@sheepdog/contracts";
+import { source } from "./internal/source.js";
 
 /**
  * Thrown by `decode` for bytes that are not a pickle it can read: truncated, invalid, hostile, or
@@ -6,6 +7,9 @@ import { SheepdogError } from "@sheepdog/contracts";
  * Its code is `PICKLE_DECODE`.
  */
 export class PickleDecodeError extends SheepdogError {
+  static override readonly marker: symbol = Symbol.for(
+    "sheepdog.error.serialise.PickleDecodeError",
+  );
   override readonly name: string = "PickleDecodeError";
   /** The byte offset of the opcode that failed (or of the end of the input). */
   readonly offset: number;
@@ -18,8 +22,9 @@ export class PickleDecodeError extends SheepdogError {
     const at = opcode === undefined ? `at byte ${offset}` : `at byte ${offset} (${opcode})`;
     super(
       "PICKLE_DECODE",
-      "serialise",
+      source,
       `Cannot decode pickle ${at}: ${reason}. ${hint ?? "The bytes are not a complete, valid pickle: check that they are exactly what pickle.dumps wrote."}`,
+      { detail: { offset, opcode, reason } },
     );
     this.offset = offset;
     this.opcode = opcode;
@@ -32,12 +37,15 @@ export class PickleDecodeError extends SheepdogError {
  * dict key, nesting deeper than `maxDepth`). Its code is `PICKLE_ENCODE`.
  */
 export class PickleEncodeError extends SheepdogError {
+  static override readonly marker: symbol = Symbol.for(
+    "sheepdog.error.serialise.PickleEncodeError",
+  );
   override readonly name: string = "PickleEncodeError";
   /** Where the value sits in the input, e.g. `value[2].name`. */
   readonly path: string;
 
   constructor(path: string, message: string) {
-    super("PICKLE_ENCODE", "serialise", `Cannot pickle ${path}: ${message}`);
+    super("PICKLE_ENCODE", source, `Cannot pickle ${path}: ${message}`, { detail: { path } });
     this.path = path;
   }
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { FunctionSource } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { scanTopLevel, type TopLevel } from "./internal/python-source.js";
+import { source } from "./internal/source.js";
 import { kindMarker } from "./values.js";
 
 /**
@@ -53,7 +54,7 @@ export function functionSource(fn: PyFunction): FunctionSource {
   if (!PyFunction.isInstance(fn)) {
     throw new SheepdogError(
       "PYTHON_SOURCE",
-      "serialise",
+      source,
       "functionSource takes a py`...` or pyFile(...) value.",
     );
   }
@@ -61,7 +62,7 @@ export function functionSource(fn: PyFunction): FunctionSource {
 }
 
 function sourceError(message: string, cause?: unknown): SheepdogError {
-  return new SheepdogError("PYTHON_SOURCE", "serialise", message, { cause });
+  return new SheepdogError("PYTHON_SOURCE", source, message, { cause });
 }
 
 const IDENTIFIER = /^[\p{L}\p{Nl}_][\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}]*$/u;
