@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { FunctionSource } from "@sheepdog/contracts";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
 import { PYTHON } from "./__fixtures__/python.js";
+import type { UntypedArgs } from "./index.js";
 import { functionSource, isPyFunction, PyFunction, py, pyFile } from "./index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sheepdog-py-"));
@@ -187,5 +188,85 @@ describe("pyFile", () => {
     mkdirSync(sub);
     expect(sourceError(() => pyFile(sub, "f")).message).toContain("Cannot read the Python file");
     expect(sourceError(() => pyFile(module, "")).message).toContain("needs the name");
+  });
+});
+
+/** The shape of core's `map` that the type parameters serve. */
+type MapLike = <Args extends readonly unknown[], R>(
+  f: PyFunction<Args, R>,
+  args: Iterable<Args>,
+) => Promise<(R | null)[]>;
+
+// The @ts-expect-error lines below are checked by `pnpm typecheck`: each must be a type error.
+describe("type parameters", () => {
+  const map: MapLike = async () => [];
+  const add = py<[number, number], number>`
+    def add(a, b):
+        return a + b
+  `;
+
+  it("are types only: a typed function is the same value as an untyped one", () => {
+    const untyped = py`
+    def add(a, b):
+        return a + b
+  `;
+    expect(add).toEqual(untyped);
+    expect(Reflect.ownKeys(add)).toEqual(Reflect.ownKeys(untyped));
+    expect(functionSource(add)).toEqual(functionSource(untyped));
+  });
+
+  it("check argument tuples and results where a call takes f and its arguments", async () => {
+    expectTypeOf(add).toEqualTypeOf<PyFunction<[number, number], number>>();
+    expectTypeOf(map(add, [[1, 2]])).toEqualTypeOf<Promise<(number | null)[]>>();
+    // @ts-expect-error a str where the function takes a number
+    await map(add, [["1", 2]]);
+    // @ts-expect-error an argument short
+    await map(add, [[1]]);
+    // @ts-expect-error the results are numbers, not strings
+    const results: (string | null)[] = await map(add, [[1, 2]]);
+    expect(results).toEqual([]);
+  });
+
+  it("default to any argument tuple and an unknown result; a typed function is an untyped one", () => {
+    const untyped = py`
+      def f(*args):
+          return args
+    `;
+    expectTypeOf(untyped).toEqualTypeOf<PyFunction<UntypedArgs, unknown>>();
+    expectTypeOf(map(untyped, [[1, "a"], []])).toEqualTypeOf<Promise<unknown[]>>();
+    expectTypeOf(add).toExtend<PyFunction>();
+    expectTypeOf<PyFunction>().not.toExtend<PyFunction<[number, number], number>>();
+    expectTypeOf(add).not.toExtend<PyFunction<[string, string], number>>();
+    expectTypeOf(add).not.toExtend<PyFunction<[number, number], string>>();
+    expect(functionSource(add).name).toBe("add");
+  });
+
+  it("are taken by py.named (before or after the name), pyFile and a declared type", async () => {
+    const named = py.named<[string], string>("main")`
+      def main(x): return x
+      def other(): pass
+    `;
+    const after = py.named("main")<[string], string>`
+      def main(x): return x
+      def other(): pass
+    `;
+    expectTypeOf(named).toEqualTypeOf<PyFunction<[string], string>>();
+    expectTypeOf(after).toEqualTypeOf<PyFunction<[string], string>>();
+    // @ts-expect-error a number where main takes a str
+    await map(named, [[1]]);
+    const file = join(dir, "typed.py");
+    writeFileSync(file, "def fit(rows):\n    return len(rows)\n");
+    const fit = pyFile<[rows: number[][]], number>(file, "fit");
+    expectTypeOf(fit).toEqualTypeOf<PyFunction<[rows: number[][]], number>>();
+    const declared: PyFunction<[number], boolean> = py`
+      def odd(n): return n % 2 == 1
+    `;
+    expectTypeOf(declared).toEqualTypeOf<PyFunction<[number], boolean>>();
+    expect([named.name, after.name, fit.name, declared.name]).toEqual([
+      "main",
+      "main",
+      "fit",
+      "odd",
+    ]);
   });
 });

@@ -8,12 +8,44 @@ import { source } from "./internal/source.js";
 import { kindMarker } from "./values.js";
 
 /**
+ * Where {@link PyFunction} keeps its type parameters. Types only: no value of this name exists at
+ * run time.
+ */
+declare const pyTypes: unique symbol;
+
+/**
+ * The argument tuple of a function declared without types: any array. It is `any` rather than
+ * `unknown` for the reason `(...args: any[]) => unknown` is TypeScript's "any function": a
+ * function's arguments are checked contravariantly, so only this lets every typed
+ * {@link PyFunction} be used where an untyped one is expected.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one place it is needed; see above.
+export type UntypedArgs = any[];
+
+/**
  * A Python function to run on the workers, as source: the module `source` is executed in a fresh
  * namespace and its global `name` is called. Made by {@link py} or {@link pyFile}; never pickled
  * (it travels as a {@link FunctionSource}).
+ *
+ * `Args` (the argument tuple of one call) and `R` (what one call returns, as `decode` gives it
+ * back) are for the type checker only: TypeScript cannot read them from Python source, so they
+ * are what the caller declares, unchecked at run time. A call that takes a function and its
+ * arguments, such as `map(f, args)`, infers `Args` from `f` and checks `args` against it.
+ * Without them a function takes any argument tuple and returns `unknown`; a typed function can
+ * be used wherever an untyped one is expected.
+ *
+ * @typeParam Args - the argument tuple of one call, e.g. `[number, number]`.
+ * @typeParam R - the decoded result of one call.
  */
-export class PyFunction implements FunctionSource {
+export class PyFunction<Args extends readonly unknown[] = UntypedArgs, R = unknown>
+  implements FunctionSource
+{
   declare readonly [kindMarker]: "function";
+  /**
+   * Types only, never set: the call this function stands for. A function type (not a method),
+   * so that `Args` is inferred from the function before the arguments are checked against it.
+   */
+  declare readonly [pyTypes]?: (...args: Args) => R;
   /** The top-level name to call. */
   readonly name: string;
   /** The Python module source. */
@@ -142,11 +174,11 @@ function render(strings: TemplateStringsArray, values: unknown[]): string {
   return out;
 }
 
-function fromTemplate(
+function fromTemplate<Args extends readonly unknown[], R>(
   strings: TemplateStringsArray,
   values: unknown[],
   name: string | undefined,
-): PyFunction {
+): PyFunction<Args, R> {
   if (!Array.isArray(strings) || !Array.isArray((strings as { raw?: unknown }).raw)) {
     throw sourceError('py is a template tag: write py`def f(x): ...` (or py.named("f")`...`).');
   }
@@ -158,16 +190,31 @@ function fromTemplate(
     "py`...`",
     `Name the one to call: py.named("${top.defs[0] ?? "f"}")\`...\`.`,
   );
-  return new PyFunction(chosen, source);
+  return new PyFunction<Args, R>(chosen, source);
 }
+
+/**
+ * A template tag made by `py.named(name)`: it takes the same type parameters as {@link PyTag},
+ * defaulting to those given to `named`.
+ */
+export type PyNamedTag<Args extends readonly unknown[] = UntypedArgs, R = unknown> = <
+  A extends readonly unknown[] = Args,
+  S = R,
+>(
+  strings: TemplateStringsArray,
+  ...values: (string | number)[]
+) => PyFunction<A, S>;
 
 /** The `py` template tag: see {@link py}. */
 export interface PyTag {
-  (strings: TemplateStringsArray, ...values: (string | number)[]): PyFunction;
+  <Args extends readonly unknown[] = UntypedArgs, R = unknown>(
+    strings: TemplateStringsArray,
+    ...values: (string | number)[]
+  ): PyFunction<Args, R>;
   /** A tag that calls the top-level function `name` (needed when the source defines several). */
-  named(
+  named<Args extends readonly unknown[] = UntypedArgs, R = unknown>(
     name: string,
-  ): (strings: TemplateStringsArray, ...values: (string | number)[]) => PyFunction;
+  ): PyNamedTag<Args, R>;
 }
 
 /**
@@ -175,6 +222,10 @@ export interface PyTag {
  * such as `"\n"` stay as written), dedented, and must define exactly one top-level `def`, which is
  * the function called; with several, name one with `py.named("f")`. Helpers, imports and
  * classes may sit beside it. Interpolated strings and numbers are pasted in verbatim.
+ *
+ * Type parameters, optional, declare the argument tuple and the result for the type checker
+ * (see {@link PyFunction}): `` py<[number, number], number>`...` `` or
+ * `` py.named<[number], number>("main")`...` ``.
  *
  * @throws SheepdogError `PYTHON_SOURCE` when there is no top-level def, or several and no name.
  *
@@ -188,18 +239,28 @@ export interface PyTag {
  *   def helper(x): return x * 2
  *   def main(x): return helper(x)
  * `;
+ * const typed = py<[a: number, b: number], number>`
+ *   def add(a, b):
+ *       return a + b
+ * `;
  * ```
  */
 export const py: PyTag = Object.assign(
-  (strings: TemplateStringsArray, ...values: (string | number)[]) =>
-    fromTemplate(strings, values, undefined),
+  <Args extends readonly unknown[] = UntypedArgs, R = unknown>(
+    strings: TemplateStringsArray,
+    ...values: (string | number)[]
+  ) => fromTemplate<Args, R>(strings, values, undefined),
   {
-    named(name: string) {
+    named<Args extends readonly unknown[] = UntypedArgs, R = unknown>(
+      name: string,
+    ): PyNamedTag<Args, R> {
       if (typeof name !== "string" || !IDENTIFIER.test(name)) {
         throw sourceError(`py.named takes a Python identifier, not ${JSON.stringify(name)}.`);
       }
-      return (strings: TemplateStringsArray, ...values: (string | number)[]) =>
-        fromTemplate(strings, values, name);
+      return <A extends readonly unknown[] = Args, S = R>(
+        strings: TemplateStringsArray,
+        ...values: (string | number)[]
+      ) => fromTemplate<A, S>(strings, values, name);
     },
   },
 );
@@ -208,16 +269,21 @@ export const py: PyTag = Object.assign(
  * A Python function from a file: the whole module ships to the workers (so its imports, helpers
  * and constants work) and its top-level `name` is called. The file is read now, synchronously;
  * a relative path resolves against the current directory (pass
- * `new URL("./model.py", import.meta.url)` for one beside your module).
+ * `new URL("./model.py", import.meta.url)` for one beside your module). Type parameters declare
+ * the argument tuple and the result, as for {@link py}.
  *
  * @throws SheepdogError `PYTHON_SOURCE` when the file cannot be read or does not define `name`.
  *
  * @example
  * ```ts
  * const fit = pyFile("./model.py", "fit");
+ * const typedFit = pyFile<[rows: number[][]], { score: number }>("./model.py", "fit");
  * ```
  */
-export function pyFile(path: string | URL, name: string): PyFunction {
+export function pyFile<Args extends readonly unknown[] = UntypedArgs, R = unknown>(
+  path: string | URL,
+  name: string,
+): PyFunction<Args, R> {
   const file = path instanceof URL ? fileURLToPath(path) : resolve(String(path));
   if (typeof name !== "string" || name === "") {
     throw sourceError(`pyFile("${file}", name) needs the name of the function to call.`);
@@ -237,5 +303,5 @@ export function pyFile(path: string | URL, name: string): PyFunction {
   }
   if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
   const chosen = chooseName(scanTopLevel(source), name, file, "");
-  return new PyFunction(chosen, source, file);
+  return new PyFunction<Args, R>(chosen, source, file);
 }
