@@ -2,7 +2,7 @@ export type { SheepdogErrorCode, SheepdogErrorDetail, SheepdogErrorOptions } fro
 export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
 export type { ExecOptions, ExecResult, Remote } from "./remote.js";
 export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
-export type { JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
+export type { Cluster, JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
 export type {
   CreatedRequest,
   NewRequest,

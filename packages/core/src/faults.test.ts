@@ -5,10 +5,21 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { unusedPort } from "@sheepdog/testcluster";
+import { memoryStore } from "@sheepdog/contracts/testing";
+import { localRemote } from "@sheepdog/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { undecodableAtOne } from "./__fixtures__/functions.js";
+import { processScheduler } from "./__fixtures__/process-scheduler.js";
 import type { MapProgress, SheepdogConfig } from "./index.js";
-import { getErrors, getResults, map, py, requestStatus, shutdown } from "./index.js";
+import {
+  createSheepdog,
+  getErrors,
+  getResults,
+  map,
+  py,
+  requestStatus,
+  shutdown,
+} from "./index.js";
 
 /** Runs a map, keeping its progress; resolves with its results and request id. */
 async function mapWithProgress(...call: Parameters<typeof map>) {
@@ -94,25 +105,27 @@ ${body}
   });
 
   it("retries a MemoryError with more memory from retryWith", async () => {
+    // The local scheduler ignores scheduler options; this one reads a memory limit from them.
+    await using sheepdog = createSheepdog({
+      store: memoryStore(),
+      cluster: { scheduler: processScheduler(), remote: localRemote() },
+      retries: 1,
+      geOpts: [`--mem=${150 * 1024 ** 2}`],
+    });
     const f = py`
 def f(mib):
     block = bytearray(mib * 1024 * 1024)
     return len(block) // (1024 * 1024)
 `;
     const seen: [number, string[]][] = [];
-    const { results } = await mapWithProgress(
-      f,
-      [[10], [300]],
-      { ...config, retries: 1, geOpts: ["-l mem_grab=150M"] },
-      {
-        retryWith: (attempt, previous) => {
-          seen.push([attempt, previous.geOpts]);
-          return { geOpts: [`-l mem_grab=${150 * 4 * (attempt - 1)}M`] };
-        },
+    const results = await sheepdog.map(f, [[10], [300]], {
+      retryWith: (attempt, previous) => {
+        seen.push([attempt, previous.geOpts]);
+        return { geOpts: [`--mem=${150 * 4 * (attempt - 1) * 1024 ** 2}`] };
       },
-    );
+    });
     expect(results).toEqual([10, 300]);
-    expect(seen).toEqual([[2, ["-l mem_grab=150M"]]]);
+    expect(seen).toEqual([[2, [`--mem=${150 * 1024 ** 2}`]]]);
   });
 
   it("leaves exceptions the function raised alone unless retryOn is any", async () => {
