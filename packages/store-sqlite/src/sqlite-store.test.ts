@@ -87,6 +87,7 @@ describe("sqliteStore options", () => {
       `${prefix}Unknown option "path" for sqliteStore. Did you mean "dbfile"?`,
     );
     expect(attempt({ dbFile: "x.sqlite" })).toContain('Did you mean "dbfile"?');
+    expect(attempt({ dbfile: "x", busyTimout: 5 })).toContain('Did you mean "busyTimeout"?');
     expect(attempt({ dbfile: "x", colour: "red" })).toContain(
       "Known options: dbfile, database, busyTimeout.",
     );

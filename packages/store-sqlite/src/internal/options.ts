@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { SheepdogError } from "@sheepdog/contracts";
+import { didYouMean, SheepdogError } from "@sheepdog/contracts";
 import type { SqliteDatabase } from "../sqlite-database.js";
 import type { SqliteStoreOptions } from "../sqlite-store.js";
 import type { StoreTarget } from "./connection.js";
@@ -14,7 +14,7 @@ export interface CheckedOptions {
 }
 
 const optionNames = ["dbfile", "database", "busyTimeout"] as const;
-/** Names people reach for, and the option they mean (checked after a case-insensitive match). */
+/** Names people reach for, and the option they mean (for `didYouMean`). */
 const optionHints: Record<string, string> = {
   path: "dbfile",
   file: "dbfile",
@@ -46,8 +46,7 @@ function kindOf(value: unknown): string {
 function checkKeys(options: object): void {
   for (const key of Object.keys(options)) {
     if ((optionNames as readonly string[]).includes(key)) continue;
-    const lower = key.toLowerCase();
-    const hint = optionNames.find((name) => name.toLowerCase() === lower) ?? optionHints[lower];
+    const hint = didYouMean(key, optionNames, optionHints);
     throw configInvalid(
       `Unknown option "${key}" for sqliteStore. ${hint ? `Did you mean "${hint}"?` : `Known options: ${optionNames.join(", ")}.`}`,
     );
