@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { WorkerLaunch } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import { source } from "./internal/source.js";
 
 /**
  * The absolute path of `sheepdog_worker.py`, the worker as one stdlib-only Python file
@@ -23,7 +24,7 @@ export function workerSource(): string {
 }
 
 function invalid(field: string, rule: string): SheepdogError {
-  return new SheepdogError("INVALID_INPUT", "worker-py", `WorkerLaunch.${field} ${rule}.`);
+  return new SheepdogError("INVALID_INPUT", source, `WorkerLaunch.${field} ${rule}.`);
 }
 
 function positiveInteger(value: unknown, field: string): number {
@@ -106,6 +107,6 @@ function asciiJson(value: unknown): string {
 export function workerProgram(launch: WorkerLaunch): string {
   const literal = pythonStringLiteral(asciiJson(checkedLaunch(launch)));
   const text = workerSource();
-  const source = text.endsWith("\n") ? text : `${text}\n`;
-  return `${source}\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads(${literal})))\n`;
+  const worker = text.endsWith("\n") ? text : `${text}\n`;
+  return `${worker}\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads(${literal})))\n`;
 }
