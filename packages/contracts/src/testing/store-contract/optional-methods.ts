@@ -1,0 +1,152 @@
+import { expect, it } from "vitest";
+import type { StoreReport } from "../../store.js";
+import { show, utf8 } from "./bytes.js";
+import { expectFailure } from "./expect-failure.js";
+import type { StoreSuite } from "./suite.js";
+
+// The tests of the optional Store methods, each skipped when the store does not have it.
+
+/** putReports: a batch with first report winning, a bad batch stored not at all, a fair race. */
+export function putReportsTests(suite: StoreSuite): void {
+  const { open, create } = suite;
+
+  it("putReports (optional) stores a batch, first report winning within it", async (t) => {
+    const store = await open();
+    if (!store.putReports) {
+      t.skip("this store has no putReports (an optional method)");
+      return;
+    }
+    const id = await create(store, 4);
+    expect(await store.putResult(id, 0, utf8("earlier"))).toBe(true);
+    const batch: StoreReport[] = [
+      { index: 0, kind: "result", value: utf8("too late") },
+      { index: 1, kind: "result", value: utf8("r1") },
+      { index: 2, kind: "error", value: "e2" },
+      { index: 1, kind: "error", value: "duplicate in batch" },
+      { index: 3, kind: "result", value: utf8("r3") },
+    ];
+    expect(await store.putReports(id, batch)).toEqual([false, true, true, false, true]);
+    expect(await store.putReports(id, [])).toEqual([]);
+    expect(await store.counts(id)).toEqual({ tasks: 4, results: 3, errors: 1 });
+    expect((await store.getResults(id)).map((r) => show(r.result))).toEqual([
+      "earlier",
+      "r1",
+      null,
+      "r3",
+    ]);
+    expect((await store.getErrors(id)).map((e) => [e.index, e.error])).toEqual([[2, "e2"]]);
+  });
+
+  it("putReports (optional) rejects a batch with a bad index and stores none of it", async (t) => {
+    const store = await open();
+    if (!store.putReports) {
+      t.skip("this store has no putReports (an optional method)");
+      return;
+    }
+    const id = await create(store, 3);
+    const { putReports } = store;
+    await expectFailure(
+      () =>
+        putReports.call(store, id, [
+          { index: 0, kind: "result", value: utf8("r0") },
+          { index: 3, kind: "result", value: utf8("r3") },
+        ]),
+      "TASK_NOT_FOUND",
+    );
+    await expectFailure(
+      () =>
+        putReports.call(store, id, [
+          { index: 1, kind: "error", value: "e1" },
+          { index: -1, kind: "error", value: "e" },
+        ]),
+      "TASK_NOT_FOUND",
+    );
+    expect(await store.counts(id)).toEqual({ tasks: 3, results: 0, errors: 0 });
+    expect(await store.putResult(id, 0, utf8("r0"))).toBe(true);
+  });
+
+  it("putReports (optional) races putResult fairly: one report per task", async (t) => {
+    const store = await open();
+    if (!store.putReports) {
+      t.skip("this store has no putReports (an optional method)");
+      return;
+    }
+    const id = await create(store, 100);
+    const batch: StoreReport[] = Array.from({ length: 100 }, (_, i) => ({
+      index: i,
+      kind: "result",
+      value: utf8(`batch ${i}`),
+    }));
+    const [single, batched] = await Promise.all([
+      Promise.all(Array.from({ length: 100 }, (_, i) => store.putError(id, i, `single ${i}`))),
+      store.putReports(id, batch),
+    ]);
+    for (let i = 0; i < 100; i += 1) expect(Number(single[i]) + Number(batched[i])).toBe(1);
+    const counts = await store.counts(id);
+    expect(counts.results).toBe(batched.filter(Boolean).length);
+    expect(counts.errors).toBe(single.filter(Boolean).length);
+  });
+}
+
+/** getResultRange: what getResults says of a range, without the arguments. */
+export function getResultRangeTest(suite: StoreSuite): void {
+  const { open, create } = suite;
+
+  it("getResultRange (optional) says what getResults says of a range, without args", async (t) => {
+    const store = await open();
+    if (!store.getResultRange) {
+      t.skip("this store has no getResultRange (an optional method)");
+      return;
+    }
+    const { getResultRange } = store;
+    const range = (id: number, start: number, count: number) =>
+      getResultRange.call(store, id, start, count);
+    const id = await create(store, 50);
+    for (let i = 0; i < 50; i++) {
+      if (i % 5 === 0) continue;
+      if (i % 7 === 0) await store.putError(id, i, `e${i}`);
+      else await store.putResult(id, i, utf8(`r${i}`));
+    }
+    const all = (await store.getResults(id)).map((r) => show(r.result));
+    expect((await range(id, 0, 50)).map(show)).toEqual(all);
+    expect((await range(id, 13, 20)).map(show)).toEqual(all.slice(13, 33));
+    expect((await range(id, 49, 1)).map(show)).toEqual([all[49]]);
+    expect(await range(id, 50, 0)).toEqual([]);
+    await expectFailure(() => range(id, 45, 6), "TASK_NOT_FOUND");
+    await expectFailure(() => range(id, -1, 2), "TASK_NOT_FOUND");
+    await expectFailure(() => range(id + 1000, 0, 1), "REQUEST_NOT_FOUND");
+  });
+}
+
+/** resetTasks: reports forgotten, so that the tasks can report again. */
+export function resetTasksTest(suite: StoreSuite): void {
+  const { open, create } = suite;
+
+  it("resetTasks (optional) forgets reports so that tasks can report again", async (t) => {
+    const store = await open();
+    if (!store.resetTasks) {
+      t.skip("this store has no resetTasks (an optional method)");
+      return;
+    }
+    const id = await create(store, 4);
+    await store.putResult(id, 0, utf8("r0"));
+    await store.putError(id, 1, "e1");
+    await store.putResult(id, 2, utf8("r2"));
+    await store.resetTasks(id, [0, 1, 3]);
+    expect(await store.counts(id)).toEqual({ tasks: 4, results: 1, errors: 0 });
+    expect(await store.getErrors(id)).toEqual([]);
+    expect((await store.getResults(id)).map((r) => show(r.result))).toEqual([
+      null,
+      null,
+      "r2",
+      null,
+    ]);
+    expect(await store.putError(id, 0, "e0 again")).toBe(true);
+    expect(await store.putResult(id, 1, utf8("r1 again"))).toBe(true);
+    expect(await store.putResult(id, 2, utf8("not again"))).toBe(false);
+    expect(await store.counts(id)).toEqual({ tasks: 4, results: 2, errors: 1 });
+    const { resetTasks } = store;
+    await expectFailure(() => resetTasks.call(store, id, [1, 4]), "TASK_NOT_FOUND");
+    expect(await store.counts(id)).toEqual({ tasks: 4, results: 2, errors: 1 });
+  });
+}
