@@ -34,15 +34,7 @@ export function sshOptions(cluster) {
 
 /** The map configuration for the head node, with its results in `dbfile`. */
 export function mapConfig(cluster, dbfile) {
-  return {
-    host: cluster.host,
-    sshPort: cluster.port,
-    sshUser: cluster.user,
-    sshKeyfile: cluster.privateKeyPath,
-    sshKnownHosts: cluster.knownHostsPath,
-    sshConfig: "/dev/null",
-    dbfile,
-  };
+  return { ...sshOptions(cluster), dbfile };
 }
 
 /** The trivial function every cluster benchmark maps, made with core's `py`. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JobRef, Remote } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster, pythonAllBegun, unusedPort } from "@sheepdog/testcluster";
+import { describeCluster, loginSettings, pythonAllBegun, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { undecodableAtOne } from "./__fixtures__/functions.js";
 import type { MapOptions, MapProgress, SheepdogConfig } from "./index.js";
@@ -70,14 +70,7 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-core-faults-"));
     dbfile = join(dir, "sheepdog.sqlite");
-    config = {
-      host: cluster.host,
-      sshPort: cluster.port,
-      sshUser: cluster.user,
-      sshKeyfile: cluster.privateKeyPath,
-      sshKnownHosts: cluster.knownHostsPath,
-      dbfile,
-    };
+    config = { ...loginSettings(cluster), dbfile };
     const { host: _host, ...rest } = config;
     login = rest;
   });
@@ -89,13 +82,7 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
 
   /** Runs `command` on the head node as the test user, over a connection of its own. */
   async function onHead(command: string) {
-    const remote: Remote = await connect({
-      host: cluster.host,
-      port: cluster.port,
-      user: cluster.user,
-      keyfile: cluster.privateKeyPath,
-      knownHostsPath: cluster.knownHostsPath,
-    });
+    const remote: Remote = await connect(loginSettings(cluster));
     try {
       return await remote.exec(command, { timeoutMs: 30_000 });
     } finally {

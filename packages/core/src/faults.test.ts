@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { sqliteStore } from "@sheepdog/store-sqlite";
-import { unusedPort } from "@sheepdog/testcluster";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { localRemote } from "@sheepdog/local";
+import { sqliteStore } from "@sheepdog/store-sqlite";
+import { unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { undecodableAtOne } from "./__fixtures__/functions.js";
 import { processScheduler } from "./__fixtures__/process-scheduler.js";

@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { startServer } from "@sheepdog/server";
 import { sqliteStore } from "@sheepdog/store-sqlite";
-import { describeCluster, unusedPort } from "@sheepdog/testcluster";
+import { describeCluster, loginSettings, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SheepdogConfig } from "./config.js";
 import { getErrors, getResults, map, mapAsync, py, pyFile, shutdown } from "./index.js";
@@ -23,14 +23,7 @@ describeCluster("map on the GridEngine test cluster (the seed's examples)", (clu
   let login: Omit<SheepdogConfig, "host">;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-core-cluster-"));
-    config = {
-      host: cluster.host,
-      sshPort: cluster.port,
-      sshUser: cluster.user,
-      sshKeyfile: cluster.privateKeyPath,
-      sshKnownHosts: cluster.knownHostsPath,
-      dbfile: join(dir, "sheepdog.sqlite"),
-    };
+    config = { ...loginSettings(cluster), dbfile: join(dir, "sheepdog.sqlite") };
     const { host: _host, ...rest } = config;
     login = rest;
   });

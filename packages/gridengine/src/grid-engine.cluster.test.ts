@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import type { JobRef, JobSpec, Remote, Scheduler, TaskState } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster } from "@sheepdog/testcluster";
+import { describeCluster, loginSettings } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gridEngine } from "./grid-engine.js";
 import { splitDirective } from "./internal/directives.js";
@@ -68,14 +68,7 @@ describeCluster(
     }
 
     beforeAll(async () => {
-      remote = await connect({
-        host: cluster.host,
-        sshPort: cluster.port,
-        sshUser: cluster.user,
-        sshKeyfile: cluster.privateKeyPath,
-        sshKnownHosts: cluster.knownHostsPath,
-        sshConfig: "/dev/null",
-      });
+      remote = await connect(loginSettings(cluster));
       scheduler = gridEngine(remote);
     });
 

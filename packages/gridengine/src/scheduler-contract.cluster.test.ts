@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Remote } from "@sheepdog/contracts";
 import { describeSchedulerContract } from "@sheepdog/contracts/testing";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster } from "@sheepdog/testcluster";
+import { describeCluster, loginSettings } from "@sheepdog/testcluster";
 import { afterAll } from "vitest";
 import { gridEngine } from "./grid-engine.js";
 
@@ -12,14 +12,7 @@ describeCluster("gridEngine meets the Scheduler contract on the test cluster", (
   const remotes: Remote[] = [];
 
   async function open(): Promise<Remote> {
-    const remote = await connect({
-      host: cluster.host,
-      sshPort: cluster.port,
-      sshUser: cluster.user,
-      sshKeyfile: cluster.privateKeyPath,
-      sshKnownHosts: cluster.knownHostsPath,
-      sshConfig: "/dev/null",
-    });
+    const remote = await connect(loginSettings(cluster));
     remotes.push(remote);
     return remote;
   }

@@ -63,6 +63,21 @@ export function describeCluster(name: string, body: (cluster: TestCluster) => vo
   describe.skip(name, () => {});
 }
 
+/**
+ * How Sheepdog logs in to the head node as the cluster's user, in the names of `connect()` and
+ * of `map`'s configuration (no ~/.ssh/config is read).
+ */
+export function loginSettings(cluster: TestCluster) {
+  return {
+    host: cluster.host,
+    sshPort: cluster.port,
+    sshUser: cluster.user,
+    sshKeyfile: cluster.privateKeyPath,
+    sshKnownHosts: cluster.knownHostsPath,
+    sshConfig: "/dev/null",
+  };
+}
+
 /** The arguments for OpenSSH's `ssh` that log in to the head node as the cluster's user. */
 export function sshArgs(cluster: TestCluster): string[] {
   return [

@@ -1,18 +1,15 @@
-import type { Cluster, RequestId, Scheduler, Store } from "@sheepdog/contracts";
+import type { RequestId, Scheduler, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { ServerPool, SheepdogServer } from "@sheepdog/server";
 import { serverPool } from "@sheepdog/server";
+import type { ClusterLease } from "./defaults.js";
 import { dbfileKey, openDefaultStore, openLocalScheduler } from "./defaults.js";
 import type { Interruptible } from "./interrupt.js";
 import { signalGuard, uninterruptible } from "./interrupt.js";
 import { undecodableReason } from "./result-check.js";
 import { source } from "./source.js";
 
-/** A cluster opened for one piece of work; `release` ends what was opened for it. */
-export interface ClusterLease {
-  cluster: Cluster;
-  release(): Promise<void>;
-}
+export type { ClusterLease };
 
 /** What one operation of an instance works with: its store, and how to reach its cluster. */
 export interface Context {

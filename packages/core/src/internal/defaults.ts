@@ -1,8 +1,7 @@
 import { realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Scheduler, Store } from "@sheepdog/contracts";
+import type { Cluster, Scheduler, Store } from "@sheepdog/contracts";
 import type { ResolvedConfig } from "../config.js";
-import type { ClusterLease } from "./context.js";
 
 /*
  * The one module of core that names backend packages: the defaults built from the
@@ -10,6 +9,12 @@ import type { ClusterLease } from "./context.js";
  * so a program that passes its own store never loads better-sqlite3, and one that runs
  * locally never loads ssh2.
  */
+
+/** A cluster opened for one piece of work; `release` ends what was opened for it. */
+export interface ClusterLease {
+  cluster: Cluster;
+  release(): Promise<void>;
+}
 
 /** The dbfile's absolute path, resolving links in its directory so two spellings share a store. */
 export function dbfileKey(dbfile: string): string {

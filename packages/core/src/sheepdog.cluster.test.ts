@@ -1,0 +1,69 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { describeCluster, loginSettings } from "@sheepdog/testcluster";
+import { afterAll, beforeAll, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const resolveFrom = createRequire(import.meta.url);
+const url = (specifier: string) =>
+  JSON.stringify(pathToFileURL(resolveFrom.resolve(specifier)).href);
+const core = JSON.stringify(pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href);
+
+describeCluster("createSheepdog on the GridEngine test cluster", (cluster) => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-compose-cluster-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs a whole map with the memory store passed in, and never loads better-sqlite3", async () => {
+    const program = join(dir, "memory-store.mjs");
+    writeFileSync(
+      program,
+      `import { createRequire } from "node:module";
+import { createSheepdog, py } from ${core};
+import { memoryStore } from ${url("@sheepdog/contracts/testing")};
+import { connect } from ${url("@sheepdog/deploy-ssh")};
+import { gridEngine } from ${url("@sheepdog/gridengine")};
+
+const remote = await connect(${JSON.stringify(loginSettings(cluster))});
+const store = memoryStore();
+const sheepdog = createSheepdog({
+  store,
+  cluster: { scheduler: gridEngine(remote), remote },
+  shell: ${JSON.stringify(cluster.python)},
+});
+const f = py\`
+def f(x):
+    if x == 3:
+        raise ValueError("three")
+    return x * x
+\`;
+const settled = await sheepdog.mapSettled(f, [[1], [2], [3]]);
+const recovered = await sheepdog.recover(settled.request);
+await sheepdog.close();
+await remote.close();
+const loaded = Object.keys(createRequire(import.meta.url).cache);
+console.log(JSON.stringify({
+  results: settled.results.map((r) => (r.ok ? r.value : r.error.trim().split("\\n").pop())),
+  recovered,
+  betterSqlite3: loaded.some((p) => p.includes("/better-sqlite3/")),
+  requests: (await store.listRequests()).length,
+}));
+`,
+    );
+    const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
+    expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "null")).toEqual({
+      results: [1, 4, "ValueError: three"],
+      // Every report reached the server; the job's output files hold them all again.
+      recovered: { found: 3, stored: 0, missing: 0 },
+      betterSqlite3: false,
+      requests: 1,
+    });
+  }, 150_000);
+});
