@@ -5,6 +5,13 @@ import { IMPORT_MAPPING, NAME_MAPPING } from "./internal/compat-names.js";
 import { finishGraph, GraphTooDeep } from "./internal/graph.js";
 import { OPCODE_NAMES } from "./internal/opcodes.js";
 import { source } from "./internal/source.js";
+import {
+  escapeDecode,
+  isDecimalText,
+  isFloatText,
+  isIndexText,
+  rawUnicodeEscapeDecode,
+} from "./internal/text-args.js";
 import { decodeLatin1, decodeUtf8 } from "./internal/utf8.js";
 import {
   asTuple,
@@ -122,10 +129,24 @@ class Ctx {
   sparseMemo: Map<number, unknown> | undefined = undefined;
   maxDepth = DEFAULT_MAX_DEPTH;
   zeroCopy = false;
+  /**
+   * How many more items or bytes the known reductions may copy (see {@link knownReduce}). It
+   * starts at the input's length: CPython writes each copied list or bytes value once, so a
+   * real pickle never copies more than it holds, while a hostile one that rebuilds one shared
+   * value over and over would otherwise cost time and memory quadratic in its length.
+   */
+  copyBudget = 0;
 
-  begin(maxDepth: number, zeroCopy: boolean): void {
+  begin(maxDepth: number, zeroCopy: boolean, inputLength: number): void {
     this.maxDepth = maxDepth;
     this.zeroCopy = zeroCopy;
+    this.copyBudget = inputLength;
+  }
+
+  /** Takes `n` from the copy budget; false when it is spent. */
+  spend(n: number): boolean {
+    this.copyBudget -= n;
+    return this.copyBudget >= 0;
   }
 
   /** Drops references to the decoded values. */
@@ -239,28 +260,35 @@ function appendItems(target: unknown, stack: unknown[], from: number, to: number
 }
 
 const NOT_KNOWN = Symbol("not known");
+const OVER_BUDGET = Symbol("over the copy budget");
 
 /**
  * The few reductions CPython writes for core types before protocol 4 (bytes, bytearray, set,
- * frozenset) become JavaScript values. This reads data; it calls nothing.
+ * frozenset) become JavaScript values. This reads data; it calls nothing. What it copies is
+ * taken from `ctx`'s copy budget: `OVER_BUDGET` when that is spent.
  */
-function knownReduce(callable: PyGlobal, args: unknown[]): unknown {
+function knownReduce(callable: PyGlobal, args: unknown[], ctx: Ctx): unknown {
   const { module, name } = callable;
+  const first = args[0];
   if (module === "builtins") {
     switch (name) {
       case "set":
       case "frozenset": {
         let set: Set<unknown>;
         if (args.length === 0) set = new Set();
-        else if (args.length === 1 && Array.isArray(args[0])) set = new Set(args[0]);
-        else return NOT_KNOWN;
+        else if (args.length === 1 && Array.isArray(first)) {
+          if (!ctx.spend(first.length)) return OVER_BUDGET;
+          set = new Set(first);
+        } else return NOT_KNOWN;
         return name === "frozenset" ? markFrozenSet(set) : set;
       }
       case "bytearray": {
         if (args.length === 0) return markByteArray(new Uint8Array(0));
-        const first = args[0];
-        if (args.length === 1 && first instanceof Uint8Array) return markByteArray(first.slice());
+        if (args.length === 1 && first instanceof Uint8Array) {
+          return ctx.spend(first.length) ? markByteArray(first.slice()) : OVER_BUDGET;
+        }
         if (args.length === 2 && typeof first === "string" && isLatin1Name(args[1])) {
+          if (!ctx.spend(first.length)) return OVER_BUDGET;
           const bytes = latin1Bytes(first);
           return bytes === undefined ? NOT_KNOWN : markByteArray(bytes);
         }
@@ -272,8 +300,10 @@ function knownReduce(callable: PyGlobal, args: unknown[]): unknown {
     return NOT_KNOWN;
   }
   if (module === "_codecs" && name === "encode" && args.length === 2) {
-    const text = args[0];
-    if (typeof text === "string" && isLatin1Name(args[1])) return latin1Bytes(text) ?? NOT_KNOWN;
+    if (typeof first === "string" && isLatin1Name(args[1])) {
+      if (!ctx.spend(first.length)) return OVER_BUDGET;
+      return latin1Bytes(first) ?? NOT_KNOWN;
+    }
   }
   return NOT_KNOWN;
 }
@@ -292,8 +322,13 @@ function latin1Bytes(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** Longer than any module or name in the Python 2 tables, so longer ones are not looked up. */
+const COMPAT_NAME_LIMIT = 64;
+
 function findClass(module: string, name: string, proto: number): PyGlobal {
-  if (proto < 3) {
+  // Only short names are looked up: a hostile pickle may name a global with one long memoized
+  // string many times, and joining it into a key costs its length each time.
+  if (proto < 3 && module.length <= COMPAT_NAME_LIMIT && name.length <= COMPAT_NAME_LIMIT) {
     // As CPython's Unpickler.find_class with fix_imports: Python 2 names to Python 3 ones.
     const renamed = NAME_MAPPING.get(`${module}\n${name}`);
     if (renamed !== undefined) {
@@ -380,7 +415,7 @@ function lineEnd(bytes: Uint8Array, pos: number, opPos: number, op: number): num
 }
 
 function parseDecimal(text: string, opPos: number, op: number): number | bigint {
-  if (!/^[+-]?\d+$/.test(text)) throw bad(opPos, op, "its argument is not a decimal integer");
+  if (!isDecimalText(text)) throw bad(opPos, op, "its argument is not a decimal integer");
   const digits = text.length - (text[0] === "+" || text[0] === "-" ? 1 : 0);
   if (digits > MAX_INT_DIGITS) {
     throw bad(
@@ -395,131 +430,20 @@ function parseDecimal(text: string, opPos: number, op: number): number | bigint 
 }
 
 function parseIndex(text: string, opPos: number, op: number): number {
-  if (!/^\d{1,10}$/.test(text))
+  if (!isIndexText(text)) {
     throw bad(opPos, op, "its memo index is not a small non-negative integer");
+  }
   return Number(text);
 }
-
-const FLOAT_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/;
 
 function parseFloatText(raw: string, opPos: number, op: number): number {
   const text = raw.trim().toLowerCase();
   const sign = text.startsWith("-") ? -1 : 1;
-  const body = text.replace(/^[+-]/, "");
+  const body = text.startsWith("-") || text.startsWith("+") ? text.slice(1) : text;
   if (body === "inf" || body === "infinity") return sign * Number.POSITIVE_INFINITY;
   if (body === "nan") return Number.NaN;
-  if (!FLOAT_TEXT.test(text)) throw bad(opPos, op, "its argument is not a float");
+  if (!isFloatText(text)) throw bad(opPos, op, "its argument is not a float");
   return Number(text);
-}
-
-/** Python's codecs.escape_decode, for the quoted text of the STRING opcode. */
-function escapeDecode(s: string): string | undefined {
-  let out = "";
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i] as string;
-    if (c !== "\\") {
-      out += c;
-      continue;
-    }
-    const e = s[++i];
-    if (e === undefined) return undefined; // a trailing backslash
-    switch (e) {
-      case "\n":
-        break;
-      case "\\":
-      case "'":
-      case '"':
-        out += e;
-        break;
-      case "n":
-        out += "\n";
-        break;
-      case "r":
-        out += "\r";
-        break;
-      case "t":
-        out += "\t";
-        break;
-      case "a":
-        out += "\x07";
-        break;
-      case "b":
-        out += "\b";
-        break;
-      case "f":
-        out += "\f";
-        break;
-      case "v":
-        out += "\v";
-        break;
-      case "x": {
-        const hex = s.slice(i + 1, i + 3);
-        if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
-        out += String.fromCharCode(Number.parseInt(hex, 16));
-        i += 2;
-        break;
-      }
-      default:
-        if (e >= "0" && e <= "7") {
-          let oct = e;
-          while (oct.length < 3 && (s[i + 1] ?? "") >= "0" && (s[i + 1] ?? "") <= "7")
-            oct += s[++i];
-          out += String.fromCharCode(Number.parseInt(oct, 8) & 0xff);
-        } else {
-          out += `\\${e}`;
-        }
-    }
-  }
-  return out;
-}
-
-/** Python's raw-unicode-escape codec, for the UNICODE opcode. */
-function rawUnicodeEscapeDecode(bytes: Uint8Array, start: number, end: number): string | undefined {
-  const units: number[] = [];
-  let out = "";
-  let i = start;
-  while (i < end) {
-    const b = bytes[i] as number;
-    if (b !== 0x5c) {
-      units.push(b);
-      i++;
-    } else {
-      let j = i;
-      while (j < end && bytes[j] === 0x5c) j++;
-      const run = j - i;
-      const next = bytes[j];
-      if (run % 2 === 1 && j < end && (next === 0x75 || next === 0x55)) {
-        for (let k = 0; k < run - 1; k++) units.push(0x5c);
-        const digits = next === 0x75 ? 4 : 8;
-        if (j + 1 + digits > end) return undefined;
-        let cp = 0;
-        for (let k = j + 1; k < j + 1 + digits; k++) {
-          const h = bytes[k] as number;
-          const d =
-            h >= 0x30 && h <= 0x39
-              ? h - 0x30
-              : (h | 0x20) >= 0x61 && (h | 0x20) <= 0x66
-                ? (h | 0x20) - 0x57
-                : -1;
-          if (d < 0) return undefined;
-          cp = cp * 16 + d;
-        }
-        if (cp > 0x10ffff) return undefined;
-        if (cp >= 0x10000)
-          units.push(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff));
-        else units.push(cp);
-        i = j + 1 + digits;
-      } else {
-        for (let k = 0; k < run; k++) units.push(0x5c);
-        i = j;
-      }
-    }
-    if (units.length >= 4096) {
-      out += String.fromCharCode.apply(null, units);
-      units.length = 0;
-    }
-  }
-  return out + String.fromCharCode.apply(null, units);
 }
 
 function toBytes(input: unknown): Uint8Array {
@@ -569,7 +493,7 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
   const bytes = toBytes(input);
   const ctx = idle ?? new Ctx();
   idle = undefined;
-  ctx.begin(maxDepth, options.zeroCopy === true);
+  ctx.begin(maxDepth, options.zeroCopy === true, bytes.length);
   try {
     return run(bytes, ctx);
   } finally {
@@ -1092,7 +1016,15 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
           const d = Math.max(depths[at] as number, depths[at + 1] as number) + 1;
           if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
           let value: unknown = NOT_KNOWN;
-          if (op === 0x52 && callable instanceof PyGlobal) value = knownReduce(callable, args);
+          if (op === 0x52 && callable instanceof PyGlobal) value = knownReduce(callable, args, ctx);
+          if (value === OVER_BUDGET) {
+            throw bad(
+              opPos,
+              op,
+              "it copies more than the pickle's own length: one shared value rebuilt over and over",
+              "Check where the pickle came from: CPython never writes one like it.",
+            );
+          }
           if (value === NOT_KNOWN) {
             value = new PyObject({ kind: op === 0x52 ? "reduce" : "newobj", callable, args });
           }
@@ -1175,14 +1107,13 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
         case 0x53: {
           // STRING (Python 2 str, quoted and escaped): decoded as Latin-1 text
           const nl = lineEnd(bytes, pos, opPos, op);
-          const text = decodeLatin1(bytes, pos, nl);
-          pos = nl + 1;
-          const q = text[0];
-          if (text.length < 2 || (q !== "'" && q !== '"') || text[text.length - 1] !== q) {
+          const q = bytes[pos];
+          if (nl - pos < 2 || (q !== 0x27 && q !== 0x22) || bytes[nl - 1] !== q) {
             throw bad(opPos, op, "its argument must be quoted");
           }
-          const s = escapeDecode(text.slice(1, -1));
+          const s = escapeDecode(bytes, pos + 1, nl - 1);
           if (s === undefined) throw bad(opPos, op, "its argument has an invalid escape");
+          pos = nl + 1;
           stack[sp] = s;
           depths[sp++] = 0;
           break;
