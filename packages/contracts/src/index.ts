@@ -3,6 +3,8 @@ export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
 export type { ExecOptions, ExecResult, Remote } from "./remote.js";
 export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
 export type { Cluster, JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
+export type { SshSettings } from "./ssh-settings.js";
+export { sshSettingKeys } from "./ssh-settings.js";
 export type {
   CreatedRequest,
   NewRequest,

@@ -1,4 +1,5 @@
-import { didYouMean, SheepdogError } from "@sheepdog/contracts";
+import type { SshSettings } from "@sheepdog/contracts";
+import { didYouMean, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
 import { source } from "./internal/source.js";
 
 /**
@@ -6,27 +7,16 @@ import { source } from "./internal/source.js";
  * object, in TypeScript's spelling. Only `host` is required.
  *
  * Each setting is resolved as: this object, then the environment variable named beside it,
- * then the default.
+ * then the default. The SSH settings ({@link SshSettings}) are read from `SHEEPDOG_SSH_PORT`,
+ * `SHEEPDOG_SSH_USER`, `SHEEPDOG_SSH_KEYFILE`, `SHEEPDOG_SSH_KNOWN_HOSTS` and
+ * `SHEEPDOG_SSH_CONFIG`.
  */
-export interface SheepdogConfig {
+export interface SheepdogConfig extends SshSettings {
   /**
    * The cluster's head node, reached over SSH, where `qsub` runs. `"local"` runs the tasks as
    * local processes instead (no cluster needed). Env: `SHEEPDOG_HOST`.
    */
   host: string;
-  /** The SSH port. ~/.ssh/config `Port` wins. Env: `SHEEPDOG_SSH_PORT`. @default 22 */
-  sshPort?: number;
-  /** The SSH user. ~/.ssh/config `User` wins. Env: `SHEEPDOG_SSH_USER`. @default the current user */
-  sshUser?: string;
-  /**
-   * A private key file. Env: `SHEEPDOG_SSH_KEYFILE`.
-   * @default the SSH agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa
-   */
-  sshKeyfile?: string;
-  /** The known_hosts file the host key is checked against. Env: `SHEEPDOG_SSH_KNOWN_HOSTS`. @default ~/.ssh/known_hosts */
-  sshKnownHosts?: string;
-  /** The OpenSSH client configuration to read. Env: `SHEEPDOG_SSH_CONFIG`. @default ~/.ssh/config */
-  sshConfig?: string;
   /** Where job scripts go on the head node, relative to the remote home. Env: `SHEEPDOG_SSH_DIR`. @default ".sheepdog" */
   sshDir?: string;
   /** The SQLite file that keeps requests and results. Env: `SHEEPDOG_DBFILE`. @default "./sheepdog.sqlite" */
@@ -83,13 +73,8 @@ export const retryOnValues = ["died", "any"] as const;
 export type RetryOn = (typeof retryOnValues)[number];
 
 /** Every setting resolved, with defaults applied. */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends SshSettings {
   host: string;
-  sshPort?: number;
-  sshUser?: string;
-  sshKeyfile?: string;
-  sshKnownHosts?: string;
-  sshConfig?: string;
   sshDir: string;
   dbfile: string;
   port: number;
@@ -327,16 +312,7 @@ export function resolveConfig(
     retries: (values.retries as number | undefined) ?? 0,
     retryOn: (values.retryOn as RetryOn | undefined) ?? "died",
   };
-  for (const name of [
-    "sshPort",
-    "sshUser",
-    "sshKeyfile",
-    "sshKnownHosts",
-    "sshConfig",
-    "localhost",
-    "concurrency",
-    "chunkSize",
-  ] as const) {
+  for (const name of [...sshSettingKeys, "localhost", "concurrency", "chunkSize"] as const) {
     if (values[name] !== undefined)
       (resolved as unknown as Record<string, unknown>)[name] = values[name];
   }
@@ -344,16 +320,7 @@ export function resolveConfig(
 }
 
 /** The settings that say how to reach a cluster and where results are kept. */
-export const connectionKeys = [
-  "host",
-  "sshPort",
-  "sshUser",
-  "sshKeyfile",
-  "sshKnownHosts",
-  "sshConfig",
-  "concurrency",
-  "dbfile",
-] as const;
+export const connectionKeys = ["host", ...sshSettingKeys, "concurrency", "dbfile"] as const;
 
 /** One of {@link connectionKeys}. */
 export type ConnectionKey = (typeof connectionKeys)[number];

@@ -3,7 +3,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import type { ResolvedConfig, SheepdogConfig } from "./config.js";
-import { missingHost, resolveConfig } from "./config.js";
+import { connectionKeys, missingHost, resolveConfig } from "./config.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
 import { dbfileKey, openDefaultCluster } from "./internal/defaults.js";
@@ -105,15 +105,7 @@ export interface Sheepdog extends AsyncDisposable {
 
 const backendKeys = {
   store: ["dbfile"],
-  cluster: [
-    "host",
-    "sshPort",
-    "sshUser",
-    "sshKeyfile",
-    "sshKnownHosts",
-    "sshConfig",
-    "concurrency",
-  ],
+  cluster: connectionKeys.filter((key) => key !== "dbfile"),
 } as const;
 
 /** Refuses settings that configure a default the given value replaces. */

@@ -1,6 +1,6 @@
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import type { Remote } from "@sheepdog/contracts";
+import type { Remote, SshSettings } from "@sheepdog/contracts";
 import type { SshClientLike } from "./client-like.js";
 import { openConnection } from "./internal/connection.js";
 import { hopName } from "./internal/hop.js";
@@ -14,37 +14,9 @@ import { SshRemote } from "./internal/ssh-remote.js";
  * Options of {@link connect}. The `ssh*` names are those of Sheepdog's configuration
  * (`sshPort` is `SHEEPDOG_SSH_PORT` there, and so on).
  */
-export interface ConnectOptions {
+export interface ConnectOptions extends SshSettings {
   /** The host to connect to: a name, an address, or a `Host` alias from ~/.ssh/config. */
   host: string;
-  /**
-   * The SSH port. A `Port` for this host in ~/.ssh/config wins over it (as in the original
-   * Sheepdog).
-   * @default 22
-   */
-  sshPort?: number;
-  /**
-   * The login user. A `User` for this host in ~/.ssh/config wins over it (as in the original
-   * Sheepdog).
-   * @default the current local user
-   */
-  sshUser?: string;
-  /**
-   * A private key file to try after the SSH agent and before ~/.ssh/config `IdentityFile`s and
-   * ~/.ssh/id_ed25519, id_ecdsa, id_rsa. It must have no passphrase: keep keys with a
-   * passphrase in the agent (`ssh-add`). Also tried for ProxyJump hosts.
-   */
-  sshKeyfile?: string;
-  /**
-   * The known_hosts file to check the host key against, and the only one read.
-   * @default ~/.ssh/known_hosts (and known_hosts2, /etc/ssh/ssh_known_hosts), or the config's `UserKnownHostsFile`
-   */
-  sshKnownHosts?: string;
-  /**
-   * The OpenSSH client config to read.
-   * @default ~/.ssh/config
-   */
-  sshConfig?: string;
   /**
    * How long connecting (through any jump hosts, up to a logged-in session) may take.
    * @default the config's `ConnectTimeout`, else 20000

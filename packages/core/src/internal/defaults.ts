@@ -1,6 +1,7 @@
 import { realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Cluster, Scheduler, Store } from "@sheepdog/contracts";
+import type { Cluster, Scheduler, SshSettings, Store } from "@sheepdog/contracts";
+import { sshSettingKeys } from "@sheepdog/contracts";
 import type { ResolvedConfig } from "../config.js";
 
 /*
@@ -59,14 +60,10 @@ export async function openDefaultCluster(
     import("@sheepdog/deploy-ssh"),
     import("@sheepdog/gridengine"),
   ]);
-  const remote = await connect({
-    host: config.host,
-    ...(config.sshPort !== undefined && { sshPort: config.sshPort }),
-    ...(config.sshUser !== undefined && { sshUser: config.sshUser }),
-    ...(config.sshKeyfile !== undefined && { sshKeyfile: config.sshKeyfile }),
-    ...(config.sshKnownHosts !== undefined && { sshKnownHosts: config.sshKnownHosts }),
-    ...(config.sshConfig !== undefined && { sshConfig: config.sshConfig }),
-  });
+  const login: SshSettings = Object.fromEntries(
+    sshSettingKeys.filter((key) => config[key] !== undefined).map((key) => [key, config[key]]),
+  );
+  const remote = await connect({ host: config.host, ...login });
   const scheduler = gridEngine(remote);
   return {
     cluster: { scheduler, remote },

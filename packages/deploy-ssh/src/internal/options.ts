@@ -1,14 +1,10 @@
-import { didYouMean, SheepdogError } from "@sheepdog/contracts";
+import { didYouMean, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
 import type { ConnectOptions } from "../connect.js";
 import { source } from "./source.js";
 
 const optionNames = [
   "host",
-  "sshPort",
-  "sshUser",
-  "sshKeyfile",
-  "sshKnownHosts",
-  "sshConfig",
+  ...sshSettingKeys,
   "connectTimeoutMs",
   "keepaliveIntervalMs",
   "maxConcurrentCommands",
