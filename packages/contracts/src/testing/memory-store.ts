@@ -65,201 +65,206 @@ export interface MemoryStore extends Store, AsyncDisposable {
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const data: MemoryStoreData = options.data ?? { nextId: 1, requests: new Map() };
   let closed = false;
-
-  function open(): MemoryStoreData {
+  const open = (): MemoryStoreData => {
     if (closed) {
       throw new SheepdogError("CLOSED", source, "This memory store is closed. Open a new one.");
     }
     return data;
-  }
-
-  function request(id: RequestId): MemoryRequest {
-    const found = open().requests.get(id);
-    if (!found) {
-      throw new SheepdogError("REQUEST_NOT_FOUND", source, `There is no request ${String(id)}.`);
-    }
-    return found;
-  }
-
-  function checkIndex(req: MemoryRequest, index: number): void {
-    if (!Number.isInteger(index) || index < 0 || index >= req.info.tasks) {
-      throw new SheepdogError(
-        "TASK_NOT_FOUND",
-        source,
-        `Request ${req.info.id} has no task ${String(index)}: its tasks are 0 to ${req.info.tasks - 1}.`,
-      );
-    }
-  }
-
-  function checkRange(req: MemoryRequest, start: number, count: number): void {
-    const inside = Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0;
-    if (!inside || start + count > req.info.tasks) {
-      throw new SheepdogError(
-        "TASK_NOT_FOUND",
-        source,
-        `Request ${req.info.id} has no tasks ${String(start)} to ${String(start + count - 1)}: its tasks are 0 to ${req.info.tasks - 1}.`,
-      );
-    }
-  }
-
-  function report(req: MemoryRequest, entry: StoreReport): boolean {
-    if (req.reports.has(entry.index)) return false;
-    if (entry.kind === "result") {
-      req.reports.set(entry.index, { result: entry.value.slice() });
-      req.results += 1;
-    } else {
-      req.reports.set(entry.index, { error: entry.value });
-      req.errors += 1;
-    }
-    return true;
-  }
+  };
+  const request = (id: RequestId): MemoryRequest => findRequest(open(), id);
+  const close = async (): Promise<void> => {
+    closed = true;
+  };
 
   return {
     data,
-
-    async createRequest(input: NewRequest): Promise<CreatedRequest> {
-      open();
-      const args: Uint8Array[] = [];
-      for (const arg of input.args) args.push(bytes(arg, `argument ${args.length}`).slice());
-      const func = bytes(input.func, "func").slice();
-      const ns = bytes(input.ns, "ns").slice();
-      const meta = jsonCopy(input.meta ?? {});
-      const token = newToken();
-      const id = data.nextId++;
-      data.requests.set(id, {
-        info: {
-          id,
-          func,
-          ns,
-          tasks: args.length,
-          tokenHash: hashToken(token),
-          createdAt: Date.now(),
-          meta,
-        },
-        args,
-        reports: new Map(),
-        results: 0,
-        errors: 0,
-      });
-      return { id, token };
-    },
-
-    async getRequest(id) {
-      const { info } = request(id);
-      return { ...info, func: info.func.slice(), ns: info.ns.slice(), meta: jsonCopy(info.meta) };
-    },
-
-    async getArgs(id, start, count = 1) {
-      const req = request(id);
-      checkRange(req, start, count);
-      return req.args.slice(start, start + count).map((arg) => arg.slice());
-    },
-
-    async unreported(id, start, count) {
-      const req = request(id);
-      checkRange(req, start, count);
-      const missing: number[] = [];
-      for (let index = start; index < start + count; index++) {
-        if (!req.reports.has(index)) missing.push(index);
-      }
-      return missing;
-    },
-
-    async putResult(id, index, result) {
-      const req = request(id);
-      checkIndex(req, index);
-      return report(req, { index, kind: "result", value: bytes(result, "result") });
-    },
-
-    async putError(id, index, error) {
-      const req = request(id);
-      checkIndex(req, index);
-      return report(req, { index, kind: "error", value: text(error) });
-    },
-
-    async putReports(id, reports) {
-      const req = request(id);
-      // Check the whole batch before storing any of it.
-      for (const entry of reports) {
-        checkIndex(req, entry.index);
-        if (entry.kind === "result") bytes(entry.value, "result");
-        else text(entry.value);
-      }
-      return reports.map((entry) => report(req, entry));
-    },
-
-    async resetTasks(id, indices) {
-      const req = request(id);
-      for (const index of indices) checkIndex(req, index);
-      for (const index of indices) {
-        const found = req.reports.get(index);
-        if (!found) continue;
-        req.reports.delete(index);
-        if ("result" in found) req.results -= 1;
-        else req.errors -= 1;
-      }
-    },
-
-    async updateMeta(id, patch) {
-      const req = request(id);
-      req.info.meta = { ...req.info.meta, ...jsonCopy(patch) };
-    },
-
-    async counts(id): Promise<RequestCounts> {
-      const req = request(id);
-      return { tasks: req.info.tasks, results: req.results, errors: req.errors };
-    },
-
-    async getResults(id): Promise<TaskResult[]> {
-      const req = request(id);
-      return req.args.map((args, index) => {
-        const found = req.reports.get(index);
-        const result = found && "result" in found ? found.result.slice() : null;
-        return { index, args: args.slice(), result };
-      });
-    },
-
-    async getResultRange(id, start, count): Promise<(Uint8Array | null)[]> {
-      const req = request(id);
-      checkRange(req, start, count);
-      const results: (Uint8Array | null)[] = [];
-      for (let index = start; index < start + count; index++) {
-        const found = req.reports.get(index);
-        results.push(found && "result" in found ? found.result.slice() : null);
-      }
-      return results;
-    },
-
-    async getErrors(id): Promise<TaskError[]> {
-      const req = request(id);
-      const errors: TaskError[] = [];
-      for (const [index, found] of [...req.reports].sort((a, b) => a[0] - b[0])) {
-        if ("error" in found) {
-          errors.push({ index, args: (req.args[index] as Uint8Array).slice(), error: found.error });
-        }
-      }
-      return errors;
-    },
-
-    async listRequests(): Promise<RequestSummary[]> {
-      return [...open().requests.values()].map((req) => ({
-        id: req.info.id,
-        createdAt: req.info.createdAt,
-        meta: jsonCopy(req.info.meta),
-        tasks: req.info.tasks,
-        results: req.results,
-        errors: req.errors,
-      }));
-    },
-
-    async close() {
-      closed = true;
-    },
-
-    async [Symbol.asyncDispose]() {
-      closed = true;
-    },
+    createRequest: async (input) => addRequest(open(), input),
+    getRequest: async (id) => infoOf(request(id)),
+    getArgs: async (id, start, count = 1) => argsOf(request(id), start, count),
+    unreported: async (id, start, count) => unreportedOf(request(id), start, count),
+    putResult: async (id, index, result) => putResult(request(id), index, result),
+    putError: async (id, index, error) => putError(request(id), index, error),
+    putReports: async (id, reports) => putReports(request(id), reports),
+    resetTasks: async (id, indices) => resetTasks(request(id), indices),
+    updateMeta: async (id, patch) => updateMeta(request(id), patch),
+    counts: async (id) => countsOf(request(id)),
+    getResults: async (id) => resultsOf(request(id)),
+    getResultRange: async (id, start, count) => resultRangeOf(request(id), start, count),
+    getErrors: async (id) => errorsOf(request(id)),
+    listRequests: async () => [...open().requests.values()].map(summaryOf),
+    close,
+    [Symbol.asyncDispose]: close,
   };
+}
+
+// What follows works on the data of one store: each function is one method, or a check.
+
+function findRequest(data: MemoryStoreData, id: RequestId): MemoryRequest {
+  const found = data.requests.get(id);
+  if (!found) {
+    throw new SheepdogError("REQUEST_NOT_FOUND", source, `There is no request ${String(id)}.`);
+  }
+  return found;
+}
+
+/** Stores a new request, with copies of its bytes and meta, under the next id. */
+function addRequest(data: MemoryStoreData, input: NewRequest): CreatedRequest {
+  const args: Uint8Array[] = [];
+  for (const arg of input.args) args.push(bytes(arg, `argument ${args.length}`).slice());
+  const func = bytes(input.func, "func").slice();
+  const ns = bytes(input.ns, "ns").slice();
+  const meta = jsonCopy(input.meta ?? {});
+  const token = newToken();
+  const id = data.nextId++;
+  data.requests.set(id, {
+    info: {
+      id,
+      func,
+      ns,
+      tasks: args.length,
+      tokenHash: hashToken(token),
+      createdAt: Date.now(),
+      meta,
+    },
+    args,
+    reports: new Map(),
+    results: 0,
+    errors: 0,
+  });
+  return { id, token };
+}
+
+function infoOf({ info }: MemoryRequest): RequestInfo {
+  return { ...info, func: info.func.slice(), ns: info.ns.slice(), meta: jsonCopy(info.meta) };
+}
+
+function argsOf(req: MemoryRequest, start: number, count: number): Uint8Array[] {
+  checkRange(req, start, count);
+  return req.args.slice(start, start + count).map((arg) => arg.slice());
+}
+
+function unreportedOf(req: MemoryRequest, start: number, count: number): number[] {
+  checkRange(req, start, count);
+  const missing: number[] = [];
+  for (let index = start; index < start + count; index++) {
+    if (!req.reports.has(index)) missing.push(index);
+  }
+  return missing;
+}
+
+function putResult(req: MemoryRequest, index: number, result: Uint8Array): boolean {
+  checkIndex(req, index);
+  return report(req, { index, kind: "result", value: bytes(result, "result") });
+}
+
+function putError(req: MemoryRequest, index: number, error: string): boolean {
+  checkIndex(req, index);
+  return report(req, { index, kind: "error", value: text(error) });
+}
+
+/** Checks the whole batch before storing any of it. */
+function putReports(req: MemoryRequest, reports: readonly StoreReport[]): boolean[] {
+  for (const entry of reports) {
+    checkIndex(req, entry.index);
+    if (entry.kind === "result") bytes(entry.value, "result");
+    else text(entry.value);
+  }
+  return reports.map((entry) => report(req, entry));
+}
+
+/** Stores the first report of a task (a copy of it) and says whether this was it. */
+function report(req: MemoryRequest, entry: StoreReport): boolean {
+  if (req.reports.has(entry.index)) return false;
+  if (entry.kind === "result") {
+    req.reports.set(entry.index, { result: entry.value.slice() });
+    req.results += 1;
+  } else {
+    req.reports.set(entry.index, { error: entry.value });
+    req.errors += 1;
+  }
+  return true;
+}
+
+function resetTasks(req: MemoryRequest, indices: readonly number[]): void {
+  for (const index of indices) checkIndex(req, index);
+  for (const index of indices) {
+    const found = req.reports.get(index);
+    if (!found) continue;
+    req.reports.delete(index);
+    if ("result" in found) req.results -= 1;
+    else req.errors -= 1;
+  }
+}
+
+function updateMeta(req: MemoryRequest, patch: RequestMeta): void {
+  req.info.meta = { ...req.info.meta, ...jsonCopy(patch) };
+}
+
+function countsOf(req: MemoryRequest): RequestCounts {
+  return { tasks: req.info.tasks, results: req.results, errors: req.errors };
+}
+
+function resultsOf(req: MemoryRequest): TaskResult[] {
+  return req.args.map((args, index) => ({
+    index,
+    args: args.slice(),
+    result: resultOf(req, index),
+  }));
+}
+
+function resultRangeOf(req: MemoryRequest, start: number, count: number): (Uint8Array | null)[] {
+  checkRange(req, start, count);
+  const results: (Uint8Array | null)[] = [];
+  for (let index = start; index < start + count; index++) results.push(resultOf(req, index));
+  return results;
+}
+
+/** A copy of the result of a task, or null if it has none (no report, or an error). */
+function resultOf(req: MemoryRequest, index: number): Uint8Array | null {
+  const found = req.reports.get(index);
+  return found && "result" in found ? found.result.slice() : null;
+}
+
+function errorsOf(req: MemoryRequest): TaskError[] {
+  const errors: TaskError[] = [];
+  for (const [index, found] of [...req.reports].sort((a, b) => a[0] - b[0])) {
+    if ("error" in found) {
+      errors.push({ index, args: (req.args[index] as Uint8Array).slice(), error: found.error });
+    }
+  }
+  return errors;
+}
+
+function summaryOf(req: MemoryRequest): RequestSummary {
+  return {
+    id: req.info.id,
+    createdAt: req.info.createdAt,
+    meta: jsonCopy(req.info.meta),
+    tasks: req.info.tasks,
+    results: req.results,
+    errors: req.errors,
+  };
+}
+
+function checkIndex(req: MemoryRequest, index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= req.info.tasks) {
+    throw new SheepdogError(
+      "TASK_NOT_FOUND",
+      source,
+      `Request ${req.info.id} has no task ${String(index)}: its tasks are 0 to ${req.info.tasks - 1}.`,
+    );
+  }
+}
+
+function checkRange(req: MemoryRequest, start: number, count: number): void {
+  const inside = Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0;
+  if (!inside || start + count > req.info.tasks) {
+    throw new SheepdogError(
+      "TASK_NOT_FOUND",
+      source,
+      `Request ${req.info.id} has no tasks ${String(start)} to ${String(start + count - 1)}: its tasks are 0 to ${req.info.tasks - 1}.`,
+    );
+  }
 }
 
 function bytes(value: unknown, what: string): Uint8Array {
