@@ -16,11 +16,11 @@ import {
   serve,
   shutdown,
 } from "@sheepdog/core";
-import { configKeys, progressPrinter } from "@sheepdog/core/cli";
+import { configKeys, didYouMean, progressPrinter } from "@sheepdog/core/cli";
 import { jsonLine } from "./json-values.js";
 import { readArgs } from "./read-args.js";
 import type { Settings } from "./settings.js";
-import { configFlags, requestConfig, settings, usageError } from "./settings.js";
+import { configFlags, requestConfig, settings, source, usageError } from "./settings.js";
 
 /** What the command line reads and writes: the process's own, or a test's. */
 export interface CliIo {
@@ -87,14 +87,9 @@ const commandOptions = {
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-/** The flag a mistyped or seed-spelled one (`--ge_opts`, `--sshport`) most likely meant. */
+/** The flag a mistyped one, or one in the original's spelling (`--ge_opts`), most likely meant. */
 function flagSuggestion(flag: string): string | undefined {
-  const wanted = flag.toLowerCase().replace(/[_-]/g, "");
-  for (const known of Object.keys(commandOptions)) {
-    const plain = known.replace(/-/g, "");
-    if (plain === wanted || `${plain}s` === wanted) return known;
-  }
-  return undefined;
+  return didYouMean(flag, Object.keys(commandOptions));
 }
 
 function requestId(positionals: string[], command: string): number {
@@ -128,7 +123,7 @@ export async function main(io: CliIo): Promise<number> {
     }
     write(
       io.stderr,
-      `[sheepdog] [cli] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      `[sheepdog] [${source}] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
     return exitCodes.failed;
   } finally {

@@ -6,6 +6,9 @@ import { SheepdogError } from "@sheepdog/core";
 import type { ConfigResolution } from "@sheepdog/core/cli";
 import { resolveConfig } from "@sheepdog/core/cli";
 
+/** The package name in this program's errors: `[sheepdog] [cli] ...`. */
+export const source = "cli";
+
 /** The configuration flags, their option names and how to read them. */
 export const configFlags = {
   host: { option: "host", kind: "string" },
@@ -37,7 +40,7 @@ export type ConfigFlag = keyof typeof configFlags;
 export const configFileName = "sheepdog.config.json";
 
 export function usageError(message: string): SheepdogError {
-  return new SheepdogError("CONFIG_INVALID", "cli", message);
+  return new SheepdogError("CONFIG_INVALID", source, message);
 }
 
 /** The options the configuration flags gave, in SheepdogConfig's spelling. */
@@ -65,7 +68,7 @@ async function importTypeScript(path: string): Promise<{ default?: unknown }> {
   } catch (error) {
     throw new SheepdogError(
       "CONFIG_INVALID",
-      "cli",
+      source,
       `Reading ${path} needs the tsx package, which is not installed. Install it beside the sheepdog command ("npm install tsx"), or write the configuration as JSON.`,
       { cause: error },
     );

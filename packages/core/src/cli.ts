@@ -2,6 +2,8 @@
  * What command-line front ends of Sheepdog need beside the API: every configuration key,
  * resolution with the source of each value, and the progress printer of `verbose`.
  */
+
+export { didYouMean } from "@sheepdog/contracts";
 export type {
   ConfigResolution,
   ConfigSource,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { resolveConfig } from "./config.js";
 
 describe("resolveConfig", () => {
-  it("fills in the seed's defaults", () => {
+  it("fills in the original's defaults", () => {
     const { config, sources } = resolveConfig({ host: "fear" }, {});
     expect(config).toEqual({
       host: "fear",
@@ -81,7 +81,7 @@ describe("resolveConfig", () => {
     ).toThrow('"port" in c.json must be a port number');
   });
 
-  it("names the right spelling for the seed's options", () => {
+  it("names the right spelling for the original's options", () => {
     expect(() => resolveConfig({ host: "fear", ge_opts: [] } as never, {})).toThrow(
       '[sheepdog] [core] Unknown configuration option "ge_opts". Sheepdog for TypeScript spells it "geOpts".',
     );

@@ -13,7 +13,7 @@ import { getErrors, getResults, map, mapAsync, py, pyFile, shutdown } from "./in
 
 const run = promisify(execFile);
 
-describeCluster("map on the GridEngine test cluster (the seed's examples)", (cluster) => {
+describeCluster("map on the GridEngine test cluster (the original's examples)", (cluster) => {
   let dir: string;
   let config: SheepdogConfig;
   /**

@@ -165,7 +165,7 @@ class TaskNumberTest(unittest.TestCase):
 
 
 class NamespaceTest(unittest.TestCase):
-    def test_seed_namespaces_example(self):
+    def test_original_namespaces_example(self):
         ns = pickle.dumps(
             {"constant": 12, "g": ns_function("g", "def g(x):\n    return x * 2\n")}, 4
         )
@@ -175,7 +175,7 @@ class NamespaceTest(unittest.TestCase):
         )
         self.assertEqual([f(*a) for a in [(1, 2), (2, 3), (3, 4)]], [17, 20, 23])
 
-    def test_seed_imports_example(self):
+    def test_original_imports_example(self):
         namespace = w.build_namespace(
             pickle.dumps({"g": ns_function("g", "def g(x):\n    return m.fsum(x)\n")}, 4)
         )

@@ -102,7 +102,7 @@ async function restartServer(port: number): Promise<void> {
 }
 
 describe("the worker against the real server", () => {
-  it("runs the seed's synchronous map: results in order, stdout lines that match", async () => {
+  it("runs the original's synchronous map: results in order, stdout lines that match", async () => {
     const request = await newRequest("def f(a, b):\n    return a + b\n", [
       "(1, 1)",
       "(1, 2)",
@@ -145,7 +145,7 @@ describe("the worker against the real server", () => {
     expect(new TextDecoder().decode(lines[1]?.payload)).toBe(text);
   });
 
-  it("runs the seed's namespaces example: values and py functions", async () => {
+  it("runs the original's namespaces example: values and py functions", async () => {
     const ns = `{"constant": 12, "g": {"${NS_FUNCTION}": {"name": "g", "source": "def g(x):\\n    return x * 2\\n"}}}`;
     const request = await newRequest(
       "def f(a, b):\n    return a + g(b) + constant\n",
@@ -157,7 +157,7 @@ describe("the worker against the real server", () => {
     expect(await results(request.id)).toEqual(["17", "20", "23"]);
   });
 
-  it("runs the seed's imports example: a global import shared with ns functions", async () => {
+  it("runs the original's imports example: a global import shared with ns functions", async () => {
     const ns = `{"g": {"${NS_FUNCTION}": {"name": "g", "source": "def g(x):\\n    return statistics.mean(x)\\n"}}}`;
     const request = await newRequest(
       "def f(x):\n    import statistics\n    global statistics\n    return g(x)\n",
