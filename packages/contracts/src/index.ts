@@ -20,6 +20,29 @@ export type {
 } from "./store.js";
 export { didYouMean, shellQuote } from "./text.js";
 export { hashToken, newToken, tokenMatches } from "./token.js";
+export type {
+  AnswerFacts,
+  MacKey,
+  WorkerAuthorization,
+  WorkerRequest,
+  WorkerRequestFacts,
+} from "./wire/auth.js";
+export {
+  AUTH_SCHEME,
+  BODY_HASH_HEADER,
+  bodyHash,
+  macKey,
+  newNonce,
+  PROOF_HEADER,
+  parseWorkerAuthorization,
+  proofMatches,
+  REQUEST_TIME_AHEAD_MS,
+  REQUEST_TIME_BEHIND_MS,
+  serverProof,
+  signWorkerRequest,
+  workerMac,
+  workerMacMatches,
+} from "./wire/auth.js";
 export type { ReportFrame, TaskFrames } from "./wire/frames.js";
 export {
   decodeFrames,

@@ -5,7 +5,11 @@ export function newToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
-/** The SHA-256 of a token, which is what stores keep. */
+/**
+ * The SHA-256 of a token, which is what stores keep. It is also the request's key in the wire
+ * protocol (HMAC-SHA256, see `wire/auth.ts`), so it is as secret as the token: a store keeps it
+ * where only its owner can read it.
+ */
 export function hashToken(token: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(token, "utf8").digest());
 }

@@ -1,7 +1,7 @@
 /**
- * The protocol between the server and the Python workers, version 1.
+ * The protocol between the server and the Python workers, version 2.
  *
- * Every worker route is under `/v1/requests/:request/tasks/:task`, where `task` is the array
+ * Every worker route is under `/v2/requests/:request/tasks/:task`, where `task` is the array
  * task number (1-based). A task covers the arguments `first .. first + count - 1` (0-based
  * store indices); with a chunk size of `c` (the request meta's `chunkSize`, a positive integer,
  * default 1), task `t` covers `(t - 1) * c` onward, `min(c, tasks - first)` of them. There are
@@ -17,17 +17,53 @@
  * code in `wire/task-layout.ts` (`layoutOf`, `taskCount`, `taskRange`, `taskIndices`,
  * `retryChunks`), which the server and core use and the Python worker is tested against.
  *
- * Workers authenticate with `Authorization: Bearer <token>`, the token of that request. The
- * server compares it in constant time against the stored hash.
+ * ## Authentication, both ways
+ *
+ * The request's key `K` is the SHA-256 of its token (`hashToken`): what the store keeps, and
+ * what the worker computes from the token it reads from its token file
+ * ({@link WorkerLaunch.tokenFile}). The token itself never travels, and `K` is a secret as
+ * the token is (whoever holds it can act as the request's worker or server). Code in
+ * `wire/auth.ts`; the Python worker mirrors it and is tested against it.
+ *
+ * A worker signs every request (new nonce, new time on every attempt):
+ * `Authorization: Sheepdog <nonce>.<time>.<mac>`, where `nonce` is 16 random bytes in base64url
+ * (22 characters), `time` the worker's clock in milliseconds since the Unix epoch (decimal),
+ * and `mac` the base64url HMAC-SHA256 under `K` of the UTF-8 text
+ * `"sheepdog-worker-v2" LF method LF host LF path LF nonce LF time LF bodyHash`: `host` is the
+ * `Host` header as sent (the authority of the worker's URL), `path` the request target as sent,
+ * and `bodyHash` the base64url SHA-256 of the body, which a post also sends as
+ * `Sheepdog-Content-SHA256` (empty for a GET). The server answers an unauthenticated request
+ * (no or a malformed header, an unknown request, a wrong MAC, a nonce it has seen) with the
+ * same 401 whether or not the request exists, before reading any body. It refuses (401) a MAC
+ * whose host names another port than its own, so that a request captured by a program on
+ * another port (one that squats the port of a server that is gone) is useless to it. A
+ * signed request is used once: the server accepts `time` from 60 s behind its clock
+ * (`REQUEST_TIME_BEHIND_MS`) to 10 s ahead (`REQUEST_TIME_AHEAD_MS`), never
+ * before it started, and remembers the nonces of that window. A right MAC with a time outside
+ * it is answered 401 with the server's clock in the body (`serverTime`, proven as below): the
+ * worker corrects its clock by the difference and signs again.
+ *
+ * The server proves every answer to a request whose MAC was right (errors included):
+ * `Sheepdog-Proof: <proof>`, the base64url HMAC-SHA256 under `K` of the UTF-8 text
+ * `"sheepdog-server-v2" LF method LF path LF nonce LF status LF` followed by the answer's body
+ * bytes. A worker checks it before it uses anything of the answer (before it unpickles or
+ * executes what a task carries). An answer without a right proof is not from the request's
+ * server: the worker retries it only when its status is one that a server gives before it
+ * knows the worker (5xx, 408, 429), stops with `refused` on a 401, and stops with `impostor`
+ * on anything else (a 200, a redirect, another 4xx). A worker follows no redirect, ignores
+ * proxy settings, reads at most {@link WorkerLaunch.maxReplyBytes} of an answer, and gives an
+ * attempt (connecting, sending, reading) 60 s plus 1 s per MiB sent or announced.
+ *
+ * ## Routes
  *
  * Bodies that carry pickles are *frames*: a sequence of sections, each a 4-byte big-endian
  * unsigned length followed by that many bytes. The first section is a UTF-8 JSON header.
  * `wire/frames.ts` encodes and decodes them (`encodeTaskFrames`, `decodeReports`, ...).
  *
- * - `GET  /v1/requests/:request/tasks/:task` -> frames
+ * - `GET  /v2/requests/:request/tasks/:task` -> frames
  *   `[TaskHeader, func, ns, args(first), ..., args(first + count - 1)]`,
  *   content type {@link TASK_CONTENT_TYPE}.
- * - `POST /v1/requests/:request/tasks/:task/reports`, frames
+ * - `POST /v2/requests/:request/tasks/:task/reports`, frames
  *   `[ReportHeader, payload(report 0), payload(report 1), ...]`, where a result's payload is
  *   its pickle (protocol 2 to 5: it starts with PROTO and ends with STOP) and an error's is the
  *   UTF-8 traceback, content type {@link REPORTS_CONTENT_TYPE} -> JSON {@link ReportsReply}.
@@ -35,15 +71,17 @@
  *   post is refused (400) and none of it is stored. A server MAY check that a result decodes
  *   (Sheepdog's does): one that does not is stored as an error for its task, with the reason,
  *   and the rest of the post is stored as usual.
- * - `GET  /health` -> JSON {@link HealthReply}.
+ * - `GET  /health` -> JSON {@link HealthReply} (no authentication).
+ * - Anything under `/v1/` -> 410 (a worker of wire protocol 1 stops with `refused`).
  *
  * Anything malformed is answered 4xx with JSON {@link WireErrorBody}; never a crash, never a
- * stack trace or echoed input. 400 bad ids or frames, 401 a missing or wrong token, 404 an
- * unknown request or task, 405 a wrong method, 413 a body over the limit, 415 a wrong content
- * type; 503 when the server's store fails (retry). Workers retry connection failures, 5xx, 408
- * and 429, and never other 4xx.
+ * stack trace or echoed input. 400 bad ids, frames or body hash, 401 not authenticated, 404 an
+ * unknown task (of a request the worker authenticated for), 405 a wrong method, 410 an old
+ * protocol version, 413 a body over the limit, 415 a wrong content type; 503 when the server's
+ * store fails or too many bodies are being read at once (retry). Workers retry connection
+ * failures, 5xx, 408 and 429, and never other 4xx.
  */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 
 export const TASK_CONTENT_TYPE = "application/vnd.sheepdog.task+frames";
 export const REPORTS_CONTENT_TYPE = "application/vnd.sheepdog.reports+frames";
@@ -94,6 +132,11 @@ export interface HealthReply {
 export interface WireErrorBody {
   status: number;
   message: string;
+  /**
+   * The server's clock (milliseconds since the Unix epoch) on a proven 401 that refuses a
+   * request's time; the worker corrects its clock by it.
+   */
+  serverTime?: number;
 }
 
 /**
@@ -123,10 +166,18 @@ export interface NamespaceFunction {
 /**
  * The worker's exit status: `ok` when every report was delivered (even if the function
  * raised); `undelivered` when reports could not be delivered (they are still on stdout);
- * `usage` for bad launch settings or no task number in the environment; `refused` when the
- * server refused the worker (4xx) or answered with something unusable.
+ * `usage` for bad launch settings, an unreadable token file or no task number in the
+ * environment; `refused` when the server refused the worker (4xx) or answered with something
+ * unusable; `impostor` when something answered at the server's URL without proving that it
+ * holds the request's key (nothing it sent was used; reports made so far are on stdout).
  */
-export const WORKER_EXIT_CODES = { ok: 0, undelivered: 1, usage: 2, refused: 3 } as const;
+export const WORKER_EXIT_CODES = {
+  ok: 0,
+  undelivered: 1,
+  usage: 2,
+  refused: 3,
+  impostor: 4,
+} as const;
 
 /**
  * Each report is also printed on the worker's stdout as one line, before it is posted, so
@@ -136,14 +187,22 @@ export const WORKER_EXIT_CODES = { ok: 0, undelivered: 1, usage: 2, refused: 3 }
 export const STDOUT_REPORT_PREFIX = "SHEEPDOG-REPORT v1 ";
 
 /**
- * The settings a worker is launched with, embedded in its job program as JSON. The task
+ * The settings a worker is launched with, embedded in its job program as JSON. They hold no
+ * secret: schedulers copy job programs where other users of a node can read them. The task
  * number comes from the environment: the first set of `SHEEPDOG_TASK_ID`, `SGE_TASK_ID`,
  * `SLURM_ARRAY_TASK_ID`, `PBS_ARRAY_INDEX` (`SGE_TASK_ID=undefined` counts as unset).
  */
 export interface WorkerLaunch {
   /** The server's base URL, without a trailing slash. */
   url: string;
-  token: string;
+  /**
+   * The file that holds the request's token (its only content, surrounding white space
+   * ignored): relative to the worker's home directory unless absolute. Core writes it, mode
+   * 0600 in the job directory (which must be 0700), before it submits the job, and removes it
+   * when `map` ends; after `mapAsync` it stays, since queued tasks need it however long they
+   * wait (a later `sheepdog serve` serves them).
+   */
+  tokenFile: string;
   request: number;
   /** The pickle protocol for results. */
   pickleProtocol: number;
@@ -156,4 +215,10 @@ export interface WorkerLaunch {
    * job's task 1 is the request's task `taskOffset + 1` (see `retryTasks` above). @default 0
    */
   taskOffset?: number;
+  /**
+   * The largest answer the worker reads, in bytes: core sets it to what this request's
+   * largest task can take (function, namespace, the largest chunk of arguments, the header).
+   * A larger answer is refused unread. @default 1 GiB
+   */
+  maxReplyBytes?: number;
 }

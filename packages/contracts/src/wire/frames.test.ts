@@ -54,7 +54,7 @@ describe("encodeFrames / decodeFrames", () => {
 
 describe("task frames", () => {
   const task = {
-    header: { version: 1 as const, request: 3, task: 2, first: 2, count: 2 },
+    header: { version: 2 as const, request: 3, task: 2, first: 2, count: 2 },
     func: text('{"name":"f","source":"def f(x): return x"}'),
     ns: bytes(),
     args: [bytes(0x80, 4, 0x2e), bytes(0x80, 4, 0x4e, 0x2e)],
@@ -100,9 +100,16 @@ describe("task frames", () => {
   });
 
   it("refuses a header of another version or without its fields", () => {
-    for (const header of [{ ...task.header, version: 2 }, { version: 1 }, [1], "x", null]) {
+    for (const header of [
+      { ...task.header, version: 1 },
+      { ...task.header, version: 3 },
+      { version: 2 },
+      [2],
+      "x",
+      null,
+    ]) {
       const body = encodeFrames([text(JSON.stringify(header)), task.func, task.ns]);
-      expect(invalid(() => decodeTaskFrames(body)).message).toMatch(/wire version 1/);
+      expect(invalid(() => decodeTaskFrames(body)).message).toMatch(/wire version 2/);
     }
   });
 });
@@ -121,14 +128,14 @@ describe("report frames", () => {
       encodeFrames([]),
       encodeFrames([text("not json")]),
       encodeFrames([bytes(0xff, 0xfe)]),
-      encodeFrames([text('{"version":1,"reports":[]}'), bytes(1)]),
-      encodeFrames([text('{"version":1,"reports":[{"index":0,"kind":"result"}]}')]),
-      encodeFrames([text('{"version":1,"reports":[{"index":-1,"kind":"result"}]}'), bytes(1)]),
-      encodeFrames([text('{"version":1,"reports":[{"index":1.5,"kind":"result"}]}'), bytes(1)]),
-      encodeFrames([text('{"version":1,"reports":[{"index":0,"kind":"maybe"}]}'), bytes(1)]),
-      encodeFrames([text('{"version":1,"reports":[null]}'), bytes(1)]),
-      encodeFrames([text('{"version":2,"reports":[]}')]),
-      encodeFrames([text('{"version":1,"reports":{}}')]),
+      encodeFrames([text('{"version":2,"reports":[]}'), bytes(1)]),
+      encodeFrames([text('{"version":2,"reports":[{"index":0,"kind":"result"}]}')]),
+      encodeFrames([text('{"version":2,"reports":[{"index":-1,"kind":"result"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":2,"reports":[{"index":1.5,"kind":"result"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":2,"reports":[{"index":0,"kind":"maybe"}]}'), bytes(1)]),
+      encodeFrames([text('{"version":2,"reports":[null]}'), bytes(1)]),
+      encodeFrames([text('{"version":3,"reports":[]}')]),
+      encodeFrames([text('{"version":2,"reports":{}}')]),
     ];
     for (const body of cases) expect(invalid(() => decodeReports(body)).code).toBe("INVALID_INPUT");
   });

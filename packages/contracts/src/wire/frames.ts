@@ -132,7 +132,7 @@ export function decodeTaskFrames(body: Uint8Array): TaskFrames {
     !isIndex(header.first) ||
     !isIndex(header.count)
   ) {
-    throw frameError("The task header does not have the fields of wire version 1.");
+    throw frameError(`The task header does not have the fields of wire version ${WIRE_VERSION}.`);
   }
   const indices = header.indices;
   if (
@@ -181,7 +181,7 @@ export function decodeReports(body: Uint8Array): ReportFrame[] {
   const sections = decodeFrames(body);
   const header = parseJsonSection(sections[0], "report header");
   if (!isRecord(header) || header.version !== WIRE_VERSION || !Array.isArray(header.reports)) {
-    throw frameError("The report header does not have the fields of wire version 1.");
+    throw frameError(`The report header does not have the fields of wire version ${WIRE_VERSION}.`);
   }
   const entries: unknown[] = header.reports;
   if (entries.length !== sections.length - 1) {
