@@ -8,7 +8,12 @@
  * describeStoreContract("my-store", (ctx) => myStore({ file: join(ctx.dir, "data") }));
  * ```
  */
-export type { MemoryStore, MemoryStoreData, MemoryStoreOptions } from "./memory-store.js";
+export type {
+  MemoryRequest,
+  MemoryStore,
+  MemoryStoreData,
+  MemoryStoreOptions,
+} from "./memory-store.js";
 export { memoryStore } from "./memory-store.js";
 export type { RemoteContractOptions, RemoteFactory } from "./remote-contract.js";
 export { describeRemoteContract } from "./remote-contract.js";

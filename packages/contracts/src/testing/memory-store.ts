@@ -16,7 +16,7 @@ import type {
 import { hashToken, newToken } from "../token.js";
 
 /** What a memory store keeps of one request. */
-interface MemoryRequest {
+export interface MemoryRequest {
   info: RequestInfo;
   args: Uint8Array[];
   /** Task index -> its first report. */

@@ -4,9 +4,9 @@ import { describeExec } from "./remote-contract/exec.js";
 import { describeFiles } from "./remote-contract/files.js";
 import { describeLifecycle } from "./remote-contract/lifecycle.js";
 import { remoteSuite } from "./remote-contract/suite.js";
+import type { RemoteFactory } from "./remote-contract/types.js";
 
-/** Opens a fresh Remote. The suite closes each one it opens. */
-export type RemoteFactory = () => Remote | Promise<Remote>;
+export type { RemoteFactory } from "./remote-contract/types.js";
 
 /** Options of {@link describeRemoteContract}. */
 export interface RemoteContractOptions {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import type { Remote } from "../../remote.js";
-import type { RemoteFactory } from "../remote-contract.js";
+import type { RemoteFactory } from "./types.js";
 
 /** What the groups of the Remote suite share. */
 export interface RemoteSuite {

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach } from "vitest";
 import type { RequestId, Store } from "../../store.js";
-import type { StoreContractContext, StoreFactory } from "../store-contract.js";
 import { utf8 } from "./bytes.js";
+import type { StoreContractContext, StoreFactory } from "./types.js";
 
 /** What the groups of the store suite share: stores on the current test's data. */
 export interface StoreSuite {
