@@ -50,7 +50,8 @@ Commands:
   results <id>          a request's results (--json: JSON lines with args; --block: wait)
   errors <id>           a request's failed tasks with their tracebacks (--json)
   cancel <id>           cancel a request's job (qdel)
-  serve                 serve workers on --port from --dbfile until Ctrl-C (or --request <id> is done)
+  serve                 serve workers on --port from --dbfile until Ctrl-C (or --request <id> is done);
+                        it listens on 127.0.0.1 unless --listen 0.0.0.0 (workers on a cluster's nodes)
   recover <id>          store the results the workers printed to their job output files
   config                the configuration in force and where each value came from (--json)
 
@@ -74,6 +75,7 @@ const commandOptions = {
   json: { type: "boolean" },
   block: { type: "boolean" },
   request: { type: "string" },
+  listen: { type: "string" },
   config: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
@@ -370,10 +372,11 @@ async function serveCommand(io: CliIo, values: Values): Promise<number> {
     ...(config.port !== 0 && { port: config.port }),
     dbfile: config.dbfile,
     ...(id !== undefined && { request: id }),
+    ...(typeof values.listen === "string" && { listen: values.listen }),
   });
   write(
     io.stderr,
-    `[sheepdog] Serving workers on port ${server.port} from ${config.dbfile}. Ctrl-C to stop.`,
+    `[sheepdog] Serving workers on ${server.host}:${server.port} from ${config.dbfile}. Ctrl-C to stop.`,
   );
   if (id !== undefined) {
     await getResults(id, { dbfile: config.dbfile, block: true, verbose: true, signal: io.signal });

@@ -395,7 +395,7 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
       stderr.push(String(chunk));
       return true;
     });
-    const server = await serve({ port, dbfile });
+    const server = await serve({ port, dbfile, listen: "0.0.0.0" });
     try {
       const rows = await getResults(request, { ...login, block: true, verbose: true });
       expect(rows.map(([, result]) => result)).toEqual([1, 4, 9]);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -254,4 +254,49 @@ console.log(JSON.stringify(rows));
     ]);
     expect(existsSync(dbfile)).toBe(true);
   }, 90_000);
+});
+
+/** The local addresses a TCP port is listened on, from /proc/net/tcp (hex, as the kernel writes them). */
+function listeners(port: number): string[] {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, local, , state]) => state === "0A" && local?.endsWith(`:${hex}`))
+    .map(([, local]) => local ?? "");
+}
+
+describe("who can reach the server", () => {
+  it("a map of tasks on this machine, and serve, listen on 127.0.0.1 only", async () => {
+    const store = memoryStore();
+    await using sheepdog = createSheepdog({
+      store,
+      cluster: { scheduler: processScheduler(), remote: localRemote() },
+    });
+    const slow = py`
+def f(x):
+    import time
+    time.sleep(1)
+    return x
+`;
+    const running = sheepdog.mapSettled(slow, [[1]]);
+    let port: unknown;
+    for (let tries = 0; tries < 100 && port === undefined; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const [request] = await store.listRequests();
+      port = request?.meta.port;
+    }
+    expect(typeof port).toBe("number");
+    expect(listeners(port as number)).toEqual([
+      "0100007F:" + (port as number).toString(16).toUpperCase().padStart(4, "0"),
+    ]);
+    await running;
+
+    const server = await sheepdog.serve();
+    expect(server.host).toBe("127.0.0.1");
+    expect(listeners(server.port)).toHaveLength(1);
+    expect(listeners(server.port)[0]?.startsWith("0100007F:")).toBe(true);
+    await server.close();
+  });
 });

@@ -48,6 +48,11 @@ export interface SheepdogOptions extends Partial<SheepdogConfig> {
 export interface ServeOptions {
   /** @default the port `request`'s workers were given, else the `port` setting */
   port?: number;
+  /**
+   * The address to listen on: `"0.0.0.0"` (every interface) for workers on a cluster's nodes.
+   * @default "127.0.0.1": only this machine's workers reach it
+   */
+  listen?: string;
   /** A request whose workers this server is for: its port is the default. */
   request?: RequestId;
 }
@@ -185,6 +190,8 @@ export function instanceContext(
       storeKey: store ? `store:${storeIds.next()}` : dbfileKey(config.dbfile),
       storeHint: store ? "" : `, { dbfile: ${JSON.stringify(config.dbfile)} }`,
       connection: cluster ? {} : { host: config.host },
+      listenHost:
+        (cluster ? cluster.remote.name : config.host) === "local" ? "127.0.0.1" : "0.0.0.0",
       openCluster: async () => {
         if (cluster) return { cluster, release: async () => {} };
         if (!config.host) throw missingHost();
@@ -267,5 +274,5 @@ export async function serveOn(
     const { meta } = await context.store.getRequest(options.request);
     if (typeof meta.port === "number") port = meta.port;
   }
-  return context.runtime.server(context, port ?? config.port);
+  return context.runtime.server(context, port ?? config.port, options.listen ?? "127.0.0.1");
 }

@@ -24,6 +24,11 @@ export interface Context {
    * (`{ host: "fear" }`), never a setting that steers SSH.
    */
   connection: Record<string, string>;
+  /**
+   * The address a map's server listens on: `127.0.0.1` when the tasks run on this machine,
+   * so no other machine can reach it; every interface when they run on a cluster's nodes.
+   */
+  listenHost: string;
   openCluster(): Promise<ClusterLease>;
 }
 
@@ -96,14 +101,15 @@ export class Runtime {
   }
 
   /**
-   * A handle on the server for `port` serving the context's store: close it when done (the
-   * server stops with its last handle). A result that does not decode is stored as an error of
+   * A handle on the server for `port` serving the context's store, listening on `host`: close
+   * it when done (the server stops with its last handle). A result that does not decode is stored as an error of
    * its task alone.
    */
-  server(context: Context, port: number): Promise<SheepdogServer> {
+  server(context: Context, port: number, host = context.listenHost): Promise<SheepdogServer> {
     this.checkOpen();
     return this.#servers.serverFor({
       port,
+      host,
       store: context.store,
       storeKey: context.storeKey,
       checkResult: undecodableReason,
