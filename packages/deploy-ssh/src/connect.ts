@@ -1,7 +1,8 @@
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import type { Remote, SshSettings } from "@sheepdog/contracts";
+import type { Remote } from "@sheepdog/contracts";
 import type { SshClientLike } from "./client-like.js";
+import type { ConnectOptions } from "./connect-options.js";
 import { openConnection } from "./internal/connection.js";
 import { hopName } from "./internal/hop.js";
 import { agentSocket } from "./internal/identities.js";
@@ -10,45 +11,7 @@ import { resolveHop } from "./internal/resolve.js";
 import { expandTilde } from "./internal/ssh-config.js";
 import { SshRemote } from "./internal/ssh-remote.js";
 
-/**
- * Options of {@link connect}. The `ssh*` names are those of Sheepdog's configuration
- * (`sshPort` is `SHEEPDOG_SSH_PORT` there, and so on).
- */
-export interface ConnectOptions extends SshSettings {
-  /** The host to connect to: a name, an address, or a `Host` alias from ~/.ssh/config. */
-  host: string;
-  /**
-   * How long connecting (through any jump hosts, up to a logged-in session) may take.
-   * @default the config's `ConnectTimeout`, else 20000
-   */
-  connectTimeoutMs?: number;
-  /**
-   * How often to check that an idle connection is alive; after 3 unanswered checks (or the
-   * config's `ServerAliveCountMax`) the connection counts as lost. 0 turns this off.
-   * @default the config's `ServerAliveInterval`, else 15000
-   */
-  keepaliveIntervalMs?: number;
-  /**
-   * How many commands run at once over the connection; more wait their turn. OpenSSH allows
-   * 10 sessions per connection (`MaxSessions`), one of them kept for SFTP; if a server allows
-   * fewer, Sheepdog lowers this when the server refuses a session.
-   * @default 8
-   */
-  maxConcurrentCommands?: number;
-  /**
-   * A time limit for every command that does not set `timeoutMs` itself.
-   * @default none
-   */
-  commandTimeoutMs?: number;
-  /**
-   * An ssh2 `Client` that is already connected and authenticated. Sheepdog then uses it as it
-   * is (no ~/.ssh/config, no host key check, no reconnect: those are yours), and `close()`
-   * leaves it open for you to end.
-   */
-  client?: SshClientLike;
-  /** Aborting stops connecting and rejects with `ABORTED`. */
-  signal?: AbortSignal;
-}
+export type { ConnectOptions } from "./connect-options.js";
 
 /** A Remote on a client the caller connected (and will end). */
 function onGivenClient(options: ConnectOptions, client: SshClientLike): SshRemote {

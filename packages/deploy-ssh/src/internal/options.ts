@@ -1,5 +1,5 @@
 import { didYouMean, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
-import type { ConnectOptions } from "../connect.js";
+import type { ConnectOptions } from "../connect-options.js";
 import { source } from "./source.js";
 
 const optionNames = [
