@@ -80,12 +80,26 @@ describe("jobScript", () => {
     }
   });
 
+  it("refuses an unclosed quote, single or double", () => {
+    expect(rejection({ options: [`-v A='x`] }).message).toContain("opens a single quote");
+    expect(rejection({ options: ['-v A="x y'] }).message).toContain("opens a double quote");
+    expect(jobScript({ ...spec, options: [`-v A="it's"`] })).toContain(`#$ -v A="it's"\n`);
+  });
+
   it("refuses a # (qsub ends a directive there, even in quotes)", () => {
     expect(rejection({ options: ['-v A="a#b"'] }).message).toMatch(/contains "#"/);
   });
 
   it("refuses the options Sheepdog sets, wherever they stand, and non-options", () => {
-    for (const option of ["-t 1-100", "-N other", "-S /bin/sh", "-b y", "-C XX", "-sync y"]) {
+    for (const option of [
+      "-t 1-100",
+      "-N other",
+      "-S /bin/sh",
+      "-b y",
+      "-C XX",
+      "-sync y",
+      "-@ /tmp/more_options",
+    ]) {
       expect(rejection({ options: [option] }).message).toContain("which Sheepdog does not allow");
     }
     expect(rejection({ options: ["-l h_rt=1 -N evil"] }).message).toContain("sets -N");

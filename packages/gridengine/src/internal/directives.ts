@@ -41,6 +41,7 @@ const managedOptions: Record<string, string> = {
   "-b": "the job must be a script (Sheepdog's worker), not a binary",
   "-C": "it would change the directive prefix Sheepdog's job script relies on",
   "-sync": "qsub would then wait for the whole job to end",
+  "-@": "qsub would read more options from a file, which Sheepdog cannot check",
 };
 
 // Characters that end a line for qsub or Python, or that no option has a use for.
@@ -52,6 +53,16 @@ function describeChar(char: string): string {
   if (char === "\r") return "a carriage return";
   if (char === "\u0000") return "a NUL character";
   return `the control character U+${char.codePointAt(0)?.toString(16).padStart(4, "0").toUpperCase()}`;
+}
+
+/** The kind of quote (`single` or `double`) that `option` leaves open, if any. */
+function unclosedQuote(option: string): "single" | "double" | undefined {
+  let open: string | undefined;
+  for (const char of option) {
+    if (open === undefined && (char === "'" || char === '"')) open = char;
+    else if (char === open) open = undefined;
+  }
+  return open === undefined ? undefined : open === "'" ? "single" : "double";
 }
 
 /**
@@ -81,6 +92,12 @@ export function checkOption(option: unknown): string[] {
   if (option.includes("#")) {
     throw refuse(
       `GridEngine option ${shown} contains "#", where qsub would cut the directive short (it reads "#" as the start of a comment, even in quotes). Remove the "#".`,
+    );
+  }
+  const unclosed = unclosedQuote(option);
+  if (unclosed) {
+    throw refuse(
+      `GridEngine option ${shown} opens a ${unclosed} quote and never closes it, so qsub would read it differently from what it says. Close the quote, or remove it.`,
     );
   }
   const words = splitDirective(option);
