@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { didYouMean, SheepdogError } from "@sheepdog/contracts";
 import type { SqliteDatabase } from "../sqlite-database.js";
-import type { SqliteStoreOptions } from "../sqlite-store.js";
+import type { SqliteStoreOptions } from "../sqlite-store-options.js";
 import type { StoreTarget } from "./connection.js";
 import { source } from "./errors.js";
 
