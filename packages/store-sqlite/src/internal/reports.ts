@@ -1,33 +1,14 @@
 import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
-import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 import type { Connection } from "./connection.js";
 import { kyselyOf } from "./connection.js";
 import { invalidInput } from "./errors.js";
 import { loadKysely } from "./kysely.js";
+import type { ReportStatements } from "./report-statements.js";
 import { isBytes } from "./rows.js";
 import type { Shape } from "./shapes.js";
 
 /** How many reports resetTasks deletes per statement. */
 const ROWS_PER_DELETE = 500;
-
-/** The statements that write reports. */
-export interface ReportStatements {
-  /** A task's report, unless it has one. */
-  insertReport: SqliteStatement;
-  /** Adds to (or takes from) a request's counts of results and errors. */
-  addCounts: SqliteStatement;
-}
-
-export function prepareReports(db: SqliteDatabase): ReportStatements {
-  return {
-    insertReport: db.prepare(
-      "INSERT INTO reports (arg_id, result, error) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    ),
-    addCounts: db.prepare(
-      "UPDATE requests SET results = results + ?, errors = errors + ? WHERE id = ?",
-    ),
-  };
-}
 
 /** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
 export function checkReports(reports: readonly StoreReport[]): void {

@@ -6,31 +6,12 @@ import type {
   RequestSummary,
 } from "@sheepdog/contracts";
 import type { Selectable } from "kysely";
-import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
+import type { SqliteStatement } from "../sqlite-database.js";
 import type { Connection } from "./connection.js";
 import { kyselyOf } from "./connection.js";
 import { invalidInput, requestNotFound } from "./errors.js";
 import { firstRow, isRequestId } from "./rows.js";
 import type { Schema } from "./schema.js";
-
-/** The statements that read a request's row and change its meta. */
-export interface RequestInfoStatements {
-  requestRow: SqliteStatement;
-  requestCounts: SqliteStatement;
-  requestMeta: SqliteStatement;
-  setMeta: SqliteStatement;
-}
-
-export function prepareRequestInfo(db: SqliteDatabase): RequestInfoStatements {
-  return {
-    requestRow: db.prepare(
-      "SELECT id, func, ns, tasks, token_hash, created_at, meta FROM requests WHERE id = ?",
-    ),
-    requestCounts: db.prepare("SELECT tasks, results, errors FROM requests WHERE id = ?"),
-    requestMeta: db.prepare("SELECT meta FROM requests WHERE id = ?"),
-    setMeta: db.prepare("UPDATE requests SET meta = ? WHERE id = ?"),
-  };
-}
 
 /** Meta as JSON text, or INVALID_INPUT when it is not a plain object of JSON values. */
 export function metaJson(meta: unknown, what: string): string {

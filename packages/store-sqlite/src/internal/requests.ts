@@ -1,41 +1,14 @@
 import type { CreatedRequest, NewRequest, RequestId } from "@sheepdog/contracts";
 import { hashToken, SheepdogError } from "@sheepdog/contracts";
-import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 import type { Connection } from "./connection.js";
 import { invalidInput, source } from "./errors.js";
 import { metaJson } from "./request-info.js";
+import type { RequestStatements } from "./request-statements.js";
+import { ARGS_PER_INSERT } from "./request-statements.js";
 import { cells, firstRow, isBytes, yieldToEventLoop } from "./rows.js";
 
-/** How many argument rows one INSERT statement carries in createRequest. */
-const ARGS_PER_INSERT = 200;
 /** createRequest lets the event loop run after this many arguments. */
 const ARGS_PER_YIELD = 50_000;
-
-/** The statements that create a request. */
-export interface RequestStatements {
-  /** The args row id that a new request's task 0 takes. */
-  nextArg: SqliteStatement;
-  insertRequest: SqliteStatement;
-  setTasks: SqliteStatement;
-  /** One args row. */
-  insertArg: SqliteStatement;
-  /** ARGS_PER_INSERT args rows. */
-  insertArgs: SqliteStatement;
-}
-
-export function prepareRequests(db: SqliteDatabase): RequestStatements {
-  const argsRows = Array.from({ length: ARGS_PER_INSERT }, () => "(?, ?, ?)").join(", ");
-  return {
-    nextArg: db.prepare("SELECT coalesce(max(id), 0) + 1 FROM args"),
-    insertRequest: db.prepare(
-      `INSERT INTO requests (func, ns, tasks, first_arg, token_hash, created_at, meta)
-       VALUES (?, ?, 0, ?, ?, ?, ?)`,
-    ),
-    setTasks: db.prepare("UPDATE requests SET tasks = ? WHERE id = ?"),
-    insertArg: db.prepare("INSERT INTO args (id, request_id, value) VALUES (?, ?, ?)"),
-    insertArgs: db.prepare(`INSERT INTO args (id, request_id, value) VALUES ${argsRows}`),
-  };
-}
 
 /** A {@link NewRequest} whose fields were checked, with its meta as JSON text. */
 export interface CheckedRequest {
