@@ -289,7 +289,7 @@ def f(x):
     }
     expect(typeof port).toBe("number");
     expect(listeners(port as number)).toEqual([
-      "0100007F:" + (port as number).toString(16).toUpperCase().padStart(4, "0"),
+      `0100007F:${(port as number).toString(16).toUpperCase().padStart(4, "0")}`,
     ]);
     await running;
 
