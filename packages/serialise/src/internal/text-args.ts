@@ -4,6 +4,8 @@
  * right, with no backtracking, so its time is linear in the text whatever the text is.
  */
 
+import { decodeLatin1 } from "./utf8.js";
+
 const PLUS = 0x2b;
 const MINUS = 0x2d;
 const DOT = 0x2e;
@@ -12,7 +14,10 @@ const BACKSLASH = 0x5c;
 /** Code units gathered before one String.fromCharCode call (it takes a bounded argument list). */
 const CHUNK = 4096;
 
-/** Builds a string from UTF-16 code units, a chunk at a time. */
+/** Runs at least this long are added as one native slice or repeat instead of unit by unit. */
+const LONG_RUN = 32;
+
+/** Builds a string from UTF-16 code units, a chunk at a time, and from runs of bytes. */
 class TextBuilder {
   #units: number[] = [];
   #text = "";
@@ -20,6 +25,26 @@ class TextBuilder {
   push(unit: number): void {
     this.#units.push(unit);
     if (this.#units.length >= CHUNK) this.#flush();
+  }
+
+  /** Adds `bytes[start, end)`, each byte one character. */
+  pushLatin1(bytes: Uint8Array, start: number, end: number): void {
+    if (end - start < LONG_RUN) {
+      for (let i = start; i < end; i++) this.push(bytes[i] as number);
+    } else {
+      this.#flush();
+      this.#text += decodeLatin1(bytes, start, end);
+    }
+  }
+
+  /** Adds `unit` `count` times. */
+  pushRepeated(unit: number, count: number): void {
+    if (count < LONG_RUN) {
+      for (let i = 0; i < count; i++) this.push(unit);
+    } else {
+      this.#flush();
+      this.#text += String.fromCharCode(unit).repeat(count);
+    }
   }
 
   finish(): string {
@@ -129,12 +154,12 @@ export function escapeDecode(bytes: Uint8Array, start: number, end: number): str
   const out = new TextBuilder();
   let i = start;
   while (i < end) {
-    const c = bytes[i++] as number;
-    if (c !== BACKSLASH) {
-      out.push(c);
-      continue;
-    }
-    if (i >= end) return undefined;
+    const literal = i;
+    while (i < end && bytes[i] !== BACKSLASH) i++;
+    out.pushLatin1(bytes, literal, i);
+    if (i >= end) break;
+    i++; // the backslash
+    if (i >= end) return undefined; // a trailing backslash
     const e = bytes[i++] as number;
     const simple = simpleEscape(e);
     if (simple >= 0) {
@@ -176,17 +201,15 @@ export function rawUnicodeEscapeDecode(
   const out = new TextBuilder();
   let i = start;
   while (i < end) {
-    const b = bytes[i] as number;
-    if (b !== BACKSLASH) {
-      out.push(b);
-      i++;
-      continue;
-    }
+    const literal = i;
+    while (i < end && bytes[i] !== BACKSLASH) i++;
+    out.pushLatin1(bytes, literal, i);
+    if (i >= end) break;
     let j = i;
     while (j < end && bytes[j] === BACKSLASH) j++;
     const next = bytes[j];
     const isEscape = (j - i) % 2 === 1 && j < end && (next === 0x75 || next === 0x55);
-    for (let k = isEscape ? i + 1 : i; k < j; k++) out.push(BACKSLASH);
+    out.pushRepeated(BACKSLASH, isEscape ? j - i - 1 : j - i);
     i = j;
     if (isEscape) {
       const digits = next === 0x75 ? 4 : 8;
