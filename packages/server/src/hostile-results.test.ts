@@ -49,7 +49,7 @@ function rebuiltOverAndOver(value: Part[], callable: string, times: number, extr
 const latin1 = [0x8c, 6, ...Buffer.from("latin1")];
 
 /**
- * Results that took seconds to minutes to decode before their paths were made linear: about a
+ * Results built against the decoder, most of which once took it seconds to minutes: about a
  * megabyte each, starting with PROTO and ending with STOP as the server requires.
  */
 const hostile: { kind: string; payload: Uint8Array; decodes: boolean }[] = [
