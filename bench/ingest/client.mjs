@@ -11,6 +11,14 @@
 // Prints one JSON line: round trips, seconds, round trips/s, latency p50/p99 (ms), failures.
 import { connect } from "node:net";
 import { parseArgs } from "node:util";
+import {
+  BODY_HASH_HEADER,
+  bodyHash,
+  hashToken,
+  macKey,
+  newNonce,
+  workerMac,
+} from "../../packages/contracts/dist/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +41,21 @@ const warmupMs = Number(values.warmup) * 1000;
 const measureMs = Number(values.seconds) * 1000;
 const host = "127.0.0.1";
 const connectionHeader = keepAlive ? "keep-alive" : "close";
-const auth = `Bearer ${values.token}`;
+// Each request is signed as the Python worker signs it (wire protocol v2): a new nonce and
+// time, an HMAC under the token's hash.
+const key = macKey(hashToken(values.token));
+const authority = `${host}:${port}`;
+function authorization(method, path, hash) {
+  const facts = {
+    method,
+    host: authority,
+    path,
+    nonce: newNonce(),
+    time: Date.now(),
+    bodyHash: hash,
+  };
+  return `Sheepdog ${facts.nonce}.${facts.time}.${workerMac(key, facts)}`;
+}
 
 const HEADER_END = Buffer.from("\r\n\r\n");
 
@@ -153,9 +175,9 @@ let measuring = false;
 let stopping = false;
 
 async function roundTrip(socket, task) {
-  const path = `/v1/requests/${request}/tasks/${task}`;
+  const path = `/v2/requests/${request}/tasks/${task}`;
   const get = Buffer.from(
-    `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAuthorization: ${auth}\r\nConnection: ${connectionHeader}\r\n\r\n`,
+    `GET ${path} HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: ${authorization("GET", path, "")}\r\nConnection: ${connectionHeader}\r\n\r\n`,
     "latin1",
   );
   const fetched = await exchange(socket, get);
@@ -166,11 +188,12 @@ async function roundTrip(socket, task) {
   const header = JSON.parse(fetched.body.subarray(4, 4 + headerLength).toString("utf8"));
   const index = header.first;
   const body = frames([
-    Buffer.from(JSON.stringify({ version: 1, reports: [{ index, kind: "result" }] })),
+    Buffer.from(JSON.stringify({ version: 2, reports: [{ index, kind: "result" }] })),
     pickleInt(index),
   ]);
+  const hash = bodyHash(body);
   const post = Buffer.from(
-    `POST ${path}/reports HTTP/1.1\r\nHost: ${host}:${port}\r\nAuthorization: ${auth}\r\nContent-Type: application/vnd.sheepdog.reports+frames\r\nContent-Length: ${body.length}\r\nConnection: ${connectionHeader}\r\n\r\n`,
+    `POST ${path}/reports HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: ${authorization("POST", `${path}/reports`, hash)}\r\n${BODY_HASH_HEADER}: ${hash}\r\nContent-Type: application/vnd.sheepdog.reports+frames\r\nContent-Length: ${body.length}\r\nConnection: ${connectionHeader}\r\n\r\n`,
     "latin1",
   );
   const posted = await exchange(socket, post, body);

@@ -40,7 +40,7 @@ const server = bare
 /** The reference: node:http with fixed answers (see the top). */
 async function bareServer() {
   const header = Buffer.from(
-    JSON.stringify({ version: 1, request: 1, task: 1, first: 0, count: 1 }),
+    JSON.stringify({ version: 2, request: 1, task: 1, first: 0, count: 1 }),
   );
   const stored = Buffer.from('{"stored":1,"duplicates":0}');
   const http = createServer((req, res) => {

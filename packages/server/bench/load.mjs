@@ -5,7 +5,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import {
+  decodeTaskFrames,
+  encodeReports,
+  hashToken,
+  macKey,
+  REPORTS_CONTENT_TYPE,
+  signWorkerRequest,
+} from "@sheepdog/contracts";
 import { startServer } from "../dist/index.js";
 
 const { values } = parseArgs({
@@ -43,15 +50,19 @@ const { id, token } = await store.createRequest({
 
 let reported = 0;
 const server = await startServer({ store, port: 0, host: "127.0.0.1", onReport: () => reported++ });
-const headers = { authorization: `Bearer ${token}` };
+// Every request is signed as a worker signs it (wire protocol v2).
+const key = macKey(hashToken(token));
+const signed = (method, path, body) =>
+  signWorkerRequest(key, { method, url: server.url, path, ...(body && { body }) }).headers;
 const fetchTimes = [];
 const postTimes = [];
 let failures = 0;
 
 async function worker(task) {
-  const base = `${server.url}/v1/requests/${id}/tasks/${task}`;
+  const path = `/v2/requests/${id}/tasks/${task}`;
+  const base = `${server.url}${path}`;
   let t = performance.now();
-  const response = await fetch(base, { headers });
+  const response = await fetch(base, { headers: signed("GET", path) });
   if (response.status !== 200) throw new Error(`fetch ${task}: ${response.status}`);
   const frames = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
   fetchTimes.push([task, performance.now() - t]);
@@ -61,10 +72,11 @@ async function worker(task) {
     payload: pickleInt(frames.header.first + i),
   }));
   t = performance.now();
+  const body = encodeReports(reports);
   const posted = await fetch(`${base}/reports`, {
     method: "POST",
-    headers: { ...headers, "content-type": REPORTS_CONTENT_TYPE },
-    body: encodeReports(reports),
+    headers: { ...signed("POST", `${path}/reports`, body), "content-type": REPORTS_CONTENT_TYPE },
+    body,
   });
   const reply = await posted.json();
   if (posted.status !== 200 || reply.stored !== reports.length) {

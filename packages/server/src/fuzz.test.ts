@@ -3,10 +3,17 @@ import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CreatedRequest, Store } from "@sheepdog/contracts";
-import { encodeFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import type { CreatedRequest, MacKey, Store } from "@sheepdog/contracts";
+import {
+  BODY_HASH_HEADER,
+  encodeFrames,
+  encodeReports,
+  REPORTS_CONTENT_TYPE,
+  signWorkerRequest,
+} from "@sheepdog/contracts";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyOf } from "./__fixtures__/worker-client.js";
 import type { SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 
@@ -40,6 +47,21 @@ function prng(seed: number) {
 
 type Random = ReturnType<typeof prng>;
 
+/**
+ * How a case is signed when it is sent (wire protocol v2: a signature is good once, and for a
+ * minute): with `key`, for the case's method, path and body unless another is given, then
+ * its Authorization header passed through `mangle`.
+ */
+interface Signing {
+  key: MacKey;
+  method?: string;
+  path?: string;
+  url?: string;
+  body?: Uint8Array;
+  time?: number;
+  mangle?: (authorization: string) => string;
+}
+
 /** One fuzz case: an HTTP request the client library can send. */
 interface Case {
   kind: string;
@@ -47,6 +69,7 @@ interface Case {
   path: string;
   headers: Record<string, string>;
   body?: Uint8Array;
+  sign?: Signing;
 }
 
 const text = (value: string) => new TextEncoder().encode(value);
@@ -112,12 +135,9 @@ function describeFuzz() {
     }
 
     function generate(random: Random): Case {
-      const goodPath = (r: CreatedRequest, task: number) => `/v1/requests/${r.id}/tasks/${task}`;
-      const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-      const reportHeaders = (token: string) => ({
-        ...bearer(token),
-        "content-type": REPORTS_CONTENT_TYPE,
-      });
+      const goodPath = (r: CreatedRequest, task: number) => `/v2/requests/${r.id}/tasks/${task}`;
+      const reportHeaders = { "content-type": REPORTS_CONTENT_TYPE };
+      const keyA = keyOf(a);
       const junk = () =>
         Array.from({ length: 1 + random.int(24) }, () =>
           random.pick([..."abcXYZ019-_.~%/?#&=;:@!$'()*+,", "%00", "%2e%2e", "..", "\u00e9"]),
@@ -127,57 +147,72 @@ function describeFuzz() {
           // Paths that are not routes: junk, traversal, near misses, long ones.
           const path = random.pick([
             `/${MARKER}/${junk()}`,
-            `/v1/requests/${a.id}/tasks/1/${MARKER}`,
-            // Traversal that lands on the other request's task: a's token does not open it.
-            `/v1/requests/${a.id}/tasks/../../${b.id}/tasks/1?${MARKER}`,
-            `/v1/requests/${a.id}/%2e%2e/%2e%2e/${b.id}/tasks/1`,
-            `/v2/requests/${a.id}/tasks/1`,
-            `/v1/requests/${a.id}/task/1`,
-            `/v1/requests/${a.id}/tasks/1/reports/${junk()}`,
+            `/v2/requests/${a.id}/tasks/1/${MARKER}`,
+            // Traversal that lands on the other request's task: a's key does not open it.
+            `/v2/requests/${a.id}/tasks/../../${b.id}/tasks/1?${MARKER}`,
+            `/v2/requests/${a.id}/%2e%2e/%2e%2e/${b.id}/tasks/1`,
+            `/v3/requests/${a.id}/tasks/1`,
+            `/v1/requests/${a.id}/tasks/1`,
+            `/v2/requests/${a.id}/task/1`,
+            `/v2/requests/${a.id}/tasks/1/reports/${junk()}`,
             `/health/${MARKER}`,
             `/${"a".repeat(1000 + random.int(6000))}${MARKER}`,
-            `/v1/requests/${encodeURIComponent(junk())}${MARKER}/tasks/1`,
+            `/v2/requests/${encodeURIComponent(junk())}${MARKER}/tasks/1`,
           ]);
           return {
             kind: "path",
             method: random.pick(["GET", "POST"]),
             path,
-            headers: bearer(a.token),
+            headers: {},
+            sign: { key: keyA },
           };
         }
         case 1: {
           // Methods the routes do not take (with a token, so only the method is wrong).
           const method = random.pick(["PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "MKCOL"]);
           const path = random.pick([goodPath(a, 1), `${goodPath(a, 1)}/reports`, "/health"]);
-          return { kind: "method", method, path, headers: bearer(a.token), body: text(MARKER) };
+          return {
+            kind: "method",
+            method,
+            path,
+            headers: {},
+            body: text(MARKER),
+            sign: { key: keyA },
+          };
         }
         case 2: {
-          // Tokens: none, empty, wrong, the other request's, truncated, padded, other schemes.
-          const token = random.pick([
-            "",
-            MARKER,
-            b.token,
-            a.token.slice(0, -1),
-            `${a.token}x`,
-            a.token.toUpperCase() === a.token ? `${a.token}A` : a.token.toUpperCase(),
-            "x".repeat(600),
-            `${a.token} ${MARKER}`,
-          ]);
-          const scheme = random.pick(["Bearer ", "bearer  ", "Basic ", "Token ", ""]);
-          const headers: Record<string, string> =
-            random.int(5) === 0 ? {} : { authorization: `${scheme}${token}` };
-          if (scheme === "Bearer " && token === "") delete headers.authorization;
+          // Signatures: none, old bearer tokens, junk, the other request's key, a changed MAC,
+          // signed for another path, method, port, body or time.
           const post = random.int(2) === 0;
+          const task = 1 + random.int(3);
+          const path = post ? `${goodPath(a, task)}/reports` : goodPath(a, task);
+          const flip = (auth: string) => `${auth.slice(0, -1)}${auth.endsWith("A") ? "B" : "A"}`;
+          const variants: (Signing | Record<string, string>)[] = [
+            {},
+            { authorization: `Bearer ${a.token}` },
+            { authorization: `Sheepdog ${MARKER}` },
+            { authorization: `Sheepdog ${"A".repeat(22)}.1.${"A".repeat(43)}` },
+            { key: keyOf(b) },
+            { key: keyA, mangle: flip },
+            { key: keyA, mangle: (auth: string) => `${auth} ${MARKER}` },
+            { key: keyA, path: goodPath(a, (task % 3) + 1) },
+            { key: keyA, method: post ? "GET" : "POST" },
+            { key: keyA, url: `http://127.0.0.1:${server.port + 1}` },
+            { key: keyA, body: text(MARKER) },
+            { key: keyA, time: Date.now() - 10 * 60_000 },
+          ];
+          const variant = random.pick(variants);
+          const signing = "key" in variant ? (variant as Signing) : undefined;
+          const headers = signing ? {} : (variant as Record<string, string>);
           return {
             kind: "token",
             method: post ? "POST" : "GET",
-            path: post
-              ? `${goodPath(a, 1 + random.int(3))}/reports`
-              : goodPath(a, 1 + random.int(3)),
+            path,
             headers: post ? { ...headers, "content-type": REPORTS_CONTENT_TYPE } : headers,
             ...(post && {
               body: encodeReports([{ index: 1, kind: "result", payload: pickled(66) }]),
             }),
+            ...(signing && { sign: signing }),
           };
         }
         case 3: {
@@ -198,8 +233,9 @@ function describeFuzz() {
           return {
             kind: "request-id",
             method: "GET",
-            path: `/v1/requests/${encodeURIComponent(id)}/tasks/1`,
-            headers: bearer(a.token),
+            path: `/v2/requests/${encodeURIComponent(id)}/tasks/1`,
+            headers: {},
+            sign: { key: keyA },
           };
         }
         case 4: {
@@ -209,8 +245,9 @@ function describeFuzz() {
           return {
             kind: "task",
             method: post ? "POST" : "GET",
-            path: `/v1/requests/${a.id}/tasks/${encodeURIComponent(task)}${post ? "/reports" : ""}`,
-            headers: post ? reportHeaders(a.token) : bearer(a.token),
+            path: `/v2/requests/${a.id}/tasks/${encodeURIComponent(task)}${post ? "/reports" : ""}`,
+            headers: post ? reportHeaders : {},
+            sign: { key: keyA },
             ...(post && {
               body: encodeReports([{ index: 0, kind: "result", payload: pickled(7) }]),
             }),
@@ -224,8 +261,9 @@ function describeFuzz() {
             kind: "report-body",
             method: "POST",
             path: `${goodPath(a, 2)}/reports`,
-            headers: reportHeaders(a.token),
+            headers: reportHeaders,
             body,
+            sign: { key: keyA },
           };
         }
         case 7: {
@@ -235,8 +273,9 @@ function describeFuzz() {
             kind: "pickle",
             method: "POST",
             path: `${goodPath(a, 3)}/reports`,
-            headers: reportHeaders(a.token),
+            headers: reportHeaders,
             body: encodeReports([{ index: 4 + random.int(2), kind: "result", payload }]),
+            sign: { key: keyA },
           };
         }
         case 8: {
@@ -247,13 +286,14 @@ function describeFuzz() {
             kind: "oversized",
             method: "POST",
             path: `${goodPath(a, 2)}/reports`,
-            headers: reportHeaders(a.token),
+            headers: reportHeaders,
+            sign: { key: keyA },
             body: encodeReports([{ index: 2, kind: "error", payload }]),
           };
         }
         case 9: {
           // Wrong content types and encodings on an otherwise good post.
-          const headers: Record<string, string> = { ...bearer(a.token) };
+          const headers: Record<string, string> = {};
           const type = random.pick([
             "",
             "text/plain",
@@ -273,18 +313,20 @@ function describeFuzz() {
             method: "POST",
             path: `${goodPath(a, 2)}/reports`,
             headers,
+            sign: { key: keyA },
             body: encodeReports([{ index: 2, kind: "result", payload: pickled(9) }]),
           };
         }
         case 10: {
-          // One request's token against the other's tasks: never readable, never writable.
+          // One request's key against the other's tasks: never readable, never writable.
           const [owner, other] = random.int(2) === 0 ? [a, b] : [b, a];
           const post = random.int(2) === 0;
           return {
             kind: "cross-token",
             method: post ? "POST" : "GET",
             path: post ? `${goodPath(owner, 1)}/reports` : goodPath(owner, 1),
-            headers: post ? reportHeaders(other.token) : bearer(other.token),
+            headers: post ? reportHeaders : {},
+            sign: { key: keyOf(other) },
             ...(post && {
               body: encodeReports([{ index: 0, kind: "result", payload: pickled(13) }]),
             }),
@@ -296,14 +338,15 @@ function describeFuzz() {
             new Uint8Array(),
             text(MARKER),
             random.bytes(1 + random.int(64)),
-            text(JSON.stringify({ version: 1, reports: [{ index: 2, kind: "result" }] })),
+            text(JSON.stringify({ version: 2, reports: [{ index: 2, kind: "result" }] })),
           ]);
           return {
             kind: "empty-or-junk",
             method: "POST",
             path: `${goodPath(a, 2)}/reports`,
-            headers: reportHeaders(a.token),
+            headers: reportHeaders,
             body,
+            sign: { key: keyA },
           };
         }
       }
@@ -326,14 +369,14 @@ function describeFuzz() {
           return encodeFrames([Uint8Array.from([0xff, 0xfe, 0x7b]), pickled(1)]);
         case 4:
           return encodeFrames([
-            header({ version: 2, reports: [{ index: 2, kind: "result" }] }),
+            header({ version: 1, reports: [{ index: 2, kind: "result" }] }),
             pickled(1),
           ]);
         case 5:
           // An index outside the task (task 2 covers 2 and 3), or not an index at all.
           return encodeFrames([
             header({
-              version: 1,
+              version: 2,
               reports: [
                 { index: random.pick([0, 1, 4, 5, 6, -1, 2.5, "2", 1e300, null]), kind: "result" },
               ],
@@ -343,7 +386,7 @@ function describeFuzz() {
         case 6:
           return encodeFrames([
             header({
-              version: 1,
+              version: 2,
               reports: [{ index: 2, kind: random.pick(["ok", "", MARKER, 1]) }],
             }),
             pickled(1),
@@ -358,7 +401,7 @@ function describeFuzz() {
           // More or fewer payloads than the header lists.
           return encodeFrames([
             header({
-              version: 1,
+              version: 2,
               reports: [
                 { index: 2, kind: "result" },
                 { index: 3, kind: "result" },
@@ -372,7 +415,7 @@ function describeFuzz() {
             { index: 2, kind: "error", payload: Uint8Array.from([0x66, 0xc3, 0x28, 0xff]) },
           ]);
         default:
-          return encodeFrames([header({ version: 1, reports: random.pick([null, {}, "x", 3]) })]);
+          return encodeFrames([header({ version: 2, reports: random.pick([null, {}, "x", 3]) })]);
       }
     }
 
@@ -420,6 +463,22 @@ function describeFuzz() {
       return payload;
     }
 
+    /** The headers of a case's signature, made now (a signature is good for a minute, once). */
+    function signature(c: Case): Record<string, string> {
+      if (c.sign === undefined) return {};
+      const body = c.sign.body ?? c.body;
+      const { headers } = signWorkerRequest(c.sign.key, {
+        method: c.sign.method ?? c.method,
+        url: c.sign.url ?? server.url,
+        path: c.sign.path ?? c.path,
+        ...(body !== undefined && { body }),
+        ...(c.sign.time !== undefined && { time: c.sign.time }),
+      });
+      const authorization = headers.authorization as string;
+      headers.authorization = c.sign.mangle ? c.sign.mangle(authorization) : authorization;
+      return headers;
+    }
+
     function send(agent: Agent, c: Case): Promise<{ status: number; body: string }> {
       return new Promise((resolve, reject) => {
         const req = httpRequest(
@@ -431,6 +490,7 @@ function describeFuzz() {
             agent,
             headers: {
               ...c.headers,
+              ...signature(c),
               ...(c.body && { "content-length": String(c.body.byteLength) }),
             },
           },
@@ -496,10 +556,20 @@ function describeFuzz() {
       // Slow trickles run beside the rest: a post whose body never arrives in time.
       const trickles = Array.from({ length: 6 }, (_, i) => {
         const body = encodeReports([{ index: 2, kind: "result", payload: pickled(i) }]);
+        const path = `/v2/requests/${a.id}/tasks/2/reports`;
+        const promised = Uint8Array.from([...body, ...new Uint8Array(1000)]);
+        const signed = signature({
+          kind: "",
+          method: "POST",
+          path,
+          headers: {},
+          body: promised,
+          sign: { key: keyOf(a) },
+        });
         const head =
-          `POST /v1/requests/${a.id}/tasks/2/reports HTTP/1.1\r\nHost: x\r\n` +
-          `Authorization: Bearer ${a.token}\r\nContent-Type: ${REPORTS_CONTENT_TYPE}\r\n` +
-          `Content-Length: ${body.byteLength + 1000}\r\n\r\n`;
+          `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+          `Authorization: ${signed.authorization}\r\n${BODY_HASH_HEADER}: ${signed[BODY_HASH_HEADER]}\r\n` +
+          `Content-Type: ${REPORTS_CONTENT_TYPE}\r\nContent-Length: ${body.byteLength + 1000}\r\n\r\n`;
         return i % 2 === 0
           ? raw(head.slice(0, 40), 150) // the headers themselves trickle
           : new Promise<string>((resolve, reject) => {
@@ -541,17 +611,25 @@ function describeFuzz() {
       agent.destroy();
 
       // Raw requests: malformed request lines, headers, framing.
+      const rawSigned = (method: string, path: string) =>
+        signature({
+          kind: "",
+          method,
+          path,
+          headers: {},
+          sign: { key: keyOf(a), body: new Uint8Array() },
+        }).authorization;
       const rawCases = [
         `GARBAGE ${MARKER}\r\n\r\n`,
         `GET /health HTTP/9.9\r\n\r\n`,
-        `GET /v1/requests/${a.id}/tasks/1\r\n\r\n`,
-        `GET /v1/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MARKER}\u0000\r\n\r\n`,
-        `GET /v1/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: x\r\n${"X-Pad: ".padEnd(20_000, "p")}\r\n\r\n`,
+        `GET /v2/requests/${a.id}/tasks/1\r\n\r\n`,
+        `GET /v2/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Sheepdog ${MARKER}\u0000\r\n\r\n`,
+        `GET /v2/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: x\r\n${"X-Pad: ".padEnd(20_000, "p")}\r\n\r\n`,
         `GET /${MARKER} HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n`,
-        `POST /v1/requests/${a.id}/tasks/2/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
-        `POST /v1/requests/${a.id}/tasks/2/reports HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer ${a.token}\r\nContent-Type: ${REPORTS_CONTENT_TYPE}\r\n\r\nzz\r\n${MARKER}\r\n0\r\n\r\n`,
-        `GET /v1/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a.token}\r\nContent-Length: 1, 2\r\n\r\n`,
-        `GET /v1/requests/%ZZ/tasks/1 HTTP/1.1\r\nHost: x\r\n\r\n`,
+        `POST /v2/requests/${a.id}/tasks/2/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+        `POST /v2/requests/${a.id}/tasks/2/reports HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nTransfer-Encoding: chunked\r\nAuthorization: ${rawSigned("POST", `/v2/requests/${a.id}/tasks/2/reports`)}\r\nContent-Type: ${REPORTS_CONTENT_TYPE}\r\n\r\nzz\r\n${MARKER}\r\n0\r\n\r\n`,
+        `GET /v2/requests/${a.id}/tasks/1 HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: ${rawSigned("GET", `/v2/requests/${a.id}/tasks/1`)}\r\nContent-Length: 1, 2\r\n\r\n`,
+        `GET /v2/requests/%ZZ/tasks/1 HTTP/1.1\r\nHost: x\r\n\r\n`,
         `\u0016\u0003\u0001\u0002\u0000\u0001\u0000\u01fc\u0003\u0003${MARKER}`,
       ];
       const rawAnswers = await Promise.all(rawCases.map((payload) => raw(payload)));
@@ -587,9 +665,9 @@ function describeFuzz() {
       expect(health.status).toBe(200);
       expect(await snapshot()).toEqual(before);
       // And it still serves a well-formed request.
-      const ok = await fetch(`${server.url}/v1/requests/${b.id}/tasks/1`, {
-        headers: { authorization: `Bearer ${b.token}` },
-      });
+      const path = `/v2/requests/${b.id}/tasks/1`;
+      const { headers } = signWorkerRequest(keyOf(b), { method: "GET", url: server.url, path });
+      const ok = await fetch(`${server.url}${path}`, { headers });
       expect(ok.status).toBe(200);
     }, 60_000);
   });

@@ -3,7 +3,16 @@ import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Store } from "@sheepdog/contracts";
-import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog/contracts";
+import {
+  decodeTaskFrames,
+  encodeReports,
+  hashToken,
+  macKey,
+  PROOF_HEADER,
+  proofMatches,
+  REPORTS_CONTENT_TYPE,
+  signWorkerRequest,
+} from "@sheepdog/contracts";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SheepdogServer } from "./server.js";
@@ -41,22 +50,42 @@ describe("load", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** One signed worker request, its answer read whole and its proof checked (wire v2). */
   function call(
     agent: Agent,
+    key: ReturnType<typeof macKey>,
     method: string,
     path: string,
     headers: Record<string, string>,
     body?: Uint8Array,
-  ): Promise<{ status: number; body: Buffer }> {
+  ): Promise<{ status: number; body: Buffer; proven: boolean }> {
+    const signed = signWorkerRequest(key, {
+      method,
+      url: server.url,
+      path,
+      ...(body && { body }),
+    });
     return new Promise((resolve, reject) => {
       const req = httpRequest(
-        { host: "127.0.0.1", port: server.port, method, path, agent, headers },
+        {
+          host: "127.0.0.1",
+          port: server.port,
+          method,
+          path,
+          agent,
+          headers: { ...headers, ...signed.headers },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }),
-          );
+          res.on("end", () => {
+            const all = Buffer.concat(chunks);
+            const status = res.statusCode ?? 0;
+            const proof = res.headers[PROOF_HEADER];
+            const facts = { method, path, nonce: signed.nonce, status };
+            const proven = proofMatches(key, facts, all, typeof proof === "string" ? proof : null);
+            resolve({ status, body: all, proven });
+          });
           res.on("error", reject);
         },
       );
@@ -77,7 +106,7 @@ describe("load", () => {
     });
     // Each simulated worker has its own connection, as workers on separate nodes would.
     const agent = new Agent({ keepAlive: false, maxSockets: CONCURRENCY });
-    const auth = { authorization: `Bearer ${token}` };
+    const key = macKey(hashToken(token));
     const problems: string[] = [];
     let next = 1;
     let stored = 0;
@@ -85,9 +114,9 @@ describe("load", () => {
     async function worker() {
       while (next <= WORKERS) {
         const task = next++;
-        const path = `/v1/requests/${id}/tasks/${task}`;
-        const fetched = await call(agent, "GET", path, auth);
-        if (fetched.status !== 200) {
+        const path = `/v2/requests/${id}/tasks/${task}`;
+        const fetched = await call(agent, key, "GET", path, {});
+        if (fetched.status !== 200 || !fetched.proven) {
           problems.push(`fetch ${task}: ${fetched.status}`);
           continue;
         }
@@ -101,12 +130,13 @@ describe("load", () => {
         ]);
         const posted = await call(
           agent,
+          key,
           "POST",
           `${path}/reports`,
-          { ...auth, "content-type": REPORTS_CONTENT_TYPE },
+          { "content-type": REPORTS_CONTENT_TYPE },
           body,
         );
-        if (posted.status !== 200) {
+        if (posted.status !== 200 || !posted.proven) {
           problems.push(`post ${task}: ${posted.status}`);
           continue;
         }

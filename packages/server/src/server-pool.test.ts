@@ -2,6 +2,7 @@ import { createServer as createNetServer } from "node:net";
 import { encodeReports, SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { keyOf, workerFetch } from "./__fixtures__/worker-client.js";
 import type { ServerForOptions, ServerPool } from "./server-pool.js";
 import { serverPool } from "./server-pool.js";
 
@@ -139,12 +140,8 @@ describe("ServerPool.serverFor", () => {
     const a = await serverFor({ storeKey: "/l", store, onReport: (e) => seenA.push(e.index) });
     const b = await serverFor({ storeKey: "/l", store, onReport: (e) => seenB.push(e.index) });
     const send = (index: number) =>
-      fetch(`${b.url}/v1/requests/${request.id}/tasks/${index + 1}/reports`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${request.token}`,
-          "content-type": "application/vnd.sheepdog.reports+frames",
-        },
+      workerFetch(b.url, keyOf(request), `/v2/requests/${request.id}/tasks/${index + 1}/reports`, {
+        headers: { "content-type": "application/vnd.sheepdog.reports+frames" },
         body: encodeReports([{ index, kind: "error", payload: new Uint8Array([0x61]) }]),
       });
     expect((await send(0)).status).toBe(200);

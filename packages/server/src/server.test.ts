@@ -1,18 +1,24 @@
 import { request as httpRequest } from "node:http";
 import { connect, createServer as createNetServer } from "node:net";
-import type { CreatedRequest, ReportFrame, Store } from "@sheepdog/contracts";
+import type { CreatedRequest, MacKey, ReportFrame, Store } from "@sheepdog/contracts";
 import {
+  BODY_HASH_HEADER,
+  bodyHash,
   decodeTaskFrames,
   encodeFrames,
   encodeReports,
+  PROOF_HEADER,
   REPORTS_CONTENT_TYPE,
   SheepdogError,
+  signWorkerRequest,
   TASK_CONTENT_TYPE,
   WIRE_VERSION,
 } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { countingStore } from "./__fixtures__/counting-store.js";
+import type { WorkerAnswer } from "./__fixtures__/worker-client.js";
+import { keyOf, workerFetch } from "./__fixtures__/worker-client.js";
 import type { ReportEvent, SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 
@@ -37,37 +43,57 @@ async function newRequest(tasks: number, chunkSize?: number): Promise<CreatedReq
   });
 }
 
-function taskUrl(request: number | string, task: number | string): string {
-  return `${server.url}/v1/requests/${request}/tasks/${task}`;
+function taskPath(request: number | string, task: number | string): string {
+  return `/v2/requests/${request}/tasks/${task}`;
 }
 
-function getTask(request: number | string, task: number | string, token?: string) {
-  return fetch(taskUrl(request, task), {
-    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
-  });
+function taskUrl(request: number | string, task: number | string): string {
+  return `${server.url}${taskPath(request, task)}`;
+}
+
+/** A task fetch signed with `key` (a request's own, unless a test says otherwise). */
+function getTask(request: number | string, task: number | string, key: MacKey) {
+  return workerFetch(server.url, key, taskPath(request, task));
 }
 
 function post(
   request: number | string,
   task: number | string,
-  token: string | undefined,
+  key: MacKey,
   body: Uint8Array,
   contentType: string = REPORTS_CONTENT_TYPE,
 ) {
-  const headers: Record<string, string> = { "content-type": contentType };
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  return fetch(`${taskUrl(request, task)}/reports`, { method: "POST", headers, body });
+  return workerFetch(server.url, key, `${taskPath(request, task)}/reports`, {
+    body,
+    headers: { "content-type": contentType },
+  });
 }
 
 function postReports(request: CreatedRequest, task: number, reports: ReportFrame[]) {
-  return post(request.id, task, request.token, encodeReports(reports));
+  return post(request.id, task, keyOf(request), encodeReports(reports));
 }
 
-async function expectError(response: Response, status: number): Promise<string> {
-  expect(response.status).toBe(status);
-  expect(response.headers.get("content-type")).toMatch(/^application\/json/);
-  const body = (await response.json()) as Record<string, unknown>;
-  expect(Object.keys(body).sort()).toEqual(["message", "status"]);
+/** An answer to a request that was not signed (never proven). */
+async function unsigned(response: Response): Promise<WorkerAnswer> {
+  const body = new Uint8Array(await response.arrayBuffer());
+  return {
+    status: response.status,
+    headers: response.headers,
+    body,
+    proven: false,
+    json: () => JSON.parse(new TextDecoder().decode(body)),
+  };
+}
+
+async function expectError(answer: WorkerAnswer, status: number): Promise<string> {
+  expect(answer.status).toBe(status);
+  expect(answer.headers.get("content-type")).toMatch(/^application\/json/);
+  const body = answer.json() as Record<string, unknown>;
+  expect(
+    Object.keys(body)
+      .filter((k) => k !== "serverTime")
+      .sort(),
+  ).toEqual(["message", "status"]);
   expect(body.status).toBe(status);
   expect(typeof body.message).toBe("string");
   return body.message as string;
@@ -94,20 +120,21 @@ describe("startServer", () => {
   it("answers /health", async () => {
     const response = await fetch(`${server.url}/health`);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ ok: true, version: WIRE_VERSION });
+    expect(await response.json()).toEqual({ ok: true, version: 2 });
     expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
     expect(server.port).toBeGreaterThan(0);
     expect((await fetch(`${server.url}/health`, { method: "HEAD" })).status).toBe(200);
   });
 
-  it("serves a task's header, function, namespace and arguments", async () => {
+  it("serves a task's header, function, namespace and arguments, proven", async () => {
     const request = await newRequest(3);
-    const response = await getTask(request.id, 2, request.token);
+    const response = await getTask(request.id, 2, keyOf(request));
     expect(response.status).toBe(200);
+    expect(response.proven).toBe(true);
     expect(response.headers.get("content-type")).toBe(TASK_CONTENT_TYPE);
     expect(response.headers.get("content-length")).toMatch(/^\d+$/);
-    const task = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
-    expect(task.header).toEqual({ version: 1, request: request.id, task: 2, first: 1, count: 1 });
+    const task = decodeTaskFrames(response.body);
+    expect(task.header).toEqual({ version: 2, request: request.id, task: 2, first: 1, count: 1 });
     expect(task.func).toEqual(func);
     expect(task.ns).toEqual(ns);
     expect(task.args).toEqual([pickled(1)]);
@@ -116,36 +143,37 @@ describe("startServer", () => {
   it("answers the worker routes alike on the direct path and through h3", async () => {
     // A plain path is answered straight from node:http; a query string sends it through h3.
     const request = await newRequest(3);
-    const auth = { authorization: `Bearer ${request.token}` };
+    const key = keyOf(request);
     const answers = [];
     for (const suffix of ["", "?via=h3"]) {
-      const ok = await fetch(`${taskUrl(request.id, 2)}${suffix}`, { headers: auth });
-      const refused = await fetch(`${taskUrl(request.id, 2)}${suffix}`);
-      const missing = await fetch(`${taskUrl(request.id, 9)}${suffix}`, { headers: auth });
+      const ok = await workerFetch(server.url, key, `${taskPath(request.id, 2)}${suffix}`);
+      const refused = await unsigned(await fetch(`${taskUrl(request.id, 2)}${suffix}`));
+      const missing = await workerFetch(server.url, key, `${taskPath(request.id, 9)}${suffix}`);
       answers.push([
-        [ok.status, ok.headers.get("content-type"), ok.headers.get("cache-control")],
-        [...new Uint8Array(await ok.arrayBuffer())],
-        [refused.status, refused.headers.get("www-authenticate"), await refused.text()],
-        [missing.status, missing.headers.get("content-type"), await missing.text()],
+        [ok.status, ok.proven, ok.headers.get("content-type"), ok.headers.get("cache-control")],
+        [...ok.body],
+        [refused.status, refused.headers.get("www-authenticate"), refused.json()],
+        [missing.status, missing.proven, missing.headers.get("content-type"), missing.json()],
       ]);
     }
     expect(answers[0]).toEqual(answers[1]);
-    expect(answers[0]?.[0]).toEqual([200, TASK_CONTENT_TYPE, "no-store"]);
+    expect(answers[0]?.[0]).toEqual([200, true, TASK_CONTENT_TYPE, "no-store"]);
+    expect(answers[0]?.[3]?.[1]).toBe(true);
     const body = encodeReports([{ index: 2, kind: "result", payload: pickled(7) }]);
-    const posted = await fetch(`${taskUrl(request.id, 3)}/reports?via=h3`, {
-      method: "POST",
-      headers: { ...auth, "content-type": REPORTS_CONTENT_TYPE },
+    const posted = await workerFetch(server.url, key, `${taskPath(request.id, 3)}/reports?via=h3`, {
       body,
+      headers: { "content-type": REPORTS_CONTENT_TYPE },
     });
-    expect(await posted.json()).toEqual({ stored: 1, duplicates: 0 });
+    expect(posted.proven).toBe(true);
+    expect(posted.json()).toEqual({ stored: 1, duplicates: 0 });
   });
 
   it("maps array tasks to chunks of chunkSize arguments", async () => {
     const request = await newRequest(5, 2);
     const ranges: [number, number, number[]][] = [];
     for (const task of [1, 2, 3]) {
-      const response = await getTask(request.id, task, request.token);
-      const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+      const response = await getTask(request.id, task, keyOf(request));
+      const decoded = decodeTaskFrames(response.body);
       ranges.push([
         decoded.header.first,
         decoded.header.count,
@@ -157,7 +185,7 @@ describe("startServer", () => {
       [2, 2, [2, 3]],
       [4, 1, [4]],
     ]);
-    await expectError(await getTask(request.id, 4, request.token), 404);
+    await expectError(await getTask(request.id, 4, keyOf(request)), 404);
   });
 
   it("reads small arguments of one-argument tasks 64 at a time, each served right", async () => {
@@ -167,8 +195,8 @@ describe("startServer", () => {
     );
     const served = await Promise.all(
       [...order, 5, 70].map(async (task) => {
-        const response = await getTask(request.id, task, request.token);
-        const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+        const response = await getTask(request.id, task, keyOf(request));
+        const decoded = decodeTaskFrames(response.body);
         return [task, decoded.header.first, decoded.args] as const;
       }),
     );
@@ -191,8 +219,8 @@ describe("startServer", () => {
       meta: {},
     });
     for (let task = 1; task <= 10; task++) {
-      const response = await getTask(request.id, task, request.token);
-      const decoded = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+      const response = await getTask(request.id, task, keyOf(request));
+      const decoded = decodeTaskFrames(response.body);
       expect(decoded.args).toEqual([big(task - 1)]);
     }
     expect(calls.getArgs).toBe(10);
@@ -200,7 +228,7 @@ describe("startServer", () => {
 
   it("reads a request from the store once, then from its cache", async () => {
     const request = await newRequest(4);
-    await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, request.token)));
+    await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, keyOf(request))));
     await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(9) }]);
     expect(calls.getRequest).toBe(1);
   });
@@ -212,12 +240,13 @@ describe("startServer", () => {
       { index: 3, kind: "error", payload: text("Traceback\nValueError: ü") },
     ]);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(response.proven).toBe(true);
+    expect(response.json()).toEqual({ stored: 2, duplicates: 0 });
     response = await postReports(request, 2, [
       { index: 2, kind: "error", payload: text("late") },
       { index: 3, kind: "result", payload: pickled(30) },
     ]);
-    expect(await response.json()).toEqual({ stored: 0, duplicates: 2 });
+    expect(response.json()).toEqual({ stored: 0, duplicates: 2 });
     expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 1, errors: 1 });
     const results = await store.getResults(request.id);
     expect(results[2]?.result).toEqual(pickled(20));
@@ -236,7 +265,7 @@ describe("startServer", () => {
       { index: 0, kind: "result", payload: pickled(1) },
       { index: 2, kind: "error", payload: text("boom") },
     ]);
-    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(response.json()).toEqual({ stored: 2, duplicates: 0 });
     expect(calls.putReports).toBe(1);
     expect(calls.putResult ?? 0).toBe(0);
     expect(events.map((e) => e.index)).toEqual([0, 2]);
@@ -251,69 +280,228 @@ describe("startServer", () => {
       { index: 0, kind: "result", payload: pickled(1) },
       { index: 2, kind: "error", payload: text("boom") },
     ]);
-    expect(await response.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(response.json()).toEqual({ stored: 2, duplicates: 0 });
     response = await postReports(request, 1, [
       { index: 0, kind: "error", payload: text("late") },
       { index: 1, kind: "result", payload: pickled(5) },
     ]);
-    expect(await response.json()).toEqual({ stored: 1, duplicates: 1 });
+    expect(response.json()).toEqual({ stored: 1, duplicates: 1 });
     expect([calls.putResult, calls.putError]).toEqual([2, 2]);
     expect(await store.counts(request.id)).toEqual({ tasks: 3, results: 2, errors: 1 });
     expect(events.map((e) => e.index)).toEqual([0, 2, 1]);
   });
 });
 
-describe("authentication", () => {
-  it("refuses a missing, malformed or wrong token with 401", async () => {
-    const request = await newRequest(1);
-    for (const headers of [
-      {},
-      { authorization: "Bearer" },
-      { authorization: `Basic ${request.token}` },
-      { authorization: `Bearer ${request.token}x` },
-      { authorization: `Bearer ${"a".repeat(600)}` },
-      { authorization: "Bearer not a token" },
-    ] as Record<string, string>[]) {
-      const response = await fetch(taskUrl(request.id, 1), { headers });
-      const message = await expectError(response, 401);
-      expect(message).not.toContain(request.token);
-      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
-    }
-    const ok = await fetch(taskUrl(request.id, 1), {
-      headers: { authorization: `bearer   ${request.token}` },
+/** Everything of an answer but its Date header. */
+function comparable(answer: WorkerAnswer) {
+  const headers = [...answer.headers].filter(([name]) => name !== "date");
+  return { status: answer.status, headers, body: [...answer.body] };
+}
+
+/** Sends `head` (and the start of a body) on a raw socket; resolves with the whole answer. */
+function rawExchange(head: string, bodyStart = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(server.port, "127.0.0.1", () => socket.write(head + bodyStart));
+    let reply = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      reply += chunk;
     });
-    expect(ok.status).toBe(200);
+    socket.on("close", () => resolve(reply));
+    socket.on("error", reject);
+    socket.setTimeout(5_000, () => {
+      socket.destroy();
+      reject(new Error(`no answer; so far: ${JSON.stringify(reply)}`));
+    });
   });
+}
 
-  it("still refuses a wrong token after the right one was accepted", async () => {
-    const mine = await newRequest(2);
-    const theirs = await newRequest(2);
-    expect((await getTask(mine.id, 1, mine.token)).status).toBe(200);
-    expect((await getTask(theirs.id, 1, theirs.token)).status).toBe(200);
-    const last = mine.token.at(-1) === "A" ? "B" : "A";
-    for (const token of [
-      `${mine.token.slice(0, -1)}${last}`,
-      mine.token.slice(0, -1),
-      theirs.token,
-    ]) {
-      await expectError(await getTask(mine.id, 2, token), 401);
+describe("authentication", () => {
+  it("answers unsigned and wrongly signed requests with one 401, whether or not the request exists", async () => {
+    const request = await newRequest(1);
+    const key = keyOf(request);
+    const other = keyOf(await newRequest(1));
+    const answersFor = async (id: number) => {
+      const path = taskPath(id, 1);
+      const signed = signWorkerRequest(key, { method: "GET", url: server.url, path });
+      const mac = signed.headers.authorization as string;
+      return [
+        await unsigned(await fetch(`${server.url}${path}`)),
+        await unsigned(
+          await fetch(`${server.url}${path}`, { headers: { authorization: "Bearer x" } }),
+        ),
+        await unsigned(
+          await fetch(`${server.url}${path}`, {
+            headers: { authorization: `${mac.slice(0, -2)}${mac.endsWith("AA") ? "BB" : "AA"}` },
+          }),
+        ),
+        await workerFetch(server.url, other, path),
+        await workerFetch(server.url, key, path, {
+          headers: { authorization: mac.replace("Sheepdog ", "Sheepdog  ") },
+        }),
+      ];
+    };
+    const known = await answersFor(request.id);
+    const unknown = await answersFor(request.id + 1000);
+    expect(known.map(comparable)).toEqual(unknown.map(comparable));
+    for (const answer of known) {
+      expect(await expectError(answer, 401)).toBe(
+        "This needs a valid Sheepdog authorization for its request.",
+      );
+      expect(answer.headers.get("www-authenticate")).toBe("Sheepdog");
+      expect(answer.headers.get(PROOF_HEADER)).toBeNull();
     }
-    expect((await getTask(mine.id, 2, mine.token)).status).toBe(200);
+    expect(errors).toEqual([]);
   });
 
-  it("never lets one request's token read or write another request's tasks", async () => {
+  it("proves every answer to a signed request, errors included, and a proof fits only its request", async () => {
+    const request = await newRequest(2);
+    const key = keyOf(request);
+    const answers = [
+      await getTask(request.id, 1, key),
+      await getTask(request.id, 3, key),
+      await post(request.id, 1, key, encodeReports([]), "text/plain"),
+      await post(request.id, 1, key, new Uint8Array([0, 0, 0])),
+      await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(1) }]),
+    ];
+    expect(answers.map((a) => [a.status, a.proven])).toEqual([
+      [200, true],
+      [404, true],
+      [415, true],
+      [400, true],
+      [200, true],
+    ]);
+    // A request signed with another request's key gets nothing proven.
+    const stranger = await getTask(request.id, 2, keyOf(await newRequest(1)));
+    expect([stranger.status, stranger.proven, stranger.headers.get(PROOF_HEADER)]).toEqual([
+      401,
+      false,
+      null,
+    ]);
+  });
+
+  it("uses a signature once: the same request sent again is refused", async () => {
+    const request = await newRequest(1);
+    const path = taskPath(request.id, 1);
+    const { headers } = signWorkerRequest(keyOf(request), { method: "GET", url: server.url, path });
+    expect((await fetch(`${server.url}${path}`, { headers })).status).toBe(200);
+    const again = await unsigned(await fetch(`${server.url}${path}`, { headers }));
+    expect(await expectError(again, 401)).toContain("valid Sheepdog authorization");
+    expect(again.headers.get(PROOF_HEADER)).toBeNull();
+  });
+
+  it("refuses a signature made for another port, path, method or body", async () => {
+    const request = await newRequest(2);
+    const key = keyOf(request);
+    const path = taskPath(request.id, 1);
+    const elsewhere = signWorkerRequest(key, {
+      method: "GET",
+      url: `http://127.0.0.1:${server.port === 1 ? 2 : server.port - 1}`,
+      path,
+    });
+    const otherPath = signWorkerRequest(key, {
+      method: "GET",
+      url: server.url,
+      path: taskPath(request.id, 2),
+    });
+    const asPost = signWorkerRequest(key, { method: "POST", url: server.url, path });
+    for (const headers of [elsewhere.headers, otherPath.headers, asPost.headers]) {
+      await expectError(await unsigned(await fetch(`${server.url}${path}`, { headers })), 401);
+    }
+    const body = encodeReports([{ index: 0, kind: "result", payload: pickled(1) }]);
+    const forged = encodeReports([{ index: 0, kind: "result", payload: pickled(66) }]);
+    const signed = signWorkerRequest(key, {
+      method: "POST",
+      url: server.url,
+      path: `${path}/reports`,
+      body,
+    });
+    const swapped = await unsigned(
+      await fetch(`${server.url}${path}/reports`, {
+        method: "POST",
+        headers: { ...signed.headers, "content-type": REPORTS_CONTENT_TYPE },
+        body: forged,
+      }),
+    );
+    expect(await expectError(swapped, 400)).toBe(
+      `The body does not match its ${BODY_HASH_HEADER} header.`,
+    );
+    const noHash = await unsigned(
+      await fetch(`${server.url}${path}/reports`, {
+        method: "POST",
+        headers: {
+          authorization: signed.headers.authorization as string,
+          "content-type": REPORTS_CONTENT_TYPE,
+        },
+        body,
+      }),
+    );
+    await expectError(noHash, 401);
+    expect(await store.counts(request.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
+  });
+
+  it("answers a right signature at a time out of its window with a proven 401 and its clock", async () => {
+    const request = await newRequest(1);
+    const key = keyOf(request);
+    const path = taskPath(request.id, 1);
+    for (const time of [Date.now() - 5 * 60_000, Date.now() + 60_000, Date.now() - 30_000]) {
+      // The last is within 60 s, but before this server started.
+      await server.close();
+      server = await startServer({ store, port: 0, host: "127.0.0.1" });
+      const answer = await workerFetch(server.url, key, path, { time });
+      expect(answer.proven).toBe(true);
+      const message = await expectError(answer, 401);
+      expect(message).toMatch(/^The request's time is -?\d+ s off the server's clock/);
+      const { serverTime } = answer.json() as { serverTime: number };
+      expect(Math.abs(serverTime - Date.now())).toBeLessThan(5_000);
+      expect((await workerFetch(server.url, key, path, { time: serverTime })).status).toBe(200);
+    }
+  });
+
+  it("never lets one request's key read or write another request's tasks", async () => {
     const mine = await newRequest(2);
     const theirs = await newRequest(2);
-    await expectError(await getTask(theirs.id, 1, mine.token), 401);
+    await expectError(await getTask(theirs.id, 1, keyOf(mine)), 401);
     const response = await post(
       theirs.id,
       1,
-      mine.token,
+      keyOf(mine),
       encodeReports([{ index: 0, kind: "result", payload: pickled(1) }]),
     );
     await expectError(response, 401);
     expect(await store.counts(theirs.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
     expect(events).toEqual([]);
+  });
+
+  it("answers an unauthenticated post at once, without reading its body, and closes", async () => {
+    const request = await newRequest(1);
+    for (const id of [request.id, request.id + 1000]) {
+      const head =
+        `POST ${taskPath(id, 1)}/reports HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+        `Content-Type: ${REPORTS_CONTENT_TYPE}\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`;
+      // Only the headers and 10 bytes of 64 MiB are sent; the answer comes all the same.
+      const reply = await rawExchange(head, "x".repeat(10));
+      expect(reply).toMatch(/^HTTP\/1\.1 401 /);
+      expect(reply.toLowerCase()).toContain("connection: close");
+    }
+  });
+
+  it("refuses a worker of wire protocol 1 with 410", async () => {
+    const request = await newRequest(1);
+    const gone = await unsigned(
+      await fetch(`${server.url}/v1/requests/${request.id}/tasks/1`, {
+        headers: { authorization: `Bearer ${request.token}` },
+      }),
+    );
+    expect(await expectError(gone, 410)).toBe(
+      "This server speaks wire protocol 2, and this worker an older one. Run the map again with this version of Sheepdog.",
+    );
+    const posted = await unsigned(
+      await fetch(`${server.url}/v1/requests/${request.id}/tasks/1/reports`, {
+        method: "POST",
+        body: "x",
+      }),
+    );
+    await expectError(posted, 410);
   });
 });
 
@@ -332,29 +520,32 @@ describe("bad input", () => {
       [request.id, "xyz"],
     ];
     for (const [id, task] of cases) {
-      const message = await expectError(await getTask(id, task, request.token), 400);
+      const message = await expectError(await getTask(id, task, keyOf(request)), 400);
       expect(message).not.toMatch(/abc|xyz|1e3/);
     }
-    await expectError(await getTask(999, 1, request.token), 404);
-    await expectError(await getTask(request.id, 3, request.token), 404);
-    await expectError(await post(999, 1, request.token, encodeReports([])), 404);
+    // An unknown request is answered as any request the worker is not authenticated for.
+    await expectError(await getTask(999, 1, keyOf(request)), 401);
+    await expectError(await getTask(request.id, 3, keyOf(request)), 404);
+    await expectError(await post(999, 1, keyOf(request), encodeReports([])), 401);
   });
 
   it("answers unknown paths and methods without echoing them", async () => {
     const marker = "zz-echo-marker";
-    let response = await fetch(`${server.url}/${marker}/<script>`);
+    let response = await unsigned(await fetch(`${server.url}/${marker}/<script>`));
     expect(await expectError(response, 404)).not.toContain(marker);
-    response = await fetch(`${server.url}/v1/requests/1/tasks/1/${marker}`);
+    response = await unsigned(await fetch(`${server.url}/v2/requests/1/tasks/1/${marker}`));
     expect(await expectError(response, 404)).not.toContain(marker);
-    response = await fetch(`${server.url}/v1/requests/1/tasks/1`, { method: "DELETE" });
+    response = await unsigned(
+      await fetch(`${server.url}/v2/requests/1/tasks/1`, { method: "DELETE" }),
+    );
     await expectError(response, 405);
     expect(response.headers.get("allow")).toBe("GET");
-    response = await fetch(`${server.url}/v1/requests/1/tasks/1/reports`);
+    response = await unsigned(await fetch(`${server.url}/v2/requests/1/tasks/1/reports`));
     await expectError(response, 405);
-    response = await fetch(`${server.url}/health`, { method: "POST", body: "x" });
+    response = await unsigned(await fetch(`${server.url}/health`, { method: "POST", body: "x" }));
     await expectError(response, 405);
     expect(response.headers.get("allow")).toBe("GET, HEAD");
-    response = await fetch(`${server.url}/%ZZ${marker}`);
+    response = await unsigned(await fetch(`${server.url}/%ZZ${marker}`));
     expect(await expectError(response, 400)).not.toContain(marker);
   });
 
@@ -362,26 +553,26 @@ describe("bad input", () => {
     const request = await newRequest(1);
     const body = encodeReports([{ index: 0, kind: "result", payload: pickled(1) }]);
     for (const type of ["application/json", "text/plain", "", TASK_CONTENT_TYPE]) {
-      await expectError(await post(request.id, 1, request.token, body, type), 415);
+      await expectError(await post(request.id, 1, keyOf(request), body, type), 415);
     }
-    const ok = await post(request.id, 1, request.token, body, `${REPORTS_CONTENT_TYPE}; v=1`);
+    const ok = await post(request.id, 1, keyOf(request), body, `${REPORTS_CONTENT_TYPE}; v=1`);
     expect(ok.status).toBe(200);
-    const gzipped = await fetch(`${taskUrl(request.id, 1)}/reports`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${request.token}`,
-        "content-type": REPORTS_CONTENT_TYPE,
-        "content-encoding": "gzip",
+    const gzipped = await workerFetch(
+      server.url,
+      keyOf(request),
+      `${taskPath(request.id, 1)}/reports`,
+      {
+        body,
+        headers: { "content-type": REPORTS_CONTENT_TYPE, "content-encoding": "gzip" },
       },
-      body,
-    });
+    );
     await expectError(gzipped, 415);
   });
 
   it("refuses malformed report posts with 400 and stores none of them", async () => {
     const request = await newRequest(4, 2);
     const good = { index: 2, kind: "result" as const, payload: pickled(1) };
-    const header = (reports: unknown) => text(JSON.stringify({ version: 1, reports }));
+    const header = (reports: unknown) => text(JSON.stringify({ version: 2, reports }));
     const bodies = [
       new Uint8Array([0, 0, 0]),
       new Uint8Array([0, 0, 0, 9, 1]),
@@ -401,11 +592,11 @@ describe("bad input", () => {
       new Uint8Array(0),
     ];
     for (const body of bodies) {
-      const message = await expectError(await post(request.id, 2, request.token, body), 400);
+      const message = await expectError(await post(request.id, 2, keyOf(request), body), 400);
       expect(message).not.toMatch(/at .*\.(ts|js):\d+/);
       expect(message).not.toMatch(/^\[sheepdog\]/);
     }
-    const truncated = await post(request.id, 2, request.token, new Uint8Array([0, 0, 0]));
+    const truncated = await post(request.id, 2, keyOf(request), new Uint8Array([0, 0, 0]));
     expect(await expectError(truncated, 400)).toBe(
       "The frame body ends inside a section length. Send whole frames.",
     );
@@ -429,7 +620,7 @@ describe("bad input", () => {
       { index: 2, kind: "result", payload: pickled(14) },
     ]);
     expect(reply.status).toBe(200);
-    expect(await reply.json()).toEqual({ stored: 3, duplicates: 0 });
+    expect(reply.json()).toEqual({ stored: 3, duplicates: 0 });
     expect(await store.counts(request.id)).toEqual({ tasks: 3, results: 2, errors: 1 });
     expect((await store.getErrors(request.id)).map(({ index, error }) => [index, error])).toEqual([
       [1, "13 is unlucky"],
@@ -446,11 +637,11 @@ describe("retry tasks (request meta retryTasks)", () => {
   it("serves tasks past the chunks with the listed indices, and checks reports against them", async () => {
     const request = await newRequest(7, 3);
     // Three chunked tasks (0-2, 3-5, 6); the retry tasks are read when first asked for.
-    expect((await getTask(request.id, 4, request.token)).status).toBe(404);
+    expect((await getTask(request.id, 4, keyOf(request))).status).toBe(404);
     await store.updateMeta(request.id, { retryTasks: [[1, 2, 4], [6]] });
-    const response = await getTask(request.id, 4, request.token);
+    const response = await getTask(request.id, 4, keyOf(request));
     expect(response.status).toBe(200);
-    const task = decodeTaskFrames(new Uint8Array(await response.arrayBuffer()));
+    const task = decodeTaskFrames(response.body);
     expect(task.header).toEqual({
       version: WIRE_VERSION,
       request: request.id,
@@ -460,7 +651,7 @@ describe("retry tasks (request meta retryTasks)", () => {
       indices: [1, 2, 4],
     });
     expect(task.args).toEqual([pickled(1), pickled(2), pickled(4)]);
-    expect((await getTask(request.id, 6, request.token)).status).toBe(404);
+    expect((await getTask(request.id, 6, keyOf(request))).status).toBe(404);
     await expectError(
       await postReports(request, 4, [{ index: 3, kind: "result", payload: pickled(9) }]),
       400,
@@ -469,13 +660,13 @@ describe("retry tasks (request meta retryTasks)", () => {
       { index: 4, kind: "result", payload: pickled(16) },
       { index: 1, kind: "result", payload: pickled(1) },
     ]);
-    expect(await ok.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(ok.json()).toEqual({ stored: 2, duplicates: 0 });
     const last = await postReports(request, 5, [{ index: 6, kind: "error", payload: text("x") }]);
     expect(last.status).toBe(200);
     expect(await store.counts(request.id)).toEqual({ tasks: 7, results: 2, errors: 1 });
     // A chunked task's header carries no indices.
-    const chunk = await getTask(request.id, 2, request.token);
-    const chunkTask = decodeTaskFrames(new Uint8Array(await chunk.arrayBuffer()));
+    const chunk = await getTask(request.id, 2, keyOf(request));
+    const chunkTask = decodeTaskFrames(chunk.body);
     expect(chunkTask.header.indices).toBeUndefined();
   });
 
@@ -483,7 +674,7 @@ describe("retry tasks (request meta retryTasks)", () => {
     const request = await newRequest(3);
     for (const retryTasks of [[[2, 1]], [[]], [[3]], [[0.5]], "x", [[0], 1]]) {
       await store.updateMeta(request.id, { retryTasks });
-      expect((await getTask(request.id, 4, request.token)).status).toBe(404);
+      expect((await getTask(request.id, 4, keyOf(request))).status).toBe(404);
     }
   });
 });
@@ -499,7 +690,7 @@ describe("body size limit", () => {
     const big = encodeReports([
       { index: 0, kind: "error", payload: new Uint8Array(100 * 1024).fill(0x41) },
     ]);
-    await expectError(await post(request.id, 1, request.token, big), 413);
+    await expectError(await post(request.id, 1, keyOf(request), big), 413);
     expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
   });
 
@@ -508,7 +699,7 @@ describe("body size limit", () => {
     const payload = new Uint8Array(64 * 1024 - 100).fill(0x41);
     const body = encodeReports([{ index: 0, kind: "error", payload }]);
     expect(body.byteLength).toBeLessThanOrEqual(64 * 1024);
-    expect((await post(request.id, 1, request.token, body)).status).toBe(200);
+    expect((await post(request.id, 1, keyOf(request), body)).status).toBe(200);
   });
 
   it("refuses a chunked body as it passes the limit, without reading it all", async () => {
@@ -516,10 +707,16 @@ describe("body size limit", () => {
     const { status, sent } = await new Promise<{ status: number; sent: number }>(
       (resolve, reject) => {
         let sent = 0;
+        const { headers } = signWorkerRequest(keyOf(request), {
+          method: "POST",
+          url: server.url,
+          path: `${taskPath(request.id, 1)}/reports`,
+          body: new Uint8Array(64 * 1024 * 1024).fill(0x42),
+        });
         const req = httpRequest(`${taskUrl(request.id, 1)}/reports`, {
           method: "POST",
           headers: {
-            authorization: `Bearer ${request.token}`,
+            ...headers,
             "content-type": REPORTS_CONTENT_TYPE,
             "transfer-encoding": "chunked",
           },
@@ -557,6 +754,67 @@ describe("body size limit", () => {
   });
 });
 
+describe("bodies in flight", () => {
+  /** Starts a signed post that declares `length` bytes and sends only its headers. */
+  function heldPost(request: CreatedRequest, task: number, length: number) {
+    const path = `${taskPath(request.id, task)}/reports`;
+    const body = new Uint8Array(length).fill(0x41);
+    const { headers } = signWorkerRequest(keyOf(request), {
+      method: "POST",
+      url: server.url,
+      path,
+      body,
+    });
+    const socket = connect(server.port, "127.0.0.1");
+    let reply = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      reply += chunk;
+    });
+    const closed = new Promise<string>((resolve) => socket.on("close", () => resolve(reply)));
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+        `Authorization: ${headers.authorization}\r\n${BODY_HASH_HEADER}: ${bodyHash(body)}\r\n` +
+        `Content-Type: ${REPORTS_CONTENT_TYPE}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`,
+    );
+    return { socket, closed, body };
+  }
+
+  it("answers 503 to a post that would pass maxBodyBytesInFlight, and takes it once there is room", async () => {
+    await server.close();
+    server = await startServer({
+      store,
+      port: 0,
+      host: "127.0.0.1",
+      maxBodyBytes: 64 * 1024,
+      maxBodyBytesInFlight: 128 * 1024,
+    });
+    const request = await newRequest(3);
+    // Two posts of 60 KiB being read (their bodies held back) fill most of the 128 KiB.
+    const held = [heldPost(request, 1, 60 * 1024), heldPost(request, 2, 60 * 1024)];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const body = encodeReports([{ index: 2, kind: "result", payload: pickled(2) }]);
+    const refused = await post(request.id, 3, keyOf(request), new Uint8Array(10 * 1024).fill(1));
+    expect(refused.proven).toBe(true);
+    expect(await expectError(refused, 503)).toBe(
+      "The server is reading too many bodies at once. Try again shortly.",
+    );
+    expect(refused.headers.get("retry-after")).toBe("1");
+    // Small posts still fit; once the held bodies end, a large one fits again.
+    expect((await post(request.id, 3, keyOf(request), body)).status).toBe(200);
+    for (const { socket, body: rest } of held) socket.end(rest);
+    const answers = await Promise.all(held.map(({ closed }) => closed));
+    // Their bodies were read and refused as frames, which frees the room they held.
+    for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    const again = await post(
+      request.id,
+      1,
+      keyOf(request),
+      encodeReports([{ index: 0, kind: "error", payload: new Uint8Array(60 * 1024).fill(0x41) }]),
+    );
+    expect(again.status).toBe(200);
+  });
+});
+
 describe("slow clients", () => {
   it("answers a request that trickles in too slowly with 408 and stays up", async () => {
     await server.close();
@@ -568,10 +826,17 @@ describe("slow clients", () => {
       reply += chunk;
     });
     const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    const path = `${taskPath(request.id, 1)}/reports`;
+    const { headers } = signWorkerRequest(keyOf(request), {
+      method: "POST",
+      url: server.url,
+      path,
+      body: text("x".repeat(1000)),
+    });
     socket.write(
-      `POST /v1/requests/${request.id}/tasks/1/reports HTTP/1.1\r\nHost: x\r\n` +
-        `Authorization: Bearer ${request.token}\r\nContent-Type: ${REPORTS_CONTENT_TYPE}\r\n` +
-        "Content-Length: 1000\r\n\r\n",
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+        `Authorization: ${headers.authorization}\r\n${BODY_HASH_HEADER}: ${headers[BODY_HASH_HEADER]}\r\n` +
+        `Content-Type: ${REPORTS_CONTENT_TYPE}\r\nContent-Length: 1000\r\n\r\n`,
     );
     const trickle = setInterval(() => socket.write("x"), 100);
     await closed;
@@ -621,6 +886,8 @@ describe("store failures and lifecycle", () => {
       { port: 1.5 },
       { maxBodyBytes: 10 },
       { requestTimeoutMs: 5 },
+      { maxBodyBytes: 4096, maxBodyBytesInFlight: 4095 },
+      { maxBodyBytesInFlight: 1.5 },
     ]) {
       const error = await startServer({ store, ...options }).catch((e) => e);
       expect(error.code).toBe("CONFIG_INVALID");
@@ -642,15 +909,13 @@ describe("store failures and lifecycle", () => {
       port = local.port;
       const seen: number[] = [];
       const off = local.onReport((e) => seen.push(e.index));
-      await fetch(`${local.url}/v1/requests/${request.id}/tasks/1/reports`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${request.token}`, "content-type": REPORTS_CONTENT_TYPE },
+      await workerFetch(local.url, keyOf(request), `${taskPath(request.id, 1)}/reports`, {
+        headers: { "content-type": REPORTS_CONTENT_TYPE },
         body: encodeReports([{ index: 0, kind: "result", payload: pickled(0) }]),
       });
       off();
-      await fetch(`${local.url}/v1/requests/${request.id}/tasks/2/reports`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${request.token}`, "content-type": REPORTS_CONTENT_TYPE },
+      await workerFetch(local.url, keyOf(request), `${taskPath(request.id, 2)}/reports`, {
+        headers: { "content-type": REPORTS_CONTENT_TYPE },
         body: encodeReports([{ index: 1, kind: "result", payload: pickled(1) }]),
       });
       expect(seen).toEqual([0]);

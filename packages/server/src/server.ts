@@ -1,7 +1,9 @@
 import type { RequestId, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { ArgsReadAhead } from "./internal/args-read-ahead.js";
+import { BodyBudget } from "./internal/body.js";
 import { nodeListener } from "./internal/dispatch.js";
+import { Freshness } from "./internal/freshness.js";
 import { listen } from "./internal/listen.js";
 import { RequestCache } from "./internal/request-cache.js";
 import { wireRoutes } from "./internal/routes.js";
@@ -31,6 +33,12 @@ export interface ServerOptions {
   host?: string;
   /** The largest request body accepted; larger ones are refused with 413. @default 64 MiB + 64 KiB */
   maxBodyBytes?: number;
+  /**
+   * The most bytes of request bodies read at once, across all connections (each body counts
+   * its declared length, or `maxBodyBytes` when chunked); a post that does not fit is answered
+   * 503, and its worker tries again. At least `maxBodyBytes`. @default 4 * maxBodyBytes
+   */
+  maxBodyBytesInFlight?: number;
   /** How long a request (headers and body) may take to arrive before a 408. @default 300000 */
   requestTimeoutMs?: number;
   /** Called for every report stored. More listeners can be added with `server.onReport`. */
@@ -94,13 +102,29 @@ function resolvedOptions(options: ServerOptions) {
       "maxBodyBytes must be an integer of at least 1024.",
     );
   }
+  const maxBodyBytesInFlight = options.maxBodyBytesInFlight ?? 4 * maxBodyBytes;
+  if (!Number.isSafeInteger(maxBodyBytesInFlight) || maxBodyBytesInFlight < maxBodyBytes) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `maxBodyBytesInFlight must be an integer of at least maxBodyBytes (${maxBodyBytes}).`,
+    );
+  }
   const host = options.host ?? "0.0.0.0";
-  return { host, port, maxBodyBytes, requestTimeoutMs, onError: options.onError ?? defaultOnError };
+  return {
+    host,
+    port,
+    maxBodyBytes,
+    maxBodyBytesInFlight,
+    requestTimeoutMs,
+    onError: options.onError ?? defaultOnError,
+  };
 }
 
 /**
- * Starts the HTTP server that workers fetch tasks from and report to (wire protocol v1, see
- * `@sheepdog/contracts`), serving every request in `store`.
+ * Starts the HTTP server that workers fetch tasks from and report to (wire protocol v2, see
+ * `@sheepdog/contracts`), serving every request in `store`. Workers sign each request with
+ * their request's key (the stored token hash) and the server proves each answer with it.
  *
  * Rejects with a `SheepdogError` (`SERVER_FAILED`) when the port is taken or cannot be used.
  *
@@ -112,7 +136,8 @@ function resolvedOptions(options: ServerOptions) {
  * ```
  */
 export async function startServer(options: ServerOptions): Promise<SheepdogServer> {
-  const { host, port, maxBodyBytes, requestTimeoutMs, onError } = resolvedOptions(options);
+  const resolved = resolvedOptions(options);
+  const { host, port, maxBodyBytes, requestTimeoutMs, onError } = resolved;
   const listeners = new Set<ReportListener>();
   if (options.onReport) listeners.add(options.onReport);
   const emit = (event: ReportEvent): void => {
@@ -126,11 +151,16 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   };
   const cache = new RequestCache(options.store);
   const readAhead = new ArgsReadAhead(options.store);
+  const freshness = new Freshness(Date.now());
+  let listeningPort = -1;
   const routes = wireRoutes({
     store: options.store,
     cache,
     readAhead,
+    freshness,
+    port: () => listeningPort,
     maxBodyBytes,
+    budget: new BodyBudget(resolved.maxBodyBytesInFlight),
     checkResult: options.checkResult,
     onError,
     emit,
@@ -139,12 +169,14 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     { host, port, requestTimeoutMs, onError },
     nodeListener(routes, onError),
   );
+  listeningPort = listening.port;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= listening.close().then(() => {
       listeners.clear();
       cache.clear();
       readAhead.clear();
+      freshness.clear();
     });
     return closing;
   };

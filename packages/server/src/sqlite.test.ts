@@ -6,6 +6,7 @@ import { decodeTaskFrames, encodeReports, REPORTS_CONTENT_TYPE } from "@sheepdog
 import type { SqliteStore } from "@sheepdog/store-sqlite";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { keyOf, workerFetch } from "./__fixtures__/worker-client.js";
 import type { ReportEvent, SheepdogServer } from "./server.js";
 import { startServer } from "./server.js";
 
@@ -24,11 +25,15 @@ function open(): SqliteStore {
 }
 
 function post(id: number, task: number, token: string, reports: ReportFrame[]) {
-  return fetch(`${server?.url}/v1/requests/${id}/tasks/${task}/reports`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": REPORTS_CONTENT_TYPE },
-    body: encodeReports(reports),
-  });
+  return workerFetch(
+    `${server?.url}`,
+    keyOf({ token }),
+    `/v2/requests/${id}/tasks/${task}/reports`,
+    {
+      headers: { "content-type": REPORTS_CONTENT_TYPE },
+      body: encodeReports(reports),
+    },
+  );
 }
 
 beforeEach(() => {
@@ -63,18 +68,17 @@ describe("the server on a real SQLite store file", () => {
       args: [0, 1, 2, 3, 4].map((n) => new Uint8Array([0x80, 4, 0x4b, n, 0x85, 0x2e])),
       meta: { chunkSize: 2 },
     });
-    const fetched = await fetch(`${server.url}/v1/requests/${id}/tasks/3`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const task = decodeTaskFrames(new Uint8Array(await fetched.arrayBuffer()));
-    expect(task.header).toEqual({ version: 1, request: id, task: 3, first: 4, count: 1 });
+    const fetched = await workerFetch(server.url, keyOf({ token }), `/v2/requests/${id}/tasks/3`);
+    expect(fetched.proven).toBe(true);
+    const task = decodeTaskFrames(fetched.body);
+    expect(task.header).toEqual({ version: 2, request: id, task: 3, first: 4, count: 1 });
     expect(task.func).toEqual(func);
 
     let reply = await post(id, 1, token, [
       { index: 0, kind: "result", payload: pickled(10) },
       { index: 1, kind: "error", payload: new TextEncoder().encode("Traceback\nKeyError: 1") },
     ]);
-    expect(await reply.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(reply.json()).toEqual({ stored: 2, duplicates: 0 });
 
     // A bad post leaves the file as it was.
     const before = await client.getResults(id);
@@ -94,9 +98,11 @@ describe("the server on a real SQLite store file", () => {
       { index: 2, kind: "result", payload: pickled(12) },
       { index: 3, kind: "result", payload: pickled(13) },
     ]);
-    expect(await reply.json()).toEqual({ stored: 2, duplicates: 0 });
+    // The restarted server knows the request's key from the file: its answers are proven.
+    expect(reply.proven).toBe(true);
+    expect(reply.json()).toEqual({ stored: 2, duplicates: 0 });
     reply = await post(id, 1, token, [{ index: 0, kind: "result", payload: pickled(99) }]);
-    expect(await reply.json()).toEqual({ stored: 0, duplicates: 1 });
+    expect(reply.json()).toEqual({ stored: 0, duplicates: 1 });
 
     expect(await client.counts(id)).toEqual({ tasks: 5, results: 3, errors: 1 });
     const results = await client.getResults(id);
@@ -112,9 +118,7 @@ describe("the server on a real SQLite store file", () => {
     server = await startServer({ store, port: 0, host: "127.0.0.1" });
     const a = await store.createRequest({ func, ns: new Uint8Array(), args: [pickled(1)] });
     const b = await store.createRequest({ func, ns: new Uint8Array(), args: [pickled(2)] });
-    const read = await fetch(`${server.url}/v1/requests/${b.id}/tasks/1`, {
-      headers: { authorization: `Bearer ${a.token}` },
-    });
+    const read = await workerFetch(server.url, keyOf(a), `/v2/requests/${b.id}/tasks/1`);
     expect(read.status).toBe(401);
     const write = await post(b.id, 1, a.token, [{ index: 0, kind: "result", payload: pickled(7) }]);
     expect(write.status).toBe(401);

@@ -1,57 +1,134 @@
-import type { RequestId } from "@sheepdog/contracts";
-import { tokenMatches } from "@sheepdog/contracts";
+import type { MacKey, RequestId } from "@sheepdog/contracts";
+import {
+  AUTH_SCHEME,
+  parseWorkerAuthorization,
+  SheepdogError,
+  workerMacMatches,
+} from "@sheepdog/contracts";
+import type { Freshness } from "./freshness.js";
 import type { RequestCache, RequestSnapshot } from "./request-cache.js";
 import { WireError } from "./wire-error.js";
 
-const BEARER_PATTERN = /^bearer +([A-Za-z0-9._~+/=-]{1,512}) *$/i;
+/** What a worker request says about itself, as the check reads it. */
+export interface SignedRequest {
+  method: string;
+  /** The request target as sent (path and query). */
+  target: string;
+  host: string | null;
+  authorization: string | null;
+  /** The `Sheepdog-Content-SHA256` header of a post; `null` for a GET. */
+  bodyHash: string | null;
+}
 
-/**
- * Whether two tokens are the same, in time that depends on their length only (tokens have one
- * length, so it tells nothing).
- */
-function sameToken(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return difference === 0;
+/** What the server's proof of an answer needs (wire protocol v2). */
+export interface AnswerContext {
+  key: MacKey;
+  method: string;
+  path: string;
+  nonce: string;
 }
 
 /**
- * Checks a worker's `Authorization` header against its request; resolves to the request's
- * snapshot, or rejects with a 401 {@link WireError} (or what `storeFailure` makes of a store
- * failure, such as a 404 for an unknown request).
+ * One request's authentication state: `answer` is set once its MAC is found right, and then
+ * every answer to it (errors included) carries the server's proof.
  */
-export type Authorise = (
-  authorization: string | null,
-  request: RequestId,
-) => Promise<RequestSnapshot>;
+export interface Session {
+  answer: AnswerContext | undefined;
+}
+
+/** What the check works with: the server's request cache, nonces, port and clock. */
+export interface AuthContext {
+  cache: RequestCache;
+  freshness: Freshness;
+  /** The port this server listens on (known once it listens). */
+  port: () => number;
+  /** A store failure as an answer (503); an unknown request is answered like a wrong MAC. */
+  storeFailure: (error: unknown) => WireError;
+  now: () => number;
+}
+
+const BODY_HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+const HOST_PATTERN = /^(?:\[[0-9A-Fa-f:.]+\]|[^:[\]]*)(?::([0-9]{1,5}))?$/;
 
 /**
- * The bearer token check of the worker routes: the token is compared in constant time against
- * the request's stored hash, and a token that matched once is remembered for that snapshot, so
- * that later checks need no hashing.
+ * The one answer to every request that is not authenticated, whether or not its request
+ * exists. The connection is closed after it, so that a body sent with it is never read.
  */
-export function bearerAuth(
-  cache: RequestCache,
-  storeFailure: (error: unknown) => WireError,
-): Authorise {
-  const knownTokens = new WeakMap<RequestSnapshot, string>();
-  return async (authorization, request) => {
-    let snapshot: RequestSnapshot;
-    try {
-      snapshot = await cache.get(request);
-    } catch (error) {
-      throw storeFailure(error);
-    }
-    const token = BEARER_PATTERN.exec(authorization ?? "")?.[1];
-    const known = knownTokens.get(snapshot);
-    if (token !== undefined && known !== undefined && sameToken(token, known)) return snapshot;
-    if (token === undefined || !tokenMatches(token, snapshot.tokenHash)) {
-      throw new WireError(401, "A valid bearer token for this request is required.", {
-        "www-authenticate": 'Bearer realm="sheepdog"',
-      });
-    }
-    knownTokens.set(snapshot, token);
-    return snapshot;
+function unauthenticated(): WireError {
+  return new WireError(401, "This needs a valid Sheepdog authorization for its request.", {
+    "www-authenticate": AUTH_SCHEME,
+    connection: "close",
+  });
+}
+
+/** The port a `Host` header names (80 when it names none), or `undefined` when malformed. */
+function portOf(host: string | null): number | undefined {
+  const match = host === null ? null : HOST_PATTERN.exec(host);
+  if (match === null) return undefined;
+  return match[1] === undefined ? 80 : Number(match[1]);
+}
+
+function isUnknownRequest(error: unknown): boolean {
+  return SheepdogError.isInstance(error) && error.code === "REQUEST_NOT_FOUND";
+}
+
+/**
+ * Checks a worker request's signature against request `id` (wire protocol v2) and resolves to
+ * the request's snapshot; sets `session.answer` once the MAC is right. Rejects with the one
+ * 401 of {@link unauthenticated} for a missing or malformed header, a `Host` of another port,
+ * an unknown request, a wrong MAC or a nonce seen before; with a proven 401 carrying the
+ * server's clock for a right MAC whose time is out of the window; with 503 when the store
+ * fails. Nothing of the body is read.
+ */
+export async function authenticate(
+  context: AuthContext,
+  request: SignedRequest,
+  id: RequestId,
+  session: Session,
+): Promise<RequestSnapshot> {
+  const signature = parseWorkerAuthorization(request.authorization);
+  if (signature === undefined || portOf(request.host) !== context.port()) throw unauthenticated();
+  // A GET's body is never read, so its signature covers none (whatever headers it has).
+  const bodyHash = request.method === "GET" ? "" : (request.bodyHash ?? "");
+  if (request.method !== "GET" && !BODY_HASH_PATTERN.test(bodyHash)) throw unauthenticated();
+  let snapshot: RequestSnapshot;
+  try {
+    snapshot = await context.cache.get(id);
+  } catch (error) {
+    if (isUnknownRequest(error)) throw unauthenticated();
+    throw context.storeFailure(error);
+  }
+  const facts = {
+    method: request.method,
+    host: request.host as string,
+    path: request.target,
+    nonce: signature.nonce,
+    time: signature.time,
+    bodyHash,
   };
+  if (!workerMacMatches(snapshot.key, facts, signature.mac)) throw unauthenticated();
+  const now = context.now();
+  if (!context.freshness.inWindow(signature.time, now)) {
+    session.answer = {
+      key: snapshot.key,
+      method: request.method,
+      path: request.target,
+      nonce: signature.nonce,
+    };
+    const seconds = Math.round((signature.time - now) / 1000);
+    throw new WireError(
+      401,
+      `The request's time is ${seconds} s off the server's clock, or older than the server. Sign it again with the server's time.`,
+      {},
+      { serverTime: now },
+    );
+  }
+  if (!context.freshness.firstUse(signature.nonce, signature.time, now)) throw unauthenticated();
+  session.answer = {
+    key: snapshot.key,
+    method: request.method,
+    path: request.target,
+    nonce: signature.nonce,
+  };
+  return snapshot;
 }

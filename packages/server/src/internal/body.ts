@@ -7,13 +7,23 @@ import { WireError } from "./wire-error.js";
  * made from it.
  */
 interface BodySource {
+  /** The method, and the URL the request was made to (on a web request). */
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
   readonly headers: { get(name: string): string | null };
   readonly body: ReadableStream<Uint8Array> | null;
   readonly runtime?: { readonly node?: { readonly req?: NodeRequestBody } } | undefined;
 }
 
-/** A Node request (HTTP/1 or HTTP/2) as a readable stream of its body. */
-type NodeRequestBody = Readable & { readonly complete: boolean };
+/**
+ * A Node request (HTTP/1 or HTTP/2) as a readable stream of its body, with its method and
+ * request target as sent.
+ */
+type NodeRequestBody = Readable & {
+  readonly complete: boolean;
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+};
 
 function unreadable(): WireError {
   return new WireError(400, "The request body could not be read to its end.");
@@ -85,6 +95,53 @@ function tooLarge(limit: number): WireError {
 }
 
 /**
+ * The body length a request declares (`undefined` for a chunked body), refused with 400 when
+ * it is not a number and with 413 when it is over `limit`.
+ */
+export function declaredLength(request: BodySource, limit: number): number | undefined {
+  const declared = request.headers.get("content-length");
+  if (declared === null) return undefined;
+  if (!/^\d{1,16}$/.test(declared)) {
+    throw new WireError(400, "The Content-Length header is not a number.");
+  }
+  const length = Number(declared);
+  if (length > limit) throw tooLarge(limit);
+  return length;
+}
+
+/**
+ * The bytes of request bodies that may be read at once, across all connections: each body
+ * reserves its declared length (or the per-body limit, when chunked) before it is read, and
+ * gives it back once its post is handled. A body that does not fit is refused with 503, so
+ * that its worker tries again later, instead of the server holding more than the budget.
+ */
+export class BodyBudget {
+  readonly #limit: number;
+  #reserved = 0;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Reserves `bytes`; false when they do not fit now. */
+  reserve(bytes: number): boolean {
+    if (this.#reserved + bytes > this.#limit) return false;
+    this.#reserved += bytes;
+    return true;
+  }
+
+  /** Gives back what {@link reserve} took. */
+  release(bytes: number): void {
+    this.#reserved -= bytes;
+  }
+
+  /** The bytes reserved now. */
+  get reserved(): number {
+    return this.#reserved;
+  }
+}
+
+/**
  * Reads a request body into memory, refusing it with 413 as soon as it passes `limit` bytes:
  * an honest Content-Length above the limit is refused before reading, and a body that lies
  * (or is chunked) is refused the moment the running total passes the limit, so an oversized
@@ -92,13 +149,7 @@ function tooLarge(limit: number): WireError {
  * the client to close the connection.
  */
 export async function readLimitedBody(request: BodySource, limit: number): Promise<Uint8Array> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null) {
-    if (!/^\d{1,16}$/.test(declared)) {
-      throw new WireError(400, "The Content-Length header is not a number.");
-    }
-    if (Number(declared) > limit) throw tooLarge(limit);
-  }
+  declaredLength(request, limit);
   const nodeRequest = request.runtime?.node?.req;
   if (nodeRequest !== undefined) return readNodeBody(nodeRequest, limit);
   const stream = request.body;

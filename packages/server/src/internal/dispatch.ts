@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { WIRE_VERSION } from "@sheepdog/contracts";
 import type { H3Event } from "h3";
 import { H3, toNodeHandler } from "h3";
 import type { Route, WireEvent, WireRoutes } from "./routes.js";
@@ -14,7 +15,7 @@ export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
  * web Request and Response, which cost more than the route's own work. Anything else, these
  * paths with another method or spelling included, goes through h3.
  */
-const DIRECT_ROUTE = /^\/v1\/requests\/([1-9][0-9]{0,14})\/tasks\/([1-9][0-9]{0,14})(\/reports)?$/;
+const DIRECT_ROUTE = /^\/v2\/requests\/([1-9][0-9]{0,14})\/tasks\/([1-9][0-9]{0,14})(\/reports)?$/;
 
 /** The h3-shaped view of a Node request on a direct route. */
 function directEvent(req: IncomingMessage, request: string, task: string): WireEvent {
@@ -62,10 +63,19 @@ function h3App(routes: WireRoutes, onError: (error: unknown) => void): H3 {
   app.get("/health", viaH3(routes.health));
   app.head("/health", () => new Response(null, { status: 200 }));
   app.all("/health", methodNotAllowed("GET, HEAD"));
-  app.get("/v1/requests/:request/tasks/:task", viaH3(routes.task));
-  app.all("/v1/requests/:request/tasks/:task", methodNotAllowed("GET"));
-  app.post("/v1/requests/:request/tasks/:task/reports", viaH3(routes.reports));
-  app.all("/v1/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
+  app.get("/v2/requests/:request/tasks/:task", viaH3(routes.task));
+  app.all("/v2/requests/:request/tasks/:task", methodNotAllowed("GET"));
+  app.post("/v2/requests/:request/tasks/:task/reports", viaH3(routes.reports));
+  app.all("/v2/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
+  // A worker of wire protocol 1 (an older Sheepdog's job): a clear refusal, which it does not
+  // retry. Its body is not read.
+  app.all("/v1/**", () =>
+    errorResponse(
+      410,
+      `This server speaks wire protocol ${WIRE_VERSION}, and this worker an older one. Run the map again with this version of Sheepdog.`,
+      { connection: "close" },
+    ),
+  );
   return app;
 }
 

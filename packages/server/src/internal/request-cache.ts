@@ -1,10 +1,11 @@
-import type { RequestId, Store, TaskLayout } from "@sheepdog/contracts";
-import { layoutOf } from "@sheepdog/contracts";
+import type { MacKey, RequestId, Store, TaskLayout } from "@sheepdog/contracts";
+import { layoutOf, macKey } from "@sheepdog/contracts";
 
 /** What the server needs of a request on every call, read from the store once. */
 export interface RequestSnapshot {
   id: RequestId;
-  tokenHash: Uint8Array;
+  /** The request's key (its token's hash), ready for HMAC (wire protocol v2). */
+  key: MacKey;
   /**
    * Which arguments each task covers (`layoutOf` the request's meta): a damaged `retryTasks`
    * counts as none, so it can only make tasks unknown (404), never serve wrong arguments.
@@ -48,7 +49,7 @@ export class RequestCache {
     const loading = this.#store.getRequest(id).then((info) => {
       const snapshot: RequestSnapshot = {
         id: info.id,
-        tokenHash: info.tokenHash,
+        key: macKey(info.tokenHash),
         layout: layoutOf(info.meta, info.tasks),
         func: info.func,
         ns: info.ns,

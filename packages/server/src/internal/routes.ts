@@ -7,11 +7,15 @@ import type {
   TaskRange,
 } from "@sheepdog/contracts";
 import {
+  BODY_HASH_HEADER,
+  bodyHash,
   decodeReports,
   encodeTaskFrames,
   indexRuns,
+  PROOF_HEADER,
   REPORTS_CONTENT_TYPE,
   SheepdogError,
+  serverProof,
   storeReports,
   TASK_CONTENT_TYPE,
   taskRange,
@@ -19,9 +23,11 @@ import {
 } from "@sheepdog/contracts";
 import type { ReportEvent } from "../server.js";
 import type { ArgsReadAhead } from "./args-read-ahead.js";
-import type { Authorise } from "./auth.js";
-import { bearerAuth } from "./auth.js";
-import { readLimitedBody } from "./body.js";
+import type { AuthContext, Session, SignedRequest } from "./auth.js";
+import { authenticate } from "./auth.js";
+import type { BodyBudget } from "./body.js";
+import { declaredLength, readLimitedBody } from "./body.js";
+import type { Freshness } from "./freshness.js";
 import type { RequestCache, RequestSnapshot } from "./request-cache.js";
 import type { Reply } from "./wire-error.js";
 import { errorReply, jsonReply, WireError } from "./wire-error.js";
@@ -43,7 +49,12 @@ export interface RouteContext {
   store: Store;
   cache: RequestCache;
   readAhead: ArgsReadAhead;
+  freshness: Freshness;
+  /** The port the server listens on, once it does. */
+  port: () => number;
   maxBodyBytes: number;
+  /** The bytes of bodies that may be read at once. */
+  budget: BodyBudget;
   checkResult: ((payload: Uint8Array) => string | undefined) | undefined;
   /** Told about failures that are not the client's fault. */
   onError: (error: unknown) => void;
@@ -51,13 +62,13 @@ export interface RouteContext {
   emit: (event: ReportEvent) => void;
 }
 
-/** The routes of wire protocol v1 (see `wire.ts` in `@sheepdog/contracts`). */
+/** The routes of wire protocol v2 (see `wire.ts` in `@sheepdog/contracts`). */
 export interface WireRoutes {
   /** `GET /health`. */
   health: Route;
-  /** `GET /v1/requests/:request/tasks/:task`. */
+  /** `GET /v2/requests/:request/tasks/:task`. */
   task: Route;
-  /** `POST /v1/requests/:request/tasks/:task/reports`. */
+  /** `POST /v2/requests/:request/tasks/:task/reports`. */
   reports: Route;
 }
 
@@ -84,24 +95,66 @@ function isPickle(payload: Uint8Array): boolean {
   );
 }
 
-/** The handler's reply, or the error reply for what it threw. */
-function guarded(handler: Route, onError: (error: unknown) => void): Route {
+/** A worker route's handler: its reply, given the request's authentication state. */
+type Handler = (event: WireEvent, session: Session) => Promise<Reply>;
+
+/**
+ * The handler's reply, or the error reply for what it threw; once the worker is authenticated,
+ * either carries the server's proof.
+ */
+function guarded(handler: Handler, onError: (error: unknown) => void): Route {
   return async (event) => {
+    const session: Session = { answer: undefined };
+    let reply: Reply;
     try {
-      return await handler(event);
+      reply = await handler(event, session);
     } catch (error) {
-      if (error instanceof WireError) return errorReply(error.status, error.message, error.headers);
-      onError(error);
-      return errorReply(500, "Internal server error.");
+      if (error instanceof WireError) {
+        reply = errorReply(error.status, error.message, error.headers, error.extra);
+      } else {
+        onError(error);
+        reply = errorReply(500, "Internal server error.");
+      }
     }
+    const answer = session.answer;
+    if (answer !== undefined) {
+      const facts = {
+        method: answer.method,
+        path: answer.path,
+        nonce: answer.nonce,
+        status: reply.status,
+      };
+      reply.headers[PROOF_HEADER] = serverProof(answer.key, facts, reply.body);
+    }
+    return reply;
   };
 }
 
-/** The routes' context, with the failure mapping and the token check built on it. */
+/** The routes' context, with the failure mapping and the signature check built on it. */
 interface RouteState extends RouteContext {
-  /** A 404 for an unknown request or task; anything else is the store failing (503). */
+  /** A 404 for an unknown task; anything else is the store failing (503). */
   storeFailure: (error: unknown) => WireError;
-  authorise: Authorise;
+  auth: AuthContext;
+}
+
+/** The request target of a path as sent (the web request's, when there is no Node one). */
+function targetOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const parsed = new URL(url);
+  return `${parsed.pathname}${parsed.search}`;
+}
+
+/** What a worker request says about itself (wire protocol v2). */
+function signedRequest(event: WireEvent): SignedRequest {
+  const { req } = event;
+  const node = req.runtime?.node?.req;
+  return {
+    method: node?.method ?? req.method ?? "",
+    target: node?.url ?? targetOf(req.url),
+    host: req.headers.get("host"),
+    authorization: req.headers.get("authorization"),
+    bodyHash: req.headers.get(BODY_HASH_HEADER),
+  };
 }
 
 /** The routes of one server. */
@@ -117,27 +170,32 @@ export function wireRoutes(context: RouteContext): WireRoutes {
       "retry-after": "1",
     });
   };
-  const state: RouteState = {
-    ...context,
+  const auth: AuthContext = {
+    cache: context.cache,
+    freshness: context.freshness,
+    port: context.port,
     storeFailure,
-    authorise: bearerAuth(context.cache, storeFailure),
+    now: Date.now,
   };
+  const state: RouteState = { ...context, storeFailure, auth };
   return {
     health: guarded(async () => jsonReply({ ok: true, version: WIRE_VERSION }), onError),
-    task: guarded((event) => fetchTask(state, event), onError),
-    reports: guarded((event) => postReports(state, event), onError),
+    task: guarded((event, session) => fetchTask(state, event, session), onError),
+    reports: guarded((event, session) => postReports(state, event, session), onError),
   };
 }
 
-/** The request and task of the path, once the worker's token is checked. */
+/** The request and task of the path, once the worker's signature is checked. */
 async function taskOf(
   state: RouteState,
   event: WireEvent,
-): Promise<{ snapshot: RequestSnapshot; task: number }> {
+  session: Session,
+): Promise<{ snapshot: RequestSnapshot; task: number; signed: SignedRequest }> {
   const request = parseId(event.context.params?.request, "request id");
   const task = parseId(event.context.params?.task, "task number");
-  const snapshot = await state.authorise(event.req.headers.get("authorization"), request);
-  return { snapshot, task };
+  const signed = signedRequest(event);
+  const snapshot = await authenticate(state.auth, signed, request, session);
+  return { snapshot, task, signed };
 }
 
 /** The arguments of a task: a chunk, or a retry task's list (wire.ts). */
@@ -179,8 +237,8 @@ async function argsOf(
   return args;
 }
 
-async function fetchTask(state: RouteState, event: WireEvent): Promise<Reply> {
-  const { snapshot, task } = await taskOf(state, event);
+async function fetchTask(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
+  const { snapshot, task } = await taskOf(state, event, session);
   const range = await rangeOf(state, snapshot, task);
   let args: Uint8Array[];
   try {
@@ -208,16 +266,20 @@ async function fetchTask(state: RouteState, event: WireEvent): Promise<Reply> {
   };
 }
 
-async function postReports(state: RouteState, event: WireEvent): Promise<Reply> {
-  const { snapshot, task } = await taskOf(state, event);
+async function postReports(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
+  const { snapshot, task, signed } = await taskOf(state, event, session);
   const range = await rangeOf(state, snapshot, task);
-  const reports = await readReports(event, state.maxBodyBytes);
-  const writes = checkedWrites(reports, range, state.checkResult);
+  checkReportHeaders(event);
+  const room = reserveBodyRoom(state, event);
   let stored: boolean[];
+  let writes: StoreReport[];
   try {
-    stored = await storeReports(state.store, snapshot.id, writes);
-  } catch (error) {
-    throw state.storeFailure(error);
+    const reports = await readReports(event, state.maxBodyBytes, signed.bodyHash ?? "");
+    writes = checkedWrites(reports, range, state.checkResult);
+    stored = await storeWrites(state, snapshot.id, writes);
+  } finally {
+    // The body's bytes are held until the store has them.
+    state.budget.release(room);
   }
   const reply: ReportsReply = { stored: 0, duplicates: 0 };
   for (const [i, write] of writes.entries()) {
@@ -231,8 +293,35 @@ async function postReports(state: RouteState, event: WireEvent): Promise<Reply> 
   return jsonReply(reply);
 }
 
-/** The reports of a post, once its content type, encoding and frames are checked. */
-async function readReports(event: WireEvent, maxBodyBytes: number): Promise<ReportFrame[]> {
+/**
+ * Reserves room for a post's body among the bodies being read (its declared length, or the
+ * per-body limit when chunked); refuses the post with 503 when there is none now.
+ */
+function reserveBodyRoom(state: RouteState, event: WireEvent): number {
+  const room = declaredLength(event.req, state.maxBodyBytes) ?? state.maxBodyBytes;
+  if (!state.budget.reserve(room)) {
+    throw new WireError(503, "The server is reading too many bodies at once. Try again shortly.", {
+      "retry-after": "1",
+      connection: "close",
+    });
+  }
+  return room;
+}
+
+async function storeWrites(
+  state: RouteState,
+  id: RequestSnapshot["id"],
+  writes: StoreReport[],
+): Promise<boolean[]> {
+  try {
+    return await storeReports(state.store, id, writes);
+  } catch (error) {
+    throw state.storeFailure(error);
+  }
+}
+
+/** Refuses (415) a post of another content type, or with a content encoding. */
+function checkReportHeaders(event: WireEvent): void {
   const contentType = (event.req.headers.get("content-type") ?? "").split(";")[0]?.trim();
   if (contentType?.toLowerCase() !== REPORTS_CONTENT_TYPE) {
     throw new WireError(415, `Reports must be sent as ${REPORTS_CONTENT_TYPE}.`);
@@ -241,7 +330,18 @@ async function readReports(event: WireEvent, maxBodyBytes: number): Promise<Repo
   if (encoding !== null && encoding.trim().toLowerCase() !== "identity") {
     throw new WireError(415, "Reports must be sent without a Content-Encoding.");
   }
+}
+
+/** The reports of a post, once its body matches its signed hash and its frames are checked. */
+async function readReports(
+  event: WireEvent,
+  maxBodyBytes: number,
+  signedHash: string,
+): Promise<ReportFrame[]> {
   const body = await readLimitedBody(event.req, maxBodyBytes);
+  if (bodyHash(body) !== signedHash) {
+    throw new WireError(400, `The body does not match its ${BODY_HASH_HEADER} header.`);
+  }
   try {
     return decodeReports(body);
   } catch (error) {

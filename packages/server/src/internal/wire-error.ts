@@ -8,11 +8,19 @@ import { HTTPResponse } from "h3";
 export class WireError extends Error {
   readonly status: number;
   readonly headers: Record<string, string>;
+  /** Fields of the answer's body besides `status` and `message`. */
+  readonly extra: Pick<WireErrorBody, "serverTime"> | undefined;
 
-  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+  constructor(
+    status: number,
+    message: string,
+    headers: Record<string, string> = {},
+    extra?: Pick<WireErrorBody, "serverTime">,
+  ) {
     super(message);
     this.status = status;
     this.headers = headers;
+    this.extra = extra;
   }
 }
 
@@ -26,13 +34,14 @@ export interface Reply {
   body: string | Uint8Array;
 }
 
-/** A JSON error answer `{ status, message }`. */
+/** A JSON error answer `{ status, message }` (and `extra`'s fields). */
 export function errorReply(
   status: number,
   message: string,
   headers: Record<string, string> = {},
+  extra?: Pick<WireErrorBody, "serverTime">,
 ): Reply {
-  const body: WireErrorBody = { status, message };
+  const body: WireErrorBody = { status, message, ...extra };
   return {
     status,
     headers: {
