@@ -117,6 +117,25 @@ describe("connect refuses before connecting", () => {
     }
   });
 
+  it("when host or sshUser is not a name, saying which option and how to write one", async () => {
+    const host = await refusal(connect({ ...options, host: "fear;id" }));
+    expect(host.code).toBe("CONFIG_INVALID");
+    expect(host.text).toBe(
+      'host "fear;id" is not a host name: it contains ";". Set host to a host name of letters, digits, ".", "-" and "_" that starts with a letter, a digit or "_", an IPv4 address, or an IPv6 address (plain or in brackets), or to such a Host alias of your SSH config.',
+    );
+    const user = await refusal(connect({ ...options, sshUser: "-oProxyCommand=id" }));
+    expect(user.code).toBe("CONFIG_INVALID");
+    expect(user.text).toBe(
+      'sshUser "-oProxyCommand=id" is not a user name: it starts with "-", which a command would read as an option. Set sshUser to a user name of letters, digits, ".", "-", "_" and "@" that starts with a letter, a digit or "_".',
+    );
+  });
+
+  it("takes a bracketed IPv6 address without its brackets", async () => {
+    const error = await refusal(connect({ ...options, host: "[::1]", sshUser: "alice" }));
+    expect(error.code).toBe("SSH_AUTH");
+    expect(error.text).toMatch(/^No SSH key for alice@::1:1: /);
+  });
+
   it("never throws synchronously", () => {
     expect(() => connect(null as never).catch(() => {})).not.toThrow();
   });

@@ -1,5 +1,6 @@
 import { didYouMean, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
 import type { ConnectOptions } from "../connect-options.js";
+import { checkHostName, checkUserName, hostNameRule, userNameRule } from "./names.js";
 import { source } from "./source.js";
 
 const optionNames = [
@@ -44,12 +45,16 @@ function checkKeys(options: object): void {
 }
 
 function checkHost(options: ConnectOptions): void {
-  const { host, sshPort } = options;
-  if (typeof host !== "string" || host.trim() === "" || /\s/.test(host)) {
+  const { host, sshPort, sshUser } = options;
+  if (typeof host !== "string" || host === "") {
     throw invalid(
       `host must be a host name or ~/.ssh/config alias, such as "fear"; got ${JSON.stringify(host)}.`,
     );
   }
+  checkHostName(host, {
+    option: "host",
+    fix: `Set host to ${hostNameRule}, or to such a Host alias of your SSH config.`,
+  });
   if (sshPort !== undefined && !(Number.isInteger(sshPort) && sshPort >= 1 && sshPort <= 65535)) {
     throw invalid(`sshPort must be an integer from 1 to 65535; got ${JSON.stringify(sshPort)}.`);
   }
@@ -58,6 +63,9 @@ function checkHost(options: ConnectOptions): void {
     if (value !== undefined && (typeof value !== "string" || value === "")) {
       throw invalid(`${key} must be a non-empty string; got ${JSON.stringify(value)}.`);
     }
+  }
+  if (sshUser !== undefined) {
+    checkUserName(sshUser, { option: "sshUser", fix: `Set sshUser to ${userNameRule}.` });
   }
 }
 

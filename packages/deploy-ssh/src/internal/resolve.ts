@@ -4,6 +4,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import type { Hop } from "./hop.js";
 import { collectIdentities } from "./identities.js";
 import { knownHostsName } from "./known-hosts.js";
+import { unbracketed } from "./names.js";
 import { source } from "./source.js";
 import type { HostConfig, TokenValues } from "./ssh-config.js";
 import { expandTilde, expandTokens, parseProxyJump, resolveHostConfig } from "./ssh-config.js";
@@ -61,7 +62,7 @@ export function resolveHop(request: HopRequest): { hop: Hop; tuning: ConnectTuni
     home: request.home,
     ...(request.user !== undefined ? { defaultUser: request.user } : {}),
   });
-  const hostName = config.hostName ?? request.host;
+  const hostName = unbracketed(config.hostName ?? request.host);
   const localUser = userInfo().username;
   const user = request.explicitWins
     ? (request.user ?? config.user ?? localUser)

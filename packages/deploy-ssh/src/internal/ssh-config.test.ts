@@ -141,6 +141,28 @@ Match host fear.example user included
     expect(() => expandTokens("%C", tokens, "ProxyCommand", home)).toThrow(/%C/);
   });
 
+  it("refuses a HostName or User that is not a name, naming the file and line", () => {
+    const path = config(
+      'Host evil\n  HostName "x$(touch /tmp/m)"\nHost user\n  User u;id\nHost ok\n  HostName %h.example\n  User alice\n',
+    );
+    expect(() => resolveHostConfig("evil", path, { home })).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        message: `[sheepdog] [deploy-ssh] HostName "x$(touch /tmp/m)" (${path} line 2) is not a host name: it contains "$". Fix the HostName line of that SSH config: use a host name of letters, digits, ".", "-" and "_" that starts with a letter, a digit or "_", an IPv4 address, or an IPv6 address (plain or in brackets).`,
+      }),
+    );
+    expect(() => resolveHostConfig("user", path, { home })).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        message: expect.stringContaining(`User "u;id" (${path} line 4) is not a user name`),
+      }),
+    );
+    expect(resolveHostConfig("ok", path, { home })).toMatchObject({
+      hostName: "ok.example",
+      user: "alice",
+    });
+  });
+
   it("parses ProxyJump hops", () => {
     expect(parseProxyJump("alice@gw:2222,gw2,ssh://bob@[::1]:22")).toEqual([
       { host: "gw", user: "alice", port: 2222 },
@@ -149,5 +171,17 @@ Match host fear.example user included
     ]);
     expect(() => parseProxyJump("gw:99999")).toThrow(/not a port/);
     expect(() => parseProxyJump("")).toThrow(/ProxyJump/);
+    expect(() => parseProxyJump("gw,x$(id)")).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        message: expect.stringContaining('ProxyJump host "x$(id)" is not a host name'),
+      }),
+    );
+    expect(() => parseProxyJump("u`id`@gw")).toThrow(
+      expect.objectContaining({
+        code: "CONFIG_INVALID",
+        message: expect.stringContaining('ProxyJump user "u`id`" is not a user name'),
+      }),
+    );
   });
 });

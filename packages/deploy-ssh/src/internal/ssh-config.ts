@@ -2,6 +2,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { homedir, hostname, userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
+import type { NameOrigin } from "./names.js";
+import { checkHostName, checkUserName, hostNameRule, userNameRule } from "./names.js";
 import { matchPattern, matchPatterns } from "./patterns.js";
 import { source } from "./source.js";
 
@@ -245,6 +247,15 @@ function portOf(entry: ConfigLine): number {
   return port;
 }
 
+/** A config line as the origin of a host or user name, with how to write one. */
+function configOrigin(entry: ConfigLine, keyword: string, rule: string): NameOrigin {
+  return {
+    option: keyword,
+    where: `${entry.file} line ${entry.line}`,
+    fix: `Fix the ${keyword} line of that SSH config: use ${rule}.`,
+  };
+}
+
 function yesOrNo(entry: ConfigLine, value: string): boolean {
   const lower = value.toLowerCase();
   if (lower !== "yes" && lower !== "no") {
@@ -269,11 +280,13 @@ function applyEntry(entry: ConfigLine, config: HostConfig, context: MatchContext
         config.hostName = first.replace(/%(.)/g, (whole, c: string) =>
           c === "h" ? context.host : c === "%" ? "%" : whole,
         );
+        checkHostName(config.hostName, configOrigin(entry, "HostName", hostNameRule));
         context.hostName = config.hostName.toLowerCase();
       }
       break;
     case "user":
       if (config.user === undefined) {
+        checkUserName(first, configOrigin(entry, "User", userNameRule));
         config.user = first;
         context.user = first;
       }
@@ -388,6 +401,14 @@ export interface JumpSpec {
   port?: number;
 }
 
+/** A ProxyJump hop's host or user as the origin of a name, with how to write one. */
+function jumpOrigin(part: "host" | "user", rule: string): NameOrigin {
+  return {
+    option: `ProxyJump ${part}`,
+    fix: `Fix the ProxyJump line in your SSH config: use ${rule}.`,
+  };
+}
+
 /** Parses a ProxyJump value (comma-separated hops, first hop first). */
 export function parseProxyJump(value: string): JumpSpec[] {
   return value.split(",").map((raw) => {
@@ -402,7 +423,11 @@ export function parseProxyJump(value: string): JumpSpec[] {
       );
     }
     const spec: JumpSpec = { host: m[2].replace(/^\[(.*)\]$/, "$1") };
-    if (m[1]) spec.user = m[1];
+    checkHostName(spec.host, jumpOrigin("host", hostNameRule));
+    if (m[1]) {
+      checkUserName(m[1], jumpOrigin("user", userNameRule));
+      spec.user = m[1];
+    }
     if (m[3]) {
       const port = Number(m[3]);
       if (port < 1 || port > 65535) {
