@@ -5,6 +5,7 @@ import type { Hop } from "./hop.js";
 import { collectIdentities } from "./identities.js";
 import { knownHostsName } from "./known-hosts.js";
 import { unbracketed } from "./names.js";
+import { expandProxyCommand } from "./proxy-command-tokens.js";
 import { source } from "./source.js";
 import type { HostConfig, TokenValues } from "./ssh-config.js";
 import { expandTilde, expandTokens, parseProxyJump, resolveHostConfig } from "./ssh-config.js";
@@ -94,7 +95,7 @@ export function resolveHop(request: HopRequest): { hop: Hop; tuning: ConnectTuni
     const jump = jumpHops(request, config.proxyJump);
     if (jump) hop.jump = jump;
   } else if (config.proxyCommand !== undefined && config.proxyCommand.toLowerCase() !== "none") {
-    hop.proxyCommand = expandTokens(config.proxyCommand, tokens, "ProxyCommand", request.home);
+    hop.proxyCommand = expandProxyCommand(config.proxyCommand, tokens, request.home);
   }
   return { hop, tuning: tuningOf(config) };
 }

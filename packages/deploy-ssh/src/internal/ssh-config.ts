@@ -106,39 +106,56 @@ export interface TokenValues {
   user: string;
 }
 
-/** Expands `%h %n %p %r %u %d %l %%` in a config value. An unknown token is an error. */
+/**
+ * The value of the `%` token `%<letter>`: `%h %n %p %r %u %d %l %%`. An unknown token is an
+ * error that names `where` (the keyword the value belongs to).
+ */
+export function tokenValue(
+  letter: string,
+  tokens: TokenValues,
+  where: string,
+  home = homedir(),
+): string {
+  switch (letter) {
+    case "%":
+      return "%";
+    case "h":
+      return tokens.host;
+    case "n":
+      return tokens.originalHost;
+    case "p":
+      return String(tokens.port);
+    case "r":
+      return tokens.user;
+    case "u":
+      return userInfo().username;
+    case "d":
+      return home;
+    case "l":
+      return hostname().split(".")[0] ?? "";
+    default:
+      throw new SheepdogError(
+        "SSH_CONFIG",
+        source,
+        `${where} uses the token "%${letter}", which Sheepdog does not support. Use %h, %n, %p, %r, %u, %d, %l or %%.`,
+      );
+  }
+}
+
+/**
+ * Expands `%h %n %p %r %u %d %l %%` in a config value that is a path (IdentityFile,
+ * UserKnownHostsFile), as they are: no shell reads it. A ProxyCommand is expanded by
+ * `expandProxyCommand`, which quotes. An unknown token is an error.
+ */
 export function expandTokens(
   value: string,
   tokens: TokenValues,
   where: string,
   home = homedir(),
 ): string {
-  return value.replace(/%(.)/g, (whole, c: string) => {
-    switch (c) {
-      case "%":
-        return "%";
-      case "h":
-        return tokens.host;
-      case "n":
-        return tokens.originalHost;
-      case "p":
-        return String(tokens.port);
-      case "r":
-        return tokens.user;
-      case "u":
-        return userInfo().username;
-      case "d":
-        return home;
-      case "l":
-        return hostname().split(".")[0] ?? "";
-      default:
-        throw new SheepdogError(
-          "SSH_CONFIG",
-          source,
-          `${where} uses the token "${whole}", which Sheepdog does not support. Use %h, %n, %p, %r, %u, %d, %l or %%.`,
-        );
-    }
-  });
+  return value.replace(/%(.)/g, (_whole, letter: string) =>
+    tokenValue(letter, tokens, where, home),
+  );
 }
 
 /** Expands an Include argument to files (relative to ~/.ssh; `*` and `?` in the file name). */
