@@ -76,6 +76,11 @@ async function onOwnConnection(options: ConnectOptions): Promise<SshRemote> {
  * `IdentityFile`, `ProxyCommand`, `ProxyJump`, `HostKeyAlias`, `UserKnownHostsFile`,
  * `ConnectTimeout` and `ServerAliveInterval`/`CountMax`.
  *
+ * Host and user names (`host`, `sshUser`, the config's `HostName`, `User` and `ProxyJump`
+ * hosts) MUST be names or addresses without shell characters, whitespace or a leading `-`;
+ * others are refused with `CONFIG_INVALID` before any command runs. The `%` tokens of a
+ * `ProxyCommand` are quoted for the shell, so that no value becomes shell syntax.
+ *
  * @example
  * ```ts
  * await using remote = await connect({ host: "fear", sshUser: "me" });
