@@ -6,38 +6,50 @@
 #     if __name__ == "__main__":
 #         sys.exit(main(json.loads("{...}")))
 #
-# What it does, in wire protocol v1 (see wire.ts in @sheepdog/contracts):
+# What it does, in wire protocol v2 (see wire.ts in @sheepdog/contracts):
 #   1. reads its task number from SHEEPDOG_TASK_ID, SGE_TASK_ID, SLURM_ARRAY_TASK_ID or
-#      PBS_ARRAY_INDEX (the first that is set), plus the launch's taskOffset (a retry job);
-#   2. GETs /v1/requests/<request>/tasks/<task>: frames [header, func, ns, args...];
+#      PBS_ARRAY_INDEX (the first that is set), plus the launch's taskOffset (a retry job),
+#      and the request's token from the launch's tokenFile (never from the program, which
+#      schedulers copy where other users can read it); its key is the token's SHA-256;
+#   2. GETs /v2/requests/<request>/tasks/<task>: frames [header, func, ns, args...], and
+#      checks the server's proof of the answer before it uses any of it;
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
 #      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set;
 #   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
-#      batches to /v1/requests/<request>/tasks/<task>/reports, retrying an unreachable
+#      batches to /v2/requests/<request>/tasks/<task>/reports, retrying an unreachable
 #      server with exponential backoff for retryWindowSeconds.
+# Every request is signed (HMAC-SHA256 under the key, a new nonce and time each time); the
+# token never travels. Each attempt has a deadline, an answer is read up to maxReplyBytes,
+# and no redirect or proxy is followed.
 #
 # Exit status: 0 when every report was delivered (even if the function raised), 1 when
-# reports could not be delivered (they are still on stdout), 2 for bad launch settings or no
-# task number, 3 when the server refused the worker or answered with something unusable.
+# reports could not be delivered (they are still on stdout), 2 for bad launch settings, an
+# unreadable token file or no task number, 3 when the server refused the worker or answered
+# with something unusable, 4 when something answered at the server's URL without proving that
+# it holds the request's key (an impostor: nothing it sent was used).
 
 import base64
 import builtins
+import hashlib
+import hmac
 import http.client
 import json
 import linecache
 import os
 import pickle
 import random
+import secrets
+import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 import types
-import urllib.error
-import urllib.request
+import urllib.parse
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 TASK_CONTENT_TYPE = "application/vnd.sheepdog.task+frames"
 REPORTS_CONTENT_TYPE = "application/vnd.sheepdog.reports+frames"
 STDOUT_REPORT_PREFIX = "SHEEPDOG-REPORT v1 "
@@ -56,6 +68,15 @@ EXIT_OK = 0
 EXIT_UNDELIVERED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
+EXIT_IMPOSTOR = 4
+
+# Authentication (wire/auth.ts in @sheepdog/contracts).
+WORKER_CONTEXT = "sheepdog-worker-v2"
+SERVER_CONTEXT = "sheepdog-server-v2"
+PROOF_HEADER = "Sheepdog-Proof"
+BODY_HASH_HEADER = "Sheepdog-Content-SHA256"
+# How often one call corrects its clock by the server's (a proven 401 with serverTime).
+CLOCK_CORRECTIONS = 2
 
 # Reports are posted in batches: when a batch reaches POST_BATCH_BYTES or POST_BATCH_REPORTS
 # reports, when its oldest report is POST_BATCH_SECONDS old, or right away after a call slower
@@ -66,7 +87,12 @@ POST_BATCH_BYTES = 8 * 1024 * 1024
 POST_BATCH_REPORTS = 10000
 POST_BATCH_SECONDS = 10.0
 SLOW_CALL_SECONDS = 1.0
-HTTP_TIMEOUT_SECONDS = 60.0
+# An attempt (connecting, sending, reading the answer) ends after ATTEMPT_SECONDS plus
+# SECONDS_PER_MIB for each MiB sent or announced by the answer's Content-Length.
+ATTEMPT_SECONDS = 60.0
+SECONDS_PER_MIB = 1.0
+MIB = 1024 * 1024
+DEFAULT_MAX_REPLY_BYTES = 1024 * MIB
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_STATUSES = (408, 429)
@@ -96,6 +122,13 @@ class Undelivered(WorkerError):
 
     def __init__(self, message):
         WorkerError.__init__(self, message, EXIT_UNDELIVERED)
+
+
+class Impostor(WorkerError):
+    """Something answered at the server's URL without proving it holds the request's key."""
+
+    def __init__(self, message):
+        WorkerError.__init__(self, message, EXIT_IMPOSTOR)
 
 
 def log(message):
@@ -156,7 +189,7 @@ def parse_task(body, request, task):
             raise ValueError("fewer than three sections")
         header = json.loads(bytes(sections[0]).decode("utf-8"))
         if not isinstance(header, dict) or header.get("version") != WIRE_VERSION:
-            raise ValueError("not a wire version 1 header")
+            raise ValueError("not a wire version %d header" % WIRE_VERSION)
         first = header.get("first")
         count = header.get("count")
         if header.get("request") != request or header.get("task") != task:
@@ -175,8 +208,8 @@ def parse_task(body, request, task):
             raise ValueError("the header's indices do not match the argument sections")
     except ValueError as error:
         raise Refused(
-            "The server's reply for task %d is not a wire v1 task (%s). Is the server at this"
-            " URL a Sheepdog server of the same version?" % (task, error),
+            "The server's reply for task %d is not a wire v%d task (%s). Is the server at this"
+            " URL a Sheepdog server of the same version?" % (task, WIRE_VERSION, error),
             200,
         )
     return indices, sections[1], sections[2], sections[3:]
@@ -198,11 +231,20 @@ class Settings(object):
         url = launch.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise WorkerError("The launch setting url must be an http(s) URL.", EXIT_USAGE)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise WorkerError("The launch setting url must be an http(s) URL.", EXIT_USAGE)
         self.url = url.rstrip("/")
-        token = launch.get("token")
-        if not isinstance(token, str) or not token:
-            raise WorkerError("The launch setting token is missing.", EXIT_USAGE)
-        self.token = token
+        token_file = launch.get("tokenFile")
+        if not isinstance(token_file, str) or not token_file or "\x00" in token_file:
+            raise WorkerError(
+                "The launch setting tokenFile must name the request's token file.", EXIT_USAGE
+            )
+        self.token_file = token_file
         self.request = _positive_int(launch.get("request"), "request")
         protocol = _positive_int(launch.get("pickleProtocol", 4), "pickleProtocol")
         if protocol < 2 or protocol > pickle.HIGHEST_PROTOCOL:
@@ -230,6 +272,10 @@ class Settings(object):
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise WorkerError("The launch setting taskOffset must be an integer >= 0.", EXIT_USAGE)
         self.task_offset = offset
+        cap = launch.get("maxReplyBytes")
+        self.max_reply = (
+            DEFAULT_MAX_REPLY_BYTES if cap is None else _positive_int(cap, "maxReplyBytes")
+        )
 
 
 def _positive_int(value, name):
@@ -258,6 +304,54 @@ def task_number(environ=None):
     )
 
 
+# --- the request's key, signatures and proofs ----------------------------------------------
+
+
+def token_path(token_file, home=None):
+    """The token file's path: relative to the home directory unless absolute."""
+    if os.path.isabs(token_file):
+        return token_file
+    return os.path.join(os.path.expanduser("~") if home is None else home, token_file)
+
+
+def read_key(token_file, home=None):
+    """The request's key: the SHA-256 of the token in the token file (hashToken in contracts)."""
+    path = token_path(token_file, home)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(4096)
+    except OSError as error:
+        raise WorkerError(
+            "Cannot read the request's token file %s (%s). It is written before the job is"
+            " submitted and removed when its map ends; a task that starts after that has no"
+            " server to report to." % (path, error.strerror or error),
+            EXIT_USAGE,
+        )
+    token = data.strip()
+    if not token:
+        raise WorkerError("The request's token file %s is empty." % path, EXIT_USAGE)
+    return hashlib.sha256(token).digest()
+
+
+def b64url(data):
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def worker_mac(key, method, host, path, nonce, time_ms, body_hash):
+    """A request's MAC (workerMac in contracts): HMAC-SHA256 of the fields joined by LF."""
+    text = "\n".join((WORKER_CONTEXT, method, host, path, nonce, str(time_ms), body_hash))
+    return b64url(hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest())
+
+
+def server_proof(key, method, path, nonce, status, body):
+    """An answer's proof (serverProof in contracts): the fields joined by LF, LF, the body."""
+    text = "%s\n%s\n%s\n%s\n%d\n" % (SERVER_CONTEXT, method, path, nonce, status)
+    mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256)
+    mac.update(body)
+    return b64url(mac.digest())
+
+
 # --- HTTP with retries --------------------------------------------------------------------
 
 
@@ -270,9 +364,9 @@ def backoff_delay(attempt, retry_after=None):
     return delay
 
 
-def _retry_after(headers):
+def _retry_after(value):
+    """Seconds of a Retry-After header (None when absent or not a number)."""
     try:
-        value = headers.get("Retry-After") if headers is not None else None
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
@@ -290,47 +384,117 @@ def _server_message(body):
 
 
 def _describe(error):
-    if isinstance(error, urllib.error.URLError) and not isinstance(
-        error, urllib.error.HTTPError
-    ):
-        if not isinstance(error.reason, BaseException):
-            return str(error.reason)
-        error = error.reason
     text = str(error)
     return type(error).__name__ + (": " + text if text else "")
 
 
-class Connection(object):
-    """Talks to the server, retrying connection failures, 5xx, 408 and 429."""
+class AttemptTimedOut(OSError):
+    """An attempt that passed its deadline (retried like a connection failure)."""
 
-    def __init__(self, settings, sleep=time.sleep, clock=time.monotonic):
+
+class Reply(object):
+    """An answer read whole: its status, body, Retry-After, and whether its proof is right."""
+
+    def __init__(self, status, body, proven, retry_after=None):
+        self.status = status
+        self.body = body
+        self.proven = proven
+        self.retry_after = retry_after
+
+
+class Deadline(object):
+    """An attempt's deadline: when it passes, the attempt's socket is shut down, so that no
+    read or write waits on (a server that trickles bytes keeps no attempt alive)."""
+
+    def __init__(self, seconds, clock=time.monotonic):
+        self.clock = clock
+        self.seconds = seconds
+        self.end = clock() + seconds
+        self.expired = False
+        self.connection = None
+        self.timer = None
+
+    def remaining(self):
+        return max(0.001, self.end - self.clock())
+
+    def watch(self, connection):
+        """Shuts `connection` down at the deadline."""
+        self.connection = connection
+        self._arm()
+
+    def extend(self, seconds):
+        self.seconds += seconds
+        self.end += seconds
+        if self.connection is not None:
+            self._arm()
+
+    def cancel(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _arm(self):
+        self.cancel()
+        self.timer = threading.Timer(self.remaining(), self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self):
+        self.expired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Connection(object):
+    """Talks to the server: signs each request, checks each answer's proof, and retries
+    connection failures, 5xx, 408 and 429."""
+
+    def __init__(self, settings, key, sleep=time.sleep, clock=time.monotonic, wall=time.time):
         self.settings = settings
+        self.key = key
         self.sleep = sleep
         self.clock = clock
-        # Straight to the server: a cluster's http_proxy is for the internet, not for us.
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.wall = wall
+        parts = urllib.parse.urlsplit(settings.url)
+        self.https = parts.scheme == "https"
+        self.hostname = parts.hostname
+        self.port = parts.port
+        # The Host header, as signed: the URL's authority.
+        self.authority = parts.netloc.rpartition("@")[2]
+        self.prefix = parts.path.rstrip("/")
+        # Milliseconds to add to this node's clock to sign with the server's time.
+        self.offset_ms = 0
 
     def call(self, method, path, what, body=None, content_type=None):
-        """The body of a 200 reply; Refused for a 4xx, Undelivered after the retry window."""
-        url = self.settings.url + path
+        """The body of a proven 200; Refused for a 4xx, Impostor for an answer without proof,
+        Undelivered after the retry window."""
         started = None
         attempt = 0
+        corrections = 0
         while True:
             retry_after = None
             try:
-                return self._once(method, url, body, content_type)
-            except urllib.error.HTTPError as error:
-                reply = _read_quietly(error)
-                if not (error.code >= 500 or error.code in RETRY_STATUSES):
-                    raise Refused(
-                        "The server refused to %s: HTTP %d %s"
-                        % (what, error.code, _server_message(reply)),
-                        error.code,
-                    )
-                reason = "HTTP %d %s" % (error.code, _server_message(reply))
-                retry_after = _retry_after(error.headers)
+                reply = self._once(method, path, body, content_type)
             except (OSError, http.client.HTTPException) as error:
                 reason = _describe(error)
+            else:
+                if reply.proven and reply.status == 200:
+                    return reply.body
+                if (
+                    reply.proven
+                    and reply.status == 401
+                    and corrections < CLOCK_CORRECTIONS
+                    and self._correct_clock(reply.body)
+                ):
+                    corrections += 1
+                    continue
+                self._refuse_unless_transient(reply, what)
+                reason = "HTTP %d %s" % (reply.status, _server_message(reply.body))
+                retry_after = reply.retry_after
             now = self.clock()
             if started is None:
                 started = now
@@ -350,20 +514,120 @@ class Connection(object):
             if attempt % 8 == 0:
                 log("Still trying to %s (%s)." % (what, reason.strip()))
 
-    def _once(self, method, url, body, content_type):
-        headers = {"Authorization": "Bearer " + self.settings.token}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(url, data=body, headers=headers, method=method)
-        with self.opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+    def _refuse_unless_transient(self, reply, what):
+        """Returns for a status worth retrying (5xx, 408, 429, proven or not); raises Refused
+        for a proven answer or a 401, Impostor for any other answer without proof."""
+        status = reply.status
+        if status >= 500 or status in RETRY_STATUSES:
+            return
+        if reply.proven or status == 401:
+            raise Refused(
+                "The server refused to %s: HTTP %d %s"
+                % (what, status, _server_message(reply.body)),
+                status,
+            )
+        raise Impostor(
+            "Something answered at %s (HTTP %d) without proving that it holds this request's"
+            " key: it is not the request's server (another program may have taken its port)."
+            " Nothing it sent was used." % (self.settings.url, status)
+        )
+
+    def _correct_clock(self, body):
+        """Takes the server's clock from a proven 401 that refused this node's time."""
+        try:
+            server_time = json.loads(body.decode("utf-8")).get("serverTime")
+        except (ValueError, AttributeError):
+            return False
+        if isinstance(server_time, bool) or not isinstance(server_time, int):
+            return False
+        self.offset_ms = server_time - int(self.wall() * 1000)
+        log(
+            "This node's clock is %.1f s off the server's; signing with the server's time."
+            % (-self.offset_ms / 1000.0)
+        )
+        return True
+
+    def _once(self, method, path, body, content_type):
+        """One attempt: a signed request, its answer read within the deadline and the cap."""
+        target = self.prefix + path
+        nonce = b64url(secrets.token_bytes(16))
+        time_ms = int(self.wall() * 1000) + self.offset_ms
+        body_hash = "" if body is None else b64url(hashlib.sha256(body).digest())
+        mac = worker_mac(self.key, method, self.authority, target, nonce, time_ms, body_hash)
+        headers = {
+            "Host": self.authority,
+            "Authorization": "Sheepdog %s.%d.%s" % (nonce, time_ms, mac),
+            "Accept-Encoding": "identity",
+            "Connection": "close",
+        }
+        if body is not None:
+            headers[BODY_HASH_HEADER] = body_hash
+            if content_type is not None:
+                headers["Content-Type"] = content_type
+        sent = 0 if body is None else len(body)
+        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent / MIB, self.clock)
+        connection = self._connect(deadline)
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+            data = self._read(response, deadline)
+            if deadline.expired:
+                # A socket shut down in the middle of the headers can read as their end.
+                raise AttemptTimedOut("no whole answer within %.0f s" % deadline.seconds)
+            expected = server_proof(self.key, method, target, nonce, response.status, data)
+            proof = response.getheader(PROOF_HEADER)
+            proven = proof is not None and hmac.compare_digest(
+                proof.encode("latin-1", "replace"), expected.encode("ascii")
+            )
+            return Reply(response.status, data, proven, _retry_after(response.getheader("Retry-After")))
+        except (OSError, http.client.HTTPException):
+            if deadline.expired:
+                raise AttemptTimedOut("no whole answer within %.0f s" % deadline.seconds)
+            raise
+        finally:
+            deadline.cancel()
+            connection.close()
+
+    def _connect(self, deadline):
+        """A connection to the server (no proxy: a cluster's http_proxy is not for us)."""
+        kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        connection = kind(self.hostname, self.port, timeout=deadline.remaining())
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        deadline.watch(connection)
+        return connection
+
+    def _read(self, response, deadline):
+        """An answer's body, refused unread when it would pass maxReplyBytes."""
+        cap = self.settings.max_reply
+        length = response.length
+        if length is not None:
+            if length > cap:
+                raise Refused(self._too_large(length), response.status)
+            deadline.extend(SECONDS_PER_MIB * length / MIB)
             return response.read()
+        # No length announced (chunked, or until the connection closes): read in pieces, so
+        # that nothing larger than what arrived is ever allocated.
+        parts = []
+        total = 0
+        while True:
+            part = response.read(64 * 1024)
+            if not part:
+                return b"".join(parts)
+            total += len(part)
+            if total > cap:
+                raise Refused(self._too_large(None), response.status)
+            parts.append(part)
 
-
-def _read_quietly(error):
-    try:
-        return error.read(4096) or b""
-    except Exception:
-        return b""
+    def _too_large(self, length):
+        size = "more than %d bytes" % self.settings.max_reply if length is None else "%d bytes" % length
+        return (
+            "The answer at %s is %s, more than this task can need (maxReplyBytes %d); it was"
+            " not read." % (self.settings.url, size, self.settings.max_reply)
+        )
 
 
 # --- running the function -----------------------------------------------------------------
@@ -571,7 +835,7 @@ class Reporter(object):
             log("Cannot print a report to stdout: %s" % error)
 
     def _post(self, reports):
-        path = "/v1/requests/%d/tasks/%d/reports" % (self.request, self.task)
+        path = "/v2/requests/%d/tasks/%d/reports" % (self.request, self.task)
         try:
             self.connection.call(
                 "POST",
@@ -604,12 +868,12 @@ class Reporter(object):
 # --- main ---------------------------------------------------------------------------------
 
 
-def run_task(settings, task, stdout, connection=None):
+def run_task(settings, key, task, stdout, connection=None):
     """Fetches, runs and reports one array task; returns the exit status."""
-    connection = connection or Connection(settings)
+    connection = connection or Connection(settings, key)
     body = connection.call(
         "GET",
-        "/v1/requests/%d/tasks/%d" % (settings.request, task),
+        "/v2/requests/%d/tasks/%d" % (settings.request, task),
         "fetch task %d of request %d" % (task, settings.request),
     )
     indices, func, ns, args = parse_task(body, settings.request, task)
@@ -648,8 +912,9 @@ def main(launch, environ=None):
     try:
         settings = Settings(launch)
         task, _ = task_number(environ)
+        key = read_key(settings.token_file)
         # A retry job's tasks are numbered from 1; they are the request's tasks after the offset.
-        return run_task(settings, task + settings.task_offset, stdout)
+        return run_task(settings, key, task + settings.task_offset, stdout)
     except WorkerError as error:
         log(error.message)
         return error.status

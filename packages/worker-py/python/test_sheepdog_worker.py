@@ -1,14 +1,23 @@
 """Unit tests of sheepdog_worker.py; run with `python3 -m unittest` in this folder."""
 
 import base64
+import builtins
+import contextlib
+import hashlib
+import hmac
 import io
 import json
 import os
 import pickle
+import re
+import shutil
+import socket
 import struct
 import sys
+import tempfile
+import threading
+import time
 import unittest
-import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,10 +28,14 @@ LOGGED = []
 w.log = LOGGED.append
 
 
+TOKEN = b"secret-token"
+KEY = hashlib.sha256(TOKEN).digest()
+
+
 def launch(**overrides):
     settings = {
         "url": "http://127.0.0.1:9/",
-        "token": "secret-token",
+        "tokenFile": "t.token",
         "request": 3,
         "pickleProtocol": 4,
         "retryWindowSeconds": 5,
@@ -57,12 +70,12 @@ class FramesTest(unittest.TestCase):
         header = json.loads(bytes(sections[0]))
         self.assertEqual(
             header,
-            {"version": 1, "reports": [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}]},
+            {"version": 2, "reports": [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}]},
         )
         self.assertEqual([bytes(s) for s in sections[1:]], [b"\x80\x04K\x01.", b"boom"])
 
     def test_parse_task(self):
-        header = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 2}
+        header = {"version": 2, "request": 3, "task": 2, "first": 4, "count": 2}
         body = w.encode_frames([json.dumps(header).encode(), b"func", b"", b"a1", b"a2"])
         indices, func, ns, args = w.parse_task(body, 3, 2)
         self.assertEqual(indices, [4, 5])
@@ -71,18 +84,18 @@ class FramesTest(unittest.TestCase):
         self.assertEqual([bytes(a) for a in args], [b"a1", b"a2"])
 
     def test_parse_retry_task(self):
-        header = {"version": 1, "request": 3, "task": 9, "first": 1, "count": 2, "indices": [1, 7]}
+        header = {"version": 2, "request": 3, "task": 9, "first": 1, "count": 2, "indices": [1, 7]}
         body = w.encode_frames([json.dumps(header).encode(), b"func", b"", b"a1", b"a7"])
         indices, _, _, args = w.parse_task(body, 3, 9)
         self.assertEqual(indices, [1, 7])
         self.assertEqual([bytes(a) for a in args], [b"a1", b"a7"])
 
     def test_parse_task_refuses_mismatches(self):
-        good = {"version": 1, "request": 3, "task": 2, "first": 4, "count": 1}
+        good = {"version": 2, "request": 3, "task": 2, "first": 4, "count": 1}
         bodies = [
             b"\x00\x00\x00\x09{",
             w.encode_frames([b"{}", b"", b""]),
-            w.encode_frames([json.dumps(dict(good, version=2)).encode(), b"", b"", b""]),
+            w.encode_frames([json.dumps(dict(good, version=1)).encode(), b"", b"", b""]),
             w.encode_frames([json.dumps(dict(good, task=3)).encode(), b"", b"", b""]),
             w.encode_frames([json.dumps(dict(good, count=2)).encode(), b"", b"", b""]),
             w.encode_frames([json.dumps(dict(good, first=True)).encode(), b"", b"", b""]),
@@ -105,7 +118,10 @@ class SettingsTest(unittest.TestCase):
         self.assertEqual(settings.pickle_protocol, 4)
         self.assertEqual(settings.retry_window, 5.0)
         self.assertEqual(settings.memory_limit, 2**31)
-        defaults = w.Settings({"url": "https://x", "token": "t", "request": 1})
+        self.assertEqual(settings.token_file, "t.token")
+        self.assertEqual(settings.max_reply, w.DEFAULT_MAX_REPLY_BYTES)
+        self.assertEqual(w.Settings(launch(maxReplyBytes=5000)).max_reply, 5000)
+        defaults = w.Settings({"url": "https://x", "tokenFile": "t", "request": 1})
         self.assertEqual(defaults.retry_window, 600.0)
         self.assertEqual(defaults.pickle_protocol, 4)
         self.assertIsNone(defaults.memory_limit)
@@ -116,7 +132,13 @@ class SettingsTest(unittest.TestCase):
         for bad in (
             {"url": "ftp://x"},
             {"url": None},
-            {"token": ""},
+            {"url": "http://"},
+            {"url": "http://x:99999"},
+            {"tokenFile": ""},
+            {"tokenFile": None},
+            {"tokenFile": "a\x00b"},
+            {"maxReplyBytes": 0},
+            {"maxReplyBytes": True},
             {"request": 0},
             {"request": True},
             {"request": "3"},
@@ -309,19 +331,21 @@ class FakeClock(object):
         self.now += seconds
 
 
-def http_error(code, message="", headers=None):
-    body = json.dumps({"status": code, "message": message}).encode()
-    return urllib.error.HTTPError("http://x", code, "x", headers or {}, io.BytesIO(body))
+def reply(status, message="", proven=True, retry_after=None, body=None):
+    if body is None:
+        body = json.dumps({"status": status, "message": message}).encode()
+    return w.Reply(status, body, proven, retry_after)
 
 
 class ConnectionTest(unittest.TestCase):
     def connection(self, outcomes, window=5):
         fake = FakeClock()
-        connection = w.Connection(w.Settings(launch(retryWindowSeconds=window)), fake.sleep, fake.clock)
+        settings = w.Settings(launch(retryWindowSeconds=window))
+        connection = w.Connection(settings, KEY, fake.sleep, fake.clock, lambda: 1000.0)
         calls = []
 
-        def once(method, url, body, content_type):
-            calls.append((method, url))
+        def once(method, path, body, content_type):
+            calls.append((method, path, connection.offset_ms))
             outcome = outcomes.pop(0)
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -332,31 +356,74 @@ class ConnectionTest(unittest.TestCase):
 
     def test_retries_connection_errors_and_5xx_then_succeeds(self):
         outcomes = [
-            urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
-            http_error(503, "store busy", {"Retry-After": "2"}),
-            http_error(408),
-            http_error(429),
+            ConnectionRefusedError(111, "Connection refused"),
+            reply(503, "store busy", retry_after=2.0),
+            reply(408),
+            reply(429),
             ConnectionResetError(104, "reset"),
-            b"done",
+            w.AttemptTimedOut("no whole answer within 60 s"),
+            reply(502, proven=False),
+            reply(200, body=b"done"),
         ]
         connection, calls, fake = self.connection(outcomes, window=100)
         self.assertEqual(connection.call("GET", "/health", "check"), b"done")
-        self.assertEqual(len(calls), 6)
-        self.assertEqual(calls[0], ("GET", "http://127.0.0.1:9/health"))
+        self.assertEqual(len(calls), 8)
+        self.assertEqual(calls[0], ("GET", "/health", 0))
         self.assertGreaterEqual(fake.sleeps[1], 2.0)
 
     def test_never_retries_other_4xx(self):
-        for code in (400, 401, 403, 404, 413, 415):
-            connection, calls, _ = self.connection([http_error(code, "nope\x1b[31m")])
+        for code in (400, 401, 403, 404, 413, 415, 410):
+            connection, calls, _ = self.connection([reply(code, "nope\x1b[31m")])
             with self.assertRaises(w.Refused) as caught:
                 connection.call("GET", "/x", "fetch")
             self.assertEqual(caught.exception.http_status, code)
+            self.assertEqual(caught.exception.status, w.EXIT_REFUSED)
             self.assertIn("HTTP %d nope?[31m" % code, caught.exception.message)
             self.assertEqual(len(calls), 1)
 
+    def test_an_unproven_401_is_a_refusal(self):
+        connection, calls, _ = self.connection([reply(401, "who?", proven=False)])
+        with self.assertRaises(w.Refused) as caught:
+            connection.call("GET", "/x", "fetch task 1")
+        self.assertEqual(caught.exception.message, "The server refused to fetch task 1: HTTP 401 who?")
+
+    def test_any_other_answer_without_proof_is_an_impostor_and_never_retried(self):
+        for status in (200, 201, 204, 301, 302, 307, 400, 404, 413):
+            connection, calls, _ = self.connection([reply(status, "trust me", proven=False)])
+            with self.assertRaises(w.Impostor) as caught:
+                connection.call("GET", "/x", "fetch")
+            self.assertEqual(caught.exception.status, w.EXIT_IMPOSTOR)
+            self.assertEqual(
+                caught.exception.message,
+                "Something answered at http://127.0.0.1:9 (HTTP %d) without proving that it holds"
+                " this request's key: it is not the request's server (another program may have"
+                " taken its port). Nothing it sent was used." % status,
+            )
+            self.assertNotIn("trust me", caught.exception.message)
+            self.assertEqual(len(calls), 1)
+
+    def test_corrects_its_clock_by_a_proven_401_and_signs_again_at_once(self):
+        del LOGGED[:]
+        skew = reply(401, "time", body=json.dumps({"status": 401, "serverTime": 1_003_600_000}).encode())
+        connection, calls, fake = self.connection([skew, reply(200, body=b"ok")])
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"ok")
+        # The wall clock says 1000 s; the server 1003600 s: sign 3600 s later from now on.
+        self.assertEqual([c[2] for c in calls], [0, 1_002_600_000])
+        self.assertEqual(fake.sleeps, [])
+        self.assertIn("-1002600.0 s off the server's", LOGGED[-1])
+        # An unproven one, or one without a clock, is a refusal; so is a third in one call.
+        for outcomes in (
+            [reply(401, "time", proven=False, body=b'{"serverTime": 5}')],
+            [reply(401, "no clock")],
+            [skew, skew, skew],
+        ):
+            connection, calls, _ = self.connection(list(outcomes))
+            with self.assertRaises(w.Refused):
+                connection.call("GET", "/x", "fetch")
+
     def test_gives_up_after_the_window(self):
         del LOGGED[:]
-        refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        refused = ConnectionRefusedError(111, "Connection refused")
         connection, calls, fake = self.connection([refused] * 1000, window=60)
         with self.assertRaises(w.Undelivered) as caught:
             connection.call("GET", "/x", "fetch task 1")
@@ -376,7 +443,7 @@ class ConnectionTest(unittest.TestCase):
         )
 
     def test_zero_window_tries_once(self):
-        refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        refused = ConnectionRefusedError(111, "Connection refused")
         connection, calls, _ = self.connection([refused], window=0)
         with self.assertRaises(w.Undelivered):
             connection.call("GET", "/x", "fetch")
@@ -438,7 +505,7 @@ class ReporterTest(unittest.TestCase):
         reporter.flush()
         self.assertEqual(events, [("print", "4"), ("print", "5"), ("post", [4, 5])])
         path, content_type, reports, payloads = connection.posts[0]
-        self.assertEqual(path, "/v1/requests/3/tasks/2/reports")
+        self.assertEqual(path, "/v2/requests/3/tasks/2/reports")
         self.assertEqual(content_type, w.REPORTS_CONTENT_TYPE)
         self.assertEqual(reports, [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}])
         self.assertEqual(payloads, [b"\x80\x04K\x01.", b"Traceback"])
@@ -506,7 +573,20 @@ class ReporterTest(unittest.TestCase):
         self.assertIn("sheepdog recover", LOGGED[-1])
 
 
-class MainTest(unittest.TestCase):
+class TemporaryDirectoryTest(unittest.TestCase):
+    """A test with a private temporary directory holding the request's token file."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sheepdog-worker-test-")
+        self.token_file = os.path.join(self.dir, "sheepdog_3_ab.token")
+        with open(self.token_file, "wb") as handle:
+            handle.write(TOKEN + b"\n")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MainTest(TemporaryDirectoryTest):
     def test_bad_launch_and_missing_task_number(self):
         del LOGGED[:]
         self.assertEqual(w.main({"url": "x"}, {}), w.EXIT_USAGE)
@@ -522,11 +602,303 @@ class MainTest(unittest.TestCase):
         w.run_task = broken
         try:
             del LOGGED[:]
-            self.assertEqual(w.main(launch(), {"SHEEPDOG_TASK_ID": "1"}), w.EXIT_UNDELIVERED)
+            code = w.main(launch(tokenFile=self.token_file), {"SHEEPDOG_TASK_ID": "1"})
+            self.assertEqual(code, w.EXIT_UNDELIVERED)
         finally:
             w.run_task = original
         self.assertTrue(LOGGED[-1].startswith("The worker failed:\nTraceback"))
         self.assertIn("RuntimeError: bug", LOGGED[-1])
+
+    def test_an_unreadable_token_file_is_a_usage_error(self):
+        del LOGGED[:]
+        missing = os.path.join(self.dir, "gone.token")
+        self.assertEqual(w.main(launch(tokenFile=missing), {"SHEEPDOG_TASK_ID": "1"}), w.EXIT_USAGE)
+        self.assertIn("Cannot read the request's token file %s" % missing, LOGGED[-1])
+
+
+class KeyTest(TemporaryDirectoryTest):
+    def test_the_key_is_the_sha256_of_the_token_read_from_home_or_an_absolute_path(self):
+        self.assertEqual(w.read_key(self.token_file), KEY)
+        self.assertEqual(w.read_key("sheepdog_3_ab.token", home=self.dir), KEY)
+        self.assertEqual(w.token_path("a/b.token", home="/h"), "/h/a/b.token")
+        self.assertEqual(w.token_path("/abs/b.token", home="/h"), "/abs/b.token")
+
+    def test_an_empty_token_file_is_refused(self):
+        empty = os.path.join(self.dir, "empty.token")
+        open(empty, "wb").close()
+        with self.assertRaises(w.WorkerError) as caught:
+            w.read_key(empty)
+        self.assertEqual(caught.exception.status, w.EXIT_USAGE)
+
+    def test_signatures_and_proofs_follow_the_documented_layout(self):
+        text = b"sheepdog-worker-v2\nGET\nh:1\n/p\nNONCE\n123\n"
+        expected = base64.urlsafe_b64encode(hmac.new(KEY, text, hashlib.sha256).digest()).rstrip(b"=")
+        self.assertEqual(w.worker_mac(KEY, "GET", "h:1", "/p", "NONCE", 123, ""), expected.decode())
+        text = b"sheepdog-server-v2\nGET\n/p\nNONCE\n200\nbody"
+        expected = base64.urlsafe_b64encode(hmac.new(KEY, text, hashlib.sha256).digest()).rstrip(b"=")
+        self.assertEqual(w.server_proof(KEY, "GET", "/p", "NONCE", 200, b"body"), expected.decode())
+
+
+class Hostile(object):
+    """A small HTTP server on 127.0.0.1 that answers each request with `respond(conn, head,
+    body)`, and records what it was sent."""
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.requests = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._handle, args=(conn,))
+            thread.daemon = True
+            thread.start()
+
+    def _handle(self, conn):
+        conn.settimeout(10)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            while length and len(body) < int(length.group(1)):
+                body += conn.recv(65536)
+            head = head.decode("latin-1")
+            self.requests.append((head, body))
+            self.respond(conn, head, body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def header_of(head, name):
+    match = re.search(r"(?im)^%s: *(.*?)\r?$" % re.escape(name), head)
+    return match.group(1) if match else None
+
+
+def proven_answer(head, status, body):
+    """What the request's real server would answer: `body`, proven under KEY."""
+    method, target = head.split(" ")[:2]
+    nonce = header_of(head, "Authorization").split(" ")[1].split(".")[0]
+    proof = w.server_proof(KEY, method, target, nonce, status, body)
+    return (
+        "HTTP/1.1 %d X\r\nContent-Length: %d\r\nSheepdog-Proof: %s\r\n\r\n"
+        % (status, len(body), proof)
+    ).encode() + body
+
+
+class Evil(object):
+    """Unpickling it creates the file `path`: what an impostor would slip into a task."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (builtins.open, (self.path, "w"))
+
+
+class HostileServerTest(TemporaryDirectoryTest):
+    def setUp(self):
+        TemporaryDirectoryTest.setUp(self)
+        self.saved = (w.ATTEMPT_SECONDS, w.BACKOFF_FIRST_SECONDS)
+        self.servers = []
+
+    def tearDown(self):
+        w.ATTEMPT_SECONDS, w.BACKOFF_FIRST_SECONDS = self.saved
+        for server in self.servers:
+            server.close()
+        TemporaryDirectoryTest.tearDown(self)
+
+    def serve(self, respond):
+        server = Hostile(respond)
+        self.servers.append(server)
+        return server
+
+    def marker(self, name):
+        return os.path.join(self.dir, name)
+
+    def evil_task(self):
+        """A task whose function, namespace and arguments each create a marker file."""
+        source = "open(%r, 'w').close()\ndef f(*a):\n    open(%r, 'w').close()\n" % (
+            self.marker("exec"),
+            self.marker("call"),
+        )
+        header = {"version": 2, "request": 3, "task": 1, "first": 0, "count": 1}
+        return w.encode_frames(
+            [
+                json.dumps(header).encode(),
+                json.dumps({"name": "f", "source": source}).encode(),
+                pickle.dumps({"x": Evil(self.marker("ns"))}),
+                pickle.dumps((Evil(self.marker("args")),)),
+            ]
+        )
+
+    def run_main(self, url, **overrides):
+        fields = {"url": url, "tokenFile": self.token_file, "retryWindowSeconds": 0}
+        fields.update(overrides)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            return w.main(launch(**fields), {"SHEEPDOG_TASK_ID": "1"})
+
+    def assert_nothing_ran(self):
+        self.assertEqual(
+            [m for m in ("exec", "call", "ns", "args") if os.path.exists(self.marker(m))], []
+        )
+
+    def test_an_impostor_task_is_never_unpickled_or_executed(self):
+        task = self.evil_task()
+
+        def no_proof(conn, head, body):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(task) + task)
+
+        def wrong_proof(conn, head, body):
+            proof = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=")
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nSheepdog-Proof: %s\r\n\r\n"
+                % (len(task), proof)
+                + task
+            )
+
+        def echoed_mac(conn, head, body):
+            # The worker's own MAC handed back as a proof: it proves nothing.
+            mac = header_of(head, "Authorization").split(".")[-1].encode()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nSheepdog-Proof: %s\r\n\r\n"
+                % (len(task), mac)
+                + task
+            )
+
+        for respond in (no_proof, wrong_proof, echoed_mac):
+            del LOGGED[:]
+            server = self.serve(respond)
+            self.assertEqual(self.run_main(server.url), w.EXIT_IMPOSTOR)
+            self.assertIn("without proving that it holds this request's key", LOGGED[-1])
+            self.assert_nothing_ran()
+            # What the impostor got: a signature, never the token nor the key.
+            (head, _), = server.requests
+            self.assertRegex(
+                header_of(head, "Authorization"),
+                r"^Sheepdog [A-Za-z0-9_-]{22}\.[0-9]+\.[A-Za-z0-9_-]{43}$",
+            )
+            for secret in (TOKEN, KEY, KEY.hex().encode(), base64.b64encode(KEY), w.b64url(KEY).encode()):
+                self.assertNotIn(secret, head.encode("latin-1"))
+
+    def test_no_redirect_is_followed(self):
+        elsewhere = self.serve(lambda conn, head, body: conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n"))
+        for status in (301, 302, 307, 308):
+            server = self.serve(
+                lambda conn, head, body, status=status: conn.sendall(
+                    b"HTTP/1.1 %d Moved\r\nLocation: %s/v2/requests/3/tasks/1\r\n"
+                    b"Content-Length: 0\r\n\r\n" % (status, elsewhere.url.encode())
+                )
+            )
+            self.assertEqual(self.run_main(server.url), w.EXIT_IMPOSTOR)
+        self.assertEqual(elsewhere.requests, [])
+
+    def test_an_attempt_ends_at_its_deadline_however_slowly_bytes_trickle(self):
+        w.ATTEMPT_SECONDS = 1.0
+
+        def trickle_head(conn, head, body):
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(100):
+                conn.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.1)
+
+        def trickle_body(conn, head, body):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            for _ in range(100):
+                conn.sendall(b"x")
+                time.sleep(0.1)
+
+        for respond in (trickle_head, trickle_body):
+            del LOGGED[:]
+            server = self.serve(respond)
+            started = time.monotonic()
+            self.assertEqual(self.run_main(server.url), w.EXIT_UNDELIVERED)
+            self.assertLess(time.monotonic() - started, 4.0)
+            self.assertIn("AttemptTimedOut: no whole answer within 1 s", LOGGED[-1])
+
+    def test_a_reply_over_the_cap_is_refused_unread(self):
+        sent = []
+
+        def huge_declared(conn, head, body):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+            time.sleep(3)
+
+        def endless(conn, head, body):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            try:
+                for _ in range(10000):
+                    conn.sendall(b"x" * 4096)
+                    sent.append(4096)
+            except OSError:
+                pass
+
+        for respond in (huge_declared, endless):
+            del LOGGED[:]
+            server = self.serve(respond)
+            started = time.monotonic()
+            self.assertEqual(self.run_main(server.url, maxReplyBytes=10000), w.EXIT_REFUSED)
+            self.assertLess(time.monotonic() - started, 2.0)
+            self.assertIn("more than this task can need (maxReplyBytes 10000)", LOGGED[-1])
+        # The endless body was cut off long before its 40 MB.
+        self.assertLess(sum(sent), 10 * 1024 * 1024)
+
+    def test_the_real_server_is_believed_after_a_clock_correction_and_a_busy_answer(self):
+        answers = []
+        task = w.encode_frames(
+            [
+                json.dumps({"version": 2, "request": 3, "task": 1, "first": 0, "count": 1}).encode(),
+                json.dumps({"name": "f", "source": "def f(x):\n    return x + 1\n"}).encode(),
+                b"",
+                pickle.dumps((41,)),
+            ]
+        )
+        server_time = int(time.time() * 1000) + 3_600_000
+
+        def genuine(conn, head, body):
+            answers.append(head.split(" ")[0])
+            if len(answers) == 1:
+                skew = json.dumps({"status": 401, "message": "time", "serverTime": server_time})
+                conn.sendall(proven_answer(head, 401, skew.encode()))
+            elif len(answers) == 2:
+                # Too busy, before it knew the worker: no proof, retried.
+                conn.sendall(b"HTTP/1.1 503 Busy\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n")
+            elif head.startswith("GET"):
+                conn.sendall(proven_answer(head, 200, task))
+            else:
+                conn.sendall(proven_answer(head, 200, b'{"stored": 1, "duplicates": 0}'))
+
+        server = self.serve(genuine)
+        code = self.run_main(server.url, retryWindowSeconds=30)
+        self.assertEqual(code, w.EXIT_OK)
+        self.assertEqual(answers, ["GET", "GET", "GET", "POST"])
+        # Signed with the server's time after the correction.
+        times = [int(header_of(h, "Authorization").split(".")[1]) for h, _ in server.requests]
+        self.assertLess(abs(times[0] - (server_time - 3_600_000)), 60_000)
+        self.assertLess(abs(times[2] - server_time), 60_000)
+        (report,) = json.loads(bytes(w.decode_frames(server.requests[3][1])[0]))["reports"]
+        self.assertEqual(report, {"index": 0, "kind": "result"})
 
 
 class SourceTest(unittest.TestCase):

@@ -11,7 +11,7 @@ describe("the built package", () => {
     expect(dist.workerSource()).toBe(readFileSync(dist.workerPath, "utf8"));
     const program = dist.workerProgram({
       url: "http://h:1",
-      token: "t",
+      tokenFile: "t.token",
       request: 1,
       pickleProtocol: 4,
       retryWindowSeconds: 1,
@@ -35,7 +35,7 @@ describe("the built package", () => {
       syncBuiltinESMExports();
       const worker = await import(${JSON.stringify(distUrl)});
       const atImport = reads;
-      const launch = { url: "http://h:1", token: "t", request: 1, pickleProtocol: 4, retryWindowSeconds: 1 };
+      const launch = { url: "http://h:1", tokenFile: "t.token", request: 1, pickleProtocol: 4, retryWindowSeconds: 1 };
       worker.workerProgram(launch);
       worker.workerSource();
       worker.workerProgram(launch);

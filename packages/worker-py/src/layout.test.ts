@@ -1,4 +1,6 @@
-import { dirname } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import type { TaskLayout } from "@sheepdog/contracts";
 import { layoutOf, retryChunks, taskCount, taskIndices } from "@sheepdog/contracts";
 import type { MemoryStore } from "@sheepdog/contracts/testing";
@@ -7,6 +9,7 @@ import type { SheepdogServer } from "@sheepdog/server";
 import { startServer } from "@sheepdog/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPython } from "./__fixtures__/python.js";
+import { writeTokenFile } from "./__fixtures__/token-file.js";
 import { parseReportLines } from "./report-lines.js";
 import { workerPath } from "./worker-source.js";
 
@@ -97,9 +100,9 @@ async function runCalls(calls: WorkerCall[]): Promise<CallOutcome[]> {
     "import sheepdog_worker as w",
     "fetched = []",
     "run_task = w.run_task",
-    "def recording_run_task(settings, task, stdout, connection=None):",
+    "def recording_run_task(settings, key, task, stdout, connection=None):",
     "    fetched.append(task)",
-    "    return run_task(settings, task, stdout, connection)",
+    "    return run_task(settings, key, task, stdout, connection)",
     "w.run_task = recording_run_task",
     "out = []",
     "real = sys.stdout",
@@ -138,8 +141,10 @@ const FUNC = new TextEncoder().encode(
 
 let store: MemoryStore;
 let server: SheepdogServer;
+let dir: string;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "sheepdog-layout-"));
   store = memoryStore();
   server = await startServer({ store, port: 0, host: "127.0.0.1" });
 });
@@ -147,6 +152,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
   await store.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("the worker's task layout, against @sheepdog/contracts", () => {
@@ -170,7 +176,7 @@ describe("the worker's task layout, against @sheepdog/contracts", () => {
           calls.push({
             launch: {
               url: server.url,
-              token: request.token,
+              tokenFile: writeTokenFile(dir, `layout-${request.id}`, request.token),
               request: request.id,
               pickleProtocol: 4,
               retryWindowSeconds: 5,

@@ -16,7 +16,7 @@ import { workerPath, workerProgram, workerSource } from "./worker-source.js";
 
 const launch: WorkerLaunch = {
   url: "http://head.example:8123",
-  token: "tok",
+  tokenFile: ".sheepdog/sheepdog_7_ab12.token",
   request: 7,
   pickleProtocol: 4,
   retryWindowSeconds: 600,
@@ -67,7 +67,7 @@ describe("workerSource", () => {
       "import sheepdog_worker as w",
       "print(json.dumps([w.WIRE_VERSION, w.TASK_CONTENT_TYPE, w.REPORTS_CONTENT_TYPE,",
       "  w.STDOUT_REPORT_PREFIX, w.NS_FUNCTION_MARKER,",
-      "  [w.EXIT_OK, w.EXIT_UNDELIVERED, w.EXIT_USAGE, w.EXIT_REFUSED]]))",
+      "  [w.EXIT_OK, w.EXIT_UNDELIVERED, w.EXIT_USAGE, w.EXIT_REFUSED, w.EXIT_IMPOSTOR]]))",
     ].join("\n");
     const seen = JSON.parse(
       execFileSync(PYTHON, ["-c", script, dirname(workerPath)], {
@@ -85,6 +85,7 @@ describe("workerSource", () => {
         WORKER_EXIT_CODES.undelivered,
         WORKER_EXIT_CODES.usage,
         WORKER_EXIT_CODES.refused,
+        WORKER_EXIT_CODES.impostor,
       ],
     ]);
   });
@@ -100,34 +101,45 @@ describe("workerProgram", () => {
     expect(program.startsWith(workerSource())).toBe(true);
     const tail = program.slice(workerSource().length);
     expect(tail).toBe(
-      '\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads("{\\"url\\":\\"http://head.example:8123\\",\\"token\\":\\"tok\\",\\"request\\":7,\\"pickleProtocol\\":4,\\"retryWindowSeconds\\":600}")))\n',
+      '\n\nif __name__ == "__main__":\n    sys.exit(main(json.loads("{\\"url\\":\\"http://head.example:8123\\",\\"tokenFile\\":\\".sheepdog/sheepdog_7_ab12.token\\",\\"request\\":7,\\"pickleProtocol\\":4,\\"retryWindowSeconds\\":600}")))\n',
     );
     expect(launchSeenByPython(program)).toEqual(launch);
   });
 
   it("escapes values so that they cannot end the literal or add code", () => {
-    const hostile = `x"); import os; os.system("boom") #\\ ' """ \n\r\t\u0000 \u2028 é 😀 \udc80 \\u0041`;
-    const program = workerProgram({ ...launch, token: hostile, memoryLimitBytes: 2 ** 31 });
+    const hostile = `x"); import os; os.system("boom") #\\ ' """ \t \u2028 é 😀 \udc80 \\u0041`;
+    const program = workerProgram({ ...launch, tokenFile: hostile, memoryLimitBytes: 2 ** 31 });
     expect(isPlainAscii(program)).toBe(true);
     expect(program.split("\n").filter((l) => l.includes("os.system"))).toHaveLength(1);
     const seen = launchSeenByPython(program) as WorkerLaunch;
     // Python's JSON keeps the lone surrogate as it is; JSON.stringify on the way back
     // escapes it again, so compare through JSON.
     expect(JSON.stringify(seen)).toBe(
-      JSON.stringify({ ...launch, token: hostile, memoryLimitBytes: 2 ** 31 }),
+      JSON.stringify({ ...launch, tokenFile: hostile, memoryLimitBytes: 2 ** 31 }),
     );
   });
 
-  it("keeps only the launch fields", () => {
-    const program = workerProgram({ ...launch, extra: "nope" } as WorkerLaunch);
+  it("keeps only the launch fields: a token passed by mistake never reaches the program", () => {
+    const program = workerProgram({
+      ...launch,
+      extra: "nope",
+      token: "secret-token-value",
+    } as WorkerLaunch);
     expect(program).not.toContain("nope");
+    expect(program).not.toContain("secret-token-value");
+    expect(workerProgram({ ...launch, maxReplyBytes: 5000 })).toContain('\\"maxReplyBytes\\":5000');
   });
 
   it("refuses unusable launch fields", () => {
     const bad: Partial<Record<keyof WorkerLaunch, unknown>>[] = [
       { url: "ftp://x" },
       { url: "http://x y" },
-      { token: "" },
+      { tokenFile: "" },
+      { tokenFile: undefined },
+      { tokenFile: "a\nb" },
+      { tokenFile: "a\u0000b" },
+      { maxReplyBytes: 0 },
+      { maxReplyBytes: 1.5 },
       { request: 0 },
       { request: 1.5 },
       { pickleProtocol: 1 },

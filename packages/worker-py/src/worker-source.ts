@@ -39,8 +39,9 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   if (typeof launch.url !== "string" || !/^https?:\/\/[^\s]+$/.test(launch.url)) {
     throw invalid("url", 'must be an http(s) URL such as "http://head.example:8000"');
   }
-  if (typeof launch.token !== "string" || launch.token.length === 0) {
-    throw invalid("token", "must be the request's token");
+  const tokenFile = launch.tokenFile;
+  if (typeof tokenFile !== "string" || tokenFile.length === 0 || /[\0\n\r]/.test(tokenFile)) {
+    throw invalid("tokenFile", "must be the path of the request's token file (one line)");
   }
   const protocol = launch.pickleProtocol;
   if (!Number.isInteger(protocol) || protocol < 2 || protocol > 5) {
@@ -52,7 +53,7 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   }
   const checked: WorkerLaunch = {
     url: launch.url.replace(/\/+$/, ""),
-    token: launch.token,
+    tokenFile,
     request: positiveInteger(launch.request, "request"),
     pickleProtocol: protocol,
     retryWindowSeconds: window,
@@ -66,6 +67,9 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
       throw invalid("taskOffset", "must be a whole number, 0 or more");
     }
     checked.taskOffset = offset;
+  }
+  if (launch.maxReplyBytes !== undefined) {
+    checked.maxReplyBytes = positiveInteger(launch.maxReplyBytes, "maxReplyBytes");
   }
   return checked;
 }
@@ -89,7 +93,10 @@ function asciiJson(value: unknown): string {
 /**
  * The whole Python program an array task runs: the worker's source followed by a call of its
  * `main` with `launch` embedded as a JSON string literal (escaped so that no value can end
- * the literal or add code). Its exit status is 0 when every report was delivered.
+ * the literal or add code). Its exit status is 0 when every report was delivered (see
+ * `WORKER_EXIT_CODES`). The program holds no secret: the worker reads the request's token from
+ * `launch.tokenFile`, which the caller writes where only the job's user can read it (mode 0600
+ * in a 0700 directory), since schedulers copy job programs where every user of a node can.
  *
  * Throws a `SheepdogError` (`INVALID_INPUT`) when a launch field is unusable.
  *
@@ -97,7 +104,7 @@ function asciiJson(value: unknown): string {
  * ```ts
  * const program = workerProgram({
  *   url: "http://laptop.example:8123",
- *   token,
+ *   tokenFile: ".sheepdog/sheepdog_7_1a2b3c4d.token",
  *   request: 7,
  *   pickleProtocol: 4,
  *   retryWindowSeconds: 600,

@@ -8,6 +8,7 @@ import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Run } from "./__fixtures__/python.js";
 import { pyPickle, pyRepr, runPython } from "./__fixtures__/python.js";
+import { writeTokenFile } from "./__fixtures__/token-file.js";
 import { parseReportLines } from "./report-lines.js";
 import { workerProgram } from "./worker-source.js";
 
@@ -34,10 +35,17 @@ async function newRequest(
   });
 }
 
-function launchFor(request: CreatedRequest, patch: Partial<WorkerLaunch> = {}): WorkerLaunch {
+let tokenFiles = 0;
+/** The launch core makes for a request: its token in a file of its own (0600, in a 0700 dir). */
+function launchFor(
+  request: CreatedRequest,
+  patch: Partial<WorkerLaunch> = {},
+  token = request.token,
+): WorkerLaunch {
+  tokenFiles += 1;
   return {
     url: server.url,
-    token: request.token,
+    tokenFile: writeTokenFile(dir, `sheepdog_${request.id}_${tokenFiles}`, token),
     request: request.id,
     pickleProtocol: 4,
     retryWindowSeconds: 30,
@@ -331,11 +339,32 @@ describe("the worker against the real server", () => {
 
   it("stops at once with exit 3 when the token is wrong", async () => {
     const request = await newRequest("def f():\n    return 1\n", ["()"]);
-    const run = await runWorker(launchFor(request, { token: "wrong" }), 1);
+    const run = await runWorker(launchFor(request, {}, "wrong"), 1);
     expect(run.code).toBe(3);
     expect(run.stderr).toContain(
-      `The server refused to fetch task 1 of request ${request.id}: HTTP 401 A valid bearer token for this request is required.`,
+      `The server refused to fetch task 1 of request ${request.id}: HTTP 401 This needs a valid Sheepdog authorization for its request.`,
     );
+  });
+
+  it("exits 2 with a clear message when the token file cannot be read", async () => {
+    const request = await newRequest("def f():\n    return 1\n", ["()"]);
+    const missing = join(dir, "no-such.token");
+    const run = await runWorker(launchFor(request, { tokenFile: missing }), 1);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      `Cannot read the request's token file ${missing} (No such file or directory).`,
+    );
+  });
+
+  it("reads a relative token file from the home directory", async () => {
+    const request = await newRequest("def f():\n    return 'home'\n", ["()"]);
+    const launch = launchFor(request);
+    const relative = launch.tokenFile.slice(dir.length + 1);
+    programs += 1;
+    const file = join(dir, `sheepdog_${programs}.py`);
+    writeFileSync(file, workerProgram({ ...launch, tokenFile: relative }), { mode: 0o600 });
+    expectClean(await runPython(file, { SHEEPDOG_TASK_ID: "1", HOME: dir }));
+    expect(await results(request.id)).toEqual(["'home'"]);
   });
 
   it("exits 2 with a clear message when there is no task number", async () => {
