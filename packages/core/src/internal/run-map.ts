@@ -5,7 +5,7 @@ import type { MapOptions, MapProgress, Settled } from "../types.js";
 import { progressPrinter } from "./progress.js";
 import { collectResults } from "./result-check.js";
 import type { Submitted } from "./submit.js";
-import { abortError, autoChunkSize, submitJob } from "./submit.js";
+import { abortError, autoChunkSize, removeTokenFile, submitJob } from "./submit.js";
 import { waitForRequest } from "./wait.js";
 
 /** How far the attempts of a map have come. */
@@ -38,6 +38,7 @@ export async function waitAndRetry(
     history: new Map(),
   };
   let final: MapProgress;
+  let jobLeftRunning = false;
   try {
     for (;;) {
       const died = new Set<number>();
@@ -53,8 +54,11 @@ export async function waitAndRetry(
     if (submitted.job && submitted.lease && !options.keepJob) {
       await submitted.lease.cluster.scheduler.cancel(submitted.job).catch(() => {});
     }
+    jobLeftRunning = options.keepJob === true;
     throw SheepdogError.isInstance(error) && error.code === "ABORTED" ? abortError(signal) : error;
   } finally {
+    // The tasks of a job left running still need the token; no other task of this map can.
+    if (!jobLeftRunning) await removeTokenFile(submitted);
     await submitted.lease?.release();
     await submitted.server.close();
   }

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { lookup, lookupService } from "node:dns/promises";
 import { hostname } from "node:os";
-import type { FunctionSource, JobRef, RequestId } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import type { FunctionSource, JobRef, Remote, RequestId } from "@sheepdog/contracts";
+import { SheepdogError, shellQuote } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
 import { asTuple, encode, functionSource, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
@@ -35,6 +35,23 @@ export interface Submitted {
   lease: ClusterLease | undefined;
   /** The server's URL for the workers. */
   url: string;
+  /**
+   * The file the workers read the token from (on the cluster, relative to the home directory
+   * unless absolute), once the first job is submitted; see {@link removeTokenFile}.
+   */
+  tokenFile: string | undefined;
+  /** The sizes a task's answer is made of, for the workers' {@link maxReplyBytes}. */
+  sizes: RequestSizes;
+}
+
+/** The bytes of a request's parts, as the server sends them to a task. */
+export interface RequestSizes {
+  func: number;
+  ns: number;
+  /** The largest pickled argument tuple. */
+  largestArgs: number;
+  /** All pickled argument tuples together. */
+  totalArgs: number;
 }
 
 export function abortError(signal: AbortSignal | undefined): SheepdogError {
@@ -68,11 +85,23 @@ export async function submit(
     lease?.cluster.scheduler.checkOptions?.(settings.geOpts);
     const slots = await lease?.cluster.scheduler.slots?.().catch(() => undefined);
     const chunkSize = settings.chunkSize ?? autoChunkSize(list.length, slots);
+    const funcBytes = new TextEncoder().encode(JSON.stringify(func));
+    const sizes: RequestSizes = {
+      func: funcBytes.byteLength,
+      ns: ns.byteLength,
+      largestArgs: 0,
+      totalArgs: 0,
+    };
     const { id: request, token } = await context.store.createRequest({
-      func: new TextEncoder().encode(JSON.stringify(func)),
+      func: funcBytes,
       ns,
       args: (function* () {
-        for (const item of list) yield encode(asTuple(Array.from(item)), { protocol });
+        for (const item of list) {
+          const args = encode(asTuple(Array.from(item)), { protocol });
+          sizes.largestArgs = Math.max(sizes.largestArgs, args.byteLength);
+          sizes.totalArgs += args.byteLength;
+          yield args;
+        }
       })(),
       meta: { connection: context.connection, chunkSize, pickleProtocol: protocol },
     });
@@ -89,6 +118,8 @@ export async function submit(
       job: undefined,
       lease,
       url: `http://${await workerHost(settings, lease)}:${server.port}`,
+      tokenFile: undefined,
+      sizes,
     };
     if (!lease) return submitted;
     if (options.signal?.aborted) throw abortError(options.signal);
@@ -119,18 +150,29 @@ export interface Attempt {
   taskOffset: number;
 }
 
-/** Submits one attempt's array job. */
+/**
+ * Submits one attempt's array job. The job's program holds no secret (schedulers copy job
+ * scripts where every user of a node can read them): the first attempt writes the token to
+ * a file only the user can read, which the workers of every attempt read.
+ */
 export async function submitJob(submitted: Submitted, attempt: Attempt): Promise<JobRef> {
   const { settings, lease } = submitted;
   if (!lease) throw new SheepdogError("INTERNAL", source, "A job needs a cluster.");
-  const { scheduler } = lease.cluster;
+  const { scheduler, remote } = lease.cluster;
   const memoryLimitBytes = scheduler.memoryLimitBytes?.(attempt.geOpts);
+  submitted.tokenFile ??= await writeTokenFile(
+    remote,
+    settings.sshDir,
+    submitted.name,
+    submitted.token,
+  );
   const program = workerProgram({
     url: submitted.url,
-    token: submitted.token,
+    tokenFile: submitted.tokenFile,
     request: submitted.request,
     pickleProtocol: settings.pickleProtocol,
     retryWindowSeconds: settings.retryWindowSeconds,
+    maxReplyBytes: maxReplyBytes(submitted, attempt),
     ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
     ...(attempt.taskOffset > 0 && { taskOffset: attempt.taskOffset }),
   });
@@ -142,6 +184,83 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     options: attempt.geOpts,
     directory: settings.sshDir,
   });
+}
+
+/**
+ * The most bytes a task of `attempt` can be sent (its workers read no larger answer): the
+ * frame header (room for a retry task's list of indices), the function, the namespace and the
+ * task's arguments, at most `chunkSize` of the largest for the first attempt; a retry's tasks
+ * are cut anew, so for a retry, at most all of them.
+ */
+export function maxReplyBytes(submitted: Submitted, attempt: Pick<Attempt, "taskOffset">): number {
+  const { sizes, tasks, chunkSize } = submitted;
+  const perTask = attempt.taskOffset === 0 ? Math.min(chunkSize, tasks) : tasks;
+  const args = Math.min(sizes.totalArgs, perTask * sizes.largestArgs);
+  const frames = 4 * (3 + perTask) + 256 + 24 * perTask;
+  return frames + sizes.func + sizes.ns + args;
+}
+
+/**
+ * Writes the request's token where only the user can read it: `<directory>/<name>.token`,
+ * mode 0600, in `directory` created 0700 and checked to be the user's alone (a directory that
+ * others can read or write is refused, not changed: it is the user's to fix). Returns the
+ * file's path, as the workers find it (relative to the home directory unless absolute).
+ */
+export async function writeTokenFile(
+  remote: Remote,
+  directory: string,
+  name: string,
+  token: string,
+): Promise<string> {
+  const dir = directory.replace(/(.)\/+$/, "$1");
+  await remote.mkdir(dir, 0o700);
+  await checkPrivateDirectory(remote, dir);
+  const path = `${dir}/${name}.token`;
+  await remote.upload(path, `${token}\n`, 0o600);
+  return path;
+}
+
+/**
+ * Refuses a job directory that another user could read or change: not the user's own, with
+ * a permission bit for its group or others (setgid and sticky bits alone are fine), or an
+ * access control list.
+ */
+async function checkPrivateDirectory(remote: Remote, dir: string): Promise<void> {
+  const { stdout, code } = await remote.exec(`ls -ldn -- ${shellQuote(dir)} && id -u`);
+  const [listing = "", uid = ""] = stdout.split("\n");
+  const fields = listing.trim().split(/\s+/);
+  const mode = fields[0] ?? "";
+  if (code !== 0 || !mode.startsWith("d")) {
+    throw new SheepdogError(
+      "REMOTE_FAILED",
+      source,
+      `Cannot check the permissions of the job directory ${dir} on ${remote.name}. Check that it is a directory you own.`,
+    );
+  }
+  const private_ =
+    /^d[r-][w-][xsS-]-{2}[-S]-{2}[-T]$/.test(mode.slice(0, 10)) && !mode.slice(10).includes("+");
+  if (!private_ || fields[2] !== uid.trim()) {
+    const why = fields[2] !== uid.trim() ? `owned by user ${fields[2]}` : `mode ${mode}`;
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `The job directory ${dir} on ${remote.name} is not yours alone (${why}), and it would hold this map's token. Run "chmod 700 ${dir}" on ${remote.name} if it is yours, or set sshDir to a directory only you can use.`,
+      { detail: { directory: dir, mode, owner: fields[2] } },
+    );
+  }
+}
+
+/**
+ * Removes the request's token file once no task of the request can still run: `map` calls it
+ * when it ends, unless it leaves its job running (`keepJob`). A failure to remove it is not
+ * the map's failure. After `mapAsync` the file stays: its tasks may wait in the queue for
+ * longer than this process lives, and report to a later `sheepdog serve`.
+ */
+export async function removeTokenFile(submitted: Submitted): Promise<void> {
+  const { lease, tokenFile } = submitted;
+  if (!lease || tokenFile === undefined) return;
+  submitted.tokenFile = undefined;
+  await lease.cluster.remote.exec(`rm -f -- ${shellQuote(tokenFile)}`).catch(() => undefined);
 }
 
 /**
