@@ -408,9 +408,10 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
     // Tokens never appear in logs: the workers' output and error files, this process's
     // stderr and the map's own.
     const { job } = await requestStatus(request, { dbfile });
-    const scriptText = await onHead(`cat .sheepdog/${job?.name}.py`);
-    const token = /\\"token\\":\\"([^\\"]+)\\"/.exec(scriptText.stdout)?.[1];
+    // The token is in its own file (the map was killed, so it is still there), not the script.
+    const token = (await onHead(`cat .sheepdog/${job?.name}.token`)).stdout.trim();
     expect(token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    expect((await onHead(`cat .sheepdog/${job?.name}.py`)).stdout).not.toContain(token);
     const logs = await onHead(`cat .sheepdog/${job?.name}.o* .sheepdog/${job?.name}.e*`);
     expect(logs.stdout).toContain("SHEEPDOG-REPORT v1");
     // The workers did log their trouble reaching the server.
@@ -418,8 +419,9 @@ await map(f, [[1], [2], [3]], JSON.parse(process.argv[2]), {
     for (const text of [logs.stdout, logs.stderr, stderr.join(""), output.stdout, output.stderr]) {
       expect(text).not.toContain(token);
     }
-    // The job script holding the token is its owner's alone.
+    // The job script and the token file are their owner's alone.
     expect((await onHead(`stat -c %a .sheepdog/${job?.name}.py`)).stdout.trim()).toBe("600");
+    expect((await onHead(`stat -c %a .sheepdog/${job?.name}.token`)).stdout.trim()).toBe("600");
   }, 120_000);
 
   it("a server killed with its map while tasks run: the next map on the port and dbfile receives the first's results", async () => {
