@@ -152,3 +152,29 @@ describe("waitForRequest", () => {
     expect(cancels).toHaveLength(1);
   });
 });
+
+describe("a task that ends by the worker's own exit status", () => {
+  it("says what the status means: an impostor on the port, a refusal", async () => {
+    const { store, id } = await newRequest(2);
+    const ended = (exitCode: number): TaskState => ({
+      state: "finished",
+      exitCode,
+      signal: null,
+      reason: `exited with status ${exitCode}`,
+    });
+    const { scheduler } = scripted([{ 1: ended(4), 2: ended(3) }]);
+    await waitForRequest({
+      store,
+      request: id,
+      tasks: 2,
+      layout: { tasks: 2, chunkSize: 1, retryTasks: [] },
+      scheduler,
+      job,
+      ...timing,
+    });
+    const errors = (await store.getErrors(id)).map((row) => row.error);
+    expect(errors[0]).toContain("could not prove it holds the request's secret");
+    expect(errors[0]).toContain("sheepdog recover");
+    expect(errors[1]).toContain("the server refused the worker");
+  });
+});

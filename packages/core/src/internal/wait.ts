@@ -1,5 +1,5 @@
 import type { JobRef, Scheduler, Store, TaskLayout, TaskState } from "@sheepdog/contracts";
-import { indexRuns, SheepdogError, taskIndices } from "@sheepdog/contracts";
+import { indexRuns, SheepdogError, taskIndices, WORKER_EXIT_CODES } from "@sheepdog/contracts";
 import type { MapProgress } from "../types.js";
 import { source } from "./source.js";
 
@@ -205,5 +205,17 @@ function describeEnd(state: Extract<TaskState, { state: "finished" }>): string {
   if (state.maxvmemBytes !== undefined) {
     parts.push(`peak memory ${(state.maxvmemBytes / 1024 ** 2).toFixed(1)} MiB`);
   }
+  const worker = state.exitCode === null ? undefined : workerExits[state.exitCode];
+  if (worker) parts.push(worker);
   return parts.join("; ");
 }
+
+/** What the worker's own exit statuses mean (WORKER_EXIT_CODES), for people. */
+const workerExits: Record<number, string> = {
+  [WORKER_EXIT_CODES.undelivered]:
+    "the worker could not deliver its reports to the server (they are in the job's output: recover them with sheepdog recover)",
+  [WORKER_EXIT_CODES.refused]:
+    "the server refused the worker (its request or token was not accepted)",
+  [WORKER_EXIT_CODES.impostor]:
+    "the worker met a server on the port that could not prove it holds the request's secret (another program on the port?), so it ran nothing it sent; its reports, if any, are in the job's output for sheepdog recover",
+};
