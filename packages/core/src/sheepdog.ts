@@ -6,10 +6,11 @@ import type { ResolvedConfig, SheepdogConfig } from "./config.js";
 import { connectionKeys, missingHost, resolveConfig } from "./config.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
-import { dbfileKey, openDefaultCluster } from "./internal/defaults.js";
+import { dbfileKey, defaultRunsHere, openDefaultCluster } from "./internal/defaults.js";
 import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
 import { source } from "./internal/source.js";
+import { runsOnThisMachine } from "./internal/worker-host.js";
 import type {
   GetResultsOptions,
   MapAsyncOptions,
@@ -190,8 +191,9 @@ export function instanceContext(
       storeKey: store ? `store:${storeIds.next()}` : dbfileKey(config.dbfile),
       storeHint: store ? "" : `, { dbfile: ${JSON.stringify(config.dbfile)} }`,
       connection: cluster ? {} : { host: config.host },
-      listenHost:
-        (cluster ? cluster.remote.name : config.host) === "local" ? "127.0.0.1" : "0.0.0.0",
+      listenHost: (cluster ? runsOnThisMachine(cluster) : defaultRunsHere(config))
+        ? "127.0.0.1"
+        : "0.0.0.0",
       openCluster: async () => {
         if (cluster) return { cluster, release: async () => {} };
         if (!config.host) throw missingHost();

@@ -39,6 +39,11 @@ export async function openLocalScheduler(concurrency: number | undefined): Promi
   return localScheduler(concurrency !== undefined ? { concurrency } : {});
 }
 
+/** Whether the default cluster of a configuration runs its tasks on this machine. */
+export function defaultRunsHere(config: ResolvedConfig): boolean {
+  return config.host === "local";
+}
+
 /**
  * The default cluster of a configuration: with `host: "local"`, `scheduler` (this machine's
  * processes) and a local remote; otherwise an SSH connection to `host` and GridEngine over it,
@@ -48,7 +53,7 @@ export async function openDefaultCluster(
   config: ResolvedConfig,
   localScheduler: () => Promise<Scheduler>,
 ): Promise<ClusterLease> {
-  if (config.host === "local") {
+  if (defaultRunsHere(config)) {
     const [{ localRemote }, scheduler] = await Promise.all([
       import("@sheepdog/local"),
       localScheduler(),

@@ -5,7 +5,8 @@ import type { MapOptions, MapProgress, Settled } from "../types.js";
 import { progressPrinter } from "./progress.js";
 import { collectResults } from "./result-check.js";
 import type { Submitted } from "./submit.js";
-import { abortError, autoChunkSize, removeTokenFile, submitJob } from "./submit.js";
+import { abortError, autoChunkSize, submitJob } from "./submit.js";
+import { removeTokenFile } from "./token-file.js";
 import { waitForRequest } from "./wait.js";
 
 /** How far the attempts of a map have come. */

@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { lookup, lookupService } from "node:dns/promises";
-import { hostname } from "node:os";
-import type { FunctionSource, JobRef, Remote, RequestId } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import type { FunctionSource, JobRef, RequestId } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
 import { asTuple, encode, functionSource, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
@@ -11,6 +9,8 @@ import type { ResolvedRunSettings } from "../config.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
 import { source } from "./source.js";
+import { writeTokenFile } from "./token-file.js";
+import { workerHost } from "./worker-host.js";
 
 /** What a submission runs with, beyond the function and its arguments. */
 export interface SubmitOptions {
@@ -117,7 +117,7 @@ export async function submit(
       name: `sheepdog_${request}_${randomBytes(4).toString("hex")}`,
       job: undefined,
       lease,
-      url: `http://${await workerHost(settings, lease)}:${server.port}`,
+      url: `http://${await workerHost(settings, lease?.cluster)}:${server.port}`,
       tokenFile: undefined,
       sizes,
     };
@@ -201,69 +201,6 @@ export function maxReplyBytes(submitted: Submitted, attempt: Pick<Attempt, "task
 }
 
 /**
- * Writes the request's token where only the user can read it: `<directory>/<name>.token`,
- * mode 0600, in `directory` created 0700 and checked to be the user's alone (a directory that
- * others can read or write is refused, not changed: it is the user's to fix). Returns the
- * file's path, as the workers find it (relative to the home directory unless absolute).
- */
-export async function writeTokenFile(
-  remote: Remote,
-  directory: string,
-  name: string,
-  token: string,
-): Promise<string> {
-  const dir = directory.replace(/(.)\/+$/, "$1");
-  await remote.mkdir(dir, 0o700);
-  await checkPrivateDirectory(remote, dir);
-  const path = `${dir}/${name}.token`;
-  await remote.upload(path, `${token}\n`, 0o600);
-  return path;
-}
-
-/**
- * Refuses a job directory that another user could read or change: not the user's own, with
- * a permission bit for its group or others (setgid and sticky bits alone are fine), or an
- * access control list.
- */
-async function checkPrivateDirectory(remote: Remote, dir: string): Promise<void> {
-  const { stdout, code } = await remote.exec(`ls -ldn -- ${shellQuote(dir)} && id -u`);
-  const [listing = "", uid = ""] = stdout.split("\n");
-  const fields = listing.trim().split(/\s+/);
-  const mode = fields[0] ?? "";
-  if (code !== 0 || !mode.startsWith("d")) {
-    throw new SheepdogError(
-      "REMOTE_FAILED",
-      source,
-      `Cannot check the permissions of the job directory ${dir} on ${remote.name}. Check that it is a directory you own.`,
-    );
-  }
-  const private_ =
-    /^d[r-][w-][xsS-]-{2}[-S]-{2}[-T]$/.test(mode.slice(0, 10)) && !mode.slice(10).includes("+");
-  if (!private_ || fields[2] !== uid.trim()) {
-    const why = fields[2] !== uid.trim() ? `owned by user ${fields[2]}` : `mode ${mode}`;
-    throw new SheepdogError(
-      "CONFIG_INVALID",
-      source,
-      `The job directory ${dir} on ${remote.name} is not yours alone (${why}), and it would hold this map's token. Run "chmod 700 ${dir}" on ${remote.name} if it is yours, or set sshDir to a directory only you can use.`,
-      { detail: { directory: dir, mode, owner: fields[2] } },
-    );
-  }
-}
-
-/**
- * Removes the request's token file once no task of the request can still run: `map` calls it
- * when it ends, unless it leaves its job running (`keepJob`). A failure to remove it is not
- * the map's failure. After `mapAsync` the file stays: its tasks may wait in the queue for
- * longer than this process lives, and report to a later `sheepdog serve`.
- */
-export async function removeTokenFile(submitted: Submitted): Promise<void> {
-  const { lease, tokenFile } = submitted;
-  if (!lease || tokenFile === undefined) return;
-  submitted.tokenFile = undefined;
-  await lease.cluster.remote.exec(`rm -f -- ${shellQuote(tokenFile)}`).catch(() => undefined);
-}
-
-/**
  * Argument tuples per array task when the user set none: about two tasks per slot, so that
  * small calls share a task (a task's dispatch costs the cluster about a second) while the
  * slots stay busy until the end.
@@ -314,30 +251,4 @@ function checkStore(context: Context, retries: number): void {
       "retries need a store with resetTasks (store-sqlite and the memory store have it). Set retries to 0 for this store.",
     );
   }
-}
-
-/** The name workers reach this machine by. */
-async function workerHost(
-  settings: ResolvedRunSettings,
-  lease: ClusterLease | undefined,
-): Promise<string> {
-  if (settings.localhost) return settings.localhost;
-  return lease?.cluster.remote.name === "local" ? "127.0.0.1" : localFqdn();
-}
-
-let fqdn: Promise<string> | undefined;
-/** This machine's fully qualified name, as Python's socket.getfqdn() finds it. */
-function localFqdn(): Promise<string> {
-  fqdn ??= (async () => {
-    const name = hostname();
-    if (name.includes(".")) return name;
-    try {
-      const { address } = await lookup(name);
-      const { hostname: full } = await lookupService(address, 0);
-      return full.includes(".") ? full : name;
-    } catch {
-      return name;
-    }
-  })();
-  return fqdn;
 }
