@@ -631,6 +631,87 @@ describe("bad input", () => {
       [2, "result"],
     ]);
   });
+
+  it("waits for a checkResult that answers later, serving other requests meanwhile", async () => {
+    await server.close();
+    let checking: () => void = () => {};
+    const reached = new Promise<void>((resolve) => {
+      checking = resolve;
+    });
+    let answer: (reason: string | undefined) => void = () => {};
+    const later = new Promise<string | undefined>((resolve) => {
+      answer = resolve;
+    });
+    server = await startServer({
+      store,
+      port: 0,
+      checkResult: (payload) => {
+        if (payload[3] !== 13) return payload[3] === 14 ? Promise.resolve(undefined) : undefined;
+        checking();
+        return later;
+      },
+      onReport: (event) => events.push(event),
+      onError: (error) => errors.push(error),
+    });
+    const request = await newRequest(4, 2);
+    const held = postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(13) },
+      { index: 1, kind: "result", payload: pickled(14) },
+    ]);
+    await reached;
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const other = await postReports(request, 2, [
+      { index: 2, kind: "result", payload: pickled(12) },
+      { index: 3, kind: "result", payload: pickled(14) },
+    ]);
+    expect(other.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 2, errors: 0 });
+
+    answer("13 is unlucky, said later");
+    const reply = await held;
+    expect(reply.status).toBe(200);
+    expect(reply.json()).toEqual({ stored: 2, duplicates: 0 });
+    expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 3, errors: 1 });
+    expect((await store.getErrors(request.id)).map(({ index, error }) => [index, error])).toEqual([
+      [0, "13 is unlucky, said later"],
+    ]);
+    expect(events.map(({ index, kind }) => [index, kind])).toEqual([
+      [2, "result"],
+      [3, "result"],
+      [0, "error"],
+      [1, "result"],
+    ]);
+    expect(errors).toEqual([]);
+  });
+
+  it("answers 500 and stores nothing of a post whose check rejects or throws", async () => {
+    await server.close();
+    const failure = new Error("the checker went away");
+    server = await startServer({
+      store,
+      port: 0,
+      checkResult: (payload) => {
+        if (payload[3] === 13) return Promise.reject(failure);
+        if (payload[3] === 15) throw failure;
+        return Promise.resolve(undefined);
+      },
+      onError: (error) => errors.push(error),
+    });
+    const request = await newRequest(4, 2);
+    for (const [task, bad] of [
+      [1, 13],
+      [2, 15],
+    ] as const) {
+      const first = 2 * (task - 1);
+      const reply = await postReports(request, task, [
+        { index: first, kind: "result", payload: pickled(12) },
+        { index: first + 1, kind: "result", payload: pickled(bad) },
+      ]);
+      expect(await expectError(reply, 500)).toBe("Internal server error.");
+    }
+    expect(errors).toEqual([failure, failure]);
+    expect(await store.counts(request.id)).toEqual({ tasks: 4, results: 0, errors: 0 });
+  });
 });
 
 describe("retry tasks (request meta retryTasks)", () => {

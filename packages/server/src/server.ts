@@ -23,6 +23,14 @@ export interface ReportEvent {
 /** Called for every report the server stores. */
 export type ReportListener = (event: ReportEvent) => void;
 
+/**
+ * Checks a result's bytes: why the result is unusable, or `undefined` when it is fine, now or
+ * as a promise. The server waits for a promise without holding other requests, but a check that
+ * returns a value runs on the server's event loop: a check that can be slow (decoding a large
+ * untrusted pickle) MUST do its work elsewhere (a worker thread) and answer with a promise.
+ */
+export type ResultCheck = (payload: Uint8Array) => string | undefined | Promise<string | undefined>;
+
 /** Options of {@link startServer}. */
 export interface ServerOptions {
   /** Where requests are read and reports written. The caller keeps ownership (and closes it). */
@@ -45,11 +53,13 @@ export interface ServerOptions {
   onReport?: ReportListener;
   /**
    * An extra check of each result's bytes (for example, that they decode as a pickle): it
-   * returns why a result is unusable, or `undefined` when it is fine. An unusable result is
-   * stored as an error for its task alone, with that reason as the error text; the rest of the
-   * post is stored as usual. A check that throws counts as a server failure (500).
+   * returns (or resolves with) why a result is unusable, or `undefined` when it is fine. An
+   * unusable result is stored as an error for its task alone, with that reason as the error
+   * text; the rest of the post is stored as usual. The post is answered once the checks of all
+   * its results are done; other requests are served meanwhile. A check that throws or rejects
+   * counts as a server failure (500, nothing of the post is stored). See {@link ResultCheck}.
    */
-  checkResult?: (payload: Uint8Array) => string | undefined;
+  checkResult?: ResultCheck;
   /**
    * Told about failures that are not the client's fault (the store failing, a bug). They are
    * answered 503 or 500 with a generic message. @default writes one line to stderr

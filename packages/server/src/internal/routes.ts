@@ -21,7 +21,7 @@ import {
   taskRange,
   WIRE_VERSION,
 } from "@sheepdog/contracts";
-import type { ReportEvent } from "../server.js";
+import type { ReportEvent, ResultCheck } from "../server.js";
 import type { ArgsReadAhead } from "./args-read-ahead.js";
 import type { AuthContext, Session, SignedRequest } from "./auth.js";
 import { authenticate } from "./auth.js";
@@ -55,7 +55,7 @@ export interface RouteContext {
   maxBodyBytes: number;
   /** The bytes of bodies that may be read at once. */
   budget: BodyBudget;
-  checkResult: ((payload: Uint8Array) => string | undefined) | undefined;
+  checkResult: ResultCheck | undefined;
   /** Told about failures that are not the client's fault. */
   onError: (error: unknown) => void;
   /** Announces a stored report. */
@@ -275,7 +275,7 @@ async function postReports(state: RouteState, event: WireEvent, session: Session
   let writes: StoreReport[];
   try {
     const reports = await readReports(event, state.maxBodyBytes, signed.bodyHash ?? "");
-    writes = checkedWrites(reports, range, state.checkResult);
+    writes = await checkedResults(framedWrites(reports, range), state.checkResult);
     stored = await storeWrites(state, snapshot.id, writes);
   } finally {
     // The body's bytes are held until the store has them.
@@ -355,13 +355,9 @@ async function readReports(
 /**
  * The store writes of a post's reports. Refuses (400) the whole post when a report is outside
  * the task, a second one for an index, an error that is not UTF-8 or a result that is not a
- * pickle; a result that `checkResult` finds unusable becomes its task's error.
+ * pickle.
  */
-function checkedWrites(
-  reports: readonly ReportFrame[],
-  range: TaskRange,
-  checkResult: RouteContext["checkResult"],
-): StoreReport[] {
+function framedWrites(reports: readonly ReportFrame[], range: TaskRange): StoreReport[] {
   const members = range.indices && new Set(range.indices);
   const inTask = members
     ? (index: number) => members.has(index)
@@ -382,9 +378,44 @@ function checkedWrites(
     }
     if (!isPickle(payload))
       throw new WireError(400, "A result is not a pickle of protocol 2 to 5.");
-    const unusable = checkResult?.(payload);
-    return unusable === undefined
-      ? { index, kind: "result", value: payload }
-      : { index, kind: "error", value: unusable };
+    return { index, kind: "result", value: payload };
+  });
+}
+
+type Verdict = ReturnType<ResultCheck>;
+
+/**
+ * The checks of a post's results, started together. A check that throws stops the post; the
+ * checks already started are then left to finish unobserved.
+ */
+function startChecks(writes: readonly StoreReport[], checkResult: ResultCheck): Verdict[] {
+  const verdicts: Verdict[] = [];
+  try {
+    for (const write of writes) {
+      verdicts.push(write.kind === "result" ? checkResult(write.value) : undefined);
+    }
+  } catch (error) {
+    for (const verdict of verdicts) if (typeof verdict === "object") verdict.catch(() => {});
+    throw error;
+  }
+  return verdicts;
+}
+
+/**
+ * The writes with each result that `checkResult` finds unusable turned into its task's error.
+ * The post waits for the checks that answer with a promise (all at once).
+ */
+async function checkedResults(
+  writes: StoreReport[],
+  checkResult: ResultCheck | undefined,
+): Promise<StoreReport[]> {
+  if (checkResult === undefined) return writes;
+  const verdicts = startChecks(writes, checkResult);
+  const reasons = verdicts.some((verdict) => typeof verdict === "object")
+    ? await Promise.all(verdicts)
+    : (verdicts as (string | undefined)[]);
+  return writes.map((write, i) => {
+    const unusable = reasons[i];
+    return unusable === undefined ? write : { index: write.index, kind: "error", value: unusable };
   });
 }
