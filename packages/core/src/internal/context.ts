@@ -6,7 +6,7 @@ import type { ClusterLease } from "./defaults.js";
 import { dbfileKey, openDefaultStore, openLocalScheduler } from "./defaults.js";
 import type { Interruptible } from "./interrupt.js";
 import { signalGuard, uninterruptible } from "./interrupt.js";
-import { undecodableReason } from "./result-check.js";
+import { ResultChecker } from "./result-checker.js";
 import { source } from "./source.js";
 
 export type { ClusterLease };
@@ -49,6 +49,8 @@ export interface CloseOptions {
 export class Runtime {
   readonly interruptible: Interruptible;
   readonly #servers: ServerPool = serverPool();
+  /** Checks that results decode for the servers: large ones on a worker thread. */
+  readonly #checker = new ResultChecker();
   /** Servers kept open for requests of `mapAsync`, by store key and request. */
   readonly #held = new Map<string, { server: SheepdogServer; checking: boolean }>();
   readonly #stores = new Map<string, Promise<Store>>();
@@ -112,7 +114,7 @@ export class Runtime {
       host,
       store: context.store,
       storeKey: context.storeKey,
-      checkResult: undecodableReason,
+      checkResult: this.#checker.check,
     });
   }
 
@@ -151,10 +153,14 @@ export class Runtime {
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // First, so that no server waits for a slow check to close: a result not yet checked is
+    // answered 500, and its worker sends it again to the next server.
+    const checker = this.#checker.close();
     const held = [...this.#held.values()];
     this.#held.clear();
     await Promise.allSettled(held.map(({ server }) => server.close()));
     await this.#servers.close();
+    await checker;
     const schedulers = [...this.#localSchedulers.values()];
     this.#localSchedulers.clear();
     if (!options.keepLocalTasks) {

@@ -12,9 +12,21 @@ export function undecodableReason(bytes: Uint8Array): string | undefined {
     decode(bytes);
     return undefined;
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    return `The task returned a result that Sheepdog cannot decode, so it is kept as this error instead: ${detail}`;
+    return undecodableMessage(error instanceof Error ? error.message : String(error));
   }
+}
+
+/** The error kept for a result that does not decode, given the decoder's message. */
+export function undecodableMessage(detail: string): string {
+  return `The task returned a result that Sheepdog cannot decode, so it is kept as this error instead: ${detail}`;
+}
+
+/**
+ * The error kept for a result that Sheepdog could not check, and so will not hand to the
+ * caller: `why` says what stopped the check ("decoding it took longer than 30 s").
+ */
+export function uncheckedMessage(why: string): string {
+  return `The task returned a result that Sheepdog could not check (${why}), so it is kept as this error instead. Return a smaller or simpler value, or save it to a file and return its path.`;
 }
 
 /** Decoded results of a request, with the reason of each that would not decode. */
