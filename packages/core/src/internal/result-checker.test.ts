@@ -3,13 +3,15 @@ import { SheepdogError } from "@sheepdog/contracts";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   collidingIntDictOf,
+  collidingIntSet,
   emptyDictsThenJunk,
   emptyLists,
   MB,
 } from "../__fixtures__/hostile-pickles.js";
-import { DecodePool } from "./decode-pool.js";
+import { BATCH_BYTES, DecodePool } from "./decode-pool.js";
+import type { DecodeBatch } from "./decode-worker.js";
 import { startDecodeWorker } from "./decode-worker.js";
-import { INLINE_CHECK_BYTES, ResultChecker } from "./result-checker.js";
+import { INLINE_CHECK_BYTES, INLINE_CHECK_MS, ResultChecker } from "./result-checker.js";
 
 // The checker runs from this TypeScript source here: its worker threads evaluate their program
 // and import @sheepdog/serialise by its resolved URL, as they do from core's build (which
@@ -28,6 +30,22 @@ function closedLater<T extends { close(): Promise<void> }>(value: T): T {
   return value;
 }
 
+/** Starts decode workers that note the lengths of each batch sent to them in `sent`. */
+function counted(sent: number[][]) {
+  return () => {
+    const worker = startDecodeWorker();
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (
+      message: DecodeBatch,
+      transfer?: Parameters<Worker["postMessage"]>[1],
+    ) => {
+      sent.push(message.lengths);
+      post(message, transfer);
+    };
+    return worker;
+  };
+}
+
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((value) => value.close()));
 });
@@ -39,20 +57,31 @@ describe("ResultChecker", () => {
     expect(checker.check(garbled)).toMatch(undecodable);
   });
 
-  it("decodes at most INLINE_CHECK_BYTES here between polls for I/O, the rest on a worker", async () => {
+  it("decodes a result of more than INLINE_CHECK_BYTES on a worker thread", async () => {
     const checker = closedLater(new ResultChecker());
-    const third = emptyLists(Math.floor(INLINE_CHECK_BYTES / 3));
-    expect(checker.check(third)).toBeUndefined();
-    expect(checker.check(third)).toBeUndefined();
-    expect(checker.check(third)).toBeUndefined();
-    const later = [checker.check(third), checker.check(none)];
-    for (const check of later) expect(check).toBeInstanceOf(Promise);
-    expect(await Promise.all(later)).toEqual([undefined, undefined]);
-    await nextTurn();
-    expect(checker.check(third)).toBeUndefined();
     const large = checker.check(emptyLists(INLINE_CHECK_BYTES + 1));
     expect(large).toBeInstanceOf(Promise);
     expect(await large).toBeUndefined();
+    expect(checker.check(emptyLists(INLINE_CHECK_BYTES))).toBeUndefined();
+  });
+
+  it("decodes here for INLINE_CHECK_MS between polls for I/O, then on a worker thread", async () => {
+    const checker = closedLater(new ResultChecker());
+    // About 11 ms each here: 3,270 members that collide in V8's hash.
+    const slow = collidingIntSet(3270, INLINE_CHECK_BYTES);
+    const start = performance.now();
+    let inline = 0;
+    let check = checker.check(slow);
+    for (; typeof check !== "object" && inline < 100; check = checker.check(slow)) inline++;
+    const spent = performance.now() - start;
+    expect(inline).toBeGreaterThan(0);
+    expect(spent).toBeGreaterThanOrEqual(INLINE_CHECK_MS);
+    expect(spent).toBeLessThan(INLINE_CHECK_MS + 200);
+    const later = [check, checker.check(none)];
+    for (const each of later) expect(each).toBeInstanceOf(Promise);
+    expect(await Promise.all(later)).toEqual([undefined, undefined]);
+    await nextTurn();
+    expect(checker.check(none)).toBeUndefined();
   });
 
   it("decodes large results on a worker thread while this one runs on", async () => {
@@ -130,6 +159,36 @@ describe("DecodePool", () => {
     expect((error as Error).message).toBe(
       "[sheepdog] [core] The thread that checks results could not start: no decoder here. Check that @sheepdog/serialise is installed beside @sheepdog/core.",
     );
+  });
+
+  it("sends the pickles asked for together in batches of up to BATCH_BYTES", async () => {
+    const sent: number[][] = [];
+    const pool = closedLater(
+      new DecodePool({ workers: 1, deadlineMs: 30_000, start: counted(sent) }),
+    );
+    const many = Array.from({ length: 1000 }, (_, i) => (i === 500 ? garbled : none));
+    const reasons = await Promise.all(many.map((pickle) => pool.decode(pickle)));
+    expect(reasons.filter((reason) => reason !== undefined)).toHaveLength(1);
+    expect(reasons[500]).toMatch(undecodable);
+    const large = emptyLists(BATCH_BYTES / 2 + 1);
+    await Promise.all([pool.decode(large), pool.decode(large), pool.decode(none)]);
+    expect(sent.map((lengths) => lengths.length)).toEqual([1000, 1, 2]);
+  });
+
+  it("decodes again, each alone, the pickles of a batch that ran past the deadline", async () => {
+    const sent: number[][] = [];
+    const pool = closedLater(
+      new DecodePool({ workers: 1, deadlineMs: 1000, start: counted(sent) }),
+    );
+    // Seconds of work, in a batch with two that take milliseconds.
+    const slow = collidingIntDictOf(256 * 1024);
+    const reasons = await Promise.all(
+      [emptyLists(64 * 1024), slow, emptyDictsThenJunk(64 * 1024)].map((p) => pool.decode(p)),
+    );
+    expect(reasons[0]).toBeUndefined();
+    expect(reasons[1]).toMatch(/could not check \(decoding it took longer than 1 s\)/);
+    expect(reasons[2]).toMatch(undecodable);
+    expect(sent.map((lengths) => lengths.length)).toEqual([3, 1, 1, 1]);
   });
 
   it("decodes on two workers at once when it has two", async () => {

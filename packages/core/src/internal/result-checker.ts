@@ -3,13 +3,22 @@ import { DecodePool } from "./decode-pool.js";
 import { undecodableReason } from "./result-check.js";
 
 /**
- * The bytes of results decoded on the event loop between two polls for I/O; more go to a
- * worker thread. The slowest pickles of this size measured on a shared 2-core machine took
- * 5–14 ms: a set of 3,270 ints or a dict of 2,700 int keys chosen to collide in V8's number
- * hash (quadratic), a dict of 1,250 big-int keys sharing their low bits, 16,000 empty lists.
- * At 32 KB the colliding set took 47 ms, at 96 KB 450 ms, at 256 KB seconds.
+ * The largest result decoded on the event loop; larger ones go to a worker thread. The slowest
+ * pickles of this size measured on a shared 2-core machine took 5–14 ms: a set of 3,270 ints or
+ * a dict of 2,700 int keys chosen to collide in V8's number hash (quadratic), a dict of 1,250
+ * big-int keys sharing their low bits, 16,000 empty lists. At 32 KB the colliding set took
+ * 47 ms, at 96 KB 450 ms, at 256 KB seconds.
  */
 export const INLINE_CHECK_BYTES = 16 * 1024;
+
+/**
+ * How long results are decoded on the event loop between two polls for I/O; once it is spent,
+ * the poll's other results go to a worker thread (together). With one more result of
+ * {@link INLINE_CHECK_BYTES} that may start just before it ends, the loop is held for 35 ms at
+ * most, while the 10,000 small results of a chunk's post (2 ms, once the decoder is warm) stay
+ * here.
+ */
+export const INLINE_CHECK_MS = 20;
 
 /** How long a worker thread may decode one result before it is kept as an error. */
 export const CHECK_DEADLINE_MS = 30_000;
@@ -18,6 +27,8 @@ export const CHECK_DEADLINE_MS = 30_000;
 export interface ResultCheckerOptions {
   /** @default INLINE_CHECK_BYTES */
   inlineBytes?: number;
+  /** @default INLINE_CHECK_MS */
+  inlineMs?: number;
   /** @default CHECK_DEADLINE_MS */
   deadlineMs?: number;
   /** The most worker threads. @default 1, or 2 with more than two cores */
@@ -26,21 +37,23 @@ export interface ResultCheckerOptions {
 
 /**
  * Checks that results decode, as the server's `checkResult`, without holding its event loop:
- * small results are decoded at once, as long as the results decoded since the last poll
- * for I/O come to at most `inlineBytes`; the others on a worker thread, each within a deadline.
- * A result that does not decode, or could not be decoded in time, is kept as its task's error
- * (the reason says which).
+ * a result of at most `inlineBytes` is decoded at once, while decoding here has taken less than
+ * `inlineMs` since the last poll for I/O; the others on a worker thread, each within a
+ * deadline. A result that does not decode, or could not be decoded in time, is kept as its
+ * task's error (the reason says which).
  */
 export class ResultChecker {
   readonly #inlineBytes: number;
+  readonly #inlineMs: number;
   readonly #pool: DecodePool;
-  /** Bytes decoded inline since the last poll for I/O (reset in the event loop's check phase). */
-  #inlineSpent = 0;
+  /** Milliseconds spent decoding here since the last poll for I/O (reset in the check phase). */
+  #spentMs = 0;
   #resetting = false;
 
   constructor(options: ResultCheckerOptions = {}) {
     this.#inlineBytes = options.inlineBytes ?? INLINE_CHECK_BYTES;
-    // No thread starts before the first result too large to decode here.
+    this.#inlineMs = options.inlineMs ?? INLINE_CHECK_MS;
+    // No thread starts before the first result that goes to one.
     this.#pool = new DecodePool({
       deadlineMs: options.deadlineMs ?? CHECK_DEADLINE_MS,
       workers: options.workers ?? Math.max(1, Math.min(2, availableParallelism() - 1)),
@@ -52,11 +65,13 @@ export class ResultChecker {
    * results, else as a promise (see {@link DecodePool.decode}). A `ResultCheck` of the server.
    */
   readonly check = (bytes: Uint8Array): string | undefined | Promise<string | undefined> => {
-    if (this.#inlineSpent + bytes.byteLength <= this.#inlineBytes) {
-      this.#spendInline(bytes.byteLength);
-      return undecodableReason(bytes);
+    if (bytes.byteLength > this.#inlineBytes || this.#spentMs >= this.#inlineMs) {
+      return this.#pool.decode(bytes);
     }
-    return this.#pool.decode(bytes);
+    const start = performance.now();
+    const reason = undecodableReason(bytes);
+    this.#spend(performance.now() - start);
+    return reason;
   };
 
   /** Ends the worker threads; checks not yet answered reject with `CLOSED`. Idempotent. */
@@ -64,12 +79,12 @@ export class ResultChecker {
     return this.#pool.close();
   }
 
-  #spendInline(bytes: number): void {
-    this.#inlineSpent += bytes;
+  #spend(ms: number): void {
+    this.#spentMs += ms;
     if (this.#resetting) return;
     this.#resetting = true;
     setImmediate(() => {
-      this.#inlineSpent = 0;
+      this.#spentMs = 0;
       this.#resetting = false;
     }).unref();
   }
