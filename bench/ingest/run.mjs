@@ -60,8 +60,8 @@ export async function measureIngest(server, { concurrency, seconds, connection }
     String(server.port),
     "--request",
     String(id),
-    "--token",
-    token,
+    // A token may start with "-" (base64url), which parseArgs would take for an option.
+    `--token=${token}`,
     "--tasks",
     String(tasks),
     "--concurrency",
