@@ -83,8 +83,7 @@ export async function submit(
   let server: SheepdogServer | undefined;
   try {
     lease?.cluster.scheduler.checkOptions?.(settings.geOpts);
-    const slots = await lease?.cluster.scheduler.slots?.().catch(() => undefined);
-    const chunkSize = settings.chunkSize ?? autoChunkSize(list.length, slots);
+    const chunkSize = settings.chunkSize ?? (await chunkSizeFor(list.length, lease));
     const funcBytes = new TextEncoder().encode(JSON.stringify(func));
     const sizes: RequestSizes = {
       func: funcBytes.byteLength,
@@ -198,6 +197,16 @@ export function maxReplyBytes(submitted: Submitted, attempt: Pick<Attempt, "task
   const args = Math.min(sizes.totalArgs, perTask * sizes.largestArgs);
   const frames = 4 * (3 + perTask) + 256 + 24 * perTask;
   return frames + sizes.func + sizes.ns + args;
+}
+
+/**
+ * The chunk size for `tasks` argument tuples when the user set none, asking the scheduler for
+ * its slots only when the answer can matter (two tuples or fewer run one per task anyway).
+ */
+async function chunkSizeFor(tasks: number, lease: ClusterLease | undefined): Promise<number> {
+  if (tasks <= 2 || !lease) return 1;
+  const slots = await lease.cluster.scheduler.slots?.().catch(() => undefined);
+  return autoChunkSize(tasks, slots);
 }
 
 /**

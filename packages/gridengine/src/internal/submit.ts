@@ -123,9 +123,9 @@ export async function submitJob(
   } catch (error) {
     throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
   }
-  const max = await maxArrayTasks();
   const directory = spec.directory.replace(/(.)\/+$/, "$1");
-  await makeDirectory(commands, directory);
+  // Two round trips to the head node that do not depend on each other.
+  const [max] = await Promise.all([maxArrayTasks(), makeDirectory(commands, directory)]);
   const ranges = splitTasks(spec.tasks, max);
   const parts: JobRef["parts"] = [];
   try {
