@@ -71,6 +71,9 @@ class RequestWatch {
   #running = 0;
   #lastStatus = 0;
   #heldTasks = 0;
+  /** Tasks seen running at least once, and those seen queued or running again after that. */
+  readonly #seenRunning = new Set<number>();
+  readonly #reruns = new Set<number>();
   #wake: (() => void) | undefined;
 
   constructor(options: WaitOptions) {
@@ -100,9 +103,11 @@ class RequestWatch {
       return undefined;
     }
     // Every argument has its report, so what the scheduler still holds is of no use: tasks in
-    // an error state would sit in its queue for ever, and a re-run of a task that already
-    // reported (GridEngine's -r y rescheduling) would only report again.
-    if ((this.#heldTasks > 0 || this.#queued > 0 || this.#running > 0) && scheduler && job) {
+    // an error state would sit in its queue for ever, queued tasks and a re-run of a task that
+    // already reported (GridEngine's -r y rescheduling) would only report again. A task seen
+    // running for the first time is ending after its last report: cancelling it costs a round
+    // trip to the scheduler and changes nothing.
+    if ((this.#heldTasks > 0 || this.#queued > 0 || this.#reruns.size > 0) && scheduler && job) {
       await scheduler.cancel(job).catch(() => {});
     }
     const final = { ...progress, queued: 0, running: 0 };
@@ -125,6 +130,10 @@ class RequestWatch {
       if ((state.state === "queued" && !state.error) || state.state === "running") {
         if (state.state === "running") this.#running++;
         else this.#queued++;
+        const rescheduled =
+          state.state === "queued" ? this.#seenRunning.has(number) : this.#ended.has(number);
+        if (rescheduled) this.#reruns.add(number);
+        if (state.state === "running") this.#seenRunning.add(number);
         // Back in the queue or running again (rescheduled): not ended after all.
         this.#ended.delete(number);
         this.#firstSeenEnded.delete(number);
