@@ -9,7 +9,7 @@
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,cold,million   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,cold,million (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -539,7 +539,7 @@ function reportMarkdown(report) {
     `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
   );
   sections.push(
-    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`) runs one; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -553,9 +553,15 @@ function readmeTable(report) {
 
 const started = Date.now();
 const rendering = options["render-only"];
+const previous = join(results, "report.json");
+// --only re-measures some benchmarks and keeps the others' last results.
+const partial = !rendering && only.size < 4 && existsSync(previous);
 const report = rendering
-  ? JSON.parse(readFileSync(join(results, "report.json"), "utf8"))
-  : { machine: machine(), errors: {} };
+  ? JSON.parse(readFileSync(previous, "utf8"))
+  : partial
+    ? { ...JSON.parse(readFileSync(previous, "utf8")), machine: machine() }
+    : { machine: machine(), errors: {} };
+if (partial) for (const name of only) delete report.errors[name];
 const haveCluster = existsSync(
   process.env.SHEEPDOG_TESTCLUSTER_FILE ?? "/var/lib/sheepdog-testcluster/cluster.json",
 );
