@@ -133,10 +133,11 @@ describe("a Sheepdog's server, given results that are slow to decode", () => {
   it("stores them as values or errors while /health answers within 100 ms throughout", {
     timeout: 120_000,
   }, async () => {
-    // Up to three runs: other work on a shared machine can hold this process off the CPU for
-    // longer than the bound now and then; decoding on the server's event loop fails each run.
+    // Up to five runs: other work on a shared machine (CI runs two packages' tests at once on
+    // two cores) can hold this process off the CPU for longer than the bound now and then;
+    // decoding on the server's event loop fails each run (800 ms measured).
     let run = await postAll();
-    for (let again = 0; again < 2 && slowestOf(run.answers) >= LATE_MS; again++) {
+    for (let again = 0; again < 4 && slowestOf(run.answers) >= LATE_MS; again++) {
       run = await postAll();
     }
     const { requests, replies, answers } = run;

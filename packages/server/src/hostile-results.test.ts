@@ -17,15 +17,20 @@ import { startServer } from "./server.js";
 
 // A worker, or anyone holding a request's token, can post any bytes as a result. Here the
 // server checks each result by decoding it on its one event loop (a checkResult that answers
-// at once): a result built to make the decoder slow must not stall /health or the other
-// workers' posts. These inputs once made the decoder quadratic or worse; those that are linear
-// yet slow (a million objects, keys that collide in V8's hash) need the check off the loop, as
-// core's does (packages/core/src/hostile-results.test.ts posts them to a Sheepdog's server).
+// at once), so this test is about the decoder: these inputs once made it quadratic or worse (a
+// 64 KB FLOAT took 6 s), and now each decodes in linear time, well under the bound below even
+// on a loaded machine. The 100 ms bound of issue 19 is held by the check a Sheepdog gives its
+// server, which moves slow decodes off the loop: packages/core/src/hostile-results.test.ts
+// posts these kinds and those that are linear yet slow (a million objects, keys that collide in
+// V8's hash) to it and checks /health answers within 100 ms throughout.
 
 const MB = 1 << 20;
-/** How often /health is asked, how late an answer may be, and how long a post may take. */
+/**
+ * How often /health is asked, how late an answer may be (a bound on decoding a megabyte
+ * inline, that a super-linear decoder misses by seconds), and how long a post may take.
+ */
 const POLL_MS = 20;
-const LATE_MS = 100;
+const LATE_MS = 500;
 const POST_MS = 1000;
 
 type Part = string | number[] | Uint8Array;
@@ -251,7 +256,7 @@ async function postAll(bodies: Uint8Array[]) {
 }
 
 describe("results built to stall the decoder", () => {
-  it("are answered and stored while /health answers within 100 ms throughout", {
+  it("are answered and stored while /health answers within half a second throughout (linear decoding)", {
     timeout: 60_000,
   }, async () => {
     for (const { payload } of hostile) {
