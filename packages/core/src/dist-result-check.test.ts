@@ -87,11 +87,18 @@ describe("core's build", () => {
       timeout: 60_000,
     }, async () => {
       // A worker thread left running would keep the program alive past the timeout.
-      const { stdout } = await run(process.execPath, [join(dir, "post.mjs"), ending, ...files], {
-        cwd: dir,
-        timeout: 30_000,
-      });
-      const outcome = JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+      const post = async () => {
+        const { stdout } = await run(process.execPath, [join(dir, "post.mjs"), ending, ...files], {
+          cwd: dir,
+          timeout: 30_000,
+        });
+        return JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+      };
+      // Up to three runs: a busy machine can hold the program off the CPU for longer than the
+      // bound now and then; decoding on the program's own thread fails every run.
+      let outcome = await post();
+      for (let again = 0; again < 2 && !(outcome.longestGapMs < 250); again++)
+        outcome = await post();
       expect(outcome.replies).toEqual(files.map(() => ({ stored: 1, duplicates: 0 })));
       expect(outcome.results).toEqual([0, 2]);
       expect(outcome.errors).toEqual([[1, expect.stringMatching(/Cannot decode pickle at byte/)]]);
