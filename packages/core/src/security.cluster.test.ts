@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -12,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashToken } from "@sheepdog/contracts";
-import { describeCluster, loginSettings } from "@sheepdog/testcluster";
+import { asNobody, canSwitchUsers, describeCluster, loginSettings } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Sheepdog } from "./index.js";
 import { createSheepdog, py } from "./index.js";
@@ -25,30 +24,6 @@ import { createSheepdog, py } from "./index.js";
  */
 
 const SPOOL = "/var/spool/gridengine/execd";
-// Switching users needs root. CI runs as root, so there these tests run, and fail rather than skip.
-const asRoot = process.getuid?.() === 0 || process.env.CI === "true";
-
-/** A command run as nobody, to its end (asynchronously: the map's server runs in this process). */
-function asNobody(
-  command: string,
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn("runuser", ["-u", "nobody", "--", command, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => {
-    stdout += text;
-  });
-  child.stderr.setEncoding("utf8").on("data", (text: string) => {
-    stderr += text;
-  });
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** The spooled copy of job `jobId`'s script, once the execd has made it. */
 async function spooledScript(jobId: string): Promise<string> {
@@ -110,7 +85,7 @@ describeCluster("security on the GridEngine test cluster (issue 19)", (cluster) 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(!asRoot)(
+  it.skipIf(!canSwitchUsers)(
     "keeps the token out of the spooled job script that any user reads; nobody cannot read the token file, and forges nothing that passes (root only: switching users needs root)",
     async () => {
       const gate = join(dir, "gate");

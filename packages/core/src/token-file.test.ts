@@ -15,6 +15,7 @@ import type { JobRef, JobSpec, Scheduler, Store } from "@sheepdog/contracts";
 import { encodeTaskFrames, SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { localRemote } from "@sheepdog/local";
+import { canSwitchUsers } from "@sheepdog/testcluster";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { processScheduler } from "./__fixtures__/process-scheduler.js";
 import type { Sheepdog } from "./index.js";
@@ -28,9 +29,6 @@ import { maxReplyBytes } from "./internal/submit.js";
  * a file of the user's own (0600, in a 0700 job directory) for the workers of every attempt,
  * and `map` removes it when it ends; `mapAsync` leaves it for its queued tasks.
  */
-
-// Switching users needs root. CI runs as root, so there these tests run, and fail rather than skip.
-const asRoot = process.getuid?.() === 0 || process.env.CI === "true";
 
 /** What a task sees of its token file and job directory: their modes, and the token. */
 const inspect = py<[string], [string, string, string]>`
@@ -158,7 +156,7 @@ def f(x):
     }
   });
 
-  it.skipIf(!asRoot)(
+  it.skipIf(!canSwitchUsers)(
     "is never written into a job directory of another user, which nobody can then read (root only: switching users needs root)",
     async () => {
       const jobs = join(dir, "nobodys");

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canSwitchUsers } from "@sheepdog/testcluster";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sqliteStore } from "./sqlite-store.js";
 
@@ -74,9 +75,6 @@ it("leaves an existing empty file's mode as its owner set it", async () => {
   expect((await modeOf(file)).toString(8)).toBe("644");
 });
 
-// Switching users needs root. CI runs as root, so there these tests run, and fail rather than skip.
-const asRoot = process.getuid?.() === 0 || process.env.CI === "true";
-
 /** `cat path` as the unprivileged user nobody (runuser needs root). */
 function catAsNobody(path: string): { status: number | null; stdout: string; stderr: string } {
   const { status, stdout, stderr } = spawnSync("runuser", ["-u", "nobody", "--", "cat", path], {
@@ -85,7 +83,7 @@ function catAsNobody(path: string): { status: number | null; stdout: string; std
   return { status, stdout, stderr };
 }
 
-it.skipIf(!asRoot)(
+it.skipIf(!canSwitchUsers)(
   "another user (nobody) cannot read the dbfile, its -wal nor its -shm while a store has them open (runs as root only: switching users needs root)",
   async () => {
     await using _store = await storeWithWal();

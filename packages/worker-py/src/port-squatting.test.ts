@@ -16,6 +16,7 @@ import type { WorkerLaunch } from "@sheepdog/contracts";
 import { hashToken, WORKER_EXIT_CODES } from "@sheepdog/contracts";
 import { startServer } from "@sheepdog/server";
 import { sqliteStore } from "@sheepdog/store-sqlite";
+import { asNobody, canSwitchUsers } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PYTHON, pyPickle, pyRepr, runPython } from "./__fixtures__/python.js";
 import { writeTokenFile } from "./__fixtures__/token-file.js";
@@ -31,8 +32,6 @@ import { workerProgram } from "./worker-source.js";
  * accepts again, neither one on another port that ran all along nor a new one on the same port.
  */
 
-// Switching users needs root. CI runs as root, so there these tests run, and fail rather than skip.
-const asRoot = process.getuid?.() === 0 || process.env.CI === "true";
 const NOBODY = 65534;
 
 /** The squatter, run as nobody: `squat <port> <out> <victim dir> <request> <n>`, `replay ...`. */
@@ -128,7 +127,7 @@ beforeAll(() => {
   // The attacker's directory: its program and what it captures.
   squatterDir = mkdtempSync(join(tmpdir(), "sheepdog-squatter-"));
   writeFileSync(join(squatterDir, "squatter.py"), SQUATTER, { mode: 0o644 });
-  if (asRoot) chownSync(squatterDir, NOBODY, NOBODY);
+  if (canSwitchUsers) chownSync(squatterDir, NOBODY, NOBODY);
   chmodSync(squatterDir, 0o755);
 });
 
@@ -156,29 +155,7 @@ function squat(port: number, request: number, count: number): Promise<ChildProce
   });
 }
 
-/** A command run as nobody, to its end (asynchronously: the servers run in this process). */
-function asNobody(
-  command: string,
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn("runuser", ["-u", "nobody", "--", command, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => {
-    stdout += text;
-  });
-  child.stderr.setEncoding("utf8").on("data", (text: string) => {
-    stderr += text;
-  });
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-it.skipIf(!asRoot)(
+it.skipIf(!canSwitchUsers)(
   "a program of another user that takes the server's port gets no token, runs no code, and can replay nothing (root only: switching users needs root)",
   async () => {
     const dbfile = join(victim, "sheepdog.sqlite");

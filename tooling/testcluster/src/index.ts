@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe } from "vitest";
@@ -145,4 +146,32 @@ export function pythonAllBegun(dir: string, calls: number, indent = "    "): str
   ]
     .map((line) => `${indent}${line}`)
     .join("\n");
+}
+
+/**
+ * Whether a test may play another user (switching users needs root). CI runs as root, so there
+ * such tests always run, and fail rather than skip.
+ */
+export const canSwitchUsers: boolean = process.getuid?.() === 0 || process.env.CI === "true";
+
+/** A command run as the unprivileged user nobody, to its end, without blocking this process. */
+export function asNobody(
+  command: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn("runuser", ["-u", "nobody", "--", command, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => {
+    stdout += text;
+  });
+  child.stderr.setEncoding("utf8").on("data", (text: string) => {
+    stderr += text;
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
 }
