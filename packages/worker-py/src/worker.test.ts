@@ -335,7 +335,7 @@ describe("the worker against the real server", () => {
     expect(run.stderr).toContain("`sheepdog recover`");
     expect(pyRepr(parseReportLines(run.stdout).map((l) => l.payload))).toEqual(["3", "6"]);
     server = await startServer({ store, port: 0, host: "127.0.0.1" });
-  });
+  }, 30_000);
 
   it("stops at once with exit 3 when the token is wrong", async () => {
     const request = await newRequest("def f():\n    return 1\n", ["()"]);
