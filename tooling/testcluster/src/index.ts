@@ -2,6 +2,11 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe } from "vitest";
+import type { PostgresFacts } from "./postgres.js";
+import type { SlurmFacts } from "./slurm.js";
+
+export type { PostgresFacts } from "./postgres.js";
+export type { SlurmFacts } from "./slurm.js";
 
 /** Where `up` writes the cluster's connection facts. */
 export const clusterFactsPath =
@@ -31,6 +36,10 @@ export interface TestCluster {
   slots: number;
   /** The Python the jobs run. */
   python: string;
+  /** The Slurm beside GridEngine, reached over the same sshd; null when it is not up. */
+  slurm: SlurmFacts | null;
+  /** The PostgreSQL for the Postgres store's tests; null when it is not up. */
+  postgres: PostgresFacts | null;
 }
 
 const howToStart =
