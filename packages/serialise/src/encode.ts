@@ -126,12 +126,30 @@ class Encoder {
   memo = new Map<unknown, number>();
   keyMemo = new Map<string, number>();
   memoCount = 0;
+  /**
+   * Containers memoized and still being filled (lists, dicts, Maps, sets from protocol 4): CPython
+   * sees them half-built until their items are written.
+   */
+  open: object[] = [];
+  /** Recipes whose construction is being written: where `open` stood when each began. */
+  building = new Map<PyObject, number>();
+  /** Recipes written a second time inside their own constructor arguments. */
+  reentered = new Set<PyObject>();
+  /**
+   * While a recipe is written again inside its own arguments: containers at `open[copyFrom]` and
+   * above are written as fresh copies (see {@link Encoder.saveRecipe}); -1 otherwise.
+   */
+  copyFrom = -1;
+  /** The memo index of each fresh copy written since `copyFrom` was set. */
+  copies = new Map<object, number>();
 
   begin(protocol: number, maxDepth: number): void {
     this.protocol = protocol;
     this.maxDepth = maxDepth;
     this.pos = 0;
     this.memoCount = 0;
+    this.open.length = 0;
+    this.copyFrom = -1;
   }
 
   /** Drops everything that refers to the caller's values or to a grown buffer. */
@@ -142,6 +160,10 @@ class Encoder {
     }
     if (this.memo.size > 0) this.memo = new Map();
     if (this.keyMemo.size > 0) this.keyMemo = new Map();
+    this.open.length = 0;
+    this.building.clear();
+    this.reentered.clear();
+    this.copies.clear();
   }
 
   /** The pickle, in an array of its own. */
@@ -377,7 +399,8 @@ class Encoder {
   saveObject(v: object, depth: number): void {
     const index = this.memo.get(v);
     if (index !== undefined) {
-      this.get(index);
+      if (this.copyFrom >= 0 && this.open.lastIndexOf(v) >= this.copyFrom) this.saveCopy(v, depth);
+      else this.get(index);
       return;
     }
     if (depth >= this.maxDepth) {
@@ -433,7 +456,41 @@ class Encoder {
   saveList(list: unknown[], depth: number): void {
     this.op(EMPTY_LIST);
     this.memoize(list);
+    this.open.push(list);
     this.appends(list, depth);
+    this.open.pop();
+  }
+
+  /**
+   * A fresh copy of a container that is still being filled, for a recipe written again inside its
+   * own arguments. CPython's pickler does the same: the arguments of set, frozenset and dict
+   * reductions and of copyreg._reconstructor are new lists and dicts each time they are saved
+   * (`list(self)`), so the construction written inside the cycle sees them whole.
+   */
+  saveCopy(v: object, depth: number): void {
+    const index = this.copies.get(v);
+    if (index !== undefined) {
+      this.get(index);
+      return;
+    }
+    if (depth >= this.maxDepth)
+      throw this.fail(v, `it is nested deeper than maxDepth (${this.maxDepth})`);
+    const copy = this.memoCount++;
+    this.copies.set(v, copy);
+    if (Array.isArray(v)) {
+      this.op(EMPTY_LIST);
+      this.putIndex(copy);
+      this.appends(v, depth + 1);
+    } else if (v instanceof Set) {
+      this.op(EMPTY_SET);
+      this.putIndex(copy);
+      this.setItems(v, depth + 1, ADDITEMS);
+    } else {
+      this.op(EMPTY_DICT);
+      this.putIndex(copy);
+      if (v instanceof Map) this.mapItems(v, depth + 1);
+      else this.dictItems(v as Indexable, depth + 1);
+    }
   }
 
   /** APPEND / APPENDS in batches of 1000, as CPython writes them. */
@@ -556,6 +613,12 @@ class Encoder {
   saveDict(obj: Indexable, depth: number): void {
     this.op(EMPTY_DICT);
     this.memoize(obj);
+    this.open.push(obj);
+    this.dictItems(obj, depth);
+    this.open.pop();
+  }
+
+  dictItems(obj: Indexable, depth: number): void {
     const keys = Object.keys(obj);
     const n = keys.length;
     for (let i = 0; i < n; i += BATCH) {
@@ -574,6 +637,12 @@ class Encoder {
   saveMap(map: Map<unknown, unknown>, depth: number): void {
     this.op(EMPTY_DICT);
     this.memoize(map);
+    this.open.push(map);
+    this.mapItems(map, depth);
+    this.open.pop();
+  }
+
+  mapItems(map: Map<unknown, unknown>, depth: number): void {
     let count = 0;
     for (const [key, value] of map) {
       if (count % BATCH === 0) {
@@ -602,7 +671,9 @@ class Encoder {
     }
     this.op(EMPTY_SET);
     this.memoize(set);
+    this.open.push(set);
     this.setItems(set, depth, ADDITEMS);
+    this.open.pop();
   }
 
   setItems(set: Set<unknown>, depth: number, opcode: number): void {
@@ -821,7 +892,41 @@ class Encoder {
     this.memoize(g);
   }
 
+  /**
+   * A PyObject: its construction, then its items and state. An object in a cycle through its own
+   * constructor arguments (a set subclass holding an object whose attribute is the set) is met
+   * again while its arguments are written; as CPython's pickler does, it is then constructed there
+   * from whole arguments (see {@link Encoder.saveCopy}), and the outer construction, once written,
+   * is popped in favour of it. Met a third time, the cycle has no construction Python can run.
+   */
   saveRecipe(o: PyObject, depth: number): void {
+    const since = this.building.get(o);
+    if (since === undefined) {
+      this.building.set(o, this.open.length);
+      this.construct(o, depth);
+      this.building.delete(o);
+    } else {
+      if (this.reentered.has(o)) {
+        throw this.fail(
+          o,
+          "it sits in a cycle through its own constructor arguments that Python cannot rebuild (each construction needs the object itself). Break the cycle, or rebuild that part of the value in Python",
+        );
+      }
+      const { copyFrom, copies } = this;
+      this.reentered.add(o);
+      this.copyFrom = since;
+      this.copies = new Map();
+      this.construct(o, depth);
+      this.copyFrom = copyFrom;
+      this.copies = copies;
+      this.reentered.delete(o);
+    }
+    if (this.memoizeOrFetch(o, 1, false)) return;
+    this.fill(o, depth);
+  }
+
+  /** Writes how a PyObject is constructed: callable and arguments, then the opcode. */
+  construct(o: PyObject, depth: number): void {
     switch (o.kind) {
       case "reduce":
         this.save(o.callable, depth);
@@ -857,7 +962,10 @@ class Encoder {
       default:
         throw this.fail(o, `unknown PyObject kind "${String(o.kind)}"`);
     }
-    if (this.memoizeOrFetch(o, 1, false)) return;
+  }
+
+  /** Writes a constructed PyObject's list items, dict items and state. */
+  fill(o: PyObject, depth: number): void {
     if (o.listItems !== undefined) this.appends(o.listItems, depth);
     if (o.dictItems !== undefined) {
       const items = o.dictItems;

@@ -4,6 +4,7 @@ Each request line is a JSON object with "op"; pickles travel base64-encoded. Ops
   dump    {expr, protocols, keep?}      -> {pickles: [b64 per protocol]}; evaluates expr
   reload  {pickle, protocol}            -> {pickle: b64}: loads, dumps again at protocol
   check   {pickle, expr | kept, floatInt?} -> {ok, detail}: loads and compares strictly
+  twin    {pickle, original}            -> {ok, detail}: loads both, compares them as twins.Same
   gen     {seed, count, protocols}      -> {values: [{id, repr, pickles}]}: random values, kept
   batch   {items: [request]}            -> {results: [response]}
 Errors come back as {error: traceback}.
@@ -25,6 +26,7 @@ import traceback
 import numpy as np
 
 import sheepdog_fixtures as fx
+from twins import Same
 
 kept = {}
 
@@ -284,6 +286,11 @@ def handle(req):
         value = pickle.loads(unb64(req["pickle"]))
         expected = kept[req["kept"]] if "kept" in req else eval(req["expr"], NS)  # noqa: S307
         detail = same(expected, value, req.get("floatInt", False))
+        return {"ok": detail is None, "detail": detail, "repr": repr(value)[:300]}
+    if op == "twin":
+        expected = pickle.loads(unb64(req["original"]))
+        value = pickle.loads(unb64(req["pickle"]))
+        detail = Same().diff(expected, value)
         return {"ok": detail is None, "detail": detail, "repr": repr(value)[:300]}
     if op == "gen":
         rng = random.Random(req["seed"])

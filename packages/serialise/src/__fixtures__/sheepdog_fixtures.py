@@ -106,3 +106,61 @@ def make_bag():
     b.extend([1, "two", (3,)])
     b["k"] = [4]
     return b
+
+
+# ---- cycles through constructor arguments (CPython's pickletester has the same shapes) ----
+
+class ListSub(list):
+    pass
+
+
+class DictSub(dict):
+    pass
+
+
+class SetSub(set):
+    pass
+
+
+class FrozenSetSub(frozenset):
+    pass
+
+
+class Holder:
+    """An object whose attribute closes a cycle."""
+
+
+def collection_holding_itself(factory):
+    """A collection built from [holder] where holder.attr is the collection."""
+    holder = Holder()
+    holder.attr = factory([holder])
+    return holder.attr
+
+
+def holder_of_collection(factory):
+    """holder.attr is a collection built from [holder]."""
+    holder = Holder()
+    holder.attr = factory([holder])
+    return holder
+
+
+def self_list():
+    s = ListSub()
+    s.append(s)
+    return s
+
+
+# ---- Python 2 classic instances, loaded by INST and OBJ ----
+
+class Classic:
+    """__init__ records its call: CPython calls it for INST / OBJ only with arguments."""
+
+    def __init__(self, *args):
+        self.init_args = args
+
+
+class ClassicInitArgs(Classic):
+    """With __getinitargs__, CPython calls __init__ even without arguments."""
+
+    def __getinitargs__(self):
+        return ()
