@@ -963,7 +963,7 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
           if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
           const args = asTuple(stack.slice(m, sp));
           sp = m;
-          stack[sp] = new PyObject({ callable: g, args });
+          stack[sp] = new PyObject({ kind: "obj", callable: g, args });
           depths[sp++] = d;
           break;
         }
@@ -983,7 +983,7 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
           if (!(cls instanceof PyGlobal || cls instanceof PyObject)) {
             throw bad(opPos, op, `its class is ${describe(cls)}, not a class`);
           }
-          stack[sp] = new PyObject({ callable: cls, args: asTuple(items.slice(1)) });
+          stack[sp] = new PyObject({ kind: "obj", callable: cls, args: asTuple(items.slice(1)) });
           depths[sp++] = d;
           break;
         }

@@ -35,6 +35,7 @@ import {
   NEWOBJ_EX,
   NEWTRUE,
   NONE,
+  OBJ,
   POP,
   POP_MARK,
   PROTO,
@@ -586,6 +587,14 @@ class Encoder {
     this.memoize(t);
   }
 
+  /** Writes the items of a recipe's arguments on the stack, as OBJ takes them. */
+  saveArgItems(args: unknown, depth: number): void {
+    if (!Array.isArray(args)) throw this.fail(args, "the args of a PyObject must be an array");
+    if (depth >= this.maxDepth)
+      throw this.fail(args, `it is nested deeper than maxDepth (${this.maxDepth})`);
+    for (let i = 0; i < args.length; i++) this.save(args[i], depth + 1);
+  }
+
   /** Writes an array as a tuple that is not memoized (the arguments of a recipe). */
   saveArgs(args: unknown, depth: number): void {
     if (!Array.isArray(args)) {
@@ -937,6 +946,14 @@ class Encoder {
         this.save(o.callable, depth);
         this.saveArgs(o.args, depth);
         this.op(NEWOBJ);
+        break;
+      case "obj":
+        // OBJ (protocol 1, read by every Python 3): CPython's rule for classic instances, which
+        // calls __init__ only with arguments or __getinitargs__, applies when it loads.
+        this.op(MARK);
+        this.save(o.callable, depth);
+        this.saveArgItems(o.args, depth);
+        this.op(OBJ);
         break;
       case "newobj_ex":
         if (this.protocol >= 4) {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { b64, PythonOracle, unb64 } from "./__fixtures__/python.js";
-import { decode, encode, type PickleProtocol } from "./index.js";
+import { decode, encode, type PickleProtocol, type PyObject } from "./index.js";
 
 const oracle = PythonOracle.start();
 afterAll(() => oracle.close());
@@ -60,5 +60,31 @@ describe("re-encoding an object in a cycle through its own constructor arguments
     // CPython itself cannot write a list subclass holding itself before protocol 2.
     cases.push(["fx.self_list()", [2, 3, 4, 5]]);
     expect(await reencodingDifferences(cases)).toEqual([]);
+  });
+});
+
+describe("re-encoding Python 2 classic instances (INST, OBJ)", () => {
+  it("keeps CPython's rule: __init__ runs only with arguments or __getinitargs__", async () => {
+    const text = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
+    const originals: Uint8Array[] = [];
+    for (const cls of ["Classic", "ClassicInitArgs"]) {
+      for (const args of ["", "I1\nVa\n"]) {
+        // Protocol 0: INST names the class; protocol 1 (and 2, after PROTO): OBJ takes it from the stack.
+        originals.push(text(`(${args}isheepdog_fixtures\n${cls}\np0\n(dp1\nVx\np2\nI7\nsb.`));
+        const obj = `(csheepdog_fixtures\n${cls}\nq\x00${args}oq\x01}q\x02X\x01\x00\x00\x00xK\x07sb.`;
+        originals.push(text(obj), text(`\x80\x02${obj}`));
+      }
+    }
+    const checks = originals.flatMap((original) => {
+      const value = decode(original);
+      expect((value as PyObject).kind).toBe("obj");
+      return WRITE.map((protocol) => ({
+        op: "twin",
+        original: b64(original),
+        pickle: b64(encode(value, { protocol })),
+      }));
+    });
+    const results = await oracle.batch(checks);
+    expect(results.map((r) => r.detail ?? r.error ?? null)).toEqual(checks.map(() => null));
   });
 });

@@ -189,13 +189,19 @@ export type PyObjectKind =
   /** `cls.__new__(cls, *args)` (opcode NEWOBJ). */
   | "newobj"
   /** `cls.__new__(cls, *args, **kwargs)` (opcode NEWOBJ_EX). */
-  | "newobj_ex";
+  | "newobj_ex"
+  /**
+   * A Python 2 classic instance (opcodes INST / OBJ): `cls(*args)` when there are arguments or
+   * the class has `__getinitargs__`, else `cls.__new__(cls)`, without calling `__init__`
+   * (CPython's rule; written back as OBJ so that CPython applies it again).
+   */
+  | "obj";
 
 /** The fields of a {@link PyObject}. */
 export interface PyObjectInit {
   /** @default "reduce" */
   kind?: PyObjectKind;
-  /** The callable (for `reduce`) or the class (for `newobj`, `newobj_ex`); usually a PyGlobal. */
+  /** The callable (for `reduce`) or the class (for the other kinds); usually a PyGlobal. */
   callable: unknown;
   /** Positional arguments; always encoded as a tuple. @default [] */
   args?: unknown[];
