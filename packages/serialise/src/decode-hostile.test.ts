@@ -72,8 +72,10 @@ describe("decode: protocol 0 text arguments in linear time", () => {
 
   it("FLOAT: long valid literals, alone and a thousand to a pickle", () => {
     const digits = "7".repeat(MB);
-    expect(decodeQuickly(proto2("F", digits, ".5\n."))).toBe(Number(`${digits}.5`));
+    expect(decodeQuickly(proto2("F", "0".repeat(MB), "7.5\n."))).toBe(7.5);
     expect(decodeQuickly(proto2("F0.", digits, "e-5\n."))).toBe(Number(`0.${digits}e-5`));
+    // Too large for a double: CPython refuses it (OverflowError), in linear time here too.
+    expect(quickReason(proto2("F", digits, ".5\n."))).toBe("its argument is too large for a float");
     const lines = Array.from({ length: 1000 }, (_, i) => `F${i}.${"0".repeat(1000)}25\n`);
     const list = decodeQuickly(proto2("(", lines.join(""), "l.")) as number[];
     expect(list).toHaveLength(1000);
@@ -91,10 +93,18 @@ describe("decode: protocol 0 text arguments in linear time", () => {
   it("INT and LONG: a megabyte of digits, with and without junk, and many long LONGs", () => {
     const digits = "3".repeat(MB);
     expect(quickReason(proto2("I", digits, "\n."))).toMatch(/exceeds CPython's limit of 4300/);
-    expect(quickReason(proto2("I-", digits, "x\n."))).toBe("its argument is not a decimal integer");
+    expect(quickReason(proto2("I-", digits, "x\n."))).toBe("its argument is not an integer");
     expect(quickReason(proto2("L", digits, "L\n."))).toMatch(/exceeds CPython's limit of 4300/);
-    expect(quickReason(proto2("L+", digits, "LL\n."))).toBe(
-      "its argument is not a decimal integer",
+    expect(quickReason(proto2("L+", digits, "LL\n."))).toBe("its argument is not an integer");
+    // Octal, hex and binary (base 0, as CPython reads them) have no digit limit in CPython.
+    expect(quickReason(proto2("I0", "7".repeat(MB), "\n."))).toBe("its argument is not an integer");
+    expect(quickReason(proto2("I0", "0_".repeat(MB / 2), "\n."))).toBe(
+      "its argument is not an integer",
+    );
+    expect(decodeQuickly(proto2("I", "0".repeat(MB), "1\n."))).toBe(1);
+    expect(decodeQuickly(proto2("L0x", "f".repeat(MB), "L\n."))).toBe((1n << BigInt(4 * MB)) - 1n);
+    expect(decodeQuickly(proto2("I-0b", "1_".repeat(MB / 2), "1\n."))).toBe(
+      -((1n << BigInt(MB / 2 + 1)) - 1n),
     );
     // The longest integers CPython reads, 240 of them (about a megabyte).
     const longest = `-${"9".repeat(4300)}`;

@@ -150,6 +150,63 @@ sys.stdout.buffer.write(pickle.dumps(Evil(), 4))`;
     expect(decode(bytes("(lp0\nI1\nag0\na."))).toEqual(expect.any(Array));
   });
 
+  it("reads INT, LONG and FLOAT text exactly as CPython's unpickler does", () => {
+    // INT goes through C's strtol (base 0: 010 is octal 8, 0x10 hex), then Python's int(x, 0)
+    // when strtol stops early or overflows; LONG through int(x, 0) after dropping one L; both stop
+    // at a NUL, as C strings do. Two-character INTs that strtol reads as 0 or 1 are bools.
+    const ints = [
+      ...["010", "00", "01", "0", "1", "-0", "+0", "+1", "-1", " 1", " 0", "1 ", "12", "\t5"],
+      ...["5\t", " -5", "- 5", "0x10", "0X1f", "-0x10", "+0x10", "0o17", "0O17", "0b101"],
+      ...["1_000", "0x_1f", "0_0", "007", "000", "08", "0x", "0xg", "-", "+", " ", "", "1__0"],
+      ...["_1", "1_", "1e3", "1.0", "0o", "0b", "0b2", "\u0663", "1L", "0L", "010L", "L"],
+      ...["9223372036854775807", "9223372036854775808", "-9223372036854775808"],
+      ...["-9223372036854775809", "0777777777777777777777777", "0x7fffffffffffffffff"],
+      ...["99999999999999999999", "00000000000000000000000000000001", "0b1111111111111111"],
+      ...["1\u00002", "12\u0000", "\u000012", "0x1\u0000zz", "\u0000\u0000", "1\u0000"],
+    ];
+    const floats = [
+      ...["1.5", " 1.5", "1.5 ", "1e999", "-1e999", "inf", "-Infinity", "nan", "+nan", "-nan"],
+      ...["NaN", "iNf", "1_0.5", "0x1p3", "1.", ".", "1e", "1e+", "5", "1.5\u0000zz", "1.5L"],
+      ...["1e-400", "infinit", "nanx", "", "+", "-0.0", "2.5E-3", "\u0663.5"],
+    ];
+    const cases = [...ints.flatMap((t) => [`I${t}`, `L${t}`]), ...floats.map((t) => `F${t}`)];
+    const script = `
+import json, pickle, sys
+out = []
+for line in json.load(sys.stdin):
+    try:
+        v = pickle.loads(b"(" + line.encode("utf-8") + b"\\nt.")[0]
+        out.append(repr(v) if type(v) is not float else "float " + repr(v))
+    except Exception:
+        out.append("refused")
+print(json.dumps(out))
+`;
+    const expected = JSON.parse(
+      execFileSync(PYTHON, ["-c", script], { input: JSON.stringify(cases), encoding: "utf8" }),
+    ) as string[];
+    const ours = cases.map((line) => {
+      try {
+        const v = decode(Buffer.from(`(${line}\nt.`, "utf8"))?.[0 as never] as unknown;
+        if (typeof v === "boolean") return v ? "True" : "False";
+        if (typeof v === "bigint") return v.toString();
+        if (line.startsWith("F")) {
+          const n = v as number;
+          if (Number.isNaN(n)) return "float nan";
+          if (!Number.isFinite(n)) return n > 0 ? "float inf" : "float -inf";
+          return `float ${Object.is(n, -0) ? "-0.0" : Number.isInteger(n) ? `${n}.0` : String(n)}`;
+        }
+        return String(v);
+      } catch (error) {
+        expect(error).toBeInstanceOf(PickleDecodeError);
+        return "refused";
+      }
+    });
+    const differences = cases
+      .map((line, i) => [JSON.stringify(line), expected[i], ours[i]])
+      .filter(([, want, got]) => want !== got);
+    expect(differences).toEqual([]);
+  });
+
   it("turns a dict into a Map when a non-str key arrives after it was shared", () => {
     // d = {'a': [d]}; d[1] = 2 -- written as CPython would: the list holds d before key 1 arrives
     const pickle = bytes([0x80, 4], "}\x94(\x8c\x01a\x94]\x94h\x00a", "K\x01K\x02u.");
@@ -387,7 +444,7 @@ describe("decode: truncated, invalid and hostile input", () => {
   it("rejects malformed text and UTF-8", () => {
     expect(decodeError(bytes("X", u32(2), "\xff\xfe.")).reason).toBe("its text is not valid UTF-8");
     expect(decodeError(bytes("\x8c\x02\xc3(.")).reason).toBe("its text is not valid UTF-8");
-    expect(decodeError(bytes("I12a\n.")).reason).toBe("its argument is not a decimal integer");
+    expect(decodeError(bytes("I12a\n.")).reason).toBe("its argument is not an integer");
     expect(decodeError(bytes("I12")).reason).toBe("its text argument has no terminating newline");
     expect(decodeError(bytes("L", "9".repeat(5000), "L\n.")).reason).toMatch(/4300/);
     expect(decodeError(bytes("Fabc\n.")).reason).toBe("its argument is not a float");

@@ -6,11 +6,13 @@ import { finishGraph, GraphTooDeep } from "./internal/graph.js";
 import { OPCODE_NAMES } from "./internal/opcodes.js";
 import { source } from "./internal/source.js";
 import {
+  cString,
   escapeDecode,
-  isDecimalText,
-  isFloatText,
+  floatText,
   isIndexText,
+  pythonIntText,
   rawUnicodeEscapeDecode,
+  strtolWhole,
 } from "./internal/text-args.js";
 import { decodeLatin1, decodeUtf8 } from "./internal/utf8.js";
 import {
@@ -414,19 +416,45 @@ function lineEnd(bytes: Uint8Array, pos: number, opPos: number, op: number): num
   return nl;
 }
 
-function parseDecimal(text: string, opPos: number, op: number): number | bigint {
-  if (!isDecimalText(text)) throw bad(opPos, op, "its argument is not a decimal integer");
-  const digits = text.length - (text[0] === "+" || text[0] === "-" ? 1 : 0);
-  if (digits > MAX_INT_DIGITS) {
+/** A bigint as the codec gives Python ints: a number when it is safe. */
+function intValue(value: bigint): number | bigint {
+  return value >= -9007199254740991n && value <= 9007199254740991n ? Number(value) : value;
+}
+
+/** Python's int(text, 0), as CPython reads LONG and the INTs strtol cannot. */
+function parsePythonInt(text: string, opPos: number, op: number): number | bigint {
+  const literal = pythonIntText(text);
+  if (literal === undefined) throw bad(opPos, op, "its argument is not an integer");
+  const { negative, radix, digits } = literal;
+  if (radix === 10 && digits.length > MAX_INT_DIGITS) {
     throw bad(
       opPos,
       op,
-      `an integer of ${digits} decimal digits exceeds CPython's limit of ${MAX_INT_DIGITS}`,
+      `an integer of ${digits.length} decimal digits exceeds CPython's limit of ${MAX_INT_DIGITS}`,
     );
   }
-  const n = Number(text);
-  if (Number.isSafeInteger(n)) return n === 0 ? 0 : n;
-  return BigInt(text);
+  const prefix = radix === 16 ? "0x" : radix === 8 ? "0o" : radix === 2 ? "0b" : "";
+  const magnitude = BigInt(prefix + digits);
+  return intValue(negative ? -magnitude : magnitude);
+}
+
+/**
+ * INT's text as CPython's C unpickler reads it: strtol with base 0 (so `010` is octal 8), a bool
+ * for a two-character text it reads as 0 or 1 (`00`, `01`, `+1`), else int(text, 0).
+ */
+function parseIntOpcode(line: string, opPos: number, op: number): unknown {
+  if (line.length === 0) throw bad(opPos, op, "its argument is empty");
+  const text = cString(line);
+  const value = strtolWhole(text);
+  if (value === undefined) return parsePythonInt(text, opPos, op);
+  if (line.length === 2 && (value === 0n || value === 1n)) return value === 1n;
+  return intValue(value);
+}
+
+/** LONG's text as CPython reads it: int(text, 0) after dropping one trailing L. */
+function parseLongOpcode(line: string, opPos: number, op: number): number | bigint {
+  const text = cString(line.endsWith("L") ? line.slice(0, -1) : line);
+  return parsePythonInt(text, opPos, op);
 }
 
 function parseIndex(text: string, opPos: number, op: number): number {
@@ -436,14 +464,11 @@ function parseIndex(text: string, opPos: number, op: number): number {
   return Number(text);
 }
 
-function parseFloatText(raw: string, opPos: number, op: number): number {
-  const text = raw.trim().toLowerCase();
-  const sign = text.startsWith("-") ? -1 : 1;
-  const body = text.startsWith("-") || text.startsWith("+") ? text.slice(1) : text;
-  if (body === "inf" || body === "infinity") return sign * Number.POSITIVE_INFINITY;
-  if (body === "nan") return Number.NaN;
-  if (!isFloatText(text)) throw bad(opPos, op, "its argument is not a float");
-  return Number(text);
+function parseFloatText(line: string, opPos: number, op: number): number {
+  const value = floatText(cString(line));
+  if (value === undefined) throw bad(opPos, op, "its argument is not a float");
+  if (value === null) throw bad(opPos, op, "its argument is too large for a float");
+  return value;
 }
 
 function toBytes(input: unknown): Uint8Array {
@@ -1083,16 +1108,10 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
         case 0x4c: {
           // LONG
           const nl = lineEnd(bytes, pos, opPos, op);
-          let text = decodeLatin1(bytes, pos, nl);
+          const text = decodeLatin1(bytes, pos, nl);
           pos = nl + 1;
-          let value: unknown;
-          if (op === 0x49 && text === "00") value = false;
-          else if (op === 0x49 && text === "01") value = true;
-          else {
-            if (op === 0x4c && text.endsWith("L")) text = text.slice(0, -1);
-            value = parseDecimal(text, opPos, op);
-          }
-          stack[sp] = value;
+          stack[sp] =
+            op === 0x49 ? parseIntOpcode(text, opPos, op) : parseLongOpcode(text, opPos, op);
           depths[sp++] = 0;
           break;
         }

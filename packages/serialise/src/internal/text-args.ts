@@ -74,11 +74,137 @@ function skipSign(text: string, i: number): number {
   return c === PLUS || c === MINUS ? i + 1 : i;
 }
 
-/** True for `[+-]?[0-9]+`: the decimal integers of INT and LONG. */
-export function isDecimalText(text: string): boolean {
+/** `text` up to its first NUL: what C code reads of it as a string. */
+export function cString(text: string): string {
+  const nul = text.indexOf("\0");
+  return nul < 0 ? text : text.slice(0, nul);
+}
+
+/** C's isspace in the C locale, and Python's Py_ISSPACE: space, \t, \n, \v, \f, \r. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+function skipSpaces(text: string, i: number): number {
+  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** The value of the digit `c` in `radix` (2, 8, 10 or 16), or -1. */
+function digitValue(c: number, radix: number): number {
+  const d = hexValue(c);
+  return d < radix ? d : -1;
+}
+
+const LONG_MAX = (1n << 63n) - 1n;
+
+/**
+ * C's `strtol(text, &end, 0)` for a 64-bit long, as CPython's INT opcode first reads its text
+ * (`text` cut at its first NUL): leading spaces, a sign, then `0x` hex, `0` octal or decimal
+ * digits. The value when it reads all of `text` without overflowing; `undefined` when it stops
+ * before the end or overflows (CPython then reads the text as `int(text, 0)`). Reading stops at
+ * the first overflow, so the time is linear in the text.
+ */
+export function strtolWhole(text: string): bigint | undefined {
+  let i = skipSpaces(text, 0);
+  const negative = text.charCodeAt(i) === MINUS;
+  i = skipSign(text, i);
+  let radix = 10;
+  if (text.charCodeAt(i) === 0x30) {
+    const hex = (text.charCodeAt(i + 1) | 0x20) === 0x78 && hexValue(text.charCodeAt(i + 2)) >= 0;
+    radix = hex ? 16 : 8;
+    if (hex) i += 2;
+  }
+  const start = i;
+  const limit = negative ? LONG_MAX + 1n : LONG_MAX;
+  const big = BigInt(radix);
+  let small = 0;
+  let value = -1n; // switched to once `small` could lose precision
+  for (; i < text.length; i++) {
+    const d = digitValue(text.charCodeAt(i), radix);
+    if (d < 0) break;
+    if (value < 0n) {
+      small = small * radix + d;
+      if (small >= 2 ** 48) value = BigInt(small);
+    } else {
+      value = value * big + BigInt(d);
+      if (value > limit) return undefined;
+    }
+  }
+  // No digits: C's strtol reads nothing, and only an empty text is then read whole (as 0).
+  if (i === start) return text.length === 0 ? 0n : undefined;
+  if (i < text.length) return undefined;
+  const magnitude = value < 0n ? BigInt(small) : value;
+  return negative ? -magnitude : magnitude;
+}
+
+/** An integer literal as Python's `int(text, 0)` reads it. */
+export interface IntText {
+  negative: boolean;
+  radix: 2 | 8 | 10 | 16;
+  /** The digits, without prefix and underscores. */
+  digits: string;
+}
+
+/** The radix a Python literal's prefix gives at `i` (`0x`, `0o`, `0b`), or 10 without one. */
+function literalRadix(text: string, i: number): 2 | 8 | 10 | 16 {
+  if (text.charCodeAt(i) !== 0x30) return 10;
+  const letter = text.charCodeAt(i + 1) | 0x20;
+  return letter === 0x78 ? 16 : letter === 0x6f ? 8 : letter === 0x62 ? 2 : 10;
+}
+
+/**
+ * Python's `int(text, 0)` (PyLong_FromString), as CPython reads LONG and the INTs that strtol does
+ * not: spaces around, a sign, a `0x` / `0o` / `0b` prefix, single underscores between digits
+ * (and after a prefix), no leading zeros in a non-zero decimal. `undefined` when Python refuses.
+ */
+export function pythonIntText(text: string): IntText | undefined {
+  let i = skipSpaces(text, 0);
+  const negative = text.charCodeAt(i) === MINUS;
+  i = skipSign(text, i);
+  const radix = literalRadix(text, i);
+  let underscoreAllowed = false;
+  if (radix !== 10) {
+    i += 2;
+    underscoreAllowed = true;
+  }
+  const pieces: string[] = [];
+  let runStart = i;
+  let count = 0;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5f && underscoreAllowed) {
+      pieces.push(text.slice(runStart, i));
+      runStart = i + 1;
+      underscoreAllowed = false;
+    } else if (digitValue(c, radix) >= 0) {
+      underscoreAllowed = true;
+      count++;
+    } else break;
+  }
+  if (count === 0 || text.charCodeAt(i - 1) === 0x5f) return undefined;
+  pieces.push(text.slice(runStart, i));
+  if (skipSpaces(text, i) !== text.length) return undefined;
+  const digits = pieces.join("");
+  // A decimal with a leading zero must be all zeros ("00" yes, "007" no).
+  if (radix === 10 && digits.charCodeAt(0) === 0x30 && !/^0+$/.test(digits)) return undefined;
+  return { negative, radix, digits };
+}
+
+/**
+ * A float as CPython's FLOAT reads it (PyOS_string_to_double of `text` cut at its first NUL): no
+ * spaces, `inf`, `infinity` and `nan` in any case with a sign, else a decimal literal. `undefined`
+ * when it is not a float, `null` for a literal too large for a double (CPython's OverflowError).
+ */
+export function floatText(text: string): number | null | undefined {
   const start = skipSign(text, 0);
-  const end = skipDigits(text, start);
-  return end > start && end === text.length;
+  const body = text.length - start <= 8 ? text.slice(start).toLowerCase() : "";
+  const sign = text.charCodeAt(0) === MINUS ? -1 : 1;
+  if (body === "inf" || body === "infinity") return sign * Number.POSITIVE_INFINITY;
+  if (body === "nan") return Number.NaN;
+  if (!isFloatText(text)) return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : null;
 }
 
 /** True for 1 to 10 ASCII digits: the memo indices of GET and PUT. */
