@@ -1,8 +1,28 @@
 export type { SheepdogErrorCode, SheepdogErrorDetail, SheepdogErrorOptions } from "./errors.js";
 export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
+export { checkOutputMarker, outputLinesCommand, readOutputLines } from "./job-output.js";
 export type { ExecOptions, ExecResult, Remote } from "./remote.js";
 export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
-export type { Cluster, JobRef, JobSpec, Scheduler, TaskEnd, TaskState } from "./scheduler.js";
+export type { Resources, TaskResources } from "./resources.js";
+export {
+  clockTime,
+  parseDuration,
+  parseResources,
+  parseSize,
+  resourceKeys,
+  resourcesForTask,
+} from "./resources.js";
+export type {
+  Cluster,
+  DeathKind,
+  JobRef,
+  JobSpec,
+  Scheduler,
+  TaskEnd,
+  TaskState,
+} from "./scheduler.js";
+export { deathKinds } from "./scheduler.js";
+export { signalName } from "./signals.js";
 export type { SshSettings } from "./ssh-settings.js";
 export { sshSettingKeys } from "./ssh-settings.js";
 export type {

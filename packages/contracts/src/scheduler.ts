@@ -1,4 +1,5 @@
 import type { Remote } from "./remote.js";
+import type { TaskResources } from "./resources.js";
 
 /** What to run: an array job of `tasks` tasks, each running `program` with `shell`. */
 export interface JobSpec {
@@ -23,6 +24,11 @@ export interface JobSpec {
   options: readonly string[];
   /** Where the job's files go on the cluster (relative to the login user's home). */
   directory: string;
+  /**
+   * What each array task needs, in no scheduler's dialect (already scaled to the calls one
+   * task runs): each scheduler writes its own requests for them (`-l h_rt`, `--time`, ...).
+   */
+  resources?: TaskResources;
 }
 
 /**
@@ -30,7 +36,7 @@ export interface JobSpec {
  * by another process (`sheepdog cancel`).
  */
 export interface JobRef {
-  /** Which scheduler made it ("gridengine", "local", ...). */
+  /** Which scheduler made it ("gridengine", "slurm", "local", ...). */
   scheduler: string;
   /** The job's name as the user sees it (`"123"`, or `"123,124"` when split). */
   id: string;
@@ -47,8 +53,39 @@ export interface JobRef {
   name: string;
 }
 
+/**
+ * Why a task ended without reporting, in the same words on every scheduler, so that a retry
+ * can ask for more memory after `out-of-memory` and more time after `time-limit`:
+ *
+ * - `out-of-memory`: over its memory limit (killed, or Python's `MemoryError` under it);
+ * - `time-limit`: over its run-time limit;
+ * - `node-failure`: its node (or the scheduler's daemon on it) failed under it;
+ * - `cancelled`: cancelled by a person or an administrator (`qdel`, `scancel`);
+ * - `preempted`: stopped for a job of higher priority;
+ * - `signal`: killed by a signal for another reason;
+ * - `exit`: its program exited by itself (non-zero, or zero without reporting);
+ * - `never-started`: the scheduler could not start it (no such interpreter, a bad directory).
+ */
+export const deathKinds = [
+  "out-of-memory",
+  "time-limit",
+  "node-failure",
+  "cancelled",
+  "preempted",
+  "signal",
+  "exit",
+  "never-started",
+] as const;
+
+/** One of {@link deathKinds}. */
+export type DeathKind = (typeof deathKinds)[number];
+
 /** Why and how a finished task ended, as far as the scheduler knows. */
 export interface TaskEnd {
+  /** What it died of, in the same words on every scheduler. */
+  kind: DeathKind;
+  /** The scheduler's own word for how it ended (Slurm's `TIMEOUT`), when it has one. */
+  schedulerState?: string;
   /** The exit status, or `null` when unknown. */
   exitCode: number | null;
   /** The number of the signal that ended it, or `null`. */
@@ -57,6 +94,8 @@ export interface TaskEnd {
   failed?: { code: number; text: string };
   /** The peak virtual memory in bytes, when known. */
   maxvmemBytes?: number;
+  /** The peak resident memory in bytes, when known (Slurm's MaxRSS). */
+  maxRssBytes?: number;
   /** A sentence for people: "killed by signal 9", "exceeded its run time limit (h_rt)", ... */
   reason: string;
 }
@@ -84,6 +123,13 @@ export type TaskState =
 export interface Scheduler {
   /** Its name, as in {@link JobRef.scheduler}. */
   readonly name: string;
+
+  /**
+   * The configuration setting whose options this scheduler takes (`"geOpts"`, `"slurmOpts"`):
+   * callers pass those as {@link JobSpec.options}, and refuse options given under another
+   * scheduler's setting. A scheduler that ignores options (the local one) leaves it out.
+   */
+  readonly optionsSetting?: string;
 
   /**
    * How often `status` is worth calling while a job runs, in milliseconds: cheap local

@@ -177,6 +177,7 @@ describe("gridEngine status", () => {
     expect([...states.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(states.get(2)).toEqual({
       state: "finished",
+      kind: "exit",
       exitCode: 3,
       signal: null,
       reason: "exited with status 3",

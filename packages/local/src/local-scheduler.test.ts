@@ -67,11 +67,13 @@ describe("localScheduler", () => {
     );
     const states = await settle(scheduler, job);
     expect(states.get(1)).toMatchObject({
+      kind: "exit",
       exitCode: 3,
       signal: null,
       reason: "exited with status 3",
     });
     expect(states.get(2)).toMatchObject({
+      kind: "signal",
       exitCode: null,
       signal: 9,
       reason: "killed by signal 9 (SIGKILL)",
@@ -105,14 +107,20 @@ describe("localScheduler", () => {
     await scheduler.cancel(job);
     const states = await settle(scheduler, job);
     const reasons = [...states.values()].map((s) => (s.state === "finished" ? s.reason : ""));
-    expect(reasons.filter((r) => r === "killed by signal 15 (SIGTERM)")).toHaveLength(2);
+    expect(reasons.filter((r) => r === "cancelled: killed by signal 15 (SIGTERM)")).toHaveLength(2);
     expect(reasons.filter((r) => r === "cancelled before it started")).toHaveLength(2);
+    const kinds = [...states.values()].map((s) => (s.state === "finished" ? s.kind : s.state));
+    expect(kinds).toEqual(["cancelled", "cancelled", "cancelled", "cancelled"]);
   });
 
   it("reports a shell that cannot start as a finished task, not a crash", async () => {
     const job = await scheduler.submit({ ...spec("print(1)", 1), shell: "/nonexistent/python" });
     const states = await settle(scheduler, job);
-    expect(states.get(1)).toMatchObject({ state: "finished", exitCode: 127 });
+    expect(states.get(1)).toMatchObject({
+      state: "finished",
+      kind: "never-started",
+      exitCode: 127,
+    });
     expect((states.get(1) as { reason: string }).reason).toContain(
       "could not start /nonexistent/python",
     );
@@ -195,7 +203,7 @@ describe("localScheduler", () => {
     await stopping.close();
     const states = await settle(stopping, job);
     expect([...states.values()].map((s) => s.state === "finished" && s.reason)).toEqual([
-      "killed by signal 15 (SIGTERM)",
+      "cancelled: killed by signal 15 (SIGTERM)",
       "cancelled before it started",
     ]);
   });

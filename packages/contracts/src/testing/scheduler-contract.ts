@@ -223,13 +223,24 @@ function describeJobs(run: ContractRun): void {
       timeout,
     }, async () => {
       const states = await run.mainStates();
-      expect(states.get(1)).toMatchObject({ state: "finished", exitCode: 0, signal: null });
+      expect(states.get(1)).toMatchObject({
+        state: "finished",
+        kind: "exit",
+        exitCode: 0,
+        signal: null,
+      });
       expectFailed(states.get(2), "task 2, which SIGKILLed itself");
+      expect(states.get(2)).toMatchObject({ kind: "signal", signal: 9 });
     });
 
     it("each task sees its number (task 3 exits with status 3)", { timeout }, async () => {
       const states = await run.mainStates();
-      expect(states.get(3)).toMatchObject({ state: "finished", exitCode: 3, signal: null });
+      expect(states.get(3)).toMatchObject({
+        state: "finished",
+        kind: "exit",
+        exitCode: 3,
+        signal: null,
+      });
     });
 
     it("outputLines (when implemented) returns this job's marked lines and no others", {

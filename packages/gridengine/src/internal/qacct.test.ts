@@ -54,13 +54,14 @@ describe("parseQacct (real Son of Grid Engine 8.1.9 output)", () => {
 describe("describeEnd", () => {
   it("gives exit codes, and signals for statuses above 128", () => {
     expect(ends("qacct-exits-and-signals.txt")).toEqual([
-      [1, { exitCode: 0, signal: null, reason: "exited with status 0" }],
-      [2, { exitCode: 3, signal: null, reason: "exited with status 3" }],
+      [1, { kind: "exit", exitCode: 0, signal: null, reason: "exited with status 0" }],
+      [2, { kind: "exit", exitCode: 3, signal: null, reason: "exited with status 3" }],
       // 200 - 128 = 72 is no signal: a plain exit status.
-      [3, { exitCode: 200, signal: null, reason: "exited with status 200" }],
+      [3, { kind: "exit", exitCode: 200, signal: null, reason: "exited with status 200" }],
       [
         4,
         {
+          kind: "signal",
           exitCode: null,
           signal: 9,
           failed: { code: 100, text: "assumedly after job" },
@@ -70,6 +71,7 @@ describe("describeEnd", () => {
       [
         5,
         {
+          kind: "signal",
           exitCode: null,
           signal: 15,
           failed: { code: 100, text: "assumedly after job" },
@@ -77,10 +79,11 @@ describe("describeEnd", () => {
         },
       ],
       // sys.exit(137): shell convention reads it as SIGKILL, as qacct itself does ("Killed").
-      [6, { exitCode: null, signal: 9, reason: "killed by signal 9 (SIGKILL)" }],
+      [6, { kind: "signal", exitCode: null, signal: 9, reason: "killed by signal 9 (SIGKILL)" }],
       [
         7,
         {
+          kind: "exit",
           exitCode: 0,
           signal: null,
           maxvmemBytes: Math.round(309.016 * MiB),
@@ -92,6 +95,7 @@ describe("describeEnd", () => {
 
   it("says a task over -l h_rt exceeded its run-time limit", () => {
     expect(ends("qacct-h_rt.txt")[0]?.[1]).toEqual({
+      kind: "time-limit",
       exitCode: null,
       signal: 9,
       failed: { code: 37, text: "qmaster enforced h_rt, h_cpu, or h_vmem limit" },
@@ -102,6 +106,7 @@ describe("describeEnd", () => {
 
   it("says a task killed over -l h_vmem exceeded its memory limit", () => {
     expect(ends("qacct-h_vmem-killed.txt")[0]?.[1]).toMatchObject({
+      kind: "out-of-memory",
       exitCode: null,
       signal: 9,
       failed: { code: 37 },
@@ -112,6 +117,7 @@ describe("describeEnd", () => {
 
   it("says a task killed over -l h_cpu exceeded its CPU time limit", () => {
     expect(ends("qacct-h_cpu.txt")[0]?.[1]).toMatchObject({
+      kind: "time-limit",
       exitCode: null,
       signal: 9,
       failed: { code: 100 },
@@ -121,6 +127,7 @@ describe("describeEnd", () => {
 
   it("says a task stopped by s_rt's SIGUSR1 exceeded its soft run-time limit", () => {
     expect(ends("qacct-s_rt.txt")[0]?.[1]).toMatchObject({
+      kind: "time-limit",
       exitCode: null,
       signal: 10,
       reason: "exceeded its soft run-time limit (s_rt=2) and was killed by signal 10 (SIGUSR1)",
@@ -129,6 +136,7 @@ describe("describeEnd", () => {
 
   it("mentions the memory limit when a task under h_vmem exits with an error", () => {
     expect(ends("qacct-h_vmem-memoryerror.txt")[0]?.[1]).toEqual({
+      kind: "exit",
       exitCode: 1,
       signal: null,
       reason: "exited with status 1 (it ran under a memory limit, h_vmem=300M)",
@@ -140,6 +148,7 @@ describe("describeEnd", () => {
       [1, 2, 3].map((task) => [
         task,
         {
+          kind: "never-started",
           exitCode: null,
           signal: null,
           failed: { code: 27, text: "searching requested shell" },

@@ -1,5 +1,5 @@
-import type { TaskEnd } from "@sheepdog/contracts";
-import { signalName } from "./signals.js";
+import type { DeathKind, TaskEnd } from "@sheepdog/contracts";
+import { signalName } from "@sheepdog/contracts";
 
 /** One accounting record of `qacct -j`: one run of one task. */
 export interface QacctRecord {
@@ -168,6 +168,12 @@ function limitsReached(record: QacctRecord): string[] {
   return reached;
 }
 
+/** What reaching limit `name` means on every scheduler. */
+function limitKind(name: string | undefined): DeathKind {
+  if (name === undefined) return "signal";
+  return name.endsWith("vmem") ? "out-of-memory" : "time-limit";
+}
+
 function describeLimit(name: string, record: QacctRecord): string {
   return `exceeded its ${limitNames[name] ?? "limit"} (${name}=${record.requests[name]})`;
 }
@@ -196,6 +202,7 @@ export function describeEnd(record: QacctRecord): TaskEnd | undefined {
 
   if (neverRanCodes.has(code)) {
     return {
+      kind: "never-started",
       exitCode: null,
       signal: null,
       ...extra,
@@ -216,7 +223,13 @@ export function describeEnd(record: QacctRecord): TaskEnd | undefined {
       ? describeLimit(limit, record)
       : "exceeded a hard limit (h_rt, h_cpu or h_vmem)";
     const how = signal !== null ? ` and was ${describeSignal(signal)}` : "";
-    return { exitCode: signal === null ? status : null, signal, ...extra, reason: `${what}${how}` };
+    return {
+      kind: limit ? limitKind(limit) : "signal",
+      exitCode: signal === null ? status : null,
+      signal,
+      ...extra,
+      reason: `${what}${how}`,
+    };
   }
 
   if (signal !== null) {
@@ -230,6 +243,7 @@ export function describeEnd(record: QacctRecord): TaskEnd | undefined {
       ? `${describeLimit(limit, record)} and was ${describeSignal(signal)}`
       : describeSignal(signal);
     return {
+      kind: limit ? limitKind(limit) : "signal",
       exitCode: null,
       signal,
       ...extra,
@@ -243,5 +257,5 @@ export function describeEnd(record: QacctRecord): TaskEnd | undefined {
     if (memory) reason += ` (it ran under a memory limit, ${memory}=${record.requests[memory]})`;
   }
   if (failed) reason += ` ${failedNote}`;
-  return { exitCode: status, signal: null, ...extra, reason };
+  return { kind: "exit", exitCode: status, signal: null, ...extra, reason };
 }

@@ -9,6 +9,8 @@ export interface LocalTask {
   number: number;
   state: TaskState;
   kill?: (signal: NodeJS.Signals) => void;
+  /** Set when `stop` killed it, so that its end reads as cancelled rather than killed. */
+  cancelled?: boolean;
 }
 
 /** A job this process runs: its spec, where its files are, and its tasks. */
@@ -23,15 +25,17 @@ export interface LocalJob {
 const signalNumbers = constants.signals as Record<string, number | undefined>;
 
 /** How a task's process ended, as a finished {@link TaskState}. */
-function ended(code: number | null, signal: NodeJS.Signals | null): TaskState {
+function ended(code: number | null, signal: NodeJS.Signals | null, cancelled: boolean): TaskState {
   const signalNumber = signal ? (signalNumbers[signal] ?? null) : null;
+  const reason = signal
+    ? `killed by signal ${signalNumber ?? "?"} (${signal})`
+    : `exited with status ${code}`;
   return {
     state: "finished",
+    kind: cancelled ? "cancelled" : signal ? "signal" : "exit",
     exitCode: code,
     signal: signalNumber,
-    reason: signal
-      ? `killed by signal ${signalNumber ?? "?"} (${signal})`
-      : `exited with status ${code}`,
+    reason: cancelled ? `cancelled: ${reason}` : reason,
   };
 }
 
@@ -58,11 +62,13 @@ export class TaskRunner {
       if (task.state.state === "queued") {
         task.state = {
           state: "finished",
+          kind: "cancelled",
           exitCode: null,
           signal: null,
           reason: "cancelled before it started",
         };
       } else if (task.kill) {
+        task.cancelled = true;
         const kill = task.kill;
         kill("SIGTERM");
         setTimeout(() => kill("SIGKILL"), 2_000).unref();
@@ -108,11 +114,12 @@ export class TaskRunner {
     child.on("error", (error) =>
       finish({
         state: "finished",
+        kind: "never-started",
         exitCode: 127,
         signal: null,
         reason: `could not start ${job.spec.shell}: ${error.message}`,
       }),
     );
-    child.on("exit", (code, signal) => finish(ended(code, signal)));
+    child.on("exit", (code, signal) => finish(ended(code, signal, task.cancelled === true)));
   }
 }

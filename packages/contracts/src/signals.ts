@@ -1,4 +1,4 @@
-/** Linux signal numbers (the platform GridEngine clusters run on), for messages. */
+/** Linux signal numbers (the platform clusters run on), for messages. */
 const linuxSignals = [
   "SIGHUP",
   "SIGINT",

@@ -1,0 +1,169 @@
+import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
+import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import { checkSpec, jobScript } from "../job-script.js";
+import type { Commands } from "./commands.js";
+import { outputOf } from "./commands.js";
+import { parseAccounting, parseMaxArraySize, parseSbatchJobId } from "./parse.js";
+import { source } from "./source.js";
+
+/** Slurm's own default `MaxArraySize`, assumed when `scontrol show config` cannot be read. */
+const defaultMaxArraySize = 1001;
+
+/** What Sheepdog needs of the cluster's configuration. */
+export interface ClusterConfig {
+  /** The most tasks one array may have: indices run below `MaxArraySize`. */
+  maxArrayTasks: number;
+  /** Whether `sacct` has accounting to read (AccountingStorageType is slurmdbd). */
+  accounting: boolean;
+}
+
+/**
+ * Reads `scontrol show config` once. A failure to run it (connection lost) is not kept: the
+ * next call asks again; a configuration that does not say is Slurm's defaults.
+ */
+export function configReader(commands: Commands): () => Promise<ClusterConfig> {
+  let config: Promise<ClusterConfig> | undefined;
+  return () => {
+    config ??= commands
+      .run("scontrol show config", commands.settings.pollTimeoutMs, "SCHEDULER_FAILED", "scontrol")
+      .then((result) => {
+        const text = result.code === 0 ? result.stdout : "";
+        const maxArraySize = parseMaxArraySize(text) ?? defaultMaxArraySize;
+        return { maxArrayTasks: Math.max(1, maxArraySize - 1), accounting: parseAccounting(text) };
+      });
+    config.catch(() => {
+      config = undefined;
+    });
+    return config;
+  };
+}
+
+/** Runs `scancel` on jobs; jobs that already ended are not an error, any other refusal is. */
+export async function scancel(
+  commands: Commands,
+  jobIds: string[],
+  code: SheepdogErrorCode,
+): Promise<void> {
+  const command = `scancel ${jobIds.join(" ")}`;
+  const result = await commands.run(command, commands.settings.submitTimeoutMs, code, "scancel");
+  if (result.code === 127) throw commands.notFound(result, "scancel", code);
+  if (result.code === 0) return;
+  const failures = outputOf(result)
+    .split(/(?=scancel: )/)
+    .filter((line) => line.trim() !== "" && !/already completed|Invalid job id/i.test(line));
+  if (failures.length > 0) {
+    throw new SheepdogError(
+      code,
+      source,
+      `${command} failed (exit code ${result.code}): ${failures.join(" ")}`,
+    );
+  }
+}
+
+/** Splits tasks `1 .. tasks` into runs of at most `max` tasks. */
+export function splitTasks(tasks: number, max: number): { firstTask: number; lastTask: number }[] {
+  const parts: { firstTask: number; lastTask: number }[] = [];
+  for (let first = 1; first <= tasks; first += max) {
+    parts.push({ firstTask: first, lastTask: Math.min(tasks, first + max - 1) });
+  }
+  return parts;
+}
+
+/** Uploads one part's job script and runs `sbatch` on it; resolves with its job id. */
+async function submitPart(
+  commands: Commands,
+  spec: JobSpec,
+  directory: string,
+  file: string,
+  range: { firstTask: number; lastTask: number },
+): Promise<string> {
+  const { remote } = commands;
+  try {
+    await remote.upload(`${directory}/${file}`, jobScript(spec, range), 0o600);
+  } catch (error) {
+    throw SheepdogError.from(
+      error,
+      "SUBMIT_FAILED",
+      source,
+      `Could not upload the job script ${directory}/${file} to ${remote.name}`,
+    );
+  }
+  const result = await commands.run(
+    `cd -- ${shellQuote(directory)} && sbatch --parsable ${shellQuote(file)}`,
+    commands.settings.submitTimeoutMs,
+    "SUBMIT_FAILED",
+    "sbatch",
+  );
+  if (result.code === 127) throw commands.notFound(result, "sbatch", "SUBMIT_FAILED");
+  if (result.code !== 0) {
+    throw new SheepdogError(
+      "SUBMIT_FAILED",
+      source,
+      `sbatch refused job "${spec.name}" (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no message"}`,
+    );
+  }
+  const jobId = parseSbatchJobId(result.stdout);
+  if (!jobId) {
+    throw new SheepdogError(
+      "SUBMIT_FAILED",
+      source,
+      `sbatch accepted job "${spec.name}" but printed no job id Sheepdog can read: ${JSON.stringify(outputOf(result))}. Check squeue for a job of that name.`,
+    );
+  }
+  return jobId;
+}
+
+async function makeDirectory(commands: Commands, directory: string): Promise<void> {
+  try {
+    await commands.remote.mkdir(directory, 0o700);
+  } catch (error) {
+    throw SheepdogError.from(
+      error,
+      "SUBMIT_FAILED",
+      source,
+      `Could not create the job directory ${directory} on ${commands.remote.name}`,
+    );
+  }
+}
+
+/**
+ * Submits `spec` as one array job, or as several of at most `MaxArraySize - 1` tasks each; if
+ * a later part is refused, the parts already queued are cancelled, so a failed submit leaves
+ * nothing running.
+ */
+export async function submitJob(
+  commands: Commands,
+  spec: JobSpec,
+  config: () => Promise<ClusterConfig>,
+): Promise<JobRef> {
+  try {
+    checkSpec(spec);
+  } catch (error) {
+    throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
+  }
+  const directory = spec.directory.replace(/(.)\/+$/, "$1");
+  const [{ maxArrayTasks }] = await Promise.all([config(), makeDirectory(commands, directory)]);
+  const ranges = splitTasks(spec.tasks, maxArrayTasks);
+  const parts: JobRef["parts"] = [];
+  try {
+    for (const [index, range] of ranges.entries()) {
+      const file = ranges.length === 1 ? `${spec.name}.sh` : `${spec.name}.${index + 1}.sh`;
+      const jobId = await submitPart(commands, spec, directory, file, range);
+      parts.push({ jobId, ...range });
+    }
+  } catch (error) {
+    if (parts.length > 0) {
+      const queued = parts.map((part) => part.jobId);
+      await scancel(commands, queued, "SUBMIT_FAILED").catch(() => undefined);
+    }
+    throw error;
+  }
+  return {
+    scheduler: source,
+    id: parts.map((part) => part.jobId).join(","),
+    tasks: spec.tasks,
+    parts,
+    directory: spec.directory,
+    name: spec.name,
+  };
+}
