@@ -1,0 +1,155 @@
+import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
+import type { Opened } from "./database.js";
+import { invalidInput } from "./errors.js";
+import { query } from "./kysely.js";
+import { checkIndices } from "./shapes.js";
+import { isBytes } from "./values.js";
+
+/** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
+export function checkReports(reports: readonly StoreReport[]): void {
+  if (!Array.isArray(reports)) throw invalidInput("putReports needs an array of reports.");
+  for (const report of reports) {
+    const ok =
+      typeof report === "object" &&
+      report !== null &&
+      ((report.kind === "result" && isBytes(report.value)) ||
+        (report.kind === "error" && typeof report.value === "string"));
+    if (!ok) {
+      throw invalidInput(
+        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string }.',
+      );
+    }
+  }
+}
+
+/** One caller's reports for one request. */
+export interface ReportGroup {
+  id: RequestId;
+  reports: readonly StoreReport[];
+}
+
+/** Reports to insert, as the columns of one statement (see statements.ts, writeReports). */
+interface Columns {
+  requests: number[];
+  indices: number[];
+  /** The result's length, or -1 for an error. */
+  lengths: number[];
+  errors: (string | null)[];
+  results: Uint8Array[];
+  bytes: number;
+}
+
+/** A statement carries at most this many reports, ... */
+const REPORTS_PER_WRITE = 10_000;
+/** ... and about this many bytes of results. */
+const BYTES_PER_WRITE = 32 * 1024 * 1024;
+
+const noColumns = (): Columns => ({
+  requests: [],
+  indices: [],
+  lengths: [],
+  errors: [],
+  results: [],
+  bytes: 0,
+});
+
+/**
+ * Writes the reports of several callers: each report is inserted unless its task has one (the
+ * primary key decides, whichever process is first), and the counts of each request grow by
+ * what was inserted, in the same statement. Of two reports for one task in the same flush, the
+ * earlier is the one sent. A group with an unknown request or task is refused whole, without
+ * failing the others: its outcome is the error.
+ */
+export async function writeReports(
+  opened: Opened,
+  groups: readonly ReportGroup[],
+): Promise<(boolean[] | SheepdogError)[]> {
+  const writes: Columns[] = [noColumns()];
+  const sent = new Set<string>();
+  const outcomes: (SheepdogError | (string | undefined)[])[] = [];
+  for (const { id, reports } of groups) {
+    try {
+      checkIndices(
+        id,
+        await opened.shapes.of(opened.db, id),
+        reports.map((r) => r.index),
+      );
+    } catch (error) {
+      outcomes.push(error as SheepdogError);
+      continue;
+    }
+    // The key of each report that is sent; undefined for a later report of a task in this flush.
+    outcomes.push(reports.map((report) => addReport(writes, sent, id, report)));
+  }
+  const stored = new Set<string>();
+  for (const columns of writes) {
+    if (columns.requests.length === 0) continue;
+    const { requests, indices, lengths, errors, results } = columns;
+    const rows = await query<{ request_id: number; idx: number }>(
+      opened.db,
+      opened.sql.writeReports,
+      [requests, indices, lengths, errors, Buffer.concat(results)],
+    );
+    for (const row of rows) stored.add(`${row.request_id}:${row.idx}`);
+  }
+  return outcomes.map((outcome) =>
+    Array.isArray(outcome)
+      ? outcome.map((key) => key !== undefined && stored.has(key))
+      : (outcome as SheepdogError),
+  );
+}
+
+/**
+ * Adds a report to the last statement's columns (or a new statement's, when that one is full),
+ * unless a report of its task is already in them; its key, if sent.
+ */
+function addReport(
+  writes: Columns[],
+  sent: Set<string>,
+  id: RequestId,
+  report: StoreReport,
+): string | undefined {
+  const key = `${id}:${report.index}`;
+  if (sent.has(key)) return undefined;
+  sent.add(key);
+  const size = report.kind === "result" ? report.value.byteLength : 0;
+  let columns = writes[writes.length - 1] as Columns;
+  const full =
+    columns.requests.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
+  if (full && columns.requests.length > 0) {
+    columns = noColumns();
+    writes.push(columns);
+  }
+  columns.requests.push(id);
+  columns.indices.push(report.index);
+  if (report.kind === "result") {
+    columns.lengths.push(size);
+    columns.errors.push(null);
+    columns.results.push(report.value);
+    columns.bytes += size;
+  } else {
+    columns.lengths.push(-1);
+    columns.errors.push(report.value);
+  }
+  return key;
+}
+
+/**
+ * Deletes the reports of the tasks `indices` of request `id`, and takes them from its counts, in
+ * one transaction.
+ */
+export async function resetTasks(
+  { db, sql, shapes }: Opened,
+  id: RequestId,
+  indices: readonly number[],
+): Promise<void> {
+  await shapes.withTasks(db, id, indices);
+  const unique = [...new Set(indices)];
+  if (unique.length === 0) return;
+  await db.transaction().execute(async (trx) => {
+    const removed = await query<{ was_result: boolean }>(trx, sql.deleteReports, [id, unique]);
+    const results = removed.filter((row) => row.was_result).length;
+    const errors = removed.length - results;
+    if (results + errors > 0) await query(trx, sql.addCounts, [-results, -errors, id]);
+  });
+}
