@@ -39,6 +39,7 @@ export interface GridEngineOptions {
 
 /** The GridEngine scheduler: a `Scheduler` with every optional method, and `await using`. */
 export interface GridEngineScheduler extends Scheduler, AsyncDisposable {
+  readonly optionsSetting: "geOpts";
   slots(): Promise<number>;
   checkOptions(options: readonly string[]): void;
   memoryLimitBytes(options: readonly string[]): number | undefined;
@@ -149,6 +150,7 @@ export function gridEngine(remote: Remote, options: GridEngineOptions = {}): Gri
 
   return {
     name: source,
+    optionsSetting: "geOpts",
     async submit(spec) {
       ensureOpen();
       return submitJob(commands, spec, readMaxArrayTasks);

@@ -2,7 +2,7 @@ import type { JobSpec } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { describe, expect, it } from "vitest";
 import { splitDirective } from "./internal/directives.js";
-import { jobScript } from "./job-script.js";
+import { jobScript, resourceOptions } from "./job-script.js";
 
 const spec: JobSpec = {
   name: "sheepdog_7_ab12",
@@ -105,6 +105,30 @@ describe("jobScript", () => {
     expect(rejection({ options: ["-l h_rt=1 -N evil"] }).message).toContain("sets -N");
     expect(rejection({ options: ["h_rt=1"] }).message).toContain("is not an option");
     expect(rejection({ options: [42 as unknown as string] }).code).toBe("CONFIG_INVALID");
+  });
+
+  it("refuses Slurm's options, naming GridEngine's", () => {
+    expect(rejection({ options: ["--mem=4G"] }).message).toContain(
+      '"--mem=4G" is a Slurm (sbatch) option, but this cluster runs GridEngine, whose options start with one "-". Put GridEngine\'s qsub options in geOpts; for this one write -l h_vmem=4G (or resources: { memory: "4G" }).',
+    );
+    expect(rejection({ options: ["--time 1:00:00"] }).message).toContain("-l h_rt=1:00:00");
+    expect(rejection({ options: ["--qos=high"] }).message).toContain("of the same meaning");
+  });
+
+  it("writes resource requests before the user's options, so that those win", () => {
+    const script = jobScript({
+      ...spec,
+      resources: { memoryBytes: 3 * 1024 ** 3, timeSeconds: 5400, cpus: 4, queue: "short.q" },
+    });
+    expect(script.split("\n").slice(1, 7)).toEqual([
+      "#$ -l h_vmem=3072M",
+      "#$ -l h_rt=1:30:00",
+      "#$ -pe smp 4",
+      "#$ -q short.q",
+      "#$ -l h_rt=0:10:0",
+      "#$ -l mem_grab=2G",
+    ]);
+    expect(resourceOptions({ cpus: 1 })).toEqual([]);
   });
 
   it("accepts values with spaces, quotes, $(...) and backticks: qsub reads them as words", () => {

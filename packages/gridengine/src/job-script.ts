@@ -1,5 +1,5 @@
-import type { JobSpec } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import type { JobSpec, TaskResources } from "@sheepdog/contracts";
+import { clockTime, SheepdogError } from "@sheepdog/contracts";
 import { checkOptions } from "./internal/directives.js";
 import { source } from "./internal/source.js";
 
@@ -73,6 +73,24 @@ export function checkSpec(spec: JobSpec): string[][] {
   return checkOptions(spec.options);
 }
 
+/**
+ * The GridEngine requests for resources in no scheduler's dialect: `-l h_vmem` (GridEngine
+ * enforces it as each process's address-space limit), `-l h_rt`, `-pe smp <cpus>` (the
+ * parallel environment most sites call `smp`; name another with geOpts) and `-q`.
+ */
+export function resourceOptions(resources: TaskResources | undefined): string[] {
+  if (!resources) return [];
+  const options: string[] = [];
+  if (resources.memoryBytes !== undefined) {
+    options.push(`-l h_vmem=${Math.max(1, Math.ceil(resources.memoryBytes / 1024 ** 2))}M`);
+  }
+  if (resources.timeSeconds !== undefined)
+    options.push(`-l h_rt=${clockTime(resources.timeSeconds)}`);
+  if (resources.cpus !== undefined && resources.cpus > 1) options.push(`-pe smp ${resources.cpus}`);
+  if (resources.queue !== undefined) options.push(`-q ${resources.queue}`);
+  return options;
+}
+
 /** `$HOME/<directory>`, or the directory itself when absolute (qsub expands `$HOME`). */
 export function jobDirectory(directory: string): string {
   const trimmed = directory.replace(/\/+$/, "") || "/";
@@ -81,8 +99,9 @@ export function jobDirectory(directory: string): string {
 }
 
 /**
- * The GridEngine job script for `spec`: a `#!<shell>` line, one `#$` directive per option of
- * `spec.options` (as given), `-t first-last`, `-S <shell>` and `-N <name>`, then `-wd`, `-o`
+ * The GridEngine job script for `spec`: a `#!<shell>` line, one `#$` directive per resource
+ * request ({@link resourceOptions}) and per option of `spec.options` (as given, after them, so
+ * that they win), `-t first-last`, `-S <shell>` and `-N <name>`, then `-wd`, `-o`
  * and `-e` pointing at the job directory unless an option already sets them, then
  * `spec.program` unchanged.
  *
@@ -117,7 +136,9 @@ export function jobScript(spec: JobSpec, options: JobScriptOptions = {}): string
   const given = new Set(words.flat());
   const directory = jobDirectory(spec.directory);
   const lines = [`#!${spec.shell}`];
-  for (const option of spec.options) lines.push(`#$ ${option}`);
+  for (const option of [...resourceOptions(spec.resources), ...spec.options]) {
+    lines.push(`#$ ${option}`);
+  }
   lines.push(`#$ -t ${firstTask}-${lastTask}`, `#$ -S ${spec.shell}`, `#$ -N ${spec.name}`);
   if (!given.has("-wd") && !given.has("-cwd")) lines.push(`#$ -wd ${directory}`);
   if (!given.has("-o")) lines.push(`#$ -o ${directory}`);

@@ -55,6 +55,26 @@ function describeChar(char: string): string {
   return `the control character U+${char.codePointAt(0)?.toString(16).padStart(4, "0").toUpperCase()}`;
 }
 
+/** Slurm's common options, and GridEngine's words for them. */
+const slurmOptions: Record<string, string> = {
+  "--mem": '-l h_vmem=4G (or resources: { memory: "4G" })',
+  "--mem-per-cpu": "-l h_vmem=4G",
+  "--time": '-l h_rt=1:00:00 (or resources: { time: "1:00:00" })',
+  "--partition": "-q QUEUE (or resources: { queue })",
+  "--cpus-per-task": "-pe smp N (or resources: { cpus: N })",
+  "--account": "-A ACCOUNT",
+  "--chdir": "-wd DIR",
+  "--export": "-V or -v NAME=VALUE",
+  "--dependency": "-hold_jid JOB",
+};
+
+function gridEngineFor(option: string): string {
+  const name = option.trim().split(/[= ]/, 1)[0] ?? "";
+  return Object.hasOwn(slurmOptions, name)
+    ? (slurmOptions[name] as string)
+    : "the GridEngine option of the same meaning (see qsub(1))";
+}
+
 /** The kind of quote (`single` or `double`) that `option` leaves open, if any. */
 function unclosedQuote(option: string): "single" | "double" | undefined {
   let open: string | undefined;
@@ -98,6 +118,11 @@ export function checkOption(option: unknown): string[] {
   if (unclosed) {
     throw refuse(
       `GridEngine option ${shown} opens a ${unclosed} quote and never closes it, so qsub would read it differently from what it says. Close the quote, or remove it.`,
+    );
+  }
+  if (option.trimStart().startsWith("--")) {
+    throw refuse(
+      `${shown} is a Slurm (sbatch) option, but this cluster runs GridEngine, whose options start with one "-". Put GridEngine's qsub options in geOpts; for this one write ${gridEngineFor(option)}.`,
     );
   }
   const words = splitDirective(option);
