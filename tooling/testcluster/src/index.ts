@@ -6,7 +6,8 @@ import type { PostgresFacts } from "./postgres.js";
 import type { SlurmFacts } from "./slurm.js";
 
 export type { PostgresFacts } from "./postgres.js";
-export type { SlurmFacts } from "./slurm.js";
+export type { SacctRecord, SlurmFacts } from "./slurm.js";
+export { runAsLoginUser, sacctRecords, slurmConfig, slurmOf, waitForSacct } from "./slurm.js";
 
 /** Where `up` writes the cluster's connection facts. */
 export const clusterFactsPath =
