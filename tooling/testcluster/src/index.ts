@@ -31,6 +31,11 @@ export interface TestCluster {
   knownHostsPath: string;
   /** A second sshd, for ProxyJump. */
   jump: { host: string; port: number; user: string };
+  /**
+   * Private keys of the same user whose logins see one scheduler's commands on their PATH, or
+   * neither's: the head node of a Slurm-only or GridEngine-only cluster.
+   */
+  views: { slurm: string; gridengine: string; neither: string };
   sgeRoot: string;
   sgeCell: string;
   queue: string;
@@ -45,6 +50,12 @@ export interface TestCluster {
 
 const howToStart =
   "Start it with `sudo bash tooling/testcluster/up` (see tooling/testcluster/README.md).";
+
+/** The schedulers of the test cluster, for suites that run over each. */
+export const testSchedulers = ["gridengine", "slurm"] as const;
+
+/** One of {@link testSchedulers}. */
+export type TestScheduler = (typeof testSchedulers)[number];
 
 /** The test cluster's facts, or `undefined` when `up` has not run on this machine. */
 export function loadTestCluster(): TestCluster | undefined {
@@ -184,4 +195,20 @@ export function asNobody(
     child.on("error", reject);
     child.on("close", (status) => resolve({ status, stdout, stderr }));
   });
+}
+
+/**
+ * {@link loginSettings} with the cluster's `scheduler` chosen (the test cluster's head node has
+ * both, so `"auto"` would refuse to guess).
+ */
+export function schedulerSettings(cluster: TestCluster, scheduler: TestScheduler) {
+  return { ...loginSettings(cluster), scheduler };
+}
+
+/**
+ * {@link loginSettings} through a key whose logins see only `view`'s commands: a head node of
+ * one scheduler (or none), for `scheduler: "auto"`.
+ */
+export function viewSettings(cluster: TestCluster, view: keyof TestCluster["views"]) {
+  return { ...loginSettings(cluster), sshKeyfile: cluster.views[view] };
 }
