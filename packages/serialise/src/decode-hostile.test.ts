@@ -190,13 +190,21 @@ import base64, pickle
 s = set(range(200000)); fs = frozenset(range(100000)); ba = bytearray(b"x" * 300000)
 v = [s, s, fs, ba, ba, b"y" * 300000, bytearray(), bytearray(b"z"), b"", b"w", {1, "a"}]
 for p in range(4):
-    print(base64.b64encode(pickle.dumps(v, p)).decode())`;
-    const pickles = execFileSync(PYTHON, ["-c", script], { encoding: "utf8", maxBuffer: 1 << 26 })
+    print(base64.b64encode(pickle.dumps(v, p)).decode())
+# A bytearray alone: copied twice before protocol 3, bytearray(_codecs.encode(text, 'latin1')).
+for p in range(4):
+    print(base64.b64encode(pickle.dumps(bytearray(b"xyz" * 100), p)).decode())`;
+    const lines = execFileSync(PYTHON, ["-c", script], { encoding: "utf8", maxBuffer: 1 << 26 })
       .trim()
       .split("\n")
       .map((line) => new Uint8Array(Buffer.from(line, "base64")));
-    expect(pickles).toHaveLength(4);
-    for (const pickle of pickles) {
+    expect(lines).toHaveLength(8);
+    for (const alone of lines.slice(4)) {
+      const v = decodeQuickly(alone);
+      expect(isByteArray(v)).toBe(true);
+      expect(Buffer.from(v as Uint8Array).toString()).toBe("xyz".repeat(100));
+    }
+    for (const pickle of lines.slice(0, 4)) {
       const v = decodeQuickly(pickle, 4 * BOUND_MS) as unknown[];
       expect((v[0] as Set<number>).size).toBe(200_000);
       expect(v[1]).toBe(v[0]);

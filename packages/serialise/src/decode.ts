@@ -133,16 +133,17 @@ class Ctx {
   zeroCopy = false;
   /**
    * How many more items or bytes the known reductions may copy (see {@link knownReduce}). It
-   * starts at the input's length: CPython writes each copied list or bytes value once, so a
-   * real pickle never copies more than it holds, while a hostile one that rebuilds one shared
-   * value over and over would otherwise cost time and memory quadratic in its length.
+   * starts at twice the input's length: CPython writes each copied list, str or bytes value once
+   * and copies it at most twice (bytearray(_codecs.encode(text, 'latin1')) before protocol 3), so
+   * a real pickle never copies more, while a hostile one that rebuilds one shared value over and
+   * over would otherwise cost time and memory quadratic in its length.
    */
   copyBudget = 0;
 
   begin(maxDepth: number, zeroCopy: boolean, inputLength: number): void {
     this.maxDepth = maxDepth;
     this.zeroCopy = zeroCopy;
-    this.copyBudget = inputLength;
+    this.copyBudget = 2 * inputLength;
   }
 
   /** Takes `n` from the copy budget; false when it is spent. */

@@ -1,6 +1,11 @@
 import { SheepdogError } from "@sheepdog/contracts";
 import { PickleEncodeError } from "./errors.js";
-import { REVERSE_IMPORT_MAPPING, REVERSE_NAME_MAPPING } from "./internal/compat-names.js";
+import {
+  IMPORT_MAPPING,
+  NAME_MAPPING,
+  REVERSE_IMPORT_MAPPING,
+  REVERSE_NAME_MAPPING,
+} from "./internal/compat-names.js";
 import { describeValue, findPath } from "./internal/describe.js";
 import {
   ADDITEMS,
@@ -141,6 +146,8 @@ class Encoder {
    * above are written as fresh copies (see {@link Encoder.saveRecipe}); -1 otherwise.
    */
   copyFrom = -1;
+  /** The recipe written again inside its own arguments, while `copyFrom` is set. */
+  copyFor: PyObject | undefined = undefined;
   /** The memo index of each fresh copy written since `copyFrom` was set. */
   copies = new Map<object, number>();
 
@@ -151,6 +158,7 @@ class Encoder {
     this.memoCount = 0;
     this.open.length = 0;
     this.copyFrom = -1;
+    this.copyFor = undefined;
   }
 
   /** Drops everything that refers to the caller's values or to a grown buffer. */
@@ -400,7 +408,7 @@ class Encoder {
   saveObject(v: object, depth: number): void {
     const index = this.memo.get(v);
     if (index !== undefined) {
-      if (this.copyFrom >= 0 && this.open.lastIndexOf(v) >= this.copyFrom) this.saveCopy(v, depth);
+      if (this.copyFrom >= 0 && this.copiesOpen(v)) this.saveCopy(v, depth);
       else this.get(index);
       return;
     }
@@ -460,6 +468,17 @@ class Encoder {
     this.open.push(list);
     this.appends(list, depth);
     this.open.pop();
+  }
+
+  /**
+   * While a recipe is written again inside its own arguments: whether the memoized `v` is written
+   * as a fresh copy ({@link Encoder.saveCopy}) rather than fetched. Only containers still being
+   * filled since the recipe began are; and not one that holds the recipe itself, which cannot have
+   * been among its items when the recipe was constructed: CPython's pickler fetched it half-filled
+   * then (a K whose argument is the set {K}), and so does this.
+   */
+  copiesOpen(v: object): boolean {
+    return this.open.lastIndexOf(v) >= this.copyFrom && !holds(v, this.copyFor);
   }
 
   /**
@@ -882,16 +901,7 @@ class Encoder {
       this.memoize(g);
       return;
     }
-    let m = module;
-    let n = name;
-    if (this.protocol < 3) {
-      const renamed = REVERSE_NAME_MAPPING.get(`${m}\n${n}`);
-      if (renamed !== undefined) {
-        [m, n] = renamed.split("\n") as [string, string];
-      } else {
-        m = REVERSE_IMPORT_MAPPING.get(m) ?? m;
-      }
-    }
+    const [m, n] = this.protocol < 3 ? python2Name(module, name) : [module, name];
     this.reserve(3 + (m.length + n.length) * 3);
     this.buf[this.pos++] = GLOBAL;
     this.pos = writeUtf8(m, this.buf, this.pos);
@@ -918,15 +928,17 @@ class Encoder {
       if (this.reentered.has(o)) {
         throw this.fail(
           o,
-          "it sits in a cycle through its own constructor arguments that Python cannot rebuild (each construction needs the object itself). Break the cycle, or rebuild that part of the value in Python",
+          "it sits in a cycle through its own constructor arguments that Python cannot rebuild: each construction needs the object itself (a frozenset, and a set before protocol 4, is constructed from its items too). Break the cycle, or encode with protocol 4 or later if a set closes it",
         );
       }
-      const { copyFrom, copies } = this;
+      const { copyFrom, copyFor, copies } = this;
       this.reentered.add(o);
       this.copyFrom = since;
+      this.copyFor = o;
       this.copies = new Map();
       this.construct(o, depth);
       this.copyFrom = copyFrom;
+      this.copyFor = copyFor;
       this.copies = copies;
       this.reentered.delete(o);
     }
@@ -1007,6 +1019,41 @@ class Encoder {
       this.op(BUILD);
     }
   }
+}
+
+/** Whether the container `c` holds `item` directly (as an item, a key or a value). */
+function holds(c: object, item: unknown): boolean {
+  if (Array.isArray(c)) return c.includes(item);
+  if (c instanceof Set) return c.has(item);
+  if (c instanceof Map) {
+    if (c.has(item)) return true;
+    for (const value of c.values()) if (value === item) return true;
+    return false;
+  }
+  return Object.values(c).includes(item);
+}
+
+/** The name CPython's reader (find_class with fix_imports) gives a global written as `module.name`. */
+function python3Name(module: string, name: string): [string, string] {
+  const renamed = NAME_MAPPING.get(`${module}\n${name}`);
+  if (renamed !== undefined) return renamed.split("\n") as [string, string];
+  return [IMPORT_MAPPING.get(module) ?? module, name];
+}
+
+/**
+ * The Python 2 name CPython writes for a global before protocol 3 (fix_imports), when CPython
+ * reads it back as the same global. Some renamings lose the name (every OSError subclass becomes
+ * exceptions.OSError, read back as OSError; _bz2 becomes bz2): those globals keep their Python 3
+ * name, which Python 3 reads as it is.
+ */
+function python2Name(module: string, name: string): [string, string] {
+  const renamed = REVERSE_NAME_MAPPING.get(`${module}\n${name}`);
+  const [m, n] =
+    renamed !== undefined
+      ? (renamed.split("\n") as [string, string])
+      : [REVERSE_IMPORT_MAPPING.get(module) ?? module, name];
+  const back = python3Name(m, n);
+  return back[0] === module && back[1] === name ? [m, n] : [module, name];
 }
 
 /** Bits needed for one hex digit (given as its character code). */

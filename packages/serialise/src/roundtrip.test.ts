@@ -90,6 +90,11 @@ describe("JavaScript -> Python -> JavaScript", () => {
       [new PyGlobal("math", "sqrt"), "math.sqrt"],
       [new PyGlobal("collections", "OrderedDict"), "collections.OrderedDict"],
       [new PyGlobal("fx", "Outer.Inner"), "fx.Outer.Inner"],
+      // Python 2 names that CPython would read back as another global (OSError, bz2) stay.
+      [new PyGlobal("builtins", "FileNotFoundError"), "FileNotFoundError"],
+      [new PyGlobal("builtins", "ModuleNotFoundError"), "ModuleNotFoundError"],
+      [new PyGlobal("_bz2", "BZ2Decompressor"), "__import__('_bz2').BZ2Decompressor"],
+      [new PyGlobal("builtins", "range"), "range"],
       [
         new PyObject({ callable: new PyGlobal("decimal", "Decimal"), args: ["1.10"] }),
         "decimal.Decimal('1.10')",

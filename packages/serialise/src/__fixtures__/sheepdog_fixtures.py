@@ -164,3 +164,21 @@ class ClassicInitArgs(Classic):
 
     def __getinitargs__(self):
         return ()
+
+
+class Reducer:
+    """Reduced to Reducer(value): a constructor argument kept by reference (CPython's test K)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return Reducer, (self.value,)
+
+
+def reducer_in_its_argument():
+    """r = Reducer(s) with s = {r}: r's construction saw s before r was added to it."""
+    s = set()
+    r = Reducer(s)
+    s.add(r)
+    return r
