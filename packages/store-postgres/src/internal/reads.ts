@@ -3,13 +3,87 @@ import type { Opened } from "./database.js";
 import type { Db } from "./kysely.js";
 import { query } from "./kysely.js";
 import type { Statements } from "./statements.js";
-import { SMALL_VALUE_BYTES } from "./statements.js";
-import { unpack } from "./values.js";
+import { unframe } from "./values.js";
 
 /** getArgs reads this many arguments or more packed (see statements.ts), ... */
 const PACKED_FROM = 32;
 /** ... and getResults, getResultRange and a packed getArgs read this many tasks per statement. */
 const ROWS_PER_READ = 10_000;
+
+/** Runs the reads of `rows` rows in one snapshot when they take several statements. */
+async function inSnapshot<T>(db: Db, rows: number, work: (tx: Db) => Promise<T>): Promise<T> {
+  if (rows <= ROWS_PER_READ) return work(db);
+  return db
+    .transaction()
+    .setIsolationLevel("repeatable read")
+    .setAccessMode("read only")
+    .execute(work);
+}
+
+/** One value (an argument or a result) of task `index`, read on its own: a large one. */
+async function readLarge(
+  db: Db,
+  statement: string,
+  id: RequestId,
+  index: number,
+): Promise<Uint8Array> {
+  const [row] = await query<Record<string, Uint8Array>>(db, statement, [id, index]);
+  return Object.values(row ?? {})[0] as Uint8Array;
+}
+
+/** The arguments of tasks `[from, to)`, packed, into `into` from `into[at]` on. */
+async function readArgs(
+  db: Db,
+  sql: Statements,
+  id: RequestId,
+  from: number,
+  to: number,
+): Promise<Uint8Array[]> {
+  const [row] = await query<{ args: Uint8Array | null }>(db, sql.packedArgs, [id, from, to]);
+  const args: Uint8Array[] = new Array(to - from);
+  const large: number[] = [];
+  let count = 0;
+  unframe(
+    row?.args ?? null,
+    (position, value) => {
+      count += 1;
+      if (value === undefined) large.push(position);
+      else args[position] = value;
+    },
+    false,
+  );
+  if (count !== to - from) throw new Error(`a packed read returned ${count} of ${to - from} args`);
+  for (const position of large) {
+    args[position] = await readLarge(db, sql.largeArg, id, from + position);
+  }
+  return args;
+}
+
+/** The results of tasks `[from, to)`, packed: `null` for a task without one. */
+async function readResults(
+  db: Db,
+  sql: Statements,
+  id: RequestId,
+  from: number,
+  to: number,
+): Promise<(Uint8Array | null)[]> {
+  const [row] = await query<{ results: Uint8Array | null }>(db, sql.packedResults, [id, from, to]);
+  const results: (Uint8Array | null)[] = new Array(to - from).fill(null);
+  const large: number[] = [];
+  unframe(
+    row?.results ?? null,
+    (_, value, index) => {
+      if (index < from || index >= to) throw new Error("a packed read returned another task");
+      if (value === undefined) large.push(index);
+      else results[index - from] = value;
+    },
+    true,
+  );
+  for (const index of large) {
+    results[index - from] = await readLarge(db, sql.largeResult, id, index);
+  }
+  return results;
+}
 
 /** The arguments of tasks `start .. start + count - 1` of request `id`. */
 export async function getArgs(
@@ -27,44 +101,10 @@ export async function getArgs(
     const args: Uint8Array[] = [];
     for (let from = start; from < start + count; from += ROWS_PER_READ) {
       const to = Math.min(from + ROWS_PER_READ, start + count);
-      const [row] = await query<{ lengths: string | null; bytes: Uint8Array | null }>(
-        tx,
-        sql.packedArgs,
-        [id, from, to],
-      );
-      const large = (i: number) => readLarge(tx, sql.largeArg, id, from + i, "value");
-      const values = await unpack(
-        row?.lengths ?? null,
-        row?.bytes ?? null,
-        to - from,
-        SMALL_VALUE_BYTES,
-        large,
-      );
-      for (const value of values) args.push(value as Uint8Array);
+      for (const arg of await readArgs(tx, sql, id, from, to)) args.push(arg);
     }
     return args;
   });
-}
-
-/** Runs the reads of `rows` rows in one snapshot when they take several statements. */
-async function inSnapshot<T>(db: Db, rows: number, work: (tx: Db) => Promise<T>): Promise<T> {
-  if (rows <= ROWS_PER_READ) return work(db);
-  return db
-    .transaction()
-    .setIsolationLevel("repeatable read")
-    .setAccessMode("read only")
-    .execute(work);
-}
-
-async function readLarge(
-  db: Db,
-  statement: string,
-  id: RequestId,
-  index: number,
-  column: "value" | "result",
-): Promise<Uint8Array> {
-  const [row] = await query<Record<string, Uint8Array>>(db, statement, [id, index]);
-  return row?.[column] as Uint8Array;
 }
 
 /** The tasks among `start .. start + count - 1` of request `id` that have no report. */
@@ -90,11 +130,14 @@ export async function getResults(
   await inSnapshot(db, tasks, async (tx) => {
     for (let from = 0; from < tasks; from += ROWS_PER_READ) {
       const to = Math.min(from + ROWS_PER_READ, tasks);
-      const [args, values] = await readSlice(tx, sql, id, from, to, true);
+      const [args, values] = await Promise.all([
+        readArgs(tx, sql, id, from, to),
+        readResults(tx, sql, id, from, to),
+      ]);
       for (let i = 0; i < to - from; i++) {
         results[from + i] = {
           index: from + i,
-          args: (args as (Uint8Array | null)[])[i] as Uint8Array,
+          args: args[i] as Uint8Array,
           result: values[i] ?? null,
         };
       }
@@ -111,50 +154,14 @@ export async function getResultRange(
   count: number,
 ): Promise<(Uint8Array | null)[]> {
   await shapes.range(db, id, start, count);
-  const values: (Uint8Array | null)[] = [];
-  await inSnapshot(db, count, async (tx) => {
+  return inSnapshot(db, count, async (tx) => {
+    const values: (Uint8Array | null)[] = [];
     for (let from = start; from < start + count; from += ROWS_PER_READ) {
       const to = Math.min(from + ROWS_PER_READ, start + count);
-      const [, slice] = await readSlice(tx, sql, id, from, to, false);
-      for (const value of slice) values.push(value);
+      for (const value of await readResults(tx, sql, id, from, to)) values.push(value);
     }
+    return values;
   });
-  return values;
-}
-
-/** Tasks `[from, to)`: their arguments (with `withArgs`) and results, packed. */
-async function readSlice(
-  db: Db,
-  sql: Statements,
-  id: RequestId,
-  from: number,
-  to: number,
-  withArgs: boolean,
-): Promise<[(Uint8Array | null)[] | undefined, (Uint8Array | null)[]]> {
-  const [row] = await query<{
-    arg_lengths?: string | null;
-    arg_bytes?: Uint8Array | null;
-    result_lengths: string | null;
-    result_bytes: Uint8Array | null;
-  }>(db, withArgs ? sql.packedResults : sql.packedResultsOnly, [id, from, to]);
-  const count = to - from;
-  const args = withArgs
-    ? await unpack(
-        row?.arg_lengths ?? null,
-        row?.arg_bytes ?? null,
-        count,
-        SMALL_VALUE_BYTES,
-        (i) => readLarge(db, sql.largeArg, id, from + i, "value"),
-      )
-    : undefined;
-  const results = await unpack(
-    row?.result_lengths ?? null,
-    row?.result_bytes ?? null,
-    count,
-    SMALL_VALUE_BYTES,
-    (i) => readLarge(db, sql.largeResult, id, from + i, "result"),
-  );
-  return [args, results];
 }
 
 /** The error reports of request `id`, in task order, with their arguments. */

@@ -3,7 +3,7 @@ import type { Opened } from "./database.js";
 import { invalidInput } from "./errors.js";
 import { query } from "./kysely.js";
 import { checkIndices } from "./shapes.js";
-import { isBytes } from "./values.js";
+import { isBytes, offsetsOf } from "./values.js";
 
 /** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
 export function checkReports(reports: readonly StoreReport[]): void {
@@ -28,14 +28,9 @@ export interface ReportGroup {
   reports: readonly StoreReport[];
 }
 
-/** Reports to insert, as the columns of one statement (see statements.ts, writeReports). */
+/** The reports of one statement (see statements.ts, writeReports). */
 interface Columns {
-  requests: number[];
-  indices: number[];
-  /** The result's length, or -1 for an error. */
-  lengths: number[];
-  errors: (string | null)[];
-  results: Uint8Array[];
+  reports: { id: RequestId; report: StoreReport }[];
   bytes: number;
 }
 
@@ -44,14 +39,27 @@ const REPORTS_PER_WRITE = 10_000;
 /** ... and about this many bytes of results. */
 const BYTES_PER_WRITE = 32 * 1024 * 1024;
 
-const noColumns = (): Columns => ({
-  requests: [],
-  indices: [],
-  lengths: [],
-  errors: [],
-  results: [],
-  bytes: 0,
-});
+const noColumns = (): Columns => ({ reports: [], bytes: 0 });
+
+/**
+ * The parameters of writeReports: the reports sorted by key (two writers then take their keys'
+ * locks in the same order, and never wait on each other in a cycle), as columns, with the
+ * results laid end to end in one buffer.
+ */
+function statementParameters(reports: Columns["reports"]): unknown[] {
+  const sorted = [...reports].sort((a, b) => a.id - b.id || a.report.index - b.report.index);
+  const lengths = sorted.map(({ report }) =>
+    report.kind === "result" ? report.value.byteLength : -1,
+  );
+  return [
+    sorted.map(({ id }) => id),
+    sorted.map(({ report }) => report.index),
+    lengths,
+    sorted.map(({ report }) => (report.kind === "error" ? report.value : null)),
+    Buffer.concat(sorted.flatMap(({ report }) => (report.kind === "result" ? [report.value] : []))),
+    offsetsOf(lengths),
+  ];
+}
 
 /**
  * Writes the reports of several callers: each report is inserted unless its task has one (the
@@ -83,12 +91,11 @@ export async function writeReports(
   }
   const stored = new Set<string>();
   for (const columns of writes) {
-    if (columns.requests.length === 0) continue;
-    const { requests, indices, lengths, errors, results } = columns;
+    if (columns.reports.length === 0) continue;
     const rows = await query<{ request_id: number; idx: number }>(
       opened.db,
       opened.sql.writeReports,
-      [requests, indices, lengths, errors, Buffer.concat(results)],
+      statementParameters(columns.reports),
     );
     for (const row of rows) stored.add(`${row.request_id}:${row.idx}`);
   }
@@ -115,22 +122,13 @@ function addReport(
   const size = report.kind === "result" ? report.value.byteLength : 0;
   let columns = writes[writes.length - 1] as Columns;
   const full =
-    columns.requests.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
-  if (full && columns.requests.length > 0) {
+    columns.reports.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
+  if (full && columns.reports.length > 0) {
     columns = noColumns();
     writes.push(columns);
   }
-  columns.requests.push(id);
-  columns.indices.push(report.index);
-  if (report.kind === "result") {
-    columns.lengths.push(size);
-    columns.errors.push(null);
-    columns.results.push(report.value);
-    columns.bytes += size;
-  } else {
-    columns.lengths.push(-1);
-    columns.errors.push(report.value);
-  }
+  columns.reports.push({ id, report });
+  columns.bytes += size;
   return key;
 }
 

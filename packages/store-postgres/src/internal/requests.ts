@@ -13,7 +13,7 @@ import type { Db } from "./kysely.js";
 import { query } from "./kysely.js";
 import { isRequestId } from "./shapes.js";
 import type { Statements } from "./statements.js";
-import { isBytes } from "./values.js";
+import { isBytes, offsetsOf } from "./values.js";
 
 /** createRequest sends the arguments in statements of at most this many, ... */
 const ARGS_PER_INSERT = 10_000;
@@ -107,7 +107,14 @@ async function insertArgs(
   let index = 0;
   const flush = async () => {
     if (lengths.length === 0) return;
-    await query(db, sql.insertArgs, [id, index - lengths.length, bytes.subarray(0, used), lengths]);
+    const first = index - lengths.length;
+    await query(db, sql.insertArgs, [
+      id,
+      first,
+      bytes.subarray(0, used),
+      lengths,
+      offsetsOf(lengths),
+    ]);
     used = 0;
     lengths = [];
   };

@@ -26,7 +26,6 @@ export interface Statements {
   deleteReports: string;
   addCounts: string;
   packedResults: string;
-  packedResultsOnly: string;
   largeResult: string;
   errors: string;
 }
@@ -34,54 +33,51 @@ export interface Statements {
 /** Values up to this size are read packed into one buffer per slice; larger ones on their own. */
 export const SMALL_VALUE_BYTES = 1024;
 
-const small = (column: string) =>
-  `string_agg(CASE WHEN length(${column}) <= ${SMALL_VALUE_BYTES} THEN ${column} ELSE '\\x'::bytea END, '\\x'::bytea ORDER BY a.idx)`;
-const lengths = (column: string) =>
-  `string_agg(coalesce(length(${column}), -1)::text, ',' ORDER BY a.idx)`;
+/**
+ * A value in a packed read: its length as 4 bytes (big-endian), then its bytes; a larger value
+ * than SMALL_VALUE_BYTES is only the length -2, and is read on its own (see values.ts).
+ */
+const framed = (column: string) =>
+  `CASE WHEN length(${column}) <= ${SMALL_VALUE_BYTES} THEN int4send(length(${column})) || ${column} ELSE int4send(-2) END`;
 
 export function statements(schemaName: string): Statements {
   const s = `"${schemaName}"`;
-  const range = "a.request_id = $1 AND a.idx >= $2 AND a.idx < $3";
-  const joined = `${s}.args a LEFT JOIN ${s}.reports r ON r.request_id = a.request_id AND r.idx = a.idx`;
+  const range = "request_id = $1 AND idx >= $2 AND idx < $3";
   return {
     schema: s,
     requestShape: `SELECT tasks FROM ${s}.requests WHERE id = $1`,
     insertRequest: `INSERT INTO ${s}.requests (func, ns, tasks, token_hash, created_at, meta) VALUES ($1, $2, 0, $3, $4, $5) RETURNING id`,
     findByToken: `SELECT id FROM ${s}.requests WHERE token_hash = $1`,
     setTasks: `UPDATE ${s}.requests SET tasks = $1 WHERE id = $2`,
-    // One statement per batch: the values travel as one bytea and a list of lengths, and are cut
-    // apart on the server (a bytea[] parameter would travel as hex text, twice the bytes).
+    // One statement per batch: the values travel as one binary bytea with their lengths and
+    // offsets (1-based), and are cut apart on the server (a bytea[] parameter would travel as
+    // hex text, twice the bytes and far slower to parse).
     insertArgs: `INSERT INTO ${s}.args (request_id, idx, value)
-      SELECT $1, $2 + t.i - 1, substring($3::bytea FROM (t.o - t.len + 1)::int FOR t.len)
-      FROM (SELECT u.i, u.len, sum(u.len) OVER (ORDER BY u.i) AS o
-            FROM unnest($4::int[]) WITH ORDINALITY AS u(len, i)) t`,
+      SELECT $1, $2 + u.i - 1, substring($3::bytea FROM u.off FOR u.len)
+      FROM unnest($4::int[], $5::int[]) WITH ORDINALITY AS u(len, off, i)`,
     requestRow: `SELECT id, func, ns, tasks, token_hash, created_at::float8 AS created_at, meta FROM ${s}.requests WHERE id = $1`,
     requestCounts: `SELECT tasks, results, errors FROM ${s}.requests WHERE id = $1`,
     requestMetaForUpdate: `SELECT meta FROM ${s}.requests WHERE id = $1 FOR UPDATE`,
     setMeta: `UPDATE ${s}.requests SET meta = $1 WHERE id = $2`,
     listRequests: `SELECT id, created_at::float8 AS created_at, meta, tasks, results, errors FROM ${s}.requests ORDER BY id`,
     args: `SELECT value FROM ${s}.args WHERE request_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
-    packedArgs: `SELECT ${lengths("a.value")} AS lengths, ${small("a.value")} AS bytes FROM ${s}.args a WHERE ${range}`,
+    // Reads of many rows as one bytea of framed values, in order: one ordered aggregate per
+    // slice, and one buffer on the client instead of a Buffer per row.
+    packedArgs: `SELECT string_agg(${framed("value")}, '\\x'::bytea ORDER BY idx) AS args
+      FROM ${s}.args WHERE ${range}`,
     largeArg: `SELECT value FROM ${s}.args WHERE request_id = $1 AND idx = $2`,
     unreported: `SELECT coalesce(array_agg(i ORDER BY i), '{}') AS missing
       FROM generate_series($2::int, $3::int - 1) AS i
       WHERE NOT EXISTS (SELECT 1 FROM ${s}.reports r WHERE r.request_id = $1 AND r.idx = i)`,
-    // The reports of a flush in one statement: inserted in key order (so that two writers never
-    // wait on each other's keys in opposite orders), the first report of a task winning by the
-    // primary key, and the counts raised by what was inserted, atomically.
-    // The reports of a flush in one statement: their results travel as one bytea with a list of
-    // lengths (-1 for an error), as createRequest's arguments do; they are inserted in key order
-    // (so that two writers never wait on each other's keys in opposite orders), the first report
-    // of a task winning by the primary key, and the counts raised by what was inserted, at once.
-    writeReports: `WITH u AS (
-        SELECT r.request_id, r.idx, r.len, r.error, sum(greatest(r.len, 0)) OVER (ORDER BY r.ord) AS o
-        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[]) WITH ORDINALITY AS r(request_id, idx, len, error, ord)),
-      ins AS (
+    // The reports of a flush in one statement: their results travel as one bytea with lengths
+    // (-1 for an error) and offsets, as createRequest's arguments do, sorted by key on the client
+    // (so that two writers never wait on each other's keys in opposite orders); the first report
+    // of a task wins by the primary key, and the counts grow by what was inserted, at once.
+    writeReports: `WITH ins AS (
         INSERT INTO ${s}.reports (request_id, idx, result, error)
         SELECT u.request_id, u.idx,
-               CASE WHEN u.len >= 0 THEN substring($5::bytea FROM (u.o - u.len + 1)::int FOR u.len) END,
-               u.error
-        FROM u ORDER BY u.request_id, u.idx
+               CASE WHEN u.len >= 0 THEN substring($5::bytea FROM u.off FOR u.len) END, u.error
+        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $6::int[]) AS u(request_id, idx, len, error, off)
         ON CONFLICT DO NOTHING
         RETURNING request_id, idx, result IS NOT NULL AS is_result),
       added AS (
@@ -94,11 +90,9 @@ export function statements(schemaName: string): Statements {
       SELECT request_id, idx FROM ins`,
     deleteReports: `DELETE FROM ${s}.reports WHERE request_id = $1 AND idx = ANY($2::int[]) RETURNING result IS NOT NULL AS was_result`,
     addCounts: `UPDATE ${s}.requests SET results = results + $1, errors = errors + $2 WHERE id = $3`,
-    packedResults: `SELECT ${lengths("a.value")} AS arg_lengths, ${small("a.value")} AS arg_bytes,
-        ${lengths("r.result")} AS result_lengths, ${small("r.result")} AS result_bytes
-      FROM ${joined} WHERE ${range}`,
-    packedResultsOnly: `SELECT ${lengths("r.result")} AS result_lengths, ${small("r.result")} AS result_bytes
-      FROM ${joined} WHERE ${range}`,
+    // Results alone, each framed after its task's index (4 bytes): tasks without one are absent.
+    packedResults: `SELECT string_agg(int4send(idx) || ${framed("result")}, '\\x'::bytea ORDER BY idx) AS results
+      FROM ${s}.reports WHERE ${range} AND result IS NOT NULL`,
     largeResult: `SELECT result FROM ${s}.reports WHERE request_id = $1 AND idx = $2`,
     errors: `SELECT r.idx, a.value, r.error FROM ${s}.reports r
       JOIN ${s}.args a ON a.request_id = r.request_id AND a.idx = r.idx

@@ -3,43 +3,45 @@ export function isBytes(value: unknown): value is Uint8Array {
   return value instanceof Uint8Array;
 }
 
-/** A Buffer over the same memory (node-postgres sends Buffers as binary parameters). */
-export function asBuffer(value: Uint8Array): Buffer {
-  return Buffer.isBuffer(value)
-    ? value
-    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-}
+/** A frame's length that says: a value too large to be packed, read on its own. */
+const LARGE = -2;
 
 /**
- * The values of `count` rows from a packed read (see statements.ts): their lengths joined by
- * commas (-1: none), and the bytes of the small ones one after another. Each small value is a
- * view into `bytes`; a value too large to be packed is read by `large(i)`.
+ * The values of a packed read (see statements.ts): each a 4-byte big-endian length and its
+ * bytes, or the length -2 for a value read by `large(position)`. Each value is a view into
+ * `packed`. With `indexed`, each frame starts with its task's index (4 bytes), handed to `put`.
  */
-export async function unpack(
-  lengths: string | null,
-  bytes: Uint8Array | null,
-  count: number,
-  smallBytes: number,
-  large: (i: number) => Promise<Uint8Array>,
-): Promise<(Uint8Array | null)[]> {
-  const sizes = lengths ? lengths.split(",") : [];
-  if (sizes.length !== count) {
-    throw new Error(`a packed read returned ${sizes.length} lengths for ${count} rows`);
-  }
-  const slab = bytes ?? new Uint8Array(0);
-  const values: (Uint8Array | null)[] = new Array(count);
-  let offset = 0;
-  for (let i = 0; i < count; i++) {
-    const size = Number(sizes[i]);
-    if (size < 0) {
-      values[i] = null;
-    } else if (size > smallBytes) {
-      values[i] = await large(i);
+export function unframe(
+  packed: Uint8Array | null,
+  put: (position: number, value: Uint8Array | undefined, index: number) => void,
+  indexed: boolean,
+): void {
+  if (packed === null) return;
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  let at = 0;
+  for (let position = 0; at < packed.byteLength; position++) {
+    const index = indexed ? view.getInt32(at) : position;
+    if (indexed) at += 4;
+    const length = view.getInt32(at);
+    at += 4;
+    if (length === LARGE) {
+      put(position, undefined, index);
     } else {
-      values[i] = slab.subarray(offset, offset + size);
-      offset += size;
+      if (length < 0 || at + length > packed.byteLength)
+        throw new Error("a packed read is damaged");
+      put(position, packed.subarray(at, at + length), index);
+      at += length;
     }
   }
-  if (offset !== slab.byteLength) throw new Error("a packed read's lengths do not match its bytes");
-  return values;
+}
+
+/** Offsets (1-based, as SQL's substring counts) of values of these lengths laid end to end. */
+export function offsetsOf(lengths: readonly number[]): number[] {
+  const offsets = new Array<number>(lengths.length);
+  let next = 1;
+  for (let i = 0; i < lengths.length; i++) {
+    offsets[i] = next;
+    next += Math.max(0, lengths[i] as number);
+  }
+  return offsets;
 }
