@@ -59,8 +59,8 @@ Configuration (flags, then SHEEPDOG_* variables, then --config <file.json|file.t
 or sheepdog.config.json in this directory, then defaults):
 ${Object.entries(configFlags)
   .map(
-    ([flag, { option }]) =>
-      `  --${flag.padEnd(18)} ${option}${flag === "ge-opt" ? " (repeatable)" : ""}`,
+    ([flag, { option, kind }]) =>
+      `  --${flag.padEnd(18)} ${option}${kind === "list" ? " (repeatable)" : ""}`,
   )
   .join("\n")}
 

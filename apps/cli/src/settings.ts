@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import type { SheepdogConfig } from "@sheepdog/core";
 import { SheepdogError } from "@sheepdog/core";
 import type { ConfigResolution } from "@sheepdog/core/cli";
-import { resolveConfig } from "@sheepdog/core/cli";
+import { parseResourcesText, resolveConfig } from "@sheepdog/core/cli";
 
 /** The package name in this program's errors: `[sheepdog] [cli] ...`. */
 export const source = "cli";
@@ -12,6 +12,7 @@ export const source = "cli";
 /** The configuration flags, their option names and how to read them. */
 export const configFlags = {
   host: { option: "host", kind: "string" },
+  scheduler: { option: "scheduler", kind: "string" },
   "ssh-port": { option: "sshPort", kind: "number" },
   "ssh-user": { option: "sshUser", kind: "string" },
   "ssh-keyfile": { option: "sshKeyfile", kind: "string" },
@@ -23,6 +24,8 @@ export const configFlags = {
   localhost: { option: "localhost", kind: "string" },
   shell: { option: "shell", kind: "string" },
   "ge-opt": { option: "geOpts", kind: "list" },
+  "slurm-opt": { option: "slurmOpts", kind: "list" },
+  resources: { option: "resources", kind: "resources" },
   "pickle-protocol": { option: "pickleProtocol", kind: "number" },
   concurrency: { option: "concurrency", kind: "number" },
   "retry-window": { option: "retryWindowSeconds", kind: "number" },
@@ -49,7 +52,9 @@ export function configFromFlags(values: Record<string, unknown>): Partial<Sheepd
   for (const [flag, { option, kind }] of Object.entries(configFlags)) {
     const value = values[flag];
     if (value === undefined) continue;
-    if (kind === "number") {
+    if (kind === "resources") {
+      config[option] = parseResourcesText(`--${flag}`, String(value));
+    } else if (kind === "number") {
       const text = String(value);
       if (!/^\d+$/.test(text)) throw usageError(`--${flag} takes a whole number, not "${text}".`);
       config[option] = Number(text);

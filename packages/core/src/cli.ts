@@ -11,6 +11,12 @@ export type {
   RetryOn,
   SheepdogConfig,
 } from "./config.js";
-export { configKeys, resolveConfig, retryOnValues } from "./config.js";
+export {
+  configKeys,
+  parseResourcesText,
+  resolveConfig,
+  retryOnValues,
+  schedulerChoices,
+} from "./config.js";
 export type { ProgressStream } from "./internal/progress.js";
 export { progressPrinter } from "./internal/progress.js";

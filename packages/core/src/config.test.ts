@@ -6,11 +6,14 @@ describe("resolveConfig", () => {
     const { config, sources } = resolveConfig({ host: "fear" }, {});
     expect(config).toEqual({
       host: "fear",
+      scheduler: "auto",
       sshDir: ".sheepdog",
       dbfile: "./sheepdog.sqlite",
       port: 0,
       shell: "/usr/bin/python3",
-      geOpts: ["-wd $HOME/.sheepdog/", "-o $HOME/.sheepdog/", "-e $HOME/.sheepdog/"],
+      geOpts: [],
+      slurmOpts: [],
+      resources: {},
       pickleProtocol: 4,
       retryWindowSeconds: 600,
       retries: 0,
@@ -20,12 +23,35 @@ describe("resolveConfig", () => {
     expect(sources.dbfile).toBe("default");
   });
 
-  it("follows sshDir in the default geOpts", () => {
-    expect(resolveConfig({ host: "fear", sshDir: "jobs" }, {}).config.geOpts).toEqual([
-      "-wd $HOME/jobs/",
-      "-o $HOME/jobs/",
-      "-e $HOME/jobs/",
-    ]);
+  it("reads the scheduler, Slurm's options and resources, from options and the environment", () => {
+    const { config } = resolveConfig(
+      { host: "login", slurmOpts: ["--qos=high"] },
+      { SHEEPDOG_SCHEDULER: "slurm", SHEEPDOG_RESOURCES: "memory=4G, time=1:00:00,cpus=2" },
+    );
+    expect(config).toMatchObject({
+      scheduler: "slurm",
+      slurmOpts: ["--qos=high"],
+      resources: { memory: "4G", time: "1:00:00", cpus: 2 },
+    });
+    expect(
+      resolveConfig({ host: "login" }, { SHEEPDOG_RESOURCES: '{"memory":"1G","queue":"short"}' })
+        .config.resources,
+    ).toEqual({ memory: "1G", queue: "short" });
+  });
+
+  it("names the field and the fix for a bad scheduler or resources", () => {
+    expect(() => resolveConfig({ host: "login", scheduler: "pbs" as "slurm" })).toThrow(
+      /"scheduler" must be "auto", "gridengine", "slurm", not "pbs"/,
+    );
+    expect(() => resolveConfig({ host: "login", resources: { memory: "lots" } })).toThrow(
+      /resources\.memory must be a size such as "512M"/,
+    );
+    expect(() => resolveConfig({ host: "login" }, { SHEEPDOG_RESOURCES: "memory" })).toThrow(
+      /SHEEPDOG_RESOURCES must be name=value pairs/,
+    );
+    expect(() => resolveConfig({ host: "login" }, { SHEEPDOG_RESOURCES: "mem=4G" })).toThrow(
+      /SHEEPDOG_RESOURCES has no field "mem"/,
+    );
   });
 
   it("takes SHEEPDOG_* variables below explicit options", () => {

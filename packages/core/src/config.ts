@@ -1,5 +1,5 @@
-import type { SshSettings } from "@sheepdog/contracts";
-import { didYouMean, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
+import type { Resources, SshSettings } from "@sheepdog/contracts";
+import { didYouMean, parseResources, SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
 import { source } from "./internal/source.js";
 
 /**
@@ -13,10 +13,15 @@ import { source } from "./internal/source.js";
  */
 export interface SheepdogConfig extends SshSettings {
   /**
-   * The cluster's head node, reached over SSH, where `qsub` runs. `"local"` runs the tasks as
-   * local processes instead (no cluster needed). Env: `SHEEPDOG_HOST`.
+   * The cluster's head node, reached over SSH, where `sbatch` or `qsub` runs. `"local"` runs
+   * the tasks as local processes instead (no cluster needed). Env: `SHEEPDOG_HOST`.
    */
   host: string;
+  /**
+   * The head node's scheduler: `"auto"` asks it once per connection which of `sbatch` and
+   * `qsub` it has. Env: `SHEEPDOG_SCHEDULER`. @default "auto"
+   */
+  scheduler?: SchedulerChoice;
   /** Where job scripts go on the head node, relative to the remote home. Env: `SHEEPDOG_SSH_DIR`. @default ".sheepdog" */
   sshDir?: string;
   /** The SQLite file that keeps requests and results. Env: `SHEEPDOG_DBFILE`. @default "./sheepdog.sqlite" */
@@ -31,11 +36,25 @@ export interface SheepdogConfig extends SshSettings {
   /** The Python interpreter that runs the tasks (`-S`, the shebang). Env: `SHEEPDOG_SHELL`. @default "/usr/bin/python3" */
   shell?: string;
   /**
-   * GridEngine options, one option and its value per string: `["-l h_rt=1:0:0", "-q all.q"]`.
-   * `-S <shell>` and `-t 1-N` are always added. `-l mem_grab=2G` makes each task limit its own
-   * memory (setrlimit). @default ["-wd $HOME/<sshDir>/", "-o $HOME/<sshDir>/", "-e $HOME/<sshDir>/"]
+   * GridEngine options (the original's `ge_opts`), one option and its value per string:
+   * `["-l h_rt=1:0:0", "-q all.q"]`. `-S <shell>`, `-t 1-N`, and `-wd`, `-o`, `-e` in
+   * `sshDir` unless given, are always added. `-l mem_grab=2G` makes each task limit its own
+   * memory (setrlimit). An error on a Slurm cluster. Env: `SHEEPDOG_GE_OPTS` (JSON). @default []
    */
   geOpts?: string[];
+  /**
+   * Slurm options (sbatch's), one option and its value per string: `["--time=1:00:00",
+   * "--partition=short"]`. `--mem=2G` makes each task limit its own memory (setrlimit). An
+   * error on a GridEngine cluster. Env: `SHEEPDOG_SLURM_OPTS` (JSON). @default []
+   */
+  slurmOpts?: string[];
+  /**
+   * What each call needs, in no scheduler's dialect, translated by the cluster's scheduler:
+   * `{ memory: "4G", time: "1:00:00", cpus: 2, queue: "short" }`. Time is per call (a task
+   * of `chunkSize` calls asks for that many times as much); memory is also each task's
+   * setrlimit. Env: `SHEEPDOG_RESOURCES` (`memory=4G,time=1:00:00` or JSON).
+   */
+  resources?: Resources;
   /** The pickle protocol for arguments and results (2 to 5). Env: `SHEEPDOG_PICKLE_PROTOCOL`. @default 4 */
   pickleProtocol?: number;
   /** How many tasks run at once with `host: "local"`. Env: `SHEEPDOG_CONCURRENCY`. @default the number of CPUs */
@@ -66,6 +85,15 @@ export interface SheepdogConfig extends SshSettings {
   retryOn?: RetryOn;
 }
 
+/** The values of {@link SheepdogConfig.scheduler}. */
+export const schedulerChoices = ["auto", "gridengine", "slurm"] as const;
+
+/** One of {@link schedulerChoices}. */
+export type SchedulerChoice = (typeof schedulerChoices)[number];
+
+/** The settings that hold one scheduler's own options. */
+export const schedulerOptionSettings = ["geOpts", "slurmOpts"] as const;
+
 /** The failures `retries` applies to; see {@link SheepdogConfig.retryOn}. */
 export const retryOnValues = ["died", "any"] as const;
 
@@ -75,12 +103,15 @@ export type RetryOn = (typeof retryOnValues)[number];
 /** Every setting resolved, with defaults applied. */
 export interface ResolvedConfig extends SshSettings {
   host: string;
+  scheduler: SchedulerChoice;
   sshDir: string;
   dbfile: string;
   port: number;
   localhost?: string;
   shell: string;
   geOpts: string[];
+  slurmOpts: string[];
+  resources: Resources;
   pickleProtocol: 2 | 3 | 4 | 5;
   concurrency?: number;
   retryWindowSeconds: number;
@@ -89,10 +120,20 @@ export interface ResolvedConfig extends SshSettings {
   retryOn: RetryOn;
 }
 
-type Kind = "string" | "port" | "count" | "whole" | "strings" | "protocol" | "retryOn";
+type Kind =
+  | "string"
+  | "port"
+  | "count"
+  | "whole"
+  | "strings"
+  | "protocol"
+  | "retryOn"
+  | "scheduler"
+  | "resources";
 
 const settings = {
   host: { kind: "string", env: "SHEEPDOG_HOST", original: "host" },
+  scheduler: { kind: "scheduler", env: "SHEEPDOG_SCHEDULER", original: "scheduler" },
   sshPort: { kind: "port", env: "SHEEPDOG_SSH_PORT", original: "ssh_port" },
   sshUser: { kind: "string", env: "SHEEPDOG_SSH_USER", original: "ssh_user" },
   sshKeyfile: { kind: "string", env: "SHEEPDOG_SSH_KEYFILE", original: "ssh_keyfile" },
@@ -104,6 +145,8 @@ const settings = {
   localhost: { kind: "string", env: "SHEEPDOG_LOCALHOST", original: "localhost" },
   shell: { kind: "string", env: "SHEEPDOG_SHELL", original: "shell" },
   geOpts: { kind: "strings", env: "SHEEPDOG_GE_OPTS", original: "ge_opts" },
+  slurmOpts: { kind: "strings", env: "SHEEPDOG_SLURM_OPTS", original: "slurm_opts" },
+  resources: { kind: "resources", env: "SHEEPDOG_RESOURCES", original: "resources" },
   pickleProtocol: {
     kind: "protocol",
     env: "SHEEPDOG_PICKLE_PROTOCOL",
@@ -144,7 +187,10 @@ function parseEnv(name: string, kind: Kind, raw: string): unknown {
   switch (kind) {
     case "string":
     case "retryOn":
+    case "scheduler":
       return raw;
+    case "resources":
+      return parseResourcesText(name, raw);
     case "strings":
       try {
         return JSON.parse(raw);
@@ -196,6 +242,16 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
         );
       }
       return value;
+    case "scheduler":
+      if (!(schedulerChoices as readonly unknown[]).includes(value)) {
+        throw invalid(
+          `${where} must be ${schedulerChoices.map((v) => JSON.stringify(v)).join(", ")}, not ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : describe(value)}.`,
+        );
+      }
+      return value;
+    case "resources":
+      parseResources(value, where.replace(/^"(.*)"$/, "$1"));
+      return { ...(value as Resources) };
     case "protocol":
       if (value !== 2 && value !== 3 && value !== 4 && value !== 5) {
         throw invalid(`${where} must be a pickle protocol from 2 to 5, not ${describe(value)}.`);
@@ -224,6 +280,32 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
  */
 export function checkOptionList(where: string, value: unknown): string[] {
   return check(where, "strings", value, "option") as string[];
+}
+
+/** `memory=4G,time=1:00:00` (or a JSON object), as `SHEEPDOG_RESOURCES` and `--resources` take it. */
+export function parseResourcesText(name: string, raw: string): unknown {
+  const text = raw.trim();
+  if (text.startsWith("{")) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw invalid(
+        `${name} is not valid JSON; write it as memory=4G,time=1:00:00 or as a JSON object.`,
+      );
+    }
+  }
+  const resources: Record<string, unknown> = {};
+  for (const pair of text.split(",")) {
+    const match = /^\s*(\w+)\s*=\s*(.+?)\s*$/.exec(pair);
+    if (!match?.[1] || match[2] === undefined) {
+      throw invalid(
+        `${name} must be name=value pairs separated by commas, like memory=4G,time=1:00:00, not ${JSON.stringify(raw.slice(0, 60))}.`,
+      );
+    }
+    resources[match[1]] =
+      match[1] === "cpus" && /^\d+$/.test(match[2]) ? Number(match[2]) : match[2];
+  }
+  return resources;
 }
 
 function describe(value: unknown): string {
@@ -298,15 +380,14 @@ export function resolveConfig(
   const sshDir = (values.sshDir as string | undefined) ?? ".sheepdog";
   const resolved: ResolvedConfig = {
     host: (values.host as string | undefined) ?? "",
+    scheduler: (values.scheduler as SchedulerChoice | undefined) ?? "auto",
     sshDir,
     dbfile: (values.dbfile as string | undefined) ?? "./sheepdog.sqlite",
     port: (values.port as number | undefined) ?? 0,
     shell: (values.shell as string | undefined) ?? "/usr/bin/python3",
-    geOpts: (values.geOpts as string[] | undefined) ?? [
-      `-wd $HOME/${sshDir}/`,
-      `-o $HOME/${sshDir}/`,
-      `-e $HOME/${sshDir}/`,
-    ],
+    geOpts: (values.geOpts as string[] | undefined) ?? [],
+    slurmOpts: (values.slurmOpts as string[] | undefined) ?? [],
+    resources: (values.resources as Resources | undefined) ?? {},
     pickleProtocol: (values.pickleProtocol as 2 | 3 | 4 | 5 | undefined) ?? 4,
     retryWindowSeconds: (values.retryWindowSeconds as number | undefined) ?? 600,
     retries: (values.retries as number | undefined) ?? 0,
@@ -320,7 +401,13 @@ export function resolveConfig(
 }
 
 /** The settings that say how to reach a cluster and where results are kept. */
-export const connectionKeys = ["host", ...sshSettingKeys, "concurrency", "dbfile"] as const;
+export const connectionKeys = [
+  "host",
+  "scheduler",
+  ...sshSettingKeys,
+  "concurrency",
+  "dbfile",
+] as const;
 
 /** One of {@link connectionKeys}. */
 export type ConnectionKey = (typeof connectionKeys)[number];

@@ -128,6 +128,42 @@ def f(mib):
     expect(seen).toEqual([[2, [`--mem=${150 * 1024 ** 2}`]]]);
   });
 
+  it("tells retryWith why each argument failed, and stops when it returns false", async () => {
+    const marker = join(dir, "kinds");
+    const f = counting(`
+    if x == 1:
+        os.kill(os.getpid(), 9)
+    if x == 2:
+        raise MemoryError()
+    return x
+`);
+    const told: unknown[] = [];
+    const { results } = await mapWithProgress(
+      f,
+      [0, 1, 2].map((x) => [x, marker]),
+      { ...config, retries: 3, chunkSize: 1 },
+      {
+        retryWith: (attempt, _previous, failures) => {
+          told.push({ attempt, ...failures });
+          return attempt < 3 ? undefined : false;
+        },
+      },
+    );
+    expect(results).toEqual([0, null, null]);
+    const firstTold = {
+      failed: [
+        { index: 1, kind: "signal" },
+        { index: 2, kind: "out-of-memory" },
+      ],
+    };
+    expect(told).toEqual([
+      { attempt: 2, ...firstTold, kinds: { signal: 1, "out-of-memory": 1 } },
+      { attempt: 3, ...firstTold, kinds: { signal: 1, "out-of-memory": 1 } },
+    ]);
+    // Attempt 3 was refused: each argument ran twice, not four times.
+    expect([0, 1, 2].map((x) => callsOf(marker, x))).toEqual([1, 2, 2]);
+  });
+
   it("leaves exceptions the function raised alone unless retryOn is any", async () => {
     const marker = join(dir, "raised");
     const f = counting(`

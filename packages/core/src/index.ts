@@ -1,10 +1,12 @@
 export type {
   Cluster,
+  DeathKind,
   JobRef,
   Remote,
   RequestCounts,
   RequestId,
   RequestSummary,
+  Resources,
   Scheduler,
   Store,
   TaskEnd,
@@ -14,7 +16,7 @@ export { SheepdogError } from "@sheepdog/contracts";
 export type { PyFunction } from "@sheepdog/serialise";
 export { py, pyFile, tuple } from "@sheepdog/serialise";
 export type { SheepdogServer } from "@sheepdog/server";
-export type { RetryOn, RunSettings, SheepdogConfig } from "./config.js";
+export type { RetryOn, RunSettings, SchedulerChoice, SheepdogConfig } from "./config.js";
 export type { RequestConfig, ServeOptions, ShutdownOptions } from "./default-instance.js";
 export {
   cancelRequest,
@@ -39,7 +41,9 @@ export type {
 } from "./sheepdog.js";
 export { createSheepdog } from "./sheepdog.js";
 export type {
+  AttemptFailures,
   AttemptOptions,
+  FailureKind,
   GetResultsOptions,
   MapAsyncOptions,
   MapOptions,
@@ -47,5 +51,6 @@ export type {
   MapSettled,
   RecoverOutcome,
   RequestStatus,
+  RetryChange,
   Settled,
 } from "./types.js";

@@ -108,6 +108,47 @@ def f(mib):
     await limited.close();
   });
 
+  it("refuses another scheduler's options, naming both settings, before anything is submitted", async () => {
+    const wrong = createSheepdog({
+      store,
+      cluster: { scheduler, remote: localRemote() },
+      slurmOpts: ["--time=10"],
+    });
+    const requests = (await store.listRequests()).length;
+    const error = await wrong.map(double, [[1]]).catch((e: unknown) => e);
+    expect(SheepdogError.isInstance(error) && error.code).toBe("CONFIG_INVALID");
+    expect((error as Error).message).toContain("slurmOpts is set");
+    expect((error as Error).message).toContain(
+      "the cluster's scheduler is test-processes, which takes its options in geOpts",
+    );
+    expect((await store.listRequests()).length).toBe(requests);
+    await wrong.close();
+  });
+
+  it("gives the scheduler resources per task (time scaled by the calls of a task), and the memory as each task's limit", async () => {
+    const sized = createSheepdog({
+      store,
+      cluster: { scheduler, remote: localRemote() },
+      chunkSize: 3,
+      resources: { memory: "300M", time: "1:00", queue: "short" },
+    });
+    const grab = py`
+def f(mib):
+    try:
+        bytearray(mib * 1024 * 1024)
+        return "fits"
+    except MemoryError:
+        return "MemoryError"
+`;
+    expect(await sized.map(grab, [[1], [1], [1000]])).toEqual(["fits", "fits", "MemoryError"]);
+    expect(scheduler.log.submitted.at(-1)?.resources).toEqual({
+      memoryBytes: 300 * 1024 ** 2,
+      timeSeconds: 180,
+      queue: "short",
+    });
+    await sized.close();
+  });
+
   it("tells None from failure: mapSettled and throwOnError", async () => {
     const f = py`
 def f(x):

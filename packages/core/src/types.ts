@@ -1,4 +1,11 @@
-import type { JobRef, RequestCounts, RequestId, TaskState } from "@sheepdog/contracts";
+import type {
+  DeathKind,
+  JobRef,
+  RequestCounts,
+  RequestId,
+  Resources,
+  TaskState,
+} from "@sheepdog/contracts";
 
 /** How far a map has come. */
 export interface MapProgress {
@@ -28,8 +35,28 @@ export interface MapAsyncOptions {
 
 /** What an attempt of a map runs with; see {@link MapOptions.retryWith}. */
 export interface AttemptOptions {
-  /** The scheduler options of the attempt (the configuration's `geOpts` at first). */
+  /** GridEngine's options of the attempt (the configuration's `geOpts` at first). */
   geOpts: string[];
+  /** Slurm's options of the attempt (the configuration's `slurmOpts` at first). */
+  slurmOpts: string[];
+  /** What each call needs (the configuration's `resources` at first). */
+  resources: Resources;
+}
+
+/**
+ * Why an argument failed, in the same words on every scheduler: how its task died
+ * ({@link DeathKind}: `out-of-memory`, `time-limit`, `node-failure`, `cancelled`, `preempted`,
+ * `signal`, `exit`, `never-started`), or `exception` when the function raised one (Python's
+ * `MemoryError` counts as `out-of-memory`).
+ */
+export type FailureKind = DeathKind | "exception";
+
+/** The arguments an attempt failed, as `retryWith` is told about them. */
+export interface AttemptFailures {
+  /** Each failed argument's index and why it failed. */
+  failed: { index: number; kind: FailureKind }[];
+  /** How many failed arguments of each kind. */
+  kinds: Partial<Record<FailureKind, number>>;
 }
 
 /** Options of `map` and `mapSettled`. */
@@ -52,21 +79,33 @@ export interface MapOptions extends MapAsyncOptions {
   throwOnError?: boolean;
   /**
    * With `retries` (configuration): what each retry runs with. Called before attempt `attempt`
-   * (2 for the first retry) with what the previous attempt ran with; returns what to change,
-   * or nothing to keep it. The options returned are checked as `geOpts` in the configuration.
+   * (2 for the first retry) with what the previous attempt ran with and why its arguments
+   * failed (`failures.kinds`: `{ "out-of-memory": 3, "time-limit": 1 }`); returns what to
+   * change, nothing to keep it, or `false` to stop retrying. What it returns is checked as
+   * the configuration is.
    *
-   * @example More memory each time:
+   * @example More memory after an out-of-memory death, more time after a timeout:
    * ```ts
-   * await map(f, args, { host: "fear", retries: 2, geOpts: ["-l h_vmem=2G"] }, {
-   *   retryWith: (attempt) => ({ geOpts: [`-l h_vmem=${attempt * 2}G`] }),
+   * await map(f, args, { host: "login", retries: 2, resources: { memory: "2G", time: "10:00" } }, {
+   *   retryWith: (attempt, previous, { kinds }) => ({
+   *     resources: {
+   *       ...previous.resources,
+   *       ...(kinds["out-of-memory"] && { memory: `${attempt * 2}G` }),
+   *       ...(kinds["time-limit"] && { time: `${attempt * 10}:00` }),
+   *     },
+   *   }),
    * });
    * ```
    */
   retryWith?: (
     attempt: number,
     previous: AttemptOptions,
-  ) => Partial<AttemptOptions> | undefined | Promise<Partial<AttemptOptions> | undefined>;
+    failures: AttemptFailures,
+  ) => RetryChange | Promise<RetryChange>;
 }
+
+/** What `retryWith` returns: what to change, nothing to keep it, or `false` to stop retrying. */
+export type RetryChange = Partial<AttemptOptions> | undefined | false;
 
 /** One task's outcome: its value, or the reason it failed (a traceback, or how it died). */
 export type Settled<R> = { ok: true; value: R } | { ok: false; error: string };

@@ -1,19 +1,24 @@
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import type { JobRef, Scheduler, TaskState } from "@sheepdog/contracts";
+import type { JobRef, Scheduler, TaskResources, TaskState } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 
 /** What a {@link processScheduler} was asked, for tests to check. */
 export interface ProcessSchedulerLog {
   checkedOptions: string[][];
-  submitted: { name: string; tasks: number; options: readonly string[] }[];
+  submitted: {
+    name: string;
+    tasks: number;
+    options: readonly string[];
+    resources: TaskResources | undefined;
+  }[];
   memoryLimits: (number | undefined)[];
 }
 
 /**
  * A scheduler small enough to write in a test: each array task is a python3 process fed the
- * program on stdin. It refuses the option "--refused" and asks each task to limit its memory
- * when given "--mem=<bytes>".
+ * program on stdin. It takes its options from `geOpts`, refuses the option "--refused" and
+ * asks each task to limit its memory when given "--mem=<bytes>".
  */
 export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
   const jobs = new Map<string, { states: Map<number, TaskState>; children: ChildProcess[] }>();
@@ -21,6 +26,7 @@ export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
   let next = 0;
   return {
     name: "test-processes",
+    optionsSetting: "geOpts",
     statusIntervalMs: 100,
     log,
     checkOptions(options) {
@@ -36,7 +42,12 @@ export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
       return bytes;
     },
     async submit(spec) {
-      log.submitted.push({ name: spec.name, tasks: spec.tasks, options: spec.options });
+      log.submitted.push({
+        name: spec.name,
+        tasks: spec.tasks,
+        options: spec.options,
+        resources: spec.resources,
+      });
       const id = String(++next);
       const states = new Map<number, TaskState>();
       const children: ChildProcess[] = [];
@@ -50,6 +61,7 @@ export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
         child.on("exit", (code, signal) => {
           states.set(task, {
             state: "finished",
+            kind: signal ? "signal" : "exit",
             exitCode: code,
             signal: signal === null ? null : 9,
             reason: signal ? `killed by ${signal}` : `exited with ${code}`,

@@ -1,11 +1,25 @@
-import type { RequestId, Store, TaskLayout } from "@sheepdog/contracts";
-import { retryChunks, SheepdogError, taskCount } from "@sheepdog/contracts";
-import { checkOptionList } from "../config.js";
-import type { MapOptions, MapProgress, Settled } from "../types.js";
+import type { DeathKind, RequestId, Store, TaskError, TaskLayout } from "@sheepdog/contracts";
+import { parseResources, retryChunks, SheepdogError, taskCount } from "@sheepdog/contracts";
+import { checkOptionList, schedulerOptionSettings } from "../config.js";
+import type {
+  AttemptFailures,
+  AttemptOptions,
+  FailureKind,
+  MapOptions,
+  MapProgress,
+  Settled,
+} from "../types.js";
 import { progressPrinter } from "./progress.js";
 import { collectResults } from "./result-check.js";
+import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
-import { abortError, autoChunkSize, submitJob } from "./submit.js";
+import {
+  abortError,
+  attemptOptionsOf,
+  autoChunkSize,
+  checkAttemptOptions,
+  submitJob,
+} from "./submit.js";
 import { removeTokenFile } from "./token-file.js";
 import { waitForRequest } from "./wait.js";
 
@@ -14,7 +28,7 @@ interface AttemptState {
   attempt: number;
   taskOffset: number;
   layout: TaskLayout;
-  geOpts: string[];
+  options: AttemptOptions;
   /** The errors of the earlier attempts of each argument that was run again. */
   history: Map<number, string[]>;
 }
@@ -35,14 +49,14 @@ export async function waitAndRetry(
     attempt: 1,
     taskOffset: 0,
     layout: { tasks: submitted.tasks, chunkSize: submitted.chunkSize, retryTasks: [] },
-    geOpts: settings.geOpts,
+    options: attemptOptionsOf(settings),
     history: new Map(),
   };
   let final: MapProgress;
   let jobLeftRunning = false;
   try {
     for (;;) {
-      const died = new Set<number>();
+      const died = new Map<number, DeathKind>();
       final = await waitForAttempt(submitted, state, signal, died, (progress) => {
         printer?.update(progress);
         options.onProgress?.(progress);
@@ -75,7 +89,7 @@ function waitForAttempt(
   submitted: Submitted,
   state: AttemptState,
   signal: AbortSignal,
-  died: Set<number>,
+  died: Map<number, DeathKind>,
   onProgress: (progress: MapProgress) => void,
 ): Promise<MapProgress> {
   const { context, request, job, lease, server } = submitted;
@@ -92,8 +106,8 @@ function waitForAttempt(
       server.onReport((event) => {
         if (event.request === request) wake();
       }),
-    onDied: (indices) => {
-      for (const index of indices) died.add(index);
+    onDied: (indices, kind) => {
+      for (const index of indices) died.set(index, kind);
     },
     onProgress,
   });
@@ -101,13 +115,13 @@ function waitForAttempt(
 
 /**
  * Submits the next attempt for the arguments whose failure `retryOn` covers; resolves false
- * when there are none.
+ * when there are none, or when `retryWith` says to stop.
  */
 async function retryFailed(
   submitted: Submitted,
   state: AttemptState,
   options: MapOptions,
-  died: Set<number>,
+  died: Map<number, DeathKind>,
   signal: AbortSignal,
 ): Promise<boolean> {
   const { context, request, settings, lease } = submitted;
@@ -116,12 +130,15 @@ async function retryFailed(
     (row) => settings.retryOn === "any" || died.has(row.index) || isMemoryError(row.error),
   );
   if (failed.length === 0 || !lease || !store.resetTasks) return false;
+  const changed = await options.retryWith?.(
+    state.attempt + 1,
+    structuredClone(state.options),
+    failuresOf(failed, died),
+  );
+  if (changed === false) return false;
   state.attempt += 1;
-  const changed = await options.retryWith?.(state.attempt, { geOpts: [...state.geOpts] });
-  if (changed?.geOpts !== undefined) {
-    state.geOpts = checkOptionList("geOpts returned by retryWith", changed.geOpts);
-    lease.cluster.scheduler.checkOptions?.(state.geOpts);
-  }
+  if (changed) state.options = changedOptions(state.options, changed);
+  checkAttemptOptions(lease.cluster.scheduler, state.options);
   const indices = failed.map((row) => row.index);
   for (const row of failed) {
     const errors = state.history.get(row.index) ?? [];
@@ -129,7 +146,8 @@ async function retryFailed(
     state.history.set(row.index, errors);
   }
   const slots = await lease.cluster.scheduler.slots?.().catch(() => undefined);
-  const chunks = retryChunks(indices, settings.chunkSize ?? autoChunkSize(indices.length, slots));
+  const chunkSize = settings.chunkSize ?? autoChunkSize(indices.length, slots);
+  const chunks = retryChunks(indices, chunkSize);
   state.taskOffset = taskCount(state.layout);
   state.layout = { ...state.layout, retryTasks: [...state.layout.retryTasks, ...chunks] };
   // The server serves the new tasks from the meta, so it is written before the job runs.
@@ -139,7 +157,8 @@ async function retryFailed(
   submitted.job = await submitJob(submitted, {
     name: `${submitted.name}_r${state.attempt}`,
     tasks: chunks.length,
-    geOpts: state.geOpts,
+    callsPerTask: Math.min(chunkSize, indices.length),
+    options: state.options,
     taskOffset: state.taskOffset,
   });
   const jobs = jobsOf((await store.getRequest(request)).meta);
@@ -150,6 +169,43 @@ async function retryFailed(
     attempt: state.attempt,
   });
   return true;
+}
+
+/** Why each argument about to be run again failed, for `retryWith`. */
+function failuresOf(failed: TaskError[], died: Map<number, DeathKind>): AttemptFailures {
+  const failures: AttemptFailures = { failed: [], kinds: {} };
+  for (const row of failed) {
+    const kind: FailureKind =
+      died.get(row.index) ?? (isMemoryError(row.error) ? "out-of-memory" : "exception");
+    failures.failed.push({ index: row.index, kind });
+    failures.kinds[kind] = (failures.kinds[kind] ?? 0) + 1;
+  }
+  return failures;
+}
+
+/** The options of the next attempt: `previous` with what `retryWith` returned, checked. */
+function changedOptions(
+  previous: AttemptOptions,
+  changed: Partial<AttemptOptions>,
+): AttemptOptions {
+  if (typeof changed !== "object" || changed === null) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `retryWith must return an object such as { resources: { memory: "8G" } }, nothing, or false, not ${JSON.stringify(changed)}.`,
+    );
+  }
+  const next = { ...previous };
+  for (const setting of schedulerOptionSettings) {
+    if (changed[setting] !== undefined) {
+      next[setting] = checkOptionList(`${setting} returned by retryWith`, changed[setting]);
+    }
+  }
+  if (changed.resources !== undefined) {
+    parseResources(changed.resources, "resources returned by retryWith");
+    next.resources = { ...changed.resources };
+  }
+  return next;
 }
 
 /** The jobs of every attempt of a request, first to last (as its meta lists them). */

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
-import type { FunctionSource, JobRef, RequestId } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import type { FunctionSource, JobRef, RequestId, Scheduler } from "@sheepdog/contracts";
+import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
 import { asTuple, encode, functionSource, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import { workerProgram } from "@sheepdog/worker-py";
 import type { ResolvedRunSettings } from "../config.js";
+import { schedulerOptionSettings } from "../config.js";
+import type { AttemptOptions } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
 import { source } from "./source.js";
@@ -82,7 +84,7 @@ export async function submit(
   const lease = list.length > 0 ? await context.openCluster() : undefined;
   let server: SheepdogServer | undefined;
   try {
-    lease?.cluster.scheduler.checkOptions?.(settings.geOpts);
+    if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     const chunkSize = settings.chunkSize ?? (await chunkSizeFor(list.length, lease));
     const funcBytes = new TextEncoder().encode(JSON.stringify(func));
     const sizes: RequestSizes = {
@@ -125,7 +127,8 @@ export async function submit(
     submitted.job = await submitJob(submitted, {
       name: submitted.name,
       tasks: Math.ceil(list.length / chunkSize),
-      geOpts: settings.geOpts,
+      callsPerTask: chunkSize,
+      options: attemptOptionsOf(settings),
       taskOffset: 0,
     });
     await context.store.updateMeta(request, {
@@ -145,8 +148,45 @@ export async function submit(
 export interface Attempt {
   name: string;
   tasks: number;
-  geOpts: string[];
+  /** The most calls one of its tasks runs, which its time limit is scaled by. */
+  callsPerTask: number;
+  options: AttemptOptions;
   taskOffset: number;
+}
+
+/** What the configuration asks the first attempt to run with. */
+export function attemptOptionsOf(settings: ResolvedRunSettings): AttemptOptions {
+  return {
+    geOpts: [...settings.geOpts],
+    slurmOpts: [...settings.slurmOpts],
+    resources: { ...settings.resources },
+  };
+}
+
+/**
+ * The options of `scheduler`'s own setting (`optionsSetting`); options given under another
+ * scheduler's setting are an error that names both. A scheduler without such a setting (the
+ * local one) takes none.
+ */
+export function schedulerOptions(scheduler: Scheduler, options: AttemptOptions): string[] {
+  const own = scheduler.optionsSetting;
+  if (own === undefined) return [];
+  for (const setting of schedulerOptionSettings) {
+    if (setting !== own && options[setting].length > 0) {
+      throw new SheepdogError(
+        "CONFIG_INVALID",
+        source,
+        `${setting} is set (${JSON.stringify(options[setting]).slice(0, 80)}), but the cluster's scheduler is ${scheduler.name}, which takes its options in ${own}. Move them to ${own}, in ${scheduler.name}'s words, or use resources: { memory, time, cpus, queue } which every scheduler reads.`,
+      );
+    }
+  }
+  return Object.hasOwn(options, own) ? (options[own as keyof AttemptOptions] as string[]) : [];
+}
+
+/** Checks an attempt's options and resources as the scheduler would, before any submission. */
+export function checkAttemptOptions(scheduler: Scheduler, options: AttemptOptions): void {
+  scheduler.checkOptions?.(schedulerOptions(scheduler, options));
+  parseResources(options.resources);
 }
 
 /**
@@ -158,7 +198,9 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
   const { settings, lease } = submitted;
   if (!lease) throw new SheepdogError("INTERNAL", source, "A job needs a cluster.");
   const { scheduler, remote } = lease.cluster;
-  const memoryLimitBytes = scheduler.memoryLimitBytes?.(attempt.geOpts);
+  const options = schedulerOptions(scheduler, attempt.options);
+  const perCall = parseResources(attempt.options.resources);
+  const memoryLimitBytes = scheduler.memoryLimitBytes?.(options) ?? perCall.memoryBytes;
   submitted.tokenFile ??= await writeTokenFile(
     remote,
     settings.sshDir,
@@ -180,8 +222,9 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     tasks: attempt.tasks,
     program,
     shell: settings.shell,
-    options: attempt.geOpts,
+    options,
     directory: settings.sshDir,
+    resources: resourcesForTask(perCall, attempt.callsPerTask),
   });
 }
 

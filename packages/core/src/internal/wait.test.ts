@@ -54,6 +54,7 @@ const result = new Uint8Array([0x80, 4, 0x4b, 1, 0x2e]);
 const timing = {
   countIntervalMs: 5,
   statusIntervalMs: 5,
+  maxStatusIntervalMs: 5,
   reportGraceMs: 30,
   unknownGraceMs: 60,
 };
@@ -61,7 +62,13 @@ const timing = {
 describe("waitForRequest", () => {
   it("counts a task that reports twice (a -r y re-run) once, and cancels the re-run left over", async () => {
     const { store, id } = await newRequest(2);
-    const finished: TaskState = { state: "finished", exitCode: 0, signal: null, reason: "exited" };
+    const finished: TaskState = {
+      state: "finished",
+      kind: "exit",
+      exitCode: 0,
+      signal: null,
+      reason: "exited",
+    };
     const { scheduler, cancels } = scripted(
       [
         { 1: { state: "running" }, 2: { state: "running" } },
@@ -97,6 +104,7 @@ describe("waitForRequest", () => {
     const { store, id } = await newRequest(1);
     const killed: TaskState = {
       state: "finished",
+      kind: "signal",
       exitCode: null,
       signal: 9,
       reason: "killed by signal 9 (SIGKILL)",
@@ -158,6 +166,7 @@ describe("a task that ends by the worker's own exit status", () => {
     const { store, id } = await newRequest(2);
     const ended = (exitCode: number): TaskState => ({
       state: "finished",
+      kind: "exit",
       exitCode,
       signal: null,
       reason: `exited with status ${exitCode}`,
@@ -176,5 +185,74 @@ describe("a task that ends by the worker's own exit status", () => {
     expect(errors[0]).toContain("could not prove it holds the request's secret");
     expect(errors[0]).toContain("sheepdog recover");
     expect(errors[1]).toContain("the server refused the worker");
+  });
+
+  it("asks the scheduler less and less often while nothing changes", async () => {
+    const { store, id } = await newRequest(1);
+    const running = { 1: { state: "running" } as TaskState };
+    const queued = { 1: { state: "queued" } as TaskState };
+    // 40 calls with the same answer, then a change, then the same again.
+    const script = [...Array.from({ length: 40 }, () => running), queued, queued, queued];
+    const times: number[] = [];
+    const { scheduler } = scripted(script, () => {
+      times.push(Date.now());
+    });
+    const controller = new AbortController();
+    const waiting = waitForRequest({
+      store,
+      request: id,
+      tasks: 1,
+      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+      scheduler,
+      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
+      ...timing,
+      statusIntervalMs: 10,
+      maxStatusIntervalMs: 200,
+      countIntervalMs: 2,
+      signal: controller.signal,
+    }).catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    controller.abort();
+    await waiting;
+    const gaps = times.slice(1).map((time, i) => time - (times[i] ?? time));
+    // Without backing off, 1.5 s at 10 ms would be about 150 calls; growing by half each time
+    // to 200 ms, it is 6 calls to reach 100 ms, then about 7 more by 1.5 s.
+    expect(times.length).toBeLessThan(25);
+    expect(Math.max(...gaps)).toBeGreaterThanOrEqual(150);
+    expect(Math.max(...gaps)).toBeLessThan(400);
+  });
+
+  it("goes back to asking often when the answer changes", async () => {
+    const { store, id } = await newRequest(1);
+    const answers = [
+      ...Array.from({ length: 8 }, () => ({ 1: { state: "queued" } as TaskState })),
+      ...Array.from({ length: 100 }, () => ({ 1: { state: "running" } as TaskState })),
+    ];
+    const times: number[] = [];
+    const { scheduler } = scripted(answers, () => {
+      times.push(Date.now());
+    });
+    const controller = new AbortController();
+    const waiting = waitForRequest({
+      store,
+      request: id,
+      tasks: 1,
+      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+      scheduler,
+      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
+      ...timing,
+      statusIntervalMs: 10,
+      maxStatusIntervalMs: 400,
+      countIntervalMs: 2,
+      signal: controller.signal,
+    }).catch((error: unknown) => error);
+    while (times.length < 10) await new Promise((resolve) => setTimeout(resolve, 5));
+    controller.abort();
+    await waiting;
+    const gaps = times.slice(1).map((time, i) => time - (times[i] ?? time));
+    // The 8th answer is the 7th alike: its gap has grown; the 9th changed, so the 10th comes
+    // after the base interval again.
+    expect(gaps[7]).toBeGreaterThan(100);
+    expect(gaps[8]).toBeLessThan(gaps[7] ?? 0);
   });
 });

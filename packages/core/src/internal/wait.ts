@@ -1,4 +1,11 @@
-import type { JobRef, Scheduler, Store, TaskLayout, TaskState } from "@sheepdog/contracts";
+import type {
+  DeathKind,
+  JobRef,
+  Scheduler,
+  Store,
+  TaskLayout,
+  TaskState,
+} from "@sheepdog/contracts";
 import { indexRuns, SheepdogError, taskIndices, WORKER_EXIT_CODES } from "@sheepdog/contracts";
 import type { MapProgress } from "../types.js";
 import { source } from "./source.js";
@@ -17,17 +24,23 @@ export interface WaitOptions {
   attempt?: number;
   /**
    * Told about arguments whose task ended without reporting them, once they are recorded as
-   * errors, with the cause written.
+   * errors, with what the task died of and the error written.
    */
-  onDied?: (indices: readonly number[], cause: string) => void;
+  onDied?: (indices: readonly number[], kind: DeathKind, text: string) => void;
   signal?: AbortSignal;
   onProgress?: (progress: MapProgress) => void;
   /** Resolves early when a report for this request arrives (the server's event). */
   subscribe?: (wake: () => void) => () => void;
   /** How often the store is counted. @default 1000 */
   countIntervalMs?: number;
-  /** How often the scheduler is asked. @default the scheduler's statusIntervalMs, else 2000 */
+  /**
+   * How often the scheduler is asked while its answers change: @default the scheduler's
+   * statusIntervalMs, else 2000. While nothing changes, the interval grows by half each time,
+   * up to {@link maxStatusIntervalMs}.
+   */
   statusIntervalMs?: number;
+  /** The longest interval between two questions to the scheduler. @default 8000 */
+  maxStatusIntervalMs?: number;
   /** How long a finished task may take to have its last report stored. @default 3000 */
   reportGraceMs?: number;
   /** How long a task may be unknown to the scheduler (no accounting yet) before it counts as lost. @default 15000 */
@@ -70,6 +83,9 @@ class RequestWatch {
   #queued = 0;
   #running = 0;
   #lastStatus = 0;
+  #statusInterval: number | undefined;
+  #lastAnswer = "";
+  #lastReports = -1;
   #heldTasks = 0;
   /** Tasks seen running at least once, and those seen queued or running again after that. */
   readonly #seenRunning = new Set<number>();
@@ -88,6 +104,10 @@ class RequestWatch {
   async countReports(): Promise<MapProgress | undefined> {
     const { store, request, tasks, attempt = 1, onProgress, scheduler, job } = this.#options;
     const counts = await store.counts(request);
+    if (counts.results + counts.errors !== this.#lastReports) {
+      this.#lastReports = counts.results + counts.errors;
+      this.#statusInterval = undefined;
+    }
     const progress: MapProgress = {
       request,
       tasks,
@@ -115,10 +135,15 @@ class RequestWatch {
     return final;
   }
 
-  /** Asks the scheduler for the tasks' states, when it is time to. */
+  /**
+   * Asks the scheduler for the tasks' states, when it is time to: at its interval while the
+   * states or the reports change, less and less often while nothing does (a cluster's admins
+   * do not like tools that poll hard).
+   */
   async askScheduler(): Promise<void> {
     const { scheduler, job } = this.#options;
-    const interval = this.#options.statusIntervalMs ?? scheduler?.statusIntervalMs ?? 2000;
+    const base = this.#options.statusIntervalMs ?? scheduler?.statusIntervalMs ?? 2000;
+    const interval = this.#statusInterval ?? base;
     if (!scheduler || !job || Date.now() - this.#lastStatus < interval) return;
     this.#lastStatus = Date.now();
     // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
@@ -141,6 +166,10 @@ class RequestWatch {
         this.#ended.set(number, state);
       }
     }
+    const answer = states ? `${this.#queued}/${this.#running}/${this.#ended.size}` : "?";
+    const max = Math.max(base, this.#options.maxStatusIntervalMs ?? 8000);
+    this.#statusInterval = answer === this.#lastAnswer ? Math.min(max, interval * 1.5) : base;
+    this.#lastAnswer = answer;
   }
 
   /** Settles each task seen ended as soon as its grace has passed, not at the next status. */
@@ -180,18 +209,13 @@ class RequestWatch {
 
   async #recordDeath(number: number, state: TaskState, missing: number[]): Promise<void> {
     const { store, request, job, onDied } = this.#options;
-    const cause =
-      state.state === "finished"
-        ? describeEnd(state)
-        : state.state === "queued"
-          ? `the scheduler holds it in an error state and will not run it: ${state.error}`
-          : "the scheduler no longer knows it and has no accounting record of how it ended";
-    const text = `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments: ${cause}.`;
+    const { kind, cause } = deathOf(state);
+    const text = `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments [${kind}]: ${cause}.`;
     const died: number[] = [];
     for (const index of missing) {
       if (await store.putError(request, index, text)) died.push(index);
     }
-    if (died.length > 0) onDied?.(died, text);
+    if (died.length > 0) onDied?.(died, kind, text);
   }
 
   /** The indices without a report, asking the store once per run of consecutive indices. */
@@ -205,6 +229,21 @@ class RequestWatch {
   }
 }
 
+/** What a task that ended without reporting died of, and why, for its error. */
+function deathOf(state: TaskState): { kind: DeathKind; cause: string } {
+  if (state.state === "finished") return { kind: state.kind, cause: describeEnd(state) };
+  if (state.state === "queued") {
+    return {
+      kind: "never-started",
+      cause: `the scheduler holds it in an error state and will not run it: ${state.error}`,
+    };
+  }
+  return {
+    kind: "unknown",
+    cause: "the scheduler no longer knows it and has no accounting record of how it ended",
+  };
+}
+
 function describeEnd(state: Extract<TaskState, { state: "finished" }>): string {
   const parts = [state.reason];
   if (state.exitCode !== null && !state.reason.includes(String(state.exitCode))) {
@@ -213,6 +252,8 @@ function describeEnd(state: Extract<TaskState, { state: "finished" }>): string {
   if (state.failed) parts.push(`scheduler failure ${state.failed.code}: ${state.failed.text}`);
   if (state.maxvmemBytes !== undefined) {
     parts.push(`peak memory ${(state.maxvmemBytes / 1024 ** 2).toFixed(1)} MiB`);
+  } else if (state.maxRssBytes !== undefined) {
+    parts.push(`peak resident memory ${(state.maxRssBytes / 1024 ** 2).toFixed(1)} MiB`);
   }
   const worker = state.exitCode === null ? undefined : workerExits[state.exitCode];
   if (worker) parts.push(worker);

@@ -1,6 +1,7 @@
-import type { Cluster, Scheduler, SshSettings } from "@sheepdog/contracts";
-import { sshSettingKeys } from "@sheepdog/contracts";
-import type { ResolvedConfig } from "../../config.js";
+import type { Cluster, Remote, Scheduler, SshSettings } from "@sheepdog/contracts";
+import { SheepdogError, sshSettingKeys } from "@sheepdog/contracts";
+import type { ResolvedConfig, SchedulerChoice } from "../../config.js";
+import { source } from "../source.js";
 
 /* With defaults/store.ts, the only modules of core that name backend packages (see there). */
 
@@ -23,8 +24,9 @@ export function defaultRunsHere(config: ResolvedConfig): boolean {
 
 /**
  * The default cluster of a configuration: with `host: "local"`, `scheduler` (this machine's
- * processes) and a local remote; otherwise an SSH connection to `host` and GridEngine over it,
- * both closed on release.
+ * processes) and a local remote; otherwise an SSH connection to `host` and the scheduler the
+ * configuration chooses over it (`scheduler`, or the one the head node has), both closed on
+ * release.
  */
 export async function openDefaultCluster(
   config: ResolvedConfig,
@@ -38,20 +40,65 @@ export async function openDefaultCluster(
     const remote = localRemote();
     return { cluster: { scheduler, remote }, release: () => remote.close() };
   }
-  const [{ connect }, { gridEngine }] = await Promise.all([
-    import("@sheepdog/deploy-ssh"),
-    import("@sheepdog/gridengine"),
-  ]);
+  const { connect } = await import("@sheepdog/deploy-ssh");
   const login: SshSettings = Object.fromEntries(
     sshSettingKeys.filter((key) => config[key] !== undefined).map((key) => [key, config[key]]),
   );
   const remote = await connect({ host: config.host, ...login });
-  const scheduler = gridEngine(remote);
-  return {
-    cluster: { scheduler, remote },
-    release: async () => {
-      await scheduler.close?.();
-      await remote.close();
-    },
-  };
+  try {
+    const scheduler = await openScheduler(remote, config.scheduler);
+    return {
+      cluster: { scheduler, remote },
+      release: async () => {
+        await scheduler.close?.();
+        await remote.close();
+      },
+    };
+  } catch (error) {
+    await remote.close();
+    throw error;
+  }
+}
+
+/** The scheduler of `choice` over `remote`; `"auto"` asks the head node ({@link detectScheduler}). */
+async function openScheduler(remote: Remote, choice: SchedulerChoice): Promise<Scheduler> {
+  const name = choice === "auto" ? await detectScheduler(remote) : choice;
+  if (name === "slurm") return (await import("@sheepdog/slurm")).slurm(remote);
+  return (await import("@sheepdog/gridengine")).gridEngine(remote);
+}
+
+/** What the head node of each connection has, asked once per connection. */
+const detected = new WeakMap<Remote, Promise<"gridengine" | "slurm">>();
+
+/**
+ * Which scheduler the head node has, from whether its login shell finds `sbatch` and `qsub`
+ * (asked once per connection). Neither, or both, is an error that says what to set.
+ */
+export function detectScheduler(remote: Remote): Promise<"gridengine" | "slurm"> {
+  let answer = detected.get(remote);
+  if (!answer) {
+    answer = askScheduler(remote);
+    detected.set(remote, answer);
+    answer.catch(() => detected.delete(remote));
+  }
+  return answer;
+}
+
+async function askScheduler(remote: Remote): Promise<"gridengine" | "slurm"> {
+  const result = await remote.exec(
+    "for c in sbatch qsub; do command -v $c >/dev/null 2>&1 && echo $c; done; true",
+    { timeoutMs: 60_000 },
+  );
+  const found = new Set(result.stdout.split("\n").map((line) => line.trim()));
+  const slurm = found.has("sbatch");
+  const gridEngine = found.has("qsub");
+  if (slurm && !gridEngine) return "slurm";
+  if (gridEngine && !slurm) return "gridengine";
+  throw new SheepdogError(
+    "CONFIG_INVALID",
+    source,
+    slurm
+      ? `${remote.name} has both Slurm (sbatch) and GridEngine (qsub). Choose one with scheduler: "slurm" or scheduler: "gridengine" (SHEEPDOG_SCHEDULER, --scheduler).`
+      : `${remote.name} has neither sbatch (Slurm) nor qsub (GridEngine) on the PATH of a non-interactive login. Check that host is the cluster's head node, and that its scheduler's commands are on the PATH that "ssh ${remote.name} command -v sbatch qsub" sees; then set scheduler: "slurm" or "gridengine".`,
+  );
 }
