@@ -3,6 +3,7 @@ import { DEFAULT_MAX_DEPTH } from "./encode.js";
 import { PickleDecodeError } from "./errors.js";
 import { IMPORT_MAPPING, NAME_MAPPING } from "./internal/compat-names.js";
 import { finishGraph, GraphTooDeep } from "./internal/graph.js";
+import { BUDGET_SPENT, numpyBuild, numpyReduce } from "./internal/numpy.js";
 import { OPCODE_NAMES } from "./internal/opcodes.js";
 import { source } from "./internal/source.js";
 import {
@@ -20,6 +21,7 @@ import {
   frozenSetMarker,
   markByteArray,
   markFrozenSet,
+  ndarrayMarker,
   PyGlobal,
   PyObject,
   tupleMarker,
@@ -82,6 +84,15 @@ function noMark(opPos: number, op: number): PickleDecodeError {
   return bad(opPos, op, "there is no MARK to pop");
 }
 
+function overBudget(opPos: number, op: number): PickleDecodeError {
+  return bad(
+    opPos,
+    op,
+    "it copies more than the pickle's own length: one shared value rebuilt over and over",
+    "Check where the pickle came from: CPython never writes one like it.",
+  );
+}
+
 function tooDeep(opPos: number, op: number, maxDepth: number): PickleDecodeError {
   return bad(
     opPos,
@@ -93,9 +104,7 @@ function tooDeep(opPos: number, op: number, maxDepth: number): PickleDecodeError
 
 /** True for a value that holds other values (what aliasing and depth care about). */
 function isContainer(v: unknown): boolean {
-  return (
-    typeof v === "object" && v !== null && !(v instanceof Uint8Array) && !(v instanceof PyGlobal)
-  );
+  return typeof v === "object" && v !== null && !ArrayBuffer.isView(v) && !(v instanceof PyGlobal);
 }
 
 function isPlainDict(v: unknown): v is Dict {
@@ -111,7 +120,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return isTupleValue(v) ? "a tuple" : "a list";
   if (v instanceof Map || isPlainDict(v)) return "a dict";
   if (v instanceof Set) return "a set";
-  if (v instanceof Uint8Array) return "bytes";
+  if (ArrayBuffer.isView(v)) return ndarrayMarker in v ? "a numpy array" : "bytes";
   if (v instanceof PyGlobal) return `the global ${v.toString()}`;
   if (v instanceof PyObject) return "an object";
   return `a ${typeof v}`;
@@ -123,8 +132,11 @@ function describe(v: unknown): string {
  * optimized decoder, from being thrown away by a garbage collection.
  */
 class Ctx {
-  /** Dicts that met a non-str key and became Maps: old object -> Map. */
-  replaced: Map<object, Map<unknown, unknown>> | undefined = undefined;
+  /**
+   * Values replaced after they were pushed: dicts that met a non-str key and became Maps, numpy
+   * arrays that became typed arrays at their BUILD. Old object -> new value.
+   */
+  replaced: Map<object, unknown> | undefined = undefined;
   /** A container was fetched from the memo or duplicated: the value may be a graph, not a tree. */
   aliased = false;
   /** Memo entries at indices past the dense array (only hostile or unusual pickles). */
@@ -211,10 +223,10 @@ function setItems(stack: unknown[], at: number, from: number, to: number, ctx: C
   let target = stack[at];
   if (ctx.replaced !== undefined && typeof target === "object" && target !== null) {
     const map = ctx.replaced.get(target);
-    if (map !== undefined) {
+    if (map instanceof Map) {
       stack[at] = map;
       target = map;
-    }
+    } else if (map !== undefined) return false; // a numpy array
   }
   if (isPlainDict(target)) {
     for (let i = from; i < to; i += 2) {
@@ -307,6 +319,10 @@ function knownReduce(callable: PyGlobal, args: unknown[], ctx: Ctx): unknown {
       if (!ctx.spend(first.length)) return OVER_BUDGET;
       return latin1Bytes(first) ?? NOT_KNOWN;
     }
+  }
+  if (module.startsWith("numpy.")) {
+    const value = numpyReduce(callable, args, ctx);
+    return value === undefined ? NOT_KNOWN : value === BUDGET_SPENT ? OVER_BUDGET : value;
   }
   return NOT_KNOWN;
 }
@@ -1043,14 +1059,7 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
           if (d > maxDepth) throw tooDeep(opPos, op, maxDepth);
           let value: unknown = NOT_KNOWN;
           if (op === 0x52 && callable instanceof PyGlobal) value = knownReduce(callable, args, ctx);
-          if (value === OVER_BUDGET) {
-            throw bad(
-              opPos,
-              op,
-              "it copies more than the pickle's own length: one shared value rebuilt over and over",
-              "Check where the pickle came from: CPython never writes one like it.",
-            );
-          }
+          if (value === OVER_BUDGET) throw overBudget(opPos, op);
           if (value === NOT_KNOWN) {
             value = new PyObject({ kind: op === 0x52 ? "reduce" : "newobj", callable, args });
           }
@@ -1095,6 +1104,14 @@ function run(bytes: Uint8Array, ctx: Ctx): unknown {
           }
           if (target.state !== undefined) throw bad(opPos, op, "it sets an object's state twice");
           target.state = stack[at + 1];
+          const array = numpyBuild(target, target.state, ctx);
+          if (array === BUDGET_SPENT) throw overBudget(opPos, op);
+          if (array !== undefined) {
+            // A numpy array: the typed array replaces the recipe, here and in the memo.
+            stack[at] = array;
+            if (ctx.replaced === undefined) ctx.replaced = new Map();
+            ctx.replaced.set(target, array);
+          }
           const d = (depths[at + 1] as number) + 1;
           sp = at + 1;
           if (d > (depths[at] as number)) {

@@ -7,6 +7,7 @@ import {
   REVERSE_NAME_MAPPING,
 } from "./internal/compat-names.js";
 import { describeValue, findPath } from "./internal/describe.js";
+import { ndarrayRecipe } from "./internal/numpy.js";
 import {
   ADDITEMS,
   APPEND,
@@ -61,6 +62,8 @@ import {
   byteArrayMarker,
   frozenSetMarker,
   kindMarker,
+  type NdArray,
+  ndarrayMarker,
   PyGlobal,
   PyObject,
   tuple,
@@ -431,6 +434,7 @@ class Encoder {
     }
     if (v instanceof Uint8Array) {
       if ((v as unknown as Indexable)[byteArrayMarker] === true) this.saveByteArray(v);
+      else if ((v as unknown as Indexable)[ndarrayMarker] !== undefined) this.saveNdArray(v);
       else this.saveBytes(v);
       return;
     }
@@ -459,7 +463,27 @@ class Encoder {
           "a py function is not data: pass it as the function to map, or in the namespace",
         );
     }
+    if (ArrayBuffer.isView(v) && (v as unknown as Indexable)[ndarrayMarker] !== undefined) {
+      this.saveNdArray(v);
+      return;
+    }
     throw this.fail(v, unpicklableReason(v));
+  }
+
+  /**
+   * A numpy array (see {@link NdArray}) as numpy's pickle built it: `_reconstruct` then BUILD
+   * with its shape, dtype, memory order and bytes, or `_frombuffer` (numpy 1 and 2 load both at
+   * every protocol). Memoized after its construction, as numpy's pickles are.
+   */
+  saveNdArray(v: object): void {
+    const recipe = ndarrayRecipe(v as NdArray);
+    this.save(recipe.callable, 1);
+    this.saveArgs(recipe.args, 1);
+    this.op(REDUCE);
+    this.memoize(v);
+    if (recipe.state === undefined) return;
+    this.save(recipe.state, 1);
+    this.op(BUILD);
   }
 
   saveList(list: unknown[], depth: number): void {
@@ -760,9 +784,11 @@ class Encoder {
       if ((value as unknown as Indexable)[frozenSetMarker] !== true) {
         reason = `a Set (a Python set) cannot be a ${role}; use frozenset(...)`;
       }
-    } else if (value instanceof Uint8Array) {
+    } else if (ArrayBuffer.isView(value)) {
       if ((value as unknown as Indexable)[byteArrayMarker] === true) {
         reason = `a bytearray cannot be a ${role}; use a plain Uint8Array (bytes)`;
+      } else if ((value as unknown as Indexable)[ndarrayMarker] !== undefined) {
+        reason = `a numpy array cannot be a ${role}`;
       }
     } else {
       const proto = Object.getPrototypeOf(value);
@@ -1066,7 +1092,7 @@ function unpicklableReason(v: object): string {
   if (v instanceof Date)
     return "a Date has no Python equivalent here; send v.toISOString() or v.getTime()";
   if (ArrayBuffer.isView(v)) {
-    return `a ${v.constructor.name} is not bytes; send a Uint8Array (new Uint8Array(x.buffer, x.byteOffset, x.byteLength))`;
+    return `a ${v.constructor.name} is not bytes; send a Uint8Array (new Uint8Array(x.buffer, x.byteOffset, x.byteLength)), or a numpy array: ndarray(x, { shape })`;
   }
   if (v instanceof ArrayBuffer)
     return "an ArrayBuffer is not bytes; wrap it: new Uint8Array(buffer)";

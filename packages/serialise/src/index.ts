@@ -6,6 +6,10 @@ export { PickleDecodeError, PickleEncodeError } from "./errors.js";
 export type { PyNamedTag, PyTag, UntypedArgs } from "./py.js";
 export { functionSource, isPyFunction, PyFunction, py, pyFile } from "./py.js";
 export type {
+  NdArray,
+  NdArrayData,
+  NdArrayDtype,
+  NdArrayOptions,
   PyByteArray,
   PyFrozenSet,
   PyObjectInit,
@@ -18,7 +22,9 @@ export {
   frozenset,
   isByteArray,
   isFrozenSet,
+  isNdArray,
   isTuple,
+  ndarray,
   PyFloat,
   PyGlobal,
   PyObject,

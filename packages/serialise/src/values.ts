@@ -1,3 +1,6 @@
+import { SheepdogError } from "@sheepdog/contracts";
+import { source } from "./internal/source.js";
+
 /**
  * The JavaScript side of Python values that have no exact JavaScript twin: tuples, frozensets,
  * bytearrays, floats that look like integers, references to Python globals, and opaque objects.
@@ -282,3 +285,176 @@ export class PyObject {
 Object.defineProperty(PyObject.prototype, kindMarker, { value: "object" });
 
 const reconstructors = new Set(["copyreg._reconstructor", "copyreg.__newobj__"]);
+
+const ndarrayMarker: unique symbol = Symbol.for("sheepdog.serialise.ndarray");
+
+export { ndarrayMarker };
+
+/** The numpy dtypes that decode to typed arrays, by numpy's name for them. */
+export type NdArrayDtype =
+  | "bool"
+  | "int8"
+  | "uint8"
+  | "int16"
+  | "uint16"
+  | "int32"
+  | "uint32"
+  | "int64"
+  | "uint64"
+  | "float32"
+  | "float64";
+
+/** The typed arrays that hold a numpy array's elements. */
+export type NdArrayData =
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Float32Array
+  | Float64Array;
+
+/**
+ * A numpy array: a typed array of its elements in row-major (C) order, whatever order numpy kept
+ * them in, carrying numpy's `shape` and `dtype` as non-enumerable properties (so it still prints,
+ * compares and iterates as the typed array it is). Decoding makes one for every numpy array of a
+ * dtype in {@link NdArrayDtype}; {@link ndarray} marks one to send. Encoding writes it back as a
+ * numpy array of the same dtype, byte order, shape and memory order.
+ *
+ * @example
+ * ```ts
+ * const a = decode(bytes) as NdArray<Float64Array>; // np.arange(6.0).reshape(2, 3)
+ * a.shape; // [2, 3]
+ * a.dtype; // "float64"
+ * a[1 * 3 + 2]; // 5: the element at [1, 2]
+ * ```
+ */
+export type NdArray<T extends NdArrayData = NdArrayData> = T & {
+  /** numpy's shape: `[]` for a 0-d array, whose one element is `a[0]`. */
+  readonly shape: readonly number[];
+  /** numpy's dtype name. A bool array's elements are 0 and 1. */
+  readonly dtype: NdArrayDtype;
+};
+
+/** How an {@link NdArray} was laid out in numpy, restored when it is encoded. */
+export interface NdArrayLayout {
+  /** `<` little-endian, `>` big-endian, `|` one byte. */
+  byteOrder: "<" | ">" | "|";
+  /** numpy kept the elements in Fortran (column-major) order. */
+  fortran: boolean;
+  /** The numpy package the pickle named: `numpy.core` (numpy 1), or numpy 2's `numpy._core`. */
+  core: string;
+  /**
+   * How the pickle built the array, and how it is written back: `_reconstruct` then its state
+   * (numpy before protocol 5; numpy loads it in the machine's byte order), or `_frombuffer`
+   * (numpy from protocol 5; the byte order kept).
+   */
+  recipe: "reconstruct" | "frombuffer";
+}
+
+/** The typed array that holds each dtype's elements, and their size in bytes. */
+export const NDARRAY_TYPES: Readonly<
+  Record<NdArrayDtype, { Data: new (length: number) => NdArrayData; itemSize: number }>
+> = {
+  bool: { Data: Uint8Array, itemSize: 1 },
+  int8: { Data: Int8Array, itemSize: 1 },
+  uint8: { Data: Uint8Array, itemSize: 1 },
+  int16: { Data: Int16Array, itemSize: 2 },
+  uint16: { Data: Uint16Array, itemSize: 2 },
+  int32: { Data: Int32Array, itemSize: 4 },
+  uint32: { Data: Uint32Array, itemSize: 4 },
+  int64: { Data: BigInt64Array, itemSize: 8 },
+  uint64: { Data: BigUint64Array, itemSize: 8 },
+  float32: { Data: Float32Array, itemSize: 4 },
+  float64: { Data: Float64Array, itemSize: 8 },
+};
+
+/** Options of {@link ndarray}. */
+export interface NdArrayOptions {
+  /** numpy's shape; its product must be the number of elements. @default [data.length] */
+  shape?: readonly number[];
+  /**
+   * The dtype; it must be the one `data`'s type holds (`bool` or `uint8` for a Uint8Array).
+   * @default the dtype of `data`'s type ("uint8" for a Uint8Array)
+   */
+  dtype?: NdArrayDtype;
+}
+
+function defaultDtype(data: NdArrayData): NdArrayDtype | undefined {
+  const names = Object.keys(NDARRAY_TYPES) as NdArrayDtype[];
+  return names.find((name) => name !== "bool" && data instanceof NDARRAY_TYPES[name].Data);
+}
+
+/** Marks a typed array as a numpy array, in place; `ndarray` checks the arguments first. */
+export function markNdArray<T extends NdArrayData>(
+  data: T,
+  shape: readonly number[],
+  dtype: NdArrayDtype,
+  layout: NdArrayLayout,
+): NdArray<T> {
+  // Configurable, so that ndarray() can mark an array again (another shape, say).
+  Object.defineProperties(data, {
+    shape: { value: Object.freeze([...shape]), configurable: true },
+    dtype: { value: dtype, configurable: true },
+    [ndarrayMarker]: { value: layout, configurable: true },
+  });
+  return data as NdArray<T>;
+}
+
+/**
+ * Marks a typed array, in place, as a numpy array to send: its elements in row-major (C) order,
+ * with a shape and a dtype. Python loads it as a C-ordered array in the machine's byte order.
+ *
+ * @example
+ * ```ts
+ * encode(ndarray(new Float64Array([1, 2, 3, 4]), { shape: [2, 2] }));
+ * // Python loads np.array([[1., 2.], [3., 4.]])
+ * ```
+ */
+export function ndarray<T extends NdArrayData>(data: T, options: NdArrayOptions = {}): NdArray<T> {
+  const shape = options.shape ?? [data.length];
+  const dtype = options.dtype ?? defaultDtype(data);
+  const fits =
+    dtype !== undefined &&
+    NDARRAY_TYPES[dtype] !== undefined &&
+    data instanceof NDARRAY_TYPES[dtype].Data;
+  if (!fits) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      `ndarray: a ${data?.constructor?.name ?? typeof data} cannot hold dtype ${String(dtype)}. Pass the typed array of that dtype (bool and uint8: Uint8Array, int64: BigInt64Array, float64: Float64Array, ...).`,
+    );
+  }
+  const count = shape.reduce((n, d) => n * d, 1);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0) || count !== data.length) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      `ndarray: shape [${shape.join(", ")}] does not hold ${data.length} elements. Pass a shape of non-negative integers whose product is data.length.`,
+    );
+  }
+  const byteOrder = NDARRAY_TYPES[dtype].itemSize === 1 ? "|" : littleEndianHost ? "<" : ">";
+  // numpy.core.multiarray._reconstruct: numpy 1 and 2 both load it without a warning.
+  const layout: NdArrayLayout = {
+    byteOrder,
+    fortran: false,
+    core: "numpy.core",
+    recipe: "reconstruct",
+  };
+  return markNdArray(data, shape, dtype, layout);
+}
+
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** True for a typed array marked as a numpy array (decoded, or made by {@link ndarray}). */
+export function isNdArray(value: unknown): value is NdArray {
+  return ArrayBuffer.isView(value) && ndarrayLayout(value) !== undefined;
+}
+
+/** The layout of a numpy array, or undefined for anything else. */
+export function ndarrayLayout(value: object): NdArrayLayout | undefined {
+  return (value as Record<symbol, NdArrayLayout | undefined>)[ndarrayMarker];
+}

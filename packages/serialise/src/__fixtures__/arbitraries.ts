@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { asTuple, bytearray, frozenset, PyGlobal, PyObject, pyFloat } from "../index.js";
+import { asTuple, bytearray, frozenset, ndarray, PyGlobal, PyObject, pyFloat } from "../index.js";
 
 /**
  * A key that is equal for values Python considers equal (1, 1n and true; equal tuples), so that
@@ -122,6 +122,25 @@ const opaque = fc.oneof(
     ),
 );
 
+/** numpy arrays of each dtype read as typed arrays, 0-d to 3-d, some empty. */
+const numpyArray = fc
+  .constantFrom<number[]>([4], [1], [], [0], [2, 3], [3, 0, 2], [2, 2, 2])
+  .chain((shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return fc.oneof(
+      fc.float64Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc.float32Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc.int32Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc.int16Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc.uint8Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc
+        .uint8Array({ minLength: n, maxLength: n, max: 1 })
+        .map((d) => ndarray(d, { shape, dtype: "bool" })),
+      fc.bigInt64Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+      fc.bigUint64Array({ minLength: n, maxLength: n }).map((d) => ndarray(d, { shape })),
+    );
+  });
+
 /** Any value `encode` takes, nested a few levels, with shared and recursive references. */
 export const anyValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -136,6 +155,7 @@ export const anyValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     tie("shared"),
     cyclic(),
     opaque,
+    numpyArray,
   ),
   list: fc.array(tie("value"), { maxLength: 5 }),
   tuple: fc.array(tie("value"), { maxLength: 5 }).map((xs) => asTuple(xs)),

@@ -74,6 +74,9 @@ def same(a, b, float_int=False, seen=None, path="value"):
         seen[id(a)] = b
     if float_int and is_float_like_int(a, b):
         return None
+    if float_int and isinstance(a, np.generic) and type(b) in (bool, int, float):
+        # The codec's mapping: numpy's bools, ints and floats decode to JavaScript's.
+        return same(a.item(), b, float_int, seen, path)
     if type(a) is not type(b):
         return f"{path}: type {type(a).__name__} != {type(b).__name__}"
     if isinstance(a, float):

@@ -1,4 +1,12 @@
-import { isByteArray, isFrozenSet, isTuple, PyFloat, PyGlobal, PyObject } from "../index.js";
+import {
+  isByteArray,
+  isFrozenSet,
+  isNdArray,
+  isTuple,
+  PyFloat,
+  PyGlobal,
+  PyObject,
+} from "../index.js";
 
 /**
  * Compares a value with what came back from a round trip through Python, by this codec's rules:
@@ -52,6 +60,16 @@ function compare(
       if (d) return d;
     }
     return undefined;
+  }
+  if (isNdArray(a)) {
+    if (!isNdArray(b)) return `${path}: numpy array vs ${b.constructor.name}`;
+    if (a.constructor !== b.constructor || a.dtype !== b.dtype) {
+      return `${path}: ${a.constructor.name} ${a.dtype} !== ${b.constructor.name} ${b.dtype}`;
+    }
+    if (a.shape.join() !== b.shape.join()) return `${path}: shape ${a.shape} !== ${b.shape}`;
+    const x = [...a];
+    const y = [...b];
+    return x.every((v, i) => Object.is(v, y[i])) ? undefined : `${path}: elements differ`;
   }
   if (a instanceof Uint8Array) {
     if (!(b instanceof Uint8Array)) return `${path}: bytes vs ${b.constructor.name}`;

@@ -65,7 +65,7 @@ function children(node: object): [unknown, string][] {
       out.push([pair[1], `.dictItems[${i}][1]`]);
     });
     out.push([node.state, ".state"]);
-  } else if (!(node instanceof Uint8Array) && !PyGlobal.isInstance(node)) {
+  } else if (!ArrayBuffer.isView(node) && !PyGlobal.isInstance(node)) {
     for (const key of Object.keys(node)) {
       out.push([
         (node as Record<string, unknown>)[key],

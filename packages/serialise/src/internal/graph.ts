@@ -6,9 +6,7 @@ export class GraphTooDeep extends Error {}
 type Node = object;
 
 function isNode(v: unknown): v is Node {
-  return (
-    typeof v === "object" && v !== null && !(v instanceof Uint8Array) && !(v instanceof PyGlobal)
-  );
+  return typeof v === "object" && v !== null && !ArrayBuffer.isView(v) && !(v instanceof PyGlobal);
 }
 
 /** The values a node holds, in the order encode writes them. */
@@ -32,8 +30,8 @@ function childrenOf(node: Node): unknown[] {
 }
 
 /**
- * Points every reference to a dict that became a Map (it met a non-str key after it had been
- * shared through the memo) at the Map.
+ * Points every reference to a value that was replaced after it had been shared through the memo
+ * (a dict that met a non-str key and became a Map, a numpy array) at its replacement.
  */
 function replaceAll(root: unknown, replaced: Map<object, unknown>): unknown {
   const fix = (v: unknown): unknown => (isNode(v) ? (replaced.get(v) ?? v) : v);
