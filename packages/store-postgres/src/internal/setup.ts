@@ -28,6 +28,22 @@ async function readIdentity(db: Db, schema: string): Promise<SchemaIdentity> {
 }
 
 /**
+ * For the rest of the transaction, acts as the role that owns the schema when this user is a
+ * member of it: the tables a migration makes then belong to that role (a team's, say), so that
+ * every member can use them, not only the member who happened to migrate.
+ */
+async function actAsSchemaOwner(db: Db, schema: string): Promise<void> {
+  const [row] = await query<{ owner: string | null }>(
+    db,
+    `SELECT quote_ident(r.rolname) AS owner FROM pg_catalog.pg_namespace n
+       JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+      WHERE n.nspname = $1 AND r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER')`,
+    [schema],
+  );
+  if (row?.owner) await query(db, `SET LOCAL ROLE ${row.owner}`, []);
+}
+
+/**
  * Makes `schema` a Sheepdog schema of the latest version: one that is not is refused unchanged,
  * a missing, empty or older one is migrated in one transaction. Several processes opening the
  * same schema at once take turns on an advisory lock, and the later ones find it migrated.
@@ -49,6 +65,7 @@ export async function setUpSchema(
     if (judge(identity, latest, name) === "current") return;
     // Only when missing: CREATE SCHEMA IF NOT EXISTS still needs the privilege to create one.
     if (!identity.exists) await query(trx, `CREATE SCHEMA "${schema}"`, []);
+    else await actAsSchemaOwner(trx, schema);
     await migrate(trx, list, identity.version ?? 0, schema);
   });
 }
