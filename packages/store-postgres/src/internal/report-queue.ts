@@ -37,8 +37,8 @@ export class ReportQueue {
 
   /**
    * Writes every queued report, and settles their promises. Repeated as a whole after a lost
-   * connection: a report stored by the lost try is found stored by the next (it then says
-   * `false` for it, and the counts are right either way).
+   * connection: a report that the lost try stored is found stored by the next, the same as
+   * sent, and still answered `true` (see writeReports); the counts are right either way.
    */
   async flush(): Promise<void> {
     this.#flushScheduled = false;
@@ -48,7 +48,8 @@ export class ReportQueue {
     let outcomes: (boolean[] | SheepdogError)[];
     try {
       // Even while closing: close() flushes the reports it accepted.
-      outcomes = await this.#database.run((opened) => writeReports(opened, batch), {
+      let tries = 0;
+      outcomes = await this.#database.run((opened) => writeReports(opened, batch, tries++ > 0), {
         whileClosing: true,
       });
     } catch (error) {

@@ -71,6 +71,7 @@ function statementParameters(reports: Columns["reports"]): unknown[] {
 export async function writeReports(
   opened: Opened,
   groups: readonly ReportGroup[],
+  retried = false,
 ): Promise<(boolean[] | SheepdogError)[]> {
   const writes: Columns[] = [noColumns()];
   const sent = new Set<string>();
@@ -98,12 +99,45 @@ export async function writeReports(
       statementParameters(columns.reports),
     );
     for (const row of rows) stored.add(`${row.request_id}:${row.idx}`);
+    if (retried) await findOwnReports(opened, columns.reports, stored);
   }
   return outcomes.map((outcome) =>
     Array.isArray(outcome)
       ? outcome.map((key) => key !== undefined && stored.has(key))
       : (outcome as SheepdogError),
   );
+}
+
+/**
+ * After a try whose connection was lost, perhaps after its COMMIT: the reports that this try
+ * found already stored and that are the same as the ones sent (the same result's bytes, or the
+ * same error) were stored by the lost try, so they count as stored. Adds their keys to `stored`.
+ */
+async function findOwnReports(
+  opened: Opened,
+  reports: Columns["reports"],
+  stored: Set<string>,
+): Promise<void> {
+  const missing = reports.filter(({ id, report }) => !stored.has(`${id}:${report.index}`));
+  if (missing.length === 0) return;
+  const rows = await query<{
+    request_id: number;
+    idx: number;
+    result: Buffer | null;
+    error: string | null;
+  }>(opened.db, opened.sql.reportsOf, [
+    missing.map(({ id }) => id),
+    missing.map(({ report }) => report.index),
+  ]);
+  const found = new Map(rows.map((row) => [`${row.request_id}:${row.idx}`, row]));
+  for (const { id, report } of missing) {
+    const row = found.get(`${id}:${report.index}`);
+    const same =
+      report.kind === "result"
+        ? row?.result != null && Buffer.from(report.value).equals(row.result)
+        : row?.error === report.value;
+    if (same) stored.add(`${id}:${report.index}`);
+  }
 }
 
 /**

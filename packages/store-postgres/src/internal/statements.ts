@@ -23,6 +23,7 @@ export interface Statements {
   largeArg: string;
   unreported: string;
   writeReports: string;
+  reportsOf: string;
   deleteReports: string;
   addCounts: string;
   packedResults: string;
@@ -88,6 +89,8 @@ export function statements(schemaName: string): Statements {
         UPDATE ${s}.requests q SET results = q.results + added.results, errors = q.errors + added.errors
         FROM added WHERE q.id = added.request_id RETURNING q.id)
       SELECT request_id, idx FROM ins`,
+    reportsOf: `SELECT r.request_id, r.idx, r.result, r.error FROM ${s}.reports r
+      JOIN unnest($1::int[], $2::int[]) AS k(request_id, idx) ON r.request_id = k.request_id AND r.idx = k.idx`,
     deleteReports: `DELETE FROM ${s}.reports WHERE request_id = $1 AND idx = ANY($2::int[]) RETURNING result IS NOT NULL AS was_result`,
     addCounts: `UPDATE ${s}.requests SET results = results + $1, errors = errors + $2 WHERE id = $3`,
     // Results alone, each framed after its task's index (4 bytes): tasks without one are absent.
