@@ -119,12 +119,30 @@ export class TaskStatus {
         const key = this.key(part, task);
         const record: EndRecord | undefined = records.get(key);
         if (!record || (record.jobName !== undefined && record.jobName !== job.name)) continue;
-        const state: TaskState = { state: "finished", ...describeEnd(record) };
+        const end = describeEnd(record);
+        if (end.kind === "never-started") {
+          const said = await this.stderrTail(job, part, task);
+          if (said) end.reason += `; its stderr: ${said}`;
+        }
+        const state: TaskState = { state: "finished", ...end };
         this.ended.set(key, state);
         this.missingSince.delete(key);
         states.set(task, state);
       }
     }
+  }
+
+  /**
+   * The last line of what a task wrote to its stderr file (`<name>.e<job id>.<index>`), which
+   * says why its interpreter could not start; "" when there is none.
+   */
+  private async stderrTail(job: JobRef, part: Part, task: number): Promise<string> {
+    const file = `${job.directory.replace(/\/+$/, "")}/${job.name}.e${part.jobId}.${task - part.firstTask + 1}`;
+    const path = file.startsWith("-") ? `./${file}` : file;
+    const result = await this.commands
+      .poll(`tail -c 400 -- ${shellQuote(path)} 2>/dev/null | tail -n 1`, "tail")
+      .catch(() => undefined);
+    return result?.code === 0 ? result.stdout.trim().slice(0, 300) : "";
   }
 
   private key(part: Part, task: number): string {
