@@ -74,6 +74,8 @@ def f(x):
         f,
         Array.from({ length: calls }, (_, x) => [x]),
       );
+      // Awaited below; a failure while the database is cut off is reported there, not unhandled.
+      mapping.catch(() => {});
       let before = await reportsStored();
       while (before.rows < 10) {
         await sleep(50);

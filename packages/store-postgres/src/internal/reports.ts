@@ -3,7 +3,7 @@ import type { Opened } from "./database.js";
 import { invalidInput } from "./errors.js";
 import { query } from "./kysely.js";
 import { checkIndices } from "./shapes.js";
-import { isBytes, offsetsOf } from "./values.js";
+import { intArray, isBytes, offsetsOf } from "./values.js";
 
 /** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
 export function checkReports(reports: readonly StoreReport[]): void {
@@ -28,10 +28,35 @@ export interface ReportGroup {
   reports: readonly StoreReport[];
 }
 
-/** The reports of one statement (see statements.ts, writeReports). */
+/** Task keys (request, index), without building a string per key. */
+class Keys {
+  readonly #byRequest = new Map<RequestId, Set<number>>();
+
+  has(id: RequestId, index: number): boolean {
+    return this.#byRequest.get(id)?.has(index) ?? false;
+  }
+
+  add(id: RequestId, index: number): void {
+    let indices = this.#byRequest.get(id);
+    if (!indices) {
+      indices = new Set();
+      this.#byRequest.set(id, indices);
+    }
+    indices.add(index);
+  }
+}
+
+/** The reports of one statement (see statements.ts, writeReports), as its columns. */
 interface Columns {
-  reports: { id: RequestId; report: StoreReport }[];
+  ids: RequestId[];
+  indices: number[];
+  /** The result's length, or -1 for an error. */
+  lengths: number[];
+  errors: (string | null)[];
+  results: Uint8Array[];
   bytes: number;
+  /** Whether the reports came in key order (then they need no sorting). */
+  sorted: boolean;
 }
 
 /** A statement carries at most this many reports, ... */
@@ -39,26 +64,48 @@ const REPORTS_PER_WRITE = 10_000;
 /** ... and about this many bytes of results. */
 const BYTES_PER_WRITE = 32 * 1024 * 1024;
 
-const noColumns = (): Columns => ({ reports: [], bytes: 0 });
+const noColumns = (): Columns => ({
+  ids: [],
+  indices: [],
+  lengths: [],
+  errors: [],
+  results: [],
+  bytes: 0,
+  sorted: true,
+});
 
 /**
- * The parameters of writeReports: the reports sorted by key (two writers then take their keys'
- * locks in the same order, and never wait on each other in a cycle), as columns, with the
- * results laid end to end in one buffer.
+ * The columns in key order: two writers then take their keys' locks in the same order, and never
+ * wait on each other in a cycle. Reports mostly come in order already.
  */
-function statementParameters(reports: Columns["reports"]): unknown[] {
-  const sorted = [...reports].sort((a, b) => a.id - b.id || a.report.index - b.report.index);
-  const lengths = sorted.map(({ report }) =>
-    report.kind === "result" ? report.value.byteLength : -1,
-  );
-  return [
-    sorted.map(({ id }) => id),
-    sorted.map(({ report }) => report.index),
-    lengths,
-    sorted.map(({ report }) => (report.kind === "error" ? report.value : null)),
-    Buffer.concat(sorted.flatMap(({ report }) => (report.kind === "result" ? [report.value] : []))),
-    offsetsOf(lengths),
-  ];
+function inKeyOrder(columns: Columns): Columns {
+  if (columns.sorted) return columns;
+  const { ids, indices, lengths, errors } = columns;
+  const order = ids
+    .map((_, i) => i)
+    .sort(
+      (a, b) =>
+        (ids[a] as number) - (ids[b] as number) || (indices[a] as number) - (indices[b] as number),
+    );
+  const results: Uint8Array[] = [];
+  const byPosition = new Map<number, Uint8Array>();
+  let next = 0;
+  lengths.forEach((length, i) => {
+    if (length >= 0) byPosition.set(i, columns.results[next++] as Uint8Array);
+  });
+  for (const i of order) {
+    const result = byPosition.get(i);
+    if (result) results.push(result);
+  }
+  return {
+    ids: order.map((i) => ids[i] as number),
+    indices: order.map((i) => indices[i] as number),
+    lengths: order.map((i) => lengths[i] as number),
+    errors: order.map((i) => errors[i] ?? null),
+    results,
+    bytes: columns.bytes,
+    sorted: true,
+  };
 }
 
 /**
@@ -66,7 +113,8 @@ function statementParameters(reports: Columns["reports"]): unknown[] {
  * primary key decides, whichever process is first), and the counts of each request grow by
  * what was inserted, in the same statement. Of two reports for one task in the same flush, the
  * earlier is the one sent. A group with an unknown request or task is refused whole, without
- * failing the others: its outcome is the error.
+ * failing the others: its outcome is the error. With `retried` (an earlier try lost its
+ * connection), see {@link findOwnReports}.
  */
 export async function writeReports(
   opened: Opened,
@@ -74,38 +122,68 @@ export async function writeReports(
   retried = false,
 ): Promise<(boolean[] | SheepdogError)[]> {
   const writes: Columns[] = [noColumns()];
-  const sent = new Set<string>();
-  const outcomes: (SheepdogError | (string | undefined)[])[] = [];
+  const sent = new Keys();
+  // Per group: the error, or for each report whether it was sent (not a later one of its task).
+  const outcomes: (SheepdogError | boolean[])[] = [];
   for (const { id, reports } of groups) {
     try {
+      const tasks = await opened.shapes.of(opened.db, id);
       checkIndices(
         id,
-        await opened.shapes.of(opened.db, id),
-        reports.map((r) => r.index),
+        tasks,
+        reports.map((report) => report.index),
       );
     } catch (error) {
       outcomes.push(error as SheepdogError);
       continue;
     }
-    // The key of each report that is sent; undefined for a later report of a task in this flush.
     outcomes.push(reports.map((report) => addReport(writes, sent, id, report)));
   }
-  const stored = new Set<string>();
+  const stored = new Keys();
   for (const columns of writes) {
-    if (columns.reports.length === 0) continue;
-    const rows = await query<{ request_id: number; idx: number }>(
-      opened.db,
-      opened.sql.writeReports,
-      statementParameters(columns.reports),
-    );
-    for (const row of rows) stored.add(`${row.request_id}:${row.idx}`);
-    if (retried) await findOwnReports(opened, columns.reports, stored);
+    if (columns.ids.length > 0) await writeColumns(opened, inKeyOrder(columns), stored, retried);
   }
-  return outcomes.map((outcome) =>
-    Array.isArray(outcome)
-      ? outcome.map((key) => key !== undefined && stored.has(key))
-      : (outcome as SheepdogError),
+  return outcomes.map((outcome, g) => {
+    if (!Array.isArray(outcome)) return outcome;
+    const { id, reports } = groups[g] as ReportGroup;
+    return outcome.map(
+      (wasSent, i) => wasSent && stored.has(id, (reports[i] as StoreReport).index),
+    );
+  });
+}
+
+/** Runs one writeReports statement, and adds the keys it stored to `stored`. */
+async function writeColumns(
+  opened: Opened,
+  columns: Columns,
+  stored: Keys,
+  retried: boolean,
+): Promise<void> {
+  const { ids, indices, lengths, errors, results } = columns;
+  const [row] = await query<{ inserted: number; ids: number[] | null; indices: number[] | null }>(
+    opened.db,
+    opened.sql.writeReports,
+    [
+      intArray(ids),
+      intArray(indices),
+      intArray(lengths),
+      // No array at all when there is no error: unnest pads a missing array with nulls.
+      errors.some((error) => error !== null) ? errors : null,
+      Buffer.concat(results),
+      intArray(offsetsOf(lengths)),
+      ids.length,
+    ],
   );
+  if (row && row.inserted === ids.length) {
+    for (let i = 0; i < ids.length; i++) stored.add(ids[i] as number, indices[i] as number);
+    return;
+  }
+  const insertedIds = row?.ids ?? [];
+  const insertedIndices = row?.indices ?? [];
+  for (let i = 0; i < insertedIds.length; i++) {
+    stored.add(insertedIds[i] as number, insertedIndices[i] as number);
+  }
+  if (retried) await findOwnReports(opened, columns, stored);
 }
 
 /**
@@ -113,57 +191,67 @@ export async function writeReports(
  * found already stored and that are the same as the ones sent (the same result's bytes, or the
  * same error) were stored by the lost try, so they count as stored. Adds their keys to `stored`.
  */
-async function findOwnReports(
-  opened: Opened,
-  reports: Columns["reports"],
-  stored: Set<string>,
-): Promise<void> {
-  const missing = reports.filter(({ id, report }) => !stored.has(`${id}:${report.index}`));
+async function findOwnReports(opened: Opened, columns: Columns, stored: Keys): Promise<void> {
+  const { ids, indices, lengths, errors } = columns;
+  const resultAt = new Map<number, Uint8Array>();
+  let next = 0;
+  lengths.forEach((length, i) => {
+    if (length >= 0) resultAt.set(i, columns.results[next++] as Uint8Array);
+  });
+  const missing = ids
+    .map((_, i) => i)
+    .filter((i) => !stored.has(ids[i] as number, indices[i] as number));
   if (missing.length === 0) return;
   const rows = await query<{
     request_id: number;
     idx: number;
     result: Buffer | null;
     error: string | null;
-  }>(opened.db, opened.sql.reportsOf, [
-    missing.map(({ id }) => id),
-    missing.map(({ report }) => report.index),
-  ]);
+  }>(opened.db, opened.sql.reportsOf, [missing.map((i) => ids[i]), missing.map((i) => indices[i])]);
   const found = new Map(rows.map((row) => [`${row.request_id}:${row.idx}`, row]));
-  for (const { id, report } of missing) {
-    const row = found.get(`${id}:${report.index}`);
-    const same =
-      report.kind === "result"
-        ? row?.result != null && Buffer.from(report.value).equals(row.result)
-        : row?.error === report.value;
-    if (same) stored.add(`${id}:${report.index}`);
+  for (const i of missing) {
+    const row = found.get(`${ids[i]}:${indices[i]}`);
+    const result = resultAt.get(i);
+    const same = result
+      ? row?.result != null && Buffer.from(result).equals(row.result)
+      : row?.error === errors[i];
+    if (same) stored.add(ids[i] as number, indices[i] as number);
   }
 }
 
 /**
  * Adds a report to the last statement's columns (or a new statement's, when that one is full),
- * unless a report of its task is already in them; its key, if sent.
+ * unless a report of its task is already in them; whether it was added.
  */
-function addReport(
-  writes: Columns[],
-  sent: Set<string>,
-  id: RequestId,
-  report: StoreReport,
-): string | undefined {
-  const key = `${id}:${report.index}`;
-  if (sent.has(key)) return undefined;
-  sent.add(key);
+function addReport(writes: Columns[], sent: Keys, id: RequestId, report: StoreReport): boolean {
+  if (sent.has(id, report.index)) return false;
+  sent.add(id, report.index);
   const size = report.kind === "result" ? report.value.byteLength : 0;
   let columns = writes[writes.length - 1] as Columns;
-  const full =
-    columns.reports.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
-  if (full && columns.reports.length > 0) {
+  const full = columns.ids.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
+  if (full && columns.ids.length > 0) {
     columns = noColumns();
     writes.push(columns);
   }
-  columns.reports.push({ id, report });
+  const last = columns.ids.length - 1;
+  if (last >= 0) {
+    const lastId = columns.ids[last] as number;
+    if (lastId > id || (lastId === id && (columns.indices[last] as number) > report.index)) {
+      columns.sorted = false;
+    }
+  }
+  columns.ids.push(id);
+  columns.indices.push(report.index);
+  if (report.kind === "result") {
+    columns.lengths.push(size);
+    columns.errors.push(null);
+    columns.results.push(report.value);
+  } else {
+    columns.lengths.push(-1);
+    columns.errors.push(report.value);
+  }
   columns.bytes += size;
-  return key;
+  return true;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { Db } from "./kysely.js";
 import { query } from "./kysely.js";
 import { isRequestId } from "./shapes.js";
 import type { Statements } from "./statements.js";
-import { isBytes, offsetsOf } from "./values.js";
+import { intArray, isBytes, offsetsOf } from "./values.js";
 
 /** createRequest sends the arguments in statements of at most this many, ... */
 const ARGS_PER_INSERT = 10_000;
@@ -92,8 +92,10 @@ export async function findByToken(
 }
 
 /**
- * Inserts the arguments in batches (see statements.ts, insertArgs), each copied into one buffer
- * as it is read (a generator may reuse its buffers), and returns how many there were.
+ * Inserts the arguments in batches (see statements.ts, insertArgs), each copied into a buffer of
+ * its own as it is read (a generator may reuse its buffers), and returns how many there were.
+ * One batch is in flight while the next is read: the server inserts one while the caller's
+ * generator (pickling, in core) makes the next.
  */
 async function insertArgs(
   db: Db,
@@ -101,38 +103,72 @@ async function insertArgs(
   id: RequestId,
   reader: ArgsReader,
 ): Promise<number> {
-  let bytes = Buffer.allocUnsafe(BYTES_PER_INSERT);
-  let used = 0;
-  let lengths: number[] = [];
+  let batch = new ArgsBatch(BYTES_PER_INSERT);
+  let inFlight: Promise<unknown> = Promise.resolve();
   let index = 0;
-  const flush = async () => {
-    if (lengths.length === 0) return;
-    const first = index - lengths.length;
-    await query(db, sql.insertArgs, [
-      id,
-      first,
-      bytes.subarray(0, used),
-      lengths,
-      offsetsOf(lengths),
-    ]);
-    used = 0;
-    lengths = [];
+  const send = async () => {
+    if (batch.count === 0) return;
+    const parameters = [id, index - batch.count, ...batch.columns()];
+    await inFlight;
+    inFlight = query(db, sql.insertArgs, parameters);
+    // Settled (and its failure thrown) by the next send, or at the end.
+    inFlight.catch(() => {});
+    batch = new ArgsBatch(BYTES_PER_INSERT);
   };
   for (let next = reader.next(); !next.done; next = reader.next()) {
     const arg: unknown = next.value;
     if (!isBytes(arg)) throw invalidInput(`Argument ${index} must be a Uint8Array.`);
-    if (used + arg.byteLength > bytes.byteLength) {
-      await flush();
-      if (arg.byteLength > bytes.byteLength) bytes = Buffer.allocUnsafe(arg.byteLength);
+    if (!batch.fits(arg)) {
+      await send();
+      if (!batch.fits(arg)) batch = new ArgsBatch(arg.byteLength);
     }
-    bytes.set(arg, used);
-    used += arg.byteLength;
-    lengths.push(arg.byteLength);
+    batch.add(arg);
     index += 1;
-    if (lengths.length === ARGS_PER_INSERT) await flush();
+    if (batch.count === ARGS_PER_INSERT) await send();
   }
-  await flush();
+  await send();
+  await inFlight;
   return index;
+}
+
+/** Arguments copied end to end into one buffer (grown as needed, up to `limit`), with their lengths. */
+class ArgsBatch {
+  readonly #limit: number;
+  #bytes: Buffer = Buffer.allocUnsafe(64 * 1024);
+  #used = 0;
+  readonly #lengths: number[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get count(): number {
+    return this.#lengths.length;
+  }
+
+  fits(arg: Uint8Array): boolean {
+    return this.#used + arg.byteLength <= this.#limit;
+  }
+
+  add(arg: Uint8Array): void {
+    const needed = this.#used + arg.byteLength;
+    if (needed > this.#bytes.byteLength) {
+      const grown = Buffer.allocUnsafe(
+        Math.min(this.#limit, Math.max(needed, 2 * this.#bytes.byteLength)),
+      );
+      this.#bytes.copy(grown, 0, 0, this.#used);
+      this.#bytes = grown;
+    }
+    this.#bytes.set(arg, this.#used);
+    this.#used = needed;
+    this.#lengths.push(arg.byteLength);
+  }
+
+  /** The statement's parameters after the request and first index: bytes, lengths, offsets. */
+  columns(): [Buffer, string, string] {
+    const lengths = this.#lengths;
+    return [this.#bytes.subarray(0, this.#used), intArray(lengths), intArray(offsetsOf(lengths))];
+  }
 }
 
 /** The caller's arguments one at a time; a failure of the caller's iterable is INVALID_INPUT. */

@@ -73,7 +73,8 @@ export function statements(schemaName: string): Statements {
     // The reports of a flush in one statement: their results travel as one bytea with lengths
     // (-1 for an error) and offsets, as createRequest's arguments do, sorted by key on the client
     // (so that two writers never wait on each other's keys in opposite orders); the first report
-    // of a task wins by the primary key, and the counts grow by what was inserted, at once.
+    // of a task wins by the primary key, and the counts grow by what was inserted, at once. It
+    // answers how many were inserted, and which ones only when not all of them ($7: how many).
     writeReports: `WITH ins AS (
         INSERT INTO ${s}.reports (request_id, idx, result, error)
         SELECT u.request_id, u.idx,
@@ -88,7 +89,10 @@ export function statements(schemaName: string): Statements {
       counted AS (
         UPDATE ${s}.requests q SET results = q.results + added.results, errors = q.errors + added.errors
         FROM added WHERE q.id = added.request_id RETURNING q.id)
-      SELECT request_id, idx FROM ins`,
+      SELECT count(*)::int AS inserted,
+             CASE WHEN count(*) < $7 THEN array_agg(request_id) END AS ids,
+             CASE WHEN count(*) < $7 THEN array_agg(idx) END AS indices
+      FROM ins`,
     reportsOf: `SELECT r.request_id, r.idx, r.result, r.error FROM ${s}.reports r
       JOIN unnest($1::int[], $2::int[]) AS k(request_id, idx) ON r.request_id = k.request_id AND r.idx = k.idx`,
     deleteReports: `DELETE FROM ${s}.reports WHERE request_id = $1 AND idx = ANY($2::int[]) RETURNING result IS NOT NULL AS was_result`,

@@ -45,3 +45,11 @@ export function offsetsOf(lengths: readonly number[]): number[] {
   }
   return offsets;
 }
+
+/**
+ * An int[] parameter as PostgreSQL's text form, `{1,2,3}`: node-postgres would build the same
+ * text element by element, several times slower for the 10,000 of a batch.
+ */
+export function intArray(values: readonly number[]): string {
+  return `{${values.join(",")}}`;
+}

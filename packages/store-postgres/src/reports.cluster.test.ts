@@ -1,0 +1,58 @@
+import { describeCluster } from "@sheepdog/testcluster";
+import { afterAll, expect, it } from "vitest";
+import { dropSchemas, testPostgres, throwawaySchema } from "./__fixtures__/postgres.js";
+import { postgresStore } from "./postgres-store.js";
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const text = (bytes: Uint8Array | null) => (bytes ? new TextDecoder().decode(bytes) : null);
+
+describeCluster("postgresStore's reports", (cluster) => {
+  const postgres = testPostgres(cluster);
+  const schema = throwawaySchema("reports");
+  afterAll(async () => {
+    const admin = postgres.admin();
+    await dropSchemas(admin, [schema]);
+    await admin.end();
+  });
+
+  it("puts every report of a flush at its own task, whatever order they come in", async () => {
+    await using store = postgresStore({ connectionString: postgres.url(), schema });
+    const create = (n: number) =>
+      store.createRequest({
+        func: utf8("f"),
+        ns: utf8(""),
+        args: Array.from({ length: n }, (_, i) => utf8(`a${i}`)),
+      });
+    const { id: a } = await create(6);
+    const { id: b } = await create(3);
+    // One turn of the event loop: one statement, its reports sorted by key before they are sent.
+    const outcomes = await Promise.all([
+      store.putReports(b, [
+        { index: 2, kind: "result", value: utf8("b2") },
+        { index: 0, kind: "error", value: "b0 failed" },
+      ]),
+      store.putReports(a, [
+        { index: 5, kind: "result", value: utf8("a5") },
+        { index: 3, kind: "error", value: "a3 failed" },
+        { index: 1, kind: "result", value: utf8("a1 longer value") },
+        { index: 5, kind: "error", value: "later, ignored" },
+        { index: 0, kind: "result", value: utf8("") },
+      ]),
+      store.putResult(a, 2, utf8("a2")),
+    ]);
+    expect(outcomes).toEqual([[true, true], [true, true, true, false, true], true]);
+    expect((await store.getResults(a)).map((r) => text(r.result))).toEqual([
+      "",
+      "a1 longer value",
+      "a2",
+      null,
+      null,
+      "a5",
+    ]);
+    expect((await store.getResults(b)).map((r) => text(r.result))).toEqual([null, null, "b2"]);
+    expect((await store.getErrors(a)).map((e) => [e.index, e.error])).toEqual([[3, "a3 failed"]]);
+    expect((await store.getErrors(b)).map((e) => [e.index, e.error])).toEqual([[0, "b0 failed"]]);
+    expect(await store.counts(a)).toEqual({ tasks: 6, results: 4, errors: 1 });
+    expect(await store.counts(b)).toEqual({ tasks: 3, results: 1, errors: 1 });
+  });
+});
