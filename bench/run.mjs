@@ -9,7 +9,7 @@
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,cold,million (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,cold,million,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -584,8 +584,28 @@ for (const [name, fn, needsCluster] of [
     log(`${name} failed: ${report.errors[name]}`);
   }
 }
+// --only store: the store benchmarks (SQLite, and PostgreSQL beside it), written to
+// bench/results/store.md by bench/store/run.mjs itself.
+const storeOnly = only.has("store") && !quick && !rendering;
+if (storeOnly) {
+  log("store...");
+  try {
+    execFileSync(process.execPath, [join(here, "store/run.mjs")], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  } catch (error) {
+    report.errors.store = String(error?.message ?? error);
+  }
+  // Only the store: the main report stays as its last full run wrote it.
+  const mainSections = ["ingest", "e2e", "cold", "million"].filter((name) => only.has(name));
+  if (mainSections.length === 0 && !options["package-benches"]) {
+    process.exit(report.errors.store ? 1 : 0);
+  }
+}
 if (options["package-benches"] && !quick && !rendering) {
   for (const script of ["serialise/run.mjs", "store/run.mjs", "deploy-ssh/run.mjs"]) {
+    if (storeOnly && script === "store/run.mjs") continue;
     log(script);
     try {
       execFileSync(process.execPath, [join(here, script)], {

@@ -1,9 +1,10 @@
 // One benchmark measurement, run in its own process so that its peak RSS is its own.
-// Prints one line of JSON. Used by run.mjs; see there for the scenarios.
+// Prints one line of JSON. Used by run.mjs; see there for the scenarios. The store is the
+// SQLite file `target`, or, for `pg:<schema>`, that schema of the test cluster's PostgreSQL.
 import { performance } from "node:perf_hooks";
-import { sqliteStore } from "../../packages/store-sqlite/dist/index.js";
+import { openStore } from "./stores.mjs";
 
-const [scenario, file, ...rest] = process.argv.slice(2);
+const [scenario, target, ...rest] = process.argv.slice(2);
 const peakRssMb = () => (process.resourceUsage().maxRSS * 1024) / 1e6;
 
 /** A small argument tuple as pickle protocol 4 makes it for (i, "x"): 24 bytes. */
@@ -35,7 +36,7 @@ const func = new TextEncoder().encode(
 );
 const ns = new Uint8Array([0x80, 0x04, 0x7d, 0x94, 0x2e]);
 
-const store = sqliteStore({ dbfile: file });
+const store = await openStore(target);
 const out = {};
 
 if (scenario === "idle") {
@@ -110,6 +111,24 @@ if (scenario === "idle") {
   out.seconds = (performance.now() - started) / 1000;
   out.tasks = results.length;
   out.withResult = results.filter((r) => r.result !== null).length;
+} else if (scenario === "map") {
+  // A whole map of n calls of a trivial function, on this machine's local scheduler: the
+  // arguments stored, the tasks fetching them and reporting through the server, the results
+  // read back and decoded. The time is the map call's, from the caller's side.
+  const n = Number(rest[0]);
+  const root = new URL("../../packages/", import.meta.url);
+  const { createSheepdog, py } = await import(new URL("core/dist/index.js", root).href);
+  const { localRemote, localScheduler } = await import(new URL("local/dist/index.js", root).href);
+  const sheepdog = createSheepdog({
+    store,
+    cluster: { scheduler: localScheduler(), remote: localRemote() },
+  });
+  const args = Array.from({ length: n }, (_, i) => [i]);
+  const started = performance.now();
+  const results = await sheepdog.map(py`def f(x): return x + 1`, args);
+  out.seconds = (performance.now() - started) / 1000;
+  out.wrong = results.filter((r, i) => r !== i + 1).length;
+  await sheepdog.close();
 } else {
   throw new Error(`unknown scenario ${scenario}`);
 }
