@@ -14,6 +14,21 @@ const stateMeanings: Record<string, { kind: DeathKind; words: string }> = {
   REVOKED: { kind: "cancelled", words: "was revoked (a federated job that ran elsewhere)" },
 };
 
+/**
+ * Whether a task killed by SIGKILL was over its memory request: without cgroups, Slurm's
+ * accounting kills such a task itself (`OverMemoryKill`) and records it as `FAILED 0:9`, not
+ * `OUT_OF_MEMORY`; its peak resident memory then reaches what it asked for.
+ */
+function killedOverMemory(record: EndRecord, signal: number | null): boolean {
+  const { maxRssBytes, reqMemBytes } = record;
+  if (signal !== 9 || maxRssBytes === undefined || reqMemBytes === undefined) return false;
+  return maxRssBytes >= reqMemBytes * 0.9;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
+}
+
 /** Exit statuses of `/bin/sh` when it cannot run the interpreter at all. */
 const cannotStart: Record<number, string> = {
   126: "the interpreter is not executable",
@@ -61,6 +76,14 @@ export function describeEnd(record: EndRecord): TaskEnd {
   const notStarted = signal === null ? cannotStart[record.exitCode] : undefined;
   if (notStarted) {
     return { kind: "never-started", ...base, reason: `never ran: ${notStarted} (${said})` };
+  }
+  if (killedOverMemory(record, signal)) {
+    const { maxRssBytes = 0, reqMemBytes = 0 } = record;
+    return {
+      kind: "out-of-memory",
+      ...base,
+      reason: `exceeded its memory limit (--mem=${mib(reqMemBytes)}, peak ${mib(maxRssBytes)}); ${how} (${said})`,
+    };
   }
   if (signal !== null)
     return { kind: "signal", ...base, reason: `${describeSignal(signal)} (${said})` };

@@ -116,3 +116,18 @@ describe("kinds of every final state", () => {
     );
   });
 });
+
+describe("a task Slurm's accounting killed over its --mem (no cgroups: FAILED 0:9)", () => {
+  it("is out-of-memory when its peak resident memory reached its request", () => {
+    const text = [
+      "77_1|sheepdog_9_ab|FAILED|0:9||300M",
+      "77_1.batch|batch|CANCELLED by 0|0:9|356312K|",
+      "77_2|sheepdog_9_ab|FAILED|0:9||300M",
+      "77_2.batch|batch|FAILED|0:9|10240K|",
+    ].join("\n");
+    const [over, under] = parseSacct(text).map(describeEnd);
+    expect(over).toMatchObject({ kind: "out-of-memory", signal: 9 });
+    expect(over?.reason).toContain("exceeded its memory limit (--mem=300 MiB, peak 348 MiB)");
+    expect(under).toMatchObject({ kind: "signal", signal: 9 });
+  });
+});

@@ -66,13 +66,15 @@ export interface EndRecord {
   signal: number;
   /** Peak resident memory of its batch step, in bytes, when accounted. */
   maxRssBytes?: number;
+  /** The memory it asked for (`--mem`, or the partition's default), in bytes, when accounted. */
+  reqMemBytes?: number;
   /** Slurm's reason, when it gives one other than `None`. */
   reason?: string;
   jobName?: string;
 }
 
 /** The `sacct --format` that {@link parseSacct} reads. */
-export const sacctFormat = "JobID,JobName,State,ExitCode,MaxRSS";
+export const sacctFormat = "JobID,JobName,State,ExitCode,MaxRSS,ReqMem";
 
 /** Reads sacct's sizes (`1234K`, `2.50M`, `0`): binary multiples. */
 export function parseSacctBytes(text: string): number | undefined {
@@ -96,7 +98,7 @@ function splitState(text: string): { state: string; cancelledBy?: string } {
 }
 
 /**
- * Reads `sacct -n -P -j <ids> --format=JobID,JobName,State,ExitCode,MaxRSS`: one record per
+ * Reads `sacct -n -P -j <ids> --format=JobID,JobName,State,ExitCode,MaxRSS,ReqMem`: one record per
  * array task (`123_4`), with the MaxRSS of its `.batch` step, and the batch step's exit code
  * and signal when the allocation's say nothing (`CANCELLED 0:0`, its batch `0:15`). Tasks
  * still pending as a range (`123_[5-9]`) and other steps are skipped.
@@ -105,7 +107,7 @@ export function parseSacct(text: string): EndRecord[] {
   const records = new Map<string, EndRecord>();
   const batches = new Map<string, { exitCode: number; signal: number; maxRss?: number }>();
   for (const line of text.split("\n")) {
-    const [id, jobName, state, exit, maxRss] = line.trim().split("|");
+    const [id, jobName, state, exit, maxRss, reqMem] = line.trim().split("|");
     const match = /^(\d+)_(\d+)(?:\.(\w+))?$/.exec(id ?? "");
     if (!match || state === undefined) continue;
     const key = `${match[1]}_${match[2]}`;
@@ -114,12 +116,14 @@ export function parseSacct(text: string): EndRecord[] {
       batches.set(key, { ...exitParts(exit), ...(bytes !== undefined && { maxRss: bytes }) });
     }
     if (match[3] !== undefined) continue;
+    const reqMemBytes = parseSacctBytes((reqMem ?? "").replace(/[nc]$/, ""));
     records.set(key, {
       jobId: match[1] ?? "",
       index: Number(match[2]),
       ...splitState(state),
       ...exitParts(exit),
       ...(jobName ? { jobName } : {}),
+      ...(reqMemBytes ? { reqMemBytes } : {}),
     });
   }
   for (const [key, record] of records) {

@@ -18,6 +18,9 @@ import { source } from "./source.js";
 
 type Part = JobRef["parts"][number];
 
+/** How long a task may be missing from sacct after it left squeue before scontrol is asked. */
+const sacctLagMs = 5_000;
+
 /** What the cluster says about accounting: asked once, from `scontrol show config`. */
 export type AccountingReader = () => Promise<boolean>;
 
@@ -109,9 +112,20 @@ export class TaskStatus {
     states: Map<number, TaskState>,
   ): Promise<void> {
     const parts = [...missing.keys()];
-    let records = (await this.accounting()) ? await this.sacct(parts) : new Map();
+    const accounting = await this.accounting();
+    let records = accounting ? await this.sacct(parts) : new Map<string, EndRecord>();
+    // sacct lags the queue by a second or so; scontrol knows at once, but not the peak memory
+    // that tells an out-of-memory kill apart: it stands in only once sacct has had its time.
+    const now = Date.now();
+    const lagging = (part: Part, task: number) => {
+      const key = this.key(part, task);
+      return (
+        !records.has(key) &&
+        (!accounting || now - (this.missingSince.get(key) ?? now) >= sacctLagMs)
+      );
+    };
     const unknown = parts.filter((part) =>
-      (missing.get(part) ?? []).some((task) => !records.has(this.key(part, task))),
+      (missing.get(part) ?? []).some((task) => lagging(part, task)),
     );
     if (unknown.length > 0) records = new Map([...(await this.scontrol(unknown)), ...records]);
     for (const [part, tasks] of missing) {
