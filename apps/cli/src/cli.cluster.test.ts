@@ -3,184 +3,186 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describeCluster, pythonAllBegun, sshArgs } from "@sheepdog/testcluster";
+import { describeCluster, pythonAllBegun, sshArgs, testSchedulers } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, "../dist/cli.js");
 
-describeCluster("the sheepdog command on the test cluster", (cluster) => {
-  let cwd: string;
-  /** Where, on the head node, `slow_square` marks each of its three calls as begun. */
-  const startedDir = `/tmp/sheepdog-cli-started-${process.pid}-${Date.now()}`;
-  /**
-   * How to log in: request commands give these and take the host from the request, since SSH
-   * settings are never read from a dbfile.
-   */
-  const sshFlags = [
-    "--ssh-port",
-    String(cluster.port),
-    "--ssh-user",
-    cluster.user,
-    "--ssh-keyfile",
-    cluster.privateKeyPath,
-    "--ssh-known-hosts",
-    cluster.knownHostsPath,
-  ];
-  const flags = ["--host", cluster.host, ...sshFlags];
+for (const scheduler of testSchedulers) {
+  describeCluster(`the sheepdog command on the test cluster's ${scheduler}`, (cluster) => {
+    let cwd: string;
+    /** Where, on the head node, `slow_square` marks each of its three calls as begun. */
+    const startedDir = `/tmp/sheepdog-cli-started-${process.pid}-${scheduler}-${Date.now()}`;
+    /**
+     * How to log in: request commands give these and take the host from the request, since SSH
+     * settings are never read from a dbfile.
+     */
+    const sshFlags = [
+      "--ssh-port",
+      String(cluster.port),
+      "--ssh-user",
+      cluster.user,
+      "--ssh-keyfile",
+      cluster.privateKeyPath,
+      "--ssh-known-hosts",
+      cluster.knownHostsPath,
+    ];
+    const flags = ["--host", cluster.host, "--scheduler", scheduler, ...sshFlags];
 
-  /** Runs the built binary; resolves with its exit code and output, whatever the code. */
-  async function sheepdog(args: string[], stdin?: string) {
-    const child = run(process.execPath, [cli, ...args], { cwd, timeout: 120_000 });
-    child.child.stdin?.end(stdin ?? "");
-    try {
-      const { stdout, stderr } = await child;
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failure = error as { code: number; stdout: string; stderr: string };
-      return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
+    /** Runs the built binary; resolves with its exit code and output, whatever the code. */
+    async function sheepdog(args: string[], stdin?: string) {
+      const child = run(process.execPath, [cli, ...args], { cwd, timeout: 120_000 });
+      child.child.stdin?.end(stdin ?? "");
+      try {
+        const { stdout, stderr } = await child;
+        return { code: 0, stdout, stderr };
+      } catch (error) {
+        const failure = error as { code: number; stdout: string; stderr: string };
+        return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
+      }
     }
-  }
 
-  /**
-   * Starts `sheepdog map` in the background with `stdin` as its arguments; resolves once it
-   * has said its request id. `output.stderr` keeps growing with what it says after.
-   */
-  async function startMap(args: string[], stdin: string) {
-    const child = spawn(process.execPath, [cli, "map", ...args, ...flags], { cwd });
-    child.stdin.end(stdin);
-    const output = { stderr: "" };
-    const id = await new Promise<string>((resolve, reject) => {
-      child.stderr.on("data", (chunk) => {
-        output.stderr += chunk;
-        const match = /request (\d+):/.exec(output.stderr);
-        if (match?.[1]) resolve(match[1]);
+    /**
+     * Starts `sheepdog map` in the background with `stdin` as its arguments; resolves once it
+     * has said its request id. `output.stderr` keeps growing with what it says after.
+     */
+    async function startMap(args: string[], stdin: string) {
+      const child = spawn(process.execPath, [cli, "map", ...args, ...flags], { cwd });
+      child.stdin.end(stdin);
+      const output = { stderr: "" };
+      const id = await new Promise<string>((resolve, reject) => {
+        child.stderr.on("data", (chunk) => {
+          output.stderr += chunk;
+          const match = /request (\d+):/.exec(output.stderr);
+          if (match?.[1]) resolve(match[1]);
+        });
+        child.on("close", (code) =>
+          reject(new Error(`sheepdog map ended (${code}): ${output.stderr}`)),
+        );
       });
-      child.on("close", (code) =>
-        reject(new Error(`sheepdog map ended (${code}): ${output.stderr}`)),
+      return { child, id, output };
+    }
+
+    async function waitForTasks(
+      id: string,
+      done: (status: { tasks: Record<string, number> }) => boolean,
+    ) {
+      for (let tries = 0; tries < 120; tries++) {
+        const { stdout } = await sheepdog(["status", id, "--json", ...sshFlags]);
+        const status = JSON.parse(stdout);
+        if (status.taskStates && done({ tasks: status.taskStates })) return status;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      throw new Error(`request ${id} never reached the expected state`);
+    }
+
+    beforeAll(() => {
+      cwd = mkdtempSync(join(tmpdir(), "sheepdog-cli-cluster-"));
+      writeFileSync(
+        join(cwd, "jobs.py"),
+        [
+          "import time",
+          "",
+          "def square(x):",
+          "    return x * x",
+          "",
+          "def slow_square(x):",
+          pythonAllBegun(startedDir, 3),
+          "    time.sleep(4)",
+          "    return x * x",
+          "",
+          "def nap(seconds):",
+          "    time.sleep(seconds)",
+          "    return seconds",
+          "",
+        ].join("\n"),
       );
     });
-    return { child, id, output };
-  }
+    afterAll(async () => {
+      rmSync(cwd, { recursive: true, force: true });
+      await onHead(`rm -rf ${startedDir}`);
+    });
 
-  async function waitForTasks(
-    id: string,
-    done: (status: { tasks: Record<string, number> }) => boolean,
-  ) {
-    for (let tries = 0; tries < 120; tries++) {
-      const { stdout } = await sheepdog(["status", id, "--json", ...sshFlags]);
-      const status = JSON.parse(stdout);
-      if (status.taskStates && done({ tasks: status.taskStates })) return status;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+    /** Runs `command` on the head node as the cluster's user; resolves with its stdout. */
+    async function onHead(command: string) {
+      const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
+      return stdout;
     }
-    throw new Error(`request ${id} never reached the expected state`);
-  }
 
-  beforeAll(() => {
-    cwd = mkdtempSync(join(tmpdir(), "sheepdog-cli-cluster-"));
-    writeFileSync(
-      join(cwd, "jobs.py"),
-      [
-        "import time",
-        "",
-        "def square(x):",
-        "    return x * x",
-        "",
-        "def slow_square(x):",
-        pythonAllBegun(startedDir, 3),
-        "    time.sleep(4)",
-        "    return x * x",
-        "",
-        "def nap(seconds):",
-        "    time.sleep(seconds)",
-        "    return seconds",
-        "",
-      ].join("\n"),
-    );
+    it(`maps over SSH and ${scheduler}, results as JSON lines`, async () => {
+      const result = await sheepdog(
+        ["map", "jobs.py:square", "--args", "-", ...flags],
+        "[2]\n[3]\n[4]\n",
+      );
+      expect(result.stderr).toMatch(/request \d+: 3\/3 done \(0 failed\)/);
+      expect(result.stdout).toBe("4\n9\n16\n");
+      expect(result.code).toBe(0);
+    });
+
+    it("shows a running job's tasks, and cancels it", async () => {
+      const submitted = await sheepdog(
+        ["map", "jobs.py:nap", "--args", "-", "--async", ...flags],
+        "[60]\n[60]\n",
+      );
+      expect(submitted.code).toBe(0);
+      const id = submitted.stdout.trim();
+      // status and cancel reach the cluster as the request was submitted: no flags needed.
+      const running = await waitForTasks(id, ({ tasks }) => tasks.running === 2);
+      expect(running).toMatchObject({ tasks: 2, results: 0, errors: 0 });
+      const cancelled = await sheepdog(["cancel", id, ...sshFlags]);
+      expect(cancelled.code).toBe(0);
+      expect(cancelled.stdout).toMatch(new RegExp(`^cancelled job \\d+ of request ${id}$`, "m"));
+      await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
+    }, 150_000);
+
+    it("on Ctrl-C with --keep-jobs, exits 130 and leaves the job running", async () => {
+      const { child, id, output } = await startMap(
+        ["jobs.py:nap", "--args", "-", "--keep-jobs"],
+        "[30]\n",
+      );
+      await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) === 1);
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+      child.kill("SIGINT");
+      expect(await exited).toBe(130);
+      expect(output.stderr).toContain("The map was aborted");
+      const status = await waitForTasks(id, () => true);
+      expect(status.taskStates).toMatchObject({ running: 1 });
+      await sheepdog(["cancel", id, ...sshFlags]);
+    }, 150_000);
+
+    it("recovers results from the job's output files when the server never came back", async () => {
+      // The map's process dies (SIGKILL) while its tasks compute: nothing is left to receive their
+      // reports, and the workers give up after a second, their reports printed to their output.
+      const { child, id } = await startMap(
+        ["jobs.py:slow_square", "--args", "-", "--chunk-size", "1", "--retry-window", "1"],
+        "[5]\n[6]\n[7]\n",
+      );
+      // Killed only once every call has begun: a task the scheduler had yet to start, or one
+      // that had yet to fetch its arguments, would find no server and end without a report.
+      await vi.waitFor(
+        async () =>
+          expect(
+            (await onHead(`ls ${startedDir} 2>/dev/null || true`))
+              .split(/\s+/)
+              .filter(Boolean)
+              .sort(),
+          ).toEqual(["5", "6", "7"]),
+        { timeout: 120_000, interval: 500 },
+      );
+      child.kill("SIGKILL");
+      await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
+      const before = await sheepdog(["results", id]);
+      expect(before.stdout).toBe("[5] -> null\n[6] -> null\n[7] -> null\n");
+      const recovered = await sheepdog(["recover", id, ...sshFlags]);
+      expect(recovered.stdout.trim()).toBe(
+        `request ${id}: 3 reports in the job's output files, 3 stored now, 0 tasks still without a report`,
+      );
+      expect(recovered.code).toBe(0);
+      const after = await sheepdog(["results", id]);
+      expect(after.stdout).toBe("[5] -> 25\n[6] -> 36\n[7] -> 49\n");
+      const again = await sheepdog(["recover", id, ...sshFlags]);
+      expect(again.stdout).toContain("3 reports in the job's output files, 0 stored now");
+    }, 150_000);
   });
-  afterAll(async () => {
-    rmSync(cwd, { recursive: true, force: true });
-    await onHead(`rm -rf ${startedDir}`);
-  });
-
-  /** Runs `command` on the head node as the cluster's user; resolves with its stdout. */
-  async function onHead(command: string) {
-    const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
-    return stdout;
-  }
-
-  it("maps over SSH and GridEngine, results as JSON lines", async () => {
-    const result = await sheepdog(
-      ["map", "jobs.py:square", "--args", "-", ...flags],
-      "[2]\n[3]\n[4]\n",
-    );
-    expect(result.stderr).toMatch(/request \d+: 3\/3 done \(0 failed\)/);
-    expect(result.stdout).toBe("4\n9\n16\n");
-    expect(result.code).toBe(0);
-  });
-
-  it("shows a running job's tasks, and cancels it with qdel", async () => {
-    const submitted = await sheepdog(
-      ["map", "jobs.py:nap", "--args", "-", "--async", ...flags],
-      "[60]\n[60]\n",
-    );
-    expect(submitted.code).toBe(0);
-    const id = submitted.stdout.trim();
-    // status and cancel reach the cluster as the request was submitted: no flags needed.
-    const running = await waitForTasks(id, ({ tasks }) => tasks.running === 2);
-    expect(running).toMatchObject({ tasks: 2, results: 0, errors: 0 });
-    const cancelled = await sheepdog(["cancel", id, ...sshFlags]);
-    expect(cancelled.code).toBe(0);
-    expect(cancelled.stdout).toMatch(new RegExp(`^cancelled job \\d+ of request ${id}$`, "m"));
-    await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
-  }, 150_000);
-
-  it("on Ctrl-C with --keep-jobs, exits 130 and leaves the job running", async () => {
-    const { child, id, output } = await startMap(
-      ["jobs.py:nap", "--args", "-", "--keep-jobs"],
-      "[30]\n",
-    );
-    await waitForTasks(id, ({ tasks }) => (tasks.running ?? 0) === 1);
-    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-    child.kill("SIGINT");
-    expect(await exited).toBe(130);
-    expect(output.stderr).toContain("The map was aborted");
-    const status = await waitForTasks(id, () => true);
-    expect(status.taskStates).toMatchObject({ running: 1 });
-    await sheepdog(["cancel", id, ...sshFlags]);
-  }, 150_000);
-
-  it("recovers results from the job's output files when the server never came back", async () => {
-    // The map's process dies (SIGKILL) while its tasks compute: nothing is left to receive their
-    // reports, and the workers give up after a second, their reports printed to their output.
-    const { child, id } = await startMap(
-      ["jobs.py:slow_square", "--args", "-", "--chunk-size", "1", "--retry-window", "1"],
-      "[5]\n[6]\n[7]\n",
-    );
-    // Killed only once every call has begun: a task the scheduler had yet to start, or one
-    // that had yet to fetch its arguments, would find no server and end without a report.
-    await vi.waitFor(
-      async () =>
-        expect(
-          (await onHead(`ls ${startedDir} 2>/dev/null || true`))
-            .split(/\s+/)
-            .filter(Boolean)
-            .sort(),
-        ).toEqual(["5", "6", "7"]),
-      { timeout: 120_000, interval: 500 },
-    );
-    child.kill("SIGKILL");
-    await waitForTasks(id, ({ tasks }) => tasks.finished === 3);
-    const before = await sheepdog(["results", id]);
-    expect(before.stdout).toBe("[5] -> null\n[6] -> null\n[7] -> null\n");
-    const recovered = await sheepdog(["recover", id, ...sshFlags]);
-    expect(recovered.stdout.trim()).toBe(
-      `request ${id}: 3 reports in the job's output files, 3 stored now, 0 tasks still without a report`,
-    );
-    expect(recovered.code).toBe(0);
-    const after = await sheepdog(["results", id]);
-    expect(after.stdout).toBe("[5] -> 25\n[6] -> 36\n[7] -> 49\n");
-    const again = await sheepdog(["recover", id, ...sshFlags]);
-    expect(again.stdout).toContain("3 reports in the job's output files, 0 stored now");
-  }, 150_000);
-});
+}

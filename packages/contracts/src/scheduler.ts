@@ -64,7 +64,8 @@ export interface JobRef {
  * - `preempted`: stopped for a job of higher priority;
  * - `signal`: killed by a signal for another reason;
  * - `exit`: its program exited by itself (non-zero, or zero without reporting);
- * - `never-started`: the scheduler could not start it (no such interpreter, a bad directory).
+ * - `never-started`: the scheduler could not start it (no such interpreter, a bad directory);
+ * - `unknown`: the scheduler has no record of how it ended.
  */
 export const deathKinds = [
   "out-of-memory",
@@ -75,6 +76,7 @@ export const deathKinds = [
   "signal",
   "exit",
   "never-started",
+  "unknown",
 ] as const;
 
 /** One of {@link deathKinds}. */

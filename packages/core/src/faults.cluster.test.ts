@@ -12,7 +12,13 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { JobRef, Remote } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
-import { describeCluster, loginSettings, pythonAllBegun, unusedPort } from "@sheepdog/testcluster";
+import {
+  describeCluster,
+  loginSettings,
+  pythonAllBegun,
+  schedulerSettings,
+  unusedPort,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { undecodableAtOne } from "./__fixtures__/functions.js";
 import type { MapOptions, MapProgress, SheepdogConfig } from "./index.js";
@@ -23,7 +29,6 @@ import {
   listRequests,
   map,
   py,
-  recover,
   requestStatus,
   serve,
   shutdown,
@@ -54,6 +59,9 @@ function connectionsTo(port: number): string[] {
   return found;
 }
 
+// What every scheduler shares (tasks killed, over their limits, retried, recovered) is in
+// schedulers.cluster.test.ts, run over each; these are GridEngine's own faults and the
+// server's.
 describeCluster("faults on the GridEngine test cluster", (cluster) => {
   let dir: string;
   let config: SheepdogConfig;
@@ -70,7 +78,7 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-core-faults-"));
     dbfile = join(dir, "sheepdog.sqlite");
-    config = { ...loginSettings(cluster), dbfile };
+    config = { ...schedulerSettings(cluster, "gridengine"), dbfile };
     const { host: _host, ...rest } = config;
     login = rest;
   });
@@ -187,43 +195,7 @@ def f(children, mib):
     return children * mib
 `;
 
-  describe.concurrent("a task that dies without reporting becomes an error within 15 s of its end", () => {
-    it("killed by SIGKILL", async () => {
-      const f = py`
-def f(x):
-    import os, signal
-    if x == 1:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return x
-`;
-      const run = await mapTimed(f, [[0], [1]], { chunkSize: 1 });
-      expect(run.results).toEqual([0, null]);
-      expect(run.errors).toHaveLength(1);
-      const [args, error] = run.errors[0] ?? [];
-      expect(args).toEqual([1]);
-      expect(error).toContain(`Task 2 of job ${run.job.id} ended without reporting`);
-      expect(error).toContain("killed by signal 9 (SIGKILL)");
-      const end = await taskEnded(run.job.id, 2);
-      record("SIGKILL: error after the task's end", run.done - end);
-      expect(run.done - end).toBeLessThanOrEqual(16_000);
-    });
-
-    it("over its run-time limit (-l h_rt)", async () => {
-      const f = py`
-def f(x):
-    import time
-    time.sleep(60)
-`;
-      const run = await mapTimed(f, [[1]], { geOpts: ["-l h_rt=0:0:3", ...defaultDirs] });
-      expect(run.results).toEqual([null]);
-      const error = run.errors[0]?.[1];
-      expect(error).toContain("exceeded its run-time limit (h_rt=");
-      expect(error).toContain("scheduler failure 37");
-      const end = await taskEnded(run.job.id, 1);
-      record("h_rt: error after the task's end", run.done - end);
-      expect(run.done - end).toBeLessThanOrEqual(16_000);
-    });
-
+  describe.concurrent("a task GridEngine kills or will not start becomes an error within 15 s", () => {
     it("over its memory limit (-l h_vmem): killed by GridEngine, with the peak memory", async () => {
       const run = await mapTimed(hog, [[3, 150]], { geOpts: ["-l h_vmem=300M", ...defaultDirs] });
       expect(run.results).toEqual([null]);
@@ -234,20 +206,6 @@ def f(x):
       const end = await taskEnded(run.job.id, 1);
       record("h_vmem: error after the task's end", run.done - end);
       expect(run.done - end).toBeLessThanOrEqual(16_000);
-    });
-
-    it("over its memory limit (-l mem_grab): the worker reports the MemoryError at once", async () => {
-      const f = py`
-def f(mib):
-    return len(bytearray(mib * 1024 * 1024))
-`;
-      const run = await mapTimed(f, [[2], [800]], {
-        chunkSize: 1,
-        geOpts: ["-l mem_grab=200M", ...defaultDirs],
-      });
-      expect(run.results).toEqual([2 * 1024 * 1024, null]);
-      expect(run.errors.map(([args]) => args)).toEqual([[800]]);
-      expect(run.errors[0]?.[1]).toMatch(/Traceback[\s\S]*MemoryError/);
     });
 
     it("a missing interpreter (shell): held in error by GridEngine, then cancelled", async () => {
@@ -305,42 +263,6 @@ def f(x):
       expect((await getResults(run.request, { dbfile })).map(([, r]) => r)).toEqual([0, null, 20]);
     });
   });
-
-  it("retries: dies over its memory limit on attempt 1, succeeds with more memory on attempt 2", async () => {
-    const attempts: [number, string[]][] = [];
-    const run = await mapTimed(
-      hog,
-      [
-        [3, 150],
-        [1, 5],
-        [4, 250],
-      ],
-      { chunkSize: 1, retries: 1, geOpts: ["-l h_vmem=300M", ...defaultDirs] },
-      {
-        retryWith: (attempt, previous) => {
-          attempts.push([attempt, previous.geOpts]);
-          return { geOpts: [`-l h_vmem=${300 * 3 * (attempt - 1)}M`, ...defaultDirs] };
-        },
-      },
-    );
-    // 3 x 150 MiB fits in 900M; 4 x 250 MiB does not, and fails both attempts.
-    expect(run.results).toEqual([450, 5, null]);
-    expect(attempts).toEqual([[2, ["-l h_vmem=300M", ...defaultDirs]]]);
-    expect(Math.max(...run.progress.map((p) => p.attempt))).toBe(2);
-    // The retry job ran only the two failed arguments, as tasks 4 and 5 of the request.
-    const [info] = (await listRequests({ dbfile })).filter((r) => r.id === run.request);
-    expect(info?.meta).toMatchObject({ retryTasks: [[0], [2]], taskOffset: 3, attempt: 2 });
-    expect(run.job.tasks).toBe(2);
-    expect(run.job.name).toMatch(/^sheepdog_\d+_[0-9a-f]{8}_r2$/);
-    expect(run.errors).toHaveLength(1);
-    const [args, error] = run.errors[0] ?? [];
-    expect(args).toEqual([4, 250]);
-    // recover reads every attempt's output files: one report from each job.
-    expect(await recover(run.request, login)).toEqual({ found: 2, stored: 0, missing: 0 });
-    expect(error).toMatch(
-      /^Failed on each of 2 attempts\.\n\nAttempt 1 of 2: Task 3 of job \d+ ended without reporting[^\n]*h_vmem=300M[\s\S]*\n\nAttempt 2 of 2: Task 2 of job \d+ ended without reporting[^\n]*h_vmem=900M/,
-    );
-  }, 120_000);
 
   /**
    * Starts a map of three tasks (`body` then `return <result>`, of `x` in 1, 2, 3) in a child

@@ -11,7 +11,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashToken } from "@sheepdog/contracts";
-import { asNobody, canSwitchUsers, describeCluster, loginSettings } from "@sheepdog/testcluster";
+import {
+  asNobody,
+  canSwitchUsers,
+  describeCluster,
+  schedulerSettings,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Sheepdog } from "./index.js";
 import { createSheepdog, py } from "./index.js";
@@ -78,7 +83,10 @@ describeCluster("security on the GridEngine test cluster (issue 19)", (cluster) 
     // The tasks (the cluster's user) wait for a gate file here; nobody reads the forger here.
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, "forger.py"), FORGER, { mode: 0o644 });
-    sheepdog = createSheepdog({ ...loginSettings(cluster), dbfile: join(dir, "sheepdog.sqlite") });
+    sheepdog = createSheepdog({
+      ...schedulerSettings(cluster, "gridengine"),
+      dbfile: join(dir, "sheepdog.sqlite"),
+    });
   });
   afterAll(async () => {
     await sheepdog.close();

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { describeCluster, loginSettings } from "@sheepdog/testcluster";
+import { describeCluster, loginSettings, testSchedulers } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -14,28 +14,36 @@ const url = (specifier: string) =>
   JSON.stringify(pathToFileURL(resolveFrom.resolve(specifier)).href);
 const core = JSON.stringify(pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href);
 
-describeCluster("createSheepdog on the GridEngine test cluster", (cluster) => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), "sheepdog-compose-cluster-"));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+/** Each scheduler's package and factory, as a program passes it to createSheepdog. */
+const factories = {
+  gridengine: { from: "@sheepdog/gridengine", name: "gridEngine" },
+  slurm: { from: "@sheepdog/slurm", name: "slurm" },
+} as const;
 
-  it("runs a whole map with the memory store passed in, and never loads better-sqlite3", async () => {
-    const program = join(dir, "memory-store.mjs");
-    writeFileSync(
-      program,
-      `import { createRequire } from "node:module";
+for (const scheduler of testSchedulers) {
+  const factory = factories[scheduler];
+  describeCluster(`createSheepdog on the test cluster's ${scheduler}`, (cluster) => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "sheepdog-compose-cluster-"));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("runs a whole map with the memory store passed in, and never loads better-sqlite3", async () => {
+      const program = join(dir, `memory-store-${scheduler}.mjs`);
+      writeFileSync(
+        program,
+        `import { createRequire } from "node:module";
 import { createSheepdog, py } from ${core};
 import { memoryStore } from ${url("@sheepdog/contracts/testing")};
 import { connect } from ${url("@sheepdog/deploy-ssh")};
-import { gridEngine } from ${url("@sheepdog/gridengine")};
+import { ${factory.name} } from ${url(factory.from)};
 
 const remote = await connect(${JSON.stringify(loginSettings(cluster))});
 const store = memoryStore();
 const sheepdog = createSheepdog({
   store,
-  cluster: { scheduler: gridEngine(remote), remote },
+  cluster: { scheduler: ${factory.name}(remote), remote },
   shell: ${JSON.stringify(cluster.python)},
 });
 const f = py\`
@@ -56,14 +64,15 @@ console.log(JSON.stringify({
   requests: (await store.listRequests()).length,
 }));
 `,
-    );
-    const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
-    expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "null")).toEqual({
-      results: [1, 4, "ValueError: three"],
-      // Every report reached the server; the job's output files hold them all again.
-      recovered: { found: 3, stored: 0, missing: 0 },
-      betterSqlite3: false,
-      requests: 1,
-    });
-  }, 150_000);
-});
+      );
+      const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
+      expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "null")).toEqual({
+        results: [1, 4, "ValueError: three"],
+        // Every report reached the server; the job's output files hold them all again.
+        recovered: { found: 3, stored: 0, missing: 0 },
+        betterSqlite3: false,
+        requests: 1,
+      });
+    }, 150_000);
+  });
+}

@@ -195,10 +195,14 @@ export function instanceContext(
       listenHost: (cluster ? runsOnThisMachine(cluster) : defaultRunsHere(config))
         ? "127.0.0.1"
         : "0.0.0.0",
-      openCluster: async () => {
+      openCluster: async (scheduler) => {
         if (cluster) return { cluster, release: async () => {} };
         if (!config.host) throw missingHost();
-        return openDefaultCluster(config, () => runtime.localScheduler(config.concurrency));
+        return openDefaultCluster(
+          config,
+          () => runtime.localScheduler(config.concurrency),
+          scheduler,
+        );
       },
     }))();
     context.catch(() => {

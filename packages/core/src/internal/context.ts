@@ -30,7 +30,11 @@ export interface Context {
    * so no other machine can reach it; every interface when they run on a cluster's nodes.
    */
   listenHost: string;
-  openCluster(): Promise<ClusterLease>;
+  /**
+   * Opens the cluster; `scheduler` names the scheduler of a job already submitted (its
+   * JobRef's), which the default cluster uses rather than asking the head node again.
+   */
+  openCluster(scheduler?: string): Promise<ClusterLease>;
 }
 
 /** Options of {@link Runtime.close}. */

@@ -40,7 +40,7 @@ async function requestJob(context: Context, id: RequestId) {
  * of the same kind: a job id means nothing to another scheduler.
  */
 async function clusterForJob(context: Context, job: JobRef): Promise<ClusterLease> {
-  const lease = await context.openCluster();
+  const lease = await context.openCluster(job.scheduler);
   const name = lease.cluster.scheduler.name;
   if (name !== job.scheduler) {
     await lease.release();

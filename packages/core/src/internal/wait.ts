@@ -39,7 +39,7 @@ export interface WaitOptions {
    * up to {@link maxStatusIntervalMs}.
    */
   statusIntervalMs?: number;
-  /** The longest interval between two questions to the scheduler. @default 8000 */
+  /** The longest interval between two questions to the scheduler. @default 6000 */
   maxStatusIntervalMs?: number;
   /** How long a finished task may take to have its last report stored. @default 3000 */
   reportGraceMs?: number;
@@ -167,7 +167,7 @@ class RequestWatch {
       }
     }
     const answer = states ? `${this.#queued}/${this.#running}/${this.#ended.size}` : "?";
-    const max = Math.max(base, this.#options.maxStatusIntervalMs ?? 8000);
+    const max = Math.max(base, this.#options.maxStatusIntervalMs ?? 6000);
     this.#statusInterval = answer === this.#lastAnswer ? Math.min(max, interval * 1.5) : base;
     this.#lastAnswer = answer;
   }

@@ -25,12 +25,13 @@ export function defaultRunsHere(config: ResolvedConfig): boolean {
 /**
  * The default cluster of a configuration: with `host: "local"`, `scheduler` (this machine's
  * processes) and a local remote; otherwise an SSH connection to `host` and the scheduler the
- * configuration chooses over it (`scheduler`, or the one the head node has), both closed on
- * release.
+ * configuration chooses over it (`scheduler`; with `"auto"`, `known`, the scheduler of a job
+ * already submitted, else the one the head node has), both closed on release.
  */
 export async function openDefaultCluster(
   config: ResolvedConfig,
   localScheduler: () => Promise<Scheduler>,
+  known?: string,
 ): Promise<ClusterLease> {
   if (defaultRunsHere(config)) {
     const [{ localRemote }, scheduler] = await Promise.all([
@@ -46,7 +47,11 @@ export async function openDefaultCluster(
   );
   const remote = await connect({ host: config.host, ...login });
   try {
-    const scheduler = await openScheduler(remote, config.scheduler);
+    const choice =
+      config.scheduler === "auto" && (known === "slurm" || known === "gridengine")
+        ? known
+        : config.scheduler;
+    const scheduler = await openScheduler(remote, choice);
     return {
       cluster: { scheduler, remote },
       release: async () => {
