@@ -2,14 +2,16 @@
 // (with bench/results/chart.svg and the raw numbers in bench/results/report.json) and to the
 // Benchmarks section of the root README:
 //   1. server ingest: simulated workers against the real server and SQLite store (bench/ingest)
-//   2. end to end on the test cluster: map beside the bare qsub floor (bench/cluster/e2e.mjs)
+//   2. end to end on the test cluster: map beside the bare qsub floor (bench/cluster/e2e.mjs), and
+//      on its Slurm beside a bare `sbatch --wait --array` (e2e-slurm); how often a map asks
+//      each scheduler for its state (queries, bench/cluster/queries.mjs)
 //   3. one million calls with chunking: time and the client's peak RSS (bench/cluster/million.mjs)
 //   4. a cold single-task map against the cold 1-task floor (bench/cluster/cold.mjs)
 // Where a goal is missed, it runs that benchmark again under a profiler and writes what the
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,cold,million,store (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -26,7 +28,7 @@ const root = join(here, "..");
 const results = join(here, "results");
 const { values: options } = parseArgs({
   options: {
-    only: { type: "string", default: "ingest,e2e,cold,million" },
+    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million" },
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     "package-benches": { type: "boolean", default: false },
@@ -181,11 +183,15 @@ function readdir(dir) {
 
 // ---- 2-4. the cluster --------------------------------------------------------------------------
 
-async function e2e() {
+async function e2e(scheduler = "gridengine") {
   const args = quick
     ? ["--sizes", "1,10", "--reps", "1,1"]
     : ["--sizes", "1,10,100,400", "--reps", "3,3,2,2"];
-  const { lines } = await runJsonLines(join(here, "cluster/e2e.mjs"), args);
+  const { lines } = await runJsonLines(join(here, "cluster/e2e.mjs"), [
+    ...args,
+    "--scheduler",
+    scheduler,
+  ]);
   const sizes = [...new Set(lines.map((l) => l.n))];
   const rows = sizes.map((n) => {
     const floor = lines.filter((l) => l.n === n && l.kind === "floor").map((l) => l.seconds);
@@ -200,6 +206,12 @@ async function e2e() {
     };
   });
   return { rows, measurements: lines };
+}
+
+async function queries() {
+  const args = quick ? ["--calls", "4", "--seconds", "3"] : ["--calls", "8", "--seconds", "20"];
+  const { lines } = await runJsonLines(join(here, "cluster/queries.mjs"), args);
+  return { rows: lines };
 }
 
 async function cold() {
@@ -305,9 +317,29 @@ trip. Peak RSS of the server: ${rss} MB.`;
   return text;
 }
 
-function e2eSection(data) {
+function queriesSection(data) {
   const table = [
-    "| N | floor: bare `qsub -sync y -t 1-N` | `map` | map / floor | runs |",
+    "| scheduler | map of | status rounds | per minute | gaps: least / median / most | accounting commands | all commands |",
+    "|---|---|---:|---:|---:|---:|---:|",
+    ...data.rows.map(
+      (r) =>
+        `| ${r.scheduler} | ${r.calls} calls of 20 s, ${r.seconds.toFixed(0)} s | ${r.statusRounds} | ${r.roundsPerMinute.toFixed(1)} | ${r.minGap?.toFixed(1)} / ${r.medianGap?.toFixed(1)} / ${r.maxGap?.toFixed(1)} s | ${r.accountingCommands} | ${r.commands} |`,
+    ),
+  ];
+  return `${table.join("\n")}
+
+Every command a map's scheduler ran on the head node (\`bench/cluster/queries.mjs\`, through a
+remote that notes them). A status round is one \`qstat\` or \`squeue\` for every task of the map;
+\`qacct\`, \`sacct\` and \`scontrol show job\` follow only tasks that left the queue without
+reporting. While the answers stay the same, the interval grows by half each time from 2 s up to
+6 s, and drops back to 2 s when a task starts, ends or reports.`;
+}
+
+function e2eSection(data, scheduler = "gridengine") {
+  const bare =
+    scheduler === "slurm" ? "bare `sbatch --wait --array=1-N`" : "bare `qsub -sync y -t 1-N`";
+  const table = [
+    `| N | floor: ${bare} | \`map\` | map / floor | runs |`,
     "|---:|---:|---:|---:|---:|",
   ];
   for (const r of data.rows) {
@@ -324,7 +356,7 @@ function e2eSection(data) {
 
 Medians. Both sides open a new SSH connection (\`@sheepdog/deploy-ssh\` \`connect\`, the same
 settings) to the head node and end when the work is done: the floor uploads an empty python3
-script and runs \`qsub -sync y -t 1-N\` on it (qsub returns when every task has ended); \`map\` (the
+script and runs the ${bare} on it (which returns when every task has ended); \`map\` (the
 built \`@sheepdog/core\`) of \`def f(x): return x\` over \`[[0], ..., [N-1]]\` returns when every
 result is home and decoded (checked), with its automatic chunk size (about two array tasks per
 slot: 4 slots here). Measurements are interleaved (floor then map, map then floor, alternately),
@@ -400,13 +432,30 @@ function goals(report) {
           : "no",
     });
   }
-  const n400 = report.e2e?.rows.find((r) => r.n === 400);
-  if (n400) {
+  for (const [key, name] of [
+    ["e2e", "GridEngine"],
+    ["e2eSlurm", "Slurm"],
+  ]) {
+    const rows400 = report[key]?.rows;
+    const n400 = rows400?.find((r) => r.n === 400);
+    if (!n400) continue;
+    const smaller = rows400
+      .filter((r) => r.n !== 400)
+      .map((r) => `N = ${r.n}: ${r.map.toFixed(2)} s vs ${r.floor.toFixed(2)} s`)
+      .join("; ");
     rows.push({
-      goal: "map of 400 trivial calls",
+      goal: `map of 400 trivial calls, ${name}`,
       target: "≤ 5% of the 400-task floor",
-      measured: `${n400.map.toFixed(2)} s vs ${n400.floor.toFixed(1)} s: ${(100 * n400.ratio).toFixed(1)}%`,
+      measured: `${n400.map.toFixed(2)} s vs ${n400.floor.toFixed(1)} s: ${(100 * n400.ratio).toFixed(1)}% (${smaller})`,
       met: n400.ratio <= GOALS.e2eRatio ? "yes" : "no",
+    });
+  }
+  for (const r of report.queries?.rows ?? []) {
+    rows.push({
+      goal: `scheduler queries while a map waits, ${r.scheduler}`,
+      target: "one status query every few seconds, backing off while nothing changes",
+      measured: `${r.statusRounds} rounds in ${r.seconds.toFixed(0)} s (${r.roundsPerMinute.toFixed(1)}/min), gaps ${r.minGap?.toFixed(1)}–${r.maxGap?.toFixed(1)} s`,
+      met: r.minGap >= 1.5 ? "yes" : "no",
     });
   }
   if (report.million) {
@@ -522,7 +571,7 @@ function reportMarkdown(report) {
   const m = report.machine;
   const sections = [
     `# Sheepdog benchmarks`,
-    `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling (\`tooling/testcluster\`), reached over SSH on 127.0.0.1.`,
+    `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling, and beside it a single-node Slurm 22.05 of 4 CPUs (\`tooling/testcluster\`), both reached over SSH on 127.0.0.1.`,
     "![Benchmarks chart](chart.svg)",
     `## Goals (issue 9)\n\n${goalTable(goals(report))}`,
   ];
@@ -532,6 +581,12 @@ function reportMarkdown(report) {
   if (report.ingest) sections.push(`## 1. Server ingest\n\n${ingestSection(report.ingest)}`);
   if (report.e2e)
     sections.push(`## 2. End to end on the test cluster\n\n${e2eSection(report.e2e)}`);
+  if (report.e2eSlurm)
+    sections.push(
+      `## 2b. End to end on the test cluster's Slurm\n\n${e2eSection(report.e2eSlurm, "slurm")}`,
+    );
+  if (report.queries)
+    sections.push(`## 2c. How often a map asks the scheduler\n\n${queriesSection(report.queries)}`);
   if (report.million) sections.push(`## 3. One million calls\n\n${millionSection(report.million)}`);
   if (report.cold) sections.push(`## 4. Cold single-task map\n\n${coldSection(report.cold)}`);
   if (report.notes) sections.push(`## What the numbers say\n\n${report.notes}`);
@@ -555,7 +610,7 @@ const started = Date.now();
 const rendering = options["render-only"];
 const previous = join(results, "report.json");
 // --only re-measures some benchmarks and keeps the others' last results.
-const partial = !rendering && only.size < 4 && existsSync(previous);
+const partial = !rendering && only.size < 6 && existsSync(previous);
 const report = rendering
   ? JSON.parse(readFileSync(previous, "utf8"))
   : partial
@@ -567,7 +622,9 @@ const haveCluster = existsSync(
 );
 for (const [name, fn, needsCluster] of [
   ["ingest", ingest, false],
-  ["e2e", e2e, true],
+  ["e2e", () => e2e("gridengine"), true],
+  ["e2e-slurm", () => e2e("slurm"), true],
+  ["queries", queries, true],
   ["million", million, true],
   ["cold", cold, true],
 ]) {
@@ -578,7 +635,7 @@ for (const [name, fn, needsCluster] of [
   }
   log(`${name}...`);
   try {
-    report[name] = await fn();
+    report[name === "e2e-slurm" ? "e2eSlurm" : name] = await fn();
   } catch (error) {
     report.errors[name] = String(error?.message ?? error);
     log(`${name} failed: ${report.errors[name]}`);
@@ -598,7 +655,9 @@ if (storeOnly) {
     report.errors.store = String(error?.message ?? error);
   }
   // Only the store: the main report stays as its last full run wrote it.
-  const mainSections = ["ingest", "e2e", "cold", "million"].filter((name) => only.has(name));
+  const mainSections = ["ingest", "e2e", "e2e-slurm", "queries", "cold", "million"].filter((name) =>
+    only.has(name),
+  );
   if (mainSections.length === 0 && !options["package-benches"]) {
     process.exit(report.errors.store ? 1 : 0);
   }

@@ -33,8 +33,8 @@ export function sshOptions(cluster) {
 }
 
 /** The map configuration for the head node, with its results in `dbfile`. */
-export function mapConfig(cluster, dbfile) {
-  return { ...sshOptions(cluster), dbfile };
+export function mapConfig(cluster, dbfile, scheduler = "gridengine") {
+  return { ...sshOptions(cluster), scheduler, dbfile };
 }
 
 /** The trivial function every cluster benchmark maps, made with core's `py`. */
@@ -47,27 +47,37 @@ def f(x):
 
 /** Where the floor's job files go, relative to the remote home. */
 export const FLOOR_DIR = ".sheepdog-bench";
-const EMPTY_SCRIPT = new TextEncoder().encode("# An empty Python job: the cluster's floor.\n");
+const EMPTY_SCRIPT = new TextEncoder().encode(
+  "#!/usr/bin/python3\n# An empty Python job: the cluster's floor.\n",
+);
+
+/** The command that submits the empty script as an array of `tasks` and waits for its end. */
+const floorCommands = {
+  gridengine: (tasks, dir) =>
+    `qsub -sync y -t 1-${tasks} -S /usr/bin/python3 -wd ${dir} -o ${dir} -e ${dir} -N sheepdog_floor empty.py`,
+  slurm: (tasks) =>
+    `sbatch --wait --array=1-${tasks} --job-name=sheepdog_floor --output=sheepdog_floor.o%A.%a --error=sheepdog_floor.e%A.%a empty.py`,
+};
 
 /**
  * The cluster's floor for `tasks` array tasks, over a new SSH connection like a map's: connect,
- * upload an empty python3 script, `qsub -sync y -t 1-N` it (which returns when every task has
- * ended), close. Resolves the seconds it took; rejects when qsub fails.
+ * upload an empty python3 script, submit it as an array and wait for every task's end
+ * (GridEngine's `qsub -sync y -t 1-N`, Slurm's `sbatch --wait --array=1-N`), close. Resolves
+ * the seconds it took; rejects when the submission fails.
  */
-export async function floor(connect, options, tasks) {
+export async function floor(connect, options, tasks, scheduler = "gridengine") {
   const started = performance.now();
   const remote = await connect(options);
   try {
     await remote.mkdir(FLOOR_DIR, 0o700);
     await remote.upload(`${FLOOR_DIR}/empty.py`, EMPTY_SCRIPT, 0o600);
     const dir = `$HOME/${FLOOR_DIR}`;
-    const result = await remote.exec(
-      `cd ${FLOOR_DIR} && qsub -sync y -t 1-${tasks} -S /usr/bin/python3 -wd ${dir} -o ${dir} -e ${dir} -N sheepdog_floor empty.py`,
-      { timeoutMs: 30 * 60_000 },
-    );
+    const result = await remote.exec(`cd ${FLOOR_DIR} && ${floorCommands[scheduler](tasks, dir)}`, {
+      timeoutMs: 30 * 60_000,
+    });
     if (result.code !== 0) {
       throw new Error(
-        `qsub -sync y failed (exit ${result.code}): ${result.stderr || result.stdout}`,
+        `the ${scheduler} floor failed (exit ${result.code}): ${result.stderr || result.stdout}`,
       );
     }
   } finally {
@@ -83,7 +93,8 @@ export async function floor(connect, options, tasks) {
 export async function waitForIdle(remote, timeoutMs = 300_000) {
   const started = Date.now();
   for (;;) {
-    const { stdout } = await remote.exec("qstat -u '*'");
+    // Both schedulers share the machine's cores: a measurement waits for both to be empty.
+    const { stdout } = await remote.exec("qstat -u '*'; squeue -h");
     if (stdout.trim() === "") return { waitedMs: Date.now() - started, idle: true };
     if (Date.now() - started > timeoutMs) return { waitedMs: Date.now() - started, idle: false };
     await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -3,7 +3,9 @@
 // SSH connection, interleaved in one run (floor then map, map then floor, alternately), each
 // after the cluster has emptied. Prints one JSON line per measurement.
 //
-// Usage: node bench/cluster/e2e.mjs [--sizes 1,10,100,400] [--reps 3,3,2,2]
+// With --scheduler slurm, the floor is a bare `sbatch --wait --array=1-N` of the same script.
+//
+// Usage: node bench/cluster/e2e.mjs [--sizes 1,10,100,400] [--reps 3,3,2,2] [--scheduler gridengine|slurm]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +25,7 @@ const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "1,10,100,400" },
     reps: { type: "string", default: "3,3,2,2" },
+    scheduler: { type: "string", default: "gridengine" },
   },
 });
 const sizes = values.sizes.split(",").map(Number);
@@ -34,7 +37,8 @@ const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js")
 const options = sshOptions(cluster);
 const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-e2e-"));
 const dbfile = join(dir, "e2e.sqlite");
-const config = mapConfig(cluster, dbfile);
+const { scheduler } = values;
+const config = mapConfig(cluster, dbfile, scheduler);
 const f = trivial(py);
 const watcher = await connect(options);
 
@@ -57,9 +61,18 @@ try {
       const order = turn++ % 2 === 0 ? ["floor", "map"] : ["map", "floor"];
       for (const kind of order) {
         const idle = await waitForIdle(watcher);
-        const seconds = kind === "floor" ? await floor(connect, options, n) : await measureMap(n);
+        const seconds =
+          kind === "floor" ? await floor(connect, options, n, scheduler) : await measureMap(n);
         console.log(
-          JSON.stringify({ kind, n, rep, seconds, idleBefore: idle.idle, waitedMs: idle.waitedMs }),
+          JSON.stringify({
+            scheduler,
+            kind,
+            n,
+            rep,
+            seconds,
+            idleBefore: idle.idle,
+            waitedMs: idle.waitedMs,
+          }),
         );
       }
     }
