@@ -1,3 +1,5 @@
+import { isNdArray } from "@sheepdog/core";
+
 /**
  * Python values as JSON, for results printed by the command line. JSON has no bytes, sets,
  * non-string keys, big integers or NaN, so those are spelled out:
@@ -7,6 +9,7 @@
  * | int beyond 2^53 (bigint) | `{"$int": "123456789012345678901"}` |
  * | NaN, Infinity, -Infinity | `{"$float": "nan"}`, `{"$float": "inf"}`, `{"$float": "-inf"}` |
  * | bytes, bytearray | `{"$bytes": "<base64>"}` |
+ * | numpy array (of numbers or bools) | `{"$ndarray": {"dtype": "float64", "shape": [2, 3], "data": [...]}}` (data flat, row-major) |
  * | set, frozenset | `{"$set": [...]}` |
  * | dict with a non-string key | `{"$dict": [[key, value], ...]}` |
  * | any other Python object | `{"$object": "<type>"}` (its type, when known) |
@@ -33,6 +36,12 @@ export function toJsonValue(value: unknown, seen = new Set<object>()): unknown {
   if (seen.has(value)) return { $object: "recursive reference" };
   seen.add(value);
   try {
+    if (isNdArray(value)) {
+      const data = Array.from(value as ArrayLike<number | bigint>, (item) =>
+        toJsonValue(value.dtype === "bool" ? item === 1 : item, seen),
+      );
+      return { $ndarray: { dtype: value.dtype, shape: [...value.shape], data } };
+    }
     if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString("base64") };
     if (Array.isArray(value)) return value.map((item) => toJsonValue(item, seen));
     if (value instanceof Set) return { $set: [...value].map((item) => toJsonValue(item, seen)) };

@@ -13,8 +13,14 @@ export type {
   TaskState,
 } from "@sheepdog/contracts";
 export { SheepdogError } from "@sheepdog/contracts";
-export type { PyFunction } from "@sheepdog/serialise";
-export { py, pyFile, tuple } from "@sheepdog/serialise";
+export type {
+  NdArray,
+  NdArrayData,
+  NdArrayDtype,
+  NdArrayOptions,
+  PyFunction,
+} from "@sheepdog/serialise";
+export { isNdArray, ndarray, py, pyFile, tuple } from "@sheepdog/serialise";
 export type { SheepdogServer } from "@sheepdog/server";
 export type { RetryOn, RunSettings, SchedulerChoice, SheepdogConfig } from "./config.js";
 export type { RequestConfig, ServeOptions, ShutdownOptions } from "./default-instance.js";

@@ -106,10 +106,10 @@ def g(x):
       ).toEqual([17, 20, 23]);
     });
 
-    it("Imports: numpy on the node, exported to other functions", async () => {
+    it("Imports: numpy on the node, exported to other functions (numpy scalars come back as numbers)", async () => {
       const g = py`
 def g(x):
-    return float(np.mean(x))
+    return np.mean(x)
 `;
       const f = py`
 def f(x):
