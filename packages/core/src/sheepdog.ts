@@ -35,7 +35,8 @@ export interface SheepdogOptions extends Partial<SheepdogConfig> {
   /**
    * Where jobs run: a scheduler and the remote it is reached through. It stays yours.
    * @default built from `host` for each map: `"local"` runs tasks as local processes,
-   * anything else is an SSH connection to that head node with GridEngine over it
+   * anything else is an SSH connection to that head node with the scheduler that `scheduler`
+   * chooses (or that the head node has) over it
    */
   cluster?: Cluster;
   /**
@@ -167,7 +168,7 @@ function checkCluster(cluster: Cluster): void {
     throw new SheepdogError(
       "CONFIG_INVALID",
       source,
-      `The cluster given needs a scheduler with name, submit, status and cancel, and a remote with a name${missing.length > 0 ? ` (its scheduler has no ${missing.join(", ")})` : ""}. Pass { scheduler, remote }, e.g. { scheduler: gridEngine(remote), remote }.`,
+      `The cluster given needs a scheduler with name, submit, status and cancel, and a remote with a name${missing.length > 0 ? ` (its scheduler has no ${missing.join(", ")})` : ""}. Pass { scheduler, remote }, e.g. { scheduler: slurm(remote), remote }.`,
     );
   }
 }
@@ -219,7 +220,7 @@ const storeIds = (() => {
 
 /**
  * A Sheepdog over the store and cluster you give, or the defaults built from the
- * configuration (a SQLite file; SSH and GridEngine, or local processes with
+ * configuration (a SQLite file; SSH and the head node's scheduler, or local processes with
  * `host: "local"`), loaded only when used.
  *
  * @example Your own store, this machine's processes:

@@ -124,7 +124,7 @@ class RequestWatch {
     }
     // Every argument has its report, so what the scheduler still holds is of no use: tasks in
     // an error state would sit in its queue for ever, queued tasks and a re-run of a task that
-    // already reported (GridEngine's -r y rescheduling) would only report again. A task seen
+    // already reported (a scheduler that reschedules it) would only report again. A task seen
     // running for the first time is ending after its last report: cancelling it costs a round
     // trip to the scheduler and changes nothing.
     if ((this.#heldTasks > 0 || this.#queued > 0 || this.#reruns.size > 0) && scheduler && job) {
