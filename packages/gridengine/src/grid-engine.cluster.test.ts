@@ -139,6 +139,7 @@ describeCluster(
         const states = await waitFor(job, finished);
         expect(states.get(1)).toMatchObject({
           state: "finished",
+          kind: "time-limit",
           exitCode: null,
           signal: 9,
           failed: { code: 37 },
@@ -182,6 +183,7 @@ describeCluster(
         await scheduler.cancel(job);
         expect((await waitFor(job, finished)).get(1)).toEqual({
           state: "finished",
+          kind: "never-started",
           exitCode: null,
           signal: null,
           failed: { code: 27, text: "searching requested shell" },
