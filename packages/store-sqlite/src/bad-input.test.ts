@@ -138,16 +138,18 @@ describe("a dbfile this user cannot write", () => {
     return JSON.parse(stdout) as { code?: string; message?: string };
   }
 
-  it("refuses a file it cannot write, naming it", async () => {
+  it("reads a file it cannot write (read-only), and refuses one it cannot read, naming it", async () => {
     await chmod(dir, 0o777);
     const file = join(dir, "readonly.sqlite");
     const store = sqliteStore({ dbfile: file });
     await store.listRequests();
     await store.close();
     await chmod(file, 0o444);
+    expect(await openAsUser(file)).toEqual({ ok: true });
+    await chmod(file, 0o200);
     const outcome = await openAsUser(file);
     expect(outcome.code).toBe("STORE_IO");
-    expect(outcome.message).toContain(`${file} cannot be read and written: permission denied`);
+    expect(outcome.message).toContain(`${file} cannot be read: permission denied`);
   });
 
   it("refuses to create a file in a directory it cannot write, naming it", async () => {

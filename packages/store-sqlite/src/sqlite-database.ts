@@ -8,6 +8,8 @@ export interface SqliteDatabase {
   close(): void;
   /** The file it was opened on (better-sqlite3's `name`); used in error messages. */
   readonly name?: string;
+  /** Whether it was opened read-only (better-sqlite3's `readonly`): then it is only read. */
+  readonly readonly?: boolean;
 }
 
 /** The part of a better-sqlite3 `Statement` that this store uses. */

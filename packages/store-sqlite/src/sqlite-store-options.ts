@@ -15,8 +15,9 @@ export interface SqliteStoreFileOptions extends SqliteStoreCommonOptions {
   /**
    * The database file, as core's configuration calls it: created if missing, with mode 0600
    * whatever the umask (SQLite gives its -wal and -shm files the same mode); an existing file
-   * keeps its mode. `":memory:"` is a private in-memory database. It must be empty or a
-   * Sheepdog database.
+   * keeps its mode, and one that this process can read but not write is opened read-only (its
+   * requests can be read; every write fails with `STORE_IO`). `":memory:"` is a private
+   * in-memory database. It must be empty or a Sheepdog database.
    */
   dbfile: string;
   database?: never;

@@ -10,21 +10,24 @@ function ioError(message: string, cause?: unknown): SheepdogError {
   return new SheepdogError("STORE_IO", source, message, { cause });
 }
 
-async function writable(path: string): Promise<boolean> {
+async function allows(path: string, mode: number): Promise<boolean> {
   try {
-    await access(path, constants.R_OK | constants.W_OK);
+    await access(path, mode);
     return true;
   } catch {
     return false;
   }
 }
 
+const readWrite = constants.R_OK | constants.W_OK;
+
 /**
  * Checks a database path before SQLite sees it, so that the common mistakes get a clear
- * message naming the file: a directory, a file that cannot be written, a directory that does
- * not exist or where the file cannot be created.
+ * message naming the file: a directory, a file that cannot be read, a directory that does
+ * not exist or where the file cannot be created. Resolves with how the file can be opened: an
+ * existing file that can be read but not written is opened read-only.
  */
-export async function checkPath(file: string): Promise<void> {
+export async function checkPath(file: string): Promise<"read-write" | "read-only"> {
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(file);
@@ -45,12 +48,12 @@ export async function checkPath(file: string): Promise<void> {
     if (!dirInfo.isDirectory()) {
       throw ioError(`${file} cannot be created: ${dir} is not a directory. Use another dbfile.`);
     }
-    if (!(await writable(dir))) {
+    if (!(await allows(dir, readWrite))) {
       throw ioError(
         `${file} cannot be created: the directory ${dir} is not writable. Check its permissions, or use another dbfile.`,
       );
     }
-    return;
+    return "read-write";
   }
   if (info.isDirectory()) {
     throw ioError(
@@ -60,11 +63,11 @@ export async function checkPath(file: string): Promise<void> {
   if (!info.isFile()) {
     throw ioError(`${file} is not a regular file. Use a path to a database file.`);
   }
-  if (!(await writable(file))) {
-    throw ioError(
-      `${file} cannot be read and written: permission denied. Check its permissions (and owner), or use another dbfile.`,
-    );
-  }
+  if (await allows(file, readWrite)) return "read-write";
+  if (await allows(file, constants.R_OK)) return "read-only";
+  throw ioError(
+    `${file} cannot be read: permission denied. Check its permissions (and owner), or use another dbfile.`,
+  );
 }
 
 /**
@@ -96,17 +99,39 @@ async function createPrivate(file: string): Promise<void> {
 
 /**
  * Opens `file` with better-sqlite3, loaded only now so that an injected database needs none.
- * A new file is created 0600 (see {@link createPrivate}).
+ * A new file is created 0600 (see {@link createPrivate}); one that this process can read but
+ * not write is opened read-only, so that its requests can still be looked up (every write
+ * then fails with `STORE_IO`).
  */
 export async function openFile(file: string): Promise<SqliteDatabase> {
-  if (file !== ":memory:") {
-    await checkPath(file);
-    await createPrivate(file);
-  }
+  const access = file === ":memory:" ? "read-write" : await checkPath(file);
+  if (access === "read-write" && file !== ":memory:") await createPrivate(file);
   const { default: Database } = await import("better-sqlite3");
+  const readonly = access === "read-only";
+  let db: InstanceType<typeof Database> | undefined;
   try {
-    return new Database(file, { timeout: LOCK_SLICE_MS });
+    db = new Database(file, { timeout: LOCK_SLICE_MS, readonly, fileMustExist: readonly });
+    // A read-only database is first read here, where SQLite sets up its shared memory.
+    if (readonly) db.prepare("SELECT count(*) FROM sqlite_schema").all();
+    return db;
   } catch (error) {
-    throw storeError(error, file);
+    db?.close();
+    throw readonly ? readOnlyOpenError(error, file) : storeError(error, file);
   }
+}
+
+/**
+ * Why a read-only file did not open. Reading a database in WAL mode (as every Sheepdog dbfile
+ * is) takes its -shm file beside it, which SQLite cannot create in a directory that cannot be
+ * written.
+ */
+function readOnlyOpenError(error: unknown, file: string): SheepdogError {
+  const code = (error as { code?: unknown }).code;
+  if (code === "SQLITE_READONLY_DIRECTORY" || code === "SQLITE_CANTOPEN") {
+    return ioError(
+      `${file} can be read but not written, and its directory ${dirname(file)} cannot be written either: SQLite needs to create ${file}-shm there to read the database (${(error as Error).message}). Copy the dbfile to a directory you can write, or make its directory writable.`,
+      error,
+    );
+  }
+  return storeError(error, file);
 }

@@ -1,6 +1,8 @@
+import { SheepdogError } from "@sheepdog/contracts";
 import type { Kysely } from "kysely";
 import type { SqliteDatabase } from "../sqlite-database.js";
 import { LOCK_SLICE_MS, retryBusy } from "./busy.js";
+import { source } from "./errors.js";
 import { openKysely } from "./kysely.js";
 import type { FileIdentity, Migration } from "./migrations.js";
 import { APPLICATION_ID, judge, latestVersion, migrate } from "./migrations.js";
@@ -43,6 +45,7 @@ export async function setUpDatabase(
   pragma(db, `busy_timeout = ${LOCK_SLICE_MS}`);
   // Look before touching: a file that is not a Sheepdog database is refused unchanged.
   const action = judge(await retry(() => readIdentity(db)), latestVersion(list), file);
+  if (db.readonly) return setUpReadOnly(action, file);
   await retry(() => pragma(db, "journal_mode = WAL"));
   pragma(db, "synchronous = NORMAL");
   // Checkpoint after 64 MiB of WAL rather than SQLite's 4 MiB: a checkpoint is where WAL mode
@@ -52,6 +55,16 @@ export async function setUpDatabase(
   if (action === "current") return undefined;
   await retry(() => db.prepare("BEGIN IMMEDIATE").run([]));
   return migrateLocked(db, list, file);
+}
+
+/** A database opened read-only is read as it is: it must have the latest schema already. */
+function setUpReadOnly(action: "current" | "migrate", file: string): undefined {
+  if (action === "current") return undefined;
+  throw new SheepdogError(
+    "STORE_IO",
+    source,
+    `${file} can be read but not written, and it is not yet a database of this version of Sheepdog (it needs its schema created or upgraded, which writes to it). Open it once with write permission, or use another dbfile.`,
+  );
 }
 
 /**
