@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import type { JobRef, RequestId, RequestSummary } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
@@ -6,6 +8,7 @@ import type { ResolvedConfig, SheepdogConfig } from "./config.js";
 import { resolveConfig } from "./config.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
+import { isPostgresUrl } from "./internal/defaults/store.js";
 import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
 import { source } from "./internal/source.js";
@@ -50,11 +53,26 @@ function storedHost(value: unknown, id: RequestId): string {
   );
 }
 
-/** The context of a request: its dbfile, and its cluster as the caller configures it. */
-async function requestContext(id: RequestId, config: RequestConfig): Promise<Context> {
+/**
+ * The configuration of work on requests already stored: a dbfile that is a file MUST exist, so
+ * that a lookup with a mistyped dbfile says so instead of creating an empty database.
+ */
+function existingDbfileConfig(config: RequestConfig): ResolvedConfig {
   const { config: resolved } = resolveConfig(config, process.env, undefined, {
     requireHost: false,
   });
+  const { dbfile } = resolved;
+  if (isPostgresUrl(dbfile) || dbfile === ":memory:" || existsSync(dbfile)) return resolved;
+  throw new SheepdogError(
+    "CONFIG_INVALID",
+    source,
+    `There is no dbfile ${resolve(dbfile)}, so it holds no requests (it was not created). Run a map first, or check the dbfile (--dbfile, SHEEPDOG_DBFILE).`,
+  );
+}
+
+/** The context of a request: its dbfile, and its cluster as the caller configures it. */
+async function requestContext(id: RequestId, config: RequestConfig): Promise<Context> {
+  const resolved = existingDbfileConfig(config);
   const context = await contextFor(resolved);
   if (resolved.host) return context;
   const { meta } = await context.store.getRequest(id);
@@ -65,10 +83,7 @@ async function requestContext(id: RequestId, config: RequestConfig): Promise<Con
 /** The context of a dbfile alone, for work that reads the store and needs no cluster. */
 function storeContext(options: { dbfile?: string | undefined }): Promise<Context> {
   const { dbfile } = options;
-  const { config } = resolveConfig(dbfile !== undefined ? { dbfile } : {}, process.env, undefined, {
-    requireHost: false,
-  });
-  return contextFor(config);
+  return contextFor(existingDbfileConfig(dbfile !== undefined ? { dbfile } : {}));
 }
 
 /**
@@ -128,7 +143,8 @@ export async function mapAsync<Args extends readonly unknown[], R>(
 /**
  * Every task of a request as `[args, result]`, in argument order; `result` is `null` for a
  * task that failed or has not reported yet. With `block`, waits until every task has
- * (asking the cluster about tasks that die without reporting). Reads only.
+ * (asking the cluster about tasks that die without reporting). Reads only: a dbfile that
+ * does not exist is `CONFIG_INVALID`, never created (as for every function on existing requests).
  *
  * @example
  * ```ts
@@ -141,6 +157,7 @@ export async function getResults<R = unknown>(
   options: GetResultsOptions & RequestConfig = {},
 ): Promise<[unknown[], R | null][]> {
   const { block, verbose, signal, ...config } = options;
+  ops.checkId(id);
   const context = block ? await requestContext(id, config) : await storeContext(config);
   return ops.getResults<R>(context, id, {
     ...(block !== undefined && { block }),
@@ -157,10 +174,15 @@ export async function getErrors(
   id: RequestId,
   options: { dbfile?: string } = {},
 ): Promise<[unknown[], string][]> {
+  ops.checkId(id);
   return ops.getErrors(await storeContext(options), id);
 }
 
-/** Every request in a dbfile, oldest first, with its counts. */
+/**
+ * Every request in a dbfile, oldest first, with its counts; `meta.cancelled` (`{ at, reason }`)
+ * marks one whose job was cancelled or whose map was interrupted. A dbfile that does not exist
+ * is `CONFIG_INVALID`.
+ */
 export async function listRequests(config: RequestConfig = {}): Promise<RequestSummary[]> {
   return (await storeContext(config)).store.listRequests();
 }
@@ -170,11 +192,13 @@ export async function requestStatus(
   id: RequestId,
   config: RequestConfig = {},
 ): Promise<RequestStatus> {
+  ops.checkId(id);
   return ops.requestStatus(await requestContext(id, config), id);
 }
 
 /** Cancels the array job of a request. Tasks already finished keep their reports. */
 export async function cancelRequest(id: RequestId, config: RequestConfig = {}): Promise<JobRef> {
+  ops.checkId(id);
   return ops.cancelRequest(await requestContext(id, config), id);
 }
 
@@ -183,6 +207,7 @@ export async function cancelRequest(id: RequestId, config: RequestConfig = {}): 
  * the server never received: results survive a server that never came back.
  */
 export async function recover(id: RequestId, config: RequestConfig = {}): Promise<RecoverOutcome> {
+  ops.checkId(id);
   return ops.recover(await requestContext(id, config), id);
 }
 

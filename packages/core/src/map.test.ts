@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -194,6 +194,10 @@ def f(x):
       },
     });
     await expect(running).rejects.toMatchObject({ code: "ABORTED" });
+    // The request is marked cancelled, so that listings do not show it in progress.
+    const request = progress[0]?.request;
+    const listed = (await listRequests({ dbfile: config.dbfile })).find((r) => r.id === request);
+    expect(listed?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "interrupted" });
     // The tasks were sent SIGTERM: they are gone within moments, long before their 30 s sleep.
     let states: string[] = [];
     for (let tries = 0; tries < 50; tries++) {
@@ -224,6 +228,29 @@ def f(x):
     const text = writes.join("");
     expect(text).toMatch(/\[sheepdog\] request \d+: 2\/2 done \(1 failed\)/);
     expect(text).toMatch(/1 of 2 tasks failed\. See why with getErrors\(\d+, \{ dbfile: /);
+  });
+
+  it("looks up nothing in a dbfile that does not exist, and creates none", async () => {
+    const missing = join(dir, "missing.sqlite");
+    const lookups = [
+      () => getResults(1, { dbfile: missing }),
+      () => getResults(1, { dbfile: missing, block: true }),
+      () => getErrors(1, { dbfile: missing }),
+      () => listRequests({ dbfile: missing }),
+      () => requestStatus(1, { dbfile: missing }),
+    ];
+    for (const lookup of lookups) {
+      await expect(lookup()).rejects.toMatchObject({
+        code: "CONFIG_INVALID",
+        message: expect.stringContaining(
+          `There is no dbfile ${missing}, so it holds no requests (it was not created). Run a map first`,
+        ),
+      });
+    }
+    expect(existsSync(missing)).toBe(false);
+    // A map creates it.
+    expect(await map(add, [[1, 2]], { ...config, dbfile: missing })).toEqual([3]);
+    expect(await getResults(1, { dbfile: missing })).toEqual([[[1, 2], 3]]);
   });
 
   it("refuses bad input with errors that name the fix", async () => {

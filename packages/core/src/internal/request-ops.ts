@@ -1,4 +1,4 @@
-import type { JobRef, RequestId, StoreReport } from "@sheepdog/contracts";
+import type { JobRef, RequestId, Store, StoreReport } from "@sheepdog/contracts";
 import { layoutOf, SheepdogError, STDOUT_REPORT_PREFIX, storeReports } from "@sheepdog/contracts";
 import { decode } from "@sheepdog/serialise";
 import { parseReportLines } from "@sheepdog/worker-py";
@@ -10,7 +10,8 @@ import { jobsOf } from "./run-map.js";
 import { source } from "./source.js";
 import { waitForRequest } from "./wait.js";
 
-function checkId(id: RequestId): void {
+/** Refuses an id that cannot be a request's (`INVALID_INPUT`). */
+export function checkId(id: RequestId): void {
   if (!Number.isInteger(id) || id < 1) {
     throw new SheepdogError(
       "INVALID_INPUT",
@@ -93,7 +94,23 @@ export async function cancelRequest(context: Context, id: RequestId): Promise<Jo
     );
   }
   await withCluster(context, job, (lease) => lease.cluster.scheduler.cancel(job));
+  await markCancelled(context.store, id, "cancelled");
   return job;
+}
+
+/**
+ * Records in a request's meta, as `cancelled: { at, reason }` (`at` in milliseconds since the
+ * epoch), that its job was cancelled before every task reported, so that listings show it as
+ * cancelled rather than in progress. `reason` is "cancelled" (cancelRequest), "interrupted"
+ * (an aborted map) or "failed" (a map whose wait failed). A store that cannot record it (a
+ * read-only dbfile) leaves the request as it was: the job is cancelled all the same.
+ */
+export async function markCancelled(
+  store: Store,
+  id: RequestId,
+  reason: "cancelled" | "interrupted" | "failed",
+): Promise<void> {
+  await store.updateMeta(id, { cancelled: { at: Date.now(), reason } }).catch(() => {});
 }
 
 /**

@@ -10,6 +10,7 @@ import type {
   Settled,
 } from "../types.js";
 import { progressPrinter } from "./progress.js";
+import { markCancelled } from "./request-ops.js";
 import { collectResults } from "./result-check.js";
 import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
@@ -68,6 +69,8 @@ export async function waitAndRetry(
   } catch (error) {
     if (submitted.job && submitted.lease && !options.keepJob) {
       await submitted.lease.cluster.scheduler.cancel(submitted.job).catch(() => {});
+      const aborted = SheepdogError.isInstance(error) && error.code === "ABORTED";
+      await markCancelled(context.store, request, aborted ? "interrupted" : "failed");
     }
     jobLeftRunning = options.keepJob === true;
     throw SheepdogError.isInstance(error) && error.code === "ABORTED" ? abortError(signal) : error;
