@@ -1,7 +1,16 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { asNobody, canSwitchUsers } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const cli = join(import.meta.dirname, "../dist/cli.js");
@@ -70,6 +79,15 @@ describe("the sheepdog command on the local scheduler", () => {
         "def kinds(x):",
         "    return [x, float('nan'), 2 ** 70, b'hi', {1, 2}, {1: 'a'}, math.pi]",
         "",
+        "def doubled(depth):",
+        "    a = []",
+        "    for _ in range(depth):",
+        "        a = [a, a]",
+        "    return a",
+        "",
+        "def big(n):",
+        "    return 'x' * n",
+        "",
       ].join("\n"),
     );
     writeFileSync(join(cwd, "args.jsonl"), "[1, 2]\n[3, 4]\n\n[10, 20]\n");
@@ -132,6 +150,10 @@ describe("the sheepdog command on the local scheduler", () => {
     );
 
     const results = await sheepdog(["results", String(id), "--json"], { cwd });
+    expect(results.code).toBe(1);
+    expect(results.stderr).toContain(
+      `1 of 3 tasks failed. See the tracebacks with "sheepdog errors ${id}`,
+    );
     expect(
       results.stdout
         .trim()
@@ -143,6 +165,99 @@ describe("the sheepdog command on the local scheduler", () => {
       { index: 2, args: [4], result: 0.25 },
     ]);
   });
+
+  it("prints a value that holds the same list twice at each of 40 levels as its 40 lists", async () => {
+    const started = Date.now();
+    const run = await sheepdog(["map", "model.py:doubled", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[40]\n[1]\n",
+    });
+    expect(run.code).toBe(0);
+    const [deep, shallow] = run.stdout.trim().split("\n");
+    expect(deep?.length).toBeLessThan(2000);
+    expect(deep?.match(/"\$id"/g)).toHaveLength(40);
+    expect(deep?.match(/"\$ref"/g)).toHaveLength(40);
+    // Depth 1: one empty list held twice.
+    expect(JSON.parse(shallow ?? "")).toEqual([{ $id: 1, $value: [] }, { $ref: 1 }]);
+    const id = /request (\d+):/.exec(run.stderr)?.[1] ?? "";
+    const results = await sheepdog(["results", id], { cwd });
+    expect(results.code).toBe(0);
+    expect(results.stdout.split("\n")[0]).toBe(`[40] -> ${deep}`);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
+  it("ends quietly when the reader of its output stops early", async () => {
+    const run = await sheepdog(["map", "model.py:big", "--args", "-", "--host", "local"], {
+      cwd,
+      stdin: "[300000]\n[300000]\n[300000]\n",
+      env: { SHEEPDOG_DBFILE: "big.sqlite" },
+    });
+    expect(run.code).toBe(0);
+    const id = /request (\d+):/.exec(run.stderr)?.[1] ?? "";
+    // head reads 100 bytes of the 900 kB and closes the pipe: the rest cannot be written.
+    const piped = await new Promise<Run>((resolve, reject) => {
+      const command = `"${process.execPath}" "${cli}" results ${id} --dbfile big.sqlite | head -c 100 >/dev/null; echo "exit $\{PIPESTATUS[0]}" >&2`;
+      const child = spawn("bash", ["-c", command], {
+        cwd,
+        env: { ...process.env, SHEEPDOG_DBFILE: "" },
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout: "", stderr }));
+    });
+    expect(piped.stderr).toBe("exit 0\n");
+  }, 60_000);
+
+  it("looks nothing up in a dbfile that does not exist, and creates none", async () => {
+    for (const args of [
+      ["requests", "--dbfile", "missing.sqlite"],
+      ["results", "1", "--dbfile", "missing.sqlite"],
+      ["errors", "1", "--dbfile", "missing.sqlite"],
+      ["status", "1", "--dbfile", "missing.sqlite"],
+    ]) {
+      const run = await sheepdog(args, { cwd });
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toContain(
+        `There is no dbfile ${join(cwd, "missing.sqlite")}, so it holds no requests (it was not created). Run a map first, or check the dbfile (--dbfile, SHEEPDOG_DBFILE).`,
+      );
+    }
+    expect(existsSync(join(cwd, "missing.sqlite"))).toBe(false);
+  });
+
+  it.skipIf(!canSwitchUsers)(
+    "reads a dbfile that the user cannot write (as nobody: runs as root only)",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "sheepdog-cli-readonly-"));
+      try {
+        const dbfile = join(dir, "sheepdog.sqlite");
+        const run = await sheepdog(
+          ["map", "model.py:add", "--args", "-", "--host", "local", "--dbfile", dbfile],
+          { cwd, stdin: "[1, 2]\n" },
+        );
+        expect(run.code).toBe(0);
+        // nobody owns the directory and the file, and the file is 0400: read, never written.
+        chmodSync(dir, 0o755);
+        chownSync(dir, 65534, 65534);
+        chownSync(dbfile, 65534, 65534);
+        chmodSync(dbfile, 0o400);
+        const results = await asNobody(process.execPath, [cli, "results", "1", "--dbfile", dbfile]);
+        expect(results).toEqual({
+          status: 0,
+          stdout: "[1, 2] -> 3\n".replace(", ", ","),
+          stderr: "",
+        });
+        const requests = await asNobody(process.execPath, [cli, "requests", "--dbfile", dbfile]);
+        expect(requests.status).toBe(0);
+        expect(requests.stdout).toMatch(/\n1\s+\S+ \S+\s+1\s+1\s+0\s+done\n$/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 
   it("lists requests and shows a request's status", async () => {
     const run = await sheepdog(["requests"], { cwd });
@@ -283,6 +398,18 @@ describe("the sheepdog command on the local scheduler", () => {
     expect(run.code).toBe(130);
     expect(run.stderr).toContain("Interrupted");
     expect(run.stderr).toContain("The map was aborted");
+    // The request shows as cancelled, not in progress.
+    const id = /request (\d+):/.exec(run.stderr)?.[1] ?? "";
+    const requests = await sheepdog(["requests"], { cwd });
+    expect(requests.stdout).toMatch(
+      new RegExp(`\\n${id}\\s+\\S+ \\S+\\s+2\\s+0\\s+0\\s+cancelled \\(interrupted\\)(\\n|$)`),
+    );
+    const status = await sheepdog(["status", id], { cwd });
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `^request ${id}: 0/2 done, 0 results, 0 errors\\ncancelled at \\S+ \\S+ \\(interrupted\\)\\n`,
+      ),
+    );
   }, 60_000);
 
   it("draws a live progress line on a terminal", async () => {

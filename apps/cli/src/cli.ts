@@ -2,6 +2,12 @@
 import { readFileSync } from "node:fs";
 import { main } from "./main.js";
 
+// A reader that stops early (`sheepdog results 1 | head -1`) closes the pipe: the rest of the
+// output goes nowhere, quietly, and the command ends as it would have.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
+
 const interrupt = new AbortController();
 process.on("SIGINT", () => {
   if (interrupt.signal.aborted) process.exit(130);

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { MapProgress, SheepdogConfig } from "@sheepdog/core";
+import type { MapProgress, RequestSummary, SheepdogConfig } from "@sheepdog/core";
 import {
   cancelRequest,
   getErrors,
@@ -104,7 +104,9 @@ function requestId(positionals: string[], command: string): number {
   return Number(text);
 }
 
+/** Writes a line; nothing once the reader has gone (`sheepdog results 1 | head -1`). */
 function write(stream: NodeJS.WritableStream, text: string): void {
+  if ((stream as { destroyed?: boolean }).destroyed) return;
   stream.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
@@ -235,7 +237,7 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
   if (last) printer.done(last);
   const text = results.map((result) => `${jsonLine(result)}\n`).join("");
   if (typeof values.out === "string") writeFileSync(resolve(io.cwd, values.out), text);
-  else io.stdout.write(text);
+  else if (text !== "") write(io.stdout, text);
   if (last && last.errors > 0) {
     write(
       io.stderr,
@@ -258,11 +260,10 @@ async function requestsCommand(io: CliIo, values: Values): Promise<number> {
     return exitCodes.ok;
   }
   const rows = requests.map((r) => {
-    const done = r.results + r.errors;
-    const state = done < r.tasks ? "in progress" : r.errors > 0 ? "done, with errors" : "done";
+    const state = requestState(r);
     return [
       String(r.id),
-      new Date(r.createdAt).toISOString().slice(0, 19).replace("T", " "),
+      timeText(r.createdAt),
       String(r.tasks),
       String(r.results),
       String(r.errors),
@@ -271,6 +272,21 @@ async function requestsCommand(io: CliIo, values: Values): Promise<number> {
   });
   write(io.stdout, table(["id", "created", "tasks", "results", "errors", "state"], rows));
   return exitCodes.ok;
+}
+
+/** When and why a request's job was cancelled, as core keeps it in `meta.cancelled`. */
+function cancellation(meta: Record<string, unknown>): { at: number; reason: string } | undefined {
+  const cancelled = meta.cancelled as { at?: unknown; reason?: unknown } | undefined;
+  if (typeof cancelled?.at !== "number" || typeof cancelled.reason !== "string") return undefined;
+  return { at: cancelled.at, reason: cancelled.reason };
+}
+
+/** A request's state in words: "done", "done, with errors", "cancelled" or "in progress". */
+function requestState(r: RequestSummary): string {
+  if (r.results + r.errors >= r.tasks) return r.errors > 0 ? "done, with errors" : "done";
+  const cancelled = cancellation(r.meta);
+  if (!cancelled) return "in progress";
+  return cancelled.reason === "cancelled" ? "cancelled" : `cancelled (${cancelled.reason})`;
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -289,6 +305,7 @@ async function statusCommand(io: CliIo, values: Values, positionals: string[]): 
   const id = requestId(positionals, "status");
   const resolved = await dbfileConfig(values, io);
   const status = await requestStatus(id, requestConfig(resolved));
+  const cancelled = await cancelledUnfinished(id, resolved.config.dbfile, status);
   const states = { queued: 0, running: 0, finished: 0, unknown: 0 };
   const held: string[] = [];
   for (const [task, state] of status.taskStates ?? []) {
@@ -298,13 +315,19 @@ async function statusCommand(io: CliIo, values: Values, positionals: string[]): 
   if (values.json) {
     write(
       io.stdout,
-      JSON.stringify({ ...status, taskStates: status.taskStates ? states : undefined, held }),
+      JSON.stringify({
+        ...status,
+        taskStates: status.taskStates ? states : undefined,
+        held,
+        ...(cancelled && { cancelled }),
+      }),
     );
     return exitCodes.ok;
   }
   const lines = [
     `request ${id}: ${status.results + status.errors}/${status.tasks} done, ${status.results} results, ${status.errors} errors`,
   ];
+  if (cancelled) lines.push(`cancelled at ${timeText(cancelled.at)} (${cancelled.reason})`);
   if (status.job)
     lines.push(`job ${status.job.id} (${status.job.scheduler}), ${status.job.tasks} array tasks`);
   if (status.taskStates) {
@@ -317,6 +340,21 @@ async function statusCommand(io: CliIo, values: Values, positionals: string[]): 
   for (const line of held.slice(0, 10)) lines.push(`held: ${line}`);
   write(io.stdout, lines.join("\n"));
   return exitCodes.ok;
+}
+
+/** The cancellation of a request that is not finished, if its job was cancelled. */
+async function cancelledUnfinished(
+  id: number,
+  dbfile: string,
+  status: { tasks: number; results: number; errors: number },
+) {
+  if (status.results + status.errors >= status.tasks) return undefined;
+  const summary = (await listRequests({ dbfile })).find((r) => r.id === id);
+  return summary && cancellation(summary.meta);
+}
+
+function timeText(at: number): string {
+  return new Date(at).toISOString().slice(0, 19).replace("T", " ");
 }
 
 async function resultsCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
@@ -336,7 +374,13 @@ async function resultsCommand(io: CliIo, values: Values, positionals: string[]):
         : `${jsonLine(args)} -> ${jsonLine(result)}`,
     );
   }
-  return exitCodes.ok;
+  const failed = (await getErrors(id, { dbfile: config.dbfile })).length;
+  if (failed === 0) return exitCodes.ok;
+  write(
+    io.stderr,
+    `[sheepdog] ${failed} of ${rows.length} tasks failed. See the tracebacks with "sheepdog errors ${id} --dbfile ${config.dbfile}".`,
+  );
+  return exitCodes.failed;
 }
 
 async function errorsCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { MapProgress, SheepdogConfig } from "./index.js";
 import {
+  cancelRequest,
   getErrors,
   getResults,
   listRequests,
@@ -208,6 +209,20 @@ def f(x):
     }
     expect(states).toEqual(["finished", "finished"]);
     expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it("marks a request whose job cancelRequest cancelled as cancelled", async () => {
+    const sleepy = py`
+def f(x):
+    import time
+    time.sleep(30)
+    return x
+`;
+    const id = await mapAsync(sleepy, [[1]], config);
+    const job = await cancelRequest(id, config);
+    expect(job.scheduler).toBe("local");
+    const listed = (await listRequests({ dbfile: config.dbfile })).find((r) => r.id === id);
+    expect(listed?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "cancelled" });
   });
 
   it("prints progress and a pointer to the errors with verbose", async () => {
