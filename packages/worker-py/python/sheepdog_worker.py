@@ -15,7 +15,8 @@
 #      checks the server's proof of the answer before it uses any of it;
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
-#      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set;
+#      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set (soft and hard, as the
+#      original did, from then on to the end of the task);
 #   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
 #      batches to /v2/requests/<request>/tasks/<task>/reports, retrying an unreachable
 #      server with exponential backoff for retryWindowSeconds.
@@ -40,6 +41,7 @@ import os
 import pickle
 import random
 import secrets
+import signal
 import socket
 import struct
 import sys
@@ -404,7 +406,11 @@ class Reply(object):
 
 class Deadline(object):
     """An attempt's deadline: when it passes, the attempt's socket is shut down, so that no
-    read or write waits on (a server that trickles bytes keeps no attempt alive)."""
+    read or write waits on (a server that trickles bytes keeps no attempt alive).
+
+    In the main thread it is a SIGALRM timer, not a thread: under a task's hard memory limit
+    a new thread may not fit (glibc reserves about 200 MiB of address space to start one). The
+    previous SIGALRM handler and timer are restored afterwards. Elsewhere it is a Timer."""
 
     def __init__(self, seconds, clock=time.monotonic):
         self.clock = clock
@@ -413,6 +419,7 @@ class Deadline(object):
         self.expired = False
         self.connection = None
         self.timer = None
+        self.alarm = None
 
     def remaining(self):
         return max(0.001, self.end - self.clock())
@@ -432,12 +439,33 @@ class Deadline(object):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.alarm is not None:
+            handler, (delay, interval), armed_at = self.alarm
+            self.alarm = None
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, handler)
+            if delay > 0:
+                left = max(0.001, delay - (time.monotonic() - armed_at))
+                signal.setitimer(signal.ITIMER_REAL, left, interval)
 
     def _arm(self):
         self.cancel()
+        use_alarm = hasattr(signal, "setitimer") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        if use_alarm:
+            handler = signal.getsignal(signal.SIGALRM)
+            handler = signal.SIG_DFL if handler is None else handler
+            signal.signal(signal.SIGALRM, self._on_alarm)
+            previous = signal.setitimer(signal.ITIMER_REAL, self.remaining())
+            self.alarm = (handler, previous, time.monotonic())
+            return
         self.timer = threading.Timer(self.remaining(), self._expire)
         self.timer.daemon = True
         self.timer.start()
+
+    def _on_alarm(self, signum, frame):
+        self._expire()
 
     def _expire(self):
         self.expired = True
@@ -634,11 +662,17 @@ class Connection(object):
 
 
 class MemoryLimit(object):
-    """A context that lowers RLIMIT_AS to `limit` bytes while user code runs."""
+    """A context that holds the task to `limit` bytes of address space (RLIMIT_AS).
+
+    As the original Sheepdog did, both the soft and the hard limit are set, so user code cannot
+    raise its own limit. A process cannot raise its hard limit again, so the limit holds from
+    the first time user code runs to the end of the task (the worker's reports included); a
+    lower hard limit already in place (GridEngine's h_vmem) is kept.
+    """
 
     def __init__(self, limit):
         self.limit = limit
-        self.saved = None
+        self.tried = False
         self.resource = None
         if limit is not None:
             try:
@@ -649,22 +683,19 @@ class MemoryLimit(object):
                 log("This platform has no resource module; the memory limit is not applied.")
 
     def __enter__(self):
-        if self.resource is None:
+        if self.resource is None or self.tried:
             return self
+        self.tried = True
         resource = self.resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         limit = self.limit if hard == resource.RLIM_INFINITY else min(self.limit, hard)
         try:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-            self.saved = (soft, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ValueError, OSError) as error:
             log("Cannot limit memory to %d bytes: %s" % (self.limit, error))
         return self
 
     def __exit__(self, *exc_info):
-        if self.saved is not None:
-            self.resource.setrlimit(self.resource.RLIMIT_AS, self.saved)
-            self.saved = None
         return False
 
 

@@ -11,12 +11,15 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -292,23 +295,110 @@ class RunOneTest(unittest.TestCase):
         self.assertEqual(kind, "error")
         payload.decode("utf-8")
 
-    @unittest.skipIf(sys.platform == "win32", "no RLIMIT_AS")
-    def test_memory_limit_applies_inside_and_is_restored(self):
-        import resource
 
-        before = resource.getrlimit(resource.RLIMIT_AS)
-        limit = w.MemoryLimit(1024 * 1024 * 1024)
-        with limit:
-            self.assertEqual(resource.getrlimit(resource.RLIMIT_AS)[0], 1024 * 1024 * 1024)
-        self.assertEqual(resource.getrlimit(resource.RLIMIT_AS), before)
-        f = w.load_function(
-            function_json("f", "def f():\n    return len(bytearray(4 * 1024 ** 3))\n"),
-            w.build_namespace(b""),
+# A hard limit, once lowered, can never be raised again by this process: memory limits are
+# tested in a child Python of their own.
+MEMORY_LIMIT_CHILD = """
+import json, pickle, resource, sys
+sys.path.insert(0, sys.argv[1])
+import sheepdog_worker as w
+
+GiB = 1024 ** 3
+seen = {"before": resource.getrlimit(resource.RLIMIT_AS)}
+limit = w.MemoryLimit(GiB)
+with limit:
+    seen["inside"] = resource.getrlimit(resource.RLIMIT_AS)
+seen["after"] = resource.getrlimit(resource.RLIMIT_AS)
+f = w.load_function(
+    json.dumps({"name": "f", "source": sys.argv[2]}).encode(), w.build_namespace(b"")
+)
+seen["calls"] = []
+for n in (4 * GiB, 0):
+    kind, payload = w.run_one(f, pickle.dumps((n,)), 4, limit)
+    shown = repr(pickle.loads(payload)) if kind == "result" else payload.decode("utf-8")
+    seen["calls"].append([kind, shown])
+seen["end"] = resource.getrlimit(resource.RLIMIT_AS)
+print(json.dumps(seen))
+"""
+
+
+@unittest.skipIf(sys.platform == "win32", "no RLIMIT_AS")
+class MemoryLimitTest(unittest.TestCase):
+    def run_child(self, source):
+        here = os.path.dirname(os.path.abspath(__file__))
+        child = subprocess.run(
+            [sys.executable, "-c", MEMORY_LIMIT_CHILD, here, source],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=60,
         )
-        kind, payload = w.run_one(f, pickle.dumps(()), 4, limit)
+        self.assertEqual(child.returncode, 0, child.stderr.decode())
+        seen = json.loads(child.stdout.decode())
+        hard = seen["before"][1]
+        if hard != -1 and hard < 1024 ** 3:
+            self.skipTest("this process already has a hard limit below the one tested")
+        return seen
+
+    def test_sets_soft_and_hard_limits_as_the_original_did(self):
+        seen = self.run_child(
+            "import resource\n"
+            "def f(n):\n"
+            "    unlimited = resource.RLIM_INFINITY\n"
+            "    try:\n"
+            "        resource.setrlimit(resource.RLIMIT_AS, (unlimited, unlimited))\n"
+            "    except ValueError:\n"
+            "        pass\n"
+            "    return resource.getrlimit(resource.RLIMIT_AS)\n"
+        )
+        gib = 1024 ** 3
+        self.assertEqual(seen["inside"], [gib, gib])
+        # User code cannot raise it (the hard limit holds), and it stays for the whole task.
+        self.assertEqual(seen["after"], [gib, gib])
+        self.assertEqual(seen["calls"][0], ["result", "(%d, %d)" % (gib, gib)])
+        self.assertEqual(seen["end"], [gib, gib])
+
+    def test_a_function_that_allocates_more_gets_a_memory_error(self):
+        seen = self.run_child("def f(n):\n    return len(bytearray(n))\n")
+        kind, text = seen["calls"][0]
         self.assertEqual(kind, "error")
-        self.assertIn("MemoryError", payload.decode())
-        self.assertEqual(resource.getrlimit(resource.RLIMIT_AS), before)
+        self.assertIn("MemoryError", text)
+        self.assertEqual(seen["calls"][1], ["result", "0"])
+        self.assertEqual(seen["end"], [1024 ** 3, 1024 ** 3])
+
+
+@unittest.skipIf(not hasattr(signal, "setitimer"), "no setitimer")
+class DeadlineTest(unittest.TestCase):
+    def test_shuts_the_socket_down_at_the_deadline_without_a_thread(self):
+        ours, theirs = socket.socketpair()
+        try:
+            threads = set(threading.enumerate())
+            deadline = w.Deadline(0.2)
+            deadline.watch(types.SimpleNamespace(sock=ours))
+            # A thread may not fit under the task's hard memory limit.
+            self.assertEqual(set(threading.enumerate()) - threads, set())
+            self.assertEqual(ours.recv(1), b"")
+            self.assertTrue(deadline.expired)
+            deadline.cancel()
+        finally:
+            ours.close()
+            theirs.close()
+
+    def test_puts_back_the_alarm_it_found(self):
+        fired = []
+        before = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 30)
+            deadline = w.Deadline(5)
+            deadline.watch(types.SimpleNamespace(sock=None))
+            deadline.extend(1)
+            deadline.cancel()
+            self.assertFalse(deadline.expired)
+            self.assertEqual(signal.getsignal(signal.SIGALRM).__name__, "<lambda>")
+            self.assertTrue(29 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30)
+            self.assertEqual(fired, [])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
 
 
 class ReportLineTest(unittest.TestCase):

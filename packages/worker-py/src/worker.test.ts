@@ -54,11 +54,16 @@ function launchFor(
 }
 
 let programs = 0;
-function runWorker(launch: WorkerLaunch, task: number, onStderr?: (text: string) => void) {
+function runWorker(
+  launch: WorkerLaunch,
+  task: number,
+  onStderr?: (text: string) => void,
+  timeoutMs?: number,
+) {
   programs += 1;
   const file = join(dir, `sheepdog_${programs}.py`);
   writeFileSync(file, workerProgram(launch), { mode: 0o600 });
-  return runPython(file, { SHEEPDOG_TASK_ID: String(task) }, { onStderr });
+  return runPython(file, { SHEEPDOG_TASK_ID: String(task) }, { onStderr, timeoutMs });
 }
 
 async function results(id: number): Promise<(string | null)[]> {
@@ -231,6 +236,41 @@ describe("the worker against the real server", () => {
     expect(error?.error).toContain("block = bytearray(mib * 1024 * 1024)");
     expect(error?.error.trimEnd().endsWith("MemoryError")).toBe(true);
   });
+
+  it("sets both the soft and the hard memory limit, as the original did, for the whole task", async () => {
+    const bytes = 512 * 1024 * 1024;
+    const request = await newRequest(
+      "import resource\n" +
+        "def f(x):\n" +
+        "    before = resource.getrlimit(resource.RLIMIT_AS)\n" +
+        "    try:\n" +
+        "        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)\n" +
+        "    except ValueError:\n" +
+        "        pass\n" +
+        "    return before, resource.getrlimit(resource.RLIMIT_AS)\n",
+      ["(1,)", "(2,)"],
+      { chunkSize: 2 },
+    );
+    expectClean(await runWorker(launchFor(request, { memoryLimitBytes: bytes }), 1));
+    const limits = `((${bytes}, ${bytes}), (${bytes}, ${bytes}))`;
+    expect(await results(request.id)).toEqual([limits, limits]);
+  });
+
+  it("delivers every report under a small hard limit, which a new thread would not fit in", async () => {
+    // glibc reserves about 200 MiB of address space to start a thread (its stack and malloc
+    // arena): under a 64 MiB hard limit the worker must report without starting any.
+    const request = await newRequest(
+      "def f(mib):\n    return len(bytearray(mib * 1024 * 1024)) // (1024 * 1024)\n",
+      ["(1,)", "(8,)", "(100,)"],
+      { chunkSize: 3 },
+    );
+    const limit = { memoryLimitBytes: 64 * 1024 * 1024 };
+    const run = await runWorker(launchFor(request, limit), 1, undefined, 20_000);
+    expectClean(run);
+    expect(await results(request.id)).toEqual(["1", "8", null]);
+    const [error] = await store.getErrors(request.id);
+    expect(error?.error.trimEnd().endsWith("MemoryError")).toBe(true);
+  }, 30_000);
 
   it("reports a function that cannot be set up as an error for each argument", async () => {
     const request = await newRequest("def f(x:\n    return x\n", ["(1,)", "(2,)"], {
