@@ -133,6 +133,10 @@ for (const scheduler of testSchedulers) {
       const cancelled = await sheepdog(["cancel", id, ...sshFlags]);
       expect(cancelled.code).toBe(0);
       expect(cancelled.stdout).toMatch(new RegExp(`^cancelled job \\d+ of request ${id}$`, "m"));
+      // The request is marked cancelled: "sheepdog requests" no longer shows it in progress.
+      const listed = (await sheepdog(["requests", "--json"])).stdout.trim().split("\n");
+      const request = listed.map((line) => JSON.parse(line)).find((r) => String(r.id) === id);
+      expect(request.meta.cancelled).toEqual({ at: expect.any(Number), reason: "cancelled" });
       await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
     }, 150_000);
 

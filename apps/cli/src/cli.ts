@@ -4,9 +4,11 @@ import { main } from "./main.js";
 
 // A reader that stops early (`sheepdog results 1 | head -1`) closes the pipe: the rest of the
 // output goes nowhere, quietly, and the command ends as it would have.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code !== "EPIPE") throw error;
-});
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
+}
 
 const interrupt = new AbortController();
 process.on("SIGINT", () => {
