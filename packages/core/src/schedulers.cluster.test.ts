@@ -9,6 +9,7 @@ import type { TestCluster, TestScheduler } from "@sheepdog/testcluster";
 import {
   describeCluster,
   loginSettings,
+  pythonAllBegun,
   schedulerSettings,
   testSchedulers,
   unusedPort,
@@ -352,10 +353,13 @@ def f(x):
       }, 120_000);
 
       it("recovers results the server never received, from the tasks' output files", async () => {
+        // Each call marks that it has begun (so its task has its work), waits for the others,
+        // then computes for a while.
+        const begun = `/tmp/sheepdog-recover-begun-${process.pid}-${scheduler}`;
         const f = py`
 def f(x):
-    import time
-    time.sleep(4)
+${pythonAllBegun(begun, 3)}
+    time.sleep(3)
     return x + 1
 `;
         const recoverDb = join(dir, "recover.sqlite");
@@ -367,25 +371,28 @@ def f(x):
           retryWindowSeconds: 3,
           chunkSize: 1,
         });
-        // Once every task has its work, the server goes for good: the workers give up after
-        // their retry window and keep their reports in their output files.
-        for (let i = 0; i < 120; i++) {
-          const states = (await requestStatus(request, login)).taskStates;
-          if (states && [...states.values()].every((s) => s.state === "running")) break;
-          await sleep(250);
+        try {
+          // Once every call has its work, the server goes for good: the workers give up after
+          // their retry window and keep their reports in their output files.
+          for (let i = 0; i < 240; i++) {
+            const { stdout } = await onHead(cluster, `ls ${begun} 2>/dev/null | wc -l`);
+            if (Number(stdout.trim()) >= 3) break;
+            await sleep(500);
+          }
+          await shutdown();
+          let outcome = await recover(request, login);
+          for (let i = 0; i < 60 && outcome.missing > 0; i++) {
+            await sleep(1000);
+            outcome = await recover(request, login);
+          }
+          expect(outcome.missing).toBe(0);
+          expect((await getResults(request, { dbfile: recoverDb })).map(([, r]) => r)).toEqual([
+            2, 3, 4,
+          ]);
+        } finally {
+          await onHead(cluster, `rm -rf ${begun}`);
         }
-        await sleep(1000);
-        await shutdown();
-        let outcome = await recover(request, login);
-        for (let i = 0; i < 60 && outcome.missing > 0; i++) {
-          await sleep(1000);
-          outcome = await recover(request, login);
-        }
-        expect(outcome.missing).toBe(0);
-        expect((await getResults(request, { dbfile: recoverDb })).map(([, r]) => r)).toEqual([
-          2, 3, 4,
-        ]);
-      }, 120_000);
+      }, 180_000);
 
       it("an AbortSignal cancels the job: nothing of it is left queued or running", async () => {
         const f = py`
