@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import {
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -117,7 +118,9 @@ describeCluster("faults on the GridEngine test cluster", (cluster) => {
       done = true;
     });
     while (!done) {
-      const [info] = (await listRequests({ dbfile })).filter((r) => r.id === request());
+      // Until the map has created the dbfile, there is nothing to read (a lookup creates none).
+      const requests = existsSync(dbfile) ? await listRequests({ dbfile }) : [];
+      const [info] = requests.filter((r) => r.id === request());
       const job = info?.meta.job as JobRef | undefined;
       if (job) {
         const { stdout } = await onHead(
