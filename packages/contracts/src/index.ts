@@ -22,6 +22,19 @@ export type {
   TaskState,
 } from "./scheduler.js";
 export { deathKinds } from "./scheduler.js";
+export type {
+  CommandSettings,
+  PartSubmitter,
+  SchedulerIdentity,
+} from "./scheduler-kit.js";
+export {
+  checkJobRef,
+  jobNamePattern,
+  outputOf,
+  SchedulerCommands,
+  splitArray,
+  submitParts,
+} from "./scheduler-kit.js";
 export { signalName } from "./signals.js";
 export type { SshSettings } from "./ssh-settings.js";
 export { sshSettingKeys } from "./ssh-settings.js";

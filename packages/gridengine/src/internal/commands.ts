@@ -1,58 +1,17 @@
-import type { ExecResult, Remote, SheepdogErrorCode } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import type { CommandSettings, Remote } from "@sheepdog/contracts";
+import { SchedulerCommands } from "@sheepdog/contracts";
 import { source } from "./source.js";
 
-/** How GridEngine's commands are run on the head node. */
-export interface CommandSettings {
-  /** Shell commands run before every GridEngine command ("" for none). */
-  setup: string;
-  /** Deadline of each `qstat`, `qacct` and `qconf`. */
-  pollTimeoutMs: number;
-  /** Deadline of each `qsub` and `qdel`. */
-  submitTimeoutMs: number;
-}
-
-/** A command's stderr and stdout as one line, for messages. */
-export function outputOf(result: ExecResult): string {
-  return `${result.stderr}\n${result.stdout}`
-    .split("\n")
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .join(" ");
-}
+export type { CommandSettings } from "@sheepdog/contracts";
+export { outputOf } from "@sheepdog/contracts";
 
 /** Runs GridEngine's commands over a `Remote`, turning every failure into a `SheepdogError`. */
-export class Commands {
-  constructor(
-    readonly remote: Remote,
-    readonly settings: CommandSettings,
-  ) {}
-
-  /** Runs `command` after the setup commands; a failure to run it at all rejects with `code`. */
-  async run(
-    command: string,
-    timeoutMs: number,
-    code: SheepdogErrorCode,
-    what: string,
-  ): Promise<ExecResult> {
-    try {
-      return await this.remote.exec(`${this.settings.setup}${command}`, { timeoutMs });
-    } catch (error) {
-      throw SheepdogError.from(error, code, source, `Could not run ${what} on ${this.remote.name}`);
-    }
-  }
-
-  /** A poll command (`qstat`, `qacct`, `qconf`), rejecting with `SCHEDULER_FAILED`. */
-  poll(command: string, what: string): Promise<ExecResult> {
-    return this.run(command, this.settings.pollTimeoutMs, "SCHEDULER_FAILED", what);
-  }
-
-  /** The error for a GridEngine command the head node does not have (exit code 127). */
-  notFound(result: ExecResult, command: string, code: SheepdogErrorCode): SheepdogError {
-    return new SheepdogError(
-      code,
+export class Commands extends SchedulerCommands {
+  constructor(remote: Remote, settings: CommandSettings) {
+    super(remote, settings, {
       source,
-      `${command} was not found on ${this.remote.name} (${outputOf(result) || "exit code 127"}). Make GridEngine's commands available to non-interactive logins there, or pass the "setup" option (e.g. ". $SGE_ROOT/default/common/settings.sh").`,
-    );
+      title: "GridEngine",
+      setupExample: ". $SGE_ROOT/default/common/settings.sh",
+    });
   }
 }

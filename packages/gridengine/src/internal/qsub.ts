@@ -23,15 +23,6 @@ export function parseMaxArrayTasks(sconf: string): number | undefined {
   return value === 0 ? Number.POSITIVE_INFINITY : value;
 }
 
-/** Splits tasks `1 .. tasks` into runs of at most `max` tasks. */
-export function splitTasks(tasks: number, max: number): { firstTask: number; lastTask: number }[] {
-  const parts: { firstTask: number; lastTask: number }[] = [];
-  for (let first = 1; first <= tasks; first += max) {
-    parts.push({ firstTask: first, lastTask: Math.min(tasks, first + max - 1) });
-  }
-  return parts;
-}
-
 /**
  * The lines of qdel's answer that report a real failure: not "has deleted", "has registered
  * ... for deletion", "is already in deletion" or "does not exist" (a job that ended).

@@ -1,9 +1,9 @@
 import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import { SheepdogError, shellQuote, splitArray, submitParts } from "@sheepdog/contracts";
 import { checkSpec, jobScript } from "../job-script.js";
 import type { Commands } from "./commands.js";
 import { outputOf } from "./commands.js";
-import { parseMaxArrayTasks, parseQsubJobId, qdelFailures, splitTasks } from "./qsub.js";
+import { parseMaxArrayTasks, parseQsubJobId, qdelFailures } from "./qsub.js";
 import { source } from "./source.js";
 
 /** SGE's own default for `max_aj_tasks`, assumed when `qconf -sconf` cannot be read. */
@@ -94,20 +94,6 @@ async function submitPart(
   return jobId;
 }
 
-/** Creates the job directory on the head node (mode 0700). */
-async function makeDirectory(commands: Commands, directory: string): Promise<void> {
-  try {
-    await commands.remote.mkdir(directory, 0o700);
-  } catch (error) {
-    throw SheepdogError.from(
-      error,
-      "SUBMIT_FAILED",
-      source,
-      `Could not create the job directory ${directory} on ${commands.remote.name}`,
-    );
-  }
-}
-
 /**
  * Submits `spec` as one array job, or as several of at most `maxArrayTasks` tasks each; if a
  * later part is refused, the parts already queued are deleted, so a failed submit leaves
@@ -125,28 +111,13 @@ export async function submitJob(
   }
   const directory = spec.directory.replace(/(.)\/+$/, "$1");
   // Two round trips to the head node that do not depend on each other.
-  const [max] = await Promise.all([maxArrayTasks(), makeDirectory(commands, directory)]);
-  const ranges = splitTasks(spec.tasks, max);
-  const parts: JobRef["parts"] = [];
-  try {
-    for (const [index, range] of ranges.entries()) {
+  const [max] = await Promise.all([maxArrayTasks(), commands.makeDirectory(directory)]);
+  const ranges = splitArray(spec.tasks, max);
+  return submitParts(spec, ranges, source, {
+    submit: (range, index) => {
       const file = ranges.length === 1 ? `${spec.name}.py` : `${spec.name}.${index + 1}.py`;
-      const jobId = await submitPart(commands, spec, directory, file, range);
-      parts.push({ jobId, ...range });
-    }
-  } catch (error) {
-    if (parts.length > 0) {
-      const queued = parts.map((part) => part.jobId);
-      await qdel(commands, queued, "SUBMIT_FAILED").catch(() => undefined);
-    }
-    throw error;
-  }
-  return {
-    scheduler: source,
-    id: parts.map((part) => part.jobId).join(","),
-    tasks: spec.tasks,
-    parts,
-    directory: spec.directory,
-    name: spec.name,
-  };
+      return submitPart(commands, spec, directory, file, range);
+    },
+    cancel: (jobIds) => qdel(commands, jobIds, "SUBMIT_FAILED"),
+  });
 }

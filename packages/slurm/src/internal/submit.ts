@@ -1,5 +1,5 @@
 import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import { SheepdogError, shellQuote, splitArray, submitParts } from "@sheepdog/contracts";
 import { checkSpec, jobScript } from "../job-script.js";
 import type { Commands } from "./commands.js";
 import { outputOf } from "./commands.js";
@@ -60,15 +60,6 @@ export async function scancel(
   }
 }
 
-/** Splits tasks `1 .. tasks` into runs of at most `max` tasks. */
-export function splitTasks(tasks: number, max: number): { firstTask: number; lastTask: number }[] {
-  const parts: { firstTask: number; lastTask: number }[] = [];
-  for (let first = 1; first <= tasks; first += max) {
-    parts.push({ firstTask: first, lastTask: Math.min(tasks, first + max - 1) });
-  }
-  return parts;
-}
-
 /** Uploads one part's job script and runs `sbatch` on it; resolves with its job id. */
 async function submitPart(
   commands: Commands,
@@ -113,19 +104,6 @@ async function submitPart(
   return jobId;
 }
 
-async function makeDirectory(commands: Commands, directory: string): Promise<void> {
-  try {
-    await commands.remote.mkdir(directory, 0o700);
-  } catch (error) {
-    throw SheepdogError.from(
-      error,
-      "SUBMIT_FAILED",
-      source,
-      `Could not create the job directory ${directory} on ${commands.remote.name}`,
-    );
-  }
-}
-
 /**
  * Submits `spec` as one array job, or as several of at most `MaxArraySize - 1` tasks each; if
  * a later part is refused, the parts already queued are cancelled, so a failed submit leaves
@@ -142,28 +120,13 @@ export async function submitJob(
     throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
   }
   const directory = spec.directory.replace(/(.)\/+$/, "$1");
-  const [{ maxArrayTasks }] = await Promise.all([config(), makeDirectory(commands, directory)]);
-  const ranges = splitTasks(spec.tasks, maxArrayTasks);
-  const parts: JobRef["parts"] = [];
-  try {
-    for (const [index, range] of ranges.entries()) {
+  const [{ maxArrayTasks }] = await Promise.all([config(), commands.makeDirectory(directory)]);
+  const ranges = splitArray(spec.tasks, maxArrayTasks);
+  return submitParts(spec, ranges, source, {
+    submit: (range, index) => {
       const file = ranges.length === 1 ? `${spec.name}.sh` : `${spec.name}.${index + 1}.sh`;
-      const jobId = await submitPart(commands, spec, directory, file, range);
-      parts.push({ jobId, ...range });
-    }
-  } catch (error) {
-    if (parts.length > 0) {
-      const queued = parts.map((part) => part.jobId);
-      await scancel(commands, queued, "SUBMIT_FAILED").catch(() => undefined);
-    }
-    throw error;
-  }
-  return {
-    scheduler: source,
-    id: parts.map((part) => part.jobId).join(","),
-    tasks: spec.tasks,
-    parts,
-    directory: spec.directory,
-    name: spec.name,
-  };
+      return submitPart(commands, spec, directory, file, range);
+    },
+    cancel: (jobIds) => scancel(commands, jobIds, "SUBMIT_FAILED"),
+  });
 }
