@@ -1,12 +1,12 @@
-import type { JobRef, RequestId, Store, StoreReport } from "@sheepdog/contracts";
+import type { JobRef, RequestId, StoreReport } from "@sheepdog/contracts";
 import { layoutOf, SheepdogError, STDOUT_REPORT_PREFIX, storeReports } from "@sheepdog/contracts";
 import { decode } from "@sheepdog/serialise";
 import { parseReportLines } from "@sheepdog/worker-py";
 import type { GetResultsOptions, RecoverOutcome, RequestStatus } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { progressPrinter } from "./progress.js";
+import { jobsOf, markCancelled } from "./request-meta.js";
 import { decodeResults, undecodableReason } from "./result-check.js";
-import { jobsOf } from "./run-map.js";
 import { source } from "./source.js";
 import { waitForRequest } from "./wait.js";
 
@@ -96,21 +96,6 @@ export async function cancelRequest(context: Context, id: RequestId): Promise<Jo
   await withCluster(context, job, (lease) => lease.cluster.scheduler.cancel(job));
   await markCancelled(context.store, id, "cancelled");
   return job;
-}
-
-/**
- * Records in a request's meta, as `cancelled: { at, reason }` (`at` in milliseconds since the
- * epoch), that its job was cancelled before every task reported, so that listings show it as
- * cancelled rather than in progress. `reason` is "cancelled" (cancelRequest), "interrupted"
- * (an aborted map) or "failed" (a map whose wait failed). A store that cannot record it (a
- * read-only dbfile) leaves the request as it was: the job is cancelled all the same.
- */
-export async function markCancelled(
-  store: Store,
-  id: RequestId,
-  reason: "cancelled" | "interrupted" | "failed",
-): Promise<void> {
-  await store.updateMeta(id, { cancelled: { at: Date.now(), reason } }).catch(() => {});
 }
 
 /**

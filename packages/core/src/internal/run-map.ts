@@ -10,7 +10,7 @@ import type {
   Settled,
 } from "../types.js";
 import { progressPrinter } from "./progress.js";
-import { markCancelled } from "./request-ops.js";
+import { jobsOf, markCancelled } from "./request-meta.js";
 import { collectResults } from "./result-check.js";
 import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
@@ -209,12 +209,6 @@ function changedOptions(
     next.resources = { ...changed.resources };
   }
   return next;
-}
-
-/** The jobs of every attempt of a request, first to last (as its meta lists them). */
-export function jobsOf(meta: Record<string, unknown>): NonNullable<Submitted["job"]>[] {
-  if (Array.isArray(meta.jobs)) return meta.jobs as NonNullable<Submitted["job"]>[];
-  return meta.job ? [meta.job as NonNullable<Submitted["job"]>] : [];
 }
 
 /** Whether a worker's error is Python's `MemoryError` (the last line of its traceback). */
