@@ -26,6 +26,7 @@ export type {
   CommandSettings,
   PartSubmitter,
   SchedulerIdentity,
+  ScriptSubmission,
 } from "./scheduler-kit.js";
 export {
   checkJobRef,

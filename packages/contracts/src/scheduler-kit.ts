@@ -2,6 +2,7 @@ import type { SheepdogErrorCode } from "./errors.js";
 import { SheepdogError } from "./errors.js";
 import type { ExecResult, Remote } from "./remote.js";
 import type { JobRef, JobSpec } from "./scheduler.js";
+import { shellQuote } from "./text.js";
 
 /*
  * What the schedulers that run their commands on a head node share: running those commands,
@@ -79,6 +80,49 @@ export class SchedulerCommands {
     );
   }
 
+  /**
+   * Uploads a job script (mode 0600) into its directory and submits it from there; resolves
+   * with its job id. Every failure rejects with `SUBMIT_FAILED` and the scheduler's own words.
+   */
+  async submitScript(job: ScriptSubmission): Promise<string> {
+    const { source } = this.identity;
+    const { directory, file, jobName } = job;
+    const command = job.submit.split(" ", 1)[0] ?? job.submit;
+    try {
+      await this.remote.upload(`${directory}/${file}`, job.script, 0o600);
+    } catch (error) {
+      throw SheepdogError.from(
+        error,
+        "SUBMIT_FAILED",
+        source,
+        `Could not upload the job script ${directory}/${file} to ${this.remote.name}`,
+      );
+    }
+    const result = await this.run(
+      `cd -- ${shellQuote(directory)} && ${job.submit} ${shellQuote(file)}`,
+      this.settings.submitTimeoutMs,
+      "SUBMIT_FAILED",
+      command,
+    );
+    if (result.code === 127) throw this.notFound(result, command, "SUBMIT_FAILED");
+    if (result.code !== 0) {
+      throw new SheepdogError(
+        "SUBMIT_FAILED",
+        source,
+        `${command} refused job "${jobName}" (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no message"}`,
+      );
+    }
+    const jobId = job.parseJobId(result.stdout);
+    if (!jobId) {
+      throw new SheepdogError(
+        "SUBMIT_FAILED",
+        source,
+        `${command} accepted job "${jobName}" but printed no ${job.idName} Sheepdog can read: ${JSON.stringify(outputOf(result))}. Check ${job.lister} for a job of that name.`,
+      );
+    }
+    return jobId;
+  }
+
   /** Creates a job directory on the head node (mode 0700). */
   async makeDirectory(directory: string): Promise<void> {
     try {
@@ -92,6 +136,23 @@ export class SchedulerCommands {
       );
     }
   }
+}
+
+/** How {@link SchedulerCommands.submitScript} submits one job script. */
+export interface ScriptSubmission {
+  /** Where the script goes on the head node, and its file name there. */
+  directory: string;
+  file: string;
+  script: string;
+  /** The job's name, for messages. */
+  jobName: string;
+  /** The submit command and its options, without the file (`"qsub -terse"`). */
+  submit: string;
+  /** Reads the job id from the submit command's stdout. */
+  parseJobId(stdout: string): string | undefined;
+  /** What the job id is called (`"job number"`), and the command that lists jobs (`"qstat"`). */
+  idName: string;
+  lister: string;
 }
 
 /** The job names schedulers accept, so that a stored name is safe in a pattern. */

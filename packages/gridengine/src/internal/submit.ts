@@ -1,8 +1,7 @@
 import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote, splitArray, submitParts } from "@sheepdog/contracts";
+import { SheepdogError, splitArray, submitParts } from "@sheepdog/contracts";
 import { checkSpec, jobScript } from "../job-script.js";
 import type { Commands } from "./commands.js";
-import { outputOf } from "./commands.js";
 import { parseMaxArrayTasks, parseQsubJobId, qdelFailures } from "./qsub.js";
 import { source } from "./source.js";
 
@@ -50,48 +49,24 @@ export async function qdel(
   }
 }
 
-/** Uploads one part's job script and runs `qsub` on it; resolves with its job number. */
-async function submitPart(
+/** Uploads one part's job script and runs `qsub` on it; resolves with its job id. */
+function submitPart(
   commands: Commands,
   spec: JobSpec,
   directory: string,
   file: string,
   range: { firstTask: number; lastTask: number },
 ): Promise<string> {
-  const { remote } = commands;
-  try {
-    await remote.upload(`${directory}/${file}`, jobScript(spec, range), 0o600);
-  } catch (error) {
-    throw SheepdogError.from(
-      error,
-      "SUBMIT_FAILED",
-      source,
-      `Could not upload the job script ${directory}/${file} to ${remote.name}`,
-    );
-  }
-  const result = await commands.run(
-    `cd -- ${shellQuote(directory)} && qsub -terse ${shellQuote(file)}`,
-    commands.settings.submitTimeoutMs,
-    "SUBMIT_FAILED",
-    "qsub",
-  );
-  if (result.code === 127) throw commands.notFound(result, "qsub", "SUBMIT_FAILED");
-  if (result.code !== 0) {
-    throw new SheepdogError(
-      "SUBMIT_FAILED",
-      source,
-      `qsub refused job "${spec.name}" (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no message"}`,
-    );
-  }
-  const jobId = parseQsubJobId(result.stdout);
-  if (!jobId) {
-    throw new SheepdogError(
-      "SUBMIT_FAILED",
-      source,
-      `qsub accepted job "${spec.name}" but printed no job number Sheepdog can read: ${JSON.stringify(outputOf(result))}. Check qstat for a job of that name.`,
-    );
-  }
-  return jobId;
+  return commands.submitScript({
+    directory,
+    file,
+    script: jobScript(spec, range),
+    jobName: spec.name,
+    submit: "qsub -terse",
+    parseJobId: parseQsubJobId,
+    idName: "job number",
+    lister: "qstat",
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { JobRef, JobSpec, SheepdogErrorCode } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote, splitArray, submitParts } from "@sheepdog/contracts";
+import { SheepdogError, splitArray, submitParts } from "@sheepdog/contracts";
 import { checkSpec, jobScript } from "../job-script.js";
 import type { Commands } from "./commands.js";
 import { outputOf } from "./commands.js";
@@ -61,47 +61,23 @@ export async function scancel(
 }
 
 /** Uploads one part's job script and runs `sbatch` on it; resolves with its job id. */
-async function submitPart(
+function submitPart(
   commands: Commands,
   spec: JobSpec,
   directory: string,
   file: string,
   range: { firstTask: number; lastTask: number },
 ): Promise<string> {
-  const { remote } = commands;
-  try {
-    await remote.upload(`${directory}/${file}`, jobScript(spec, range), 0o600);
-  } catch (error) {
-    throw SheepdogError.from(
-      error,
-      "SUBMIT_FAILED",
-      source,
-      `Could not upload the job script ${directory}/${file} to ${remote.name}`,
-    );
-  }
-  const result = await commands.run(
-    `cd -- ${shellQuote(directory)} && sbatch --parsable ${shellQuote(file)}`,
-    commands.settings.submitTimeoutMs,
-    "SUBMIT_FAILED",
-    "sbatch",
-  );
-  if (result.code === 127) throw commands.notFound(result, "sbatch", "SUBMIT_FAILED");
-  if (result.code !== 0) {
-    throw new SheepdogError(
-      "SUBMIT_FAILED",
-      source,
-      `sbatch refused job "${spec.name}" (exit code ${result.code ?? result.signal}): ${outputOf(result) || "no message"}`,
-    );
-  }
-  const jobId = parseSbatchJobId(result.stdout);
-  if (!jobId) {
-    throw new SheepdogError(
-      "SUBMIT_FAILED",
-      source,
-      `sbatch accepted job "${spec.name}" but printed no job id Sheepdog can read: ${JSON.stringify(outputOf(result))}. Check squeue for a job of that name.`,
-    );
-  }
-  return jobId;
+  return commands.submitScript({
+    directory,
+    file,
+    script: jobScript(spec, range),
+    jobName: spec.name,
+    submit: "sbatch --parsable",
+    parseJobId: parseSbatchJobId,
+    idName: "job id",
+    lister: "squeue",
+  });
 }
 
 /**
