@@ -204,6 +204,11 @@ class Pool implements ServerPool {
         unsubscribes.push(unsubscribe);
         return unsubscribe;
       },
+      acceptRoute(authority) {
+        const stop = server.acceptRoute(authority);
+        unsubscribes.push(stop);
+        return stop;
+      },
       close,
       [Symbol.asyncDispose]: close,
     };

@@ -439,6 +439,41 @@ describe("authentication", () => {
     expect(await store.counts(request.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
   });
 
+  it("accepts a route it was told of (a relay's host and port) until told to stop", async () => {
+    const request = await newRequest(1);
+    const key = keyOf(request);
+    const path = taskPath(request.id, 1);
+    const throughRelay = async (): Promise<number> => {
+      const { headers } = signWorkerRequest(key, {
+        method: "GET",
+        url: "http://Head.Example:40123",
+        path,
+      });
+      return new Promise<number>((resolve, reject) => {
+        const sent = httpRequest(
+          {
+            host: "127.0.0.1",
+            port: server.port,
+            path,
+            headers: { ...headers, host: "head.example:40123" },
+          },
+          (answer) => {
+            answer.resume();
+            answer.on("end", () => resolve(answer.statusCode ?? 0));
+          },
+        );
+        sent.on("error", reject);
+        sent.end();
+      });
+    };
+    expect(await throughRelay()).toBe(401);
+    const stop = server.acceptRoute("head.example:40123");
+    expect(await throughRelay()).toBe(200);
+    stop();
+    expect(await throughRelay()).toBe(401);
+    expect(() => server.acceptRoute("head.example")).toThrow(/host and port/);
+  });
+
   it("answers a right signature at a time out of its window with a proven 401 and its clock", async () => {
     const request = await newRequest(1);
     const key = keyOf(request);

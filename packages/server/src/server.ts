@@ -1,6 +1,7 @@
 import type { RequestId, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { ArgsReadAhead } from "./internal/args-read-ahead.js";
+import { portOf } from "./internal/auth.js";
 import { BodyBudget } from "./internal/body.js";
 import { nodeListener } from "./internal/dispatch.js";
 import { Freshness } from "./internal/freshness.js";
@@ -77,8 +78,30 @@ export interface SheepdogServer extends AsyncDisposable {
   readonly host: string;
   /** Adds a listener for stored reports; returns a function that removes it. */
   onReport(listener: ReportListener): () => void;
+  /**
+   * Accepts workers that reach this server through another route: signed requests whose
+   * `Host` is `authority` (`host:port`, e.g. a relay on a cluster's head node that carries
+   * connections here). Requests signed for any other host and port than this server's own
+   * port are refused, so a request signed for one server cannot be replayed to another.
+   * Returns a function that stops accepting it.
+   */
+  acceptRoute(authority: string): () => void;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
+}
+
+const AUTHORITY_PATTERN = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$/;
+
+/** A route's `host:port`, lower case, or `CONFIG_INVALID`. */
+function checkAuthority(authority: string): string {
+  if (typeof authority !== "string" || !AUTHORITY_PATTERN.test(authority)) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `A route is a host and port, like "head.example.org:40123", not ${JSON.stringify(String(authority)).slice(0, 80)}.`,
+    );
+  }
+  return authority.toLowerCase();
 }
 
 function defaultOnError(error: unknown): void {
@@ -163,12 +186,15 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   const readAhead = new ArgsReadAhead(options.store);
   const freshness = new Freshness(Date.now());
   let listeningPort = -1;
+  const routesIn = new Map<string, number>();
+  const hostAccepted = (host: string | null): boolean =>
+    portOf(host) === listeningPort || (host !== null && routesIn.has(host.toLowerCase()));
   const routes = wireRoutes({
     store: options.store,
     cache,
     readAhead,
     freshness,
-    port: () => listeningPort,
+    hostAccepted,
     maxBodyBytes,
     budget: new BodyBudget(resolved.maxBodyBytesInFlight),
     checkResult: options.checkResult,
@@ -198,6 +224,18 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
       listeners.add(listener);
       return () => {
         listeners.delete(listener);
+      };
+    },
+    acceptRoute(authority) {
+      const key = checkAuthority(authority);
+      routesIn.set(key, (routesIn.get(key) ?? 0) + 1);
+      let removed = false;
+      return () => {
+        if (removed) return;
+        removed = true;
+        const left = (routesIn.get(key) ?? 1) - 1;
+        if (left > 0) routesIn.set(key, left);
+        else routesIn.delete(key);
       };
     },
     close,

@@ -40,8 +40,11 @@ export interface Session {
 export interface AuthContext {
   cache: RequestCache;
   freshness: Freshness;
-  /** The port this server listens on (known once it listens). */
-  port: () => number;
+  /**
+   * Whether a signed `Host` names this server: its own port (under any name), or a route to
+   * it that it was told of (a relay's `host:port`).
+   */
+  hostAccepted: (host: string | null) => boolean;
   /** A store failure as an answer (503); an unknown request is answered like a wrong MAC. */
   storeFailure: (error: unknown) => WireError;
   now: () => number;
@@ -62,7 +65,7 @@ function unauthenticated(): WireError {
 }
 
 /** The port a `Host` header names (80 when it names none), or `undefined` when malformed. */
-function portOf(host: string | null): number | undefined {
+export function portOf(host: string | null): number | undefined {
   const match = host === null ? null : HOST_PATTERN.exec(host);
   if (match === null) return undefined;
   return match[1] === undefined ? 80 : Number(match[1]);
@@ -75,7 +78,7 @@ function isUnknownRequest(error: unknown): boolean {
 /**
  * Checks a worker request's signature against request `id` (wire protocol v2) and resolves to
  * the request's snapshot; sets `session.answer` once the MAC is right. Rejects with the one
- * 401 of {@link unauthenticated} for a missing or malformed header, a `Host` of another port,
+ * 401 of {@link unauthenticated} for a missing or malformed header, a `Host` of another server,
  * an unknown request, a wrong MAC or a nonce seen before; with a proven 401 carrying the
  * server's clock for a right MAC whose time is out of the window; with 503 when the store
  * fails. Nothing of the body is read.
@@ -87,7 +90,7 @@ export async function authenticate(
   session: Session,
 ): Promise<RequestSnapshot> {
   const signature = parseWorkerAuthorization(request.authorization);
-  if (signature === undefined || portOf(request.host) !== context.port()) throw unauthenticated();
+  if (signature === undefined || !context.hostAccepted(request.host)) throw unauthenticated();
   // A GET's body is never read, so its signature covers none (whatever headers it has).
   const bodyHash = request.method === "GET" ? "" : (request.bodyHash ?? "");
   if (request.method !== "GET" && !BODY_HASH_PATTERN.test(bodyHash)) throw unauthenticated();

@@ -50,8 +50,8 @@ export interface RouteContext {
   cache: RequestCache;
   readAhead: ArgsReadAhead;
   freshness: Freshness;
-  /** The port the server listens on, once it does. */
-  port: () => number;
+  /** Whether a signed `Host` names this server (see `AuthContext`). */
+  hostAccepted: (host: string | null) => boolean;
   maxBodyBytes: number;
   /** The bytes of bodies that may be read at once. */
   budget: BodyBudget;
@@ -173,7 +173,7 @@ export function wireRoutes(context: RouteContext): WireRoutes {
   const auth: AuthContext = {
     cache: context.cache,
     freshness: context.freshness,
-    port: context.port,
+    hostAccepted: context.hostAccepted,
     storeFailure,
     now: Date.now,
   };
