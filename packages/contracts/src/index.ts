@@ -1,7 +1,7 @@
 export type { SheepdogErrorCode, SheepdogErrorDetail, SheepdogErrorOptions } from "./errors.js";
 export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
 export { checkOutputMarker, outputLinesCommand, readOutputLines } from "./job-output.js";
-export type { ExecOptions, ExecResult, Remote } from "./remote.js";
+export type { ExecOptions, ExecResult, Remote, ReverseTunnel } from "./remote.js";
 export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
 export type { Resources, TaskResources } from "./resources.js";
 export {

@@ -6,6 +6,24 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Rejects with `TIMEOUT` (and kills the command) after this many milliseconds. */
   timeoutMs?: number;
+  /**
+   * Called with each piece of standard output as it arrives, for a command that runs for a
+   * while and says something before it ends (the result still holds all of it).
+   */
+  onStdout?: (chunk: Uint8Array) => void;
+}
+
+/**
+ * Connections made to a port on a remote machine's loopback, carried back to a port on this
+ * machine (as `ssh -R` does). See {@link Remote.tunnelBack}.
+ */
+export interface ReverseTunnel {
+  /** The port on the remote machine's loopback (127.0.0.1) that leads back here. */
+  readonly remotePort: number;
+  /** Resolves when the tunnel has ended: closed, or its connection lost. */
+  readonly ended: Promise<void>;
+  /** Stops listening on the remote machine; connections under way are ended. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** How a command ended. */
@@ -41,6 +59,14 @@ export interface Remote {
    * @default mode 0o600
    */
   upload(path: string, contents: string | Uint8Array, mode?: number): Promise<void>;
+
+  /**
+   * Optional: listens on the remote machine's loopback, on a port it picks, and carries each
+   * connection made there to `localPort` on this machine's loopback. Over SSH this is a
+   * remote port forward, which OpenSSH allows by default (`AllowTcpForwarding yes`, no
+   * `GatewayPorts`). Core uses it to reach a client that the cluster's nodes cannot reach.
+   */
+  tunnelBack?(localPort: number): Promise<ReverseTunnel>;
 
   /** Reads a whole file. Rejects with `REMOTE_FAILED` when it cannot. */
   readFile(path: string): Promise<Uint8Array>;

@@ -92,3 +92,30 @@ export interface SftpLike {
   end(): unknown;
   on(event: "close", listener: () => void): unknown;
 }
+
+/** What ssh2 tells of a connection made to a forwarded port. */
+export interface TcpConnectionInfo {
+  destIP: string;
+  destPort: number;
+  srcIP: string;
+  srcPort: number;
+}
+
+/** The methods of an ssh2 `Client` that a remote port forward needs. */
+export interface ForwardingClientLike {
+  forwardIn(
+    bindAddr: string,
+    bindPort: number,
+    callback: (error: Error | undefined, port: number) => void,
+  ): unknown;
+  unforwardIn(bindAddr: string, bindPort: number, callback: (error?: Error) => void): unknown;
+  on(
+    event: "tcp connection",
+    listener: (
+      info: TcpConnectionInfo,
+      accept: () => import("node:stream").Duplex,
+      reject: () => void,
+    ) => void,
+  ): unknown;
+  removeListener(event: "tcp connection", listener: (...args: never[]) => void): unknown;
+}

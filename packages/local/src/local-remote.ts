@@ -1,9 +1,10 @@
 import type { ChildProcess } from "node:child_process";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
-import type { ExecOptions, ExecResult, Remote } from "@sheepdog/contracts";
+import type { ExecOptions, ExecResult, Remote, ReverseTunnel } from "@sheepdog/contracts";
 import { checkFileMode, checkRemotePath, SheepdogError } from "@sheepdog/contracts";
 import { makeDirectory, readWhole, writeAtomically } from "./internal/files.js";
+import { loopbackTunnel } from "./internal/loopback-tunnel.js";
 import type { StopCommand } from "./internal/run-command.js";
 import { checkExec, runCommand } from "./internal/run-command.js";
 import { source } from "./internal/source.js";
@@ -52,6 +53,7 @@ export function localRemote(options: LocalRemoteOptions = {}): Remote & AsyncDis
   let closed = false;
   /** The stop functions of running commands, to stop them on close(). */
   const running = new Map<ChildProcess, StopCommand>();
+  const tunnels = new Set<ReverseTunnel>();
 
   const close = async (): Promise<void> => {
     if (closed) return;
@@ -59,6 +61,7 @@ export function localRemote(options: LocalRemoteOptions = {}): Remote & AsyncDis
     const message =
       "close() was called while a command was running, so it was stopped. Await your calls before closing.";
     for (const stop of [...running.values()]) stop(new SheepdogError("CLOSED", source, message));
+    await Promise.all([...tunnels].map((tunnel) => tunnel.close()));
   };
 
   return {
@@ -81,6 +84,13 @@ export function localRemote(options: LocalRemoteOptions = {}): Remote & AsyncDis
       if (closed) throw closedError("readFile");
       checkRemotePath(path, "readFile", source);
       return readWhole(full(path), path);
+    },
+    async tunnelBack(localPort: number): Promise<ReverseTunnel> {
+      if (closed) throw closedError("tunnelBack");
+      const tunnel = await loopbackTunnel(localPort);
+      tunnels.add(tunnel);
+      void tunnel.ended.then(() => tunnels.delete(tunnel));
+      return tunnel;
     },
     async mkdir(path: string, mode = 0o700): Promise<void> {
       if (closed) throw closedError("mkdir");

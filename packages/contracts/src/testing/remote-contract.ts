@@ -4,6 +4,7 @@ import { describeExec } from "./remote-contract/exec.js";
 import { describeFiles } from "./remote-contract/files.js";
 import { describeLifecycle } from "./remote-contract/lifecycle.js";
 import { remoteSuite } from "./remote-contract/suite.js";
+import { describeTunnels } from "./remote-contract/tunnel.js";
 import type { RemoteFactory } from "./remote-contract/types.js";
 
 export type { RemoteFactory } from "./remote-contract/types.js";
@@ -43,5 +44,6 @@ export function describeRemoteContract(
     describeExec(suite);
     describeFiles(suite);
     describeLifecycle(suite);
+    describeTunnels(suite);
   });
 }

@@ -53,8 +53,9 @@ export function runOnChannel(
   command: string,
   stdin: string | Uint8Array | undefined,
   stop: Stop,
+  onStdout?: (chunk: Uint8Array) => void,
 ): { result: Promise<ExecResult>; cleanup: Promise<void> } {
-  const run = new CommandRun(context, stop);
+  const run = new CommandRun(context, stop, onStdout);
   run.start(command, stdin);
   return { result: run.result, cleanup: run.cleanup };
 }
@@ -75,6 +76,7 @@ class CommandRun {
   constructor(
     private readonly context: ChannelContext,
     private readonly stop: Stop,
+    private readonly onStdout: ((chunk: Uint8Array) => void) | undefined,
   ) {
     this.cleanup = new Promise<void>((resolve) => {
       this.endCleanup = resolve;
@@ -164,7 +166,10 @@ class CommandRun {
 
   private collect(opened: SshChannelLike): void {
     const output: Output = { stdout: [], stderr: [], probe: this.probe, exit: undefined };
-    opened.on("data", (data: Buffer) => output.stdout.push(data));
+    opened.on("data", (data: Buffer) => {
+      output.stdout.push(data);
+      this.onStdout?.(data);
+    });
     opened.stderr.on("data", (data: Buffer) => {
       output.stderr.push(data);
       this.probe.feed(data);

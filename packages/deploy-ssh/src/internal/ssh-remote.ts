@@ -1,4 +1,4 @@
-import type { ExecOptions, ExecResult, Remote } from "@sheepdog/contracts";
+import type { ExecOptions, ExecResult, Remote, ReverseTunnel } from "@sheepdog/contracts";
 import { checkFileMode, checkRemotePath, SheepdogError } from "@sheepdog/contracts";
 import { adoptConnection, type ConnectionState, type OpenConnection } from "./connection-state.js";
 import {
@@ -9,6 +9,7 @@ import {
   toBuffer,
 } from "./exec-channel.js";
 import { Limiter } from "./limiter.js";
+import { openReverseTunnel } from "./reverse-tunnel.js";
 import { openSftp, SftpFiles } from "./sftp-files.js";
 import { source } from "./source.js";
 import { raceStop, Stop } from "./stop.js";
@@ -58,6 +59,8 @@ export class SshRemote implements Remote, AsyncDisposable {
   private readonly limiter: Limiter;
   /** Kills of stopped commands still under way (close() waits for them). */
   private readonly kills = new Set<Promise<void>>();
+  /** Remote port forwards still open (close() ends them). */
+  private readonly tunnels = new Set<ReverseTunnel>();
 
   constructor(
     first: OpenConnection,
@@ -163,7 +166,13 @@ export class SshRemote implements Remote, AsyncDisposable {
         let handOff: Promise<void> | undefined;
         try {
           const state = await raceStop(this.connection(), stop);
-          const run = runOnChannel(this.channelContext(state), command, options.stdin, stop);
+          const run = runOnChannel(
+            this.channelContext(state),
+            command,
+            options.stdin,
+            stop,
+            options.onStdout,
+          );
           handOff = run.cleanup;
           return await run.result;
         } catch (error) {
@@ -210,6 +219,24 @@ export class SshRemote implements Remote, AsyncDisposable {
     const state = await raceStop(this.connection(), stop);
     const sftp = await raceStop(openSftp(state, this.name), stop);
     return new SftpFiles(state, sftp, this.name);
+  }
+
+  async tunnelBack(localPort: number): Promise<ReverseTunnel> {
+    if (!Number.isInteger(localPort) || localPort < 1 || localPort > 65535) {
+      throw new SheepdogError(
+        "INVALID_INPUT",
+        source,
+        `tunnelBack needs a port from 1 to 65535, not ${String(localPort)}.`,
+      );
+    }
+    const what = `Forwarding a port of ${this.name} to port ${localPort}`;
+    return this.guarded(what, {}, async (stop) => {
+      const state = await raceStop(this.connection(), stop);
+      const tunnel = await raceStop(openReverseTunnel(state, this.name, localPort), stop);
+      this.tunnels.add(tunnel);
+      void tunnel.ended.then(() => this.tunnels.delete(tunnel));
+      return tunnel;
+    });
   }
 
   async upload(path: string, contents: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -261,6 +288,7 @@ export class SshRemote implements Remote, AsyncDisposable {
     // Let stopped commands be killed on the server before the connection goes.
     await new Promise((resolve) => setImmediate(resolve));
     await Promise.all([...this.kills]);
+    await Promise.all([...this.tunnels].map((tunnel) => tunnel.close()));
     state.open.dispose();
     if (this.settings.reconnect) {
       // Wait (briefly) for the socket to close, so that close() means closed.

@@ -29,10 +29,17 @@ function toBuffer(contents: string | Uint8Array): Buffer {
 }
 
 /** Collects a child's stdout and stderr, and resolves with them when it closes. */
-function collect(child: ChildProcess, settle: (result: ExecResult) => void): void {
+function collect(
+  child: ChildProcess,
+  onStdout: ExecOptions["onStdout"],
+  settle: (result: ExecResult) => void,
+): void {
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
-  child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout.push(chunk);
+    onStdout?.(chunk);
+  });
   child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
   child.on("close", (code, exitSignal) =>
     settle({
@@ -94,7 +101,7 @@ export function runCommand(
       const message = `Cannot run /bin/sh in ${home}. Check that the directory exists`;
       reject(SheepdogError.from(error, "REMOTE_FAILED", source, message));
     });
-    collect(child, (result) => {
+    collect(child, options.onStdout, (result) => {
       if (end()) resolve(result);
     });
     child.stdin?.end(stdin === undefined ? undefined : toBuffer(stdin));
