@@ -42,6 +42,7 @@ export { sshSettingKeys } from "./ssh-settings.js";
 export type {
   CreatedRequest,
   NewRequest,
+  PutErrorOptions,
   RequestCounts,
   RequestId,
   RequestInfo,

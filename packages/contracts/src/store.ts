@@ -66,12 +66,36 @@ export interface TaskError {
   index: number;
   args: Uint8Array;
   error: string;
+  /**
+   * `true` when the error is provisional (see {@link PutErrorOptions.provisional}): inferred
+   * from the scheduler, not reported by the task, so a real report may still replace it.
+   * Absent for an error the task reported.
+   */
+  provisional?: true;
 }
 
-/** One report in a {@link Store.putReports} batch: a result's pickle, or an error's text. */
+/**
+ * One report in a {@link Store.putReports} batch: a result's pickle, or an error's text (with
+ * `provisional`, an error inferred rather than reported: see {@link PutErrorOptions}).
+ */
 export type StoreReport =
   | { index: number; kind: "result"; value: Uint8Array }
-  | { index: number; kind: "error"; value: string };
+  | { index: number; kind: "error"; value: string; provisional?: boolean };
+
+/** Options of {@link Store.putError}. */
+export interface PutErrorOptions {
+  /**
+   * The error is the caller's inference, not the task's report: the scheduler says the task
+   * ended, and no report came (a task killed, or a worker that could not reach the server and
+   * left its results in its output). A provisional error counts as an error (in `counts`, in
+   * `getErrors`, and as a report for `unreported`), but a real report of the task that comes
+   * later (a result or an error, live from the worker or recovered from its output) MUST replace
+   * it and be stored as if it were the first. A provisional error never replaces any report,
+   * provisional or not.
+   * @default false
+   */
+  provisional?: boolean;
+}
 
 /**
  * Keeps requests, their arguments, and the results and errors that workers report.
@@ -107,18 +131,30 @@ export interface Store {
 
   /**
    * Records a task's result. MUST be idempotent: the first report for a task wins (a result
-   * or an error), later ones are ignored, and counts never pass the number of tasks.
+   * or an error), later ones are ignored, and counts never pass the number of tasks. The one
+   * exception: a provisional error (see {@link PutErrorOptions.provisional}) MUST give way to a
+   * real report, which then counts in its place (a result: one error fewer, one result more).
    * Resolves `true` when this report was stored, `false` when the task already had one.
    */
   putResult(id: RequestId, index: number, result: Uint8Array): Promise<boolean>;
 
-  /** Records a task's error (a traceback). The same first-report-wins rule as `putResult`. */
-  putError(id: RequestId, index: number, error: string): Promise<boolean>;
+  /**
+   * Records a task's error (a traceback). The same first-report-wins rule as `putResult`. With
+   * `{ provisional: true }`, records an error that the caller inferred (the scheduler says the
+   * task ended without reporting): it is stored only if the task has no report, and a real
+   * report replaces it later.
+   */
+  putError(
+    id: RequestId,
+    index: number,
+    error: string,
+    options?: PutErrorOptions,
+  ): Promise<boolean>;
 
   /**
    * Records several reports of one request at once (a worker's report post), with the same
    * first-report-wins rule, within the batch too: of two reports for one task, the earlier
-   * wins. Resolves one boolean per report, `true` where that report was stored. If any index
+   * wins (unless it is a provisional error and the later a real report, which replaces it). Resolves one boolean per report, `true` where that report was stored. If any index
    * is outside the request it MUST reject with `TASK_NOT_FOUND` and store none of them.
    * Optional: a store that can write many reports in one transaction offers it, and callers
    * prefer it to many `putResult` calls.
@@ -156,7 +192,7 @@ export interface Store {
    */
   getResultRange?(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
 
-  /** The failed tasks, in order. */
+  /** The failed tasks, in order; a provisional error is marked `provisional: true`. */
   getErrors(id: RequestId): Promise<TaskError[]>;
 
   /** Every request, oldest first, with its counts. */

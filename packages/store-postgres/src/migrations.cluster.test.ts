@@ -47,6 +47,7 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
         expect(await versions(name)).toEqual([
           { version: 1, name: "requests, args and reports" },
           { version: 2, name: "requests found by their token's hash" },
+          { version: 3, name: "provisional errors" },
         ]);
         expect(await tokenIndex(name)).toBe(1);
       }
@@ -64,16 +65,26 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
         args: [utf8("a0"), utf8("a1"), utf8("a2")],
         meta: { host: "fear" },
       });
-      await v1.putResult(id, 0, utf8("r0"));
-      await v1.putError(id, 1, "e1");
       await v1.close();
+      // Reports as version 1 wrote them (this release's statements name the new column).
+      await admin.query(
+        `INSERT INTO "${name}".reports (request_id, idx, result, error) VALUES ($1, 0, $2, NULL), ($1, 1, NULL, 'e1')`,
+        [id, Buffer.from("r0")],
+      );
+      await admin.query(`UPDATE "${name}".requests SET results = 1, errors = 1 WHERE id = $1`, [
+        id,
+      ]);
       expect((await versions(name)).map((v) => v.version)).toEqual([1]);
       expect(await tokenIndex(name)).toBe(0);
 
       await using store = open(name);
       expect(await store.counts(id)).toEqual({ tasks: 3, results: 1, errors: 1 });
-      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2]);
+      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3]);
       expect(await tokenIndex(name)).toBe(1);
+      expect((await store.getErrors(id)).map((e) => [e.error, e.provisional])).toEqual([
+        ["e1", undefined],
+      ]);
+      expect(await store.putResult(id, 1, utf8("late"))).toBe(false);
       expect((await store.getResults(id)).map((r) => [text(r.args), text(r.result)])).toEqual([
         ["a0", "r0"],
         ["a1", null],
@@ -81,7 +92,9 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
       ]);
       expect((await store.getRequest(id)).meta).toEqual({ host: "fear" });
       expect(token.length).toBeGreaterThan(0);
+      expect(await store.putError(id, 2, "died", { provisional: true })).toBe(true);
       expect(await store.putResult(id, 2, utf8("r2"))).toBe(true);
+      expect(await store.counts(id)).toEqual({ tasks: 3, results: 2, errors: 1 });
       const second = await store.createRequest({ func: utf8("g"), ns: utf8(""), args: [] });
       expect(second.id).toBeGreaterThan(id);
     });
@@ -100,7 +113,7 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
       } finally {
         await Promise.all(stores.map((store) => store.close()));
       }
-      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2]);
+      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3]);
     });
   });
 
@@ -126,12 +139,12 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
         await store.listRequests();
       }
       await admin.query(
-        `INSERT INTO "${name}".migrations (version, name) VALUES (3, 'from the future')`,
+        `INSERT INTO "${name}".migrations (version, name) VALUES (4, 'from the future')`,
       );
       await using store = open(name);
       await expect(store.listRequests()).rejects.toMatchObject({
         code: "STORE_VERSION",
-        message: expect.stringContaining("has schema version 3"),
+        message: expect.stringContaining("has schema version 4"),
       });
     });
   });

@@ -20,9 +20,10 @@ afterEach(async () => {
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
-/** A second schema step, as a later release would add one. */
+/** The current schema's version, and a step after it, as a later release would add one. */
+const latest = migrations.length;
 const addNotes: Migration = {
-  version: 2,
+  version: latest + 1,
   name: "request notes",
   async up(db) {
     await db.schema
@@ -77,11 +78,11 @@ it("upgrades an older file, keeping its data", async () => {
   });
   await old.putResult(id, 1, utf8("r1"));
   await old.close();
-  expect(header(file).version).toBe(1);
+  expect(header(file).version).toBe(latest);
 
   const upgraded = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, addNotes]);
   expect(await upgraded.counts(id)).toEqual({ tasks: 2, results: 1, errors: 0 });
-  expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: 2 });
+  expect(header(file)).toEqual({ applicationId: APPLICATION_ID, version: latest + 1 });
   const results = await upgraded.getResults(id);
   expect(results.map((r) => r.result && new TextDecoder().decode(r.result))).toEqual([null, "r1"]);
   expect((await upgraded.createRequest({ func: utf8("g"), ns: utf8(""), args: [] })).id).toBe(
@@ -95,6 +96,33 @@ it("upgrades an older file, keeping its data", async () => {
     "none",
   ]);
   db.close();
+});
+
+it("brings a version 1 file to version 2: its errors stay final, new ones can be provisional", async () => {
+  const old = sqliteStore({ dbfile: file });
+  const { id } = await old.createRequest({
+    func: utf8("f"),
+    ns: utf8(""),
+    args: [utf8("a0"), utf8("a1")],
+  });
+  await old.putError(id, 0, "Traceback: real");
+  await old.close();
+  // Back to the file version 1 wrote: reports without the provisional column.
+  const raw = new Database(file);
+  raw.exec("ALTER TABLE reports DROP COLUMN provisional; PRAGMA user_version = 1;");
+  raw.close();
+  expect(header(file).version).toBe(1);
+
+  const store = sqliteStore({ dbfile: file });
+  expect((await store.getErrors(id)).map((e) => [e.error, e.provisional])).toEqual([
+    ["Traceback: real", undefined],
+  ]);
+  expect(await store.putResult(id, 0, utf8("r0"))).toBe(false);
+  expect(await store.putError(id, 1, "died", { provisional: true })).toBe(true);
+  expect(await store.putResult(id, 1, utf8("r1"))).toBe(true);
+  expect(await store.counts(id)).toEqual({ tasks: 2, results: 1, errors: 1 });
+  expect(header(file).version).toBe(2);
+  await store.close();
 });
 
 it("migrates once when two stores open an older file at the same moment", async () => {
@@ -113,7 +141,7 @@ it("migrates once when two stores open an older file at the same moment", async 
   const a = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, slowNotes]);
   const b = sqliteStoreWithMigrations({ dbfile: file }, [...migrations, slowNotes]);
   expect(await Promise.all([a.listRequests(), b.listRequests()])).toEqual([[], []]);
-  expect(header(file).version).toBe(2);
+  expect(header(file).version).toBe(latest + 1);
   await a.close();
   await b.close();
 });
@@ -124,7 +152,7 @@ it("rolls back a failed migration whole, and retries it on the next call", async
   await old.close();
   let fail = true;
   const flaky: Migration = {
-    version: 2,
+    version: latest + 1,
     name: "flaky",
     async up(db) {
       await db.schema.createTable("half_done").addColumn("x", "integer").execute();
@@ -140,10 +168,10 @@ it("rolls back a failed migration whole, and retries it on the next call", async
   const db = new Database(file, { readonly: true });
   expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'half_done'").all()).toEqual([]);
   db.close();
-  expect(header(file).version).toBe(1);
+  expect(header(file).version).toBe(latest);
   fail = false;
   expect(await store.listRequests()).toEqual([]);
-  expect(header(file).version).toBe(2);
+  expect(header(file).version).toBe(latest + 1);
   await store.close();
 });
 

@@ -88,9 +88,10 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteS
       const [stored] = await reports.add(id, [{ index, kind: "result", value: result }]);
       return stored as boolean;
     },
-    async putError(id, index, error) {
+    async putError(id, index, error, options = {}) {
       if (typeof error !== "string") throw invalidInput("An error report must be a string.");
-      const [stored] = await reports.add(id, [{ index, kind: "error", value: error }]);
+      const provisional = options?.provisional === true;
+      const [stored] = await reports.add(id, [{ index, kind: "error", value: error, provisional }]);
       return stored as boolean;
     },
     async putReports(id, batch) {

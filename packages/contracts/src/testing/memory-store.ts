@@ -3,6 +3,7 @@ import { source } from "../internal/source.js";
 import type {
   CreatedRequest,
   NewRequest,
+  PutErrorOptions,
   RequestCounts,
   RequestId,
   RequestInfo,
@@ -19,8 +20,8 @@ import { hashToken, newToken } from "../token.js";
 export interface MemoryRequest {
   info: RequestInfo;
   args: Uint8Array[];
-  /** Task index -> its first report. */
-  reports: Map<number, { result: Uint8Array } | { error: string }>;
+  /** Task index -> its first report (or a real one that replaced a provisional error). */
+  reports: Map<number, { result: Uint8Array } | { error: string; provisional?: true }>;
   results: number;
   errors: number;
 }
@@ -83,7 +84,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     getArgs: async (id, start, count = 1) => argsOf(request(id), start, count),
     unreported: async (id, start, count) => unreportedOf(request(id), start, count),
     putResult: async (id, index, result) => putResult(request(id), index, result),
-    putError: async (id, index, error) => putError(request(id), index, error),
+    putError: async (id, index, error, options) => putError(request(id), index, error, options),
     putReports: async (id, reports) => putReports(request(id), reports),
     resetTasks: async (id, indices) => resetTasks(request(id), indices),
     updateMeta: async (id, patch) => updateMeta(request(id), patch),
@@ -157,9 +158,15 @@ function putResult(req: MemoryRequest, index: number, result: Uint8Array): boole
   return report(req, { index, kind: "result", value: bytes(result, "result") });
 }
 
-function putError(req: MemoryRequest, index: number, error: string): boolean {
+function putError(
+  req: MemoryRequest,
+  index: number,
+  error: string,
+  options: PutErrorOptions = {},
+): boolean {
   checkIndex(req, index);
-  return report(req, { index, kind: "error", value: text(error) });
+  const provisional = options.provisional === true;
+  return report(req, { index, kind: "error", value: text(error), provisional });
 }
 
 /** Checks the whole batch before storing any of it. */
@@ -168,18 +175,30 @@ function putReports(req: MemoryRequest, reports: readonly StoreReport[]): boolea
     checkIndex(req, entry.index);
     if (entry.kind === "result") bytes(entry.value, "result");
     else text(entry.value);
+    if (entry.kind === "error" && !["boolean", "undefined"].includes(typeof entry.provisional)) {
+      throw new SheepdogError("INVALID_INPUT", source, "provisional must be a boolean.");
+    }
   }
   return reports.map((entry) => report(req, entry));
 }
 
-/** Stores the first report of a task (a copy of it) and says whether this was it. */
+/**
+ * Stores the first report of a task (a copy of it), or a real report in place of a provisional
+ * error, and says whether it was stored.
+ */
 function report(req: MemoryRequest, entry: StoreReport): boolean {
-  if (req.reports.has(entry.index)) return false;
+  const found = req.reports.get(entry.index);
+  const provisional = entry.kind === "error" && entry.provisional === true;
+  if (found && (provisional || !("error" in found) || !found.provisional)) return false;
+  if (found) req.errors -= 1;
   if (entry.kind === "result") {
     req.reports.set(entry.index, { result: entry.value.slice() });
     req.results += 1;
   } else {
-    req.reports.set(entry.index, { error: entry.value });
+    req.reports.set(entry.index, {
+      error: entry.value,
+      ...(provisional && { provisional: true as const }),
+    });
     req.errors += 1;
   }
   return true;
@@ -229,7 +248,13 @@ function errorsOf(req: MemoryRequest): TaskError[] {
   const errors: TaskError[] = [];
   for (const [index, found] of [...req.reports].sort((a, b) => a[0] - b[0])) {
     if ("error" in found) {
-      errors.push({ index, args: (req.args[index] as Uint8Array).slice(), error: found.error });
+      const args = (req.args[index] as Uint8Array).slice();
+      errors.push({
+        index,
+        args,
+        error: found.error,
+        ...(found.provisional && { provisional: true as const }),
+      });
     }
   }
   return errors;

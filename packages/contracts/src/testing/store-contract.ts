@@ -2,6 +2,7 @@ import { describe } from "vitest";
 import type { Store } from "../store.js";
 import { describeArguments } from "./store-contract/arguments.js";
 import { describeLifecycle } from "./store-contract/lifecycle.js";
+import { describeProvisional } from "./store-contract/provisional.js";
 import { describeReports } from "./store-contract/reports.js";
 import { describeRequests } from "./store-contract/requests.js";
 import { describeScale } from "./store-contract/scale.js";
@@ -28,7 +29,8 @@ export interface StoreContractOptions {
 
 /**
  * Registers a vitest suite that checks a {@link Store} against the contract: the request
- * lifecycle, argument order, first-report-wins under concurrency, counts, results and errors,
+ * lifecycle, argument order, first-report-wins under concurrency, provisional errors that a
+ * real report replaces, counts, results and errors,
  * listing, errors for unknown requests and tasks and after close, values up to 64 MiB, a
  * request of 1,000,000 tasks, and data that survives close and reopen. Optional methods
  * (`putReports`, `getResultRange`, `resetTasks`) are checked when the store has them.
@@ -57,6 +59,7 @@ export function describeStoreContract(
     describeRequests(suite);
     describeArguments(suite);
     describeReports(suite);
+    describeProvisional(suite);
     describeLifecycle(suite, sharedOpen);
     describeScale(suite, { manyTasks, largeBytes, heavyTimeout });
   });

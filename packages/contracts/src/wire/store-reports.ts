@@ -26,7 +26,12 @@ export async function storeReports(
     stored.push(
       report.kind === "result"
         ? await store.putResult(request, report.index, report.value)
-        : await store.putError(request, report.index, report.value),
+        : await store.putError(
+            request,
+            report.index,
+            report.value,
+            report.provisional ? { provisional: true } : undefined,
+          ),
     );
   }
   return stored;

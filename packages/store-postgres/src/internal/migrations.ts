@@ -76,6 +76,19 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: "provisional errors",
+    async up(db, schema) {
+      // An error inferred from the scheduler (a task that ended without reporting), which a
+      // real report replaces: see Store.putError.
+      await db.schema
+        .withSchema(schema)
+        .alterTable("reports")
+        .addColumn("provisional", "boolean", (c) => c.notNull().defaultTo(false))
+        .execute();
+    },
+  },
 ];
 
 /** The newest schema version these migrations produce. */

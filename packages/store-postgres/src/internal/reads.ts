@@ -166,6 +166,15 @@ export async function getResultRange(
 /** The error reports of request `id`, in task order, with their arguments. */
 export async function getErrors({ db, sql, shapes }: Opened, id: RequestId): Promise<TaskError[]> {
   await shapes.of(db, id);
-  const rows = await query<{ idx: number; value: Uint8Array; error: string }>(db, sql.errors, [id]);
-  return rows.map((row) => ({ index: row.idx, args: row.value, error: row.error }));
+  const rows = await query<{ idx: number; value: Uint8Array; error: string; provisional: boolean }>(
+    db,
+    sql.errors,
+    [id],
+  );
+  return rows.map((row) => ({
+    index: row.idx,
+    args: row.value,
+    error: row.error,
+    ...(row.provisional && { provisional: true as const }),
+  }));
 }

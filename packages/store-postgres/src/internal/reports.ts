@@ -13,10 +13,12 @@ export function checkReports(reports: readonly StoreReport[]): void {
       typeof report === "object" &&
       report !== null &&
       ((report.kind === "result" && isBytes(report.value)) ||
-        (report.kind === "error" && typeof report.value === "string"));
+        (report.kind === "error" &&
+          typeof report.value === "string" &&
+          (report.provisional === undefined || typeof report.provisional === "boolean")));
     if (!ok) {
       throw invalidInput(
-        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string }.',
+        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string, provisional?: boolean }.',
       );
     }
   }
@@ -44,6 +46,10 @@ class Keys {
     }
     indices.add(index);
   }
+
+  delete(id: RequestId, index: number): void {
+    this.#byRequest.get(id)?.delete(index);
+  }
 }
 
 /** The reports of one statement (see statements.ts, writeReports), as its columns. */
@@ -53,6 +59,8 @@ interface Columns {
   /** The result's length, or -1 for an error. */
   lengths: number[];
   errors: (string | null)[];
+  /** Per report: whether it is a provisional error. */
+  provisional: boolean[];
   results: Uint8Array[];
   bytes: number;
   /** Whether the reports came in key order (then they need no sorting). */
@@ -69,6 +77,7 @@ const noColumns = (): Columns => ({
   indices: [],
   lengths: [],
   errors: [],
+  provisional: [],
   results: [],
   bytes: 0,
   sorted: true,
@@ -80,7 +89,7 @@ const noColumns = (): Columns => ({
  */
 function inKeyOrder(columns: Columns): Columns {
   if (columns.sorted) return columns;
-  const { ids, indices, lengths, errors } = columns;
+  const { ids, indices, lengths, errors, provisional } = columns;
   const order = ids
     .map((_, i) => i)
     .sort(
@@ -102,6 +111,7 @@ function inKeyOrder(columns: Columns): Columns {
     indices: order.map((i) => indices[i] as number),
     lengths: order.map((i) => lengths[i] as number),
     errors: order.map((i) => errors[i] ?? null),
+    provisional: order.map((i) => provisional[i] === true),
     results,
     bytes: columns.bytes,
     sorted: true,
@@ -111,8 +121,9 @@ function inKeyOrder(columns: Columns): Columns {
 /**
  * Writes the reports of several callers: each report is inserted unless its task has one (the
  * primary key decides, whichever process is first), and the counts of each request grow by
- * what was inserted, in the same statement. Of two reports for one task in the same flush, the
- * earlier is the one sent. A group with an unknown request or task is refused whole, without
+ * what was inserted, in the same statement; a real report replaces a provisional error. Of two
+ * reports for one task in the same flush, the earlier is the one sent (unless it is a provisional
+ * error and the later a real report: then both are, in that order). A group with an unknown request or task is refused whole, without
  * failing the others: its outcome is the error. With `retried` (an earlier try lost its
  * connection), see {@link findOwnReports}.
  */
@@ -122,9 +133,10 @@ export async function writeReports(
   retried = false,
 ): Promise<(boolean[] | SheepdogError)[]> {
   const writes: Columns[] = [noColumns()];
-  const sent = new Keys();
-  // Per group: the error, or for each report whether it was sent (not a later one of its task).
-  const outcomes: (SheepdogError | boolean[])[] = [];
+  const sent = { all: new Keys(), provisional: new Keys() };
+  // Per group: the error, or for each report the statement it was sent in (-1: not sent, as a
+  // later one of its task).
+  const outcomes: (SheepdogError | number[])[] = [];
   for (const { id, reports } of groups) {
     try {
       const tasks = await opened.shapes.of(opened.db, id);
@@ -139,15 +151,16 @@ export async function writeReports(
     }
     outcomes.push(reports.map((report) => addReport(writes, sent, id, report)));
   }
-  const stored = new Keys();
-  for (const columns of writes) {
-    if (columns.ids.length > 0) await writeColumns(opened, inKeyOrder(columns), stored, retried);
+  const stored = writes.map(() => new Keys());
+  for (const [w, columns] of writes.entries()) {
+    const keys = stored[w] as Keys;
+    if (columns.ids.length > 0) await writeColumns(opened, inKeyOrder(columns), keys, retried);
   }
   return outcomes.map((outcome, g) => {
     if (!Array.isArray(outcome)) return outcome;
     const { id, reports } = groups[g] as ReportGroup;
     return outcome.map(
-      (wasSent, i) => wasSent && stored.has(id, (reports[i] as StoreReport).index),
+      (w, i) => w >= 0 && (stored[w] as Keys).has(id, (reports[i] as StoreReport).index),
     );
   });
 }
@@ -159,7 +172,7 @@ async function writeColumns(
   stored: Keys,
   retried: boolean,
 ): Promise<void> {
-  const { ids, indices, lengths, errors, results } = columns;
+  const { ids, indices, lengths, errors, provisional, results } = columns;
   const [row] = await query<{ inserted: number; ids: number[] | null; indices: number[] | null }>(
     opened.db,
     opened.sql.writeReports,
@@ -172,6 +185,7 @@ async function writeColumns(
       Buffer.concat(results),
       intArray(offsetsOf(lengths)),
       ids.length,
+      provisional.includes(true) ? provisional : null,
     ],
   );
   if (row && row.inserted === ids.length) {
@@ -219,17 +233,29 @@ async function findOwnReports(opened: Opened, columns: Columns, stored: Keys): P
   }
 }
 
+/** The keys of the reports a flush sends, and of those that are provisional errors. */
+interface SentKeys {
+  all: Keys;
+  provisional: Keys;
+}
+
 /**
  * Adds a report to the last statement's columns (or a new statement's, when that one is full),
- * unless a report of its task is already in them; whether it was added.
+ * unless a report of its task is already in them; the statement it was added to, or -1. A real
+ * report after a provisional error of its task goes in a new statement, which runs after (and
+ * replaces) it.
  */
-function addReport(writes: Columns[], sent: Keys, id: RequestId, report: StoreReport): boolean {
-  if (sent.has(id, report.index)) return false;
-  sent.add(id, report.index);
+function addReport(writes: Columns[], sent: SentKeys, id: RequestId, report: StoreReport): number {
+  const provisional = report.kind === "error" && report.provisional === true;
+  const replacing = !provisional && sent.provisional.has(id, report.index);
+  if (sent.all.has(id, report.index) && !replacing) return -1;
+  sent.all.add(id, report.index);
+  if (provisional) sent.provisional.add(id, report.index);
+  if (replacing) sent.provisional.delete(id, report.index);
   const size = report.kind === "result" ? report.value.byteLength : 0;
   let columns = writes[writes.length - 1] as Columns;
   const full = columns.ids.length >= REPORTS_PER_WRITE || columns.bytes + size > BYTES_PER_WRITE;
-  if (full && columns.ids.length > 0) {
+  if ((full || replacing) && columns.ids.length > 0) {
     columns = noColumns();
     writes.push(columns);
   }
@@ -242,6 +268,7 @@ function addReport(writes: Columns[], sent: Keys, id: RequestId, report: StoreRe
   }
   columns.ids.push(id);
   columns.indices.push(report.index);
+  columns.provisional.push(provisional);
   if (report.kind === "result") {
     columns.lengths.push(size);
     columns.errors.push(null);
@@ -251,7 +278,7 @@ function addReport(writes: Columns[], sent: Keys, id: RequestId, report: StoreRe
     columns.errors.push(report.value);
   }
   columns.bytes += size;
-  return true;
+  return writes.length - 1;
 }
 
 /**

@@ -75,16 +75,24 @@ export function statements(schemaName: string): Statements {
     // (so that two writers never wait on each other's keys in opposite orders); the first report
     // of a task wins by the primary key, and the counts grow by what was inserted, at once. It
     // answers how many were inserted, and which ones only when not all of them ($7: how many).
+    //
+    // A real report replaces a provisional error (the WHERE of DO UPDATE); a replaced row has
+    // the updating transaction in xmax, an inserted one 0, and the counts move by what replaced
+    // what ($8: which errors are provisional, or null when none is).
     writeReports: `WITH ins AS (
-        INSERT INTO ${s}.reports (request_id, idx, result, error)
+        INSERT INTO ${s}.reports AS r (request_id, idx, result, error, provisional)
         SELECT u.request_id, u.idx,
-               CASE WHEN u.len >= 0 THEN substring($5::bytea FROM u.off FOR u.len) END, u.error
-        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $6::int[]) AS u(request_id, idx, len, error, off)
-        ON CONFLICT DO NOTHING
-        RETURNING request_id, idx, result IS NOT NULL AS is_result),
+               CASE WHEN u.len >= 0 THEN substring($5::bytea FROM u.off FOR u.len) END, u.error,
+               coalesce(u.provisional, false)
+        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $6::int[], $8::bool[])
+          AS u(request_id, idx, len, error, off, provisional)
+        ON CONFLICT (request_id, idx) DO UPDATE
+          SET result = excluded.result, error = excluded.error, provisional = false
+          WHERE r.provisional AND NOT excluded.provisional
+        RETURNING request_id, idx, result IS NOT NULL AS is_result, xmax::text <> '0' AS replaced),
       added AS (
         SELECT request_id, count(*) FILTER (WHERE is_result)::int AS results,
-               count(*) FILTER (WHERE NOT is_result)::int AS errors
+               (count(*) FILTER (WHERE NOT is_result) - count(*) FILTER (WHERE replaced))::int AS errors
         FROM ins GROUP BY request_id),
       counted AS (
         UPDATE ${s}.requests q SET results = q.results + added.results, errors = q.errors + added.errors
@@ -101,7 +109,7 @@ export function statements(schemaName: string): Statements {
     packedResults: `SELECT string_agg(int4send(idx) || ${framed("result")}, '\\x'::bytea ORDER BY idx) AS results
       FROM ${s}.reports WHERE ${range} AND result IS NOT NULL`,
     largeResult: `SELECT result FROM ${s}.reports WHERE request_id = $1 AND idx = $2`,
-    errors: `SELECT r.idx, a.value, r.error FROM ${s}.reports r
+    errors: `SELECT r.idx, a.value, r.error, r.provisional FROM ${s}.reports r
       JOIN ${s}.args a ON a.request_id = r.request_id AND a.idx = r.idx
       WHERE r.request_id = $1 AND r.error IS NOT NULL ORDER BY r.idx`,
   };

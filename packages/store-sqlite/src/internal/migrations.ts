@@ -55,6 +55,18 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: "provisional errors",
+    async up(db) {
+      // An error inferred from the scheduler (a task that ended without reporting), which a
+      // real report replaces: see Store.putError.
+      await db.schema
+        .alterTable("reports")
+        .addColumn("provisional", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 ];
 
 /** The newest schema version these migrations produce. */

@@ -141,7 +141,7 @@ export async function getErrors(c: Connection, id: RequestId): Promise<TaskError
   const rows = await (await kyselyOf(c))
     .selectFrom("reports as r")
     .innerJoin("args as a", "a.id", "r.arg_id")
-    .select(["r.arg_id", "a.value", "r.error"])
+    .select(["r.arg_id", "a.value", "r.error", "r.provisional"])
     .where("r.arg_id", ">=", firstArg)
     .where("r.arg_id", "<", firstArg + tasks)
     .where("r.error", "is not", null)
@@ -151,5 +151,6 @@ export async function getErrors(c: Connection, id: RequestId): Promise<TaskError
     index: row.arg_id - firstArg,
     args: row.value,
     error: row.error as string,
+    ...(row.provisional === 1 && { provisional: true as const }),
   }));
 }

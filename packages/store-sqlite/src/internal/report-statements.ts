@@ -4,6 +4,8 @@ import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 export interface ReportStatements {
   /** A task's report, unless it has one. */
   insertReport: SqliteStatement;
+  /** A task's real report in place of its provisional error, if it has one. */
+  replaceProvisional: SqliteStatement;
   /** Adds to (or takes from) a request's counts of results and errors. */
   addCounts: SqliteStatement;
 }
@@ -12,7 +14,10 @@ export interface ReportStatements {
 export function prepareReports(db: SqliteDatabase): ReportStatements {
   return {
     insertReport: db.prepare(
-      "INSERT INTO reports (arg_id, result, error) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO reports (arg_id, result, error, provisional) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    ),
+    replaceProvisional: db.prepare(
+      "UPDATE reports SET result = ?, error = ?, provisional = 0 WHERE arg_id = ? AND provisional = 1",
     ),
     addCounts: db.prepare(
       "UPDATE requests SET results = results + ?, errors = errors + ? WHERE id = ?",

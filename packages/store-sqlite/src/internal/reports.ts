@@ -18,10 +18,12 @@ export function checkReports(reports: readonly StoreReport[]): void {
       typeof report === "object" &&
       report !== null &&
       ((report.kind === "result" && isBytes(report.value)) ||
-        (report.kind === "error" && typeof report.value === "string"));
+        (report.kind === "error" &&
+          typeof report.value === "string" &&
+          (report.provisional === undefined || typeof report.provisional === "boolean")));
     if (!ok) {
       throw invalidInput(
-        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string }.',
+        'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string, provisional?: boolean }.',
       );
     }
   }
@@ -35,7 +37,8 @@ export interface ReportGroup {
 
 /**
  * Inserts each report unless its task already has one (the primary key decides, so two
- * processes racing on one task store one report), then adds to the counts once per request.
+ * processes racing on one task store one report) or, for a real report, puts it in place of
+ * its task's provisional error; then adds to the counts once per request.
  * A group with an unknown request or task is refused whole, without failing the others: its
  * outcome is the error. The caller holds a write transaction.
  */
@@ -59,12 +62,15 @@ export function writeReports(
     return reports.map((report) => insertReport(c.reports, shape, report, counts));
   });
   for (const [id, { results, errors }] of added) {
-    if (results + errors > 0) c.reports.addCounts.run([results, errors, id]);
+    if (results !== 0 || errors !== 0) c.reports.addCounts.run([results, errors, id]);
   }
   return outcomes;
 }
 
-/** Inserts one report unless its task has one, counting it; whether it was stored. */
+/**
+ * Inserts one report unless its task has one, or replaces its task's provisional error with a
+ * real report, counting it; whether it was stored.
+ */
 function insertReport(
   statements: ReportStatements,
   shape: Shape,
@@ -72,15 +78,20 @@ function insertReport(
   counts: { results: number; errors: number },
 ): boolean {
   const isResult = report.kind === "result";
-  const { changes } = statements.insertReport.run([
-    shape.firstArg + report.index,
-    isResult ? report.value : null,
-    isResult ? null : report.value,
-  ]);
-  const fresh = Number(changes) === 1;
-  if (fresh && isResult) counts.results += 1;
-  if (fresh && !isResult) counts.errors += 1;
-  return fresh;
+  const provisional = !isResult && report.provisional === true;
+  const row = shape.firstArg + report.index;
+  const result = isResult ? report.value : null;
+  const error = isResult ? null : report.value;
+  const inserted = statements.insertReport.run([row, result, error, provisional ? 1 : 0]);
+  let stored = Number(inserted.changes) === 1;
+  if (!stored && !provisional) {
+    // The task has a report: a provisional error gives way to this real one.
+    stored = Number(statements.replaceProvisional.run([result, error, row]).changes) === 1;
+    if (stored) counts.errors -= 1;
+  }
+  if (stored && isResult) counts.results += 1;
+  if (stored && !isResult) counts.errors += 1;
+  return stored;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Generated } from "kysely";
 
 /**
- * The tables of a Sheepdog database, as Kysely sees them (schema version 1).
+ * The tables of a Sheepdog database, as Kysely sees them (schema version 2).
  *
  * Every argument tuple is a row of `args`. A request owns the consecutive rows `first_arg` to
  * `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's report is keyed by
@@ -38,10 +38,15 @@ export interface ArgsTable {
   value: Uint8Array;
 }
 
-/** The first report of a task: exactly one of `result` and `error` is set. */
+/**
+ * The first report of a task (or a real one that replaced a provisional error): exactly one of
+ * `result` and `error` is set.
+ */
 export interface ReportsTable {
   /** INTEGER PRIMARY KEY: the task's `args` row. */
   arg_id: number;
   result: Uint8Array | null;
   error: string | null;
+  /** 1 for a provisional error (inferred, not reported: a real report replaces it), else 0. */
+  provisional: Generated<number>;
 }
