@@ -35,8 +35,9 @@
  * `Sheepdog-Content-SHA256` (empty for a GET). The server answers an unauthenticated request
  * (no or a malformed header, an unknown request, a wrong MAC, a nonce it has seen) with the
  * same 401 whether or not the request exists, before reading any body. It refuses (401) a MAC
- * whose host names another port than its own, so that a request captured by a program on
- * another port (one that squats the port of a server that is gone) is useless to it. A
+ * whose host names another port than its own (or than a route it was told of, such as a
+ * relay's `host:port`), so that a request captured by a program on another port (one that
+ * squats the port of a server that is gone) is useless to it. A
  * signed request is used once: the server accepts `time` from 60 s behind its clock
  * (`REQUEST_TIME_BEHIND_MS`) to 10 s ahead (`REQUEST_TIME_AHEAD_MS`), never
  * before it started, and remembers the nonces of that window. A right MAC with a time outside
@@ -52,7 +53,9 @@
  * knows the worker (5xx, 408, 429), stops with `refused` on a 401, and stops with `impostor`
  * on anything else (a 200, a redirect, another 4xx). A worker follows no redirect, ignores
  * proxy settings, reads at most {@link WorkerLaunch.maxReplyBytes} of an answer, and gives an
- * attempt (connecting, sending, reading) 60 s plus 1 s per MiB sent or announced.
+ * attempt (connecting, sending, reading) 60 s plus 1 s per MiB sent or announced, and a
+ * connection 10 s to open; a route that cannot be reached (or where something else answers)
+ * makes it try the next of its routes ({@link WorkerLaunch.fallbackUrls}) at once.
  *
  * ## Routes
  *
@@ -193,8 +196,21 @@ export const STDOUT_REPORT_PREFIX = "SHEEPDOG-REPORT v1 ";
  * `SLURM_ARRAY_TASK_ID`, `PBS_ARRAY_INDEX` (`SGE_TASK_ID=undefined` counts as unset).
  */
 export interface WorkerLaunch {
-  /** The server's base URL, without a trailing slash. */
+  /** The server's base URL, without a trailing slash: the first route a worker tries. */
   url: string;
+  /**
+   * Other routes to the same server (a relay on the head node, or the direct URL after a
+   * relay), tried in order when the one in use cannot be reached. A worker keeps the route
+   * that answered; the server accepts a request signed for any route it was told of.
+   */
+  fallbackUrls?: string[];
+  /**
+   * How long a worker that has never had an answer from the server (on any route) keeps
+   * trying before it gives up with exit status 5, in seconds: a server that cannot be reached
+   * at all is a wrong route, not a restart. Once it has had one answer, it retries for
+   * `retryWindowSeconds`. @default 60
+   */
+  firstContactSeconds?: number;
   /**
    * The file that holds the request's token (its only content, surrounding white space
    * ignored): relative to the worker's home directory unless absolute. Core writes it, mode

@@ -34,11 +34,16 @@ function positiveInteger(value: unknown, field: string): number {
   return value;
 }
 
+/** An http(s) URL without a trailing slash, or `INVALID_INPUT` naming `field`. */
+function checkedUrl(url: unknown, field: string): string {
+  if (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url)) {
+    throw invalid(field, 'must be an http(s) URL such as "http://head.example:8000"');
+  }
+  return url.replace(/\/+$/, "");
+}
+
 /** The launch settings, checked, with only the fields the worker reads. */
 function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
-  if (typeof launch.url !== "string" || !/^https?:\/\/[^\s]+$/.test(launch.url)) {
-    throw invalid("url", 'must be an http(s) URL such as "http://head.example:8000"');
-  }
   const tokenFile = launch.tokenFile;
   if (typeof tokenFile !== "string" || tokenFile.length === 0 || /[\0\n\r]/.test(tokenFile)) {
     throw invalid("tokenFile", "must be the path of the request's token file (one line)");
@@ -52,7 +57,7 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
     throw invalid("retryWindowSeconds", "must be a number of seconds, 0 or more");
   }
   const checked: WorkerLaunch = {
-    url: launch.url.replace(/\/+$/, ""),
+    url: checkedUrl(launch.url, "url"),
     tokenFile,
     request: positiveInteger(launch.request, "request"),
     pickleProtocol: protocol,
@@ -70,6 +75,18 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   }
   if (launch.maxReplyBytes !== undefined) {
     checked.maxReplyBytes = positiveInteger(launch.maxReplyBytes, "maxReplyBytes");
+  }
+  if (launch.fallbackUrls !== undefined && launch.fallbackUrls.length > 0) {
+    checked.fallbackUrls = launch.fallbackUrls.map((url, i) =>
+      checkedUrl(url, `fallbackUrls[${i}]`),
+    );
+  }
+  if (launch.firstContactSeconds !== undefined) {
+    const seconds = launch.firstContactSeconds;
+    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+      throw invalid("firstContactSeconds", "must be a number of seconds, 0 or more");
+    }
+    checked.firstContactSeconds = seconds;
   }
   return checked;
 }
