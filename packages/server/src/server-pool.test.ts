@@ -3,6 +3,7 @@ import { encodeReports, SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { keyOf, workerFetch } from "./__fixtures__/worker-client.js";
+import { DEFAULT_MAX_BODY_BYTES } from "./server.js";
 import type { ServerForOptions, ServerPool } from "./server-pool.js";
 import { serverPool } from "./server-pool.js";
 
@@ -54,6 +55,7 @@ describe("ServerPool.serverFor", () => {
     const b = await serverFor({ port, storeKey: "/data/a.sqlite", store });
     expect(b.port).toBe(port);
     expect(b.url).toBe(a.url);
+    expect(b.maxBodyBytes).toBe(DEFAULT_MAX_BODY_BYTES);
     await a.close();
     await a.close();
     expect(await isUp(b.url)).toBe(true);

@@ -199,6 +199,7 @@ class Pool implements ServerPool {
       url: server.url,
       port: server.port,
       host: server.host,
+      maxBodyBytes: server.maxBodyBytes,
       onReport(listener) {
         const unsubscribe = server.onReport(listener);
         unsubscribes.push(unsubscribe);

@@ -808,6 +808,49 @@ describe("body size limit", () => {
     ]);
     await expectError(await post(request.id, 1, keyOf(request), big), 413);
     expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+    // The limit a worker's launch is told of.
+    expect(server.maxBodyBytes).toBe(64 * 1024);
+  });
+
+  it("lets a client that sends the whole body before reading (Python's way) read its 413", async () => {
+    const request = await newRequest(2);
+    const path = `${taskPath(request.id, 1)}/reports`;
+    const body = encodeReports([
+      { index: 0, kind: "result", payload: new Uint8Array(8 * 1024 * 1024).fill(0x2e) },
+    ]);
+    const { headers } = signWorkerRequest(keyOf(request), {
+      method: "POST",
+      url: server.url,
+      path,
+      body,
+    });
+    const socket = connect(server.port, "127.0.0.1");
+    let reply = "";
+    let failure: Error | undefined;
+    socket.setEncoding("latin1").on("data", (chunk: string) => {
+      reply += chunk;
+    });
+    socket.on("error", (error) => {
+      failure = error;
+    });
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n` +
+        `Authorization: ${headers.authorization}\r\n${BODY_HASH_HEADER}: ${bodyHash(body)}\r\n` +
+        `Content-Type: ${REPORTS_CONTENT_TYPE}\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`,
+    );
+    socket.end(body);
+    await closed;
+    // Not a reset while the body was still going out: the whole refusal, after the whole body.
+    expect(failure).toBeUndefined();
+    expect(reply).toMatch(/^HTTP\/1\.1 413 /);
+    expect(reply).toContain(
+      `"The request body is larger than the server's limit of ${64 * 1024} bytes (maxBodyBytes). Send fewer reports per post."`,
+    );
+    expect(await store.counts(request.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
+    // The connection's body was thrown away: the server's other work goes on.
+    const small = encodeReports([{ index: 1, kind: "result", payload: pickled(1) }]);
+    expect((await post(request.id, 2, keyOf(request), small)).status).toBe(200);
   });
 
   it("accepts a body right at the limit", async () => {

@@ -76,6 +76,12 @@ export interface SheepdogServer extends AsyncDisposable {
   readonly port: number;
   /** The address it listens on. */
   readonly host: string;
+  /**
+   * The largest request body it accepts (see {@link ServerOptions.maxBodyBytes}): what a
+   * worker's launch passes on as `maxBodyBytes`, so that it never sends a post that is sure to
+   * be refused, and turns a result too large for it into that task's error at once.
+   */
+  readonly maxBodyBytes: number;
   /** Adds a listener for stored reports; returns a function that removes it. */
   onReport(listener: ReportListener): () => void;
   /**
@@ -220,6 +226,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     url: listening.url,
     port: listening.port,
     host,
+    maxBodyBytes,
     onReport(listener) {
       listeners.add(listener);
       return () => {

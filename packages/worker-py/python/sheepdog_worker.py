@@ -19,7 +19,9 @@
 #      original did, from then on to the end of the task);
 #   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
 #      batches to /v2/requests/<request>/tasks/<task>/reports, retrying an unreachable
-#      server with exponential backoff for retryWindowSeconds.
+#      server with exponential backoff for retryWindowSeconds. A post over the server's body
+#      limit (the launch's optional maxBodyBytes, else learned from a 413) is split; a single
+#      report over it becomes its task's error, naming the limit (the report stays on stdout).
 # Every request is signed (HMAC-SHA256 under the key, a new nonce and time each time); the
 # token never travels. Each attempt has a deadline, an answer is read up to maxReplyBytes,
 # and no redirect or proxy is followed.
@@ -40,6 +42,7 @@ import linecache
 import os
 import pickle
 import random
+import re
 import secrets
 import signal
 import socket
@@ -807,14 +810,19 @@ def report_line(request, index, kind, payload):
 
 
 class Reporter(object):
-    """Prints each report to stdout at once, and posts them to the server in batches."""
+    """Prints each report to stdout at once, and posts them to the server in batches.
 
-    def __init__(self, connection, request, task, stdout, clock=time.monotonic):
+    A post larger than the server accepts (its maxBodyBytes: known from the launch, or learned
+    from a 413) is split in two; a single report that is too large on its own is replaced, for
+    the server, by an error saying so (the report itself stays on stdout)."""
+
+    def __init__(self, connection, request, task, stdout, clock=time.monotonic, max_body=None):
         self.connection = connection
         self.request = request
         self.task = task
         self.stdout = stdout
         self.clock = clock
+        self.max_body = max_body
         self.pending = []
         self.pending_bytes = 0
         self.pending_since = None
@@ -866,34 +874,69 @@ class Reporter(object):
             log("Cannot print a report to stdout: %s" % error)
 
     def _post(self, reports):
+        body = encode_reports(reports)
+        if self.max_body is not None and len(body) > self.max_body:
+            del body
+            self._too_large(reports, self.max_body)
+            return
         path = "/v2/requests/%d/tasks/%d/reports" % (self.request, self.task)
         try:
             self.connection.call(
-                "POST",
-                path,
-                "report to the server",
-                body=encode_reports(reports),
-                content_type=REPORTS_CONTENT_TYPE,
+                "POST", path, "report to the server", body=body, content_type=REPORTS_CONTENT_TYPE
             )
         except Refused as error:
             if error.http_status != 413:
                 raise
-            if len(reports) > 1:
-                middle = len(reports) // 2
-                self._post(reports[:middle])
-                self._post(reports[middle:])
-                return
-            index, kind, payload = reports[0]
-            if kind == "error" and len(payload) <= 4096:
-                raise
-            message = (
-                "The %s of this task is %d bytes, more than the server accepts in one post"
-                " (HTTP 413). Return something smaller, or raise the server's maxBodyBytes;"
-                " the full report is in the job's standard output.\n"
-                % ("result" if kind == "result" else "error text", len(payload))
-            ).encode("utf-8")
-            self._print(index, "error", message)
-            self._post([(index, "error", message)])
+            del body
+            self._too_large(reports, body_limit_in(error.message), error)
+
+    def _too_large(self, reports, limit, refusal=None):
+        """Posts `reports`, too large for one post, in two halves; a single report too large
+        on its own becomes an error naming the limit and how to raise it."""
+        if len(reports) > 1:
+            middle = len(reports) // 2
+            self._post(reports[:middle])
+            self._post(reports[middle:])
+            return
+        index, kind, payload = reports[0]
+        if kind == "error" and len(payload) <= OVERSIZED_NOTE_BYTES:
+            # The note that would replace it is no smaller: the server takes almost nothing.
+            raise refusal or Refused(
+                "The server accepts posts of at most %d bytes (maxBodyBytes), too few for one"
+                " error report. Raise the server's maxBodyBytes." % limit,
+                413,
+            )
+        message = oversized_report(kind, len(payload), limit)
+        self._print(index, "error", message)
+        self._post([(index, "error", message)])
+
+
+# The longest error text that is not replaced by a note when the server finds it too large.
+OVERSIZED_NOTE_BYTES = 4096
+
+
+def max_body_bytes(launch):
+    """The launch setting maxBodyBytes: the largest post body the server accepts (None when the
+    launch does not say). A report too large for it becomes its task's error at once, unsent."""
+    limit = launch.get("maxBodyBytes")
+    return None if limit is None else _positive_int(limit, "maxBodyBytes")
+
+
+def body_limit_in(message):
+    """The body limit that a server's 413 message names ("limit of N bytes"), or None."""
+    found = re.search(r"limit of ([0-9]{1,16}) bytes", message)
+    return None if found is None else int(found.group(1))
+
+
+def oversized_report(kind, size, limit):
+    """The error text that replaces a report of `size` bytes over the server's body limit."""
+    accepted = "HTTP 413" if limit is None else "its maxBodyBytes, %d bytes" % limit
+    return (
+        "The %s of this task is %d bytes, more than the server accepts in one post (%s)."
+        " Return something smaller (write large outputs to a file and return its path), or"
+        " raise the server's maxBodyBytes; the full report is in the job's standard output.\n"
+        % ("result" if kind == "result" else "error text", size, accepted)
+    ).encode("utf-8")
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -910,7 +953,9 @@ def run_task(settings, key, task, stdout, connection=None):
     indices, func, ns, args = parse_task(body, settings.request, task)
     del body
     limit = MemoryLimit(settings.memory_limit)
-    reporter = Reporter(connection, settings.request, task, stdout)
+    reporter = Reporter(
+        connection, settings.request, task, stdout, max_body=getattr(settings, "max_body", None)
+    )
     setup_error = None
     try:
         with limit:

@@ -580,12 +580,12 @@ class RecordingStdout(object):
 
 
 class ReporterTest(unittest.TestCase):
-    def reporter(self, fail_with=None):
+    def reporter(self, fail_with=None, max_body=None):
         events = []
         clock = FakeClock()
         connection = FakeConnection(events, fail_with)
         stdout = RecordingStdout(events)
-        reporter = w.Reporter(connection, 3, 2, stdout, clock.clock)
+        reporter = w.Reporter(connection, 3, 2, stdout, clock.clock, max_body=max_body)
         return reporter, connection, events, clock, stdout
 
     def test_prints_before_posting_and_batches_fast_calls(self):
@@ -647,6 +647,65 @@ class ReporterTest(unittest.TestCase):
         self.assertIn(b"1000 bytes", connection.posts[-1][3][0])
         for _, _, _, payloads in connection.posts:
             self.assertLessEqual(sum(len(p) for p in payloads), 400)
+
+    def test_names_the_limit_of_a_413_in_the_error_that_replaces_a_result(self):
+        def too_large(reports, sections):
+            if len(sections[1]) > 400:
+                return w.Refused(
+                    "The server refused to report to the server: HTTP 413 The request body is"
+                    " larger than the server's limit of 1024 bytes (maxBodyBytes). Send fewer"
+                    " reports per post.",
+                    413,
+                )
+            return None
+
+        reporter, connection, _, _, stdout = self.reporter(too_large)
+        reporter.add(7, "result", b"r" * 2000, 5.0)
+        self.assertIsNone(reporter.failure)
+        [(_, _, reports, payloads)] = connection.posts
+        self.assertEqual(reports, [{"index": 7, "kind": "error"}])
+        self.assertEqual(payloads[0], w.oversized_report("result", 2000, 1024))
+        self.assertIn(b"(its maxBodyBytes, 1024 bytes)", payloads[0])
+        self.assertIn(b"raise the server's maxBodyBytes", payloads[0])
+        # The result itself, then the error that stands for it, are on stdout.
+        self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 7 "), 2)
+
+    def test_a_known_limit_splits_and_replaces_without_sending_too_much(self):
+        reporter, connection, events, _, stdout = self.reporter(max_body=1200)
+        for index in range(4):
+            reporter.add(index, "result", b"y" * 300, 0.0)
+        reporter.add(4, "result", b"z" * 5000, 0.0)
+        reporter.flush()
+        self.assertIsNone(reporter.failure)
+        stored = [(r["index"], r["kind"]) for _, _, reports, _ in connection.posts for r in reports]
+        self.assertEqual(stored, [(0, "result"), (1, "result"), (2, "result"), (3, "result"), (4, "error")])
+        for _, _, reports, payloads in connection.posts:
+            self.assertLessEqual(len(w.encode_reports([(0, "result", p) for p in payloads])), 1200)
+        self.assertEqual(connection.posts[-1][3][0], w.oversized_report("result", 5000, 1200))
+        self.assertIn(b"(its maxBodyBytes, 1200 bytes)", connection.posts[-1][3][0])
+        self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 4 "), 2)
+
+    def test_an_oversized_error_text_is_replaced_and_a_tiny_limit_stops_the_worker(self):
+        reporter, connection, _, _, _ = self.reporter(max_body=6000)
+        reporter.add(1, "error", b"Traceback " * 1000, 5.0)
+        self.assertIsNone(reporter.failure)
+        self.assertIn(b"The error text of this task is 10000 bytes", connection.posts[0][3][0])
+        reporter, connection, _, _, _ = self.reporter(max_body=40)
+        reporter.add(1, "error", b"Traceback", 5.0)
+        self.assertIsInstance(reporter.failure, w.Refused)
+        self.assertIn("at most 40 bytes (maxBodyBytes)", reporter.failure.message)
+        self.assertEqual(connection.posts, [])
+
+    def test_reads_the_body_limit_of_the_launch_and_of_a_413(self):
+        self.assertIsNone(w.max_body_bytes(launch()))
+        self.assertEqual(w.max_body_bytes(launch(maxBodyBytes=5000)), 5000)
+        for bad in (0, -1, True, "5000", 1.5):
+            with self.assertRaises(w.WorkerError) as caught:
+                w.max_body_bytes(launch(maxBodyBytes=bad))
+            self.assertEqual(caught.exception.status, w.EXIT_USAGE)
+        self.assertEqual(w.body_limit_in("larger than the server's limit of 77 bytes"), 77)
+        self.assertIsNone(w.body_limit_in("The request body is too large."))
+        self.assertIn(b"(HTTP 413)", w.oversized_report("result", 9, None))
 
     def test_after_a_failure_keeps_printing_and_counts_the_undelivered(self):
         reporter, connection, events, _, stdout = self.reporter(

@@ -272,6 +272,38 @@ describe("the worker against the real server", () => {
     expect(error?.error.trimEnd().endsWith("MemoryError")).toBe(true);
   }, 30_000);
 
+  it("turns a 70 MB result over the server's body limit into that task's error, at once", async () => {
+    await server.close();
+    server = await startServer({ store, port: 0, host: "127.0.0.1", maxBodyBytes: 1024 * 1024 });
+    const request = await newRequest(
+      "def f(n):\n    return b'x' * n\n",
+      ["(1,)", "(70000000,)", "(2,)"],
+      {
+        chunkSize: 3,
+      },
+    );
+    const started = Date.now();
+    const run = await runWorker(launchFor(request), 1, undefined, 60_000);
+    expectClean(run);
+    // A clear 413 that the worker read, not a broken pipe retried for the whole window.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await results(request.id)).toEqual(["b'x'", null, "b'xx'"]);
+    const [error] = await store.getErrors(request.id);
+    expect(error?.index).toBe(1);
+    expect(error?.error).toBe(
+      "The result of this task is 70000009 bytes, more than the server accepts in one post" +
+        " (its maxBodyBytes, 1048576 bytes). Return something smaller" +
+        " (write large outputs to a file and return its path), or raise the server's" +
+        " maxBodyBytes; the full report is in the job's standard output.\n",
+    );
+    // The whole result is still on stdout, for `sheepdog recover`.
+    const printed = parseReportLines(run.stdout).filter((line) => line.index === 1);
+    expect(printed.map((line) => [line.kind, line.payload.byteLength])).toEqual([
+      ["result", 70000009],
+      ["error", error?.error.length],
+    ]);
+  }, 60_000);
+
   it("reports a function that cannot be set up as an error for each argument", async () => {
     const request = await newRequest("def f(x:\n    return x\n", ["(1,)", "(2,)"], {
       chunkSize: 2,

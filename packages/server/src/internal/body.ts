@@ -89,7 +89,8 @@ function readNodeBody(req: NodeRequestBody, limit: number): Promise<Uint8Array> 
 function tooLarge(limit: number): WireError {
   return new WireError(
     413,
-    `The request body is larger than ${limit} bytes. Send fewer reports per post.`,
+    // The worker reads the limit from "limit of N bytes" (body_limit_in in sheepdog_worker.py).
+    `The request body is larger than the server's limit of ${limit} bytes (maxBodyBytes). Send fewer reports per post.`,
     { connection: "close" },
   );
 }

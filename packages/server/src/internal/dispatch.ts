@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { WIRE_VERSION } from "@sheepdog/contracts";
+import { PROOF_HEADER, WIRE_VERSION } from "@sheepdog/contracts";
 import type { H3Event } from "h3";
 import { H3, toNodeHandler } from "h3";
 import type { Route, WireEvent, WireRoutes } from "./routes.js";
@@ -35,13 +35,65 @@ function directEvent(req: IncomingMessage, request: string, task: string): WireE
   };
 }
 
-/** Writes a reply to a Node response (the direct path). */
-function writeReply(res: ServerResponse, reply: Reply): void {
+/**
+ * The most bytes of a refused post's body that are read (and thrown away) after its refusal is
+ * written, before the connection closes. A client such as Python's http.client sends the whole
+ * body before it reads the answer: a server that closed while the body was still arriving would
+ * reset the connection, and the client would see a broken pipe (which it retries) instead of
+ * the refusal (which it acts on, as a worker does on a 413 by turning a result too large into
+ * its task's error). Nothing read is kept, so this costs time on the wire, never memory, and
+ * the server's request timeout still bounds it; a body larger than this is cut off.
+ */
+const MAX_DISCARDED_BODY_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Ends `res` once the rest of `req`'s body has arrived, discarding it (see
+ * {@link MAX_DISCARDED_BODY_BYTES}), or at once when the client goes away.
+ */
+function endAfterBody(req: IncomingMessage, res: ServerResponse): void {
+  let discarded = 0;
+  const finish = () => {
+    req.off("data", onData);
+    req.off("end", finish);
+    req.off("close", finish);
+    req.off("error", finish);
+    if (!res.writableEnded) res.end();
+  };
+  const onData = (chunk: Buffer) => {
+    discarded += chunk.byteLength;
+    if (discarded > MAX_DISCARDED_BODY_BYTES) finish();
+  };
+  req.on("data", onData);
+  req.once("end", finish);
+  req.once("close", finish);
+  req.once("error", finish);
+  req.resume();
+}
+
+/**
+ * Writes a reply to a Node response (the direct path). A refusal (4xx) of an authenticated
+ * worker's request whose body is still arriving is written at once, so that a client that
+ * reads while it sends can stop, but the connection stays open until the rest of the body has
+ * arrived (see {@link endAfterBody}), so that a client that sends it all first reads the
+ * refusal too. Anyone else's refusal closes the connection at once: a stranger holds nothing
+ * open here.
+ */
+function writeReply(res: ServerResponse, reply: Reply, req?: IncomingMessage): void {
   if (res.headersSent || res.destroyed) return;
   const length =
     typeof reply.body === "string" ? Buffer.byteLength(reply.body) : reply.body.byteLength;
   res.writeHead(reply.status, { ...reply.headers, "content-length": String(length) });
-  res.end(reply.body);
+  const refusal =
+    reply.status >= 400 &&
+    reply.status < 500 &&
+    reply.status !== 408 &&
+    reply.headers[PROOF_HEADER] !== undefined;
+  if (req === undefined || !refusal || req.complete || req.destroyed || req.readableEnded) {
+    res.end(reply.body);
+    return;
+  }
+  res.write(reply.body);
+  endAfterBody(req, res);
 }
 
 /** The h3 app: the routes, 405 for their other methods, and safe replies to anything else. */
@@ -91,7 +143,7 @@ export function nodeListener(routes: WireRoutes, onError: (error: unknown) => vo
       const event = directEvent(req, direct[1] as string, direct[2] as string);
       const route = direct[3] === undefined ? routes.task : routes.reports;
       route(event).then(
-        (reply) => writeReply(res, reply),
+        (reply) => writeReply(res, reply, req),
         (error: unknown) => {
           onError(error);
           writeReply(res, errorReply(500, "Internal server error."));
