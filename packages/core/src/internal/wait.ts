@@ -212,8 +212,10 @@ class RequestWatch {
     const { kind, cause } = deathOf(state);
     const text = `Task ${number} of job ${job?.id ?? "?"} ended without reporting a result for these arguments [${kind}]: ${cause}.`;
     const died: number[] = [];
+    // Provisional: the worker may have left its reports in its output (a server it could not
+    // reach), and a real report, live or recovered, replaces this inferred one.
     for (const index of missing) {
-      if (await store.putError(request, index, text)) died.push(index);
+      if (await store.putError(request, index, text, { provisional: true })) died.push(index);
     }
     if (died.length > 0) onDied?.(died, kind, text);
   }
