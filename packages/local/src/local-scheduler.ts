@@ -21,10 +21,11 @@ export interface LocalSchedulerOptions {
   /** What relative job directories are resolved against. @default os.homedir() */
   home?: string;
   /**
-   * Whether `close()` leaves the tasks of submitted jobs running (and the queued ones starting
-   * as slots free), so that they outlive the program's use of the scheduler and report to a
-   * later server (`sheepdog map --async`). Node then keeps the process alive until the last
-   * task ends. @default false: `close()` cancels every job
+   * Whether `close()` leaves the tasks of submitted jobs running, so that they outlive the
+   * program and report to a later server (`sheepdog map --async`): the running ones go on, and
+   * the queued ones are handed to a process of their own (`node`, in its own session) that
+   * starts them as slots free, so every task runs even if the program exits at once.
+   * @default false: `close()` cancels every job
    */
   keepTasksOnClose?: boolean;
 }
@@ -34,6 +35,12 @@ export interface LocalScheduler extends Scheduler, AsyncDisposable {
   slots(): Promise<number>;
   outputLines(job: JobRef, marker: string): Promise<string[]>;
   close(): Promise<void>;
+  /**
+   * Closes the scheduler leaving its jobs to run, as `close()` does with
+   * {@link LocalSchedulerOptions.keepTasksOnClose}: every task runs, even if the program exits
+   * at once.
+   */
+  detach(): Promise<void>;
 }
 
 function checkJobName(name: unknown): void {
@@ -128,9 +135,11 @@ export function localScheduler(options: LocalSchedulerOptions = {}): LocalSchedu
     return job;
   }
 
-  async function close(): Promise<void> {
+  async function close(keep = options.keepTasksOnClose === true): Promise<void> {
+    if (closed) return;
     closed = true;
-    if (!options.keepTasksOnClose) for (const job of jobs.values()) runner.stop(job);
+    if (keep) runner.handOver();
+    else for (const job of jobs.values()) runner.stop(job);
   }
 
   return {
@@ -180,7 +189,8 @@ export function localScheduler(options: LocalSchedulerOptions = {}): LocalSchedu
       return readOutputLines(resolve(ref.directory), ref.name, marker);
     },
 
-    close,
-    [Symbol.asyncDispose]: close,
+    close: () => close(),
+    detach: () => close(true),
+    [Symbol.asyncDispose]: () => close(),
   };
 }

@@ -168,9 +168,14 @@ export class Runtime {
     await checker;
     const schedulers = [...this.#localSchedulers.values()];
     this.#localSchedulers.clear();
-    if (!options.keepLocalTasks) {
-      await Promise.allSettled(schedulers.map(async (s) => (await s).close?.()));
-    }
+    // Kept tasks go to a process of their own (the local scheduler's detach): every one runs,
+    // even if this process exits at once.
+    await Promise.allSettled(
+      schedulers.map(async (s) => {
+        const scheduler = (await s) as Scheduler & { detach?: () => Promise<void> };
+        return options.keepLocalTasks ? scheduler.detach?.() : scheduler.close?.();
+      }),
+    );
     const stores = [...this.#stores.values()];
     this.#stores.clear();
     await Promise.allSettled(stores.map(async (store) => (await store).close()));

@@ -3,12 +3,16 @@ import { closeSync, openSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { JobRef, JobSpec, TaskState } from "@sheepdog/contracts";
+import type { HandedJob } from "./hand-over.js";
+import { handOver, runsOf } from "./hand-over.js";
 
 /** One task of a local job. */
 export interface LocalTask {
   number: number;
   state: TaskState;
   kill?: (signal: NodeJS.Signals) => void;
+  /** The process id of its process, while it runs. */
+  pid?: number;
   /** Set when `stop` killed it, so that its end reads as cancelled rather than killed. */
   cancelled?: boolean;
 }
@@ -76,6 +80,42 @@ export class TaskRunner {
     }
   }
 
+  /**
+   * Hands every queued task to a process of its own that starts them as slots free (the tasks
+   * running here hold theirs until they end), so that they run even if this process exits now.
+   * They read as running here from then on; this runner starts nothing more.
+   */
+  handOver(): void {
+    const byJob = new Map<LocalJob, number[]>();
+    for (const { job, task } of this.waiting.slice(this.head)) {
+      if (task.state.state !== "queued") continue;
+      task.state = { state: "running", host: "localhost" };
+      byJob.set(job, [...(byJob.get(job) ?? []), task.number]);
+    }
+    this.waiting = [];
+    this.head = 0;
+    const jobs: HandedJob[] = [...byJob].map(([job, numbers]) => ({
+      shell: job.spec.shell,
+      script: job.scriptPath,
+      directory: job.directory,
+      prefix: join(job.directory, `${job.spec.name}.`),
+      jobId: job.ref.id,
+      runs: runsOf(numbers),
+    }));
+    const spec = { concurrency: this.concurrency, runningPids: this.runningPids(), jobs };
+    handOver(spec, (jobId, number, code, signal) => {
+      const job = [...byJob.keys()].find((j) => j.ref.id === jobId);
+      const task = job?.tasks[number - 1];
+      if (task) task.state = ended(code, signal as NodeJS.Signals | null, false);
+    });
+  }
+
+  private readonly pids = new Set<number>();
+
+  private runningPids(): number[] {
+    return [...this.pids];
+  }
+
   private startNext(): void {
     while (this.running < this.concurrency && this.head < this.waiting.length) {
       const next = this.waiting[this.head++];
@@ -101,6 +141,8 @@ export class TaskRunner {
       closeSync(err);
       task.state = state;
       task.kill = undefined;
+      if (task.pid !== undefined) this.pids.delete(task.pid);
+      task.pid = undefined;
       this.running -= 1;
       this.startNext();
     };
@@ -111,6 +153,10 @@ export class TaskRunner {
     });
     task.state = { state: "running", host: "localhost" };
     task.kill = (signal) => child.kill(signal);
+    if (child.pid !== undefined) {
+      task.pid = child.pid;
+      this.pids.add(child.pid);
+    }
     child.on("error", (error) =>
       finish({
         state: "finished",
