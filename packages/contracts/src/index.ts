@@ -39,6 +39,12 @@ export {
 export { signalName } from "./signals.js";
 export type { SshSettings } from "./ssh-settings.js";
 export { sshSettingKeys } from "./ssh-settings.js";
+export {
+  readStderrTails,
+  STDERR_TAIL_BYTES,
+  STDERR_TAIL_LINES,
+  withStderrTail,
+} from "./stderr-tail.js";
 export type {
   CreatedRequest,
   NewRequest,

@@ -132,6 +132,54 @@ describeCluster(
         });
       });
 
+      it("adds the end of a failed task's stderr to its reason, read in one command", async () => {
+        const program = [
+          "import os, sys",
+          'task = int(os.environ["SGE_TASK_ID"])',
+          "if task == 2:",
+          "    sys.exit(0)",
+          'sys.stderr.write("".join("noise %d\\n" % i for i in range(40)))',
+          'sys.stderr.write("[sheepdog] [worker] Gave up trying to fetch task %d after 60 s: the server never answered.\\n" % task)',
+          "sys.exit(1)",
+        ].join("\n");
+        const job = await submit(spec(program, { tasks: 3 }));
+        const states = await waitFor(job, finished);
+        for (const task of [1, 3]) {
+          expect(states.get(task)).toMatchObject({
+            state: "finished",
+            kind: "exit",
+            exitCode: 1,
+            reason: [
+              "exited with status 1; the end of its stderr:",
+              "    noise 36",
+              "    noise 37",
+              "    noise 38",
+              "    noise 39",
+              `    [sheepdog] [worker] Gave up trying to fetch task ${task} after 60 s: the server never answered.`,
+            ].join("\n"),
+          });
+        }
+        expect(states.get(2)).toMatchObject({ exitCode: 0, reason: "exited with status 0" });
+      });
+
+      it("tells why a task whose interpreter is missing ended: the end of its stderr", async () => {
+        // A site's wrapper (module load, a venv) that execs a python the node does not have.
+        const wrapper = `${cluster.home}/${directory}/python-wrapper`;
+        await sh(
+          `mkdir -p '${directory}' && printf '#!/bin/sh\\nexec /no/such/python3 "$@"\\n' > '${wrapper}' && chmod 700 '${wrapper}'`,
+        );
+        const job = await submit(spec("print('never')\n", { shell: wrapper }));
+        const states = await waitFor(job, finished);
+        expect(states.get(1)).toMatchObject({
+          state: "finished",
+          kind: "exit",
+          exitCode: 127,
+          reason: expect.stringMatching(
+            /^exited with status 127; the end of its stderr:\n {4}\S*python-wrapper: \d+: exec: \/no\/such\/python3: not found$/,
+          ),
+        });
+      });
+
       it("reports a task over -l h_rt=0:0:2 as having exceeded its run-time limit", async () => {
         const job = await submit(
           spec("import time\ntime.sleep(60)\n", { options: ["-l h_rt=0:0:2"] }),

@@ -1,3 +1,7 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { JobRef, JobSpec } from "@sheepdog/contracts";
 import { describe, expect, it } from "vitest";
 import { fixture, ScriptedRemote } from "./__fixtures__/scripted-remote.js";
@@ -173,7 +177,12 @@ describe("gridEngine status", () => {
       10,
     );
     const states = await gridEngine(remote).status(job);
-    expect(remote.commands).toEqual(["qstat -xml -u '$user' -s prs", "qacct -j 15 -t 1-7"]);
+    expect(remote.commands.slice(0, 2)).toEqual([
+      "qstat -xml -u '$user' -s prs",
+      "qacct -j 15 -t 1-7",
+    ]);
+    // Then one command for the stderr of the tasks that ended badly (none here: no reason grows).
+    expect(remote.commands.slice(2)).toEqual([expect.stringMatching(/^for f in /)]);
     expect([...states.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(states.get(2)).toEqual({
       state: "finished",
@@ -184,6 +193,48 @@ describe("gridEngine status", () => {
     });
     expect(states.get(4)).toMatchObject({ state: "finished", exitCode: null, signal: 9 });
     expect(states.get(8)).toEqual({ state: "queued" });
+  });
+
+  it("adds the end of each badly ended task's stderr to its reason, with one command", async () => {
+    const home = mkdtempSync(join(tmpdir(), "sheepdog-ge-stderr-"));
+    try {
+      mkdirSync(join(home, ".sheepdog"));
+      const file = (task: number) => join(home, ".sheepdog", `ends.e15.${task}`);
+      writeFileSync(file(1), "a warning on a task that went well\n");
+      writeFileSync(file(2), "Traceback (most recent call last):\n  oops\nValueError: x\n");
+      writeFileSync(file(4), "");
+      const remote = new ScriptedRemote()
+        .on(/^qstat -xml/, { stdout: emptyQstat })
+        .on(/^qacct -j 15 -t 1-7$/, { stdout: fixture("qacct-exits-and-signals.txt") })
+        .on(/^for f in /, (command) => ({
+          stdout: execFileSync("sh", ["-c", command], { cwd: home, encoding: "utf8" }),
+        }));
+      const job = ref([{ jobId: "15", firstTask: 1, lastTask: 7 }], "ends", 7);
+      const scheduler = gridEngine(remote);
+      const states = await scheduler.status(job);
+      const tails = remote.commands.filter((command) => command.startsWith("for f in "));
+      expect(tails).toHaveLength(1);
+      // Only the tasks that did not exit 0 are read.
+      expect(tails[0]).toContain(
+        "for f in .sheepdog/ends.e15.2 .sheepdog/ends.e15.3 .sheepdog/ends.e15.4 .sheepdog/ends.e15.5 .sheepdog/ends.e15.6;",
+      );
+      expect(states.get(2)).toMatchObject({
+        state: "finished",
+        exitCode: 3,
+        reason:
+          "exited with status 3; the end of its stderr:\n    Traceback (most recent call last):\n      oops\n    ValueError: x",
+      });
+      expect(states.get(1)).toMatchObject({ reason: "exited with status 0" });
+      expect(states.get(4)).toMatchObject({
+        signal: 9,
+        reason: expect.not.stringContaining("stderr"),
+      });
+      // Ended tasks are kept with their tail; the files are not read again.
+      expect(await scheduler.status(job)).toEqual(states);
+      expect(remote.commands.filter((command) => command.startsWith("for f in "))).toHaveLength(1);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("asks qacct only about the range of tasks that left qstat", async () => {

@@ -1,5 +1,5 @@
 import type { JobRef, TaskState } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import { readStderrTails, SheepdogError, withStderrTail } from "@sheepdog/contracts";
 import type { Commands } from "./commands.js";
 import { outputOf } from "./commands.js";
 import { describeEnd, parseQacct, type QacctRecord } from "./qacct.js";
@@ -41,6 +41,31 @@ export function tasksInQstat(job: JobRef, entries: QstatEntry[]): QstatView {
   return view;
 }
 
+/** A task that this status round found finished. */
+interface Ended {
+  part: Part;
+  task: number;
+  state: Extract<TaskState, { state: "finished" }>;
+}
+
+/** What one status round reads and fills in. */
+interface Round {
+  job: JobRef;
+  view: QstatView;
+  now: number;
+  states: Map<number, TaskState>;
+  /** The tasks found finished in this round. */
+  ended: Ended[];
+}
+
+/**
+ * The stderr file GridEngine gives a task of an array job, `<name>.e<job id>.<task>` in the
+ * job directory (where `jobScript` points `-e` unless the options name another place).
+ */
+export function stderrFile(job: JobRef, part: Part, task: number): string {
+  return `${job.directory.replace(/\/+$/, "")}/${job.name}.e${part.jobId}.${task}`;
+}
+
 /** A task in qstat, with the reason GridEngine holds it when it is in `Eqw`. */
 function stateInQstat(seen: Seen, task: number, reasons?: Map<number, string>): TaskState {
   if (!seen.error) return seen.state;
@@ -66,13 +91,18 @@ export class TaskStatus {
     private readonly qacctWaitMs: number,
   ) {}
 
-  /** The state of every task of `job`, in task order. */
+  /**
+   * The state of every task of `job`, in task order. A task that ended any other way than
+   * with exit status 0 (an uncaught failure of its worker, a missing interpreter, a signal)
+   * has the end of its stderr file added to its reason: one command reads them for every
+   * task that ended in this round.
+   */
   async status(job: JobRef): Promise<Map<number, TaskState>> {
     const view = tasksInQstat(job, await this.qstat());
-    const states = new Map<number, TaskState>();
-    const now = Date.now();
-    await Promise.all(job.parts.map((part) => this.readPart(job, part, view, now, states)));
-    return new Map([...states].sort((a, b) => a[0] - b[0]));
+    const round: Round = { job, view, now: Date.now(), states: new Map(), ended: [] };
+    await Promise.all(job.parts.map((part) => this.readPart(round, part)));
+    await this.addStderrTails(round);
+    return new Map([...round.states].sort((a, b) => a[0] - b[0]));
   }
 
   /** Forgets every task. */
@@ -99,14 +129,23 @@ export class TaskStatus {
     }
   }
 
-  /** Sets the state of each task of one part into `states`. */
-  private async readPart(
-    job: JobRef,
-    part: Part,
-    view: QstatView,
-    now: number,
-    states: Map<number, TaskState>,
-  ): Promise<void> {
+  /** Adds the end of its stderr to the reason of each task that ended badly in `round`. */
+  private async addStderrTails(round: Round): Promise<void> {
+    const failed = round.ended.filter(({ state }) => state.kind !== "exit" || state.exitCode !== 0);
+    const files = failed.map(({ part, task }) => stderrFile(round.job, part, task));
+    const tails = await readStderrTails((command) => this.commands.poll(command, "tail"), files);
+    for (const [i, { part, task, state }] of failed.entries()) {
+      const tail = tails[i] ?? "";
+      if (tail === "") continue;
+      const told = { ...state, reason: withStderrTail(state.reason, tail) };
+      this.ended.set(`${part.jobId}.${task}`, told);
+      round.states.set(task, told);
+    }
+  }
+
+  /** Sets the state of each task of one part into the round's states. */
+  private async readPart(round: Round, part: Part): Promise<void> {
+    const { view, now, states } = round;
     const reasons = view.inError.has(part.jobId) ? await this.errorReasons(part.jobId) : undefined;
     const ask: number[] = [];
     for (let task = part.firstTask; task <= part.lastTask; task++) {
@@ -123,16 +162,12 @@ export class TaskStatus {
       states.set(task, { state: "unknown" });
       if (now - since <= this.qacctWaitMs) ask.push(task);
     }
-    if (ask.length > 0) await this.readEnds(job, part, ask, states);
+    if (ask.length > 0) await this.readEnds(round, part, ask);
   }
 
   /** Asks qacct how the tasks `ask` (gone from qstat) ended; keeps and sets those it knows. */
-  private async readEnds(
-    job: JobRef,
-    part: Part,
-    ask: number[],
-    states: Map<number, TaskState>,
-  ): Promise<void> {
+  private async readEnds(round: Round, part: Part, ask: number[]): Promise<void> {
+    const { job, states } = round;
     const records = new Map<number, QacctRecord>();
     const first = ask[0] ?? part.firstTask;
     const last = ask[ask.length - 1] ?? part.lastTask;
@@ -145,10 +180,11 @@ export class TaskStatus {
       const record = records.get(task);
       const end = record && describeEnd(record);
       if (!end) continue;
-      const state: TaskState = { state: "finished", ...end };
+      const state = { state: "finished" as const, ...end };
       this.ended.set(`${part.jobId}.${task}`, state);
       this.missingSince.delete(`${part.jobId}.${task}`);
       states.set(task, state);
+      round.ended.push({ part, task, state });
     }
   }
 

@@ -1,5 +1,5 @@
-import type { JobRef, TaskState } from "@sheepdog/contracts";
-import { SheepdogError, shellQuote } from "@sheepdog/contracts";
+import type { JobRef, TaskEnd, TaskState } from "@sheepdog/contracts";
+import { readStderrTails, SheepdogError, shellQuote, withStderrTail } from "@sheepdog/contracts";
 import type { Commands } from "./commands.js";
 import { outputOf } from "./commands.js";
 import { describeEnd } from "./ends.js";
@@ -128,35 +128,31 @@ export class TaskStatus {
       (missing.get(part) ?? []).some((task) => lagging(part, task)),
     );
     if (unknown.length > 0) records = new Map([...(await this.scontrol(unknown)), ...records]);
+    const ended: { key: string; task: number; file: string; end: TaskEnd }[] = [];
     for (const [part, tasks] of missing) {
       for (const task of tasks) {
         const key = this.key(part, task);
         const record: EndRecord | undefined = records.get(key);
         if (!record || (record.jobName !== undefined && record.jobName !== job.name)) continue;
-        const end = describeEnd(record);
-        if (end.kind === "never-started") {
-          const said = await this.stderrTail(job, part, task);
-          if (said) end.reason += `; its stderr: ${said}`;
-        }
-        const state: TaskState = { state: "finished", ...end };
-        this.ended.set(key, state);
-        this.missingSince.delete(key);
-        states.set(task, state);
+        const file = `${job.directory.replace(/\/+$/, "")}/${job.name}.e${part.jobId}.${task - part.firstTask + 1}`;
+        ended.push({ key, task, file, end: describeEnd(record) });
       }
     }
-  }
-
-  /**
-   * The last line of what a task wrote to its stderr file (`<name>.e<job id>.<index>`), which
-   * says why its interpreter could not start; "" when there is none.
-   */
-  private async stderrTail(job: JobRef, part: Part, task: number): Promise<string> {
-    const file = `${job.directory.replace(/\/+$/, "")}/${job.name}.e${part.jobId}.${task - part.firstTask + 1}`;
-    const path = file.startsWith("-") ? `./${file}` : file;
-    const result = await this.commands
-      .poll(`tail -c 400 -- ${shellQuote(path)} 2>/dev/null | tail -n 1`, "tail")
-      .catch(() => undefined);
-    return result?.code === 0 ? result.stdout.trim().slice(0, 300) : "";
+    // What a task that ended badly wrote last to its stderr file (why its worker gave up, why
+    // its interpreter could not start): one command for every task that ended in this round.
+    const failed = ended.filter(({ end }) => end.kind !== "exit" || end.exitCode !== 0);
+    const tails = await readStderrTails(
+      (command) => this.commands.poll(command, "tail"),
+      failed.map(({ file }) => file),
+    );
+    for (const [i, { end }] of failed.entries())
+      end.reason = withStderrTail(end.reason, tails[i] ?? "");
+    for (const { key, task, end } of ended) {
+      const state: TaskState = { state: "finished", ...end };
+      this.ended.set(key, state);
+      this.missingSince.delete(key);
+      states.set(task, state);
+    }
   }
 
   private key(part: Part, task: number): string {
