@@ -18,6 +18,7 @@ describe("resolveConfig", () => {
       retryWindowSeconds: 600,
       retries: 0,
       retryOn: "died",
+      connect: "auto",
     });
     expect(sources.host).toBe("option");
     expect(sources.dbfile).toBe("default");
@@ -41,7 +42,16 @@ describe("resolveConfig", () => {
 
   it("names the field and the fix for a bad scheduler or resources", () => {
     expect(() => resolveConfig({ host: "login", scheduler: "pbs" as "slurm" })).toThrow(
-      /"scheduler" must be "auto", "gridengine", "slurm", not "pbs"/,
+      /"scheduler" must be "auto", "gridengine" or "slurm", not "pbs"/,
+    );
+    expect(() => resolveConfig({ host: "login", connect: "tunnel" as "auto" }, {})).toThrow(
+      '"connect" must be "auto", "direct" or "relay", not "tunnel".',
+    );
+    expect(resolveConfig({ host: "login" }, { SHEEPDOG_CONNECT: "relay" }).config.connect).toBe(
+      "relay",
+    );
+    expect(() => resolveConfig({ host: "login" }, { SHEEPDOG_CONNECT: "Relay" })).toThrow(
+      'SHEEPDOG_CONNECT must be "auto", "direct" or "relay", not "Relay".',
     );
     expect(() => resolveConfig({ host: "login", resources: { memory: "lots" } })).toThrow(
       /resources\.memory must be a size such as "512M"/,

@@ -29,6 +29,16 @@ export interface SheepdogConfig extends SshSettings {
   /** The port the server listens on for workers. Env: `SHEEPDOG_PORT`. @default a free high port */
   port?: number;
   /**
+   * How the cluster's nodes reach this machine's server. `"direct"`: at `localhost` and
+   * `port`, as the original did. `"relay"`: through a small relay on the head node, carried
+   * back over the SSH connection (for a laptop behind NAT, a VPN or a firewall). `"auto"`:
+   * the head node checks whether the direct route answers before anything is submitted, and
+   * the workers get both routes, the one that works first, and fall back to the other by
+   * themselves. With `host: "local"` the route is always direct. Env: `SHEEPDOG_CONNECT`.
+   * @default "auto"
+   */
+  connect?: ConnectChoice;
+  /**
    * The name workers use to reach this machine. Env: `SHEEPDOG_LOCALHOST`.
    * @default this machine's FQDN (`127.0.0.1` with `host: "local"`)
    */
@@ -91,6 +101,12 @@ export const schedulerChoices = ["auto", "gridengine", "slurm"] as const;
 /** One of {@link schedulerChoices}. */
 export type SchedulerChoice = (typeof schedulerChoices)[number];
 
+/** The values of {@link SheepdogConfig.connect}. */
+export const connectChoices = ["auto", "direct", "relay"] as const;
+
+/** One of {@link connectChoices}. */
+export type ConnectChoice = (typeof connectChoices)[number];
+
 /** The settings that hold one scheduler's own options. */
 export const schedulerOptionSettings = ["geOpts", "slurmOpts"] as const;
 
@@ -107,6 +123,7 @@ export interface ResolvedConfig extends SshSettings {
   sshDir: string;
   dbfile: string;
   port: number;
+  connect: ConnectChoice;
   localhost?: string;
   shell: string;
   geOpts: string[];
@@ -120,20 +137,42 @@ export interface ResolvedConfig extends SshSettings {
   retryOn: RetryOn;
 }
 
-type Kind =
-  | "string"
-  | "port"
-  | "count"
-  | "whole"
-  | "strings"
-  | "protocol"
-  | "retryOn"
-  | "scheduler"
-  | "resources";
+/** How a setting is read: its kind, its variable, its name in the original, its values. */
+interface Setting {
+  kind: Kind;
+  env: string;
+  original: string;
+  choices?: readonly string[];
+}
+
+/** `value` when it is one of `choices`, else an error listing them. */
+function checkChoice(where: string, choices: readonly string[], value: unknown): unknown {
+  if (!choices.includes(value as string)) {
+    const listed = choices.map((choice) => JSON.stringify(choice));
+    const got = typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : describe(value);
+    throw invalid(
+      `${where} must be ${listed.slice(0, -1).join(", ")} or ${listed.at(-1)}, not ${got}.`,
+    );
+  }
+  return value;
+}
+
+type Kind = "string" | "port" | "count" | "whole" | "strings" | "protocol" | "choice" | "resources";
 
 const settings = {
   host: { kind: "string", env: "SHEEPDOG_HOST", original: "host" },
-  scheduler: { kind: "scheduler", env: "SHEEPDOG_SCHEDULER", original: "scheduler" },
+  scheduler: {
+    kind: "choice",
+    env: "SHEEPDOG_SCHEDULER",
+    original: "scheduler",
+    choices: schedulerChoices,
+  },
+  connect: {
+    kind: "choice",
+    env: "SHEEPDOG_CONNECT",
+    original: "connect",
+    choices: connectChoices,
+  },
   sshPort: { kind: "port", env: "SHEEPDOG_SSH_PORT", original: "ssh_port" },
   sshUser: { kind: "string", env: "SHEEPDOG_SSH_USER", original: "ssh_user" },
   sshKeyfile: { kind: "string", env: "SHEEPDOG_SSH_KEYFILE", original: "ssh_keyfile" },
@@ -156,8 +195,13 @@ const settings = {
   retryWindowSeconds: { kind: "count", env: "SHEEPDOG_RETRY_WINDOW", original: "retry_window" },
   chunkSize: { kind: "count", env: "SHEEPDOG_CHUNK_SIZE", original: "chunk_size" },
   retries: { kind: "whole", env: "SHEEPDOG_RETRIES", original: "retries" },
-  retryOn: { kind: "retryOn", env: "SHEEPDOG_RETRY_ON", original: "retry_on" },
-} as const satisfies Record<keyof SheepdogConfig, { kind: Kind; env: string; original: string }>;
+  retryOn: {
+    kind: "choice",
+    env: "SHEEPDOG_RETRY_ON",
+    original: "retry_on",
+    choices: retryOnValues,
+  },
+} as const satisfies Record<keyof SheepdogConfig, Setting>;
 
 /** The names of every configuration setting. */
 export const configKeys = Object.keys(settings) as (keyof SheepdogConfig)[];
@@ -186,8 +230,7 @@ function suggestion(key: string): string {
 function parseEnv(name: string, kind: Kind, raw: string): unknown {
   switch (kind) {
     case "string":
-    case "retryOn":
-    case "scheduler":
+    case "choice":
       return raw;
     case "resources":
       return parseResourcesText(name, raw);
@@ -204,7 +247,8 @@ function parseEnv(name: string, kind: Kind, raw: string): unknown {
   }
 }
 
-function check(name: string, kind: Kind, value: unknown, from: string): unknown {
+function check(name: string, setting: Setting, value: unknown, from: string): unknown {
+  const { kind, choices } = setting;
   const where =
     from === "env"
       ? name
@@ -235,20 +279,8 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
         throw invalid(`${where} must be a whole number, 0 or more, not ${describe(value)}.`);
       }
       return value;
-    case "retryOn":
-      if (!(retryOnValues as readonly unknown[]).includes(value)) {
-        throw invalid(
-          `${where} must be ${retryOnValues.map((v) => JSON.stringify(v)).join(" or ")}, not ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : describe(value)}.`,
-        );
-      }
-      return value;
-    case "scheduler":
-      if (!(schedulerChoices as readonly unknown[]).includes(value)) {
-        throw invalid(
-          `${where} must be ${schedulerChoices.map((v) => JSON.stringify(v)).join(", ")}, not ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : describe(value)}.`,
-        );
-      }
-      return value;
+    case "choice":
+      return checkChoice(where, choices ?? [], value);
     case "resources":
       parseResources(value, where.replace(/^"(.*)"$/, "$1"));
       return { ...(value as Resources) };
@@ -279,7 +311,7 @@ function check(name: string, kind: Kind, value: unknown, from: string): unknown 
  * returns), as `geOpts` is checked; `where` names it in the error.
  */
 export function checkOptionList(where: string, value: unknown): string[] {
-  return check(where, "strings", value, "option") as string[];
+  return check(where, settings.geOpts, value, "option") as string[];
 }
 
 /** `memory=4G,time=1:00:00` (or a JSON object), as `SHEEPDOG_RESOURCES` and `--resources` take it. */
@@ -360,17 +392,18 @@ export function resolveConfig(
   const values: Partial<Record<keyof SheepdogConfig, unknown>> = {};
   const sources = {} as Record<keyof SheepdogConfig, ConfigSource>;
   for (const name of configKeys) {
-    const { kind, env: envName } = settings[name];
+    const setting: Setting = settings[name];
+    const { kind, env: envName } = setting;
     const option = given[name];
     const fromEnv = env[envName];
     if (option !== undefined) {
-      values[name] = check(name, kind, option, "option");
+      values[name] = check(name, setting, option, "option");
       sources[name] = "option";
     } else if (fromEnv !== undefined && fromEnv !== "") {
-      values[name] = check(envName, kind, parseEnv(envName, kind, fromEnv), "env");
+      values[name] = check(envName, setting, parseEnv(envName, kind, fromEnv), "env");
       sources[name] = "env";
     } else if (fromFile[name] !== undefined) {
-      values[name] = check(name, kind, fromFile[name], `file ${file?.name}`);
+      values[name] = check(name, setting, fromFile[name], `file ${file?.name}`);
       sources[name] = "file";
     } else {
       sources[name] = "default";
@@ -384,6 +417,7 @@ export function resolveConfig(
     sshDir,
     dbfile: (values.dbfile as string | undefined) ?? "./sheepdog.sqlite",
     port: (values.port as number | undefined) ?? 0,
+    connect: (values.connect as ConnectChoice | undefined) ?? "auto",
     shell: (values.shell as string | undefined) ?? "/usr/bin/python3",
     geOpts: (values.geOpts as string[] | undefined) ?? [],
     slurmOpts: (values.slurmOpts as string[] | undefined) ?? [],

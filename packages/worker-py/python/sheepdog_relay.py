@@ -5,6 +5,7 @@
 # installed. The client starts it over its SSH connection to the head node:
 #
 #     python3 -c "<this file>" <listen port> <tunnel port> [<direct host:port>]
+#     python3 -c "<this file>" probe <direct host:port>
 #
 # It listens on every interface of the head node, on <listen port> (0: any free port), and
 # carries each connection, byte for byte, to <tunnel port> on the head node's loopback: the
@@ -19,6 +20,8 @@
 # It ends when the client stops it, and by itself when the SSH session that started it ends
 # (its parent process goes away), so it never outlives the client's connection: a relay
 # that is gone is started again by the client, on the same port.
+#
+# With "probe", it only probes the direct route, prints {"direct": ...} and exits (0).
 #
 # Exit status: 0 when its session ended, 2 for bad arguments, 3 when it cannot listen.
 
@@ -134,8 +137,14 @@ def listen(port):
 
 
 def main(argv):
+    if len(argv) == 3 and argv[1] == "probe":
+        sys.stdout.write(json.dumps({"direct": probe_direct(argv[2])}) + "\n")
+        return 0
     if len(argv) not in (3, 4):
-        log("usage: sheepdog_relay.py <listen port> <tunnel port> [<direct host:port>]")
+        log(
+            "usage: sheepdog_relay.py <listen port> <tunnel port> [<direct host:port>]"
+            " | probe <direct host:port>"
+        )
         return 2
     port = parse_port(argv[1], "The listen port", 0)
     tunnel_port = parse_port(argv[2], "The tunnel port", 1)

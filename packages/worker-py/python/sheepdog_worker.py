@@ -24,13 +24,16 @@
 #      report over it becomes its task's error, naming the limit (the report stays on stdout).
 # Every request is signed (HMAC-SHA256 under the key, a new nonce and time each time); the
 # token never travels. Each attempt has a deadline, an answer is read up to maxReplyBytes,
-# and no redirect or proxy is followed.
+# and no redirect or proxy is followed. The server may be reached on several routes (url, then
+# fallbackUrls: the client's own address, a relay on the head node): a route that cannot be
+# reached makes the worker try the next at once, and it keeps the one that answered.
 #
 # Exit status: 0 when every report was delivered (even if the function raised), 1 when
 # reports could not be delivered (they are still on stdout), 2 for bad launch settings, an
 # unreadable token file or no task number, 3 when the server refused the worker or answered
 # with something unusable, 4 when something answered at the server's URL without proving that
-# it holds the request's key (an impostor: nothing it sent was used).
+# it holds the request's key (an impostor: nothing it sent was used), 5 when the server never
+# answered on any of its routes within firstContactSeconds (the nodes cannot reach it there).
 
 import base64
 import builtins
@@ -74,6 +77,7 @@ EXIT_UNDELIVERED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_IMPOSTOR = 4
+EXIT_UNREACHABLE = 5
 
 # Authentication (wire/auth.ts in @sheepdog/contracts).
 WORKER_CONTEXT = "sheepdog-worker-v2"
@@ -95,12 +99,15 @@ SLOW_CALL_SECONDS = 1.0
 # An attempt (connecting, sending, reading the answer) ends after ATTEMPT_SECONDS plus
 # SECONDS_PER_MIB for each MiB sent or announced by the answer's Content-Length.
 ATTEMPT_SECONDS = 60.0
+CONNECT_SECONDS = 10.0
+FIRST_CONTACT_SECONDS = 60.0
 SECONDS_PER_MIB = 1.0
 MIB = 1024 * 1024
 DEFAULT_MAX_REPLY_BYTES = 1024 * MIB
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_STATUSES = (408, 429)
+IMPOSTOR_REASON = "something that is not the request's server answered"
 
 _WORKER_GLOBALS = globals()
 
@@ -127,6 +134,15 @@ class Undelivered(WorkerError):
 
     def __init__(self, message):
         WorkerError.__init__(self, message, EXIT_UNDELIVERED)
+
+
+
+
+class Unreachable(Undelivered):
+    """No route to the server ever answered: the routes are wrong, not the server down."""
+
+    def __init__(self, message):
+        WorkerError.__init__(self, message, EXIT_UNREACHABLE)
 
 
 class Impostor(WorkerError):
@@ -233,17 +249,14 @@ class Settings(object):
     def __init__(self, launch):
         if not isinstance(launch, dict):
             raise WorkerError("The launch settings are not a JSON object.", EXIT_USAGE)
-        url = launch.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise WorkerError("The launch setting url must be an http(s) URL.", EXIT_USAGE)
-        try:
-            parts = urllib.parse.urlsplit(url)
-            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise WorkerError("The launch setting url must be an http(s) URL.", EXIT_USAGE)
-        self.url = url.rstrip("/")
+        self.url = _url(launch.get("url"), "url")
+        fallbacks = launch.get("fallbackUrls", [])
+        if not isinstance(fallbacks, list):
+            raise WorkerError("The launch setting fallbackUrls must be a list of URLs.", EXIT_USAGE)
+        self.urls = [self.url] + [_url(url, "fallbackUrls") for url in fallbacks]
+        self.first_contact = _seconds(
+            launch.get("firstContactSeconds", FIRST_CONTACT_SECONDS), "firstContactSeconds"
+        )
         token_file = launch.get("tokenFile")
         if not isinstance(token_file, str) or not token_file or "\x00" in token_file:
             raise WorkerError(
@@ -265,12 +278,7 @@ class Settings(object):
                 EXIT_USAGE,
             )
         self.pickle_protocol = protocol
-        window = launch.get("retryWindowSeconds", 600)
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or window < 0:
-            raise WorkerError(
-                "The launch setting retryWindowSeconds must be a number >= 0.", EXIT_USAGE
-            )
-        self.retry_window = float(window)
+        self.retry_window = _seconds(launch.get("retryWindowSeconds", 600), "retryWindowSeconds")
         limit = launch.get("memoryLimitBytes")
         self.memory_limit = None if limit is None else _positive_int(limit, "memoryLimitBytes")
         offset = launch.get("taskOffset", 0)
@@ -281,6 +289,26 @@ class Settings(object):
         self.max_reply = (
             DEFAULT_MAX_REPLY_BYTES if cap is None else _positive_int(cap, "maxReplyBytes")
         )
+
+
+def _url(value, name):
+    """An http(s) URL without its trailing slash, or a usage error naming the setting."""
+    valid = isinstance(value, str) and value.startswith(("http://", "https://"))
+    if valid:
+        try:
+            parts = urllib.parse.urlsplit(value)
+            valid = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            valid = False
+    if not valid:
+        raise WorkerError("The launch setting %s must be an http(s) URL." % name, EXIT_USAGE)
+    return value.rstrip("/")
+
+
+def _seconds(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise WorkerError("The launch setting %s must be a number >= 0." % name, EXIT_USAGE)
+    return float(value)
 
 
 def _positive_int(value, name):
@@ -480,9 +508,24 @@ class Deadline(object):
                 pass
 
 
+class Route(object):
+    """One URL of the server: where to connect, and the Host a request there is signed with."""
+
+    def __init__(self, url):
+        parts = urllib.parse.urlsplit(url)
+        self.url = url
+        self.https = parts.scheme == "https"
+        self.hostname = parts.hostname
+        self.port = parts.port
+        # The Host header, as signed: the URL's authority.
+        self.authority = parts.netloc.rpartition("@")[2]
+        self.prefix = parts.path.rstrip("/")
+
+
 class Connection(object):
     """Talks to the server: signs each request, checks each answer's proof, and retries
-    connection failures, 5xx, 408 and 429."""
+    connection failures, 5xx, 408 and 429. A route that cannot be reached, or where something
+    else answers, makes it try the next route at once; it keeps the route that answered."""
 
     def __init__(self, settings, key, sleep=time.sleep, clock=time.monotonic, wall=time.time):
         self.settings = settings
@@ -490,29 +533,37 @@ class Connection(object):
         self.sleep = sleep
         self.clock = clock
         self.wall = wall
-        parts = urllib.parse.urlsplit(settings.url)
-        self.https = parts.scheme == "https"
-        self.hostname = parts.hostname
-        self.port = parts.port
-        # The Host header, as signed: the URL's authority.
-        self.authority = parts.netloc.rpartition("@")[2]
-        self.prefix = parts.path.rstrip("/")
+        self.routes = [Route(url) for url in settings.urls]
+        self.current = 0
+        # Whether the server has ever answered (on any route): until then, a failure to reach
+        # it is given up after firstContactSeconds, not the whole retry window.
+        self.reached = False
         # Milliseconds to add to this node's clock to sign with the server's time.
         self.offset_ms = 0
 
+    @property
+    def route(self):
+        return self.routes[self.current]
+
     def call(self, method, path, what, body=None, content_type=None):
-        """The body of a proven 200; Refused for a 4xx, Impostor for an answer without proof,
+        """The body of a proven 200; Refused for a 4xx, Impostor for an answer without proof
+        on every route, Unreachable when the server never answered within firstContactSeconds,
         Undelivered after the retry window."""
         started = None
         attempt = 0
         corrections = 0
+        failed = {}
         while True:
             retry_after = None
             try:
-                reply = self._once(method, path, body, content_type)
+                reply = self._once(self.route, method, path, body, content_type)
             except (OSError, http.client.HTTPException) as error:
                 reason = _describe(error)
+                if self._try_another(failed, reason):
+                    continue
             else:
+                if reply.proven:
+                    self.reached = True
                 if reply.proven and reply.status == 200:
                     return reply.body
                 if (
@@ -523,31 +574,72 @@ class Connection(object):
                 ):
                     corrections += 1
                     continue
-                self._refuse_unless_transient(reply, what)
+                if self._is_impostor(reply) and self._try_another(failed, IMPOSTOR_REASON):
+                    continue
+                self._refuse_unless_transient(reply, what, failed)
                 reason = "HTTP %d %s" % (reply.status, _server_message(reply.body))
                 retry_after = reply.retry_after
+            failed[self.current] = reason.strip()
             now = self.clock()
             if started is None:
                 started = now
                 log(
-                    "Cannot %s at %s (%s). Retrying for up to %d s."
-                    % (what, self.settings.url, reason.strip(), self.settings.retry_window)
+                    "Cannot %s at %s. Retrying for up to %d s."
+                    % (what, self._reasons(failed), self.settings.retry_window)
                 )
             waited = now - started
-            if waited >= self.settings.retry_window:
-                raise Undelivered(
-                    "Gave up trying to %s at %s after %d s (%s)."
-                    % (what, self.settings.url, waited, reason.strip())
-                )
+            self._give_up_after(waited, what, failed)
             delay = backoff_delay(attempt, retry_after)
-            self.sleep(min(delay, self.settings.retry_window - waited))
+            self.sleep(min(delay, self._window() - waited))
             attempt += 1
+            failed = {}
             if attempt % 8 == 0:
                 log("Still trying to %s (%s)." % (what, reason.strip()))
 
-    def _refuse_unless_transient(self, reply, what):
+    def _try_another(self, failed, reason):
+        """Notes that the route in use failed; moves to a route not yet tried in this round and
+        says whether there was one."""
+        failed[self.current] = reason.strip()
+        for step in range(1, len(self.routes)):
+            candidate = (self.current + step) % len(self.routes)
+            if candidate not in failed:
+                self.current = candidate
+                return True
+        return False
+
+    def _window(self):
+        if self.reached:
+            return self.settings.retry_window
+        return min(self.settings.retry_window, self.settings.first_contact)
+
+    def _give_up_after(self, waited, what, failed):
+        if waited < self._window():
+            return
+        if not self.reached:
+            raise Unreachable(
+                "Gave up trying to %s after %d s: the server never answered, at %s. If the"
+                " cluster's nodes cannot reach the client, set connect: \"relay\" (or \"auto\","
+                " the default) so that they reach it through the head node."
+                % (what, waited, self._reasons(failed))
+            )
+        raise Undelivered(
+            "Gave up trying to %s after %d s (at %s)." % (what, waited, self._reasons(failed))
+        )
+
+    def _reasons(self, failed):
+        return "; ".join(
+            "%s (%s)" % (self.routes[index].url, reason) for index, reason in sorted(failed.items())
+        )
+
+    @staticmethod
+    def _is_impostor(reply):
+        status = reply.status
+        return not reply.proven and status != 401 and status < 500 and status not in RETRY_STATUSES
+
+    def _refuse_unless_transient(self, reply, what, failed):
         """Returns for a status worth retrying (5xx, 408, 429, proven or not); raises Refused
-        for a proven answer or a 401, Impostor for any other answer without proof."""
+        for a proven answer or a 401, Impostor for any other answer without proof (on every
+        route: an unproven answer on one of several makes the next one tried first)."""
         status = reply.status
         if status >= 500 or status in RETRY_STATUSES:
             return
@@ -557,10 +649,12 @@ class Connection(object):
                 % (what, status, _server_message(reply.body)),
                 status,
             )
+        if any(reason != IMPOSTOR_REASON for reason in failed.values()):
+            return
         raise Impostor(
             "Something answered at %s (HTTP %d) without proving that it holds this request's"
             " key: it is not the request's server (another program may have taken its port)."
-            " Nothing it sent was used." % (self.settings.url, status)
+            " Nothing it sent was used." % (self.route.url, status)
         )
 
     def _correct_clock(self, body):
@@ -578,15 +672,15 @@ class Connection(object):
         )
         return True
 
-    def _once(self, method, path, body, content_type):
+    def _once(self, route, method, path, body, content_type):
         """One attempt: a signed request, its answer read within the deadline and the cap."""
-        target = self.prefix + path
+        target = route.prefix + path
         nonce = b64url(secrets.token_bytes(16))
         time_ms = int(self.wall() * 1000) + self.offset_ms
         body_hash = "" if body is None else b64url(hashlib.sha256(body).digest())
-        mac = worker_mac(self.key, method, self.authority, target, nonce, time_ms, body_hash)
+        mac = worker_mac(self.key, method, route.authority, target, nonce, time_ms, body_hash)
         headers = {
-            "Host": self.authority,
+            "Host": route.authority,
             "Authorization": "Sheepdog %s.%d.%s" % (nonce, time_ms, mac),
             "Accept-Encoding": "identity",
             "Connection": "close",
@@ -597,7 +691,7 @@ class Connection(object):
                 headers["Content-Type"] = content_type
         sent = 0 if body is None else len(body)
         deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent / MIB, self.clock)
-        connection = self._connect(deadline)
+        connection = self._connect(route, deadline)
         try:
             connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
@@ -619,15 +713,18 @@ class Connection(object):
             deadline.cancel()
             connection.close()
 
-    def _connect(self, deadline):
-        """A connection to the server (no proxy: a cluster's http_proxy is not for us)."""
-        kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        connection = kind(self.hostname, self.port, timeout=deadline.remaining())
+    def _connect(self, route, deadline):
+        """A connection to the server on `route` (no proxy: a cluster's http_proxy is not for
+        us), opened within CONNECT_SECONDS: a firewall that drops packets costs no more."""
+        kind = http.client.HTTPSConnection if route.https else http.client.HTTPConnection
+        timeout = min(CONNECT_SECONDS, deadline.remaining())
+        connection = kind(route.hostname, route.port, timeout=timeout)
         try:
             connection.connect()
         except BaseException:
             connection.close()
             raise
+        connection.sock.settimeout(deadline.remaining())
         deadline.watch(connection)
         return connection
 
@@ -657,7 +754,7 @@ class Connection(object):
         size = "more than %d bytes" % self.settings.max_reply if length is None else "%d bytes" % length
         return (
             "The answer at %s is %s, more than this task can need (maxReplyBytes %d); it was"
-            " not read." % (self.settings.url, size, self.settings.max_reply)
+            " not read." % (self.route.url, size, self.settings.max_reply)
         )
 
 

@@ -428,13 +428,14 @@ def reply(status, message="", proven=True, retry_after=None, body=None):
 
 
 class ConnectionTest(unittest.TestCase):
-    def connection(self, outcomes, window=5):
+    def connection(self, outcomes, window=5, **more):
         fake = FakeClock()
-        settings = w.Settings(launch(retryWindowSeconds=window))
+        settings = w.Settings(launch(retryWindowSeconds=window, **more))
         connection = w.Connection(settings, KEY, fake.sleep, fake.clock, lambda: 1000.0)
         calls = []
 
-        def once(method, path, body, content_type):
+        def once(route, method, path, body, content_type):
+            self.routes_used.append(route.url)
             calls.append((method, path, connection.offset_ms))
             outcome = outcomes.pop(0)
             if isinstance(outcome, BaseException):
@@ -515,10 +516,11 @@ class ConnectionTest(unittest.TestCase):
         del LOGGED[:]
         refused = ConnectionRefusedError(111, "Connection refused")
         connection, calls, fake = self.connection([refused] * 1000, window=60)
+        connection.reached = True
         with self.assertRaises(w.Undelivered) as caught:
             connection.call("GET", "/x", "fetch task 1")
         self.assertEqual(caught.exception.status, w.EXIT_UNDELIVERED)
-        self.assertIn("Gave up trying to fetch task 1 at http://127.0.0.1:9 after 60 s", caught.exception.message)
+        self.assertIn("Gave up trying to fetch task 1 after 60 s (at http://127.0.0.1:9", caught.exception.message)
         self.assertIn("Connection refused", caught.exception.message)
         self.assertAlmostEqual(fake.now - 100.0, 60.0)
         # Exponential: the gaps grow, to at most BACKOFF_MAX_SECONDS.
@@ -531,6 +533,67 @@ class ConnectionTest(unittest.TestCase):
             "Cannot fetch task 1 at http://127.0.0.1:9 (ConnectionRefusedError: [Errno 111]"
             " Connection refused). Retrying for up to 60 s.",
         )
+
+    def setUp(self):
+        self.routes_used = []
+
+    def test_moves_to_the_next_route_at_once_and_keeps_the_one_that_answered(self):
+        refused = ConnectionRefusedError(111, "Connection refused")
+        outcomes = [refused, reply(200, body=b"one"), reply(200, body=b"two")]
+        connection, _, fake = self.connection(
+            outcomes, fallbackUrls=["http://head:7000"], window=100
+        )
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"one")
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"two")
+        self.assertEqual(
+            self.routes_used, ["http://127.0.0.1:9", "http://head:7000", "http://head:7000"]
+        )
+        self.assertEqual(fake.sleeps, [])
+
+    def test_tries_every_route_in_a_round_before_it_waits(self):
+        refused = ConnectionRefusedError(111, "Connection refused")
+        outcomes = [refused, refused, reply(200, body=b"ok")]
+        connection, _, fake = self.connection(
+            outcomes, fallbackUrls=["http://head:7000"], window=100
+        )
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"ok")
+        self.assertEqual(len(fake.sleeps), 1)
+        self.assertEqual(len(self.routes_used), 3)
+
+    def test_a_server_never_reached_is_given_up_after_first_contact_seconds(self):
+        refused = ConnectionRefusedError(111, "Connection refused")
+        connection, _, fake = self.connection(
+            [refused] * 1000, fallbackUrls=["http://head:7000"], window=600
+        )
+        with self.assertRaises(w.Unreachable) as raised:
+            connection.call("GET", "/x", "fetch task 1")
+        self.assertGreaterEqual(fake.now - 100.0, 60.0)
+        self.assertLess(fake.now - 100.0, 90.0)
+        message = raised.exception.message
+        self.assertEqual(raised.exception.status, w.EXIT_UNREACHABLE)
+        self.assertIn("http://127.0.0.1:9 (ConnectionRefusedError", message)
+        self.assertIn("http://head:7000 (ConnectionRefusedError", message)
+        self.assertIn('connect: "relay"', message)
+
+    def test_a_server_reached_once_is_retried_for_the_whole_window(self):
+        refused = ConnectionRefusedError(111, "Connection refused")
+        connection, _, fake = self.connection(
+            [reply(200, body=b"ok")] + [refused] * 1000, window=300, firstContactSeconds=10
+        )
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"ok")
+        with self.assertRaises(w.Undelivered) as raised:
+            connection.call("POST", "/y", "report")
+        self.assertNotIsInstance(raised.exception, w.Unreachable)
+        self.assertGreaterEqual(fake.now - 100.0, 300.0)
+
+    def test_an_impostor_on_one_route_sends_the_worker_to_the_next(self):
+        outcomes = [reply(200, proven=False, body=b"evil"), reply(200, body=b"good")]
+        connection, _, _ = self.connection(outcomes, fallbackUrls=["http://head:7000"])
+        self.assertEqual(connection.call("GET", "/x", "fetch"), b"good")
+        evil = [reply(200, proven=False, body=b"evil")] * 2
+        connection, _, _ = self.connection(evil, fallbackUrls=["http://head:7000"])
+        with self.assertRaises(w.Impostor):
+            connection.call("GET", "/x", "fetch")
 
     def test_zero_window_tries_once(self):
         refused = ConnectionRefusedError(111, "Connection refused")
@@ -983,7 +1046,7 @@ class HostileServerTest(TemporaryDirectoryTest):
             del LOGGED[:]
             server = self.serve(respond)
             started = time.monotonic()
-            self.assertEqual(self.run_main(server.url), w.EXIT_UNDELIVERED)
+            self.assertEqual(self.run_main(server.url), w.EXIT_UNREACHABLE)
             self.assertLess(time.monotonic() - started, 4.0)
             self.assertIn("AttemptTimedOut: no whole answer within 1 s", LOGGED[-1])
 

@@ -51,6 +51,16 @@ function checkPort(value: number, field: string, lowest: number): void {
   }
 }
 
+function checkPython(python: string): void {
+  if (typeof python !== "string" || !/^[^\0\n\r]+$/.test(python)) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      "RelayLaunch.python must name a Python interpreter.",
+    );
+  }
+}
+
 /**
  * The shell command that runs the relay on the head node in place of the login shell
  * (`exec`), so that it ends with the SSH session that started it.
@@ -58,13 +68,7 @@ function checkPort(value: number, field: string, lowest: number): void {
 export function relayCommand(launch: RelayLaunch): string {
   checkPort(launch.listenPort, "listenPort", 0);
   checkPort(launch.tunnelPort, "tunnelPort", 1);
-  if (typeof launch.python !== "string" || !/^[^\0\n\r]+$/.test(launch.python)) {
-    throw new SheepdogError(
-      "INVALID_INPUT",
-      source,
-      "RelayLaunch.python must name a Python interpreter.",
-    );
-  }
+  checkPython(launch.python);
   const words = [
     "exec",
     shellQuote(launch.python),
@@ -75,6 +79,26 @@ export function relayCommand(launch: RelayLaunch): string {
   ];
   if (launch.direct !== undefined) words.push(shellQuote(launch.direct));
   return words.join(" ");
+}
+
+/**
+ * The shell command that only probes the direct route from the head node (`host:port`): it
+ * prints `{"direct": "ok" | why not}` and exits.
+ */
+export function probeCommand(python: string, direct: string): string {
+  checkPython(python);
+  const program = shellQuote(relaySource());
+  return ["exec", shellQuote(python), "-c", program, "probe", shellQuote(direct)].join(" ");
+}
+
+/** What a probe printed: `"ok"`, or why the direct route did not answer; `undefined` if unreadable. */
+export function parseProbe(stdout: string): string | undefined {
+  try {
+    const direct = (JSON.parse(stdout.trim()) as { direct?: unknown } | null)?.direct;
+    return typeof direct === "string" ? direct : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The facts of a relay's first line of output, or `undefined` when it is not one. */

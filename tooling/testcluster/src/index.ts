@@ -2,9 +2,12 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe } from "vitest";
+import type { IsolationFacts } from "./isolation.js";
 import type { PostgresFacts } from "./postgres.js";
 import type { SlurmFacts } from "./slurm.js";
 
+export type { IsolatedClient, IsolatedRun, IsolationFacts } from "./isolation.js";
+export { isolatedClient } from "./isolation.js";
 export type { PostgresFacts } from "./postgres.js";
 export type { SacctRecord, SlurmFacts } from "./slurm.js";
 export { runAsLoginUser, sacctRecords, slurmConfig, slurmOf, waitForSacct } from "./slurm.js";
@@ -42,6 +45,11 @@ export interface TestCluster {
   slots: number;
   /** The Python the jobs run. */
   python: string;
+  /**
+   * Where clients in network namespaces of their own reach the head node's sshd (see
+   * `isolatedClient`); null when this machine could not give it an address.
+   */
+  isolation: IsolationFacts | null;
   /** The Slurm beside GridEngine, reached over the same sshd; null when it is not up. */
   slurm: SlurmFacts | null;
   /** The PostgreSQL for the Postgres store's tests; null when it is not up. */

@@ -37,6 +37,14 @@ export interface Context {
   openCluster(scheduler?: string): Promise<ClusterLease>;
 }
 
+/** A server kept for a `mapAsync` request, and what else ends with it. */
+interface Held {
+  server: SheepdogServer;
+  checking: boolean;
+  /** Ends what the request's workers need beside the server (a relay and its connection). */
+  onRelease: (() => Promise<void>) | undefined;
+}
+
 /** Options of {@link Runtime.close}. */
 export interface CloseOptions {
   /**
@@ -57,7 +65,7 @@ export class Runtime {
   /** Checks that results decode for the servers: large ones on a worker thread. */
   readonly #checker = new ResultChecker();
   /** Servers kept open for requests of `mapAsync`, by store key and request. */
-  readonly #held = new Map<string, { server: SheepdogServer; checking: boolean }>();
+  readonly #held = new Map<string, Held>();
   readonly #stores = new Map<string, Promise<Store>>();
   readonly #localSchedulers = new Map<number, Promise<Scheduler>>();
   #closed = false;
@@ -125,11 +133,16 @@ export class Runtime {
 
   /**
    * Keeps `server` open until every task of `request` has a result or an error (then the
-   * program can end by itself), or until the instance closes.
+   * program can end by itself), or until the instance closes; `onRelease` runs then.
    */
-  hold(context: Context, request: RequestId, server: SheepdogServer): void {
+  hold(
+    context: Context,
+    request: RequestId,
+    server: SheepdogServer,
+    onRelease?: () => Promise<void>,
+  ): void {
     const key = `${context.storeKey}#${request}`;
-    this.#held.set(key, { server, checking: false });
+    this.#held.set(key, { server, checking: false, onRelease });
     server.onReport((event) => {
       if (event.request === request) void this.release(context, request);
     });
@@ -147,6 +160,7 @@ export class Runtime {
       if (counts.results + counts.errors < counts.tasks) return;
       this.#held.delete(key);
       await held.server.close();
+      await held.onRelease?.();
     } catch {
       // A store that cannot count now is asked again at the next report.
     } finally {
@@ -163,7 +177,12 @@ export class Runtime {
     const checker = this.#checker.close();
     const held = [...this.#held.values()];
     this.#held.clear();
-    await Promise.allSettled(held.map(({ server }) => server.close()));
+    await Promise.allSettled(
+      held.map(async ({ server, onRelease }) => {
+        await server.close();
+        await onRelease?.();
+      }),
+    );
     await this.#servers.close();
     await checker;
     const schedulers = [...this.#localSchedulers.values()];

@@ -23,6 +23,7 @@ async function runToEnd(
       ns: options.ns,
       signal,
       retries: settings.retries,
+      verbose: options.verbose,
     });
     await waitAndRetry(submitted, options, signal);
     return submitted;
@@ -67,7 +68,8 @@ export async function mapSettled<R>(
 
 /**
  * `mapAsync`: the request id as soon as the job is queued. The server keeps serving the
- * request until every task has reported (or the instance closes); the cluster is released now.
+ * request until every task has reported (or the instance closes); so does the relay, when the
+ * workers need one, and the connection it runs over. Otherwise the cluster is released now.
  */
 export async function mapAsync(
   context: Context,
@@ -76,8 +78,16 @@ export async function mapAsync(
   args: Iterable<readonly unknown[]>,
   options: MapAsyncOptions,
 ): Promise<RequestId> {
-  const { request, lease, server } = await submit(context, settings, f, args, options);
-  await lease?.release();
-  context.runtime.hold(context, request, server);
+  const { request, lease, server, routes } = await submit(context, settings, f, args, options);
+  const release = async (): Promise<void> => {
+    await routes?.close();
+    await lease?.release();
+  };
+  if (routes?.relayed) {
+    context.runtime.hold(context, request, server, release);
+  } else {
+    await release();
+    context.runtime.hold(context, request, server);
+  }
   return request;
 }

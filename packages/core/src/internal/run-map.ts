@@ -77,6 +77,7 @@ export async function waitAndRetry(
   } finally {
     // The tasks of a job left running still need the token; no other task of this map can.
     if (!jobLeftRunning) await removeTokenFile(submitted);
+    await submitted.routes?.close();
     await submitted.lease?.release();
     await submitted.server.close();
   }

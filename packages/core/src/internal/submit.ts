@@ -10,9 +10,11 @@ import { schedulerOptionSettings } from "../config.js";
 import type { AttemptOptions } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
+import type { WorkerRoutes } from "./routes.js";
+import { openRoutes } from "./routes.js";
 import { source } from "./source.js";
 import { writeTokenFile } from "./token-file.js";
-import { workerHost } from "./worker-host.js";
+import { runsOnThisMachine, workerHost } from "./worker-host.js";
 
 /** What a submission runs with, beyond the function and its arguments. */
 export interface SubmitOptions {
@@ -20,6 +22,8 @@ export interface SubmitOptions {
   signal?: AbortSignal | undefined;
   /** `map` retries: checked against the store before anything is submitted. */
   retries?: number;
+  /** Say which route the workers take back to this machine, and why. */
+  verbose?: boolean | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -35,8 +39,10 @@ export interface Submitted {
   name: string;
   job: JobRef | undefined;
   lease: ClusterLease | undefined;
-  /** The server's URL for the workers. */
+  /** The server's URL for workers that reach this machine directly. */
   url: string;
+  /** The routes the workers take back to the server (with a cluster); close them at the end. */
+  routes: WorkerRoutes | undefined;
   /**
    * The file the workers read the token from (on the cluster, relative to the home directory
    * unless absolute), once the first job is submitted; see {@link removeTokenFile}.
@@ -83,6 +89,7 @@ export async function submit(
 
   const lease = list.length > 0 ? await context.openCluster() : undefined;
   let server: SheepdogServer | undefined;
+  let routes: WorkerRoutes | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     const chunkSize = settings.chunkSize ?? (await chunkSizeFor(list.length, lease));
@@ -119,11 +126,23 @@ export async function submit(
       job: undefined,
       lease,
       url: `http://${await workerHost(settings, lease?.cluster)}:${server.port}`,
+      routes: undefined,
       tokenFile: undefined,
       sizes,
     };
     if (!lease) return submitted;
     if (options.signal?.aborted) throw abortError(options.signal);
+    submitted.routes = await openRoutes({
+      connect: settings.connect,
+      remote: lease.cluster.remote,
+      server,
+      direct: submitted.url,
+      runsHere: runsOnThisMachine(lease.cluster),
+      python: settings.shell,
+    });
+    if (options.verbose)
+      process.stderr.write(`[sheepdog] workers reach this machine: ${submitted.routes.why}\n`);
+    routes = submitted.routes;
     submitted.job = await submitJob(submitted, {
       name: submitted.name,
       tasks: Math.ceil(list.length / chunkSize),
@@ -138,6 +157,7 @@ export async function submit(
     });
     return submitted;
   } catch (error) {
+    await routes?.close();
     await lease?.release();
     await server?.close();
     throw error;
@@ -207,8 +227,13 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     submitted.name,
     submitted.token,
   );
+  const [url, ...fallbackUrls] = submitted.routes?.urls ?? [submitted.url];
   const program = workerProgram({
-    url: submitted.url,
+    url: url as string,
+    ...(fallbackUrls.length > 0 && { fallbackUrls }),
+    // Through a relay, a worker that has not reached the server yet may be waiting for the
+    // relay to come back (the SSH connection dropped): it keeps trying for the whole window.
+    ...(submitted.routes?.relayed && { firstContactSeconds: settings.retryWindowSeconds }),
     tokenFile: submitted.tokenFile,
     request: submitted.request,
     pickleProtocol: settings.pickleProtocol,

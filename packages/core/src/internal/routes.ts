@@ -1,0 +1,131 @@
+import type { Remote } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import type { SheepdogServer } from "@sheepdog/server";
+import { parseProbe, probeCommand } from "@sheepdog/worker-py";
+import type { ConnectChoice } from "../config.js";
+import type { TunnelRemote } from "./relay.js";
+import { Relay } from "./relay.js";
+import { source } from "./source.js";
+
+/** How the workers of one map reach its server, and what keeps those routes open. */
+export interface WorkerRoutes {
+  /** The URLs the workers try, in order. */
+  urls: string[];
+  /** Whether the route is a relay on the head node (workers then ride out its restarts). */
+  relayed: boolean;
+  /** Which route was chosen and why, for verbose output. */
+  why: string;
+  /** Ends what was opened for the routes (the relay and its tunnel). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What {@link openRoutes} needs. */
+export interface RouteOptions {
+  connect: ConnectChoice;
+  remote: Remote;
+  server: SheepdogServer;
+  /** The server's URL for workers that reach this machine directly. */
+  direct: string;
+  /** Whether the tasks run on this machine (then the route is always direct). */
+  runsHere: boolean;
+  /** The Python interpreter on the head node. */
+  python: string;
+}
+
+const PROBE_TIMEOUT_MS = 30_000;
+
+function canTunnel(remote: Remote): remote is TunnelRemote {
+  return typeof remote.tunnelBack === "function";
+}
+
+/** `host:port` of a URL. */
+function authorityOf(url: string): string {
+  return new URL(url).host;
+}
+
+function directOnly(direct: string, why: string): WorkerRoutes {
+  return { urls: [direct], relayed: false, why, close: async () => {} };
+}
+
+/**
+ * Opens the routes of `connect`: `"direct"` checks from the head node that the server
+ * answers there; `"relay"` starts a relay on the head node; `"auto"` does both at once and
+ * puts first the route that works.
+ */
+export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
+  const { connect, direct, remote } = options;
+  if (options.runsHere) return directOnly(direct, "the tasks run on this machine");
+  if (connect === "direct") {
+    const found = await probe(remote, options.python, direct);
+    if (found !== "ok") throw unreachable(direct, found);
+    return directOnly(direct, `connect is "direct", and the head node reached ${direct}`);
+  }
+  if (!canTunnel(remote)) {
+    if (connect === "relay") throw noTunnel(remote);
+    return directOnly(direct, `${remote.name} cannot forward ports, so only the direct route`);
+  }
+  const relay = new Relay(remote, options.server, options.python);
+  let opened: { url: string; direct: string | null };
+  try {
+    opened = await relay.open(connect === "auto" ? authorityOf(direct) : undefined);
+  } catch (error) {
+    await relay.close();
+    if (connect === "relay") throw error;
+    return autoWithoutRelay(options, error);
+  }
+  const close = () => relay.close();
+  if (connect === "relay") {
+    return { urls: [opened.url], relayed: true, why: `connect is "relay": ${opened.url}`, close };
+  }
+  if (opened.direct === "ok") {
+    const why = `the head node reached ${direct} directly (the relay at ${opened.url} stands by)`;
+    return { urls: [direct, opened.url], relayed: true, why, close };
+  }
+  const why = `the head node cannot reach ${direct} (${opened.direct}), so through the relay at ${opened.url}`;
+  return { urls: [opened.url, direct], relayed: true, why, close };
+}
+
+/** `"auto"` when no relay could start: the direct route alone, if it answers. */
+async function autoWithoutRelay(options: RouteOptions, relayError: unknown): Promise<WorkerRoutes> {
+  const { direct, remote, python } = options;
+  const found = await probe(remote, python, direct);
+  const reason = relayError instanceof Error ? relayError.message : String(relayError);
+  if (found === "ok")
+    return directOnly(direct, `the head node reached ${direct}; no relay (${reason})`);
+  throw new SheepdogError(
+    "REMOTE_FAILED",
+    source,
+    `The cluster's nodes have no route to this machine: the head node cannot reach ${direct} (${found}), and no relay could start on ${remote.name} (${reason}). Check that python3 runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding).`,
+  );
+}
+
+/** Whether the head node reaches the server at `direct`: `"ok"`, or why not. */
+async function probe(remote: Remote, python: string, direct: string): Promise<string> {
+  const result = await remote.exec(probeCommand(python, authorityOf(direct)), {
+    timeoutMs: PROBE_TIMEOUT_MS,
+  });
+  const found = result.code === 0 ? parseProbe(result.stdout) : undefined;
+  if (found !== undefined) return found;
+  const detail = (result.stderr.trim().split("\n").at(-1) ?? "").slice(0, 200);
+  throw new SheepdogError(
+    "REMOTE_FAILED",
+    source,
+    `Cannot check the route back to this machine from ${remote.name}: ${python} failed there (exit ${result.code ?? result.signal}${detail ? `: ${detail}` : ""}). Set shell to a Python 3 interpreter that the head node has.`,
+  );
+}
+
+function unreachable(direct: string, found: string): SheepdogError {
+  return new SheepdogError(
+    "CONFIG_INVALID",
+    source,
+    `connect is "direct", but the cluster's head node cannot reach this machine's server at ${direct} (${found}). Set connect to "relay" (or "auto", the default) to reach it through the head node over SSH, or set localhost to a name of this machine that the cluster can reach.`,
+  );
+}
+
+function noTunnel(remote: Remote): SheepdogError {
+  return new SheepdogError(
+    "CONFIG_INVALID",
+    source,
+    `connect is "relay", but the remote ${remote.name} cannot forward ports (it has no tunnelBack). Use an SSH remote from @sheepdog/deploy-ssh, or set connect to "direct".`,
+  );
+}

@@ -1,0 +1,172 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect as connectTcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { IsolatedClient, TestScheduler } from "@sheepdog/testcluster";
+import {
+  describeCluster,
+  isolatedClient,
+  schedulerSettings,
+  testSchedulers,
+} from "@sheepdog/testcluster";
+import { afterAll, beforeAll, expect, it } from "vitest";
+
+const clientScript = fileURLToPath(new URL("./__fixtures__/isolated-client.mjs", import.meta.url));
+
+/** What the client program printed, one event per line. */
+type ClientEvent = { event: string } & Record<string, unknown>;
+
+function eventsOf(stdout: string): ClientEvent[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as ClientEvent);
+}
+
+function lastEvent(stdout: string, stderr: string): ClientEvent {
+  const last = eventsOf(stdout).at(-1);
+  if (!last) throw new Error(`the client printed nothing; its stderr:\n${stderr}`);
+  return last;
+}
+
+describeCluster("nodes that cannot call back: the relay through the head node", (cluster) => {
+  let dir: string;
+  let client: IsolatedClient;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-relay-"));
+    if (!cluster.isolation) {
+      throw new Error(
+        "The test cluster has no address for isolated clients: run tooling/testcluster/up as root.",
+      );
+    }
+    client = await isolatedClient(cluster.isolation);
+  });
+  afterAll(async () => {
+    await client?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The configuration of a client in the namespace: the head node at its isolated address. */
+  function isolatedConfig(scheduler: TestScheduler, extra: Record<string, unknown> = {}) {
+    return {
+      ...schedulerSettings(cluster, scheduler),
+      host: client.sshHost,
+      dbfile: join(dir, `${scheduler}.sqlite`),
+      ...extra,
+    };
+  }
+
+  /** Runs the client program in the namespace with `input`, to its end. */
+  async function runIsolated(input: Record<string, unknown>, timeoutMs = 240_000) {
+    const started = Date.now();
+    const run = await client.run(process.execPath, [clientScript, JSON.stringify(input)], {
+      timeoutMs,
+    });
+    return { ...run, event: lastEvent(run.stdout, run.stderr), ms: Date.now() - started };
+  }
+
+  it("the namespace is isolated: nothing outside can connect to the client", async () => {
+    const listening = client.start(process.execPath, [
+      "-e",
+      "require('node:net').createServer(s => s.end('in')).listen(47123, '0.0.0.0', () => console.log('up'))",
+    ]);
+    await new Promise((resolve) => listening.stdout?.once("data", resolve));
+    try {
+      const reached = await new Promise<string>((resolve) => {
+        const socket = connectTcp({
+          host: client.address,
+          port: 47123,
+          timeout: 2000,
+        });
+        socket.on("data", () => resolve("connected"));
+        socket.on("timeout", () => {
+          socket.destroy();
+          resolve("timed out");
+        });
+        socket.on("error", (error: Error) => resolve(error.message));
+      });
+      expect(reached).toBe("timed out");
+      // ...while the client reaches the head node's sshd.
+      const ssh = await client.run("bash", [
+        "-c",
+        `exec 3<>/dev/tcp/${client.sshHost}/${cluster.port} && head -c 4 <&3`,
+      ]);
+      expect(ssh.stdout).toBe("SSH-");
+    } finally {
+      listening.kill("SIGKILL");
+    }
+  });
+
+  it('connect: "direct" fails within a minute, with an error that names the setting', async () => {
+    const run = await runIsolated({
+      scenario: "map",
+      config: isolatedConfig("gridengine", { connect: "direct" }),
+      source: "def f(x):\n    return x\n",
+      args: [[1]],
+    });
+    expect(run.event).toMatchObject({ event: "failed", code: "CONFIG_INVALID" });
+    expect(String(run.event.message)).toContain(
+      'connect is "direct", but the cluster\'s head node cannot reach',
+    );
+    expect(String(run.event.message)).toContain('Set connect to "relay"');
+    expect(run.ms).toBeLessThan(60_000);
+  }, 90_000);
+
+  for (const scheduler of testSchedulers) {
+    it(`${scheduler}: with no connectivity setting, the original's examples complete through the relay`, async () => {
+      const run = await runIsolated({ scenario: "examples", config: isolatedConfig(scheduler) });
+      expect(run.event, run.stderr).toMatchObject({
+        event: "done",
+        sync: [2, 3, 4],
+        withNs: [11, 21],
+        async: [10, 12],
+        failing: { results: [1, null] },
+      });
+      expect(run.stderr).toMatch(
+        /workers reach this machine: the head node cannot reach http:\/\/\S+ \(cannot connect \([^)]*\)\), so through the relay at http:\/\/\S+/,
+      );
+      const failing = run.event.failing as { errors: (string | null)[] };
+      expect(failing.errors[1]).toContain("ZeroDivisionError");
+    }, 240_000);
+  }
+
+  it("outside any namespace, auto picks the direct route (the relay stands by)", async () => {
+    const child = spawn(process.execPath, [
+      clientScript,
+      JSON.stringify({
+        scenario: "examples",
+        config: {
+          ...schedulerSettings(cluster, "gridengine"),
+          dbfile: join(dir, "outside.sqlite"),
+        },
+      }),
+    ]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    await new Promise((resolve) => child.on("close", resolve));
+    expect(lastEvent(stdout, stderr)).toMatchObject({ event: "done", sync: [2, 3, 4] });
+    expect(stderr).toMatch(
+      /workers reach this machine: the head node reached http:\/\/\S+ directly \(the relay at http:\/\/\S+ stands by\)/,
+    );
+  }, 240_000);
+
+  it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
+    const run = await runIsolated({
+      scenario: "map",
+      config: isolatedConfig("gridengine", { connect: "relay" }),
+      source: "def f(x):\n    return x * x\n",
+      args: Array.from({ length: 1000 }, (_, i) => [i]),
+      options: { chunkSize: 25 },
+    });
+    expect(run.event, run.stderr).toMatchObject({ event: "done" });
+    expect(run.event.results).toEqual(Array.from({ length: 1000 }, (_, i) => i * i));
+  }, 240_000);
+});
