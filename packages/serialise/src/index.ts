@@ -3,7 +3,7 @@ export { decode } from "./decode.js";
 export type { EncodeOptions, PickleProtocol } from "./encode.js";
 export { DEFAULT_MAX_DEPTH, DEFAULT_PROTOCOL, encode, pickleProtocols } from "./encode.js";
 export { PickleDecodeError, PickleEncodeError } from "./errors.js";
-export type { PyNamedTag, PyTag, UntypedArgs } from "./py.js";
+export type { PyFileOptions, PyNamedTag, PyTag, ShippedFunction, UntypedArgs } from "./py.js";
 export { functionSource, isPyFunction, PyFunction, py, pyFile } from "./py.js";
 export type {
   NdArray,

@@ -1,10 +1,12 @@
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FunctionSource } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import { localModules } from "./internal/local-modules.js";
 import { scanTopLevel, type TopLevel } from "./internal/python-source.js";
 import { source } from "./internal/source.js";
+import { checkSyntax } from "./internal/syntax-check.js";
 import { kindMarker } from "./values.js";
 
 /**
@@ -52,17 +54,35 @@ export class PyFunction<Args extends readonly unknown[] = UntypedArgs, R = unkno
   readonly source: string;
   /** The absolute path of the file, for {@link pyFile}. */
   readonly path: string | undefined;
+  /**
+   * The local modules that ship with a {@link pyFile} function, by their path relative to its
+   * file's directory (`helpers.py`, `lib/__init__.py`): the worker makes them importable.
+   */
+  readonly modules: Readonly<Record<string, string>> | undefined;
 
-  constructor(name: string, source: string, path?: string) {
+  constructor(
+    name: string,
+    source: string,
+    path?: string,
+    modules?: Readonly<Record<string, string>>,
+  ) {
     this.name = name;
     this.source = source;
     this.path = path;
+    this.modules =
+      modules !== undefined && Object.keys(modules).length > 0
+        ? Object.freeze({ ...modules })
+        : undefined;
     Object.freeze(this);
   }
 
-  /** `{ name, source }`, the shape stored as a request's function. */
-  toJSON(): FunctionSource {
-    return { name: this.name, source: this.source };
+  /** `{ name, source, modules? }`, the shape stored as a request's function. */
+  toJSON(): ShippedFunction {
+    return {
+      name: this.name,
+      source: this.source,
+      ...(this.modules !== undefined && { modules: { ...this.modules } }),
+    };
   }
 
   /** True for any PyFunction, even one made by another copy of this package. */
@@ -81,8 +101,25 @@ export function isPyFunction(value: unknown): value is PyFunction {
   return PyFunction.isInstance(value);
 }
 
-/** The `{ name, source }` of a py function, as the store and the worker take it. */
-export function functionSource(fn: PyFunction): FunctionSource {
+/**
+ * A {@link FunctionSource} as a request stores it, with the local modules of a {@link pyFile}
+ * (`modules`, by path relative to the file's directory), which the worker makes importable.
+ */
+export interface ShippedFunction extends FunctionSource {
+  modules?: Record<string, string>;
+}
+
+/** The functions whose syntax a local Python found fine (each is checked once). */
+const syntaxChecked = new WeakSet<object>();
+
+/**
+ * The `{ name, source, modules? }` of a py function, as the store and the worker take it. The
+ * first time for each function, a local `python3` (when there is one) parses its source and its
+ * modules, so that a syntax error is reported here, before anything is submitted.
+ *
+ * @throws SheepdogError `INVALID_INPUT` naming the file, line and message of a syntax error.
+ */
+export function functionSource(fn: PyFunction): ShippedFunction {
   if (!PyFunction.isInstance(fn)) {
     throw new SheepdogError(
       "PYTHON_SOURCE",
@@ -90,7 +127,19 @@ export function functionSource(fn: PyFunction): FunctionSource {
       "functionSource takes a py`...` or pyFile(...) value.",
     );
   }
-  return { name: fn.name, source: fn.source };
+  if (!syntaxChecked.has(fn)) {
+    const where = fn.path ?? `py\`...\` (function ${fn.name})`;
+    const folder = fn.path === undefined ? "" : dirname(fn.path);
+    checkSyntax([
+      { where, source: fn.source },
+      ...Object.entries(fn.modules ?? {}).map(([path, text]) => ({
+        where: join(folder, path),
+        source: text,
+      })),
+    ]);
+    syntaxChecked.add(fn);
+  }
+  return fn.toJSON();
 }
 
 function sourceError(message: string, cause?: unknown): SheepdogError {
@@ -265,9 +314,22 @@ export const py: PyTag = Object.assign(
   },
 );
 
+/** Options of {@link pyFile}. */
+export interface PyFileOptions {
+  /**
+   * Local modules to ship besides those found (module names such as `"helpers"` or
+   * `"lib.util"`, looked up in the file's directory; a package ships whole): for an import the
+   * scan cannot see, such as `importlib.import_module(name)`. @default []
+   */
+  modules?: readonly string[];
+}
+
 /**
  * A Python function from a file: the whole module ships to the workers (so its imports, helpers
- * and constants work) and its top-level `name` is called. The file is read now, synchronously;
+ * and constants work) and its top-level `name` is called. The local modules it imports (a
+ * `helpers.py` or a package `lib/` in the same directory, and what those import in turn) ship
+ * with it, and the workers import them as Python would from the file's directory; name others
+ * in `options.modules`. The file is read now, synchronously;
  * a relative path resolves against the current directory (pass
  * `new URL("./model.py", import.meta.url)` for one beside your module). Type parameters declare
  * the argument tuple and the result, as for {@link py}.
@@ -276,13 +338,15 @@ export const py: PyTag = Object.assign(
  *
  * @example
  * ```ts
- * const fit = pyFile("./model.py", "fit");
+ * const fit = pyFile("./model.py", "fit"); // model.py may `import helpers` (./helpers.py)
  * const typedFit = pyFile<[rows: number[][]], { score: number }>("./model.py", "fit");
+ * const loaded = pyFile("./plugins.py", "run", { modules: ["plugin_a"] });
  * ```
  */
 export function pyFile<Args extends readonly unknown[] = UntypedArgs, R = unknown>(
   path: string | URL,
   name: string,
+  options: PyFileOptions = {},
 ): PyFunction<Args, R> {
   const file = path instanceof URL ? fileURLToPath(path) : resolve(String(path));
   if (typeof name !== "string" || name === "") {
@@ -303,5 +367,6 @@ export function pyFile<Args extends readonly unknown[] = UntypedArgs, R = unknow
   }
   if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
   const chosen = chooseName(scanTopLevel(source), name, file, "");
-  return new PyFunction<Args, R>(chosen, source, file);
+  const modules = localModules(file, dirname(file), source, options.modules ?? []);
+  return new PyFunction<Args, R>(chosen, source, file, modules);
 }

@@ -16,7 +16,9 @@
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
 #      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set (soft and hard, as the
-#      original did, from then on to the end of the task);
+#      original did, from then on to the end of the task); a function's optional `modules`
+#      ({relative path: source}, a pyFile's neighbours) are importable first, served from
+#      memory by a finder at the front of sys.meta_path (nothing is written on the node);
 #   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
 #      batches to /v2/requests/<request>/tasks/<task>/reports, retrying an unreachable
 #      server with exponential backoff for retryWindowSeconds. A post over the server's body
@@ -40,6 +42,7 @@ import builtins
 import hashlib
 import hmac
 import http.client
+import importlib.util
 import json
 import linecache
 import os
@@ -805,8 +808,64 @@ def _exec_source(source, filename, namespace):
     exec(compile(source, filename, "exec"), namespace)
 
 
+class ShippedModules(object):
+    """Makes the local modules that ship with a pyFile function importable, as Python would
+    find them in the file's directory: a finder first on sys.meta_path that serves their source
+    from memory (nothing is written on the node). Modules are keyed by their path relative to
+    that directory ("helpers.py", "lib/__init__.py", "lib/util.py")."""
+
+    PATH = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\.py$")
+
+    def __init__(self):
+        # module name -> (path, source, is_package)
+        self.modules = {}
+
+    def add(self, files):
+        if files is None:
+            return
+        if not isinstance(files, dict):
+            raise TypeError("A function's modules must be {path: source}.")
+        for path, text in files.items():
+            if not isinstance(path, str) or not self.PATH.match(path) or not isinstance(text, str):
+                raise TypeError(
+                    "A shipped module must be a relative path of a .py file and its source."
+                )
+            parts = path[: -len(".py")].split("/")
+            package = parts[-1] == "__init__"
+            if package:
+                parts.pop()
+            for depth in range(1, len(parts)):
+                # A folder without __init__.py: a namespace package, with nothing to run.
+                self.modules.setdefault(".".join(parts[:depth]), (None, "", True))
+            if not parts:
+                raise TypeError("A shipped module must be inside a package: %r." % path)
+            self.modules[".".join(parts)] = (path, text, package)
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = self.modules.get(fullname)
+        if entry is None:
+            return None
+        origin = None if entry[0] is None else "<sheepdog %s>" % entry[0]
+        return importlib.util.spec_from_loader(fullname, self, origin=origin, is_package=entry[2])
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        path, text, _ = self.modules[module.__name__]
+        if path is not None:
+            module.__file__ = "<sheepdog %s>" % path
+            _exec_source(text, module.__file__, module.__dict__)
+
+
+SHIPPED_MODULES = ShippedModules()
+
+
 def _function_spec(value):
-    """(name, source) when `value` encodes a `py` function (NamespaceFunction), else None."""
+    """(name, source) when `value` encodes a `py` function (NamespaceFunction), else None; its
+    local modules, if any, become importable."""
     if isinstance(value, dict) and len(value) == 1 and NS_FUNCTION_MARKER in value:
         spec = value[NS_FUNCTION_MARKER]
         if (
@@ -814,6 +873,7 @@ def _function_spec(value):
             and isinstance(spec.get("name"), str)
             and isinstance(spec.get("source"), str)
         ):
+            SHIPPED_MODULES.add(spec.get("modules"))
             return spec["name"], spec["source"]
         raise TypeError("A namespace function must be {name: str, source: str}.")
     return None
@@ -848,7 +908,8 @@ def build_namespace(ns_bytes):
 
 
 def load_function(func_bytes, namespace):
-    """Executes the function's source (FunctionSource JSON) in `namespace`; returns it."""
+    """Executes the function's source (FunctionSource JSON) in `namespace`, once its local
+    modules (`modules`, a pyFile's neighbours) are importable; returns it."""
     spec = json.loads(bytes(func_bytes).decode("utf-8"))
     if (
         not isinstance(spec, dict)
@@ -856,6 +917,7 @@ def load_function(func_bytes, namespace):
         or not isinstance(spec.get("source"), str)
     ):
         raise TypeError("The function is not {name: str, source: str} JSON.")
+    SHIPPED_MODULES.add(spec.get("modules"))
     name = spec["name"]
     _exec_source(spec["source"], "<sheepdog function %s>" % name, namespace)
     function = namespace.get(name)

@@ -241,6 +241,51 @@ class NamespaceTest(unittest.TestCase):
             w.load_function(function_json("f", "def f(:\n"), w.build_namespace(b""))
 
 
+class ShippedModulesTest(unittest.TestCase):
+    def test_a_function_imports_the_modules_that_ship_beside_it(self):
+        spec = {
+            "name": "fit",
+            "source": "import sm_helpers\nfrom sm_lib.util import twice\nimport sm_ns.deep as d\n"
+            "def fit(x):\n    return sm_helpers.half(twice(x)) + d.ONE\n",
+            "modules": {
+                "sm_helpers.py": "def half(x):\n    return x / 2\n\ndef broken():\n    return 1 / 0\n",
+                "sm_lib/__init__.py": "",
+                "sm_lib/util.py": "from . import base\ndef twice(x):\n    return base.k * x\n",
+                "sm_lib/base.py": "k = 2\n",
+                "sm_ns/deep.py": "ONE = 1\n",
+            },
+        }
+        fit = w.load_function(json.dumps(spec).encode("utf-8"), w.build_namespace(b""))
+        self.assertEqual(fit(10), 11.0)
+        helpers = sys.modules["sm_helpers"]
+        self.assertEqual(helpers.__file__, "<sheepdog sm_helpers.py>")
+        # A traceback shows the lines of a shipped module.
+        try:
+            helpers.broken()
+        except ZeroDivisionError as error:
+            text = w.format_error(error).decode("utf-8")
+        self.assertIn('File "<sheepdog sm_helpers.py>", line 5, in broken', text)
+        self.assertIn("return 1 / 0", text)
+
+    def test_a_namespace_function_brings_its_modules_too(self):
+        g = ns_function("g", "import sm_ns_only\ndef g():\n    return sm_ns_only.K\n")
+        g[w.NS_FUNCTION_MARKER]["modules"] = {"sm_ns_only.py": "K = 7\n"}
+        self.assertEqual(w.build_namespace(pickle.dumps({"g": g}, 4))["g"](), 7)
+
+    def test_refuses_module_paths_that_are_not_relative_py_files(self):
+        for bad in (
+            {"../evil.py": ""},
+            {"/abs.py": ""},
+            {"a/b.txt": ""},
+            {"__init__.py": ""},
+            {"ok.py": 1},
+            ["x.py"],
+        ):
+            spec = {"name": "f", "source": "def f(): pass\n", "modules": bad}
+            with self.assertRaises(TypeError):
+                w.load_function(json.dumps(spec).encode("utf-8"), w.build_namespace(b""))
+
+
 class RunOneTest(unittest.TestCase):
     def setUp(self):
         self.limit = w.MemoryLimit(None)

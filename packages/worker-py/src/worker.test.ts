@@ -304,6 +304,27 @@ describe("the worker against the real server", () => {
     ]);
   }, 60_000);
 
+  it("imports the local modules that ship with a pyFile function", async () => {
+    const shipped = {
+      name: "f",
+      source:
+        "import helpers\nfrom shapes import area\ndef f(x):\n    return helpers.half(area(x))\n",
+      modules: {
+        "helpers.py": "def half(x):\n    return x / 2\n",
+        "shapes/__init__.py": "from .square import area\n",
+        "shapes/square.py": "def area(side):\n    return side * side\n",
+      },
+    };
+    const request = await store.createRequest({
+      func: new TextEncoder().encode(JSON.stringify(shipped)),
+      ns: new Uint8Array(),
+      args: pyPickle(["(4,)"]),
+      meta: {},
+    });
+    expectClean(await runWorker(launchFor(request), 1));
+    expect(await results(request.id)).toEqual(["8.0"]);
+  });
+
   it("reports a function that cannot be set up as an error for each argument", async () => {
     const request = await newRequest("def f(x:\n    return x\n", ["(1,)", "(2,)"], {
       chunkSize: 2,

@@ -1,0 +1,69 @@
+import { spawnSync } from "node:child_process";
+import { SheepdogError } from "@sheepdog/contracts";
+import { source as packageName } from "./source.js";
+
+/** One piece of Python source to check, and how its error names it. */
+export interface SourceUnit {
+  /** The file (or `py\`...\``) the source comes from, for the error. */
+  where: string;
+  source: string;
+}
+
+/** The environment variable naming the interpreter of the check; `off` turns it off. */
+export const CHECK_PYTHON_VARIABLE = "SHEEPDOG_CHECK_PYTHON";
+
+const CHECK_SCRIPT = `
+import ast, json, sys
+units = json.load(sys.stdin)
+answer = {"version": sys.version.split()[0], "error": None}
+for index, text in enumerate(units):
+    try:
+        ast.parse(text, "<%d>" % index)
+    except SyntaxError as error:
+        answer["error"] = {"unit": index, "line": error.lineno, "message": error.msg}
+        break
+    except (ValueError, RecursionError, MemoryError):
+        pass
+json.dump(answer, sys.stdout)
+`;
+
+interface CheckAnswer {
+  version: string;
+  error: { unit: number; line: number | null; message: string } | null;
+}
+
+/**
+ * Parses `units` with a local Python (`python3`, or what {@link CHECK_PYTHON_VARIABLE} names),
+ * so that a syntax error is reported before anything is submitted, not by every task on the
+ * cluster. Without a local Python, or when it fails, nothing is checked (the nodes' Python
+ * still reports the error). Never runs the code: `ast.parse` only reads it.
+ *
+ * @throws SheepdogError `INVALID_INPUT` naming the file, the line and Python's message.
+ */
+export function checkSyntax(units: readonly SourceUnit[]): void {
+  const python = process.env[CHECK_PYTHON_VARIABLE]?.trim() || "python3";
+  if (python === "off" || units.length === 0) return;
+  const run = spawnSync(python, ["-I", "-c", CHECK_SCRIPT], {
+    input: JSON.stringify(units.map((unit) => unit.source)),
+    encoding: "utf8",
+    timeout: 20_000,
+    maxBuffer: 1024 * 1024,
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  if (run.error !== undefined || run.status !== 0) return;
+  let answer: CheckAnswer;
+  try {
+    answer = JSON.parse(run.stdout) as CheckAnswer;
+  } catch {
+    return;
+  }
+  const error = answer?.error;
+  if (!error) return;
+  const unit = units[error.unit];
+  const line = error.line === null ? "" : ` at line ${error.line}`;
+  throw new SheepdogError(
+    "INVALID_INPUT",
+    packageName,
+    `${unit?.where ?? "The function's source"} has a Python syntax error${line}: ${error.message}. Fix it and run again (checked by the local ${python}, Python ${answer.version}, before anything was submitted; if the cluster's Python accepts what this one does not, set ${CHECK_PYTHON_VARIABLE}=off).`,
+  );
+}
