@@ -158,6 +158,42 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     );
   }, 240_000);
 
+  it("the SSH connection dropped mid-map and back: the relay is started again and every result arrives", async () => {
+    const input = {
+      scenario: "map",
+      config: isolatedConfig("gridengine", { connect: "relay", retryWindowSeconds: 120 }),
+      source: "def f(x):\n    import time\n    time.sleep(12)\n    return x + 1\n",
+      args: [[1], [2], [3]],
+      options: { chunkSize: 1 },
+    };
+    const child = client.start(process.execPath, [clientScript, JSON.stringify(input)]);
+    let stdout = "";
+    let stderr = "";
+    child.stderr?.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const running = new Promise<void>((resolve) =>
+      child.stdout?.on("data", (chunk) => {
+        stdout += chunk;
+        if (stdout.includes('"event":"running"')) resolve();
+      }),
+    );
+    const closed = new Promise((resolve) => child.on("close", resolve));
+    await running;
+    // Every packet the client sends to the head node's sshd is answered with a reset: the
+    // connection breaks at its next word (a status round) and cannot be made again.
+    const cut = [
+      "add table inet sheepdog_cut",
+      "add chain inet sheepdog_cut output { type filter hook output priority 0 ; }",
+      `add rule inet sheepdog_cut output tcp dport ${cluster.port} reject with tcp reset`,
+    ].join("\n");
+    expect((await client.run("nft", ["-f", "-"], { input: cut })).status).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    expect((await client.run("nft", ["delete", "table", "inet", "sheepdog_cut"])).status).toBe(0);
+    await closed;
+    expect(lastEvent(stdout, stderr), stderr).toMatchObject({ event: "done", results: [2, 3, 4] });
+  }, 240_000);
+
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
     const run = await runIsolated({
       scenario: "map",

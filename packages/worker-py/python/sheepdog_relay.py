@@ -19,14 +19,19 @@
 #
 # It ends when the client stops it, and by itself when the SSH session that started it ends
 # (its parent process goes away), so it never outlives the client's connection: a relay
-# that is gone is started again by the client, on the same port.
+# that is gone is started again by the client, on the same port. A client whose connection
+# went without sshd noticing (a laptop that slept) starts a new relay on the port while the
+# old one still holds it: the new one stops the old (a relay of the same user on the same
+# port, found in /proc) and takes its place.
 #
 # With "probe", it only probes the direct route, prints {"direct": ...} and exits (0).
 #
 # Exit status: 0 when its session ended, 2 for bad arguments, 3 when it cannot listen.
 
+import errno
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -36,11 +41,15 @@ PIECE_BYTES = 64 * 1024
 CONNECT_SECONDS = 10.0
 PROBE_SECONDS = 3.0
 PARENT_CHECK_SECONDS = 1.0
+RELAY_MARK = b"# Sheepdog relay"
 
 
 def log(message):
-    sys.stderr.write("[sheepdog relay] %s\n" % message)
-    sys.stderr.flush()
+    try:
+        sys.stderr.write("[sheepdog relay] %s\n" % message)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # the session that read it is gone
 
 
 def parse_port(text, name, lowest):
@@ -120,18 +129,72 @@ def watch_parent(parent):
     while True:
         time.sleep(PARENT_CHECK_SECONDS)
         if os.getppid() != parent:
-            log("The client's SSH session ended; stopping.")
             os._exit(0)
+
+
+def listening_inodes(port):
+    """The inodes of the IPv4 sockets listening on `port` (Linux /proc/net/tcp)."""
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return inodes
+
+
+def older_relays(port):
+    """This user's relays that listen on `port` (Linux /proc): those of a session that is gone
+    from the client's side but not yet from sshd's (a laptop that slept, a network change)."""
+    inodes = listening_inodes(port)
+    found = []
+    if not inodes:
+        return found
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if os.stat("/proc/" + name).st_uid != os.getuid():
+                continue
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"-c" not in argv or not argv[argv.index(b"-c") + 1].startswith(RELAY_MARK):
+                continue
+            sockets = {os.readlink("/proc/%s/fd/%s" % (name, fd)) for fd in os.listdir("/proc/%s/fd" % name)}
+        except (OSError, IndexError):
+            continue
+        if any("socket:[%s]" % inode in sockets for inode in inodes):
+            found.append(int(name))
+    return found
+
+
+def bind(listener, port):
+    """Binds `port`, taking it over from an older relay of this user that still holds it."""
+    for attempt in range(20):
+        try:
+            listener.bind(("0.0.0.0", port))
+            return
+        except OSError as error:
+            if port == 0 or error.errno != errno.EADDRINUSE or attempt == 19:
+                log("Cannot listen on port %d: %s." % (port, error.strerror or error))
+                sys.exit(3)
+        for pid in older_relays(port):
+            log("Stopping the relay this one replaces (pid %d)." % pid)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        time.sleep(0.25)
 
 
 def listen(port):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind(("0.0.0.0", port))
-    except OSError as error:
-        log("Cannot listen on port %d: %s." % (port, error.strerror or error))
-        sys.exit(3)
+    bind(listener, port)
     listener.listen(128)
     return listener
 

@@ -106,24 +106,38 @@ describe("the relay (real python3)", () => {
     expect(await through(facts.port, "again")).toBe("back again");
   });
 
-  it("listens on the port it is given again, and refuses a port in use with status 3", async () => {
+  it("listens on the port it is given again, taking it over from an older relay", async () => {
     const tunnel = await echoServer();
     const first = await startRelay(tunnel);
     first.child.kill("SIGKILL");
     await new Promise((resolve) => first.child.once("exit", resolve));
     const again = await startRelay(tunnel, { listenPort: first.facts.port });
     expect(again.facts.port).toBe(first.facts.port);
-    await expect(startRelay(tunnel, { listenPort: first.facts.port })).rejects.toThrow(
+    // An older relay that still holds the port (its session gone unnoticed) is replaced.
+    const exited = new Promise((resolve) => again.child.once("exit", resolve));
+    const third = await startRelay(tunnel, { listenPort: first.facts.port });
+    expect(third.facts.port).toBe(first.facts.port);
+    await exited;
+    expect(await through(third.facts.port, "new")).toBe("echo new");
+  });
+
+  it("refuses a port that another program holds, with status 3", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "0.0.0.0", resolve));
+    servers.push({ close: () => new Promise((resolve) => holder.close(resolve)) });
+    const port = (holder.address() as { port: number }).port;
+    await expect(startRelay(await echoServer(), { listenPort: port })).rejects.toThrow(
       "relay exited with 3",
     );
-  });
+  }, 20_000);
 
   it("ends by itself when the session that started it goes", async () => {
     const tunnel = await echoServer();
     // The shell is the relay's parent here (no exec), as sshd's session process is.
     const command = relayCommand({ python: "python3", listenPort: 0, tunnelPort: tunnel });
     const shell = spawn("/bin/sh", ["-c", `${command.replace(/^exec /, "")} & wait`], {
-      stdio: ["ignore", "pipe", "ignore"],
+      // Its stderr is a pipe whose reader goes with the session, as over SSH.
+      stdio: ["ignore", "pipe", "pipe"],
     });
     children.push(shell);
     const line = await new Promise<string>((resolve) =>
@@ -131,6 +145,8 @@ describe("the relay (real python3)", () => {
     );
     const facts = parseRelayFacts(line.trim()) as RelayFacts;
     shell.kill("SIGKILL");
+    shell.stdout?.destroy();
+    shell.stderr?.destroy();
     await expect
       .poll(
         () =>
