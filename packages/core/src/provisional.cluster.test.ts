@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sqliteStore } from "@sheepdog/store-sqlite";
-import { describeCluster, schedulerSettings, unusedPort } from "@sheepdog/testcluster";
+import {
+  describeCluster,
+  runAsLoginUser,
+  schedulerSettings,
+  unusedPort,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { fillingStore } from "./__fixtures__/filling-store.js";
 import { createSheepdog, py, SheepdogError } from "./index.js";
@@ -66,6 +71,47 @@ def f(x):
       await store.close();
     }
   }, 150_000);
+
+  it("a task that died while nobody waited (mapAsync, instance closed): a new instance's getErrors and requestStatus show the death and its cause", async () => {
+    const dbfile = join(dir, "unwatched.sqlite");
+    const settings = { ...schedulerSettings(cluster, "gridengine"), dbfile, chunkSize: 1 };
+    // The call marks that it has its work (a worker fetches it from the instance's server),
+    // then kills itself once the instance has closed.
+    const begun = `/tmp/sheepdog-unwatched-${process.pid}`;
+    const killer = py`
+def f(x):
+    import os, signal, time
+    open(${JSON.stringify(begun)}, "w").close()
+    time.sleep(3)
+    os.kill(os.getpid(), signal.SIGKILL)
+`;
+    const first = createSheepdog({ ...settings, port: await unusedPort() });
+    const request = await first.mapAsync(killer, [[2]]);
+    for (let i = 0; i < 240; i++) {
+      const { stdout } = await runAsLoginUser(cluster, `test -e ${begun} && echo yes || true`);
+      if (stdout.trim() === "yes") break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    await first.close();
+    await runAsLoginUser(cluster, `rm -f ${begun}`);
+
+    const second = createSheepdog(settings);
+    try {
+      let errors: [unknown[], string][] = [];
+      // The test cluster is shared: the task may wait in the queue for a while.
+      for (let i = 0; i < 240 && errors.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        errors = await second.getErrors(request);
+      }
+      expect(errors).toHaveLength(1);
+      expect(errors[0]?.[0]).toEqual([2]);
+      expect(errors[0]?.[1]).toMatch(/ended without reporting .*\[signal\]: .*(signal 9|137)/);
+      const status = await second.status(request);
+      expect(status).toMatchObject({ tasks: 1, results: 0, errors: 1 });
+    } finally {
+      await second.close();
+    }
+  }, 300_000);
 
   it("a full disk: the map fails, and the results kept in the output files are stored once space is back", async () => {
     const { store, refuse, sheepdog } = await open("disk");

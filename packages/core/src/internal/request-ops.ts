@@ -1,4 +1,4 @@
-import type { JobRef, RequestId, StoreReport } from "@sheepdog/contracts";
+import type { JobRef, RequestId, StoreReport, TaskState } from "@sheepdog/contracts";
 import { layoutOf, SheepdogError, STDOUT_REPORT_PREFIX, storeReports } from "@sheepdog/contracts";
 import { decode } from "@sheepdog/serialise";
 import { parseReportLines } from "@sheepdog/worker-py";
@@ -8,7 +8,7 @@ import { progressPrinter } from "./progress.js";
 import { jobsOf, markCancelled } from "./request-meta.js";
 import { decodeResults, undecodableReason } from "./result-check.js";
 import { source } from "./source.js";
-import { waitForRequest } from "./wait.js";
+import { recordEndedTasks, waitForRequest } from "./wait.js";
 
 /** Refuses an id that cannot be a request's (`INVALID_INPUT`). */
 export function checkId(id: RequestId): void {
@@ -67,19 +67,50 @@ async function withCluster<T>(
   }
 }
 
-/** The counts of a request and, from its cluster, the state of each of its array tasks. */
+/**
+ * Before a lookup reads a request that has tasks without a report and a job: one status round
+ * with its cluster, which records the tasks that ended without reporting as dead (provisional
+ * errors, see recordEndedTasks), so that a request nobody waits for still tells the truth.
+ * Resolves with the scheduler's answer, or with why there is none (the cluster cannot be
+ * reached, the job is not its scheduler's): the lookup then reads what the store has. A store
+ * that cannot be written (a read-only dbfile) is read as it is.
+ */
+async function refreshRequest(
+  context: Context,
+  id: RequestId,
+): Promise<{ states?: Map<number, TaskState>; error?: string } | undefined> {
+  const { info, job } = await requestJob(context, id);
+  const counts = await context.store.counts(id);
+  if (!job || counts.results + counts.errors >= counts.tasks) return undefined;
+  try {
+    const states = await withCluster(context, job, ({ cluster }) =>
+      recordEndedTasks({
+        store: context.store,
+        request: id,
+        tasks: info.tasks,
+        layout: layoutOf(info.meta, info.tasks),
+        ...(typeof info.meta.taskOffset === "number" && { taskOffset: info.meta.taskOffset }),
+        scheduler: cluster.scheduler,
+        job,
+      }),
+    );
+    return { states };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/**
+ * The counts of a request and, from its cluster, the state of each of its array tasks; tasks
+ * that ended without reporting are recorded as dead first (see refreshRequest).
+ */
 export async function requestStatus(context: Context, id: RequestId): Promise<RequestStatus> {
   const { job } = await requestJob(context, id);
+  const refreshed = await refreshRequest(context, id);
   const counts = await context.store.counts(id);
   const status: RequestStatus = { id, ...counts, ...(job && { job }) };
-  if (!job || counts.results + counts.errors >= counts.tasks) return status;
-  try {
-    status.taskStates = await withCluster(context, job, (lease) =>
-      lease.cluster.scheduler.status(job),
-    );
-  } catch (error) {
-    status.schedulerError = error instanceof Error ? error.message : String(error);
-  }
+  if (refreshed?.states) status.taskStates = refreshed.states;
+  if (refreshed?.error !== undefined) status.schedulerError = refreshed.error;
   return status;
 }
 
@@ -162,6 +193,7 @@ export async function getResults<R>(
 ): Promise<[unknown[], R | null][]> {
   checkId(id);
   if (options.block) await waitForResults(context, id, options);
+  else await refreshRequest(context, id);
   const rows = await context.store.getResults(id);
   const { values } = decodeResults(rows);
   return rows.map((row, i) => [decodeOrNull(row.args) as unknown[], values[i] as R | null]);
@@ -202,10 +234,12 @@ async function waitForResults(
 
 /**
  * The failed tasks of a request as `[args, error]`, in argument order; `error` is the Python
- * traceback, or the scheduler's account of how a task died without reporting.
+ * traceback, or the scheduler's account of how a task died without reporting (one status round
+ * first records those, see refreshRequest).
  */
 export async function getErrors(context: Context, id: RequestId): Promise<[unknown[], string][]> {
   checkId(id);
+  await refreshRequest(context, id);
   const rows = await context.store.getErrors(id);
   return rows.map((row) => [decodeOrNull(row.args) as unknown[], row.error]);
 }

@@ -72,6 +72,29 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
   }
 }
 
+/**
+ * One round of what {@link waitForRequest} does, for a lookup of a request that nobody may be
+ * waiting for (`mapAsync`, then the program went on or exited): asks the scheduler once, and
+ * records each task it says ended (or holds in error) without reporting as dead, with its cause,
+ * at once. Those errors are provisional, so a report still on its way replaces them. Tasks the
+ * scheduler no longer knows are left as they are: one look cannot tell them from tasks whose
+ * accounting is late. Resolves with the scheduler's answer, or rejects as `status` does.
+ */
+export async function recordEndedTasks(
+  options: Omit<WaitOptions, "scheduler" | "job"> &
+    Required<Pick<WaitOptions, "scheduler" | "job">>,
+): Promise<Map<number, TaskState>> {
+  const states = await options.scheduler.status(options.job);
+  const watch = new RequestWatch({
+    ...options,
+    scheduler: { ...options.scheduler, status: async () => states },
+    reportGraceMs: 0,
+  });
+  await watch.askScheduler();
+  await watch.settleEnded();
+  return states;
+}
+
 /** What a wait knows of a request's tasks between two rounds. */
 class RequestWatch {
   readonly #options: WaitOptions;
