@@ -211,8 +211,11 @@ export async function recover(id: RequestId, config: RequestConfig = {}): Promis
   return ops.recover(await requestContext(id, config), id);
 }
 
-/** Options of {@link serve}. */
-export interface ServeOptions extends InstanceServeOptions {
+/**
+ * Options of {@link serve}: where to listen, and for `request`, how to log in to its cluster
+ * when its workers go through a relay (the host is the request's own).
+ */
+export interface ServeOptions extends InstanceServeOptions, Omit<RequestConfig, "port"> {
   /** @default "./sheepdog.sqlite" (or SHEEPDOG_DBFILE) */
   dbfile?: string;
 }
@@ -222,11 +225,11 @@ export interface ServeOptions extends InstanceServeOptions {
  * queued and running tasks report to it. Close it when the job is done.
  */
 export async function serve(options: ServeOptions = {}): Promise<SheepdogServer> {
-  const { dbfile, ...rest } = options;
-  const { config } = resolveConfig(dbfile !== undefined ? { dbfile } : {}, process.env, undefined, {
-    requireHost: false,
-  });
-  return serveOn(await contextFor(config), config, rest);
+  const { port, listen, request, ...settings } = options;
+  const { config } = resolveConfig(settings, process.env, undefined, { requireHost: false });
+  const context =
+    request === undefined ? await contextFor(config) : await requestContext(request, settings);
+  return serveOn(context, config, { port, listen, request });
 }
 
 /** Options of {@link shutdown}. */

@@ -10,6 +10,7 @@ import { defaultRunsHere, openDefaultCluster } from "./internal/defaults/cluster
 import { dbfileKey } from "./internal/defaults/store.js";
 import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
+import { serveRequest } from "./internal/serve.js";
 import { source } from "./internal/source.js";
 import { runsOnThisMachine } from "./internal/worker-host.js";
 import type {
@@ -56,7 +57,10 @@ export interface ServeOptions {
    * @default "127.0.0.1": only this machine's workers reach it
    */
   listen?: string;
-  /** A request whose workers this server is for: its port is the default. */
+  /**
+   * A request whose workers this server is for: its port is the default, and a relay its
+   * workers were given on the head node is started again (over its cluster) while it runs.
+   */
   request?: RequestId;
 }
 
@@ -271,16 +275,11 @@ export function sheepdogOn(
   };
 }
 
-/** A server for the context's store on `options.port`, the request's port, or the configured one. */
-export async function serveOn(
+/** A server for the context's store; see {@link serveRequest}. */
+export function serveOn(
   context: Context,
   config: ResolvedConfig,
   options: ServeOptions,
 ): Promise<SheepdogServer> {
-  let port = options.port;
-  if (port === undefined && options.request !== undefined) {
-    const { meta } = await context.store.getRequest(options.request);
-    if (typeof meta.port === "number") port = meta.port;
-  }
-  return context.runtime.server(context, port ?? config.port, options.listen ?? "127.0.0.1");
+  return serveRequest(context, config, options);
 }

@@ -50,6 +50,16 @@ export class Relay {
     return { url: `http://${authority}`, direct: facts.direct };
   }
 
+  /**
+   * Starts the relay again for workers given `authority` (`host:port`) by an earlier process:
+   * on its port, with the server accepting that route.
+   */
+  async reopen(authority: string): Promise<void> {
+    this.#port = Number(authority.slice(authority.lastIndexOf(":") + 1));
+    await this.#start();
+    this.#stopRoute = this.server.acceptRoute(authority);
+  }
+
   async #start(direct?: string): Promise<RelayFacts> {
     const tunnel = await this.remote.tunnelBack(this.server.port);
     const stop = new AbortController();

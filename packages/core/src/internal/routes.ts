@@ -13,6 +13,8 @@ export interface WorkerRoutes {
   urls: string[];
   /** Whether the route is a relay on the head node (workers then ride out its restarts). */
   relayed: boolean;
+  /** The relay's `host:port`, kept with the request so that a later server can restart it. */
+  relay?: string;
   /** Which route was chosen and why, for verbose output. */
   why: string;
   /** Ends what was opened for the routes (the relay and its tunnel). Idempotent. */
@@ -73,16 +75,37 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
     if (connect === "relay") throw error;
     return autoWithoutRelay(options, error);
   }
-  const close = () => relay.close();
+  const relayed = { relayed: true, relay: authorityOf(opened.url), close: () => relay.close() };
   if (connect === "relay") {
-    return { urls: [opened.url], relayed: true, why: `connect is "relay": ${opened.url}`, close };
+    return { urls: [opened.url], why: `connect is "relay": ${opened.url}`, ...relayed };
   }
   if (opened.direct === "ok") {
     const why = `the head node reached ${direct} directly (the relay at ${opened.url} stands by)`;
-    return { urls: [direct, opened.url], relayed: true, why, close };
+    return { urls: [direct, opened.url], why, ...relayed };
   }
   const why = `the head node cannot reach ${direct} (${opened.direct}), so through the relay at ${opened.url}`;
-  return { urls: [opened.url, direct], relayed: true, why, close };
+  return { urls: [opened.url, direct], why, ...relayed };
+}
+
+/**
+ * Starts again, for `server`, the relay an earlier process started for a request's workers
+ * (its `host:port`, kept in the request's meta), when `remote` can forward ports.
+ */
+export async function reopenRelay(
+  remote: Remote,
+  server: SheepdogServer,
+  python: string,
+  authority: string,
+): Promise<Relay> {
+  if (!canTunnel(remote)) throw noTunnel(remote);
+  const relay = new Relay(remote, server, python);
+  try {
+    await relay.reopen(authority);
+    return relay;
+  } catch (error) {
+    await relay.close();
+    throw error;
+  }
 }
 
 /** `"auto"` when no relay could start: the direct route alone, if it answers. */

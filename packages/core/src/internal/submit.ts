@@ -154,6 +154,7 @@ export async function submit(
       job: submitted.job,
       jobs: [submitted.job],
       port: server.port,
+      ...(submitted.routes.relay !== undefined && { relay: submitted.routes.relay }),
     });
     return submitted;
   } catch (error) {
