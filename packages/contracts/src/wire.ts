@@ -237,4 +237,9 @@ export interface WorkerLaunch {
    * A larger answer is refused unread. @default 1 GiB
    */
   maxReplyBytes?: number;
+  /**
+   * The largest post body the server accepts (its `maxBodyBytes`): a report too large for it
+   * becomes its task's error at once, never sent. @default learnt from a 413
+   */
+  maxBodyBytes?: number;
 }

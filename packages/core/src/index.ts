@@ -18,6 +18,7 @@ export type {
   NdArrayData,
   NdArrayDtype,
   NdArrayOptions,
+  PyFileOptions,
   PyFunction,
 } from "@sheepdog/serialise";
 export { isNdArray, ndarray, py, pyFile, tuple } from "@sheepdog/serialise";

@@ -282,6 +282,7 @@ class Settings(object):
             )
         self.pickle_protocol = protocol
         self.retry_window = _seconds(launch.get("retryWindowSeconds", 600), "retryWindowSeconds")
+        self.max_body = max_body_bytes(launch)
         limit = launch.get("memoryLimitBytes")
         self.memory_limit = None if limit is None else _positive_int(limit, "memoryLimitBytes")
         offset = launch.get("taskOffset", 0)
@@ -1113,7 +1114,7 @@ def run_task(settings, key, task, stdout, connection=None):
     del body
     limit = MemoryLimit(settings.memory_limit)
     reporter = Reporter(
-        connection, settings.request, task, stdout, max_body=getattr(settings, "max_body", None)
+        connection, settings.request, task, stdout, max_body=settings.max_body
     )
     setup_error = None
     try:

@@ -76,6 +76,9 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   if (launch.maxReplyBytes !== undefined) {
     checked.maxReplyBytes = positiveInteger(launch.maxReplyBytes, "maxReplyBytes");
   }
+  if (launch.maxBodyBytes !== undefined) {
+    checked.maxBodyBytes = positiveInteger(launch.maxBodyBytes, "maxBodyBytes");
+  }
   if (launch.fallbackUrls !== undefined && launch.fallbackUrls.length > 0) {
     checked.fallbackUrls = launch.fallbackUrls.map((url, i) =>
       checkedUrl(url, `fallbackUrls[${i}]`),

@@ -227,7 +227,7 @@ async function writeAttemptHistory(
   request: RequestId,
   history: Map<number, string[]>,
 ): Promise<void> {
-  const rewritten: { index: number; text: string }[] = [];
+  const rewritten: { index: number; text: string; provisional: boolean }[] = [];
   for (const row of await store.getErrors(request)) {
     const earlier = history.get(row.index);
     if (!earlier) continue;
@@ -238,6 +238,8 @@ async function writeAttemptHistory(
     rewritten.push({
       index: row.index,
       text: `Failed on each of ${all.length} attempts.\n\n${attempts}\n`,
+      // A death the scheduler inferred stays replaceable by the task's real report.
+      provisional: row.provisional === true,
     });
   }
   if (rewritten.length === 0 || !store.resetTasks) return;
@@ -245,7 +247,9 @@ async function writeAttemptHistory(
     request,
     rewritten.map((r) => r.index),
   );
-  for (const { index, text } of rewritten) await store.putError(request, index, text);
+  for (const { index, text, provisional } of rewritten) {
+    await store.putError(request, index, text, { provisional });
+  }
 }
 
 /** Every task's outcome, in argument order: its value, or why it failed. */

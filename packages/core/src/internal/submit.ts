@@ -240,6 +240,7 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     pickleProtocol: settings.pickleProtocol,
     retryWindowSeconds: settings.retryWindowSeconds,
     maxReplyBytes: maxReplyBytes(submitted, attempt),
+    maxBodyBytes: submitted.server.maxBodyBytes,
     ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
     ...(attempt.taskOffset > 0 && { taskOffset: attempt.taskOffset }),
   });
