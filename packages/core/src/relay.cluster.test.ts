@@ -4,10 +4,12 @@ import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sqliteStore } from "@sheepdog/store-sqlite";
 import type { IsolatedClient, TestScheduler } from "@sheepdog/testcluster";
 import {
   describeCluster,
   isolatedClient,
+  runAsLoginUser,
   schedulerSettings,
   testSchedulers,
 } from "@sheepdog/testcluster";
@@ -29,6 +31,16 @@ function lastEvent(stdout: string, stderr: string): ClientEvent {
   const last = eventsOf(stdout).at(-1);
   if (!last) throw new Error(`the client printed nothing; its stderr:\n${stderr}`);
   return last;
+}
+
+/** A request's record, read from the dbfile another process writes. */
+async function readRequest(dbfile: string, id: number) {
+  const store = sqliteStore({ dbfile });
+  try {
+    return await store.getRequest(id);
+  } finally {
+    await store.close();
+  }
 }
 
 describeCluster("nodes that cannot call back: the relay through the head node", (cluster) => {
@@ -192,6 +204,95 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     expect((await client.run("nft", ["delete", "table", "inet", "sheepdog_cut"])).status).toBe(0);
     await closed;
     expect(lastEvent(stdout, stderr), stderr).toMatchObject({ event: "done", results: [2, 3, 4] });
+  }, 240_000);
+
+  /** Starts the client program in the namespace; resolves once its job is queued. */
+  async function startIsolated(input: Record<string, unknown>) {
+    const child = client.start(process.execPath, [clientScript, JSON.stringify(input)]);
+    const output = { stdout: "", stderr: "" };
+    child.stderr?.on("data", (chunk) => {
+      output.stderr += chunk;
+    });
+    const closed = new Promise((resolve) => child.on("close", resolve));
+    const request = await new Promise<number>((resolve, reject) => {
+      child.stdout?.on("data", (chunk) => {
+        output.stdout += chunk;
+        const running = eventsOf(output.stdout).find((e) => e.event === "running");
+        if (running) resolve(running.request as number);
+      });
+      void closed.then(() => reject(new Error(`the client ended early: ${output.stderr}`)));
+    });
+    return { child, request, output, closed };
+  }
+
+  it("a task killed on its node is its error alone, with the cause, through the relay", async () => {
+    const run = await runIsolated({
+      scenario: "map",
+      config: isolatedConfig("gridengine"),
+      source:
+        "def f(x):\n    import os, signal\n    if x == 2:\n        os.kill(os.getpid(), signal.SIGKILL)\n    return x * 10\n",
+      args: [[1], [2], [3]],
+      options: { chunkSize: 1 },
+    });
+    expect(run.event, run.stderr).toMatchObject({ event: "done", results: [10, null, 30] });
+    const errors = run.event.errors as (string | null)[];
+    expect(errors[1]).toMatch(/\[signal\].*signal 9/s);
+  }, 240_000);
+
+  it("the same task run twice by hand, through the relay: the first report wins and counts once", async () => {
+    const config = isolatedConfig("gridengine");
+    const { request, closed, output } = await startIsolated({
+      scenario: "map",
+      config,
+      progress: true,
+      source:
+        "def f(x):\n    import os, time\n    time.sleep(15 if x == 1 else 0)\n    return [x, os.environ.get('JOB_ID', 'by hand')]\n",
+      args: [[0], [1]],
+      options: { chunkSize: 1 },
+    });
+    // Task 1 has reported while task 2 still runs: run task 1 again by hand, twice, on the
+    // head node, as its workers do (through the relay, as they do).
+    for (let i = 0; i < 300; i++) {
+      const reported = eventsOf(output.stdout).some(
+        (e) => e.event === "progress" && (e.results as number) >= 1,
+      );
+      if (reported) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const { meta } = await readRequest(config.dbfile, request);
+    const name = (meta.job as { name?: string }).name;
+    for (let i = 0; i < 2; i++) {
+      const byHand = await runAsLoginUser(
+        cluster,
+        `cd .sheepdog && SGE_TASK_ID=1 /usr/bin/python3 ${name}.py`,
+      );
+      expect(byHand.stdout).toContain("SHEEPDOG-REPORT v1");
+    }
+    await closed;
+    const done = lastEvent(output.stdout, output.stderr);
+    expect(done, output.stderr).toMatchObject({ event: "done" });
+    const jobId = (meta.job as { id: string }).id;
+    expect(done.results).toEqual([
+      [0, jobId],
+      [1, jobId],
+    ]);
+  }, 240_000);
+
+  it("the client killed (SIGKILL) while tasks run: a new one serves the request, restarts its relay, and gets every result", async () => {
+    const port = 40_000 + Math.floor(Math.random() * 20_000);
+    const config = isolatedConfig("gridengine", { port, dbfile: join(dir, "killed.sqlite") });
+    const { child, request, closed } = await startIsolated({
+      scenario: "map",
+      config,
+      source: "def f(x):\n    import time\n    time.sleep(6)\n    return x * x\n",
+      args: [[1], [2], [3]],
+      options: { chunkSize: 1 },
+    });
+    child.kill("SIGKILL");
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const run = await runIsolated({ scenario: "serve-and-collect", config, request });
+    expect(run.event, run.stderr).toMatchObject({ event: "done", results: [1, 4, 9] });
   }, 240_000);
 
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {

@@ -79,8 +79,20 @@ function pySource(text) {
   return py(Object.assign([text], { raw: [text] }));
 }
 
+/** A client that comes back after the one that submitted was killed: it serves the request. */
+async function serveAndCollect(dog) {
+  const server = await dog.serve({ request: input.request });
+  try {
+    const rows = await dog.getResults(input.request, { block: true });
+    return { request: input.request, results: rows.map(([, value]) => value) };
+  } finally {
+    await server.close();
+  }
+}
+
 const scenarios = {
   examples,
+  "serve-and-collect": serveAndCollect,
   map: (dog) => mapEvents(dog, pySource(input.source), input.args, input.options ?? {}),
 };
 
