@@ -22,6 +22,7 @@ export const configFlags = {
   dbfile: { option: "dbfile", kind: "string" },
   port: { option: "port", kind: "number" },
   localhost: { option: "localhost", kind: "string" },
+  connect: { option: "connect", kind: "string" },
   shell: { option: "shell", kind: "string" },
   "ge-opt": { option: "geOpts", kind: "list" },
   "slurm-opt": { option: "slurmOpts", kind: "list" },
