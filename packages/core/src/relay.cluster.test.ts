@@ -295,6 +295,48 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     expect(run.event, run.stderr).toMatchObject({ event: "done", results: [1, 4, 9] });
   }, 240_000);
 
+  it("the client gone for good: recover, from the isolated client, stores what the workers printed", async () => {
+    const config = isolatedConfig("gridengine", {
+      dbfile: join(dir, "recover.sqlite"),
+      retryWindowSeconds: 8,
+    });
+    const { child, request, closed, output } = await startIsolated({
+      scenario: "map",
+      config,
+      progress: true,
+      source: "def f(x):\n    import time\n    time.sleep(6)\n    return x - 1\n",
+      args: [[1], [2], [3]],
+      options: { chunkSize: 1 },
+    });
+    // Once every task runs (it has its arguments), the client goes: the workers cannot report,
+    // give up after their window and leave their reports in their output.
+    for (let i = 0; i < 600; i++) {
+      const all = eventsOf(output.stdout).some(
+        (e) => e.event === "progress" && (e.running as number) === 3,
+      );
+      if (all) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    child.kill("SIGKILL");
+    await closed;
+    const { meta } = await readRequest(config.dbfile, request);
+    const jobId = (meta.job as { id: string }).id;
+    for (let i = 0; i < 120; i++) {
+      const { stdout } = await runAsLoginUser(
+        cluster,
+        `qstat -u '*' | grep -c '^ *${jobId} ' || true`,
+      );
+      if (stdout.trim() === "0") break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const run = await runIsolated({ scenario: "recover", config, request });
+    expect(run.event, run.stderr).toMatchObject({
+      event: "done",
+      outcome: { found: 3, stored: 3, missing: 0 },
+      results: [0, 1, 2],
+    });
+  }, 240_000);
+
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
     const run = await runIsolated({
       scenario: "map",

@@ -90,8 +90,16 @@ async function serveAndCollect(dog) {
   }
 }
 
+/** A client that comes back after the job ended: it recovers the reports from the output. */
+async function recoverAndRead(dog) {
+  const outcome = await dog.recover(input.request);
+  const rows = await dog.getResults(input.request);
+  return { request: input.request, outcome, results: rows.map(([, value]) => value) };
+}
+
 const scenarios = {
   examples,
+  recover: recoverAndRead,
   "serve-and-collect": serveAndCollect,
   map: (dog) => mapEvents(dog, pySource(input.source), input.args, input.options ?? {}),
 };
