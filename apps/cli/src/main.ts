@@ -17,6 +17,7 @@ import {
   shutdown,
 } from "@sheepdog/core";
 import { configKeys, didYouMean, progressPrinter } from "@sheepdog/core/cli";
+import { doctorCommand } from "./doctor.js";
 import { jsonLine } from "./json-values.js";
 import { readArgs } from "./read-args.js";
 import type { Settings } from "./settings.js";
@@ -54,6 +55,10 @@ Commands:
                         it listens on 127.0.0.1 unless --listen 0.0.0.0 (workers on a cluster's nodes)
   recover <id>          store the results the workers printed to their job output files
   config                the configuration in force and where each value came from (--json)
+  doctor                check each step a map needs (SSH, scheduler, Python, the route back,
+                        a one-call map) and say what to change; exit 0 only when a map would work
+      --timeout <s>     how long the one-call map may wait and run (default 120)
+      --json            print the report as JSON
 
 Configuration (flags, then SHEEPDOG_* variables, then --config <file.json|file.ts>
 or sheepdog.config.json in this directory, then defaults):
@@ -64,7 +69,8 @@ ${Object.entries(configFlags)
   )
   .join("\n")}
 
-Exit codes: 0 all results in, 1 some tasks failed, 2 usage or configuration error, 130 Ctrl-C.`;
+Exit codes: 0 all results in, 1 some tasks failed (doctor: a map would not work), 2 usage or
+configuration error, 130 Ctrl-C.`;
 
 const commandOptions = {
   args: { type: "string" },
@@ -76,6 +82,7 @@ const commandOptions = {
   block: { type: "boolean" },
   request: { type: "string" },
   listen: { type: "string" },
+  timeout: { type: "string" },
   config: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
@@ -185,6 +192,8 @@ async function run(io: CliIo, outcome: { keepLocalTasks: boolean }): Promise<num
       return recoverCommand(io, values, positionals);
     case "config":
       return configCommand(io, values);
+    case "doctor":
+      return (await doctorCommand(io, values)) ? exitCodes.ok : exitCodes.failed;
     default:
       throw usageError(`Unknown command "${command}". Run "sheepdog --help" for the commands.`);
   }
@@ -407,12 +416,16 @@ async function cancelCommand(io: CliIo, values: Values, positionals: string[]): 
 }
 
 async function serveCommand(io: CliIo, values: Values): Promise<number> {
-  const { config } = await dbfileConfig(values, io);
+  const resolved = await dbfileConfig(values, io);
+  const { config } = resolved;
   const id =
     typeof values.request === "string"
       ? requestId(["serve", values.request], "serve --request")
       : undefined;
+  // With a request, how to log in to its cluster: its workers' relay is started again there.
+  const { port: _port, ...login } = requestConfig(resolved);
   const server = await serve({
+    ...(id !== undefined && login),
     ...(config.port !== 0 && { port: config.port }),
     dbfile: config.dbfile,
     ...(id !== undefined && { request: id }),
