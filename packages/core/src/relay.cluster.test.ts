@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 import { sqliteStore } from "@sheepdog/store-sqlite";
 import type { IsolatedClient, TestScheduler } from "@sheepdog/testcluster";
 import {
+  asNobody,
+  canSwitchUsers,
   describeCluster,
   isolatedClient,
   runAsLoginUser,
@@ -336,6 +338,54 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
       results: [0, 1, 2],
     });
   }, 240_000);
+
+  it.skipIf(!canSwitchUsers)(
+    "another user of the head node gets nothing through the relay: no task, no forged result, not its port",
+    async () => {
+      const config = isolatedConfig("gridengine", { dbfile: join(dir, "attack.sqlite") });
+      const { request, closed, output } = await startIsolated({
+        scenario: "map",
+        config,
+        progress: true,
+        source: "def f(x):\n    import time\n    time.sleep(10)\n    return x\n",
+        args: [[7]],
+      });
+      let relay: string | undefined;
+      for (let i = 0; i < 100 && relay === undefined; i++) {
+        relay = (await readRequest(config.dbfile, request)).meta.relay as string | undefined;
+        if (relay === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const [host, port] = (relay as string).split(":");
+      // As nobody, on the head node: fetch a task, post a forged result with a made-up
+      // signature, and try to take the relay's port over.
+      const attack = [
+        "import http.client, json, subprocess, sys",
+        `host, port = ${JSON.stringify(host)}, ${Number(port)}`,
+        "out = {}",
+        "c = http.client.HTTPConnection(host, port, timeout=10)",
+        `c.request("GET", "/v2/requests/${request}/tasks/1")`,
+        "out['fetch'] = c.getresponse().status",
+        "c = http.client.HTTPConnection(host, port, timeout=10)",
+        `c.request("POST", "/v2/requests/${request}/tasks/1/reports", body=b"x" * 64, headers={"Authorization": "Sheepdog AAAAAAAAAAAAAAAAAAAAAA.1.AAAA", "Content-Type": "application/vnd.sheepdog.reports+frames"})`,
+        "out['forge'] = c.getresponse().status",
+        "print(json.dumps(out))",
+      ].join("\n");
+      const attempt = await asNobody("python3", ["-c", attack]);
+      expect(JSON.parse(attempt.stdout), attempt.stderr).toEqual({ fetch: 401, forge: 401 });
+      // The takeover of a relay's port is for relays of the same user only.
+      const takeover = await asNobody("python3", [
+        "-c",
+        `import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ntry:\n    s.bind(("0.0.0.0", ${Number(port)})); print("bound")\nexcept OSError as e:\n    print("refused", e.errno)`,
+      ]);
+      expect(takeover.stdout.trim()).toBe("refused 98");
+      await closed;
+      expect(lastEvent(output.stdout, output.stderr)).toMatchObject({
+        event: "done",
+        results: [7],
+      });
+    },
+    240_000,
+  );
 
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
     const run = await runIsolated({
