@@ -412,6 +412,49 @@ describe("the sheepdog command on the local scheduler", () => {
     );
   }, 60_000);
 
+  it("doctor checks Python and a one-call map on this machine, one line per step, and exits 0", async () => {
+    const run = await sheepdog(["doctor", "--host", "local"], { cwd });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^✓ configuration: host "local", /);
+    expect(lines[1]).toMatch(
+      /^✓ Python on this machine: \/usr\/bin\/python3 on this machine is Python 3\./,
+    );
+    expect(lines[2]).toMatch(
+      /^✓ a one-call map on this machine: a one-call map ran on \S+ with Python 3\./,
+    );
+    expect(lines[3]).toBe("A map with this configuration would work.");
+    const json = await sheepdog(["doctor", "--host", "local", "--json"], { cwd });
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.steps.map((step: { id: string }) => step.id)).toEqual([
+      "configuration",
+      "python",
+      "map",
+    ]);
+  }, 60_000);
+
+  it("doctor says what to change and exits 1 when a map would not work", async () => {
+    const run = await sheepdog(["doctor", "--host", "local", "--shell", "/no/such/python3"], {
+      cwd,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      "✗ Python on this machine: /no/such/python3 does not run on this machine (exit status 127",
+    );
+    expect(run.stdout).toContain(
+      "\n    fix: Set shell (--shell, SHEEPDOG_SHELL) to a Python 3.8 or later",
+    );
+    expect(run.stdout).toContain(
+      "\n- a one-call map on this machine: skipped: it needs Python (above)\n",
+    );
+    expect(run.stdout).toMatch(/would not work: change what the first ✗ above says\.\n$/);
+    const bad = await sheepdog(["doctor", "--host", "local", "--timeout", "soon"], { cwd });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--timeout takes a whole number of seconds, not "soon".');
+  }, 60_000);
+
   it("draws a live progress line on a terminal", async () => {
     const run = await new Promise<Run>((resolve, reject) => {
       const command = `${process.execPath} ${cli} map model.py:nap --args args.tty.jsonl --host local`;

@@ -42,6 +42,13 @@ export type { TaskFailure } from "./errors.js";
 export { TasksFailedError } from "./errors.js";
 export type { CloseOptions } from "./internal/context.js";
 export type {
+  DoctorOptions,
+  DoctorReport,
+  DoctorStep,
+  DoctorStepId,
+} from "./internal/doctor.js";
+export { doctor, doctorStepIds } from "./internal/doctor.js";
+export type {
   ServeOptions as SheepdogServeOptions,
   Sheepdog,
   SheepdogOptions,

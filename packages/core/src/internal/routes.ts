@@ -123,7 +123,7 @@ async function autoWithoutRelay(options: RouteOptions, relayError: unknown): Pro
 }
 
 /** Whether the head node reaches the server at `direct`: `"ok"`, or why not. */
-async function probe(remote: Remote, python: string, direct: string): Promise<string> {
+export async function probe(remote: Remote, python: string, direct: string): Promise<string> {
   const result = await remote.exec(probeCommand(python, authorityOf(direct)), {
     timeoutMs: PROBE_TIMEOUT_MS,
   });

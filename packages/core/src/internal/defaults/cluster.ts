@@ -41,11 +41,7 @@ export async function openDefaultCluster(
     const remote = localRemote();
     return { cluster: { scheduler, remote }, release: () => remote.close() };
   }
-  const { connect } = await import("@sheepdog/deploy-ssh");
-  const login: SshSettings = Object.fromEntries(
-    sshSettingKeys.filter((key) => config[key] !== undefined).map((key) => [key, config[key]]),
-  );
-  const remote = await connect({ host: config.host, ...login });
+  const remote = await openDefaultRemote(config);
   try {
     const choice =
       config.scheduler === "auto" && (known === "slurm" || known === "gridengine")
@@ -65,8 +61,17 @@ export async function openDefaultCluster(
   }
 }
 
+/** An SSH connection to the configuration's `host`, with its SSH settings. */
+export async function openDefaultRemote(config: ResolvedConfig): Promise<Remote> {
+  const { connect } = await import("@sheepdog/deploy-ssh");
+  const login: SshSettings = Object.fromEntries(
+    sshSettingKeys.filter((key) => config[key] !== undefined).map((key) => [key, config[key]]),
+  );
+  return connect({ host: config.host, ...login });
+}
+
 /** The scheduler of `choice` over `remote`; `"auto"` asks the head node ({@link detectScheduler}). */
-async function openScheduler(remote: Remote, choice: SchedulerChoice): Promise<Scheduler> {
+export async function openScheduler(remote: Remote, choice: SchedulerChoice): Promise<Scheduler> {
   const name = choice === "auto" ? await detectScheduler(remote) : choice;
   if (name === "slurm") return (await import("@sheepdog/slurm")).slurm(remote);
   return (await import("@sheepdog/gridengine")).gridEngine(remote);
