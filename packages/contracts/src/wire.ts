@@ -180,6 +180,7 @@ export const WORKER_EXIT_CODES = {
   usage: 2,
   refused: 3,
   impostor: 4,
+  unreachable: 5,
 } as const;
 
 /**

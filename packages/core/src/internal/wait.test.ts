@@ -162,8 +162,8 @@ describe("waitForRequest", () => {
 });
 
 describe("a task that ends by the worker's own exit status", () => {
-  it("says what the status means: an impostor on the port, a refusal", async () => {
-    const { store, id } = await newRequest(2);
+  it("says what the status means: an impostor on the port, a refusal, no route", async () => {
+    const { store, id } = await newRequest(3);
     const ended = (exitCode: number): TaskState => ({
       state: "finished",
       kind: "exit",
@@ -171,12 +171,12 @@ describe("a task that ends by the worker's own exit status", () => {
       signal: null,
       reason: `exited with status ${exitCode}`,
     });
-    const { scheduler } = scripted([{ 1: ended(4), 2: ended(3) }]);
+    const { scheduler } = scripted([{ 1: ended(4), 2: ended(3), 3: ended(5) }]);
     await waitForRequest({
       store,
       request: id,
-      tasks: 2,
-      layout: { tasks: 2, chunkSize: 1, retryTasks: [] },
+      tasks: 3,
+      layout: { tasks: 3, chunkSize: 1, retryTasks: [] },
       scheduler,
       job,
       ...timing,
@@ -185,6 +185,8 @@ describe("a task that ends by the worker's own exit status", () => {
     expect(errors[0]).toContain("could not prove it holds the request's secret");
     expect(errors[0]).toContain("sheepdog recover");
     expect(errors[1]).toContain("the server refused the worker");
+    expect(errors[2]).toContain("never reached this machine's server on any of its routes");
+    expect(errors[2]).toContain('set connect to "relay"');
   });
 
   it("asks the scheduler less and less often while nothing changes", async () => {

@@ -293,4 +293,6 @@ const workerExits: Record<number, string> = {
     "the server refused the worker (its request or token was not accepted)",
   [WORKER_EXIT_CODES.impostor]:
     "the worker met a server on the port that could not prove it holds the request's secret (another program on the port?), so it ran nothing it sent; its reports, if any, are in the job's output for sheepdog recover",
+  [WORKER_EXIT_CODES.unreachable]:
+    'the worker never reached this machine\'s server on any of its routes: if the cluster\'s nodes cannot reach this machine, set connect to "relay" or "auto" (the default)',
 };
