@@ -7,11 +7,13 @@
 //      each scheduler for its state (queries, bench/cluster/queries.mjs)
 //   3. one million calls with chunking: time and the client's peak RSS (bench/cluster/million.mjs)
 //   4. a cold single-task map against the cold 1-task floor (bench/cluster/cold.mjs)
+//   5. worker round trips through the relay on the head node beside the direct route
+//      (bench/cluster/relay.mjs)
 // Where a goal is missed, it runs that benchmark again under a profiler and writes what the
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,store (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -28,7 +30,7 @@ const root = join(here, "..");
 const results = join(here, "results");
 const { values: options } = parseArgs({
   options: {
-    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million" },
+    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million,relay" },
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     "package-benches": { type: "boolean", default: false },
@@ -44,6 +46,7 @@ const GOALS = {
   e2eRatio: 0.05,
   millionSeconds: 60,
   millionRssMb: 500,
+  relayRatio: 0.5,
 };
 
 const median = (xs) => {
@@ -270,6 +273,57 @@ async function million() {
   return result;
 }
 
+/** The medians of the relay benchmark's rounds on one route. */
+function relayRoute(rounds, route) {
+  const of = rounds.filter((r) => r.route === route);
+  const perRoundTrip = (name) =>
+    median(of.map((r) => (1000 * (r.cpuSeconds[name] ?? Number.NaN)) / r.roundTrips));
+  return {
+    route,
+    threads: of[0]?.threads,
+    perSecond: median(of.map((r) => r.perSecond)),
+    p50Ms: median(of.map((r) => r.p50Ms)),
+    p99Ms: median(of.map((r) => r.p99Ms)),
+    failures: of.reduce((sum, r) => sum + r.failures, 0),
+    retries: of.reduce((sum, r) => sum + r.retries, 0),
+    busyCores: median(of.map((r) => r.cpuSeconds.machineBusyCores)),
+    cpuMsPerRoundTrip: Object.fromEntries(
+      ["load", "relay", "sshd", "node"].map((name) => [name, perRoundTrip(name)]),
+    ),
+    rates: of.map((r) => r.perSecond),
+  };
+}
+
+async function relay() {
+  const args = quick
+    ? ["--rounds", "1", "--seconds", "1", "--warmup", "0.5"]
+    : ["--rounds", "3", "--seconds", "5", "--warmup", "1"];
+  const { lines } = await runJsonLines(join(here, "cluster/relay.mjs"), args);
+  const rounds = lines.filter((l) => l.kind === "round");
+  const direct = relayRoute(rounds, "direct");
+  const relayed = relayRoute(rounds, "relay");
+  const result = {
+    direct,
+    relay: relayed,
+    ratio: relayed.perSecond / direct.perSecond,
+    done: lines.find((l) => l.kind === "done"),
+    measurements: rounds,
+  };
+  if (!quick && result.ratio < GOALS.relayRatio) {
+    log("the relay missed its goal: one relay round again under the CPU profiler");
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-prof-"));
+    const profiled = await runJsonLines(
+      join(here, "cluster/relay.mjs"),
+      ["--routes", "relay", "--rounds", "1", "--seconds", "5", "--warmup", "1"],
+      ["--cpu-prof", "--cpu-prof-dir", dir],
+    );
+    result.profiledRound = profiled.lines.find((l) => l.kind === "round");
+    result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
 // ---- the report ----------------------------------------------------------------------------------
 
 function ingestSection(data) {
@@ -379,6 +433,45 @@ loading \`@sheepdog/core\` (all of Sheepdog) or \`@sheepdog/deploy-ssh\` (the fl
 map's results file exists already, as \`./sheepdog.sqlite\` does after a user's first map.`;
 }
 
+function relaySection(data) {
+  const ms = (value) => (Number.isFinite(value) ? `${value.toFixed(2)} ms` : "?");
+  const table = [
+    "| route | threads | round trips/s | p50 | p99 | failures (retried) | CPU per round trip: load / relay / sshd / client | busy cores | each round |",
+    "|---|---:|---:|---:|---:|---:|---|---:|---|",
+  ];
+  for (const r of [data.direct, data.relay]) {
+    const cpu = r.cpuMsPerRoundTrip;
+    table.push(
+      `| ${r.route} | ${r.threads} | ${fmt(r.perSecond)} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.failures} (${r.retries}) | ${ms(cpu.load)} / ${ms(cpu.relay)} / ${ms(cpu.sshd)} / ${ms(cpu.node)} | ${r.busyCores.toFixed(2)} | ${r.rates.map((x) => fmt(x)).join(", ")} |`,
+    );
+  }
+  const rounds = data.measurements.length / 2;
+  let text = `${table.join("\n")}
+
+Relay / direct: **${(100 * data.ratio).toFixed(0)}%** of direct's round trips/s (medians of ${rounds} round${rounds > 1 ? "s" : ""} each, alternating direct, relay, direct, relay, ...).
+\`bench/cluster/relay.mjs\` runs the real server (\`@sheepdog/server\` over \`@sheepdog/store-sqlite\`,
+listening on every interface) in one Node process with the SSH connection to the head node
+(\`@sheepdog/deploy-ssh\`), which carries a remote port forward back to the server
+(\`tunnelBack\`) and the relay (\`sheepdog_relay.py\`, started by \`relayCommand\`), as a map with
+\`connect: "relay"\` has them. On the head node, as the login user, \`bench/cluster/relay_load.py\`
+runs ${data.direct.threads} threads that each make round trips with the worker's own \`Connection\`
+(\`sheepdog_worker.py\`: signed requests, proven answers, a new TCP connection per request, its
+retries): a round trip is one fresh task, GET of the task (parsed as the worker parses it) and
+POST of its one result; each task is used once, and every result is in the store at the end
+(checked: ${fmt(data.done?.stored ?? 0)} results). Direct goes to \`http://<this machine's name>:<server port>\`;
+the relay's route goes to the relay, which opens a connection to the forward on the head node's
+loopback for each connection it accepts, i.e. an SSH channel to the client per HTTP request.
+A round counts the round trips that ended within its ${data.measurements[0]?.seconds} s, after ${data.measurements[0]?.warmup} s of the same load.
+CPU per round trip is each process's user + system time in that window over the round trips
+counted: the load generator (Python), the relay, the SSH session's \`sshd\` (encrypting the
+forward) and the client (the server and \`ssh2\`, in one process, as in a map); busy cores is
+all of this 2-core machine's CPU in use (the head node is this machine, so all of them share it).`;
+  if (data.profile) {
+    text += `\n\n**Where the client's time went through the relay** (missed goal). One relay round again under \`node --cpu-prof\` (${fmt(data.profiledRound?.perSecond ?? 0)} round trips/s under the profiler; the profile also holds the setup: the request's tasks written, the SSH connection). CPU of the client process (server and \`ssh2\`) by area and by function:\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`;
+  }
+  return text;
+}
+
 function millionSection(data) {
   const p = data.phases;
   let text = `| | |
@@ -465,6 +558,15 @@ function goals(report) {
       target: "< 60 s, < 500 MB client RSS",
       measured: `${m.seconds.toFixed(1)} s (${fmt(m.callsPerSecond)} calls/s), ${fmt(m.peakRssMb)} MB`,
       met: `${m.seconds < GOALS.millionSeconds ? "time: yes" : "time: no"}; ${m.peakRssMb < GOALS.millionRssMb ? "memory: yes" : "memory: no"}`,
+    });
+  }
+  if (report.relay) {
+    const r = report.relay;
+    rows.push({
+      goal: `worker round trips through the relay, concurrency ${r.relay.threads}`,
+      target: "≥ 50% of direct's round trips/s",
+      measured: `${fmt(r.relay.perSecond)}/s vs ${fmt(r.direct.perSecond)}/s direct: ${(100 * r.ratio).toFixed(0)}%`,
+      met: r.ratio >= GOALS.relayRatio ? "yes" : "no",
     });
   }
   if (report.cold) {
@@ -573,7 +675,7 @@ function reportMarkdown(report) {
     `# Sheepdog benchmarks`,
     `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling, and beside it a single-node Slurm 22.05 of 4 CPUs (\`tooling/testcluster\`), both reached over SSH on 127.0.0.1.`,
     "![Benchmarks chart](chart.svg)",
-    `## Goals (issue 9)\n\n${goalTable(goals(report))}`,
+    `## Goals (issues 9 and 14)\n\n${goalTable(goals(report))}`,
   ];
   const failed = Object.entries(report.errors ?? {});
   if (failed.length)
@@ -589,12 +691,14 @@ function reportMarkdown(report) {
     sections.push(`## 2c. How often a map asks the scheduler\n\n${queriesSection(report.queries)}`);
   if (report.million) sections.push(`## 3. One million calls\n\n${millionSection(report.million)}`);
   if (report.cold) sections.push(`## 4. Cold single-task map\n\n${coldSection(report.cold)}`);
+  if (report.relay)
+    sections.push(`## 5. Worker round trips through the relay\n\n${relaySection(report.relay)}`);
   if (report.notes) sections.push(`## What the numbers say\n\n${report.notes}`);
   sections.push(
     `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
   );
   sections.push(
-    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -610,7 +714,7 @@ const started = Date.now();
 const rendering = options["render-only"];
 const previous = join(results, "report.json");
 // --only re-measures some benchmarks and keeps the others' last results.
-const partial = !rendering && only.size < 6 && existsSync(previous);
+const partial = !rendering && only.size < 7 && existsSync(previous);
 const report = rendering
   ? JSON.parse(readFileSync(previous, "utf8"))
   : partial
@@ -627,6 +731,7 @@ for (const [name, fn, needsCluster] of [
   ["queries", queries, true],
   ["million", million, true],
   ["cold", cold, true],
+  ["relay", relay, true],
 ]) {
   if (rendering || !only.has(name)) continue;
   if (needsCluster && !haveCluster) {
@@ -655,8 +760,8 @@ if (storeOnly) {
     report.errors.store = String(error?.message ?? error);
   }
   // Only the store: the main report stays as its last full run wrote it.
-  const mainSections = ["ingest", "e2e", "e2e-slurm", "queries", "cold", "million"].filter((name) =>
-    only.has(name),
+  const mainSections = ["ingest", "e2e", "e2e-slurm", "queries", "cold", "million", "relay"].filter(
+    (name) => only.has(name),
   );
   if (mainSections.length === 0 && !options["package-benches"]) {
     process.exit(report.errors.store ? 1 : 0);
@@ -678,7 +783,10 @@ if (options["package-benches"] && !quick && !rendering) {
 }
 if (!rendering) {
   report.loadAfter = loadavg()[0];
-  report.minutes = Math.max(1, Math.round((Date.now() - started) / 60_000));
+  // A partial run keeps the whole run's time: "Running them" says how long all of it takes.
+  if (!partial || report.minutes === undefined) {
+    report.minutes = Math.max(1, Math.round((Date.now() - started) / 60_000));
+  }
 }
 const notesPath = join(results, "notes.md");
 if (existsSync(notesPath)) report.notes = readFileSync(notesPath, "utf8").trim();
