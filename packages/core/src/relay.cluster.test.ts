@@ -387,6 +387,46 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     240_000,
   );
 
+  it("a relay killed on the head node mid-map is started again, on its port", async () => {
+    const config = isolatedConfig("slurm", { dbfile: join(dir, "relay-killed.sqlite") });
+    const { request, closed, output } = await startIsolated({
+      scenario: "map",
+      config,
+      source: "def f(x):\n    import time\n    time.sleep(4)\n    return -x\n",
+      args: [[1], [2], [3], [4], [5], [6]],
+      options: { chunkSize: 1 },
+    });
+    let relay: string | undefined;
+    for (let i = 0; i < 100 && relay === undefined; i++) {
+      relay = (await readRequest(config.dbfile, request)).meta.relay as string | undefined;
+      if (relay === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const port = Number(relay?.split(":")[1]);
+    // The relay's pid, from the socket that listens on its port (the login user's own).
+    const pidOf = async (): Promise<string> =>
+      (
+        await runAsLoginUser(
+          cluster,
+          `ss -ltnpH 'sport = :${port}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | head -1`,
+        )
+      ).stdout.trim();
+    const first = await pidOf();
+    expect(first).toMatch(/^\d+$/);
+    await runAsLoginUser(cluster, `kill -KILL ${first}`);
+    let second = "";
+    for (let i = 0; i < 100 && (second === "" || second === first); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      second = await pidOf();
+    }
+    expect(second).toMatch(/^\d+$/);
+    expect(second).not.toBe(first);
+    await closed;
+    expect(lastEvent(output.stdout, output.stderr), output.stderr).toMatchObject({
+      event: "done",
+      results: [-1, -2, -3, -4, -5, -6],
+    });
+  }, 240_000);
+
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
     const run = await runIsolated({
       scenario: "map",

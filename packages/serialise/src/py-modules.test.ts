@@ -98,7 +98,7 @@ describe("pyFile ships the local modules it imports", () => {
   });
 });
 
-describe("the syntax check before anything is submitted", () => {
+describe("the syntax check before anything is submitted", { timeout: 30_000 }, () => {
   const saved = process.env.SHEEPDOG_CHECK_PYTHON;
   afterEach(() => {
     if (saved === undefined) delete process.env.SHEEPDOG_CHECK_PYTHON;

@@ -9,7 +9,9 @@
 #
 # It listens on every interface of the head node, on <listen port> (0: any free port), and
 # carries each connection, byte for byte, to <tunnel port> on the head node's loopback: the
-# SSH remote forward that leads to the client's server. It reads nothing of what it carries:
+# SSH remote forward that leads to the client's server. One thread carries them all
+# (selectors, non-blocking sockets): a thread per connection cost more than the rest of a
+# worker's round trip. It reads nothing of what it carries:
 # every request is signed by its worker and every answer proven by the server, so the relay
 # holds no secret and can forge nothing.
 #
@@ -31,6 +33,7 @@
 import errno
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -38,7 +41,6 @@ import threading
 import time
 
 PIECE_BYTES = 64 * 1024
-CONNECT_SECONDS = 10.0
 PROBE_SECONDS = 3.0
 PARENT_CHECK_SECONDS = 1.0
 RELAY_MARK = b"# Sheepdog relay"
@@ -87,41 +89,135 @@ def probe_direct(authority):
     return "ok"
 
 
-def pump(source, sink):
-    """Copies `source` to `sink` until `source` ends, then ends `sink`'s sending side."""
-    try:
+class Carried(object):
+    """One worker connection and its connection to the tunnel, carried both ways by the loop."""
+
+    def __init__(self, worker, tunnel):
+        self.ends = (worker, tunnel)
+        self.tunnel = tunnel
+        # Bytes read from each end, waiting to be written to the other.
+        self.waiting = {worker: b"", tunnel: b""}
+        self.read_ended = {worker: False, tunnel: False}
+        self.write_ended = {worker: False, tunnel: False}
+        self.registered = set()
+        self.connecting = True
+
+    def other(self, sock):
+        return self.ends[1] if sock is self.ends[0] else self.ends[0]
+
+
+class Loop(object):
+    """Carries every worker connection to the tunnel and back, in one thread (selectors)."""
+
+    def __init__(self, listener, tunnel_port):
+        self.selector = selectors.DefaultSelector()
+        self.listener = listener
+        self.tunnel_port = tunnel_port
+        listener.setblocking(False)
+        self.selector.register(listener, selectors.EVENT_READ, None)
+
+    def run(self):
         while True:
-            piece = source.recv(PIECE_BYTES)
-            if not piece:
-                break
-            sink.sendall(piece)
-    except OSError:
-        pass
-    for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
+            for key, events in self.selector.select():
+                if key.data is None:
+                    self.accept()
+                else:
+                    self.serve(key.data, key.fileobj, events)
+
+    def accept(self):
         try:
-            sock.shutdown(how)
+            worker, _ = self.listener.accept()
         except OSError:
+            return
+        tunnel = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        for sock in (worker, tunnel):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tunnel.connect(("127.0.0.1", self.tunnel_port))
+        except BlockingIOError:
             pass
+        except OSError:
+            # The tunnel is down: the worker sees its connection closed and tries again.
+            worker.close()
+            tunnel.close()
+            return
+        self.update(Carried(worker, tunnel))
 
+    def serve(self, carried, sock, events):
+        try:
+            if carried.connecting and sock is carried.tunnel:
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    raise OSError(error, os.strerror(error))
+                carried.connecting = False
+            if events & selectors.EVENT_READ:
+                self.read(carried, sock)
+            if events & selectors.EVENT_WRITE:
+                self.write(carried, sock)
+        except OSError:
+            self.close(carried)
+            return
+        if all(carried.read_ended.values()) and not any(carried.waiting.values()):
+            self.close(carried)
+        else:
+            self.update(carried)
 
-def carry(worker, tunnel_port):
-    """Carries one worker connection to the tunnel and back; closes both at the end."""
-    try:
-        client = socket.create_connection(("127.0.0.1", tunnel_port), timeout=CONNECT_SECONDS)
-    except OSError:
-        # The tunnel is down (the client's connection is being re-established): the worker
-        # sees its connection closed and tries again.
-        worker.close()
-        return
-    client.settimeout(None)
-    for sock in (worker, client):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    back = threading.Thread(target=pump, args=(client, worker), daemon=True)
-    back.start()
-    pump(worker, client)
-    back.join()
-    worker.close()
-    client.close()
+    def read(self, carried, sock):
+        try:
+            piece = sock.recv(PIECE_BYTES)
+        except BlockingIOError:
+            return
+        if piece:
+            carried.waiting[sock] += piece
+        else:
+            carried.read_ended[sock] = True
+        self.write(carried, carried.other(sock))
+
+    def write(self, carried, sock):
+        """Writes to `sock` what its other end sent; ends its sending side after the last."""
+        if carried.connecting and sock is carried.tunnel:
+            return
+        source = carried.other(sock)
+        data = carried.waiting[source]
+        if data:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            carried.waiting[source] = data[sent:]
+        if not carried.waiting[source] and carried.read_ended[source] and not carried.write_ended[sock]:
+            carried.write_ended[sock] = True
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def update(self, carried):
+        for sock in carried.ends:
+            events = 0
+            if not carried.read_ended[sock] and len(carried.waiting[sock]) < PIECE_BYTES:
+                events |= selectors.EVENT_READ
+            if carried.waiting[carried.other(sock)] or (
+                carried.connecting and sock is carried.tunnel
+            ):
+                events |= selectors.EVENT_WRITE
+            if events == 0:
+                if sock in carried.registered:
+                    self.selector.unregister(sock)
+                    carried.registered.discard(sock)
+            elif sock in carried.registered:
+                self.selector.modify(sock, events, carried)
+            else:
+                self.selector.register(sock, events, carried)
+                carried.registered.add(sock)
+
+    def close(self, carried):
+        for sock in carried.ends:
+            if sock in carried.registered:
+                self.selector.unregister(sock)
+            sock.close()
+        carried.registered.clear()
 
 
 def watch_parent(parent):
@@ -218,12 +314,7 @@ def main(argv):
     sys.stdout.write(json.dumps(facts) + "\n")
     sys.stdout.flush()
     threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
-    while True:
-        try:
-            worker, _ = listener.accept()
-        except OSError:
-            continue
-        threading.Thread(target=carry, args=(worker, tunnel_port), daemon=True).start()
+    Loop(listener, tunnel_port).run()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ function through(port: number, text: string): Promise<string> {
       socket.end();
     });
     socket.on("error", reject);
+    socket.on("close", () => reject(new Error("closed without an answer")));
   });
 }
 
@@ -72,6 +73,35 @@ describe("the relay (real python3)", () => {
     const words = Array.from({ length: 32 }, (_, i) => `word${i}`);
     const answers = await Promise.all(words.map((word) => through(facts.port, word)));
     expect(answers).toEqual(words.map((word) => `echo ${word}`));
+  });
+
+  it("carries megabytes both ways intact, and passes on a half-close", async () => {
+    // A server that answers with everything it read, once its client has finished sending.
+    const server = createServer((socket) => {
+      const parts: Buffer[] = [];
+      socket.on("data", (data: Buffer) => parts.push(data));
+      socket.on("end", () => socket.end(Buffer.concat(parts)));
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push({ close: () => new Promise((resolve) => server.close(resolve)) });
+    const { facts } = await startRelay((server.address() as { port: number }).port);
+    const sent = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 7) % 251));
+    const echoed = await Promise.all(
+      [0, 1, 2, 3].map(
+        () =>
+          new Promise<Buffer>((resolve, reject) => {
+            const parts: Buffer[] = [];
+            const socket = tcpConnect({ host: "127.0.0.1", port: facts.port }, () =>
+              socket.end(sent),
+            );
+            socket.on("data", (data: Buffer) => parts.push(data));
+            socket.on("end", () => resolve(Buffer.concat(parts)));
+            socket.on("error", reject);
+          }),
+      ),
+    );
+    for (const answer of echoed) expect(answer.equals(sent)).toBe(true);
   });
 
   it("probes the direct route: ok for a Sheepdog server, why not otherwise", {

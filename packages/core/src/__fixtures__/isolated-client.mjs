@@ -41,11 +41,16 @@ async function mapEvents(dog, f, args, options = {}) {
 
 /** The original's examples: a synchronous map, a namespace, an asynchronous map, errors. */
 async function examples(dog) {
-  const sync = await dog.map(add, [
-    [1, 1],
-    [1, 2],
-    [2, 2],
-  ]);
+  // verbose: says on stderr which route the workers take back, and why.
+  const sync = await dog.map(
+    add,
+    [
+      [1, 1],
+      [1, 2],
+      [2, 2],
+    ],
+    { verbose: true },
+  );
   const g = py`
 def g(x):
     return x * scale
