@@ -529,7 +529,8 @@ class Route(object):
 class Connection(object):
     """Talks to the server: signs each request, checks each answer's proof, and retries
     connection failures, 5xx, 408 and 429. A route that cannot be reached, or where something
-    else answers, makes it try the next route at once; it keeps the route that answered."""
+    else answers, makes it try the next route at once; it keeps the route that answered, and
+    one connection open on it for the task's requests."""
 
     def __init__(self, settings, key, sleep=time.sleep, clock=time.monotonic, wall=time.time):
         self.settings = settings
@@ -544,6 +545,9 @@ class Connection(object):
         self.reached = False
         # Milliseconds to add to this node's clock to sign with the server's time.
         self.offset_ms = 0
+        # The connection kept open for the next request (HTTP/1.1 keep-alive), and its route.
+        self.kept = None
+        self.kept_route = None
 
     @property
     def route(self):
@@ -677,7 +681,25 @@ class Connection(object):
         return True
 
     def _once(self, route, method, path, body, content_type):
-        """One attempt: a signed request, its answer read within the deadline and the cap."""
+        """One attempt, on the connection kept open to `route` when there is one. A kept
+        connection that the server closed while it was idle is replaced by a new one at once
+        (a report sent twice counts once: the first wins)."""
+        kept = self.kept if self.kept is not None and self.kept_route is route else None
+        if kept is None:
+            self.close()
+        else:
+            try:
+                return self._exchange(route, kept, method, path, body, content_type)
+            except AttemptTimedOut:
+                raise
+            except (OSError, http.client.HTTPException):
+                pass
+        return self._exchange(route, None, method, path, body, content_type)
+
+    def _exchange(self, route, connection, method, path, body, content_type):
+        """A signed request on `connection` (a new one when None), its answer read within the
+        deadline and the cap; the connection is kept for the next request unless either side
+        says it closes."""
         target = route.prefix + path
         nonce = b64url(secrets.token_bytes(16))
         time_ms = int(self.wall() * 1000) + self.offset_ms
@@ -687,7 +709,6 @@ class Connection(object):
             "Host": route.authority,
             "Authorization": "Sheepdog %s.%d.%s" % (nonce, time_ms, mac),
             "Accept-Encoding": "identity",
-            "Connection": "close",
         }
         if body is not None:
             headers[BODY_HASH_HEADER] = body_hash
@@ -695,8 +716,13 @@ class Connection(object):
                 headers["Content-Type"] = content_type
         sent = 0 if body is None else len(body)
         deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent / MIB, self.clock)
-        connection = self._connect(route, deadline)
+        self.kept = None
         try:
+            if connection is None:
+                connection = self._connect(route, deadline)
+            else:
+                connection.sock.settimeout(deadline.remaining())
+                deadline.watch(connection)
             connection.request(method, target, body=body, headers=headers)
             response = connection.getresponse()
             data = self._read(response, deadline)
@@ -708,6 +734,8 @@ class Connection(object):
             proven = proof is not None and hmac.compare_digest(
                 proof.encode("latin-1", "replace"), expected.encode("ascii")
             )
+            if not response.will_close:
+                self.kept, self.kept_route = connection, route
             return Reply(response.status, data, proven, _retry_after(response.getheader("Retry-After")))
         except (OSError, http.client.HTTPException):
             if deadline.expired:
@@ -715,7 +743,15 @@ class Connection(object):
             raise
         finally:
             deadline.cancel()
-            connection.close()
+            if connection is not None and self.kept is not connection:
+                connection.close()
+
+    def close(self):
+        """Closes the connection kept open, if any."""
+        if self.kept is not None:
+            self.kept.close()
+        self.kept = None
+        self.kept_route = None
 
     def _connect(self, route, deadline):
         """A connection to the server on `route` (no proxy: a cluster's http_proxy is not for
@@ -1105,6 +1141,13 @@ def oversized_report(kind, size, limit):
 def run_task(settings, key, task, stdout, connection=None):
     """Fetches, runs and reports one array task; returns the exit status."""
     connection = connection or Connection(settings, key)
+    try:
+        return _run_task(settings, task, stdout, connection)
+    finally:
+        connection.close()
+
+
+def _run_task(settings, task, stdout, connection):
     body = connection.call(
         "GET",
         "/v2/requests/%d/tasks/%d" % (settings.request, task),

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect as connectTcp, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CreatedRequest, Store, WorkerLaunch } from "@sheepdog/contracts";
@@ -469,4 +470,74 @@ describe("the worker against the real server", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("No task number: none of SHEEPDOG_TASK_ID, SGE_TASK_ID");
   });
+});
+
+describe("one connection per task (HTTP/1.1 keep-alive)", () => {
+  /** A TCP proxy in front of the server that counts the connections made through it. */
+  async function countingProxy(): Promise<{
+    url: string;
+    connections: () => number;
+    close(): Promise<void>;
+  }> {
+    let count = 0;
+    const proxy = createNetServer((incoming) => {
+      count += 1;
+      const outgoing = connectTcp({ host: "127.0.0.1", port: server.port });
+      for (const socket of [incoming, outgoing]) {
+        socket.on("error", () => {});
+        socket.on("close", () => {
+          incoming.destroy();
+          outgoing.destroy();
+        });
+      }
+      incoming.pipe(outgoing).pipe(incoming);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const port = (proxy.address() as { port: number }).port;
+    const stopRoute = server.acceptRoute(`127.0.0.1:${port}`);
+    return {
+      url: `http://127.0.0.1:${port}`,
+      connections: () => count,
+      close: async () => {
+        stopRoute();
+        await new Promise((resolve) => proxy.close(resolve));
+      },
+    };
+  }
+
+  it("fetches its task and posts each report on one connection", async () => {
+    const proxy = await countingProxy();
+    try {
+      // Each call is slower than 1 s, so each report is posted at once: a GET and 3 POSTs.
+      const request = await newRequest(
+        "def f(x):\n    import time\n    time.sleep(1.1)\n    return x + 1\n",
+        ["(1,)", "(2,)", "(3,)"],
+        { chunkSize: 3 },
+      );
+      expectClean(await runWorker(launchFor(request, { url: proxy.url }), 1));
+      expect(await results(request.id)).toEqual(["2", "3", "4"]);
+      expect(proxy.connections()).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("opens a new connection at once when the server closed the kept one while idle", async () => {
+    const proxy = await countingProxy();
+    try {
+      // Longer than the server keeps an idle connection (Node's keepAliveTimeout, 5 s).
+      const request = await newRequest(
+        "def f(x):\n    import time\n    time.sleep(6)\n    return x * 2\n",
+        ["(21,)"],
+      );
+      const started = Date.now();
+      const run = await runWorker(launchFor(request, { url: proxy.url }), 1);
+      expectClean(run);
+      expect(await results(request.id)).toEqual(["42"]);
+      expect(proxy.connections()).toBe(2);
+      expect(Date.now() - started).toBeLessThan(9_000);
+    } finally {
+      await proxy.close();
+    }
+  }, 20_000);
 });

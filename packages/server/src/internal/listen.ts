@@ -68,14 +68,19 @@ function baseUrl(host: string, port: number): string {
   return host.includes(":") ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }
 
-function closer(server: Server): () => Promise<void> {
+function closer(server: Server, markClosing: () => void): () => Promise<void> {
   let closing: Promise<void> | undefined;
   return () => {
+    markClosing();
     closing ??= new Promise<void>((resolve) => {
       const force = setTimeout(() => server.closeAllConnections(), 2_000);
       force.unref();
+      // A kept-alive connection whose answer was under way becomes idle after it: close it then.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      sweep.unref();
       server.close(() => {
         clearTimeout(force);
+        clearInterval(sweep);
         resolve();
       });
       server.closeIdleConnections();
@@ -98,8 +103,13 @@ export async function listen(options: ListenOptions, listener: NodeListener): Pr
       connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeoutMs / 4))),
       keepAliveTimeout: 5_000,
     },
-    listener,
+    (request, response) => {
+      // A closing server answers what is under way, and keeps no connection for more.
+      if (closing) response.setHeader("connection", "close");
+      listener(request, response);
+    },
   );
+  let closing = false;
   await new Promise<void>((resolve, reject) => {
     const onListenError = (error: NodeJS.ErrnoException) => {
       reject(listenError(error, host, requestedPort));
@@ -112,5 +122,8 @@ export async function listen(options: ListenOptions, listener: NodeListener): Pr
   });
   server.on("error", options.onError);
   const port = (server.address() as AddressInfo).port;
-  return { port, url: baseUrl(host, port), close: closer(server) };
+  const markClosing = (): void => {
+    closing = true;
+  };
+  return { port, url: baseUrl(host, port), close: closer(server, markClosing) };
 }
