@@ -11,7 +11,7 @@ import { mapSettled } from "./maps.js";
 import type { TunnelRemote } from "./relay.js";
 import { Relay } from "./relay.js";
 import { jobsOf } from "./request-meta.js";
-import { probe } from "./routes.js";
+import { HEAD_NODE_PYTHON, probe } from "./routes.js";
 import { source } from "./source.js";
 import { workerHost } from "./worker-host.js";
 
@@ -102,7 +102,7 @@ async function directFound(context: Context, remote: Remote, settings: ResolvedC
   try {
     // The name the workers of a map would be given: the tasks run on the cluster's nodes.
     const url = `http://${await workerHost(settings, undefined)}:${server.port}`;
-    return { url, found: await probe(remote, settings.shell, url).catch(messageOf) };
+    return { url, found: await probe(remote, url).catch(messageOf) };
   } finally {
     await server.close();
   }
@@ -112,10 +112,10 @@ async function directFound(context: Context, remote: Remote, settings: ResolvedC
 async function relayFound(context: Context, remote: Remote, settings: ResolvedConfig) {
   if (!canTunnel(remote)) return { url: "", found: `${remote.name} cannot forward ports` };
   const server = await context.runtime.server(context, settings.port);
-  const relay = new Relay(remote, server, settings.shell);
+  const relay = new Relay(remote, server, HEAD_NODE_PYTHON);
   try {
     const { url } = await relay.open();
-    return { url, found: await probe(remote, settings.shell, url) };
+    return { url, found: await probe(remote, url) };
   } catch (error) {
     return { url: "", found: `the relay did not start: ${messageOf(error)}` };
   } finally {
@@ -130,7 +130,8 @@ export async function routeFindings(
   remote: Remote,
   settings: ResolvedConfig,
 ): Promise<RouteFindings> {
-  const { connect, shell } = settings;
+  const { connect } = settings;
+  const python = HEAD_NODE_PYTHON;
   const direct = await directFound(context, remote, settings);
   const relay = await relayFound(context, remote, settings);
   const directOk = direct.found === "ok";
@@ -163,8 +164,8 @@ export async function routeFindings(
           detail: `no relay on the head node reaches this machine (${relay.found})`,
           fix:
             connect === "direct"
-              ? `Nothing needs to change while connect is "direct"; for the relay, check that ${shell} runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding).`
-              : `Check that ${shell} runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding, yes by default)${connect === "relay" ? ', or set connect to "auto"' : ""}.`,
+              ? `Nothing needs to change while connect is "direct"; for the relay, check that ${python} runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding).`
+              : `Check that ${python} (3.8 or later, on the login PATH) runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding, yes by default)${connect === "relay" ? ', or set connect to "auto"' : ""}.`,
         },
   };
 }

@@ -30,9 +30,13 @@ export interface RouteOptions {
   direct: string;
   /** Whether the tasks run on this machine (then the route is always direct). */
   runsHere: boolean;
-  /** The Python interpreter on the head node. */
-  python: string;
 }
+
+/**
+ * The interpreter the relay and the route check run with on the head node: `python3` on the
+ * login PATH (the jobs' `shell` is for the nodes, and may not exist on the head node).
+ */
+export const HEAD_NODE_PYTHON = "python3";
 
 const PROBE_TIMEOUT_MS = 30_000;
 
@@ -58,7 +62,11 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
   const { connect, direct, remote } = options;
   if (options.runsHere) return directOnly(direct, "the tasks run on this machine");
   if (connect === "direct") {
-    const found = await probe(remote, options.python, direct);
+    const found = await probe(remote, direct).catch((error: unknown) => {
+      const why = `connect is "direct"; whether the head node reaches ${direct} is unknown (${messageOf(error)})`;
+      return { why };
+    });
+    if (typeof found !== "string") return directOnly(direct, found.why);
     if (found !== "ok") throw unreachable(direct, found);
     return directOnly(direct, `connect is "direct", and the head node reached ${direct}`);
   }
@@ -66,7 +74,7 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
     if (connect === "relay") throw noTunnel(remote);
     return directOnly(direct, `${remote.name} cannot forward ports, so only the direct route`);
   }
-  const relay = new Relay(remote, options.server, options.python);
+  const relay = new Relay(remote, options.server, HEAD_NODE_PYTHON);
   let opened: { url: string; direct: string | null };
   try {
     opened = await relay.open(connect === "auto" ? authorityOf(direct) : undefined);
@@ -94,11 +102,10 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
 export async function reopenRelay(
   remote: Remote,
   server: SheepdogServer,
-  python: string,
   authority: string,
 ): Promise<Relay> {
   if (!canTunnel(remote)) throw noTunnel(remote);
-  const relay = new Relay(remote, server, python);
+  const relay = new Relay(remote, server, HEAD_NODE_PYTHON);
   try {
     await relay.reopen(authority);
     return relay;
@@ -108,23 +115,30 @@ export async function reopenRelay(
   }
 }
 
-/** `"auto"` when no relay could start: the direct route alone, if it answers. */
+/** `"auto"` when no relay could start: the direct route alone, unchecked if it cannot be. */
 async function autoWithoutRelay(options: RouteOptions, relayError: unknown): Promise<WorkerRoutes> {
-  const { direct, remote, python } = options;
-  const found = await probe(remote, python, direct);
-  const reason = relayError instanceof Error ? relayError.message : String(relayError);
-  if (found === "ok")
+  const { direct, remote } = options;
+  const reason = messageOf(relayError);
+  const found = await probe(remote, direct).catch(messageOf);
+  if (found === "ok") {
     return directOnly(direct, `the head node reached ${direct}; no relay (${reason})`);
-  throw new SheepdogError(
-    "REMOTE_FAILED",
-    source,
-    `The cluster's nodes have no route to this machine: the head node cannot reach ${direct} (${found}), and no relay could start on ${remote.name} (${reason}). Check that python3 runs on the head node and that its sshd allows port forwarding (AllowTcpForwarding).`,
+  }
+  return directOnly(
+    direct,
+    `no relay could start on ${remote.name} (${reason}), so only ${direct}, which the head node could not reach (${found}): tasks will fail if the nodes cannot either`,
   );
 }
 
-/** Whether the head node reaches the server at `direct`: `"ok"`, or why not. */
-export async function probe(remote: Remote, python: string, direct: string): Promise<string> {
-  const result = await remote.exec(probeCommand(python, authorityOf(direct)), {
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Whether the head node reaches the server at `direct`: `"ok"`, or why not. Rejects when the
+ * probe cannot run there (no python3 on the login PATH).
+ */
+export async function probe(remote: Remote, direct: string): Promise<string> {
+  const result = await remote.exec(probeCommand(HEAD_NODE_PYTHON, authorityOf(direct)), {
     timeoutMs: PROBE_TIMEOUT_MS,
   });
   const found = result.code === 0 ? parseProbe(result.stdout) : undefined;
@@ -133,7 +147,7 @@ export async function probe(remote: Remote, python: string, direct: string): Pro
   throw new SheepdogError(
     "REMOTE_FAILED",
     source,
-    `Cannot check the route back to this machine from ${remote.name}: ${python} failed there (exit ${result.code ?? result.signal}${detail ? `: ${detail}` : ""}). Set shell to a Python 3 interpreter that the head node has.`,
+    `Cannot check the route back to this machine from ${remote.name}: ${HEAD_NODE_PYTHON} failed there (exit ${result.code ?? result.signal}${detail ? `: ${detail}` : ""}). The relay and the check need python3 (3.8 or later) on the head node's login PATH.`,
   );
 }
 

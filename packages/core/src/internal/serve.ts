@@ -44,7 +44,7 @@ export async function serveRequest(
   if (relay === undefined) return server;
   try {
     const lease = await context.openCluster(scheduler);
-    const running = await reopenRelay(lease.cluster.remote, server, config.shell, relay).catch(
+    const running = await reopenRelay(lease.cluster.remote, server, relay).catch(
       async (error: unknown) => {
         await lease.release();
         throw error;

@@ -138,7 +138,6 @@ export async function submit(
       server,
       direct: submitted.url,
       runsHere: runsOnThisMachine(lease.cluster),
-      python: settings.shell,
     });
     if (options.verbose)
       process.stderr.write(`[sheepdog] workers reach this machine: ${submitted.routes.why}\n`);
