@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describeCluster, pythonAllBegun, sshArgs, testSchedulers } from "@sheepdog/testcluster";
+import {
+  describeCluster,
+  pythonAllBegun,
+  sshArgs,
+  testSchedulers,
+  unusedPort,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 
 const run = promisify(execFile);
@@ -92,6 +98,10 @@ for (const scheduler of testSchedulers) {
           "    time.sleep(4)",
           "    return x * x",
           "",
+          "def die(x):",
+          "    import os, signal",
+          "    os.kill(os.getpid(), signal.SIGKILL)",
+          "",
           "def nap(seconds):",
           "    time.sleep(seconds)",
           "    return seconds",
@@ -138,6 +148,40 @@ for (const scheduler of testSchedulers) {
       const request = listed.map((line) => JSON.parse(line)).find((r) => String(r.id) === id);
       expect(request.meta.cancelled).toEqual({ at: expect.any(Number), reason: "cancelled" });
       await waitForTasks(id, ({ tasks }) => tasks.running === 0 && tasks.queued === 0);
+    }, 150_000);
+
+    it("a task that died while nobody watched: status, results (exit 1) and errors tell, with its cause", async () => {
+      const port = String(await unusedPort());
+      const submitted = await sheepdog(
+        ["map", "jobs.py:die", "--args", "-", "--async", "--port", port, ...flags],
+        "[1]\n",
+      );
+      expect(submitted.code).toBe(0);
+      const id = submitted.stdout.trim();
+      // A server for its workers, which watches nothing: no map waits for the request.
+      const server = spawn(
+        process.execPath,
+        [cli, "serve", "--port", port, "--listen", "0.0.0.0"],
+        {
+          cwd,
+        },
+      );
+      try {
+        // A lookup asks the cluster, records the death with its cause, and says so.
+        let status: { errors?: number } = {};
+        for (let tries = 0; tries < 120 && status.errors !== 1; tries++) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          status = JSON.parse((await sheepdog(["status", id, "--json", ...sshFlags])).stdout);
+        }
+        expect(status).toMatchObject({ tasks: 1, results: 0, errors: 1 });
+        const results = await sheepdog(["results", id, ...sshFlags]);
+        expect(results.code).toBe(1);
+        expect(results.stderr).toContain("1 of 1 tasks failed");
+        const errors = await sheepdog(["errors", id, ...sshFlags]);
+        expect(errors.stdout).toMatch(/\[signal\].*signal 9/s);
+      } finally {
+        server.kill("SIGTERM");
+      }
     }, 150_000);
 
     it("on Ctrl-C with --keep-jobs, exits 130 and leaves the job running", async () => {

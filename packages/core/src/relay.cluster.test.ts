@@ -11,6 +11,7 @@ import {
   canSwitchUsers,
   describeCluster,
   isolatedClient,
+  pythonAllBegun,
   runAsLoginUser,
   schedulerSettings,
   testSchedulers,
@@ -302,22 +303,20 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
       dbfile: join(dir, "recover.sqlite"),
       retryWindowSeconds: 8,
     });
-    const { child, request, closed, output } = await startIsolated({
+    const begun = `/tmp/sheepdog-relay-begun-${process.pid}-${Date.now()}`;
+    const { child, request, closed } = await startIsolated({
       scenario: "map",
       config,
-      progress: true,
-      source: "def f(x):\n    import time\n    time.sleep(6)\n    return x - 1\n",
+      source: `def f(x):\n${pythonAllBegun(begun, 3)}\n    time.sleep(4)\n    return x - 1\n`,
       args: [[1], [2], [3]],
       options: { chunkSize: 1 },
     });
-    // Once every task runs (it has its arguments), the client goes: the workers cannot report,
-    // give up after their window and leave their reports in their output.
-    for (let i = 0; i < 600; i++) {
-      const all = eventsOf(output.stdout).some(
-        (e) => e.event === "progress" && (e.running as number) === 3,
-      );
-      if (all) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    // Once every call has begun (its task has its arguments), the client goes: the workers
+    // cannot report, give up after their window and leave their reports in their output.
+    for (let i = 0; i < 360; i++) {
+      const { stdout } = await runAsLoginUser(cluster, `ls ${begun} 2>/dev/null | wc -l`);
+      if (stdout.trim() === "3") break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
     child.kill("SIGKILL");
     await closed;
