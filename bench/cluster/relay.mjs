@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { argTuple } from "../lib/pickles.mjs";
 import { loadCluster, root, sshOptions } from "./common.mjs";
 
 const { values } = parseArgs({
@@ -46,21 +47,6 @@ const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js")
 const { parseRelayFacts, relayCommand, workerPath } = await import(
   join(root, "packages/worker-py/dist/index.js")
 );
-
-/** A protocol 4 pickle of the one-element tuple (i,): what core stores for map(f, [[i], ...]). */
-function argTuple(i) {
-  return new Uint8Array([
-    0x80,
-    4,
-    0x4a,
-    i & 0xff,
-    (i >> 8) & 0xff,
-    (i >> 16) & 0xff,
-    i >>> 24,
-    0x85,
-    0x2e,
-  ]);
-}
 
 /** The server on every interface, over a new SQLite store, holding one request of `count` tasks. */
 async function startLocal(count) {

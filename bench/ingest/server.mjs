@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { startServer } from "../../packages/server/dist/index.js";
 import { sqliteStore } from "../../packages/store-sqlite/dist/index.js";
+import { argTuple } from "../lib/pickles.mjs";
 
 const bare = process.argv.includes("--bare");
 const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-ingest-"));
@@ -67,20 +68,6 @@ async function bareServer() {
   };
 }
 
-/** A protocol 4 pickle of the one-element tuple (i,): what core stores for map(f, [[i], ...]). */
-function argTuple(i) {
-  return new Uint8Array([
-    0x80,
-    4,
-    0x4a,
-    i & 0xff,
-    (i >> 8) & 0xff,
-    (i >> 16) & 0xff,
-    i >>> 24,
-    0x85,
-    0x2e,
-  ]);
-}
 const func = new TextEncoder().encode(
   JSON.stringify({ name: "f", source: "def f(x):\n    return x\n" }),
 );

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { IsolatedClient } from "@sheepdog/testcluster";
-import { describeCluster, isolatedClient } from "@sheepdog/testcluster";
+import { describeCluster, isolatedClientOf } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const cli = join(import.meta.dirname, "../dist/cli.js");
@@ -13,12 +13,7 @@ describeCluster("the sheepdog command from a client the cluster cannot reach", (
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-cli-relay-"));
     writeFileSync(join(dir, "jobs.py"), "def square(x):\n    return x * x\n");
-    if (!cluster.isolation) {
-      throw new Error(
-        "The test cluster has no address for isolated clients: run tooling/testcluster/up as root.",
-      );
-    }
-    client = await isolatedClient(cluster.isolation);
+    client = await isolatedClientOf(cluster);
   });
   afterAll(async () => {
     await client?.close();

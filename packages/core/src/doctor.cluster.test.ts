@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import type { IsolatedClient, TestCluster } from "@sheepdog/testcluster";
 import {
   describeCluster,
-  isolatedClient,
+  isolatedClientOf,
   schedulerSettings,
   viewSettings,
 } from "@sheepdog/testcluster";
@@ -147,12 +147,7 @@ describeCluster("doctor on the test cluster", (cluster: TestCluster) => {
 function describeIsolated(cluster: TestCluster, dir: () => string): void {
   let client: IsolatedClient;
   beforeAll(async () => {
-    if (!cluster.isolation) {
-      throw new Error(
-        "The test cluster has no address for isolated clients: run tooling/testcluster/up as root.",
-      );
-    }
-    client = await isolatedClient(cluster.isolation);
+    client = await isolatedClientOf(cluster);
   });
   afterAll(async () => {
     await client?.close();

@@ -10,7 +10,7 @@ import {
   asNobody,
   canSwitchUsers,
   describeCluster,
-  isolatedClient,
+  isolatedClientOf,
   pythonAllBegun,
   runAsLoginUser,
   schedulerSettings,
@@ -51,12 +51,7 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
   let client: IsolatedClient;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-relay-"));
-    if (!cluster.isolation) {
-      throw new Error(
-        "The test cluster has no address for isolated clients: run tooling/testcluster/up as root.",
-      );
-    }
-    client = await isolatedClient(cluster.isolation);
+    client = await isolatedClientOf(cluster);
   });
   afterAll(async () => {
     await client?.close();

@@ -2,12 +2,14 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe } from "vitest";
-import type { IsolationFacts } from "./isolation.js";
+import type { IsolatedClient, IsolationFacts } from "./isolation.js";
+import { isolatedClient as makeIsolatedClient } from "./isolation.js";
 import type { PostgresFacts } from "./postgres.js";
 import type { SlurmFacts } from "./slurm.js";
 
 export type { IsolatedClient, IsolatedRun, IsolationFacts } from "./isolation.js";
 export { isolatedClient } from "./isolation.js";
+
 export type { PostgresFacts } from "./postgres.js";
 export type { SacctRecord, SlurmFacts } from "./slurm.js";
 export { runAsLoginUser, sacctRecords, slurmConfig, slurmOf, waitForSacct } from "./slurm.js";
@@ -219,4 +221,17 @@ export function schedulerSettings(cluster: TestCluster, scheduler: TestScheduler
  */
 export function viewSettings(cluster: TestCluster, view: keyof TestCluster["views"]) {
   return { ...loginSettings(cluster), sshKeyfile: cluster.views[view] };
+}
+
+/**
+ * An isolated client (see `isolatedClient`) on the test cluster, or an error that says how to
+ * give the cluster the address such clients reach it by.
+ */
+export async function isolatedClientOf(cluster: TestCluster): Promise<IsolatedClient> {
+  if (!cluster.isolation) {
+    throw new Error(
+      "The test cluster has no address for isolated clients: run tooling/testcluster/up as root.",
+    );
+  }
+  return makeIsolatedClient(cluster.isolation);
 }
