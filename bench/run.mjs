@@ -455,12 +455,13 @@ listening on every interface) in one Node process with the SSH connection to the
 (\`tunnelBack\`) and the relay (\`sheepdog_relay.py\`, started by \`relayCommand\`), as a map with
 \`connect: "relay"\` has them. On the head node, as the login user, \`bench/cluster/relay_load.py\`
 runs ${data.direct.threads} threads that each make round trips with the worker's own \`Connection\`
-(\`sheepdog_worker.py\`: signed requests, proven answers, a new TCP connection per request, its
-retries): a round trip is one fresh task, GET of the task (parsed as the worker parses it) and
-POST of its one result; each task is used once, and every result is in the store at the end
+(\`sheepdog_worker.py\`: signed requests, proven answers, its retries): a round trip is one fresh
+task as a worker runs it, on a connection of its own (kept open for the task's requests), GET of
+the task (parsed as the worker parses it) and POST of its one result; each task is used once,
+and every result is in the store at the end
 (checked: ${fmt(data.done?.stored ?? 0)} results). Direct goes to \`http://<this machine's name>:<server port>\`;
 the relay's route goes to the relay, which opens a connection to the forward on the head node's
-loopback for each connection it accepts, i.e. an SSH channel to the client per HTTP request.
+loopback for each connection it accepts, i.e. an SSH channel to the client per task.
 A round counts the round trips that ended within its ${data.measurements[0]?.seconds} s, after ${data.measurements[0]?.warmup} s of the same load.
 CPU per round trip is each process's user + system time in that window over the round trips
 counted: the load generator (Python), the relay, the SSH session's \`sshd\` (encrypting the

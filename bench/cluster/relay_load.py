@@ -179,17 +179,20 @@ class Load(object):
             raise RuntimeError("task %d: the server did not store its report" % task)
 
     def thread(self, url, stop_at, window, tally):
-        connection = self.connection(url)
         while time.monotonic() < stop_at:
             task = self.take_task()
             if task is None:
                 return
             started = time.monotonic()
             error = None
+            # As a worker runs its task: a connection of its own, for its fetch and its report.
+            connection = self.connection(url)
             try:
                 self.round_trip(connection, task)
             except Exception as failure:  # counted, and the first one shown
                 error = "%s: %s" % (type(failure).__name__, failure)
+            finally:
+                connection.close()
             tally.add(started, time.monotonic(), window, error)
 
     def round(self, route, number, pids):

@@ -142,6 +142,21 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     }, 240_000);
   }
 
+  it('connect: "relay": the original\'s examples complete through the relay', async () => {
+    const run = await runIsolated({
+      scenario: "examples",
+      config: isolatedConfig("gridengine", { connect: "relay" }),
+    });
+    expect(run.event, run.stderr).toMatchObject({
+      event: "done",
+      sync: [2, 3, 4],
+      withNs: [11, 21],
+      async: [10, 12],
+      failing: { results: [1, null] },
+    });
+    expect(run.stderr).toMatch(/workers reach this machine: connect is "relay": http:\/\/\S+/);
+  }, 240_000);
+
   it("outside any namespace, auto picks the direct route (the relay stands by)", async () => {
     const child = spawn(process.execPath, [
       clientScript,
