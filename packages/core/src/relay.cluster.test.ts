@@ -17,6 +17,7 @@ import {
   testSchedulers,
 } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createSheepdog, py } from "./index.js";
 
 const clientScript = fileURLToPath(new URL("./__fixtures__/isolated-client.mjs", import.meta.url));
 
@@ -435,6 +436,35 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
       results: [-1, -2, -3, -4, -5, -6],
     });
   }, 240_000);
+
+  it("the relay ends with its map, while the client goes on", async () => {
+    const dbfile = join(dir, "ends.sqlite");
+    const dog = createSheepdog({
+      ...schedulerSettings(cluster, "slurm"),
+      dbfile,
+      connect: "relay",
+    });
+    try {
+      const { request, results } = await dog.mapSettled(
+        py`
+def f(x):
+    return x * 3
+`,
+        [[1], [2]],
+      );
+      expect(results).toEqual([
+        { ok: true, value: 3 },
+        { ok: true, value: 6 },
+      ]);
+      const relay = (await readRequest(dbfile, request)).meta.relay as string;
+      const port = Number(relay.split(":")[1]);
+      const listening = async () =>
+        (await runAsLoginUser(cluster, `ss -ltnH 'sport = :${port}' | wc -l`)).stdout.trim();
+      await expect.poll(listening, { timeout: 5000, interval: 250 }).toBe("0");
+    } finally {
+      await dog.close();
+    }
+  }, 120_000);
 
   it('connect: "relay": a 1,000-call chunked map returns every result, in order', async () => {
     const run = await runIsolated({
