@@ -8,6 +8,7 @@ import { source } from "./source.js";
 const START_TIMEOUT_MS = 30_000;
 const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 10_000;
+const RELAY_FLUSH_MS = 200;
 
 /** A remote that can forward a port of its loopback back to this machine. */
 export type TunnelRemote = Remote & Required<Pick<Remote, "tunnelBack">>;
@@ -158,16 +159,22 @@ export class Relay {
     });
   }
 
-  /** Stops the relay and its tunnel; the server stops accepting its route. Idempotent. */
+  /**
+   * Stops the relay and its tunnel, once the answers under way have passed (the tunnel lets
+   * them finish for a few seconds); then the server stops accepting its route. Idempotent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#stopRoute?.();
-    this.#stopRoute = undefined;
     await this.#restarting;
     const running = this.#running;
     this.#running = undefined;
-    if (!running) return;
-    running.stop.abort();
-    await running.tunnel.close();
+    if (running) {
+      await running.tunnel.close();
+      // What the tunnel delivered last is still in the relay, on its way to a worker.
+      await new Promise((resolve) => setTimeout(resolve, RELAY_FLUSH_MS));
+      running.stop.abort();
+    }
+    this.#stopRoute?.();
+    this.#stopRoute = undefined;
   }
 }

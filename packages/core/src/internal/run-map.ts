@@ -77,9 +77,10 @@ export async function waitAndRetry(
   } finally {
     // The tasks of a job left running still need the token; no other task of this map can.
     if (!jobLeftRunning) await removeTokenFile(submitted);
+    // The server first: it answers the requests under way, which the relay then carries back.
+    await submitted.server.close();
     await submitted.routes?.close();
     await submitted.lease?.release();
-    await submitted.server.close();
   }
   printer?.done(final);
   if (options.verbose && final.errors > 0) {

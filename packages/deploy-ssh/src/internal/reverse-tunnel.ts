@@ -8,6 +8,25 @@ import { lostError } from "./connection-state.js";
 import { source } from "./source.js";
 
 const LOOPBACK = "127.0.0.1";
+/** How long a closing tunnel lets the connections under way finish. */
+const DRAIN_MS = 3_000;
+
+/** Resolves once every socket of `sockets` has closed, or after `ms`. */
+export function drained(sockets: Set<Socket>, ms: number): Promise<void> {
+  if (sockets.size === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    const check = setInterval(() => {
+      if (sockets.size === 0) done();
+    }, 20);
+    function done(): void {
+      clearTimeout(timer);
+      clearInterval(check);
+      resolve();
+    }
+  });
+}
 
 /** Whether an ssh2 client can forward remote ports (an injected client may not say). */
 function forwarding(client: unknown): ForwardingClientLike | undefined {
@@ -17,19 +36,24 @@ function forwarding(client: unknown): ForwardingClientLike | undefined {
     : undefined;
 }
 
-/** Joins a forwarded channel to a new connection to `localPort`; either end closing ends both. */
+/**
+ * Joins a forwarded channel to a new connection to `localPort`, both ways: an end that
+ * finishes sending ends the other's sending side, after all it sent (so an answer followed by
+ * a close arrives whole); an error on either cuts both. Tracked in `sockets` until the
+ * connection to `localPort` has closed.
+ */
 function carry(channel: Duplex, localPort: number, sockets: Set<Socket>): void {
   const socket = connectTcp({ host: LOOPBACK, port: localPort });
   sockets.add(socket);
-  const end = (): void => {
-    sockets.delete(socket);
+  const cut = (): void => {
     socket.destroy();
     channel.destroy();
   };
-  socket.on("error", end);
-  socket.on("close", end);
-  channel.on("error", end);
-  channel.on("close", end);
+  socket.on("error", cut);
+  channel.on("error", cut);
+  // The channel ends (after what it carries) when the socket has; a closed channel ends both.
+  socket.on("close", () => sockets.delete(socket));
+  channel.on("close", () => socket.destroy());
   channel.pipe(socket).pipe(channel);
 }
 
@@ -87,17 +111,20 @@ export async function openReverseTunnel(
   const stop = (): Promise<void> => {
     close ??= (async () => {
       closed = true;
-      markEnded();
+      if (state.alive) {
+        await new Promise<void>((resolve) => {
+          try {
+            client.unforwardIn(LOOPBACK, remotePort, () => resolve());
+          } catch {
+            resolve();
+          }
+        });
+        // Answers still on their way back to the nodes get there first.
+        await drained(sockets, DRAIN_MS);
+      }
       client.removeListener("tcp connection", onConnection);
       for (const socket of sockets) socket.destroy();
-      if (!state.alive) return;
-      await new Promise<void>((resolve) => {
-        try {
-          client.unforwardIn(LOOPBACK, remotePort, () => resolve());
-        } catch {
-          resolve();
-        }
-      });
+      markEnded();
     })();
     return close;
   };

@@ -3,6 +3,9 @@ import type { ReverseTunnel } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { source } from "./source.js";
 
+/** How long a closing tunnel lets the connections under way finish. */
+const DRAIN_MS = 3_000;
+
 /**
  * `tunnelBack` of this machine: a port on the loopback whose connections are carried to
  * `localPort` (the "remote" machine is this one, so its loopback is ours).
@@ -42,8 +45,15 @@ export async function loopbackTunnel(localPort: number): Promise<ReverseTunnel> 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
+      // Connections under way finish (for a while); then whatever is left is cut.
+      const cut = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, DRAIN_MS);
+      cut.unref();
+      server.close(() => {
+        clearTimeout(cut);
+        resolve();
+      });
     }).then(markEnded);
     return closing;
   };
