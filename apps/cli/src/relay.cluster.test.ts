@@ -20,60 +20,37 @@ describeCluster("the sheepdog command from a client the cluster cannot reach", (
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("maps with no connectivity setting: every result, through the relay", async () => {
-    const flags = [
+  /** Runs `sheepdog map jobs.py:square` inside the namespace, logged in at its sshd address. */
+  function mapInNamespace(flags: string[], input: string, timeoutMs: number) {
+    const login = [
       ["--host", client.sshHost],
-      ["--scheduler", "slurm"],
       ["--ssh-port", String(cluster.port)],
       ["--ssh-user", cluster.user],
       ["--ssh-keyfile", cluster.privateKeyPath],
       ["--ssh-known-hosts", cluster.knownHostsPath],
       ["--ssh-config", "/dev/null"],
-      ["--dbfile", join(dir, "cli.sqlite")],
     ].flat();
-    const command = [process.execPath, cli, "map", "jobs.py:square", "--args", "-", ...flags];
-    const run = await client.run("bash", ["-c", `cd "$0" && exec "$@"`, dir, ...command], {
-      input: "[1]\n[2]\n[3]\n",
-      timeoutMs: 180_000,
+    const command = [process.execPath, cli, "map", "jobs.py:square", "--args", "-"];
+    return client.run("bash", ["-c", `cd "$0" && exec "$@"`, dir, ...command, ...login, ...flags], {
+      input,
+      timeoutMs,
     });
+  }
+
+  it("maps with no connectivity setting: every result, through the relay", async () => {
+    const flags = ["--scheduler", "slurm", "--dbfile", join(dir, "cli.sqlite")];
+    const run = await mapInNamespace(flags, "[1]\n[2]\n[3]\n", 180_000);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toBe("1\n4\n9\n");
     expect(run.stderr).toMatch(/request \d+: 3\/3 done \(0 failed\)/);
   }, 240_000);
 
   it("with --connect direct, fails at once and names the setting", async () => {
-    const run = await client.run(
-      "bash",
-      [
-        "-c",
-        `cd "$0" && exec "$@"`,
-        dir,
-        process.execPath,
-        cli,
-        "map",
-        "jobs.py:square",
-        "--args",
-        "-",
-        "--connect",
-        "direct",
-        "--host",
-        client.sshHost,
-        "--scheduler",
-        "gridengine",
-        "--ssh-port",
-        String(cluster.port),
-        "--ssh-user",
-        cluster.user,
-        "--ssh-keyfile",
-        cluster.privateKeyPath,
-        "--ssh-known-hosts",
-        cluster.knownHostsPath,
-        "--ssh-config",
-        "/dev/null",
-        "--dbfile",
-        join(dir, "direct.sqlite"),
-      ],
-      { input: "[1]\n", timeoutMs: 60_000 },
+    const flags = ["--connect", "direct", "--scheduler", "gridengine"];
+    const run = await mapInNamespace(
+      [...flags, "--dbfile", join(dir, "direct.sqlite")],
+      "[1]\n",
+      60_000,
     );
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain('connect is "direct", but the cluster\'s head node cannot reach');

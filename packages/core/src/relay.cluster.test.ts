@@ -47,6 +47,16 @@ async function readRequest(dbfile: string, id: number) {
   }
 }
 
+/** The `host:port` of a request's relay, once its client has kept it in the meta (20 s). */
+async function relayOf(dbfile: string, id: number): Promise<string> {
+  for (let tries = 0; tries < 100; tries++) {
+    const relay = (await readRequest(dbfile, id)).meta.relay;
+    if (typeof relay === "string") return relay;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`request ${id} has no relay in its meta`);
+}
+
 describeCluster("nodes that cannot call back: the relay through the head node", (cluster) => {
   let dir: string;
   let client: IsolatedClient;
@@ -360,12 +370,7 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
         source: "def f(x):\n    import time\n    time.sleep(10)\n    return x\n",
         args: [[7]],
       });
-      let relay: string | undefined;
-      for (let i = 0; i < 100 && relay === undefined; i++) {
-        relay = (await readRequest(config.dbfile, request)).meta.relay as string | undefined;
-        if (relay === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      const [host, port] = (relay as string).split(":");
+      const [host, port] = (await relayOf(config.dbfile, request)).split(":");
       // As nobody, on the head node: fetch a task, post a forged result with a made-up
       // signature, and try to take the relay's port over.
       const attack = [
@@ -406,12 +411,7 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
       args: [[1], [2], [3], [4], [5], [6]],
       options: { chunkSize: 1 },
     });
-    let relay: string | undefined;
-    for (let i = 0; i < 100 && relay === undefined; i++) {
-      relay = (await readRequest(config.dbfile, request)).meta.relay as string | undefined;
-      if (relay === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const port = Number(relay?.split(":")[1]);
+    const port = Number((await relayOf(config.dbfile, request)).split(":")[1]);
     // The relay's pid, from the socket that listens on its port (the login user's own).
     const pidOf = async (): Promise<string> =>
       (
@@ -456,8 +456,7 @@ def f(x):
         { ok: true, value: 3 },
         { ok: true, value: 6 },
       ]);
-      const relay = (await readRequest(dbfile, request)).meta.relay as string;
-      const port = Number(relay.split(":")[1]);
+      const port = Number((await relayOf(dbfile, request)).split(":")[1]);
       const listening = async () =>
         (await runAsLoginUser(cluster, `ss -ltnH 'sport = :${port}' | wc -l`)).stdout.trim();
       await expect.poll(listening, { timeout: 5000, interval: 250 }).toBe("0");

@@ -7,11 +7,11 @@ import type { ResolvedConfig } from "../config.js";
 import type { MapProgress } from "../types.js";
 import type { Context } from "./context.js";
 import { isPostgresUrl } from "./defaults/store.js";
+import { messageOf } from "./error-text.js";
 import { mapSettled } from "./maps.js";
-import type { TunnelRemote } from "./relay.js";
-import { Relay } from "./relay.js";
+import { canTunnel, HEAD_NODE_PYTHON, Relay } from "./relay.js";
 import { jobsOf } from "./request-meta.js";
-import { HEAD_NODE_PYTHON, probe } from "./routes.js";
+import { probe } from "./routes.js";
 import { source } from "./source.js";
 import { workerHost } from "./worker-host.js";
 
@@ -29,12 +29,6 @@ export interface Finding {
 
 /** The oldest Python the worker and the relay run on. */
 const OLDEST_PYTHON: readonly [number, number] = [3, 8];
-
-/** An error's message without the `[sheepdog] [package] ` prefix. */
-export function messageOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/^(\[[^\]]*\] )+/, "");
-}
 
 /** Whether the dbfile can be written where it is (a PostgreSQL URL is not checked here). */
 export function dbfileFinding(dbfile: string): Finding {
@@ -92,10 +86,6 @@ export interface RouteFindings {
   usable: boolean;
 }
 
-function canTunnel(remote: Remote): remote is TunnelRemote {
-  return typeof remote.tunnelBack === "function";
-}
-
 /** The direct route: whether the head node reaches this machine's server at its URL. */
 async function directFound(context: Context, remote: Remote, settings: ResolvedConfig) {
   const server = await context.runtime.server(context, settings.port);
@@ -112,7 +102,7 @@ async function directFound(context: Context, remote: Remote, settings: ResolvedC
 async function relayFound(context: Context, remote: Remote, settings: ResolvedConfig) {
   if (!canTunnel(remote)) return { url: "", found: `${remote.name} cannot forward ports` };
   const server = await context.runtime.server(context, settings.port);
-  const relay = new Relay(remote, server, HEAD_NODE_PYTHON);
+  const relay = new Relay(remote, server);
   try {
     const { url } = await relay.open();
     return { url, found: await probe(remote, url) };

@@ -19,10 +19,10 @@ import {
   checkTimeout,
   dbfileFinding,
   mapFinding,
-  messageOf,
   pythonFinding,
   routeFindings,
 } from "./doctor-checks.js";
+import { messageOf } from "./error-text.js";
 import { attemptOptionsOf, checkAttemptOptions } from "./submit.js";
 
 /** The steps of {@link doctor}, in the order they run. */

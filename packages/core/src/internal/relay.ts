@@ -13,6 +13,17 @@ const RELAY_FLUSH_MS = 200;
 /** A remote that can forward a port of its loopback back to this machine. */
 export type TunnelRemote = Remote & Required<Pick<Remote, "tunnelBack">>;
 
+/** Whether `remote` can forward a port of its loopback back to this machine. */
+export function canTunnel(remote: Remote): remote is TunnelRemote {
+  return typeof remote.tunnelBack === "function";
+}
+
+/**
+ * The interpreter the relay and the route check run with on the head node: `python3` on the
+ * login PATH (the jobs' `shell` is for the nodes, and may not exist on the head node).
+ */
+export const HEAD_NODE_PYTHON = "python3";
+
 /** One running relay process and the tunnel it carries connections to. */
 interface Running {
   tunnel: ReverseTunnel;
@@ -37,7 +48,6 @@ export class Relay {
   constructor(
     private readonly remote: TunnelRemote,
     private readonly server: SheepdogServer,
-    private readonly python: string,
   ) {}
 
   /**
@@ -70,7 +80,7 @@ export class Relay {
       announce = resolve;
     });
     const command = relayCommand({
-      python: this.python,
+      python: HEAD_NODE_PYTHON,
       listenPort: this.#port,
       tunnelPort: tunnel.remotePort,
       ...(direct !== undefined && { direct }),
@@ -128,7 +138,7 @@ export class Relay {
     return new SheepdogError(
       "REMOTE_FAILED",
       source,
-      `The relay on ${this.remote.name} (${this.python}) could not start: ${why}. Check that ${this.python} runs there, or set connect to "direct".`,
+      `The relay on ${this.remote.name} (${HEAD_NODE_PYTHON}) could not start: ${why}. Check that ${HEAD_NODE_PYTHON} runs there, or set connect to "direct".`,
     );
   }
 

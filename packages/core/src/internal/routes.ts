@@ -3,8 +3,8 @@ import { SheepdogError } from "@sheepdog/contracts";
 import type { SheepdogServer } from "@sheepdog/server";
 import { parseProbe, probeCommand } from "@sheepdog/worker-py";
 import type { ConnectChoice } from "../config.js";
-import type { TunnelRemote } from "./relay.js";
-import { Relay } from "./relay.js";
+import { messageOf } from "./error-text.js";
+import { canTunnel, HEAD_NODE_PYTHON, Relay } from "./relay.js";
 import { source } from "./source.js";
 
 /** How the workers of one map reach its server, and what keeps those routes open. */
@@ -32,17 +32,7 @@ export interface RouteOptions {
   runsHere: boolean;
 }
 
-/**
- * The interpreter the relay and the route check run with on the head node: `python3` on the
- * login PATH (the jobs' `shell` is for the nodes, and may not exist on the head node).
- */
-export const HEAD_NODE_PYTHON = "python3";
-
 const PROBE_TIMEOUT_MS = 30_000;
-
-function canTunnel(remote: Remote): remote is TunnelRemote {
-  return typeof remote.tunnelBack === "function";
-}
 
 /** `host:port` of a URL. */
 function authorityOf(url: string): string {
@@ -74,7 +64,7 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
     if (connect === "relay") throw noTunnel(remote);
     return directOnly(direct, `${remote.name} cannot forward ports, so only the direct route`);
   }
-  const relay = new Relay(remote, options.server, HEAD_NODE_PYTHON);
+  const relay = new Relay(remote, options.server);
   let opened: { url: string; direct: string | null };
   try {
     opened = await relay.open(connect === "auto" ? authorityOf(direct) : undefined);
@@ -105,7 +95,7 @@ export async function reopenRelay(
   authority: string,
 ): Promise<Relay> {
   if (!canTunnel(remote)) throw noTunnel(remote);
-  const relay = new Relay(remote, server, HEAD_NODE_PYTHON);
+  const relay = new Relay(remote, server);
   try {
     await relay.reopen(authority);
     return relay;
@@ -127,10 +117,6 @@ async function autoWithoutRelay(options: RouteOptions, relayError: unknown): Pro
     direct,
     `no relay could start on ${remote.name} (${reason}), so only ${direct}, which the head node could not reach (${found}): tasks will fail if the nodes cannot either`,
   );
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
