@@ -73,6 +73,7 @@ export {
   BODY_HASH_HEADER,
   bodyHash,
   macKey,
+  macMatches,
   newNonce,
   PROOF_HEADER,
   parseWorkerAuthorization,
@@ -81,6 +82,8 @@ export {
   REQUEST_TIME_BEHIND_MS,
   serverProof,
   signWorkerRequest,
+  spoolMac,
+  stagedMac,
   workerMac,
   workerMacMatches,
 } from "./wire/auth.js";
@@ -93,6 +96,15 @@ export {
   encodeReports,
   encodeTaskFrames,
 } from "./wire/frames.js";
+export { isPickle, reportWrites } from "./wire/report-writes.js";
+export type { PackHeader, SpooledReports, SpoolHeader } from "./wire/staging.js";
+export {
+  decodeSpoolFile,
+  encodePack,
+  encodeSpoolFile,
+  readPackedTask,
+  SPOOL_FILE_PATTERN,
+} from "./wire/staging.js";
 export { storeReports } from "./wire/store-reports.js";
 export type { IndexRun, TaskLayout, TaskRange } from "./wire/task-layout.js";
 export {

@@ -243,4 +243,24 @@ export interface WorkerLaunch {
    * becomes its task's error at once, never sent. @default learnt from a 413
    */
   maxBodyBytes?: number;
+  /**
+   * A detached request's staged tasks: the pack of this job (see `wire/staging.ts`), relative
+   * to the home directory unless absolute. The worker reads its task from it (checking its
+   * MACs) instead of fetching it, so it runs whether or not the server is there; a pack it
+   * cannot read or trust sends it to the server for its task.
+   */
+  stagedTasks?: string;
+  /**
+   * Where reports go that the server cannot take: a directory (the user's alone) in which the
+   * worker writes each post it could not deliver as a spool file (`wire/staging.ts`), under a
+   * temporary name first and then renamed, so a reader never sees part of one. A spooled report
+   * counts as delivered. Once a task has spooled, its later posts are spooled at once.
+   */
+  spoolDir?: string;
+  /**
+   * With a `spoolDir`: how long a post keeps trying the server (every route) before it is
+   * spooled, in seconds; this replaces `retryWindowSeconds` and `firstContactSeconds`.
+   * @default 15
+   */
+  spoolAfterSeconds?: number;
 }

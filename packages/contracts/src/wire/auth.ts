@@ -24,6 +24,8 @@ export const REQUEST_TIME_AHEAD_MS = 10_000;
 
 const WORKER_CONTEXT = "sheepdog-worker-v2";
 const SERVER_CONTEXT = "sheepdog-server-v2";
+const STAGED_CONTEXT = "sheepdog-staged-v2";
+const SPOOL_CONTEXT = "sheepdog-spool-v2";
 const AUTHORIZATION_PATTERN =
   /^sheepdog ([A-Za-z0-9_-]{22})\.([1-9][0-9]{0,14})\.([A-Za-z0-9_-]{43})$/i;
 
@@ -221,4 +223,40 @@ export function signWorkerRequest(
   };
   if (request.body !== undefined) headers[BODY_HASH_HEADER] = facts.bodyHash;
   return { headers, nonce: facts.nonce };
+}
+
+/**
+ * The MAC of a section of a request's staged tasks (see `wire/staging.ts`): base64url
+ * HMAC-SHA256 under the request's key of `sheepdog-staged-v2`, the request and the section's
+ * label (`common`, or `task <n>`) joined by line feeds, then a line feed and the section.
+ */
+export function stagedMac(
+  key: MacKey,
+  request: number,
+  label: string,
+  section: Uint8Array,
+): string {
+  return hmacBase64url(key, `${STAGED_CONTEXT}\n${request}\n${label}\n`, section);
+}
+
+/**
+ * The MAC of a spooled report file (see `wire/staging.ts`): base64url HMAC-SHA256 under the
+ * request's key of `sheepdog-spool-v2`, the request, the task and the file's nonce joined by
+ * line feeds, then a line feed and the report body.
+ */
+export function spoolMac(
+  key: MacKey,
+  facts: { request: number; task: number; nonce: string },
+  body: Uint8Array,
+): string {
+  return hmacBase64url(
+    key,
+    `${SPOOL_CONTEXT}\n${facts.request}\n${facts.task}\n${facts.nonce}\n`,
+    body,
+  );
+}
+
+/** Whether `mac` is the right one, compared in constant time. */
+export function macMatches(expected: string, mac: unknown): boolean {
+  return typeof mac === "string" && sameText(expected, mac);
 }

@@ -14,6 +14,7 @@ import {
   indexRuns,
   PROOF_HEADER,
   REPORTS_CONTENT_TYPE,
+  reportWrites,
   SheepdogError,
   serverProof,
   storeReports,
@@ -73,26 +74,12 @@ export interface WireRoutes {
 }
 
 const ID_PATTERN = /^[1-9][0-9]{0,14}$/;
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function parseId(value: string | undefined, what: string): number {
   if (value === undefined || !ID_PATTERN.test(value)) {
     throw new WireError(400, `The ${what} in the path must be a positive integer.`);
   }
   return Number(value);
-}
-
-function isPickle(payload: Uint8Array): boolean {
-  // Protocol 2 and later start with PROTO <version> and every pickle ends with STOP.
-  const version = payload[1];
-  return (
-    payload.byteLength >= 3 &&
-    payload[0] === 0x80 &&
-    version !== undefined &&
-    version >= 2 &&
-    version <= 5 &&
-    payload[payload.byteLength - 1] === 0x2e
-  );
 }
 
 /** A worker route's handler: its reply, given the request's authentication state. */
@@ -352,34 +339,16 @@ async function readReports(
   }
 }
 
-/**
- * The store writes of a post's reports. Refuses (400) the whole post when a report is outside
- * the task, a second one for an index, an error that is not UTF-8 or a result that is not a
- * pickle.
- */
+/** The store writes of a post's reports; a post with a bad report is refused whole (400). */
 function framedWrites(reports: readonly ReportFrame[], range: TaskRange): StoreReport[] {
-  const members = range.indices && new Set(range.indices);
-  const inTask = members
-    ? (index: number) => members.has(index)
-    : (index: number) => index >= range.first && index < range.first + range.count;
-  const seen = new Set<number>();
-  return reports.map(({ index, kind, payload }): StoreReport => {
-    if (!inTask(index)) throw new WireError(400, "A report's index is outside this task's range.");
-    if (seen.has(index)) {
-      throw new WireError(400, "A post carries two reports for the same index.");
+  try {
+    return reportWrites(reports, range);
+  } catch (error) {
+    if (SheepdogError.isInstance(error)) {
+      throw new WireError(400, error.message.replace(/^\[sheepdog\] \[[^\]]*\] /, ""));
     }
-    seen.add(index);
-    if (kind === "error") {
-      try {
-        return { index, kind, value: strictUtf8.decode(payload) };
-      } catch {
-        throw new WireError(400, "An error report is not UTF-8 text.");
-      }
-    }
-    if (!isPickle(payload))
-      throw new WireError(400, "A result is not a pickle of protocol 2 to 5.");
-    return { index, kind: "result", value: payload };
-  });
+    throw error;
+  }
 }
 
 type Verdict = ReturnType<ResultCheck>;
