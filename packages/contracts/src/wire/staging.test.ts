@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SheepdogError } from "../errors.js";
 import { hashToken } from "../token.js";
+import type { TaskHeader } from "../wire.js";
 import { WIRE_VERSION } from "../wire.js";
 import { macKey } from "./auth.js";
 import { decodeFrames, encodeFrames } from "./frames.js";
@@ -12,6 +13,10 @@ const key = macKey(hashToken("the request's token"));
 const otherKey = macKey(hashToken("another request's token"));
 const pickle = (n: number) => new Uint8Array([0x80, 4, 0x4b, n, 0x2e]);
 
+function flip(bytes: Uint8Array, at: number): void {
+  bytes[at] = (bytes[at] as number) ^ 1;
+}
+
 function refusal(run: () => unknown): string {
   try {
     run();
@@ -22,7 +27,7 @@ function refusal(run: () => unknown): string {
   throw new Error("expected a SheepdogError");
 }
 
-const taskHeader = (task: number, first: number, count: number) => ({
+const taskHeader = (task: number, first: number, count: number): TaskHeader => ({
   version: WIRE_VERSION,
   request: 7,
   task,
@@ -61,7 +66,7 @@ describe("packs", () => {
 
   it("refuse a section changed by one byte, or one moved to another task's place", () => {
     const changed = pack();
-    changed[changed.byteLength - 2] ^= 1;
+    flip(changed, changed.byteLength - 2);
     expect(refusal(() => readPackedTask(key, changed, 7, 2))).toContain("task 2");
     const [header, common, one, two] = decodeFrames(pack());
     const parsed = JSON.parse(new TextDecoder().decode(header));
@@ -101,7 +106,7 @@ describe("spool files", () => {
       "not signed",
     );
     const changed = bytes.slice();
-    changed[changed.byteLength - 3] ^= 1;
+    flip(changed, changed.byteLength - 3);
     expect(refusal(() => decodeSpoolFile(key, 7, name, changed))).toContain("not signed");
     const renamed = name.replace(/^2-/, "3-");
     expect(refusal(() => decodeSpoolFile(key, 7, renamed, bytes))).toContain("own name");
