@@ -45,6 +45,17 @@ describe("the built package", () => {
     expect(JSON.parse(out)).toEqual([0, 1]);
   });
 
+  it("exports the spool tool from dist, reading the shipped python file", async () => {
+    const dist = await import("../dist/index.js");
+    expect(dist.spoolPath).toMatch(/worker-py\/python\/sheepdog_spool\.py$/);
+    expect(dist.spoolSource()).toBe(readFileSync(dist.spoolPath, "utf8"));
+    expect(dist.spoolToolCommand("list", [".sheepdog"])).toMatch(
+      /^exec python3 -c '# Sheepdog spool/,
+    );
+    const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    expect(manifest.files).toContain("python/sheepdog_spool.py");
+  });
+
   it("ships the worker file", () => {
     const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
     expect(manifest.files).toContain("python/sheepdog_worker.py");
