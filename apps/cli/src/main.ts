@@ -17,9 +17,14 @@ import {
   shutdown,
 } from "@sheepdog/core";
 import { configKeys, didYouMean, progressPrinter } from "@sheepdog/core/cli";
+import { exitCodes, requestId, table, timeText, write } from "./common.js";
+import { attachCommand, cleanupCommand } from "./detached.js";
 import { doctorCommand } from "./doctor.js";
 import { jsonLine } from "./json-values.js";
 import { readArgs } from "./read-args.js";
+
+export { exitCodes };
+
 import type { Settings } from "./settings.js";
 import { configFlags, requestConfig, settings, source, usageError } from "./settings.js";
 
@@ -35,8 +40,6 @@ export interface CliIo {
   signal: AbortSignal;
 }
 
-export const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
-
 const usage = `Usage: sheepdog <command> [options]
 
 Commands:
@@ -45,9 +48,16 @@ Commands:
       --out <file>      write the results there instead of stdout
       --ns <file.json>  values the function can use by name
       --async           print the request id once the job is queued, and exit
+      --detach          stage the tasks on the cluster, print the request id and exit: the
+                        job runs and keeps its results without this machine (sheepdog attach)
       --keep-jobs       on Ctrl-C, leave the job running
   requests              the requests in the dbfile, with their counts
   status <id>           a request's counts and the state of its tasks on the cluster
+                        (a detached request's spooled reports are brought home first)
+  attach <id>           follow a request to its end (serving its workers, collecting its
+                        spool), then print its results as map does (--out <file>)
+  cleanup               what detached requests left on the cluster; removes those whose
+                        results are all home (--dry-run: list only; --force: remove all)
   results <id>          a request's results (--json: JSON lines with args; --block: wait)
   errors <id>           a request's failed tasks with their tracebacks (--json)
   cancel <id>           cancel a request's job (qdel)
@@ -77,6 +87,9 @@ const commandOptions = {
   out: { type: "string" },
   ns: { type: "string" },
   async: { type: "boolean" },
+  detach: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  force: { type: "boolean" },
   "keep-jobs": { type: "boolean" },
   json: { type: "boolean" },
   block: { type: "boolean" },
@@ -99,22 +112,6 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 /** The flag a mistyped one, or one in the original's spelling (`--ge_opts`), most likely meant. */
 function flagSuggestion(flag: string): string | undefined {
   return didYouMean(flag, Object.keys(commandOptions));
-}
-
-function requestId(positionals: string[], command: string): number {
-  const text = positionals[1];
-  if (text === undefined || !/^[1-9]\d*$/.test(text)) {
-    throw usageError(
-      `"sheepdog ${command}" needs a request id (a positive whole number), as "sheepdog requests" lists them.`,
-    );
-  }
-  return Number(text);
-}
-
-/** Writes a line; nothing once the reader has gone (`sheepdog results 1 | head -1`). */
-function write(stream: NodeJS.WritableStream, text: string): void {
-  if ((stream as { destroyed?: boolean }).destroyed) return;
-  stream.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
 /** Runs one command line; resolves with the exit code. */
@@ -174,12 +171,17 @@ async function run(io: CliIo, outcome: { keepLocalTasks: boolean }): Promise<num
     case "map":
       // With --async or --keep-jobs, local tasks outlive the command (a later `sheepdog serve`
       // receives their reports).
-      outcome.keepLocalTasks = values.async === true || values["keep-jobs"] === true;
+      outcome.keepLocalTasks =
+        values.async === true || values.detach === true || values["keep-jobs"] === true;
       return mapCommand(io, values, positionals);
     case "requests":
       return requestsCommand(io, values);
     case "status":
       return statusCommand(io, values, positionals);
+    case "attach":
+      return attachCommand(io, values, positionals);
+    case "cleanup":
+      return cleanupCommand(io, values);
     case "results":
       return resultsCommand(io, values, positionals);
     case "errors":
@@ -224,6 +226,15 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
     }
   }
   const options = { ...(ns && { ns }), signal: io.signal };
+  if (values.detach) {
+    const id = await mapAsync(f, args, config, { ...options, detach: true });
+    write(io.stdout, String(id));
+    write(
+      io.stderr,
+      `[sheepdog] Request ${id} is queued and detached: its tasks run, and keep their results on the cluster, without this machine. Collect them with "sheepdog attach ${id} --dbfile ${config.dbfile}" (or look with "sheepdog status ${id}").`,
+    );
+    return exitCodes.ok;
+  }
   if (values.async) {
     const id = await mapAsync(f, args, config, options);
     write(io.stdout, String(id));
@@ -298,18 +309,6 @@ function requestState(r: RequestSummary): string {
   return cancelled.reason === "cancelled" ? "cancelled" : `cancelled (${cancelled.reason})`;
 }
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
-
 async function statusCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {
   const id = requestId(positionals, "status");
   const resolved = await dbfileConfig(values, io);
@@ -360,10 +359,6 @@ async function cancelledUnfinished(
   if (status.results + status.errors >= status.tasks) return undefined;
   const summary = (await listRequests({ dbfile })).find((r) => r.id === id);
   return summary && cancellation(summary.meta);
-}
-
-function timeText(at: number): string {
-  return new Date(at).toISOString().slice(0, 19).replace("T", " ");
 }
 
 async function resultsCommand(io: CliIo, values: Values, positionals: string[]): Promise<number> {

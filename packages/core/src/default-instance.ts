@@ -6,6 +6,7 @@ import type { PyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import type { ResolvedConfig, SheepdogConfig } from "./config.js";
 import { resolveConfig } from "./config.js";
+import { cleanupStaged } from "./internal/cleanup.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
 import { isPostgresUrl } from "./internal/defaults/store.js";
@@ -15,12 +16,14 @@ import { source } from "./internal/source.js";
 import type { ServeOptions as InstanceServeOptions } from "./sheepdog.js";
 import { instanceContext, serveOn } from "./sheepdog.js";
 import type {
+  CleanupOptions,
   GetResultsOptions,
   MapAsyncOptions,
   MapOptions,
   MapSettled,
   RecoverOutcome,
   RequestStatus,
+  StagedRequest,
 } from "./types.js";
 
 /*
@@ -230,6 +233,22 @@ export async function serve(options: ServeOptions = {}): Promise<SheepdogServer>
   const context =
     request === undefined ? await contextFor(config) : await requestContext(request, settings);
   return serveOn(context, config, { port, listen, request });
+}
+
+/**
+ * Lists what detached requests left on the cluster (`sshDir` on `host`) and removes what
+ * nothing needs any more: the directories of this dbfile's requests whose results are all home
+ * (their spool is collected first). With `force`, every directory listed goes.
+ */
+export async function cleanup(
+  options: CleanupOptions & RequestConfig = {},
+): Promise<StagedRequest[]> {
+  const { dryRun, force, ...config } = options;
+  const resolved = existingDbfileConfig(config);
+  return cleanupStaged(await contextFor(resolved), resolved.sshDir, {
+    ...(dryRun !== undefined && { dryRun }),
+    ...(force !== undefined && { force }),
+  });
 }
 
 /** Options of {@link shutdown}. */

@@ -27,6 +27,7 @@ export type { RetryOn, RunSettings, SchedulerChoice, SheepdogConfig } from "./co
 export type { RequestConfig, ServeOptions, ShutdownOptions } from "./default-instance.js";
 export {
   cancelRequest,
+  cleanup,
   getErrors,
   getResults,
   listRequests,
@@ -57,6 +58,7 @@ export { createSheepdog } from "./sheepdog.js";
 export type {
   AttemptFailures,
   AttemptOptions,
+  CleanupOptions,
   FailureKind,
   GetResultsOptions,
   MapAsyncOptions,
@@ -67,4 +69,5 @@ export type {
   RequestStatus,
   RetryChange,
   Settled,
+  StagedRequest,
 } from "./types.js";

@@ -4,6 +4,7 @@ import type { PyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import type { ResolvedConfig, SheepdogConfig } from "./config.js";
 import { connectionKeys, missingHost, resolveConfig } from "./config.js";
+import { cleanupStaged } from "./internal/cleanup.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
 import { defaultRunsHere, openDefaultCluster } from "./internal/defaults/cluster.js";
@@ -14,12 +15,14 @@ import { serveRequest } from "./internal/serve.js";
 import { source } from "./internal/source.js";
 import { runsOnThisMachine } from "./internal/worker-host.js";
 import type {
+  CleanupOptions,
   GetResultsOptions,
   MapAsyncOptions,
   MapOptions,
   MapSettled,
   RecoverOutcome,
   RequestStatus,
+  StagedRequest,
 } from "./types.js";
 
 /**
@@ -106,6 +109,11 @@ export interface Sheepdog extends AsyncDisposable {
   recover(id: RequestId): Promise<RecoverOutcome>;
   /** Every request in the store, oldest first, with its counts. */
   requests(): Promise<RequestSummary[]>;
+  /**
+   * What detached requests left on the cluster under `sshDir`; those of this store whose
+   * results are all home are removed (with `force`, every one listed).
+   */
+  cleanup(options?: CleanupOptions): Promise<StagedRequest[]>;
   /**
    * A server for the store, for workers whose map's server went away (the original's
    * "Restarting The Server"). Close it when their job is done.
@@ -269,6 +277,7 @@ export function sheepdogOn(
     cancel: async (id) => ops.cancelRequest(await context(), id),
     recover: async (id) => ops.recover(await context(), id),
     requests: async () => (await context()).store.listRequests(),
+    cleanup: async (options = {}) => cleanupStaged(await context(), config.sshDir, options),
     serve: async (options = {}) => serveOn(await context(), config, options),
     close,
     [Symbol.asyncDispose]: () => close(),

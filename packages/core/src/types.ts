@@ -31,6 +31,17 @@ export interface MapAsyncOptions {
   ns?: Record<string, unknown>;
   /** Aborting before the job is queued rejects with `ABORTED` and submits nothing. */
   signal?: AbortSignal;
+  /**
+   * Submit and walk away: the tasks (function, namespace and arguments, one pack per job) are
+   * staged on the cluster under `sshDir`, readable by the user only, so they run whether or
+   * not this process is there; a worker that cannot reach the server leaves its reports in a
+   * spool beside them. `getResults(id, { block: true })`, `requestStatus` and
+   * `sheepdog attach` bring the spooled reports home over SSH, from any process that has the
+   * store. With `mapAsync`, nothing of the request then keeps this process or its server
+   * alive; `map` waits as usual, and collects what was spooled while this machine was away.
+   * @default false
+   */
+  detach?: boolean;
 }
 
 /** What an attempt of a map runs with; see {@link MapOptions.retryWith}. */
@@ -149,4 +160,42 @@ export interface RecoverOutcome {
   stored: number;
   /** Tasks still without a report. */
   missing: number;
+}
+
+/** Options of `cleanup`. */
+export interface CleanupOptions {
+  /** List only: change nothing, neither on the cluster nor in the store. @default false */
+  dryRun?: boolean;
+  /**
+   * Remove every directory listed, also those of requests still running or that this store
+   * does not hold (their results then cannot come home). @default false
+   */
+  force?: boolean;
+}
+
+/** A detached request's files on the cluster, as `cleanup` found them. */
+export interface StagedRequest {
+  /** The directory on the cluster (relative to the home directory unless absolute). */
+  dir: string;
+  /** The request it belongs to (in the store it names), from its manifest. */
+  request?: RequestId;
+  /** When it was submitted, in milliseconds since the epoch. */
+  createdAt?: number;
+  /** The machine that submitted it. */
+  client?: string;
+  /** The dbfile (or store) that holds its request. */
+  store?: string;
+  /** Spool files not yet collected. */
+  spooled: number;
+  /** Its size on the cluster. */
+  bytes: number;
+  /** When anything in it last changed, in milliseconds since the epoch. */
+  modifiedAt: number;
+  /**
+   * `complete`: a request of this store whose every task has its report; `running`: one of this
+   * store still waiting for reports; `other-store`: a request this store does not hold.
+   */
+  state: "complete" | "running" | "other-store";
+  /** Whether it was removed now. */
+  removed: boolean;
 }

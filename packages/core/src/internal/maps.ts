@@ -24,6 +24,7 @@ async function runToEnd(
       signal,
       retries: settings.retries,
       verbose: options.verbose,
+      detach: options.detach,
     });
     await waitAndRetry(submitted, options, signal);
     return submitted;
@@ -70,6 +71,7 @@ export async function mapSettled<R>(
  * `mapAsync`: the request id as soon as the job is queued. The server keeps serving the
  * request until every task has reported (or the instance closes); so does the relay, when the
  * workers need one, and the connection it runs over. Otherwise the cluster is released now.
+ * A detached request keeps nothing open: its workers spool what they cannot deliver.
  */
 export async function mapAsync(
   context: Context,
@@ -83,7 +85,11 @@ export async function mapAsync(
     await routes?.close();
     await lease?.release();
   };
-  if (routes?.relayed) {
+  if (options.detach) {
+    // The workers need nothing of this process: what they cannot deliver, they spool.
+    await server.close();
+    await release();
+  } else if (routes?.relayed) {
     context.runtime.hold(context, request, server, release);
   } else {
     await release();

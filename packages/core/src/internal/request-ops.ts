@@ -3,11 +3,13 @@ import { layoutOf, SheepdogError, STDOUT_REPORT_PREFIX, storeReports } from "@sh
 import { decode } from "@sheepdog/serialise";
 import { parseReportLines } from "@sheepdog/worker-py";
 import type { GetResultsOptions, RecoverOutcome, RequestStatus } from "../types.js";
+import { collectSpool } from "./collect.js";
 import type { ClusterLease, Context } from "./context.js";
 import { progressPrinter } from "./progress.js";
 import { jobsOf, markCancelled } from "./request-meta.js";
 import { decodeResults, undecodableReason } from "./result-check.js";
 import { source } from "./source.js";
+import { stagedOf } from "./staging.js";
 import { recordEndedTasks, waitForRequest } from "./wait.js";
 
 /** Refuses an id that cannot be a request's (`INVALID_INPUT`). */
@@ -80,6 +82,7 @@ async function refreshRequest(
   id: RequestId,
 ): Promise<{ states?: Map<number, TaskState>; error?: string } | undefined> {
   const { info, job } = await requestJob(context, id);
+  if (job) await collectOnce(context, id, job);
   const counts = await context.store.counts(id);
   if (!job || counts.results + counts.errors >= counts.tasks) return undefined;
   try {
@@ -98,6 +101,18 @@ async function refreshRequest(
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/**
+ * Brings home what a detached request's workers spooled, when it has files on the cluster; a
+ * cluster that cannot be reached leaves them for next time.
+ */
+async function collectOnce(context: Context, id: RequestId, job: JobRef): Promise<void> {
+  const { meta } = await context.store.getRequest(id);
+  if (!stagedOf(meta) || meta.stagedRemoved !== undefined) return;
+  await withCluster(context, job, ({ cluster }) => collectSpool(context, id, cluster.remote)).catch(
+    () => undefined,
+  );
 }
 
 /**
@@ -209,6 +224,7 @@ async function waitForResults(
   options: GetResultsOptions,
 ): Promise<void> {
   const { info, job } = await requestJob(context, id);
+  if (job) await collectOnce(context, id, job);
   const counts = await context.store.counts(id);
   if (counts.results + counts.errors >= counts.tasks) return;
   const lease = job ? await clusterForJob(context, job).catch(() => undefined) : undefined;
@@ -224,6 +240,7 @@ async function waitForResults(
       ...(job && lease && { job, scheduler: lease.cluster.scheduler }),
       ...(options.signal && { signal: options.signal }),
       ...(printer && { onProgress: printer.update }),
+      ...(lease && { collect: () => collectSpool(context, id, lease.cluster.remote) }),
     });
     printer?.done(final);
   } finally {

@@ -9,6 +9,7 @@ import type {
   MapProgress,
   Settled,
 } from "../types.js";
+import { collectSpool, removeWhenComplete } from "./collect.js";
 import { progressPrinter } from "./progress.js";
 import { jobsOf, markCancelled } from "./request-meta.js";
 import { collectResults } from "./result-check.js";
@@ -76,7 +77,7 @@ export async function waitAndRetry(
     throw SheepdogError.isInstance(error) && error.code === "ABORTED" ? abortError(signal) : error;
   } finally {
     // The tasks of a job left running still need the token; no other task of this map can.
-    if (!jobLeftRunning) await removeTokenFile(submitted);
+    if (!jobLeftRunning) await removeStagedFiles(submitted);
     // The server first: it answers the requests under way, which the relay then carries back.
     await submitted.server.close();
     await submitted.routes?.close();
@@ -115,7 +116,21 @@ function waitForAttempt(
       for (const index of indices) died.set(index, kind);
     },
     onProgress,
+    ...(submitted.staged &&
+      lease && { collect: () => collectSpool(context, request, lease.cluster.remote) }),
   });
+}
+
+/**
+ * Removes the token file, and a detached request's directory once every task has its report
+ * (else `sheepdog cleanup` finds it). A failure to remove them is not the map's.
+ */
+async function removeStagedFiles(submitted: Submitted): Promise<void> {
+  const { staged, lease, context, request } = submitted;
+  if (staged && lease) {
+    await removeWhenComplete(context, request, lease.cluster.remote, staged).catch(() => false);
+  }
+  await removeTokenFile(submitted);
 }
 
 /**

@@ -13,6 +13,8 @@ import { encodeNamespace } from "./namespace.js";
 import type { WorkerRoutes } from "./routes.js";
 import { openRoutes } from "./routes.js";
 import { source } from "./source.js";
+import type { StagedPaths } from "./staging.js";
+import { createStagedDirectory, stagedPathsOf, stagePack } from "./staging.js";
 import { writeTokenFile } from "./token-file.js";
 import { runsOnThisMachine, workerHost } from "./worker-host.js";
 
@@ -24,6 +26,11 @@ export interface SubmitOptions {
   retries?: number;
   /** Say which route the workers take back to this machine, and why. */
   verbose?: boolean | undefined;
+  /**
+   * Stage the tasks on the cluster and let the workers spool what the server cannot take, so
+   * the job needs this process neither to start its tasks nor to keep their results.
+   */
+  detach?: boolean | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -50,6 +57,8 @@ export interface Submitted {
   tokenFile: string | undefined;
   /** The sizes a task's answer is made of, for the workers' {@link maxReplyBytes}. */
   sizes: RequestSizes;
+  /** Where a detached request's tasks are staged and its reports spooled. */
+  staged: StagedPaths | undefined;
 }
 
 /** The bytes of a request's parts, as the server sends them to a task. */
@@ -129,6 +138,7 @@ export async function submit(
       routes: undefined,
       tokenFile: undefined,
       sizes,
+      staged: undefined,
     };
     if (!lease) return submitted;
     if (options.signal?.aborted) throw abortError(options.signal);
@@ -142,6 +152,7 @@ export async function submit(
     if (options.verbose)
       process.stderr.write(`[sheepdog] workers reach this machine: ${submitted.routes.why}\n`);
     routes = submitted.routes;
+    if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
     submitted.job = await submitJob(submitted, {
       name: submitted.name,
       tasks: Math.ceil(list.length / chunkSize),
@@ -154,6 +165,7 @@ export async function submit(
       jobs: [submitted.job],
       port: server.port,
       ...(submitted.routes.relay !== undefined && { relay: submitted.routes.relay }),
+      ...(submitted.staged && { staged: submitted.staged }),
     });
     return submitted;
   } catch (error) {
@@ -227,6 +239,7 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     submitted.name,
     submitted.token,
   );
+  const stagedTasks = await stageAttempt(submitted, attempt);
   const [url, ...fallbackUrls] = submitted.routes?.urls ?? [submitted.url];
   const program = workerProgram({
     url: url as string,
@@ -242,6 +255,10 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     maxBodyBytes: submitted.server.maxBodyBytes,
     ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
     ...(attempt.taskOffset > 0 && { taskOffset: attempt.taskOffset }),
+    ...(stagedTasks !== undefined && {
+      stagedTasks,
+      spoolDir: (submitted.staged as StagedPaths).spoolDir,
+    }),
   });
   return scheduler.submit({
     name: attempt.name,
@@ -252,6 +269,24 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     directory: settings.sshDir,
     resources: resourcesForTask(perCall, attempt.callsPerTask),
   });
+}
+
+/**
+ * For a detached request, stages the attempt's tasks (creating the request's directory with the
+ * first) and resolves with the pack's path; otherwise with nothing.
+ */
+async function stageAttempt(submitted: Submitted, attempt: Attempt): Promise<string | undefined> {
+  const { staged, lease } = submitted;
+  if (!staged || !lease) return undefined;
+  const target = {
+    context: submitted.context,
+    request: submitted.request,
+    name: submitted.name,
+    staged,
+    remote: lease.cluster.remote,
+  };
+  if (attempt.taskOffset === 0) await createStagedDirectory(target);
+  return stagePack(target, attempt);
 }
 
 /**

@@ -45,6 +45,12 @@ export interface WaitOptions {
   reportGraceMs?: number;
   /** How long a task may be unknown to the scheduler (no accounting yet) before it counts as lost. @default 15000 */
   unknownGraceMs?: number;
+  /**
+   * Brings home reports that reach the store by another way than the server (a detached
+   * request's spool): called at the scheduler's pace, and before a task that ended is
+   * recorded as dead. A failure (a dropped connection) is tried again next time.
+   */
+  collect?: () => Promise<unknown>;
 }
 
 function abortError(): SheepdogError {
@@ -60,6 +66,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
   try {
     for (;;) {
       if (options.signal?.aborted) throw abortError();
+      await watch.collect(false);
       const final = await watch.countReports();
       if (final) return final;
       await watch.askScheduler();
@@ -106,6 +113,7 @@ class RequestWatch {
   #queued = 0;
   #running = 0;
   #lastStatus = 0;
+  #lastCollect = 0;
   #statusInterval: number | undefined;
   #lastAnswer = "";
   #lastReports = -1;
@@ -195,8 +203,22 @@ class RequestWatch {
     this.#lastAnswer = answer;
   }
 
+  /**
+   * Runs the wait's `collect`, when it has one: when `now`, or once the scheduler's interval
+   * has passed since the last.
+   */
+  async collect(now: boolean): Promise<void> {
+    const { collect, scheduler } = this.#options;
+    const interval = this.#options.statusIntervalMs ?? scheduler?.statusIntervalMs ?? 2000;
+    if (!collect || (!now && Date.now() - this.#lastCollect < interval)) return;
+    this.#lastCollect = Date.now();
+    await collect().catch(() => undefined);
+  }
+
   /** Settles each task seen ended as soon as its grace has passed, not at the next status. */
   async settleEnded(): Promise<void> {
+    // What a task that ended spooled is brought home before it can be recorded as dead.
+    if ([...this.#ended.keys()].some((number) => this.#isDue(number))) await this.collect(true);
     for (const [number, state] of this.#ended) {
       if (this.#settled.has(number)) this.#ended.delete(number);
       else await this.#settleEndedTask(number, state);
@@ -215,14 +237,20 @@ class RequestWatch {
     this.#wake = undefined;
   }
 
-  async #settleEndedTask(number: number, state: TaskState): Promise<void> {
+  /** Whether the task seen ended has had its grace (and so is settled this round). */
+  #isDue(number: number): boolean {
+    const state = this.#ended.get(number);
+    if (state === undefined || this.#settled.has(number)) return false;
     const { reportGraceMs = 3000, unknownGraceMs = 15_000 } = this.#options;
-    const now = Date.now();
-    const seen = this.#firstSeenEnded.get(number) ?? now;
-    this.#firstSeenEnded.set(number, seen);
+    const seen = this.#firstSeenEnded.get(number) ?? Date.now();
     const grace =
       state.state === "finished" ? reportGraceMs : state.state === "queued" ? 0 : unknownGraceMs;
-    if (now - seen < grace) return;
+    return Date.now() - seen >= grace;
+  }
+
+  async #settleEndedTask(number: number, state: TaskState): Promise<void> {
+    if (!this.#firstSeenEnded.has(number)) this.#firstSeenEnded.set(number, Date.now());
+    if (!this.#isDue(number)) return;
     this.#settled.add(number);
     if (state.state === "queued") this.#heldTasks++;
     const { layout, taskOffset = 0 } = this.#options;
