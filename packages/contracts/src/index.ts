@@ -57,8 +57,12 @@ export type {
   Store,
   StoreReport,
   TaskError,
+  TaskFacts,
+  TaskFactsEntry,
+  TaskLog,
   TaskResult,
 } from "./store.js";
+export { logCutMark, MAX_HOST_LENGTH, MAX_LOG_BYTES, taskFactsProblem } from "./store.js";
 export { didYouMean, shellQuote } from "./text.js";
 export { hashToken, newToken, tokenMatches } from "./token.js";
 export type {
@@ -96,7 +100,7 @@ export {
   encodeReports,
   encodeTaskFrames,
 } from "./wire/frames.js";
-export { isPickle, reportWrites } from "./wire/report-writes.js";
+export { isPickle, reportWrites, tailOfLog } from "./wire/report-writes.js";
 export type { PackHeader, SpooledReports, SpoolHeader } from "./wire/staging.js";
 export {
   decodeSpoolFile,

@@ -75,12 +75,111 @@ export interface TaskError {
 }
 
 /**
+ * What a worker tells about one call beside its report: when it ran and where, how much memory
+ * it took, and what it printed. Every field is optional (a report of an older worker, or one
+ * recovered from a job's output, has none). Check a value with {@link taskFactsProblem}.
+ */
+export interface TaskFacts {
+  /** When the call began, in milliseconds since the Unix epoch by the node's clock (finite, >= 0). */
+  startedAt?: number;
+  /** When the call ended, as `startedAt`. */
+  endedAt?: number;
+  /** The node's host name (1 to {@link MAX_HOST_LENGTH} characters). */
+  host?: string;
+  /** The peak resident memory of the worker process by the end of the call, in bytes (a safe integer >= 0). */
+  peakMemoryBytes?: number;
+  /** Which run of the task this was: 1 for the first, 2 for its first retry, ... (a safe integer >= 1). */
+  attempt?: number;
+  /**
+   * The tail of what the call printed (stdout and stderr, interleaved), at most
+   * {@link MAX_LOG_BYTES} UTF-8 bytes on the wire; a log whose beginning was cut starts with
+   * {@link logCutMark}. Stores keep it as they get it.
+   */
+  log?: string;
+}
+
+/** The longest {@link TaskFacts.host}, in characters. */
+export const MAX_HOST_LENGTH = 255;
+
+/**
+ * The largest {@link TaskFacts.log} a report carries, in UTF-8 bytes, its cut mark included:
+ * a worker keeps the tail of the output, and the server cuts a longer log to its tail (see
+ * `tailOfLog`).
+ */
+export const MAX_LOG_BYTES = 64 * 1024;
+
+/**
+ * The first line of a log whose beginning was cut: `[sheepdog: 1234 bytes cut]` and a line feed,
+ * where 1234 is how many UTF-8 bytes of output came before the tail that was kept.
+ */
+export function logCutMark(cutBytes: number): string {
+  return `[sheepdog: ${cutBytes} bytes cut]\n`;
+}
+
+const isStamp = (value: unknown) =>
+  typeof value === "number" && Number.isFinite(value) && value >= 0;
+const isCount = (value: unknown, least: number) =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= least;
+
+/**
+ * What is wrong with `facts` as {@link TaskFacts} (a sentence), or `undefined` when nothing is:
+ * an object whose fields, those present, have their types and bounds (the log's length is not
+ * checked here). Other fields are ignored.
+ */
+export function taskFactsProblem(facts: unknown): string | undefined {
+  if (typeof facts !== "object" || facts === null || Array.isArray(facts)) {
+    return "A report's facts must be an object.";
+  }
+  const { startedAt, endedAt, host, peakMemoryBytes, attempt, log } = facts as TaskFacts;
+  if (startedAt !== undefined && !isStamp(startedAt)) {
+    return "startedAt must be milliseconds since the epoch (a finite number >= 0).";
+  }
+  if (endedAt !== undefined && !isStamp(endedAt)) {
+    return "endedAt must be milliseconds since the epoch (a finite number >= 0).";
+  }
+  if (
+    host !== undefined &&
+    (typeof host !== "string" || host.length < 1 || host.length > MAX_HOST_LENGTH)
+  ) {
+    return `host must be a string of 1 to ${MAX_HOST_LENGTH} characters.`;
+  }
+  if (peakMemoryBytes !== undefined && !isCount(peakMemoryBytes, 0)) {
+    return "peakMemoryBytes must be a whole number of bytes (a safe integer >= 0).";
+  }
+  if (attempt !== undefined && !isCount(attempt, 1)) {
+    return "attempt must be a whole number >= 1.";
+  }
+  if (log !== undefined && typeof log !== "string") return "log must be a string.";
+  return undefined;
+}
+
+/**
  * One report in a {@link Store.putReports} batch: a result's pickle, or an error's text (with
- * `provisional`, an error inferred rather than reported: see {@link PutErrorOptions}).
+ * `provisional`, an error inferred rather than reported: see {@link PutErrorOptions}), and what
+ * the worker told about the call (`facts`), which is stored with the report and shares its fate:
+ * the facts of a task are those of its stored report (a duplicate's are ignored; a real report
+ * that replaces a provisional error brings its own, or none).
  */
 export type StoreReport =
-  | { index: number; kind: "result"; value: Uint8Array }
-  | { index: number; kind: "error"; value: string; provisional?: boolean };
+  | { index: number; kind: "result"; value: Uint8Array; facts?: TaskFacts }
+  | { index: number; kind: "error"; value: string; provisional?: boolean; facts?: TaskFacts };
+
+/**
+ * What {@link Store.getTaskFacts} says of a task that has a report: the report's kind, and its
+ * facts without the log (`hasLog` says whether there is one: read it with `getLogs`).
+ */
+export interface TaskFactsEntry extends Omit<TaskFacts, "log"> {
+  kind: "result" | "error";
+  /** `true` for a provisional error (see {@link PutErrorOptions.provisional}). */
+  provisional?: true;
+  hasLog: boolean;
+}
+
+/** One task's log, from {@link Store.getLogs}. */
+export interface TaskLog {
+  index: number;
+  log: string;
+}
 
 /** Options of {@link Store.putError}. */
 export interface PutErrorOptions {
@@ -154,10 +253,13 @@ export interface Store {
   /**
    * Records several reports of one request at once (a worker's report post), with the same
    * first-report-wins rule, within the batch too: of two reports for one task, the earlier
-   * wins (unless it is a provisional error and the later a real report, which replaces it). Resolves one boolean per report, `true` where that report was stored. If any index
-   * is outside the request it MUST reject with `TASK_NOT_FOUND` and store none of them.
+   * wins (unless it is a provisional error and the later a real report, which replaces it).
+   * Resolves one boolean per report, `true` where that report was stored. If any index is
+   * outside the request it MUST reject with `TASK_NOT_FOUND`, and if a report's `facts` are not
+   * {@link TaskFacts} with `INVALID_INPUT`, storing none of them. A store with `getTaskFacts`
+   * stores each stored report's facts with it; others ignore them.
    * Optional: a store that can write many reports in one transaction offers it, and callers
-   * prefer it to many `putResult` calls.
+   * prefer it to many `putResult` calls (and need it to store facts).
    */
   putReports?(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
 
@@ -194,6 +296,23 @@ export interface Store {
 
   /** The failed tasks, in order; a provisional error is marked `provisional: true`. */
   getErrors(id: RequestId): Promise<TaskError[]>;
+
+  /**
+   * What the reports of tasks `start .. start + count - 1` say, in order: for each task its
+   * report's kind and facts (see {@link TaskFactsEntry}), or `null` while it has no report. The
+   * range MUST lie inside the request, else `TASK_NOT_FOUND`. Optional: a store that keeps the
+   * facts of {@link StoreReport} offers it (with `putReports` and `getLogs`); it MUST be cheap
+   * enough to read 100,000 tasks at once (no logs, no values are read).
+   * @default start 0, count the rest of the request
+   */
+  getTaskFacts?(id: RequestId, start?: number, count?: number): Promise<(TaskFactsEntry | null)[]>;
+
+  /**
+   * The logs of tasks `start .. start + count - 1` that have one, in task order. The range MUST
+   * lie inside the request, else `TASK_NOT_FOUND`. Optional, with `getTaskFacts`.
+   * @default start 0, count the rest of the request
+   */
+  getLogs?(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
 
   /** Every request, oldest first, with its counts. */
   listRequests(): Promise<RequestSummary[]>;

@@ -1,3 +1,5 @@
+import type { TaskFacts } from "./store.js";
+
 /**
  * The protocol between the server and the Python workers, version 2.
  *
@@ -106,8 +108,18 @@ export interface TaskHeader {
   indices?: number[];
 }
 
-/** One report in a report post; its payload is the section at the same position. */
-export interface ReportEntry {
+/**
+ * One report in a report post; its payload is the section at the same position. Beside its
+ * index and kind it MAY carry what the worker saw of the call (the fields of {@link TaskFacts},
+ * each optional, omitted rather than `null`): `startedAt` and `endedAt` (milliseconds since the
+ * Unix epoch by the node's clock, finite numbers >= 0), `host` (1 to 255 characters),
+ * `peakMemoryBytes` (an integer >= 0), `attempt` (an integer >= 1) and `log` (the tail of the
+ * call's stdout and stderr, at most `MAX_LOG_BYTES` (64 KiB) of UTF-8, starting with the
+ * line of `logCutMark` when its beginning was cut). A field of the wrong type or out of bounds
+ * makes the post refused (400); a longer log is cut to its tail by the server; fields a server
+ * does not know are ignored.
+ */
+export interface ReportEntry extends TaskFacts {
   /** The store index (0-based) of the argument tuple this reports on. */
   index: number;
   kind: "result" | "error";

@@ -12,16 +12,26 @@ import type {
   Store,
   StoreReport,
   TaskError,
+  TaskFacts,
+  TaskFactsEntry,
+  TaskLog,
   TaskResult,
 } from "../store.js";
+import { taskFactsProblem } from "../store.js";
 import { hashToken, newToken } from "../token.js";
 
 /** What a memory store keeps of one request. */
 export interface MemoryRequest {
   info: RequestInfo;
   args: Uint8Array[];
-  /** Task index -> its first report (or a real one that replaced a provisional error). */
-  reports: Map<number, { result: Uint8Array } | { error: string; provisional?: true }>;
+  /**
+   * Task index -> its first report (or a real one that replaced a provisional error), with the
+   * facts that came with it.
+   */
+  reports: Map<
+    number,
+    ({ result: Uint8Array } | { error: string; provisional?: true }) & { facts?: TaskFacts }
+  >;
   results: number;
   errors: number;
 }
@@ -92,6 +102,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     getResults: async (id) => resultsOf(request(id)),
     getResultRange: async (id, start, count) => resultRangeOf(request(id), start, count),
     getErrors: async (id) => errorsOf(request(id)),
+    getTaskFacts: async (id, start, count) => taskFactsOf(request(id), start, count),
+    getLogs: async (id, start, count) => logsOf(request(id), start, count),
     listRequests: async () => [...open().requests.values()].map(summaryOf),
     close,
     [Symbol.asyncDispose]: close,
@@ -178,6 +190,8 @@ function putReports(req: MemoryRequest, reports: readonly StoreReport[]): boolea
     if (entry.kind === "error" && !["boolean", "undefined"].includes(typeof entry.provisional)) {
       throw new SheepdogError("INVALID_INPUT", source, "provisional must be a boolean.");
     }
+    const problem = entry.facts === undefined ? undefined : taskFactsProblem(entry.facts);
+    if (problem !== undefined) throw new SheepdogError("INVALID_INPUT", source, problem);
   }
   return reports.map((entry) => report(req, entry));
 }
@@ -191,17 +205,31 @@ function report(req: MemoryRequest, entry: StoreReport): boolean {
   const provisional = entry.kind === "error" && entry.provisional === true;
   if (found && (provisional || !("error" in found) || !found.provisional)) return false;
   if (found) req.errors -= 1;
+  const facts = entry.facts && copyFacts(entry.facts);
   if (entry.kind === "result") {
-    req.reports.set(entry.index, { result: entry.value.slice() });
+    req.reports.set(entry.index, { result: entry.value.slice(), ...(facts && { facts }) });
     req.results += 1;
   } else {
     req.reports.set(entry.index, {
       error: entry.value,
       ...(provisional && { provisional: true as const }),
+      ...(facts && { facts }),
     });
     req.errors += 1;
   }
   return true;
+}
+
+/** A copy of the fields of `facts` that are facts, or `undefined` when none is set. */
+function copyFacts(facts: TaskFacts): TaskFacts | undefined {
+  const copy: TaskFacts = {};
+  if (facts.startedAt !== undefined) copy.startedAt = facts.startedAt;
+  if (facts.endedAt !== undefined) copy.endedAt = facts.endedAt;
+  if (facts.host !== undefined) copy.host = facts.host;
+  if (facts.peakMemoryBytes !== undefined) copy.peakMemoryBytes = facts.peakMemoryBytes;
+  if (facts.attempt !== undefined) copy.attempt = facts.attempt;
+  if (facts.log !== undefined) copy.log = facts.log;
+  return Object.keys(copy).length === 0 ? undefined : copy;
 }
 
 function resetTasks(req: MemoryRequest, indices: readonly number[]): void {
@@ -242,6 +270,47 @@ function resultRangeOf(req: MemoryRequest, start: number, count: number): (Uint8
 function resultOf(req: MemoryRequest, index: number): Uint8Array | null {
   const found = req.reports.get(index);
   return found && "result" in found ? found.result.slice() : null;
+}
+
+/** The range `start .. start + count - 1`, by default the rest of the request, checked. */
+function rangeOf(req: MemoryRequest, start = 0, count?: number): [number, number] {
+  const size = count ?? req.info.tasks - start;
+  checkRange(req, start, size);
+  return [start, start + size];
+}
+
+function taskFactsOf(
+  req: MemoryRequest,
+  start?: number,
+  count?: number,
+): (TaskFactsEntry | null)[] {
+  const [from, to] = rangeOf(req, start, count);
+  const entries: (TaskFactsEntry | null)[] = [];
+  for (let index = from; index < to; index++) {
+    const found = req.reports.get(index);
+    if (!found) {
+      entries.push(null);
+      continue;
+    }
+    const { log, ...facts } = found.facts ?? {};
+    entries.push({
+      kind: "result" in found ? "result" : "error",
+      ...("error" in found && found.provisional && { provisional: true as const }),
+      ...facts,
+      hasLog: log !== undefined,
+    });
+  }
+  return entries;
+}
+
+function logsOf(req: MemoryRequest, start?: number, count?: number): TaskLog[] {
+  const [from, to] = rangeOf(req, start, count);
+  const logs: TaskLog[] = [];
+  for (let index = from; index < to; index++) {
+    const log = req.reports.get(index)?.facts?.log;
+    if (log !== undefined) logs.push({ index, log });
+  }
+  return logs;
 }
 
 function errorsOf(req: MemoryRequest): TaskError[] {

@@ -1,6 +1,7 @@
 import { describe } from "vitest";
 import type { Store } from "../store.js";
 import { describeArguments } from "./store-contract/arguments.js";
+import { describeFacts } from "./store-contract/facts.js";
 import { describeLifecycle } from "./store-contract/lifecycle.js";
 import { describeProvisional } from "./store-contract/provisional.js";
 import { describeReports } from "./store-contract/reports.js";
@@ -13,7 +14,10 @@ export type { StoreContractContext, StoreFactory } from "./store-contract/types.
 
 /** Options of {@link describeStoreContract}. */
 export interface StoreContractOptions {
-  /** How many tasks the big request has. @default 1_000_000 */
+  /**
+   * How many tasks the big request has (and, up to 100,000, how many report facts at once).
+   * @default 1_000_000
+   */
   manyTasks?: number;
   /** The size of the large argument and result, in bytes. @default 64 MiB */
   largeValueBytes?: number;
@@ -33,7 +37,8 @@ export interface StoreContractOptions {
  * real report replaces, counts, results and errors,
  * listing, errors for unknown requests and tasks and after close, values up to 64 MiB, a
  * request of 1,000,000 tasks, and data that survives close and reopen. Optional methods
- * (`putReports`, `getResultRange`, `resetTasks`) are checked when the store has them.
+ * (`putReports`, `getResultRange`, `resetTasks`, and `getTaskFacts` with `getLogs`: the facts
+ * and logs that reports bring, for 100,000 tasks at once) are checked when the store has them.
  *
  * @example
  * ```ts
@@ -62,5 +67,6 @@ export function describeStoreContract(
     describeProvisional(suite);
     describeLifecycle(suite, sharedOpen);
     describeScale(suite, { manyTasks, largeBytes, heavyTimeout });
+    describeFacts(suite, { tasks: Math.min(manyTasks, 100_000), heavyTimeout });
   });
 }

@@ -143,4 +143,53 @@ describe("report frames", () => {
   it("accepts an empty post", () => {
     expect(decodeReports(encodeReports([]))).toEqual([]);
   });
+
+  it("round-trips each report's facts, and decodes a report without any as before", () => {
+    const facts = {
+      startedAt: 1_700_000_000_000.5,
+      endedAt: 1_700_000_000_250,
+      host: "node-3",
+      peakMemoryBytes: 123_456_789,
+      attempt: 2,
+      log: "printed ✓\n",
+    };
+    const reports = [
+      { index: 0, kind: "result" as const, payload: bytes(0x80, 4, 0x2e), ...facts },
+      { index: 1, kind: "error" as const, payload: text("Traceback"), host: "node-4" },
+      { index: 2, kind: "result" as const, payload: bytes(0x80, 4, 0x2e) },
+    ];
+    const decoded = decodeReports(encodeReports(reports));
+    expect(decoded).toStrictEqual(reports);
+    expect(Object.keys(decoded[2] ?? {})).toEqual(["index", "kind", "payload"]);
+  });
+
+  it("ignores fields it does not know", () => {
+    const header = '{"version":2,"reports":[{"index":0,"kind":"error","cpu":9,"host":"n"}]}';
+    expect(decodeReports(encodeFrames([text(header), text("e")]))).toStrictEqual([
+      { index: 0, kind: "error", host: "n", payload: text("e") },
+    ]);
+  });
+
+  it("refuses a post whose facts have the wrong type or are out of bounds", () => {
+    const bad = [
+      '"startedAt":-1',
+      '"startedAt":"1700000000000"',
+      '"endedAt":null',
+      '"host":""',
+      `"host":"${"h".repeat(256)}"`,
+      '"host":7',
+      '"peakMemoryBytes":1.5',
+      '"peakMemoryBytes":-1',
+      '"peakMemoryBytes":1e300',
+      '"attempt":0',
+      '"log":["a"]',
+      '"log":null',
+    ];
+    for (const field of bad) {
+      const header = `{"version":2,"reports":[{"index":0,"kind":"result",${field}}]}`;
+      const error = invalid(() => decodeReports(encodeFrames([text(header), bytes(1)])));
+      expect(error.code).toBe("INVALID_INPUT");
+      expect(error.message).toContain("A report's facts are malformed: ");
+    }
+  });
 });

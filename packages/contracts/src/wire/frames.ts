@@ -1,5 +1,7 @@
 import { SheepdogError } from "../errors.js";
 import { source } from "../internal/source.js";
+import type { TaskFacts } from "../store.js";
+import { taskFactsProblem } from "../store.js";
 import type { ReportEntry, ReportHeader, TaskHeader } from "../wire.js";
 import { WIRE_VERSION } from "../wire.js";
 
@@ -164,18 +166,49 @@ export function decodeTaskFrames(body: Uint8Array): TaskFrames {
   };
 }
 
-/** Encodes a report post: `[ReportHeader, payload...]`. An error's payload is its UTF-8 text. */
+/**
+ * Encodes a report post: `[ReportHeader, payload...]`. An error's payload is its UTF-8 text; a
+ * report's facts (`startedAt`, `host`, `log`, ...) go in its header entry.
+ */
 export function encodeReports(reports: readonly ReportFrame[]): Uint8Array {
   const header: ReportHeader = {
     version: WIRE_VERSION,
-    reports: reports.map(({ index, kind }) => ({ index, kind })),
+    reports: reports.map(({ payload: _, ...entry }) => entry),
   };
   return encodeFrames([utf8.encode(JSON.stringify(header)), ...reports.map((r) => r.payload)]);
 }
 
+/** The fields of a header entry that are {@link TaskFacts}. */
+const FACT_FIELDS = ["startedAt", "endedAt", "host", "peakMemoryBytes", "attempt", "log"] as const;
+
 /**
- * Decodes a report post. Throws a `SheepdogError` (`INVALID_INPUT`) when the frames or the
- * header are malformed, or the header does not list exactly one entry per payload.
+ * The facts of a report's header entry, checked, or `undefined` when it has none (a check of six
+ * fields, no more, for a report without facts).
+ */
+function factsOf(entry: Record<string, unknown>): TaskFacts | undefined {
+  let facts: Record<string, unknown> | undefined;
+  for (const field of FACT_FIELDS) {
+    const value = entry[field];
+    if (value !== undefined) {
+      facts ??= {};
+      facts[field] = value;
+    }
+  }
+  if (facts === undefined) return undefined;
+  const problem = taskFactsProblem(facts);
+  if (problem !== undefined) {
+    throw frameError(
+      `A report's facts are malformed: ${problem} Send each fact with its type and bounds, or leave it out.`,
+    );
+  }
+  return facts as TaskFacts;
+}
+
+/**
+ * Decodes a report post, with each report's facts (see {@link ReportEntry}). Throws a
+ * `SheepdogError` (`INVALID_INPUT`) when the frames or the header are malformed, the header does
+ * not list exactly one entry per payload, or a fact has the wrong type or is out of bounds (the
+ * length of a log is not checked here: `reportWrites` cuts it). Unknown fields are ignored.
  */
 export function decodeReports(body: Uint8Array): ReportFrame[] {
   const sections = decodeFrames(body);
@@ -194,6 +227,10 @@ export function decodeReports(body: Uint8Array): ReportFrame[] {
     if (entry.kind !== "result" && entry.kind !== "error") {
       throw frameError('A report\'s kind is neither "result" nor "error".');
     }
-    return { index: entry.index, kind: entry.kind, payload: sections[i + 1] as Uint8Array };
+    const payload = sections[i + 1] as Uint8Array;
+    const facts = factsOf(entry);
+    return facts === undefined
+      ? { index: entry.index, kind: entry.kind, payload }
+      : { index: entry.index, kind: entry.kind, ...facts, payload };
   });
 }

@@ -73,6 +73,20 @@ describe("storeReports", () => {
     expect(await storeReports(store, id, [])).toEqual([]);
   });
 
+  it("writes a single report with facts through putReports, which keeps them", async () => {
+    const { store, calls } = countingStore(true);
+    const id = await requestOf(store, 1);
+    const report: StoreReport = {
+      index: 0,
+      kind: "result",
+      value: utf8("r"),
+      facts: { host: "n" },
+    };
+    expect(await storeReports(store, id, [report])).toEqual([true]);
+    expect(calls).toEqual({ putReports: 1, putResult: 0, putError: 0 });
+    expect(await store.getTaskFacts?.(id)).toEqual([{ kind: "result", host: "n", hasLog: false }]);
+  });
+
   it("rejects as the store does", async () => {
     const { store } = countingStore(false);
     const error = await storeReports(store, 99, batch).catch((e: unknown) => e);

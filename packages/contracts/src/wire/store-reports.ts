@@ -2,8 +2,8 @@ import type { RequestId, Store, StoreReport } from "../store.js";
 
 /**
  * Stores a batch of reports of one request: through `store.putReports` when the store has it
- * (and there is more than one report), else with one `putResult` / `putError` per report, in
- * order. Resolves to one flag per report, `true` where it was stored now and `false` where
+ * (and there is more than one report, or one with facts), else with one `putResult` /
+ * `putError` per report, in order (a store without `putReports` keeps no facts). Resolves to one flag per report, `true` where it was stored now and `false` where
  * its task already had a report (the first report wins). Rejects as the store does; with the
  * loop, the reports before the failing one stay stored.
  *
@@ -17,7 +17,7 @@ export async function storeReports(
   request: RequestId,
   reports: readonly StoreReport[],
 ): Promise<boolean[]> {
-  if (store.putReports !== undefined && reports.length > 1) {
+  if (store.putReports !== undefined && (reports.length > 1 || reports[0]?.facts !== undefined)) {
     const stored = await store.putReports(request, reports);
     return reports.map((_, i) => stored[i] === true);
   }
