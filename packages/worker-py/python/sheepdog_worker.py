@@ -12,7 +12,11 @@
 #      and the request's token from the launch's tokenFile (never from the program, which
 #      schedulers copy where other users can read it); its key is the token's SHA-256;
 #   2. GETs /v2/requests/<request>/tasks/<task>: frames [header, func, ns, args...], and
-#      checks the server's proof of the answer before it uses any of it;
+#      checks the server's proof of the answer before it uses any of it. A detached request's
+#      worker first reads its task from the launch's stagedTasks, a pack of the job's tasks
+#      (wire/staging.ts), once the MACs of the pack's common section and of the task's section
+#      are the request's; a pack it cannot read, without the task, or with a MAC that is not
+#      the request's is said on stderr, and the task is fetched from the server instead;
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
 #      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set (soft and hard, as the
@@ -24,14 +28,19 @@
 #      server with exponential backoff for retryWindowSeconds. A post over the server's body
 #      limit (the launch's optional maxBodyBytes, else learned from a 413) is split; a single
 #      report over it becomes its task's error, naming the limit (the report stays on stdout).
+#      With a spoolDir, a post the server does not take within spoolAfterSeconds (which then
+#      replaces retryWindowSeconds and firstContactSeconds) or refuses is written there as a
+#      spool file instead (signed, written under a temporary name and renamed), and the task's
+#      later posts go straight to the spool.
 # Every request is signed (HMAC-SHA256 under the key, a new nonce and time each time); the
 # token never travels. Each attempt has a deadline, an answer is read up to maxReplyBytes,
 # and no redirect or proxy is followed. The server may be reached on several routes (url, then
 # fallbackUrls: the client's own address, a relay on the head node): a route that cannot be
 # reached makes the worker try the next at once, and it keeps the one that answered.
 #
-# Exit status: 0 when every report was delivered (even if the function raised), 1 when
-# reports could not be delivered (they are still on stdout), 2 for bad launch settings, an
+# Exit status: 0 when every report was delivered or spooled (even if the function raised), 1
+# when reports could not be delivered (they are still on stdout; with a spoolDir, when they
+# could not be spooled either, whatever the server's failure was), 2 for bad launch settings, an
 # unreadable token file or no task number, 3 when the server refused the worker or answered
 # with something unusable, 4 when something answered at the server's URL without proving that
 # it holds the request's key (an impostor: nothing it sent was used), 5 when the server never
@@ -104,6 +113,9 @@ SLOW_CALL_SECONDS = 1.0
 ATTEMPT_SECONDS = 60.0
 CONNECT_SECONDS = 10.0
 FIRST_CONTACT_SECONDS = 60.0
+# With a spool: how long a post (or the fetch of a task the pack could not give) keeps trying
+# the server before its reports are spooled (the launch's spoolAfterSeconds).
+SPOOL_AFTER_SECONDS = 15.0
 SECONDS_PER_MIB = 1.0
 MIB = 1024 * 1024
 DEFAULT_MAX_REPLY_BYTES = 1024 * MIB
@@ -208,34 +220,39 @@ def encode_reports(reports):
 def parse_task(body, request, task):
     """Checks a task reply and returns ([index...], func, ns, [args...])."""
     try:
-        sections = decode_frames(body)
-        if len(sections) < 3:
-            raise ValueError("fewer than three sections")
-        header = json.loads(bytes(sections[0]).decode("utf-8"))
-        if not isinstance(header, dict) or header.get("version") != WIRE_VERSION:
-            raise ValueError("not a wire version %d header" % WIRE_VERSION)
-        first = header.get("first")
-        count = header.get("count")
-        if header.get("request") != request or header.get("task") != task:
-            raise ValueError("the header is for another task")
-        if not _is_count(first) or not _is_count(count) or count != len(sections) - 3:
-            raise ValueError("the header does not match the argument sections")
-        # A retry task lists its arguments' indices; a chunk covers first .. first + count - 1.
-        indices = header.get("indices")
-        if indices is None:
-            indices = list(range(first, first + count))
-        elif (
-            not isinstance(indices, list)
-            or len(indices) != count
-            or not all(_is_count(index) for index in indices)
-        ):
-            raise ValueError("the header's indices do not match the argument sections")
+        return task_of_sections(decode_frames(body), request, task)
     except ValueError as error:
         raise Refused(
             "The server's reply for task %d is not a wire v%d task (%s). Is the server at this"
             " URL a Sheepdog server of the same version?" % (task, WIRE_VERSION, error),
             200,
         )
+
+
+def task_of_sections(sections, request, task):
+    """([index...], func, ns, [args...]) of a task's sections [header, func, ns, args...];
+    ValueError saying what is wrong when they are not the task's."""
+    if len(sections) < 3:
+        raise ValueError("fewer than three sections")
+    header = json.loads(bytes(sections[0]).decode("utf-8"))
+    if not isinstance(header, dict) or header.get("version") != WIRE_VERSION:
+        raise ValueError("not a wire version %d header" % WIRE_VERSION)
+    first = header.get("first")
+    count = header.get("count")
+    if header.get("request") != request or header.get("task") != task:
+        raise ValueError("the header is for another task")
+    if not _is_count(first) or not _is_count(count) or count != len(sections) - 3:
+        raise ValueError("the header does not match the argument sections")
+    # A retry task lists its arguments' indices; a chunk covers first .. first + count - 1.
+    indices = header.get("indices")
+    if indices is None:
+        indices = list(range(first, first + count))
+    elif (
+        not isinstance(indices, list)
+        or len(indices) != count
+        or not all(_is_count(index) for index in indices)
+    ):
+        raise ValueError("the header's indices do not match the argument sections")
     return indices, sections[1], sections[2], sections[3:]
 
 
@@ -293,6 +310,15 @@ class Settings(object):
         self.max_reply = (
             DEFAULT_MAX_REPLY_BYTES if cap is None else _positive_int(cap, "maxReplyBytes")
         )
+        self.staged_tasks = _optional_path(launch.get("stagedTasks"), "stagedTasks")
+        self.spool_dir = _optional_path(launch.get("spoolDir"), "spoolDir")
+        self.spool_after = _seconds(
+            launch.get("spoolAfterSeconds", SPOOL_AFTER_SECONDS), "spoolAfterSeconds"
+        )
+        if self.spool_dir is not None:
+            # A worker that can spool waits no longer for the server than this, on every route.
+            self.retry_window = self.spool_after
+            self.first_contact = self.spool_after
 
 
 def _url(value, name):
@@ -307,6 +333,16 @@ def _url(value, name):
     if not valid:
         raise WorkerError("The launch setting %s must be an http(s) URL." % name, EXIT_USAGE)
     return value.rstrip("/")
+
+
+def _optional_path(value, name):
+    """A path (relative to the home directory unless absolute), None when not set, or a usage
+    error naming the setting."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise WorkerError("The launch setting %s must be a path." % name, EXIT_USAGE)
+    return value
 
 
 def _seconds(value, name):
@@ -344,11 +380,16 @@ def task_number(environ=None):
 # --- the request's key, signatures and proofs ----------------------------------------------
 
 
+def home_path(path, home=None):
+    """A launch setting's path: relative to the home directory unless absolute."""
+    if os.path.isabs(path):
+        return path
+    return os.path.join(os.path.expanduser("~") if home is None else home, path)
+
+
 def token_path(token_file, home=None):
     """The token file's path: relative to the home directory unless absolute."""
-    if os.path.isabs(token_file):
-        return token_file
-    return os.path.join(os.path.expanduser("~") if home is None else home, token_file)
+    return home_path(token_file, home)
 
 
 def read_key(token_file, home=None):
@@ -387,6 +428,180 @@ def server_proof(key, method, path, nonce, status, body):
     mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256)
     mac.update(body)
     return b64url(mac.digest())
+
+
+# --- staged tasks and the spool (wire/staging.ts in @sheepdog/contracts) ---------------------
+
+STAGED_CONTEXT = "sheepdog-staged-v2"
+SPOOL_CONTEXT = "sheepdog-spool-v2"
+# A pack's header holds about 70 bytes per task: one larger than this is not a pack.
+PACK_HEADER_MAX_BYTES = 64 * 1024 * 1024
+
+
+class Unstaged(Exception):
+    """Why a pack cannot give this task (the worker then fetches it from the server)."""
+
+
+def staged_mac(key, request, label, section):
+    """A pack section's MAC (stagedMac in contracts): the context, request and label joined by
+    LF, LF, the section's bytes."""
+    text = "%s\n%d\n%s\n" % (STAGED_CONTEXT, request, label)
+    mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256)
+    mac.update(section)
+    return b64url(mac.digest())
+
+
+def spool_mac(key, request, task, nonce, body):
+    """A spool file's MAC (spoolMac in contracts): the context, request, task and nonce joined
+    by LF, LF, the report body."""
+    text = "%s\n%d\n%d\n%s\n" % (SPOOL_CONTEXT, request, task, nonce)
+    mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256)
+    mac.update(body)
+    return b64url(mac.digest())
+
+
+def read_staged_task(path, key, request, task):
+    """([index...], func, ns, [args...]) of the request's task `task` from the pack at `path`
+    (frames [PackHeader, section...]), once the MACs of its common section and of the task's
+    section are the request's; Unstaged saying why not otherwise. Only the header and those two
+    sections are read."""
+    try:
+        with open(path, "rb") as pack:
+            header, start, size = _pack_header(pack, request)
+            common = _pack_section(pack, header, 0, "common", key, request, start, size)
+            index = task - header["taskOffset"]
+            if index < 1 or index >= len(header["sections"]):
+                raise Unstaged("it has no task %d" % task)
+            label = "task %d" % task
+            own = _pack_section(pack, header, index, label, key, request, start, size)
+    except OSError as error:
+        raise Unstaged(_describe(error))
+    try:
+        func_ns = decode_frames(common)
+        if len(func_ns) != 2:
+            raise ValueError("its common section is not [function, namespace]")
+        sections = decode_frames(own)
+        if not sections:
+            raise ValueError("its task section is empty")
+        return task_of_sections([sections[0]] + func_ns + sections[1:], request, task)
+    except ValueError as error:
+        raise Unstaged("its task %d is not a wire v%d task (%s)" % (task, WIRE_VERSION, error))
+
+
+def _pack_header(pack, request):
+    """A pack's header, checked to be request `request`'s, where its sections' offsets count
+    from, and the pack's size."""
+    size = os.fstat(pack.fileno()).st_size
+    head = pack.read(4)
+    if len(head) < 4:
+        raise Unstaged("it is too short for a header")
+    (length,) = struct.unpack(">I", head)
+    if length > min(PACK_HEADER_MAX_BYTES, size - 4):
+        raise Unstaged("its header would be %d bytes, in a pack of %d" % (length, size))
+    try:
+        header = json.loads(pack.read(length).decode("utf-8"))
+    except ValueError:
+        raise Unstaged("its header is not JSON")
+    if (
+        not isinstance(header, dict)
+        or header.get("version") != WIRE_VERSION
+        or header.get("request") != request
+    ):
+        raise Unstaged("it is not a wire v%d pack of request %d" % (WIRE_VERSION, request))
+    if not _is_count(header.get("taskOffset")) or not isinstance(header.get("sections"), list):
+        raise Unstaged("its header has no taskOffset and sections")
+    return header, 4 + length, size
+
+
+def _pack_section(pack, header, index, label, key, request, start, size):
+    """The bytes of section `index` of a pack, once its MAC under `label` is the request's."""
+    entry = header["sections"][index]
+    if not (
+        isinstance(entry, list)
+        and len(entry) == 3
+        and _is_count(entry[0])
+        and _is_count(entry[1])
+        and isinstance(entry[2], str)
+    ):
+        raise Unstaged("the place of its %s is not [offset, length, mac]" % label)
+    offset, length, mac = entry
+    if start + offset + length > size:
+        raise Unstaged("its %s lies past its end" % label)
+    pack.seek(start + offset)
+    data = pack.read(length)
+    if len(data) != length:
+        raise Unstaged("its %s is cut short" % label)
+    expected = staged_mac(key, request, label, data)
+    if not hmac.compare_digest(expected.encode("ascii"), mac.encode("utf-8", "replace")):
+        raise Unstaged("its %s is not signed with request %d's key" % (label, request))
+    return data
+
+
+class Spool(object):
+    """Writes the posts of one task that the server did not take into `directory` (made, mode
+    0700, when it is missing; its parent must exist), one spool file per post: frames
+    [SpoolHeader, body], written under the name .<task>-<nonce>.tmp (mode 0600), flushed to
+    disk, then renamed to <task>-<nonce>.reports, so that a reader never sees part of one."""
+
+    def __init__(self, directory, key, request, task):
+        self.directory = directory
+        self.key = key
+        self.request = request
+        self.task = task
+        self.files = 0
+        self.reports = 0
+
+    def write(self, body, count):
+        """Spools one post's body, of `count` reports; returns the file's path. OSError when it
+        cannot (nothing is left behind then)."""
+        nonce = b64url(secrets.token_bytes(16))
+        header = {
+            "version": WIRE_VERSION,
+            "request": self.request,
+            "task": self.task,
+            "nonce": nonce,
+            "mac": spool_mac(self.key, self.request, self.task, nonce, body),
+        }
+        head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        try:
+            os.mkdir(self.directory, 0o700)
+        except FileExistsError:
+            pass
+        temporary = os.path.join(self.directory, ".%d-%s.tmp" % (self.task, nonce))
+        final = os.path.join(self.directory, "%d-%s.reports" % (self.task, nonce))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        handle = os.fdopen(os.open(temporary, flags, 0o600), "wb")
+        try:
+            with handle:
+                handle.write(struct.pack(">I", len(head)) + head + struct.pack(">I", len(body)))
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(temporary, final)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
+        self._sync_directory()
+        self.files += 1
+        self.reports += count
+        return final
+
+    def _sync_directory(self):
+        """Makes the rename durable, where the platform allows it."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 # --- HTTP with retries --------------------------------------------------------------------
@@ -1010,15 +1225,21 @@ class Reporter(object):
 
     A post larger than the server accepts (its maxBodyBytes: known from the launch, or learned
     from a 413) is split in two; a single report that is too large on its own is replaced, for
-    the server, by an error saying so (the report itself stays on stdout)."""
+    the server, by an error saying so (the report itself stays on stdout).
 
-    def __init__(self, connection, request, task, stdout, clock=time.monotonic, max_body=None):
+    With a `spool`, a post the server did not take (any WorkerError) is spooled instead and
+    counts as delivered; once one has been, the task's later posts are spooled at once, whole."""
+
+    def __init__(
+        self, connection, request, task, stdout, clock=time.monotonic, max_body=None, spool=None
+    ):
         self.connection = connection
         self.request = request
         self.task = task
         self.stdout = stdout
         self.clock = clock
         self.max_body = max_body
+        self.spool = spool
         self.pending = []
         self.pending_bytes = 0
         self.pending_since = None
@@ -1071,6 +1292,9 @@ class Reporter(object):
 
     def _post(self, reports):
         body = encode_reports(reports)
+        if self.spool is not None and self.spool.files > 0:
+            self._to_spool(body, len(reports))
+            return
         if self.max_body is not None and len(body) > self.max_body:
             del body
             self._too_large(reports, self.max_body)
@@ -1082,9 +1306,34 @@ class Reporter(object):
             )
         except Refused as error:
             if error.http_status != 413:
-                raise
+                self._spool_instead(body, len(reports), error)
+                return
             del body
             self._too_large(reports, body_limit_in(error.message), error)
+        except WorkerError as error:
+            self._spool_instead(body, len(reports), error)
+
+    def _spool_instead(self, body, count, error):
+        """Spools a post that the server did not take (`error`); raises `error` when there is
+        no spool."""
+        if self.spool is None:
+            raise error
+        self._to_spool(body, count, error.message + " ")
+        log(error.message)
+        log(
+            "Spooled %d reports of task %d in %s; its later reports go there too."
+            % (count, self.task, self.spool.directory)
+        )
+
+    def _to_spool(self, body, count, why=""):
+        """Spools a post; Undelivered (its reports stay on stdout) when the spool cannot take it."""
+        try:
+            self.spool.write(body, count)
+        except OSError as error:
+            raise Undelivered(
+                "%sCannot spool %d reports of task %d in %s either (%s)."
+                % (why, count, self.task, self.spool.directory, _describe(error))
+            )
 
     def _too_large(self, reports, limit, refusal=None):
         """Posts `reports`, too large for one post, in two halves; a single report too large
@@ -1097,11 +1346,13 @@ class Reporter(object):
         index, kind, payload = reports[0]
         if kind == "error" and len(payload) <= OVERSIZED_NOTE_BYTES:
             # The note that would replace it is no smaller: the server takes almost nothing.
-            raise refusal or Refused(
+            refusal = refusal or Refused(
                 "The server accepts posts of at most %d bytes (maxBodyBytes), too few for one"
                 " error report. Raise the server's maxBodyBytes." % limit,
                 413,
             )
+            self._spool_instead(encode_reports(reports), 1, refusal)
+            return
         message = oversized_report(kind, len(payload), limit)
         self._print(index, "error", message)
         self._post([(index, "error", message)])
@@ -1139,25 +1390,43 @@ def oversized_report(kind, size, limit):
 
 
 def run_task(settings, key, task, stdout, connection=None):
-    """Fetches, runs and reports one array task; returns the exit status."""
+    """Fetches (or reads from its pack), runs and reports one array task; returns the exit
+    status."""
     connection = connection or Connection(settings, key)
     try:
-        return _run_task(settings, task, stdout, connection)
+        return _run_task(settings, key, task, stdout, connection)
     finally:
         connection.close()
 
 
-def _run_task(settings, task, stdout, connection):
+def task_to_run(settings, key, task, connection):
+    """The task's ([index...], func, ns, [args...]): from the launch's pack when it holds the
+    task under the request's MACs, else (saying why) fetched from the server."""
+    if settings.staged_tasks is not None:
+        path = home_path(settings.staged_tasks)
+        try:
+            return read_staged_task(path, key, settings.request, task)
+        except Unstaged as why:
+            log(
+                "Cannot take task %d from the staged tasks %s: %s. Fetching it from the server."
+                % (task, path, why)
+            )
     body = connection.call(
         "GET",
         "/v2/requests/%d/tasks/%d" % (settings.request, task),
         "fetch task %d of request %d" % (task, settings.request),
     )
-    indices, func, ns, args = parse_task(body, settings.request, task)
-    del body
+    return parse_task(body, settings.request, task)
+
+
+def _run_task(settings, key, task, stdout, connection):
+    indices, func, ns, args = task_to_run(settings, key, task, connection)
     limit = MemoryLimit(settings.memory_limit)
+    spool = None
+    if settings.spool_dir is not None:
+        spool = Spool(home_path(settings.spool_dir), key, settings.request, task)
     reporter = Reporter(
-        connection, settings.request, task, stdout, max_body=settings.max_body
+        connection, settings.request, task, stdout, max_body=settings.max_body, spool=spool
     )
     setup_error = None
     try:
@@ -1176,6 +1445,11 @@ def _run_task(settings, task, stdout, connection):
         kind, payload = run_one(function, args_bytes, settings.pickle_protocol, limit)
         reporter.add(index, kind, payload, time.monotonic() - started)
     reporter.flush()
+    if spool is not None and spool.files > 0:
+        log(
+            "%d of %d reports of task %d are in %d spool files in %s, for the client to collect."
+            % (spool.reports, len(args), task, spool.files, spool.directory)
+        )
     if reporter.failure is not None:
         log(
             "%d of %d reports of task %d were not delivered."

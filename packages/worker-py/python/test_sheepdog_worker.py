@@ -974,7 +974,9 @@ class Evil(object):
         return (builtins.open, (self.path, "w"))
 
 
-class HostileServerTest(TemporaryDirectoryTest):
+class ServingTest(TemporaryDirectoryTest):
+    """A test with servers of its own on 127.0.0.1, and the worker's main() to run."""
+
     def setUp(self):
         TemporaryDirectoryTest.setUp(self)
         self.saved = (w.ATTEMPT_SECONDS, w.BACKOFF_FIRST_SECONDS)
@@ -994,6 +996,15 @@ class HostileServerTest(TemporaryDirectoryTest):
     def marker(self, name):
         return os.path.join(self.dir, name)
 
+    def run_main(self, url, **overrides):
+        fields = {"url": url, "tokenFile": self.token_file, "retryWindowSeconds": 0}
+        fields.update(overrides)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            return w.main(launch(**fields), {"SHEEPDOG_TASK_ID": "1"})
+
+
+class HostileServerTest(ServingTest):
     def evil_task(self):
         """A task whose function, namespace and arguments each create a marker file."""
         source = "open(%r, 'w').close()\ndef f(*a):\n    open(%r, 'w').close()\n" % (
@@ -1009,13 +1020,6 @@ class HostileServerTest(TemporaryDirectoryTest):
                 pickle.dumps((Evil(self.marker("args")),)),
             ]
         )
-
-    def run_main(self, url, **overrides):
-        fields = {"url": url, "tokenFile": self.token_file, "retryWindowSeconds": 0}
-        fields.update(overrides)
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            return w.main(launch(**fields), {"SHEEPDOG_TASK_ID": "1"})
 
     def assert_nothing_ran(self):
         self.assertEqual(
@@ -1156,6 +1160,502 @@ class HostileServerTest(TemporaryDirectoryTest):
         self.assertLess(abs(times[2] - server_time), 60_000)
         (report,) = json.loads(bytes(w.decode_frames(server.requests[3][1])[0]))["reports"]
         self.assertEqual(report, {"index": 0, "kind": "result"})
+
+
+def mac_of(context_lines, data, key=KEY):
+    """base64url HMAC-SHA256 under `key` of the lines joined by LF, LF, `data`: as wire/auth.ts
+    computes stagedMac and spoolMac (written out here, not taken from the worker)."""
+    text = ("\n".join(context_lines) + "\n").encode("utf-8")
+    digest = hmac.new(key, text + bytes(data), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def frames(sections):
+    return b"".join(struct.pack(">I", len(s)) + bytes(s) for s in sections)
+
+
+def task_section(task, first, args, request=3, **header):
+    fields = {"version": 2, "request": request, "task": task, "first": first, "count": len(args)}
+    fields.update(header)
+    return frames([json.dumps(fields).encode()] + [pickle.dumps(a, 4) for a in args])
+
+
+def make_pack(common, sections, task_offset=0, request=3, key=KEY, header_patch=None):
+    """A pack as encodePack (wire/staging.ts) lays it out: `sections` is [(label, bytes)...]
+    after the common section; each entry's offset counts from the end of the header frame."""
+    labelled = [("common", common)] + list(sections)
+    entries = []
+    offset = 0
+    for label, section in labelled:
+        offset += 4
+        entries.append([offset, len(section), mac_of(["sheepdog-staged-v2", str(request), label], section, key)])
+        offset += len(section)
+    header = {"version": 2, "request": request, "taskOffset": task_offset, "sections": entries}
+    if header_patch is not None:
+        header_patch(header)
+    return frames([json.dumps(header).encode()] + [s for _, s in labelled])
+
+
+def common_section(source, name="f"):
+    return frames([function_json(name, source), b""])
+
+
+class PackTest(TemporaryDirectoryTest):
+    def write(self, data, name="tasks-0.pack"):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return path
+
+    def two_tasks(self, task_offset=0, **options):
+        common = common_section("def f(x):\n    return x * 2\n")
+        one = task_section(task_offset + 1, 0, [(1,), (2,)])
+        two = task_section(task_offset + 2, 2, [(3,)])
+        labels = ["task %d" % (task_offset + 1), "task %d" % (task_offset + 2)]
+        return make_pack(common, list(zip(labels, [one, two])), task_offset, **options)
+
+    def refusal(self, data, task=1, request=3, key=KEY):
+        with self.assertRaises(w.Unstaged) as caught:
+            w.read_staged_task(self.write(data), key, request, task)
+        return str(caught.exception)
+
+    def test_gives_its_task_the_function_and_the_namespace(self):
+        path = self.write(self.two_tasks())
+        indices, func, ns, args = w.read_staged_task(path, KEY, 3, 2)
+        self.assertEqual(indices, [2])
+        self.assertEqual(json.loads(bytes(func))["name"], "f")
+        self.assertEqual(bytes(ns), b"")
+        self.assertEqual([pickle.loads(a) for a in args], [(3,)])
+        indices, _, _, args = w.read_staged_task(path, KEY, 3, 1)
+        self.assertEqual((indices, len(args)), ([0, 1], 2))
+
+    def test_a_retry_job_finds_its_tasks_after_the_offset(self):
+        common = common_section("def f(x):\n    return x\n")
+        retry = task_section(5, 1, [(1,), (7,)], indices=[1, 7])
+        path = self.write(make_pack(common, [("task 5", retry)], task_offset=4))
+        indices, _, _, args = w.read_staged_task(path, KEY, 3, 5)
+        self.assertEqual(indices, [1, 7])
+        self.assertEqual([pickle.loads(a) for a in args], [(1,), (7,)])
+
+    def test_refuses_a_section_changed_by_one_byte(self):
+        changed = bytearray(self.two_tasks())
+        changed[-2] ^= 1
+        self.assertIn("task 2 is not signed with request 3's key", self.refusal(bytes(changed), 2))
+        # Task 1's section is untouched and still reads.
+        self.assertEqual(w.read_staged_task(self.write(bytes(changed)), KEY, 3, 1)[0], [0, 1])
+        common = bytearray(self.two_tasks())
+        start = 4 + struct.unpack(">I", bytes(common[:4]))[0]
+        common[start + 10] ^= 1
+        self.assertIn("common is not signed", self.refusal(bytes(common), 1))
+
+    def test_refuses_a_section_in_another_task_s_place(self):
+        def swap(header):
+            # Task 2's place points at task 1's bytes, with task 1's MAC.
+            header["sections"][2] = header["sections"][1]
+
+        self.assertIn("task 2 is not signed", self.refusal(self.two_tasks(header_patch=swap), 2))
+        # A task section signed as the common part cannot stand in for it either.
+        def common_is_task(header):
+            header["sections"][0] = header["sections"][1]
+
+        self.assertIn("common is not signed", self.refusal(self.two_tasks(header_patch=common_is_task), 1))
+
+    def test_refuses_a_signed_section_whose_header_is_another_task_s(self):
+        common = common_section("def f(x):\n    return x\n")
+        # Signed as task 2 by the request's key, but its header says task 1.
+        wrong = task_section(1, 0, [(1,)])
+        path = self.write(make_pack(common, [("task 1", wrong), ("task 2", wrong)]))
+        with self.assertRaises(w.Unstaged) as caught:
+            w.read_staged_task(path, KEY, 3, 2)
+        self.assertIn("not a wire v2 task (the header is for another task)", str(caught.exception))
+
+    def test_refuses_another_key_another_request_and_a_missing_task(self):
+        self.assertIn("not signed", self.refusal(self.two_tasks(key=b"k" * 32)))
+        self.assertIn("not a wire v2 pack of request 4", self.refusal(self.two_tasks(), 1, request=4))
+        self.assertEqual(self.refusal(self.two_tasks(), 3), "it has no task 3")
+        self.assertEqual(self.refusal(self.two_tasks(task_offset=2), 2), "it has no task 2")
+        self.assertEqual(self.refusal(self.two_tasks(task_offset=2), 5), "it has no task 5")
+
+    def test_refuses_a_malformed_or_absurd_pack_without_reading_it(self):
+        good = self.two_tasks()
+        self.assertEqual(self.refusal(b"\x00\x00"), "it is too short for a header")
+        self.assertIn("its header would be 4294967295 bytes", self.refusal(b"\xff\xff\xff\xff" + good))
+        self.assertEqual(
+            self.refusal(struct.pack(">I", 1000) + b"{}"), "its header would be 1000 bytes, in a pack of 6"
+        )
+        self.assertEqual(self.refusal(frames([b"{nope"]) + good), "its header is not JSON")
+        self.assertIn("not a wire v2 pack", self.refusal(frames([b"[]"])))
+        self.assertIn("no taskOffset", self.refusal(frames([b'{"version":2,"request":3}'])))
+        cut = good[:-5]
+        self.assertIn("task 2 lies past its end", self.refusal(cut, 2))
+
+        def bad_entry(header):
+            header["sections"][1] = [4, -1, "x"]
+
+        self.assertIn("is not [offset, length, mac]", self.refusal(self.two_tasks(header_patch=bad_entry)))
+        self.assertIn("FileNotFoundError", self.refusal_of_path(os.path.join(self.dir, "none")))
+
+    def refusal_of_path(self, path):
+        with self.assertRaises(w.Unstaged) as caught:
+            w.read_staged_task(path, KEY, 3, 1)
+        return str(caught.exception)
+
+
+class RecordingServer(object):
+    """The request's genuine server (answers proven under KEY): gives `task` to a GET and stores
+    each post; `up=False` answers nothing (its port refuses connections)."""
+
+    def __init__(self, test, task=None):
+        self.posts = []
+        self.gets = 0
+
+        def respond(conn, head, body):
+            if head.startswith("GET"):
+                self.gets += 1
+                conn.sendall(proven_answer(head, 200, task))
+            else:
+                self.posts.append(body)
+                conn.sendall(proven_answer(head, 200, b'{"stored": 1, "duplicates": 0}'))
+
+        self.server = test.serve(respond)
+        self.url = self.server.url
+
+    def reports(self):
+        found = []
+        for body in self.posts:
+            sections = w.decode_frames(body)
+            for r, payload in zip(json.loads(bytes(sections[0]))["reports"], sections[1:]):
+                value = pickle.loads(bytes(payload)) if r["kind"] == "result" else None
+                found.append((r["index"], r["kind"], value))
+        return found
+
+
+def closed_port_url():
+    """A URL where nothing listens: a port bound and let go."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return "http://127.0.0.1:%d" % port
+
+
+def server_task(source, args, task=1):
+    """What the server answers a task fetch with: [header, func, ns, args...]."""
+    header = {"version": 2, "request": 3, "task": task, "first": 0, "count": len(args)}
+    return frames(
+        [json.dumps(header).encode(), function_json("f", source), b""]
+        + [pickle.dumps(a, 4) for a in args]
+    )
+
+
+class StagedTaskRunTest(ServingTest):
+    """A worker with stagedTasks runs its task from the pack, and fetches it from the server
+    (saying why) when the pack cannot give it."""
+
+    def pack(self, source, task_patch=None, name="tasks-0.pack"):
+        section = task_section(1, 0, [(20,)])
+        data = make_pack(common_section(source), [("task 1", section)])
+        if task_patch is not None:
+            data = task_patch(bytearray(data))
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as handle:
+            handle.write(bytes(data))
+        return path
+
+    def test_runs_the_packed_task_without_fetching_it(self):
+        server = RecordingServer(self, server_task("def f(x):\n    return 'server'\n", [(1,)]))
+        path = self.pack("def f(x):\n    return ('pack', x)\n")
+        del LOGGED[:]
+        self.assertEqual(self.run_main(server.url, stagedTasks=path, retryWindowSeconds=5), w.EXIT_OK)
+        self.assertEqual(server.gets, 0)
+        self.assertEqual(server.reports(), [(0, "result", ("pack", 20))])
+        self.assertEqual(LOGGED, [])
+
+    def test_a_pack_relative_to_home(self):
+        server = RecordingServer(self, b"")
+        self.pack("def f(x):\n    return x + 1\n")
+        saved = os.environ.get("HOME")
+        os.environ["HOME"] = self.dir
+        try:
+            code = self.run_main(server.url, stagedTasks="tasks-0.pack", retryWindowSeconds=5)
+        finally:
+            if saved is None:
+                del os.environ["HOME"]
+            else:
+                os.environ["HOME"] = saved
+        self.assertEqual(code, w.EXIT_OK)
+        self.assertEqual((server.gets, server.reports()), (0, [(0, "result", 21)]))
+
+    def test_fetches_from_the_server_when_the_pack_cannot_give_the_task(self):
+        marker = self.marker("pack-ran")
+        source = "def f(x):\n    open(%r, 'w').close()\n    return 'pack'\n" % marker
+
+        def tamper(data):
+            data[-3] ^= 1
+            return data
+
+        def other_task(data):
+            # A retry job's pack: its first task is the request's task 2.
+            section = task_section(2, 0, [(1,)])
+            return make_pack(common_section(source), [("task 2", section)], task_offset=1)
+
+        cases = [
+            (self.pack(source, tamper), "task 1 is not signed with request 3's key"),
+            (self.pack(source, other_task, "tasks-1.pack"), "it has no task 1"),
+            (os.path.join(self.dir, "missing.pack"), "FileNotFoundError"),
+        ]
+        for path, reason in cases:
+            server = RecordingServer(self, server_task("def f(x):\n    return 'server'\n", [(1,)]))
+            del LOGGED[:]
+            code = self.run_main(server.url, stagedTasks=path, retryWindowSeconds=5)
+            self.assertEqual(code, w.EXIT_OK)
+            self.assertEqual((server.gets, server.reports()), (1, [(0, "result", "server")]))
+            self.assertEqual(len(LOGGED), 1)
+            self.assertIn("Cannot take task 1 from the staged tasks %s: " % path, LOGGED[0])
+            self.assertIn(reason, LOGGED[0])
+            self.assertTrue(LOGGED[0].endswith(". Fetching it from the server."))
+            self.assertFalse(os.path.exists(marker))
+
+    def test_an_unusable_pack_and_no_server_runs_nothing(self):
+        marker = self.marker("pack-ran")
+        source = "def f(x):\n    open(%r, 'w').close()\n" % marker
+        path = self.pack(source, lambda data: data[:-1] + bytes([data[-1] ^ 1]))
+        del LOGGED[:]
+        code = self.run_main(closed_port_url(), stagedTasks=path, firstContactSeconds=0)
+        self.assertEqual(code, w.EXIT_UNREACHABLE)
+        self.assertFalse(os.path.exists(marker))
+        self.assertIn("Gave up trying to fetch task 1", LOGGED[-1])
+
+
+class SpoolTest(TemporaryDirectoryTest):
+    def spool(self, directory=None, task=2):
+        directory = directory or os.path.join(self.dir, "spool")
+        return w.Spool(directory, KEY, 3, task)
+
+    def test_writes_a_signed_file_under_its_name_mode_0600_in_a_0700_directory(self):
+        spool = self.spool()
+        body = w.encode_reports([(4, "result", pickle.dumps(9, 4)), (5, "error", b"Traceback")])
+        path = spool.write(body, 2)
+        directory = os.path.join(self.dir, "spool")
+        self.assertEqual(os.path.dirname(path), directory)
+        name = os.path.basename(path)
+        self.assertRegex(name, r"\A2-[A-Za-z0-9_-]{22}\.reports\Z")
+        self.assertEqual(os.listdir(directory), [name])
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        head, stored = w.decode_frames(data)
+        header = json.loads(bytes(head))
+        nonce = name[2:24]
+        self.assertEqual(list(header), ["version", "request", "task", "nonce", "mac"])
+        self.assertEqual(header["nonce"], nonce)
+        self.assertEqual(
+            header["mac"], mac_of(["sheepdog-spool-v2", "3", "2", nonce], body)
+        )
+        self.assertEqual((header["version"], header["request"], header["task"]), (2, 3, 2))
+        self.assertEqual(bytes(stored), body)
+        self.assertEqual((spool.files, spool.reports), (1, 2))
+        # A second post: a file of its own, with a new nonce.
+        second = spool.write(body, 2)
+        self.assertNotEqual(second, path)
+        self.assertEqual(len(os.listdir(directory)), 2)
+
+    def test_renames_a_whole_synced_file_into_place(self):
+        renames = []
+        synced = []
+        original_rename, original_fsync = os.rename, os.fsync
+
+        def rename(source, target):
+            with open(source, "rb") as handle:
+                renames.append((source, target, handle.read(), list(synced)))
+            original_rename(source, target)
+
+        def fsync(fd):
+            synced.append(os.fstat(fd).st_size)
+            original_fsync(fd)
+
+        os.rename, os.fsync = rename, fsync
+        try:
+            path = self.spool().write(b"body", 1)
+        finally:
+            os.rename, os.fsync = original_rename, original_fsync
+        [(source, target, content, synced_before)] = renames
+        self.assertEqual(target, path)
+        self.assertEqual(os.path.dirname(source), os.path.dirname(path))
+        self.assertEqual(os.path.basename(source), "." + os.path.basename(path)[: -len(".reports")] + ".tmp")
+        with open(path, "rb") as handle:
+            self.assertEqual(handle.read(), content)
+        self.assertEqual(synced_before, [len(content)])
+        self.assertFalse(os.path.exists(source))
+
+    def test_leaves_nothing_when_it_cannot_write(self):
+        original_fsync = os.fsync
+
+        def full(fd):
+            raise OSError(28, "No space left on device")
+
+        os.fsync = full
+        try:
+            with self.assertRaises(OSError):
+                self.spool().write(b"body", 1)
+        finally:
+            os.fsync = original_fsync
+        self.assertEqual(os.listdir(os.path.join(self.dir, "spool")), [])
+        # Its parent gone (the request cleaned up): not made again.
+        gone = os.path.join(self.dir, "gone", "spool")
+        with self.assertRaises(OSError):
+            self.spool(gone).write(b"body", 1)
+        self.assertFalse(os.path.exists(os.path.dirname(gone)))
+
+
+class SpoolingReporterTest(TemporaryDirectoryTest):
+    def reporter(self, fail_with, directory=None):
+        events = []
+        connection = FakeConnection(events, fail_with)
+        stdout = RecordingStdout(events)
+        spool = w.Spool(directory or os.path.join(self.dir, "spool"), KEY, 3, 2)
+        reporter = w.Reporter(connection, 3, 2, stdout, FakeClock().clock, spool=spool)
+        return reporter, events, stdout, spool
+
+    def spooled(self):
+        """The indices of each spool file's reports, in order of their first index."""
+        directory = os.path.join(self.dir, "spool")
+        found = []
+        for name in os.listdir(directory):
+            with open(os.path.join(directory, name), "rb") as handle:
+                body = w.decode_frames(handle.read())[1]
+            reports = json.loads(bytes(w.decode_frames(body)[0]))["reports"]
+            found.append([r["index"] for r in reports])
+        return sorted(found)
+
+    def test_spools_what_the_server_did_not_take_then_spools_the_rest_at_once(self):
+        for error in (
+            w.Undelivered("gone"),
+            w.Unreachable("never there"),
+            w.Refused("no such request", 404),
+            w.Impostor("someone else"),
+        ):
+            shutil.rmtree(os.path.join(self.dir, "spool"), ignore_errors=True)
+            del LOGGED[:]
+            reporter, events, stdout, spool = self.reporter(lambda reports, sections, e=error: e)
+            reporter.add(4, "result", b"a", 5.0)
+            reporter.add(5, "result", b"b", 5.0)
+            reporter.add(6, "result", b"c", 0.0)
+            reporter.flush()
+            self.assertIsNone(reporter.failure)
+            self.assertEqual(reporter.undelivered, 0)
+            # One post tried the server; the others went straight to the spool.
+            self.assertEqual([e for e in events if e[0] == "post"], [("post", [4])])
+            self.assertEqual(self.spooled(), [[4], [5], [6]])
+            self.assertEqual((spool.files, spool.reports), (3, 3))
+            self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 "), 3)
+            self.assertEqual(LOGGED[0], error.message)
+            self.assertIn("Spooled 1 reports of task 2 in %s" % spool.directory, LOGGED[1])
+
+    def test_a_post_too_large_for_the_server_is_still_split_for_it(self):
+        def too_large(reports, sections):
+            return w.Refused("too large", 413) if len(reports) > 1 else None
+
+        reporter, events, _, spool = self.reporter(too_large)
+        reporter.add(4, "result", b"a", 0.0)
+        reporter.add(5, "result", b"b", 0.0)
+        reporter.flush()
+        self.assertIsNone(reporter.failure)
+        self.assertEqual(spool.files, 0)
+        self.assertEqual([e[1] for e in events if e[0] == "post"], [[4, 5], [4], [5]])
+
+    def test_a_spool_that_cannot_take_a_post_leaves_it_undelivered(self):
+        del LOGGED[:]
+        missing = os.path.join(self.dir, "no-parent", "spool")
+        reporter, events, stdout, spool = self.reporter(
+            lambda reports, sections: w.Unreachable("never there"), missing
+        )
+        reporter.add(4, "result", b"a", 5.0)
+        reporter.add(5, "result", b"b", 5.0)
+        self.assertIsInstance(reporter.failure, w.Undelivered)
+        self.assertEqual(reporter.failure.status, w.EXIT_UNDELIVERED)
+        self.assertEqual(reporter.undelivered, 2)
+        self.assertTrue(
+            reporter.failure.message.startswith(
+                "never there Cannot spool 1 reports of task 2 in %s either (FileNotFoundError"
+                % missing
+            )
+        )
+        self.assertEqual(LOGGED[0], reporter.failure.message)
+        self.assertIn("sheepdog recover", LOGGED[1])
+        self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 "), 2)
+
+
+class SpoolAfterTest(ServingTest):
+    def test_a_spool_replaces_the_retry_window_and_first_contact(self):
+        settings = w.Settings(launch(spoolDir="d", retryWindowSeconds=600, firstContactSeconds=60))
+        self.assertEqual((settings.retry_window, settings.first_contact), (15.0, 15.0))
+        settings = w.Settings(launch(spoolDir="/d", spoolAfterSeconds=2.5, retryWindowSeconds=600))
+        self.assertEqual(
+            (settings.retry_window, settings.first_contact, settings.spool_dir), (2.5, 2.5, "/d")
+        )
+        # Without a spool, spoolAfterSeconds changes nothing.
+        settings = w.Settings(launch(spoolAfterSeconds=2, retryWindowSeconds=600))
+        self.assertEqual((settings.retry_window, settings.first_contact, settings.spool_dir), (600.0, 60.0, None))
+        self.assertIsNone(settings.staged_tasks)
+        self.assertEqual(w.Settings(launch(stagedTasks="p/tasks-0.pack")).staged_tasks, "p/tasks-0.pack")
+
+    def test_refuses_unusable_staging_settings(self):
+        for bad in (
+            {"stagedTasks": ""},
+            {"stagedTasks": 5},
+            {"stagedTasks": "a\x00b"},
+            {"spoolDir": ""},
+            {"spoolDir": ["d"]},
+            {"spoolAfterSeconds": -1},
+            {"spoolAfterSeconds": "15"},
+            {"spoolAfterSeconds": True},
+        ):
+            with self.assertRaises(w.WorkerError) as caught:
+                w.Settings(launch(**bad))
+            self.assertEqual(caught.exception.status, w.EXIT_USAGE)
+            self.assertIn("The launch setting %s must be" % list(bad)[0], caught.exception.message)
+
+    def test_a_post_waits_for_the_server_only_so_long_then_is_spooled(self):
+        fake = FakeClock()
+        settings = w.Settings(launch(spoolDir="d", spoolAfterSeconds=3, retryWindowSeconds=600))
+        connection = w.Connection(settings, KEY, fake.sleep, fake.clock, lambda: 1000.0)
+        connection.reached = True
+
+        def refused(*args):
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        connection._once = refused
+        with self.assertRaises(w.Undelivered):
+            connection.call("POST", "/x", "report to the server")
+        self.assertAlmostEqual(fake.now - 100.0, 3.0)
+
+    def test_a_packed_task_with_no_server_spools_its_reports_and_exits_0(self):
+        spool_dir = os.path.join(self.dir, "spool")
+        source = "def f(x):\n    return x * 3\n"
+        pack = os.path.join(self.dir, "tasks-0.pack")
+        with open(pack, "wb") as handle:
+            handle.write(make_pack(common_section(source), [("task 1", task_section(1, 0, [(5,), (6,)]))]))
+        del LOGGED[:]
+        started = time.monotonic()
+        code = self.run_main(
+            closed_port_url(), stagedTasks=pack, spoolDir=spool_dir, spoolAfterSeconds=1,
+            retryWindowSeconds=600,
+        )
+        elapsed = time.monotonic() - started
+        self.assertEqual(code, w.EXIT_OK)
+        self.assertGreaterEqual(elapsed, 1.0)
+        self.assertLess(elapsed, 5.0)
+        [name] = os.listdir(spool_dir)
+        with open(os.path.join(spool_dir, name), "rb") as handle:
+            body = w.decode_frames(handle.read())[1]
+        sections = w.decode_frames(body)
+        reports = json.loads(bytes(sections[0]))["reports"]
+        self.assertEqual([r["index"] for r in reports], [0, 1])
+        self.assertEqual([pickle.loads(bytes(p)) for p in sections[1:]], [15, 18])
+        self.assertIn("Gave up trying to report to the server after 1 s", LOGGED[1])
+        self.assertIn("2 of 2 reports of task 1 are in 1 spool files in %s" % spool_dir, LOGGED[-1])
 
 
 class SourceTest(unittest.TestCase):
