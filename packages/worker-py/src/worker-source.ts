@@ -85,13 +85,40 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
     );
   }
   if (launch.firstContactSeconds !== undefined) {
-    const seconds = launch.firstContactSeconds;
-    if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
-      throw invalid("firstContactSeconds", "must be a number of seconds, 0 or more");
-    }
-    checked.firstContactSeconds = seconds;
+    checked.firstContactSeconds = seconds(launch.firstContactSeconds, "firstContactSeconds");
   }
-  return checked;
+  return { ...checked, ...checkedStaging(launch) };
+}
+
+/** A number of seconds, 0 or more, or `INVALID_INPUT` naming `field`. */
+function seconds(value: unknown, field: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw invalid(field, "must be a number of seconds, 0 or more");
+  }
+  return value;
+}
+
+/** A path on the cluster (one line), or `INVALID_INPUT` naming `field`. */
+function clusterPath(value: unknown, field: string): string {
+  if (typeof value !== "string" || value.length === 0 || /[\0\n\r]/.test(value)) {
+    throw invalid(field, "must be a path on the cluster (one line)");
+  }
+  return value;
+}
+
+/** The launch fields of a detached request, checked: where its pack and its spool are. */
+function checkedStaging(
+  launch: WorkerLaunch,
+): Pick<WorkerLaunch, "stagedTasks" | "spoolDir" | "spoolAfterSeconds"> {
+  const staging: Pick<WorkerLaunch, "stagedTasks" | "spoolDir" | "spoolAfterSeconds"> = {};
+  if (launch.stagedTasks !== undefined) {
+    staging.stagedTasks = clusterPath(launch.stagedTasks, "stagedTasks");
+  }
+  if (launch.spoolDir !== undefined) staging.spoolDir = clusterPath(launch.spoolDir, "spoolDir");
+  if (launch.spoolAfterSeconds !== undefined) {
+    staging.spoolAfterSeconds = seconds(launch.spoolAfterSeconds, "spoolAfterSeconds");
+  }
+  return staging;
 }
 
 /**
