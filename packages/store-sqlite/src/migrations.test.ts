@@ -107,9 +107,11 @@ it("brings a version 1 file to version 2: its errors stay final, new ones can be
   });
   await old.putError(id, 0, "Traceback: real");
   await old.close();
-  // Back to the file version 1 wrote: reports without the provisional column.
+  // Back to the file version 1 wrote: reports without the provisional column, and no facts.
   const raw = new Database(file);
-  raw.exec("ALTER TABLE reports DROP COLUMN provisional; PRAGMA user_version = 1;");
+  raw.exec(
+    "DROP TABLE facts; ALTER TABLE reports DROP COLUMN provisional; PRAGMA user_version = 1;",
+  );
   raw.close();
   expect(header(file).version).toBe(1);
 
@@ -121,7 +123,44 @@ it("brings a version 1 file to version 2: its errors stay final, new ones can be
   expect(await store.putError(id, 1, "died", { provisional: true })).toBe(true);
   expect(await store.putResult(id, 1, utf8("r1"))).toBe(true);
   expect(await store.counts(id)).toEqual({ tasks: 2, results: 1, errors: 1 });
-  expect(header(file).version).toBe(2);
+  expect(header(file).version).toBe(latest);
+  await store.close();
+});
+
+it("brings a version 2 file to version 3: its reports have no facts, new ones can", async () => {
+  const old = sqliteStore({ dbfile: file });
+  const { id } = await old.createRequest({
+    func: utf8("f"),
+    ns: utf8(""),
+    args: [utf8("a0"), utf8("a1"), utf8("a2")],
+  });
+  await old.putResult(id, 0, utf8("r0"));
+  await old.putError(id, 1, "died", { provisional: true });
+  await old.close();
+  // Back to the file version 2 wrote: no facts table.
+  const raw = new Database(file);
+  raw.exec("DROP TABLE facts; PRAGMA user_version = 2;");
+  raw.close();
+
+  const store = sqliteStore({ dbfile: file });
+  expect(await store.getTaskFacts(id)).toStrictEqual([
+    { kind: "result", hasLog: false },
+    { kind: "error", provisional: true, hasLog: false },
+    null,
+  ]);
+  const facts = { host: "n1", startedAt: 5, log: "out\n" };
+  expect(
+    await store.putReports(id, [
+      { index: 1, kind: "result", value: utf8("r1"), facts },
+      { index: 2, kind: "error", value: "e2", facts: { attempt: 2 } },
+    ]),
+  ).toEqual([true, true]);
+  expect(await store.getTaskFacts(id, 1)).toStrictEqual([
+    { kind: "result", host: "n1", startedAt: 5, hasLog: true },
+    { kind: "error", attempt: 2, hasLog: false },
+  ]);
+  expect(await store.getLogs(id)).toEqual([{ index: 1, log: "out\n" }]);
+  expect(header(file).version).toBe(3);
   await store.close();
 });
 

@@ -1,6 +1,7 @@
-import type { RequestId, Store, StoreReport } from "@sheepdog/contracts";
+import type { RequestId, Store, StoreReport, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
 import { newToken } from "@sheepdog/contracts";
 import { invalidInput } from "./internal/errors.js";
+import { getLogs, getTaskFacts } from "./internal/facts.js";
 import { Lifecycle } from "./internal/lifecycle.js";
 import type { Migration } from "./internal/migrations.js";
 import { migrations } from "./internal/migrations.js";
@@ -27,6 +28,8 @@ export interface SqliteStore extends Store, AsyncDisposable {
   putReports(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
   resetTasks(id: RequestId, indices: readonly number[]): Promise<void>;
   getResultRange(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
+  getTaskFacts(id: RequestId, start?: number, count?: number): Promise<(TaskFactsEntry | null)[]>;
+  getLogs(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
   /** The database file (absolute), or a description of the database that was passed in. */
   readonly file: string;
 }
@@ -106,6 +109,8 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteS
     getResults: async (id) => read((c) => getResults(c, id)),
     getResultRange: async (id, start, count) => read((c) => getResultRange(c, id, start, count)),
     getErrors: async (id) => read((c) => getErrors(c, id)),
+    getTaskFacts: async (id, start, count) => read((c) => getTaskFacts(c, id, start, count)),
+    getLogs: async (id, start, count) => read((c) => getLogs(c, id, start, count)),
     close,
     [Symbol.asyncDispose]: close,
   };

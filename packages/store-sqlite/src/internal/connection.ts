@@ -1,6 +1,8 @@
 import type { Kysely } from "kysely";
 import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 import { storeError } from "./errors.js";
+import type { FactsStatements } from "./facts.js";
+import { prepareFacts } from "./facts.js";
 import { openKysely } from "./kysely.js";
 import type { Migration } from "./migrations.js";
 import { openFile } from "./open-file.js";
@@ -37,6 +39,7 @@ export interface Connection {
   info: RequestInfoStatements;
   reports: ReportStatements;
   reads: ReadStatements;
+  facts: FactsStatements;
 }
 
 /**
@@ -69,6 +72,7 @@ export async function openConnection(
       info: prepareRequestInfo(db),
       reports: prepareReports(db),
       reads: prepareReads(db),
+      facts: prepareFacts(db),
     };
   } catch (error) {
     if (owned) {

@@ -67,6 +67,26 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: "task facts and logs",
+    async up(db) {
+      // What a worker told of a call beside its report (see TaskFacts), keyed by the report's
+      // row: a table of its own, so that reading results never walks past logs, and reading
+      // facts never walks past results. The log comes last, so a row's other facts are read
+      // without reading it.
+      await db.schema
+        .createTable("facts")
+        .addColumn("arg_id", "integer", (c) => c.primaryKey())
+        .addColumn("started_at", "real")
+        .addColumn("ended_at", "real")
+        .addColumn("host", "text")
+        .addColumn("peak_memory_bytes", "integer")
+        .addColumn("attempt", "integer")
+        .addColumn("log", "text")
+        .execute();
+    },
+  },
 ];
 
 /** The newest schema version these migrations produce. */

@@ -10,7 +10,7 @@ import { SlabDecoder } from "./small-values.js";
 const RESULTS_PER_READ = 10_000;
 
 /** Runs `work` in one read transaction, so that every statement in it sees the same moment. */
-async function inReadTransaction<T>(c: Connection, work: () => T | Promise<T>): Promise<T> {
+export async function inReadTransaction<T>(c: Connection, work: () => T | Promise<T>): Promise<T> {
   c.beginRead.run([]);
   try {
     return await work();

@@ -8,6 +8,10 @@ export interface ReportStatements {
   replaceProvisional: SqliteStatement;
   /** Adds to (or takes from) a request's counts of results and errors. */
   addCounts: SqliteStatement;
+  /** A task's facts, in place of any it had. */
+  putFacts: SqliteStatement;
+  /** Forgets a task's facts. */
+  dropFacts: SqliteStatement;
 }
 
 /** Prepares the statements of putReports and resetTasks (see reports.ts), once per connection. */
@@ -22,5 +26,9 @@ export function prepareReports(db: SqliteDatabase): ReportStatements {
     addCounts: db.prepare(
       "UPDATE requests SET results = results + ?, errors = errors + ? WHERE id = ?",
     ),
+    putFacts: db.prepare(
+      "INSERT OR REPLACE INTO facts (arg_id, started_at, ended_at, host, peak_memory_bytes, attempt, log) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    dropFacts: db.prepare("DELETE FROM facts WHERE arg_id = ?"),
   };
 }

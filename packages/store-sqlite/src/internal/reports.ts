@@ -1,4 +1,5 @@
-import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
+import type { RequestId, SheepdogError, StoreReport, TaskFacts } from "@sheepdog/contracts";
+import { taskFactsProblem } from "@sheepdog/contracts";
 import type { Connection } from "./connection.js";
 import { kyselyOf } from "./connection.js";
 import { invalidInput } from "./errors.js";
@@ -26,6 +27,8 @@ export function checkReports(reports: readonly StoreReport[]): void {
         'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string, provisional?: boolean }.',
       );
     }
+    const problem = report.facts === undefined ? undefined : taskFactsProblem(report.facts);
+    if (problem !== undefined) throw invalidInput(problem);
   }
 }
 
@@ -69,7 +72,9 @@ export function writeReports(
 
 /**
  * Inserts one report unless its task has one, or replaces its task's provisional error with a
- * real report, counting it; whether it was stored.
+ * real report, counting it; whether it was stored. A stored report's facts are its task's (a
+ * replaced error's go, even when the report has none); a report without facts writes nothing
+ * more.
  */
 function insertReport(
   statements: ReportStatements,
@@ -84,18 +89,36 @@ function insertReport(
   const error = isResult ? null : report.value;
   const inserted = statements.insertReport.run([row, result, error, provisional ? 1 : 0]);
   let stored = Number(inserted.changes) === 1;
+  let replaced = false;
   if (!stored && !provisional) {
     // The task has a report: a provisional error gives way to this real one.
-    stored = Number(statements.replaceProvisional.run([result, error, row]).changes) === 1;
-    if (stored) counts.errors -= 1;
+    replaced = Number(statements.replaceProvisional.run([result, error, row]).changes) === 1;
+    stored = replaced;
+    if (replaced) counts.errors -= 1;
   }
+  if (stored && report.facts !== undefined) putFacts(statements, row, report.facts);
+  else if (replaced) statements.dropFacts.run([row]);
   if (stored && isResult) counts.results += 1;
   if (stored && !isResult) counts.errors += 1;
   return stored;
 }
 
+/** Writes the facts of args row `row`, in place of any it had. */
+function putFacts(statements: ReportStatements, row: number, facts: TaskFacts): void {
+  statements.putFacts.run([
+    row,
+    facts.startedAt ?? null,
+    facts.endedAt ?? null,
+    facts.host ?? null,
+    facts.peakMemoryBytes ?? null,
+    facts.attempt ?? null,
+    facts.log ?? null,
+  ]);
+}
+
 /**
- * Deletes the reports of the tasks `indices` of request `id`, and takes them from its counts.
+ * Deletes the reports of the tasks `indices` of request `id` (and their facts), and takes them
+ * from its counts.
  * The caller holds a write transaction.
  */
 export async function resetTasks(
@@ -119,6 +142,10 @@ export async function resetTasks(
       if (row.was_result) results += 1;
       else errors += 1;
     }
+    await kysely
+      .deleteFrom("facts")
+      .where("arg_id", "in", rows.slice(i, i + ROWS_PER_DELETE))
+      .execute();
   }
   if (results + errors > 0) c.reports.addCounts.run([-results, -errors, id]);
 }

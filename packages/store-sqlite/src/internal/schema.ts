@@ -1,7 +1,7 @@
 import type { Generated } from "kysely";
 
 /**
- * The tables of a Sheepdog database, as Kysely sees them (schema version 2).
+ * The tables of a Sheepdog database, as Kysely sees them (schema version 3).
  *
  * Every argument tuple is a row of `args`. A request owns the consecutive rows `first_arg` to
  * `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's report is keyed by
@@ -12,6 +12,7 @@ export interface Schema {
   requests: RequestsTable;
   args: ArgsTable;
   reports: ReportsTable;
+  facts: FactsTable;
 }
 
 export interface RequestsTable {
@@ -49,4 +50,19 @@ export interface ReportsTable {
   error: string | null;
   /** 1 for a provisional error (inferred, not reported: a real report replaces it), else 0. */
   provisional: Generated<number>;
+}
+
+/**
+ * The facts that came with a task's report (see `TaskFacts`), if any: a row exists only beside
+ * a row of `reports`, and goes with it.
+ */
+export interface FactsTable {
+  /** INTEGER PRIMARY KEY: the task's `args` row, as in `reports`. */
+  arg_id: number;
+  started_at: number | null;
+  ended_at: number | null;
+  host: string | null;
+  peak_memory_bytes: number | null;
+  attempt: number | null;
+  log: string | null;
 }

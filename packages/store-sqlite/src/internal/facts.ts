@@ -1,0 +1,95 @@
+import type { RequestId, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
+import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
+import type { Connection } from "./connection.js";
+import { inReadTransaction } from "./read-results.js";
+import { cells, rawRows, yieldToEventLoop } from "./rows.js";
+
+/** How many tasks getTaskFacts reads per statement. */
+const FACTS_PER_READ = 10_000;
+
+/** The statements that read the facts of reports (see schema.ts, FactsTable). */
+export interface FactsStatements {
+  /** The reports of args rows `[from, to)`, their kind and facts, without logs. */
+  factsIn: SqliteStatement;
+  /** The logs of args rows `[from, to)`, in order. */
+  logsIn: SqliteStatement;
+}
+
+/** Prepares the statements of getTaskFacts and getLogs, once per connection. */
+export function prepareFacts(db: SqliteDatabase): FactsStatements {
+  return {
+    factsIn: rawRows(
+      db.prepare(
+        `SELECT r.arg_id, r.result IS NOT NULL, r.provisional, f.started_at, f.ended_at, f.host,
+                f.peak_memory_bytes, f.attempt, f.log IS NOT NULL
+         FROM reports r LEFT JOIN facts f ON f.arg_id = r.arg_id
+         WHERE r.arg_id >= ? AND r.arg_id < ?`,
+      ),
+    ),
+    logsIn: rawRows(
+      db.prepare(
+        "SELECT arg_id, log FROM facts WHERE arg_id >= ? AND arg_id < ? AND log IS NOT NULL ORDER BY arg_id",
+      ),
+    ),
+  };
+}
+
+/** The range `start .. start + count - 1` (by default the rest of the request) as args rows. */
+function rowsOf(
+  c: Connection,
+  id: RequestId,
+  start = 0,
+  count?: number,
+): { from: number; to: number; firstArg: number } {
+  const size = count ?? c.shapes.of(id).tasks - start;
+  const { firstArg } = c.shapes.range(id, start, size);
+  return { from: firstArg + start, to: firstArg + start + size, firstArg };
+}
+
+/** A row of `factsIn` as getTaskFacts says it: no field for a fact that was not told. */
+function entryOf(row: unknown[]): TaskFactsEntry {
+  const [, isResult, provisional, startedAt, endedAt, host, peakMemoryBytes, attempt, hasLog] =
+    row as [number, number, number, ...(number | string | null)[]];
+  const entry: TaskFactsEntry = { kind: isResult === 1 ? "result" : "error", hasLog: hasLog === 1 };
+  if (provisional === 1) entry.provisional = true;
+  if (startedAt !== null) entry.startedAt = startedAt as number;
+  if (endedAt !== null) entry.endedAt = endedAt as number;
+  if (host !== null) entry.host = host as string;
+  if (peakMemoryBytes !== null) entry.peakMemoryBytes = peakMemoryBytes as number;
+  if (attempt !== null) entry.attempt = attempt as number;
+  return entry;
+}
+
+/**
+ * The kind and facts of the reports of tasks `start .. start + count - 1` of request `id`,
+ * `null` for a task without one, read in slices in one read transaction.
+ */
+export async function getTaskFacts(
+  c: Connection,
+  id: RequestId,
+  start?: number,
+  count?: number,
+): Promise<(TaskFactsEntry | null)[]> {
+  const { from, to } = rowsOf(c, id, start, count);
+  const entries: (TaskFactsEntry | null)[] = new Array(to - from).fill(null);
+  await inReadTransaction(c, async () => {
+    for (let slice = from; slice < to; slice += FACTS_PER_READ) {
+      const end = Math.min(slice + FACTS_PER_READ, to);
+      for (const row of c.facts.factsIn.all([slice, end])) {
+        const values = cells(row);
+        entries[(values[0] as number) - from] = entryOf(values);
+      }
+      if (end < to) await yieldToEventLoop();
+    }
+  });
+  return entries;
+}
+
+/** The logs of tasks `start .. start + count - 1` of request `id` that have one, in order. */
+export function getLogs(c: Connection, id: RequestId, start?: number, count?: number): TaskLog[] {
+  const { from, to, firstArg } = rowsOf(c, id, start, count);
+  return c.facts.logsIn.all([from, to]).map((row) => {
+    const [argId, log] = cells(row) as [number, string];
+    return { index: argId - firstArg, log };
+  });
+}
