@@ -84,7 +84,7 @@ export interface TaskFacts {
   startedAt?: number;
   /** When the call ended, as `startedAt`. */
   endedAt?: number;
-  /** The node's host name (1 to {@link MAX_HOST_LENGTH} characters). */
+  /** The node's host name (1 to {@link MAX_HOST_LENGTH} characters, no control character). */
   host?: string;
   /** The peak resident memory of the worker process by the end of the call, in bytes (a safe integer >= 0). */
   peakMemoryBytes?: number;
@@ -97,6 +97,9 @@ export interface TaskFacts {
    */
   log?: string;
 }
+
+/** A character a host name never has (U+0000 to U+001F, U+007F to U+009F). */
+const CONTROL_CHARACTER = /\p{Cc}/u;
 
 /** The longest {@link TaskFacts.host}, in characters. */
 export const MAX_HOST_LENGTH = 255;
@@ -139,9 +142,12 @@ export function taskFactsProblem(facts: unknown): string | undefined {
   }
   if (
     host !== undefined &&
-    (typeof host !== "string" || host.length < 1 || host.length > MAX_HOST_LENGTH)
+    (typeof host !== "string" ||
+      host.length < 1 ||
+      host.length > MAX_HOST_LENGTH ||
+      CONTROL_CHARACTER.test(host))
   ) {
-    return `host must be a string of 1 to ${MAX_HOST_LENGTH} characters.`;
+    return `host must be a string of 1 to ${MAX_HOST_LENGTH} characters, none of them a control character.`;
   }
   if (peakMemoryBytes !== undefined && !isCount(peakMemoryBytes, 0)) {
     return "peakMemoryBytes must be a whole number of bytes (a safe integer >= 0).";

@@ -112,7 +112,7 @@ export interface TaskHeader {
  * One report in a report post; its payload is the section at the same position. Beside its
  * index and kind it MAY carry what the worker saw of the call (the fields of {@link TaskFacts},
  * each optional, omitted rather than `null`): `startedAt` and `endedAt` (milliseconds since the
- * Unix epoch by the node's clock, finite numbers >= 0), `host` (1 to 255 characters),
+ * Unix epoch by the node's clock, finite numbers >= 0), `host` (1 to 255 characters, no control character),
  * `peakMemoryBytes` (an integer >= 0), `attempt` (an integer >= 1) and `log` (the tail of the
  * call's stdout and stderr, at most `MAX_LOG_BYTES` (64 KiB) of UTF-8, starting with the
  * line of `logCutMark` when its beginning was cut). A field of the wrong type or out of bounds

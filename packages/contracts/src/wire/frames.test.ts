@@ -178,6 +178,8 @@ describe("report frames", () => {
       '"host":""',
       `"host":"${"h".repeat(256)}"`,
       '"host":7',
+      '"host":"node\\u0000"',
+      '"host":"node\\n1"',
       '"peakMemoryBytes":1.5',
       '"peakMemoryBytes":-1',
       '"peakMemoryBytes":1e300',

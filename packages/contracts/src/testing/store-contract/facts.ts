@@ -269,6 +269,7 @@ function checkTests(suite: StoreSuite): void {
       { startedAt: "1700000000000" },
       { host: 3 },
       { host: "" },
+      { host: "node\u0000" },
       { host: "h".repeat(MAX_HOST_LENGTH + 1) },
       { peakMemoryBytes: 1.5 },
       { peakMemoryBytes: 2 ** 53 },
