@@ -784,6 +784,12 @@ class Connection(object):
                 reason = _describe(error)
                 if self._try_another(failed, reason):
                     continue
+                if self.settings.spool_dir is not None:
+                    # Nothing answers on any route: the client is away. The reports go to the
+                    # spool now, rather than holding the node while nobody listens.
+                    raise Undelivered(
+                        "Cannot %s: nothing answers at %s." % (what, self._reasons(failed))
+                    )
             else:
                 if reply.proven:
                     self.reached = True
