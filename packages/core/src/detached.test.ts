@@ -1,0 +1,79 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getResults, listRequests, map, py, shutdown } from "./index.js";
+
+const core = JSON.stringify(pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href);
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "sheepdog-detached-"));
+});
+afterAll(async () => {
+  await shutdown();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The mode bits of a path, as `0o700`. */
+const modeOf = (path: string) => statSync(path).mode & 0o777;
+
+describe("detached requests on this machine", () => {
+  it("run without their client, spool every report, and come home with getResults({ block })", async () => {
+    const dbfile = join(dir, "walk-away.sqlite");
+    const sshDir = join(dir, "jobs");
+    const program = join(dir, "submit.mjs");
+    // Submit, leave the local tasks running, exit: no server ever answers these workers.
+    writeFileSync(
+      program,
+      `import { mapAsync, py, shutdown } from ${core};
+const f = py\`
+def f(x):
+    return x * 3
+\`;
+const args = Array.from({ length: 20 }, (_, i) => [i]);
+const id = await mapAsync(f, args, { host: "local", concurrency: 2, chunkSize: 3, dbfile: ${JSON.stringify(dbfile)}, sshDir: ${JSON.stringify(sshDir)} }, { detach: true });
+await shutdown({ keepLocalTasks: true });
+console.log(id);
+process.exit(0);
+`,
+    );
+    const id = Number(execFileSync(process.execPath, [program], { timeout: 60_000 }).toString());
+    const [staged] = readdirSync(sshDir).filter((name) => name.endsWith(".d"));
+    expect(staged).toMatch(/^sheepdog_\d+_[0-9a-f]{8}\.d$/);
+    const stagedDir = join(sshDir, staged as string);
+    expect(modeOf(stagedDir)).toBe(0o700);
+    expect(modeOf(join(stagedDir, "spool"))).toBe(0o700);
+    expect(modeOf(join(stagedDir, "tasks-0.pack"))).toBe(0o600);
+
+    const results = await getResults(id, { dbfile, block: true });
+    expect(results.map(([args, r]) => [args[0], r])).toEqual(
+      Array.from({ length: 20 }, (_, i) => [i, i * 3]),
+    );
+    // Every result is home, so nothing of the request is left on the "cluster".
+    expect(existsSync(stagedDir)).toBe(false);
+    const left = readdirSync(sshDir).filter((name) => name.startsWith(`sheepdog_${id}_`));
+    expect(left.filter((name) => name.endsWith(".token") || name.endsWith(".d"))).toEqual([]);
+    const [summary] = (await listRequests({ dbfile })).filter((r) => r.id === id);
+    expect(summary?.meta.stagedRemoved).toEqual(expect.any(Number));
+  }, 90_000);
+
+  it("map with detach delivers live while its client is there, leaving nothing behind", async () => {
+    const dbfile = join(dir, "live.sqlite");
+    const sshDir = join(dir, "live-jobs");
+    const f = py<[number], number>`
+def f(x):
+    return x + 100
+`;
+    const results = await map(
+      f,
+      Array.from({ length: 6 }, (_, i) => [i] as [number]),
+      { host: "local", concurrency: 2, dbfile, sshDir },
+      { detach: true },
+    );
+    expect(results).toEqual([100, 101, 102, 103, 104, 105]);
+    expect(readdirSync(sshDir).filter((name) => name.endsWith(".d"))).toEqual([]);
+  }, 60_000);
+});
