@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { encodeSpoolFile, hashToken, macKey } from "@sheepdog/contracts";
+import { encode } from "@sheepdog/serialise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getResults, listRequests, map, py, shutdown } from "./index.js";
 
@@ -59,6 +61,45 @@ process.exit(0);
     const [summary] = (await listRequests({ dbfile })).filter((r) => r.id === id);
     expect(summary?.meta.stagedRemoved).toEqual(expect.any(Number));
   }, 90_000);
+
+  it("refuses spool files its workers did not write: another key, or not frames at all", async () => {
+    const dbfile = join(dir, "forged.sqlite");
+    const sshDir = join(dir, "forged-jobs");
+    const gate = join(dir, "forged-gate");
+    const program = join(dir, "submit-gated.mjs");
+    writeFileSync(
+      program,
+      `import { mapAsync, py, shutdown } from ${core};
+const f = py\`
+def f(x):
+    import os, time
+    while not os.path.exists(${JSON.stringify(gate)}):
+        time.sleep(0.05)
+    return x * 3
+\`;
+const id = await mapAsync(f, [[0], [1]], { host: "local", concurrency: 2, chunkSize: 1, dbfile: ${JSON.stringify(dbfile)}, sshDir: ${JSON.stringify(sshDir)} }, { detach: true });
+await shutdown({ keepLocalTasks: true });
+console.log(id);
+process.exit(0);
+`,
+    );
+    const id = Number(execFileSync(process.execPath, [program], { timeout: 60_000 }).toString());
+    const [staged] = readdirSync(sshDir).filter((name) => name.endsWith(".d"));
+    const spool = join(sshDir, staged as string, "spool");
+    // Named to be read before the real ones: a result of 999 for task 1, under another key.
+    const forged = encodeSpoolFile(macKey(hashToken("not the request's token")), {
+      request: id,
+      task: 1,
+      nonce: "-".repeat(22),
+      reports: [{ index: 0, kind: "result", payload: encode(999) }],
+    });
+    writeFileSync(join(spool, forged.name), forged.bytes);
+    writeFileSync(join(spool, `2-${"-".repeat(21)}_.reports`), "not frames");
+    writeFileSync(gate, "");
+    const results = await getResults(id, { dbfile, block: true });
+    expect(results.map(([, r]) => r)).toEqual([0, 3]);
+    expect(existsSync(spool)).toBe(false);
+  }, 60_000);
 
   it("map with detach delivers live while its client is there, leaving nothing behind", async () => {
     const dbfile = join(dir, "live.sqlite");
