@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { JobRef } from "@sheepdog/core";
 import { listRequests } from "@sheepdog/core";
-import { describeCluster, sshArgs, testSchedulers } from "@sheepdog/testcluster";
+import {
+  asNobody,
+  canSwitchUsers,
+  describeCluster,
+  sshArgs,
+  testSchedulers,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -278,6 +284,34 @@ for (const scheduler of testSchedulers) {
       );
       expect(death.error).toContain("killed by signal 9 (SIGKILL)");
     }, 300_000);
+
+    it.skipIf(!canSwitchUsers)(
+      "another user can neither read the staged tasks nor write into the spool",
+      async () => {
+        const id = await submitAndKill("jobs.py:gated", [[7, true]], ["--chunk-size", "1"]);
+        try {
+          const { dir, spoolDir } = await stagedOf(id);
+          const home = (path: string) => (path.startsWith("/") ? path : `${cluster.home}/${path}`);
+          const read = await asNobody("cat", [`${home(dir)}/tasks-0.pack`]);
+          expect(read.status).not.toBe(0);
+          expect(read.stderr).toMatch(/Permission denied/);
+          expect(read.stdout).toBe("");
+          const listed = await asNobody("ls", [home(spoolDir)]);
+          expect(listed.stderr).toMatch(/Permission denied/);
+          const planted = await asNobody("touch", [
+            `${home(spoolDir)}/1-${"A".repeat(22)}.reports`,
+          ]);
+          expect(planted.status).not.toBe(0);
+          expect(planted.stderr).toMatch(/Permission denied/);
+          await onHead(`touch ${gate}`);
+          const attached = await sheepdog(["attach", String(id), ...sshFlags]);
+          expect(attached.stdout).toBe("21\n");
+        } finally {
+          await onHead(`rm -f ${gate}`);
+        }
+      },
+      300_000,
+    );
 
     it("cleanup removes what a cancelled request left, and keeps a running one's", async () => {
       const cancelled = await submitAndKill(
