@@ -48,6 +48,7 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
           { version: 1, name: "requests, args and reports" },
           { version: 2, name: "requests found by their token's hash" },
           { version: 3, name: "provisional errors" },
+          { version: 4, name: "task facts and logs" },
         ]);
         expect(await tokenIndex(name)).toBe(1);
       }
@@ -79,7 +80,7 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
 
       await using store = open(name);
       expect(await store.counts(id)).toEqual({ tasks: 3, results: 1, errors: 1 });
-      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3]);
+      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3, 4]);
       expect(await tokenIndex(name)).toBe(1);
       expect((await store.getErrors(id)).map((e) => [e.error, e.provisional])).toEqual([
         ["e1", undefined],
@@ -113,7 +114,50 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
       } finally {
         await Promise.all(stores.map((store) => store.close()));
       }
-      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3]);
+      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3, 4]);
+    });
+
+    it("brings a version 3 schema to version 4: its reports have no facts, new ones can", async () => {
+      const name = schema("v3");
+      const v3 = postgresStoreWithMigrations(
+        { connectionString: postgres.url(), schema: name },
+        migrations.filter((m) => m.version <= 3),
+      );
+      const { id } = await v3.createRequest({
+        func: utf8("f"),
+        ns: utf8(""),
+        args: [utf8("a0"), utf8("a1"), utf8("a2")],
+      });
+      await v3.close();
+      // Reports as version 3 wrote them (this release's statements name the new columns).
+      await admin.query(
+        `INSERT INTO "${name}".reports (request_id, idx, result, error, provisional) VALUES ($1, 0, $2, NULL, false), ($1, 1, NULL, 'died', true)`,
+        [id, Buffer.from("r0")],
+      );
+      await admin.query(`UPDATE "${name}".requests SET results = 1, errors = 1 WHERE id = $1`, [
+        id,
+      ]);
+
+      await using store = open(name);
+      expect(await store.getTaskFacts(id)).toStrictEqual([
+        { kind: "result", hasLog: false },
+        { kind: "error", provisional: true, hasLog: false },
+        null,
+      ]);
+      const facts = { host: "n1", startedAt: 5, log: "out\n" };
+      expect(
+        await store.putReports(id, [
+          { index: 1, kind: "result", value: utf8("r1"), facts },
+          { index: 2, kind: "error", value: "e2", facts: { attempt: 2 } },
+        ]),
+      ).toEqual([true, true]);
+      expect(await store.getTaskFacts(id, 1)).toStrictEqual([
+        { kind: "result", host: "n1", startedAt: 5, hasLog: true },
+        { kind: "error", attempt: 2, hasLog: false },
+      ]);
+      expect(await store.getLogs(id)).toEqual([{ index: 1, log: "out\n" }]);
+      expect(await store.counts(id)).toEqual({ tasks: 3, results: 2, errors: 1 });
+      expect((await versions(name)).map((v) => v.version)).toEqual([1, 2, 3, 4]);
     });
   });
 
@@ -139,12 +183,12 @@ describeCluster("postgresStore's schema migrations", (cluster) => {
         await store.listRequests();
       }
       await admin.query(
-        `INSERT INTO "${name}".migrations (version, name) VALUES (4, 'from the future')`,
+        `INSERT INTO "${name}".migrations (version, name) VALUES (5, 'from the future')`,
       );
       await using store = open(name);
       await expect(store.listRequests()).rejects.toMatchObject({
         code: "STORE_VERSION",
-        message: expect.stringContaining("has schema version 4"),
+        message: expect.stringContaining("has schema version 5"),
       });
     });
   });

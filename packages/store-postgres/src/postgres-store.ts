@@ -1,7 +1,8 @@
-import type { RequestId, Store, StoreReport } from "@sheepdog/contracts";
+import type { RequestId, Store, StoreReport, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
 import { hashToken, newToken } from "@sheepdog/contracts";
 import { Database } from "./internal/database.js";
 import { invalidInput } from "./internal/errors.js";
+import { getLogs, getTaskFacts } from "./internal/facts.js";
 import type { Migration } from "./internal/migrations.js";
 import { migrations } from "./internal/migrations.js";
 import type { CheckedOptions } from "./internal/options.js";
@@ -35,6 +36,8 @@ export interface PostgresStore extends Store, AsyncDisposable {
   putReports(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]>;
   resetTasks(id: RequestId, indices: readonly number[]): Promise<void>;
   getResultRange(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
+  getTaskFacts(id: RequestId, start?: number, count?: number): Promise<(TaskFactsEntry | null)[]>;
+  getLogs(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
   /**
    * The database and schema, for messages: `postgres://user@host:5432/db (schema sheepdog)`,
    * never with the password.
@@ -133,6 +136,8 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): Postgre
     getResults: async (id) => run((o) => getResults(o, id)),
     getResultRange: async (id, start, count) => run((o) => getResultRange(o, id, start, count)),
     getErrors: async (id) => run((o) => getErrors(o, id)),
+    getTaskFacts: async (id, start, count) => run((o) => getTaskFacts(o, id, start, count)),
+    getLogs: async (id, start, count) => run((o) => getLogs(o, id, start, count)),
     close,
     [Symbol.asyncDispose]: close,
   };

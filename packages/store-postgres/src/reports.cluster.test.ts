@@ -55,4 +55,46 @@ describeCluster("postgresStore's reports", (cluster) => {
     expect(await store.counts(a)).toEqual({ tasks: 6, results: 4, errors: 1 });
     expect(await store.counts(b)).toEqual({ tasks: 3, results: 1, errors: 1 });
   });
+
+  it("puts the facts and log of every report of a flush at its own task, whatever the order", async () => {
+    await using store = postgresStore({ connectionString: postgres.url(), schema });
+    const create = (n: number) =>
+      store.createRequest({
+        func: utf8("f"),
+        ns: utf8(""),
+        args: Array.from({ length: n }, (_, i) => utf8(`a${i}`)),
+      });
+    const { id: a } = await create(5);
+    const { id: b } = await create(2);
+    const facts = (name: string) => ({ host: name, startedAt: name.length, log: `log of ${name}` });
+    await Promise.all([
+      store.putReports(b, [
+        { index: 1, kind: "result", value: utf8("b1"), facts: facts("b1") },
+        { index: 0, kind: "result", value: utf8("b0") },
+      ]),
+      store.putReports(a, [
+        { index: 4, kind: "result", value: utf8("a4") },
+        { index: 3, kind: "error", value: "a3", facts: { attempt: 3 } },
+        { index: 1, kind: "result", value: utf8("a1"), facts: facts("a1") },
+        { index: 0, kind: "error", value: "a0", facts: facts("a0 ✓") },
+      ]),
+    ]);
+    const told = (name: string) => ({ host: name, startedAt: name.length, hasLog: true });
+    expect(await store.getTaskFacts(a)).toStrictEqual([
+      { kind: "error", ...told("a0 ✓") },
+      { kind: "result", ...told("a1") },
+      null,
+      { kind: "error", attempt: 3, hasLog: false },
+      { kind: "result", hasLog: false },
+    ]);
+    expect(await store.getTaskFacts(b)).toStrictEqual([
+      { kind: "result", hasLog: false },
+      { kind: "result", ...told("b1") },
+    ]);
+    expect(await store.getLogs(a)).toEqual([
+      { index: 0, log: "log of a0 ✓" },
+      { index: 1, log: "log of a1" },
+    ]);
+    expect(await store.getLogs(b)).toEqual([{ index: 1, log: "log of b1" }]);
+  });
 });

@@ -89,6 +89,26 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 4,
+    name: "task facts and logs",
+    async up(db, schema) {
+      // What a worker told of a call beside its report (see TaskFacts), in the report's row:
+      // nullable columns, added without rewriting the table. PostgreSQL keeps a large result or
+      // log out of line, so reading one column never reads the others. The log is UTF-8 bytes:
+      // a program's output may hold a NUL, which text cannot.
+      await db.schema
+        .withSchema(schema)
+        .alterTable("reports")
+        .addColumn("started_at", "float8")
+        .addColumn("ended_at", "float8")
+        .addColumn("host", "text")
+        .addColumn("peak_memory_bytes", "bigint")
+        .addColumn("attempt", "integer")
+        .addColumn("log", "bytea")
+        .execute();
+    },
+  },
 ];
 
 /** The newest schema version these migrations produce. */

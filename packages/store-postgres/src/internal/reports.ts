@@ -1,6 +1,9 @@
 import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
+import { taskFactsProblem } from "@sheepdog/contracts";
 import type { Opened } from "./database.js";
 import { invalidInput } from "./errors.js";
+import type { FactColumns } from "./facts.js";
+import { addFacts, factParameters, factsInOrder, packedInOrder } from "./facts.js";
 import { query } from "./kysely.js";
 import { checkIndices } from "./shapes.js";
 import { intArray, isBytes, offsetsOf } from "./values.js";
@@ -21,6 +24,8 @@ export function checkReports(reports: readonly StoreReport[]): void {
         'Each report must be { index, kind: "result", value: Uint8Array } or { index, kind: "error", value: string, provisional?: boolean }.',
       );
     }
+    const problem = report.facts === undefined ? undefined : taskFactsProblem(report.facts);
+    if (problem !== undefined) throw invalidInput(problem);
   }
 }
 
@@ -62,6 +67,8 @@ interface Columns {
   /** Per report: whether it is a provisional error. */
   provisional: boolean[];
   results: Uint8Array[];
+  /** Their facts, once one of them has some. */
+  facts: FactColumns | undefined;
   bytes: number;
   /** Whether the reports came in key order (then they need no sorting). */
   sorted: boolean;
@@ -79,6 +86,7 @@ const noColumns = (): Columns => ({
   errors: [],
   provisional: [],
   results: [],
+  facts: undefined,
   bytes: 0,
   sorted: true,
 });
@@ -96,23 +104,14 @@ function inKeyOrder(columns: Columns): Columns {
       (a, b) =>
         (ids[a] as number) - (ids[b] as number) || (indices[a] as number) - (indices[b] as number),
     );
-  const results: Uint8Array[] = [];
-  const byPosition = new Map<number, Uint8Array>();
-  let next = 0;
-  lengths.forEach((length, i) => {
-    if (length >= 0) byPosition.set(i, columns.results[next++] as Uint8Array);
-  });
-  for (const i of order) {
-    const result = byPosition.get(i);
-    if (result) results.push(result);
-  }
   return {
     ids: order.map((i) => ids[i] as number),
     indices: order.map((i) => indices[i] as number),
     lengths: order.map((i) => lengths[i] as number),
     errors: order.map((i) => errors[i] ?? null),
     provisional: order.map((i) => provisional[i] === true),
-    results,
+    results: packedInOrder(lengths, columns.results, order),
+    facts: columns.facts && factsInOrder(columns.facts, order),
     bytes: columns.bytes,
     sorted: true,
   };
@@ -186,6 +185,7 @@ async function writeColumns(
       intArray(offsetsOf(lengths)),
       ids.length,
       provisional.includes(true) ? provisional : null,
+      ...factParameters(columns.facts),
     ],
   );
   if (row && row.inserted === ids.length) {
@@ -266,6 +266,7 @@ function addReport(writes: Columns[], sent: SentKeys, id: RequestId, report: Sto
       columns.sorted = false;
     }
   }
+  columns.facts = addFacts(columns.facts, columns.ids.length, report.facts);
   columns.ids.push(id);
   columns.indices.push(report.index);
   columns.provisional.push(provisional);

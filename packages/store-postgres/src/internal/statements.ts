@@ -29,6 +29,8 @@ export interface Statements {
   packedResults: string;
   largeResult: string;
   errors: string;
+  taskFacts: string;
+  logs: string;
 }
 
 /** Values up to this size are read packed into one buffer per slice; larger ones on their own. */
@@ -79,15 +81,27 @@ export function statements(schemaName: string): Statements {
     // A real report replaces a provisional error (the WHERE of DO UPDATE); a replaced row has
     // the updating transaction in xmax, an inserted one 0, and the counts move by what replaced
     // what ($8: which errors are provisional, or null when none is).
+    //
+    // The facts of the reports come in $9 to $16, all null when no report has any: their logs
+    // as one bytea with lengths (-1 for none) and offsets, as the results.
     writeReports: `WITH ins AS (
-        INSERT INTO ${s}.reports AS r (request_id, idx, result, error, provisional)
+        INSERT INTO ${s}.reports AS r (request_id, idx, result, error, provisional,
+          started_at, ended_at, host, peak_memory_bytes, attempt, log)
         SELECT u.request_id, u.idx,
                CASE WHEN u.len >= 0 THEN substring($5::bytea FROM u.off FOR u.len) END, u.error,
-               coalesce(u.provisional, false)
-        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $6::int[], $8::bool[])
-          AS u(request_id, idx, len, error, off, provisional)
+               coalesce(u.provisional, false),
+               u.started_at, u.ended_at, u.host, u.peak_memory_bytes, u.attempt,
+               CASE WHEN u.log_len >= 0 THEN substring($14::bytea FROM u.log_off FOR u.log_len) END
+        FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $6::int[], $8::bool[],
+                    $9::float8[], $10::float8[], $11::text[], $12::int8[], $13::int[],
+                    $15::int[], $16::int[])
+          AS u(request_id, idx, len, error, off, provisional,
+               started_at, ended_at, host, peak_memory_bytes, attempt, log_len, log_off)
         ON CONFLICT (request_id, idx) DO UPDATE
-          SET result = excluded.result, error = excluded.error, provisional = false
+          SET result = excluded.result, error = excluded.error, provisional = false,
+              started_at = excluded.started_at, ended_at = excluded.ended_at,
+              host = excluded.host, peak_memory_bytes = excluded.peak_memory_bytes,
+              attempt = excluded.attempt, log = excluded.log
           WHERE r.provisional AND NOT excluded.provisional
         RETURNING request_id, idx, result IS NOT NULL AS is_result, xmax::text <> '0' AS replaced),
       added AS (
@@ -112,5 +126,20 @@ export function statements(schemaName: string): Statements {
     errors: `SELECT r.idx, a.value, r.error, r.provisional FROM ${s}.reports r
       JOIN ${s}.args a ON a.request_id = r.request_id AND a.idx = r.idx
       WHERE r.request_id = $1 AND r.error IS NOT NULL ORDER BY r.idx`,
+    // The kind and facts of a slice's reports as one bytea of records (see facts.ts,
+    // readFacts): a row per report costs the client far more to parse than the server to send.
+    // Neither the result nor the log is read (nor fetched from out of line): only whether each
+    // is there.
+    taskFacts: `SELECT string_agg(int4send(idx)
+        || int2send(((result IS NOT NULL)::int | (provisional::int << 1)
+          | ((log IS NOT NULL)::int << 2) | ((started_at IS NOT NULL)::int << 3)
+          | ((ended_at IS NOT NULL)::int << 4) | ((peak_memory_bytes IS NOT NULL)::int << 5)
+          | ((attempt IS NOT NULL)::int << 6) | ((host IS NOT NULL)::int << 7))::int2)
+        || float8send(coalesce(started_at, 0)) || float8send(coalesce(ended_at, 0))
+        || float8send(coalesce(peak_memory_bytes, 0)::float8) || int4send(coalesce(attempt, 0))
+        || int4send(coalesce(length(convert_to(host, 'UTF8')), 0))
+        || coalesce(convert_to(host, 'UTF8'), '\\x'::bytea), '\\x'::bytea ORDER BY idx) AS facts
+      FROM ${s}.reports WHERE ${range}`,
+    logs: `SELECT idx, log FROM ${s}.reports WHERE ${range} AND log IS NOT NULL ORDER BY idx`,
   };
 }
