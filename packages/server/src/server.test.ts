@@ -7,6 +7,8 @@ import {
   decodeTaskFrames,
   encodeFrames,
   encodeReports,
+  logCutMark,
+  MAX_LOG_BYTES,
   PROOF_HEADER,
   REPORTS_CONTENT_TYPE,
   SheepdogError,
@@ -792,6 +794,92 @@ describe("retry tasks (request meta retryTasks)", () => {
       await store.updateMeta(request.id, { retryTasks });
       expect((await getTask(request.id, 4, keyOf(request))).status).toBe(404);
     }
+  });
+});
+
+describe("facts and logs of reports", () => {
+  const facts = {
+    startedAt: 1_700_000_000_000.5,
+    endedAt: 1_700_000_000_750,
+    host: "node-1",
+    peakMemoryBytes: 52_428_800,
+    attempt: 1,
+  };
+  const factsOf = (id: number) => {
+    const { getTaskFacts } = store;
+    if (!getTaskFacts) throw new Error("the test store reads facts");
+    return getTaskFacts.call(store, id);
+  };
+  const logsOf = (id: number) => store.getLogs?.(id);
+
+  it("stores what each report tells of its call, and nothing for one that tells nothing", async () => {
+    const request = await newRequest(3, 3);
+    let reply = await postReports(request, 1, [
+      { index: 1, kind: "result", payload: pickled(1), ...facts, log: "printed ✓\n" },
+    ]);
+    expect(reply.json()).toEqual({ stored: 1, duplicates: 0 });
+    reply = await postReports(request, 1, [
+      { index: 0, kind: "error", payload: text("Traceback"), host: "node-2" },
+      { index: 2, kind: "result", payload: pickled(2) },
+      { index: 1, kind: "result", payload: pickled(9), host: "late", log: "late" },
+    ]);
+    expect(reply.json()).toEqual({ stored: 2, duplicates: 1 });
+    expect(await factsOf(request.id)).toStrictEqual([
+      { kind: "error", host: "node-2", hasLog: false },
+      { kind: "result", ...facts, hasLog: true },
+      { kind: "result", hasLog: false },
+    ]);
+    expect(await logsOf(request.id)).toEqual([{ index: 1, log: "printed ✓\n" }]);
+    expect(events.map(({ index }) => index)).toEqual([1, 0, 2]);
+  });
+
+  it("keeps a log of MAX_LOG_BYTES whole, and cuts a longer one to its tail after a mark", async () => {
+    const request = await newRequest(2, 2);
+    const atLimit = `${"a".repeat(MAX_LOG_BYTES - 4)}end\n`;
+    const over = `${"b".repeat(3 * MAX_LOG_BYTES)}the last line\n`;
+    const reply = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(0), log: atLimit },
+      { index: 1, kind: "error", payload: text("Traceback"), log: over },
+    ]);
+    expect(reply.json()).toEqual({ stored: 2, duplicates: 0 });
+    const [whole, cut] = (await logsOf(request.id)) ?? [];
+    expect(whole?.log).toBe(atLimit);
+    const kept = cut?.log.slice(cut.log.indexOf("\n") + 1) ?? "";
+    expect(cut?.log).toBe(logCutMark(over.length - kept.length) + kept);
+    expect(text(cut?.log ?? "").byteLength).toBeLessThanOrEqual(MAX_LOG_BYTES);
+    expect(kept.endsWith("bbbthe last line\n")).toBe(true);
+  });
+
+  it("refuses a post whose facts have the wrong type or are out of bounds (400), storing none", async () => {
+    const request = await newRequest(2, 2);
+    const good = { index: 0, kind: "result" as const, payload: pickled(0) };
+    for (const bad of [{ host: "" }, { startedAt: "now" }, { peakMemoryBytes: -1 }, { log: 7 }]) {
+      const body = encodeReports([good, { index: 1, kind: "result", payload: pickled(1), ...bad }]);
+      const message = await expectError(await post(request.id, 1, keyOf(request), body), 400);
+      expect(message).toMatch(/^A report's facts are malformed: /);
+    }
+    expect(await store.counts(request.id)).toEqual({ tasks: 2, results: 0, errors: 0 });
+  });
+
+  it("keeps the facts of a result checkResult finds unusable with its error", async () => {
+    await server.close();
+    server = await startServer({ store, port: 0, checkResult: () => "does not decode" });
+    const request = await newRequest(1);
+    await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(0), ...facts }]);
+    expect(await factsOf(request.id)).toStrictEqual([{ kind: "error", ...facts, hasLog: false }]);
+  });
+
+  it("stores the reports, without their facts, in a store that keeps none", async () => {
+    await server.close();
+    ({ store, calls } = countingStore(memoryStore(), { batch: false }));
+    server = await startServer({ store, port: 0 });
+    const request = await newRequest(1);
+    const reply = await postReports(request, 1, [
+      { index: 0, kind: "result", payload: pickled(0), ...facts, log: "x" },
+    ]);
+    expect(reply.json()).toEqual({ stored: 1, duplicates: 0 });
+    expect(calls.putResult).toBe(1);
+    expect(await store.counts(request.id)).toEqual({ tasks: 1, results: 1, errors: 0 });
   });
 });
 

@@ -24,6 +24,8 @@ export function countingStore(
     "counts",
     "getResults",
     "getErrors",
+    "getTaskFacts",
+    "getLogs",
     "listRequests",
     "close",
   ];

@@ -371,8 +371,9 @@ function startChecks(writes: readonly StoreReport[], checkResult: ResultCheck): 
 }
 
 /**
- * The writes with each result that `checkResult` finds unusable turned into its task's error.
- * The post waits for the checks that answer with a promise (all at once).
+ * The writes with each result that `checkResult` finds unusable turned into its task's error
+ * (with the facts of its report). The post waits for the checks that answer with a promise (all
+ * at once).
  */
 async function checkedResults(
   writes: StoreReport[],
@@ -385,6 +386,10 @@ async function checkedResults(
     : (verdicts as (string | undefined)[]);
   return writes.map((write, i) => {
     const unusable = reasons[i];
-    return unusable === undefined ? write : { index: write.index, kind: "error", value: unusable };
+    if (unusable === undefined) return write;
+    const { index, facts } = write;
+    return facts === undefined
+      ? { index, kind: "error", value: unusable }
+      : { index, kind: "error", value: unusable, facts };
   });
 }
