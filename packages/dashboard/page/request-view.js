@@ -1,0 +1,389 @@
+// @ts-check
+import { ApiError, getJson, getSession, postAction } from "./api.js";
+import { histogramChart, rateChart, waitVsRunChart } from "./charts.js";
+import { confirmAction } from "./confirm.js";
+import { card, h, notRecorded, replace } from "./dom.js";
+import { attemptsTable, deadGroups, errorGroups } from "./failures.js";
+import { bytes, count, dateTime, duration, rate } from "./format.js";
+import { listen } from "./live.js";
+import { progressBar, stateBadge } from "./progress.js";
+import { gridLegend, TaskGrid } from "./task-grid.js";
+import { taskPanel } from "./task-panel.js";
+
+/**
+ * @typedef {import("../src/internal/api-types.js").RequestDetail} RequestDetail
+ * @typedef {import("../src/internal/api-types.js").RequestRow} RequestRow
+ * @typedef {import("../src/internal/api-types.js").TimingView} TimingView
+ * @typedef {import("../src/internal/api-types.js").Session} Session
+ */
+
+/** How often a request in progress is read again without an event (its rate chart moves). */
+const REFRESH_MS = 5_000;
+
+/**
+ * @param {string} label
+ * @param {import("./dom.js").Child} value
+ * @param {string} [kind]
+ */
+function stat(label, value, kind = "") {
+  return h(
+    "div",
+    { class: `stat ${kind}` },
+    h("div", { class: "stat-value" }, value),
+    h("div", { class: "stat-label" }, label),
+  );
+}
+
+/** @param {RequestDetail} detail */
+function headFacts(detail) {
+  const row = detail.request;
+  /** @type {[string, string][]} */
+  const facts = [
+    ["created", dateTime(row.createdAt)],
+    ["host", row.host ?? "—"],
+    ["scheduler", row.scheduler ?? "—"],
+    ["job", row.jobId ?? "—"],
+    ...Object.entries(detail.facts),
+  ];
+  return h(
+    "dl",
+    { class: "head-facts" },
+    ...facts.map(([label, value]) =>
+      h("div", { class: "fact" }, h("dt", {}, label), h("dd", {}, value)),
+    ),
+  );
+}
+
+/** @param {RowForStats} row @typedef {RequestRow} RowForStats */
+function statsOf(row) {
+  return h(
+    "div",
+    { class: "stats" },
+    stat("done", count(row.done), "done"),
+    stat("failed", count(row.failed), "failed"),
+    stat("no report yet", count(row.pending), "pending"),
+    stat("tasks", count(row.tasks)),
+    stat("throughput", rate(row.throughput)),
+    stat("ETA", duration(row.etaSeconds)),
+  );
+}
+
+/**
+ * The request's action buttons, each after a confirmation; `note` says how the last one went.
+ * @param {RequestRow} row
+ * @param {Session} session
+ * @param {{ note: HTMLElement, reload: () => void }} view
+ */
+function actionsOf(row, session, { note, reload }) {
+  /**
+   * @param {"cancel" | "retry-failed"} action
+   * @param {{ title: string, text: string, confirm: string }} question
+   * @param {string} done
+   */
+  const run = async (action, question, done) => {
+    if (!(await confirmAction(question))) return;
+    note.textContent = "…";
+    note.classList.remove("error-text");
+    try {
+      await postAction(row.id, action);
+      note.textContent = done;
+    } catch (error) {
+      note.textContent = error instanceof ApiError ? error.message : String(error);
+      note.classList.add("error-text");
+    }
+    reload();
+  };
+  const buttons = h("div", { class: "actions" });
+  if (session.actions.cancel && row.state === "running") {
+    const text = `Its job is cancelled on ${row.host ?? "its cluster"}; tasks that have not reported are lost.`;
+    const question = { title: `Cancel request #${row.id}?`, text, confirm: "Cancel request" };
+    buttons.append(
+      h(
+        "button",
+        {
+          type: "button",
+          class: "danger",
+          "data-action": "cancel",
+          onclick: () => void run("cancel", question, "Cancelled."),
+        },
+        "Cancel request",
+      ),
+    );
+  }
+  if (session.actions.retryFailed && row.failed > 0) {
+    const text = `Its ${count(row.failed)} failed ${row.failed === 1 ? "task runs" : "tasks run"} again as a new job.`;
+    const question = {
+      title: `Run the failed tasks of request #${row.id} again?`,
+      text,
+      confirm: "Retry failed",
+    };
+    buttons.append(
+      h(
+        "button",
+        {
+          type: "button",
+          "data-action": "retry-failed",
+          onclick: () => void run("retry-failed", question, "Retry submitted."),
+        },
+        "Retry failed tasks",
+      ),
+    );
+  }
+  buttons.append(note);
+  return buttons;
+}
+
+/**
+ * The top of the page: name, state, facts, progress, numbers, actions.
+ * @param {RequestDetail} detail
+ * @param {Session} session
+ * @param {{ note: HTMLElement, reload: () => void }} view
+ */
+function head(detail, session, view) {
+  const row = detail.request;
+  return [
+    h(
+      "div",
+      { class: "head-line" },
+      h("a", { href: "#/", class: "back" }, "← requests"),
+      h("h1", {}, h("span", { class: "muted" }, `#${row.id} `), h("code", {}, row.name)),
+      stateBadge(row),
+    ),
+    headFacts(detail),
+    progressBar(row),
+    statsOf(row),
+    actionsOf(row, session, view),
+  ];
+}
+
+/**
+ * The slowest tasks as a table.
+ * @param {TimingView} timing
+ * @param {(index: number) => void} onSelect
+ */
+function slowestTable(timing, onSelect) {
+  if (timing.slowest.length === 0) return h("p", { class: "muted" }, "No task has finished yet.");
+  return h(
+    "table",
+    { class: "slowest" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", {}, "task"),
+        h("th", {}, "run time"),
+        h("th", {}, "host"),
+        h("th", {}, "peak memory"),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      ...timing.slowest.map((run) =>
+        h(
+          "tr",
+          {},
+          h(
+            "td",
+            {},
+            h(
+              "button",
+              { class: "link", type: "button", onclick: () => onSelect(run.index) },
+              String(run.index),
+            ),
+          ),
+          h("td", { class: "numbers" }, duration(run.runSeconds)),
+          h("td", {}, run.host ?? "—"),
+          h("td", { class: "numbers" }, bytes(run.peakMemoryBytes)),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * The cards of what the store records of task runs: charts and a table, or why there are none.
+ * @param {RequestDetail} detail
+ * @param {(index: number) => void} onSelect
+ */
+function timingCards({ timing, factsRecorded }, onSelect) {
+  const histogram = timing?.histogram ? histogramChart(timing.histogram) : null;
+  const waitVsRun = timing?.waitVsRun ? waitVsRunChart(timing.waitVsRun) : null;
+  /** @param {string} what */
+  const missing = (what) =>
+    factsRecorded
+      ? h("p", { class: "muted" }, "No task has reported when it ran yet.")
+      : notRecorded(what);
+  const elements = [
+    card("Run times", histogram ? histogram.element : missing("Task run times")),
+    card("Slowest tasks", timing ? slowestTable(timing, onSelect) : missing("Task run times")),
+    card("Queue wait vs run time", waitVsRun ? waitVsRun.element : missing("Task start times")),
+  ];
+  return {
+    elements,
+    destroy() {
+      histogram?.destroy();
+      waitVsRun?.destroy();
+    },
+  };
+}
+
+/**
+ * Replaces an element's content with `build(value)` only when `value` changed since the last
+ * time, so that what a person opened or chose there stays as it was.
+ * @template T
+ * @param {HTMLElement} element
+ * @param {T} value
+ * @param {(value: T) => import("./dom.js").Child} build
+ */
+function renderIfChanged(element, value, build) {
+  const json = JSON.stringify(value);
+  if (shownJson.get(element) === json) return;
+  shownJson.set(element, json);
+  replace(element, build(value));
+}
+
+/** @type {WeakMap<HTMLElement, string>} */
+const shownJson = new WeakMap();
+
+/**
+ * Reads again at most once at a time, and once more if asked meanwhile.
+ * @param {() => Promise<void>} load
+ */
+function throttled(load) {
+  let loading = false;
+  let again = false;
+  const run = () => {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    load().finally(() => {
+      loading = false;
+      if (again) {
+        again = false;
+        setTimeout(run, 200);
+      }
+    });
+  };
+  return run;
+}
+
+/**
+ * One request's page, kept live.
+ * @param {HTMLElement} main
+ * @param {number} id
+ */
+export function requestView(main, id) {
+  const panel = taskPanel(id);
+  const grid = new TaskGrid((index) => void panel.show(index));
+  const parts = {
+    head: h("section", { class: "card request-head" }, h("p", { class: "muted" }, "Loading…")),
+    legend: h("div"),
+    errors: h("div"),
+    dead: h("div"),
+    attempts: h("div"),
+    source: h("div"),
+    timing: h("div", { class: "timing-cards" }),
+  };
+  const rates = rateChart({ t: [], results: [], errors: [] });
+  const note = h("span", { class: "action-note", role: "status" });
+  const select = (/** @type {number} */ index) => grid.select(index);
+  replace(
+    main,
+    parts.head,
+    h(
+      "div",
+      { class: "columns" },
+      h("section", { class: "card grid-card" }, h("h2", {}, "Tasks"), parts.legend, grid.element),
+      h("section", { class: "card" }, h("h2", {}, "Selected task"), panel.element),
+    ),
+    card("Reports per second", rates.element),
+    parts.timing,
+    card("Errors", parts.errors),
+    h(
+      "div",
+      { class: "columns" },
+      card("Dead tasks", parts.dead),
+      card("Attempts", parts.attempts),
+    ),
+    parts.source,
+  );
+  let timingJson = "";
+  /** @type {{ destroy(): void } | undefined} */
+  let timing;
+  const load = async () => {
+    try {
+      const [detail, session] = await Promise.all([getJson(`/api/requests/${id}`), getSession()]);
+      render(/** @type {RequestDetail} */ (detail), session);
+    } catch (error) {
+      replace(
+        parts.head,
+        h(
+          "p",
+          { class: "error-text" },
+          error instanceof ApiError && error.status === 404
+            ? `There is no request #${id} in this store.`
+            : String(error),
+        ),
+      );
+    }
+  };
+  const reload = throttled(load);
+  /** @param {RequestDetail} detail @param {Session} session */
+  const render = (detail, session) => {
+    replace(parts.head, ...head(detail, session, { note, reload }));
+    grid.setStates(detail.states);
+    replace(parts.legend, gridLegend(detail.states));
+    rates.update(detail.rate);
+    const json = JSON.stringify([detail.timing, detail.factsRecorded]);
+    if (json !== timingJson) {
+      timingJson = json;
+      timing?.destroy();
+      const cards = timingCards(detail, select);
+      timing = cards;
+      replace(parts.timing, ...cards.elements);
+    }
+    renderIfChanged(parts.errors, [detail.errors, detail.moreErrorGroups], () =>
+      errorGroups(detail.errors, detail.moreErrorGroups, select),
+    );
+    renderIfChanged(parts.dead, detail.dead, (dead) => deadGroups(dead, select));
+    renderIfChanged(parts.attempts, detail.attempts, attemptsTable);
+    if (detail.source !== null && parts.source.childElementCount === 0) {
+      replace(
+        parts.source,
+        card(
+          "Function",
+          h(
+            "details",
+            {},
+            h("summary", {}, "Python source"),
+            h("pre", { class: "source" }, detail.source),
+          ),
+        ),
+      );
+    }
+    panel.refresh();
+    document.title = `#${id} ${detail.request.name} · Sheepdog`;
+  };
+  const stop = listen({
+    onConnected: reload,
+    onChanged(event) {
+      if (event.changed.some((row) => row.id === id)) reload();
+    },
+  });
+  const timer = setInterval(reload, REFRESH_MS);
+  reload();
+  return {
+    destroy() {
+      stop();
+      clearInterval(timer);
+      grid.destroy();
+      rates.destroy();
+      timing?.destroy();
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import type { RequestId, RequestSummary, Store, TaskError } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import type { DeadGroup, ErrorGroup, RequestDetail, TaskDetail, TimingView } from "./api-types.js";
+import { errorCause, groupErrors } from "./error-groups.js";
+import { pickleRepr } from "./repr.js";
+import { attemptsOf, factsOf } from "./request-meta.js";
+import type { RequestRows } from "./request-rows.js";
+import type { RequestWatch } from "./request-watch.js";
+import { source } from "./source.js";
+import type { IndexedFacts } from "./task-facts.js";
+import { readFacts, readLog, readRun, timingView, withReportsByAttempt } from "./task-facts.js";
+
+/** What a request's page needs that costs a read of every task: kept until its counts change. */
+interface TaskView {
+  states: string;
+  errorsByIndex: Map<number, TaskError>;
+  errors: ErrorGroup[];
+  moreErrorGroups: number;
+  dead: DeadGroup[];
+  facts: IndexedFacts[] | null;
+  timing: TimingView | null;
+}
+
+/** How many requests' task views are kept. */
+const KEPT_VIEWS = 8;
+
+const STATE = { pending: 46, done: 100, error: 101, dead: 120 } as const; // . d e x
+const STATE_NAMES: Record<string, TaskDetail["state"]> = {
+  ".": "pending",
+  d: "done",
+  e: "error",
+  x: "dead",
+};
+
+/** Builds a request's page (`/api/requests/:id`) and a task's (`.../tasks/:index`). */
+export class RequestDetails {
+  readonly #store: Store;
+  readonly #watch: RequestWatch;
+  readonly #rows: RequestRows;
+  readonly #views = new Map<RequestId, { key: string; view: Promise<TaskView> }>();
+
+  constructor(store: Store, watch: RequestWatch, rows: RequestRows) {
+    this.#store = store;
+    this.#watch = watch;
+    this.#rows = rows;
+  }
+
+  /** Request `id`'s page; rejects with `REQUEST_NOT_FOUND` for an unknown id. */
+  async detail(id: RequestId, now: number): Promise<RequestDetail> {
+    const summary = await this.#summaryOf(id);
+    const [row, fn, view] = await Promise.all([
+      this.#rows.rowOf(summary, now),
+      this.#rows.functionOf(id),
+      this.#taskView(summary),
+    ]);
+    return {
+      request: row,
+      source: fn.source,
+      states: view.states,
+      errors: view.errors,
+      moreErrorGroups: view.moreErrorGroups,
+      dead: view.dead,
+      attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.facts),
+      rate: this.#watch.history(id)?.series(now) ?? { t: [], results: [], errors: [] },
+      timing: view.timing,
+      factsRecorded: view.facts !== null,
+      facts: factsOf(summary.meta),
+      now,
+    };
+  }
+
+  /** Task `index` of request `id`; rejects with `TASK_NOT_FOUND` outside the request. */
+  async task(id: RequestId, index: number): Promise<TaskDetail> {
+    const summary = await this.#summaryOf(id);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= summary.tasks) {
+      throw new SheepdogError("TASK_NOT_FOUND", source, `Request ${id} has no task ${index}.`);
+    }
+    const view = await this.#taskView(summary);
+    const state = STATE_NAMES[view.states[index] ?? "."] ?? "pending";
+    const [[args], result, run, log] = await Promise.all([
+      this.#store.getArgs(id, index, 1),
+      state === "done" ? this.#resultOf(id, index) : Promise.resolve(null),
+      readRun(this.#store, id, index),
+      readLog(this.#store, id, index),
+    ]);
+    return {
+      index,
+      state,
+      args: args ? pickleRepr(args) : "",
+      result,
+      error: view.errorsByIndex.get(index)?.error ?? null,
+      run,
+      log: log === undefined ? "not recorded" : log,
+    };
+  }
+
+  async #resultOf(id: RequestId, index: number): Promise<string | null> {
+    if (!this.#store.getResultRange) return null;
+    const [bytes] = await this.#store.getResultRange(id, index, 1);
+    return bytes ? pickleRepr(bytes) : null;
+  }
+
+  /** The request with counts read now (the watch's may be a look old). */
+  async #summaryOf(id: RequestId): Promise<RequestSummary> {
+    const seen = this.#watch.row(id);
+    if (seen) return { ...seen, ...(await this.#store.counts(id)) };
+    const [request, counts] = await Promise.all([
+      this.#store.getRequest(id),
+      this.#store.counts(id),
+    ]);
+    return { id, createdAt: request.createdAt, meta: request.meta, ...counts };
+  }
+
+  #taskView(summary: RequestSummary): Promise<TaskView> {
+    const key = `${summary.results}/${summary.errors}/${JSON.stringify(summary.meta)}`;
+    const kept = this.#views.get(summary.id);
+    if (kept && kept.key === key) return kept.view;
+    const view = this.#readTaskView(summary);
+    this.#views.delete(summary.id);
+    this.#views.set(summary.id, { key, view });
+    void view.catch(() => this.#views.delete(summary.id));
+    for (const old of this.#views.keys()) {
+      if (this.#views.size <= KEPT_VIEWS) break;
+      this.#views.delete(old);
+    }
+    return view;
+  }
+
+  async #readTaskView(summary: RequestSummary): Promise<TaskView> {
+    const { id, tasks } = summary;
+    const [pending, errors, facts] = await Promise.all([
+      tasks > 0 ? this.#store.unreported(id, 0, tasks) : Promise.resolve([]),
+      summary.errors > 0 ? this.#store.getErrors(id) : Promise.resolve([]),
+      readFacts(this.#store, id, tasks),
+    ]);
+    const states = new Uint8Array(tasks).fill(STATE.done);
+    for (const index of pending) states[index] = STATE.pending;
+    const errorsByIndex = new Map<number, TaskError>();
+    for (const error of errors) {
+      errorsByIndex.set(error.index, error);
+      states[error.index] = errorCause(error).dead ? STATE.dead : STATE.error;
+    }
+    return {
+      states: new TextDecoder().decode(states),
+      errorsByIndex,
+      ...groupErrors(errors),
+      facts,
+      timing: facts ? timingView(facts, summary.createdAt) : null,
+    };
+  }
+}

@@ -1,0 +1,2 @@
+/** The package name every error of `@sheepdog/dashboard` carries as its `source`. */
+export const source = "dashboard";

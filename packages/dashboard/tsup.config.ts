@@ -1,0 +1,4 @@
+import { packageBuild } from "@sheepdog/tsconfig/tsup";
+import { defineConfig } from "tsup";
+
+export default defineConfig(packageBuild());
