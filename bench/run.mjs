@@ -9,11 +9,13 @@
 //   4. a cold single-task map against the cold 1-task floor (bench/cluster/cold.mjs)
 //   5. worker round trips through the relay on the head node beside the direct route
 //      (bench/cluster/relay.mjs)
+//   6. collecting a detached map's spool of 100,000 results in a new process
+//      (bench/cluster/spool.mjs)
 // Where a goal is missed, it runs that benchmark again under a profiler and writes what the
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,store (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -30,7 +32,7 @@ const root = join(here, "..");
 const results = join(here, "results");
 const { values: options } = parseArgs({
   options: {
-    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million,relay" },
+    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million,relay,spool" },
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     "package-benches": { type: "boolean", default: false },
@@ -47,6 +49,7 @@ const GOALS = {
   millionSeconds: 60,
   millionRssMb: 500,
   relayRatio: 0.5,
+  spoolCollectSeconds: 10,
 };
 
 const median = (xs) => {
@@ -324,6 +327,55 @@ async function relay() {
   return result;
 }
 
+/** The medians of the spool benchmark's runs. */
+function spoolMedians(runs) {
+  const of = (pick) => median(runs.map(pick));
+  return {
+    seconds: of((r) => r.getResults.seconds),
+    readSeconds: of((r) => r.getResults.readSeconds),
+    statusSeconds: of((r) => r.requestStatus.seconds),
+    peakRssMb: of((r) => r.getResults.peakRssMb),
+    statusPeakRssMb: of((r) => r.requestStatus.peakRssMb),
+    rssBeforeMb: of((r) => r.getResults.rssBeforeMb),
+    spoolFiles: of((r) => r.spoolFiles),
+    spoolBytes: of((r) => r.spoolBytes),
+    jobSeconds: of((r) => r.jobSeconds),
+  };
+}
+
+async function spool() {
+  const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-prof-"));
+  const args = quick
+    ? ["--calls", "2000", "--chunk-size", "200", "--runs", "1"]
+    : ["--calls", "100000", "--chunk-size", "2000", "--runs", "3"];
+  // Where the goal is missed, the script collects the last run's spool once more (a copy of
+  // it) under the CPU profiler.
+  const profile = quick
+    ? []
+    : ["--profile-dir", dir, "--profile-over", String(GOALS.spoolCollectSeconds)];
+  try {
+    const { lines } = await runJsonLines(join(here, "cluster/spool.mjs"), [...args, ...profile]);
+    const runs = lines.filter((l) => l.kind === "run");
+    const result = {
+      calls: runs[0]?.calls,
+      chunkSize: runs[0]?.chunkSize,
+      tasks: runs[0]?.tasks,
+      ...spoolMedians(runs),
+      measurements: runs,
+    };
+    result.ratio = result.seconds / GOALS.spoolCollectSeconds;
+    const profiled = lines.find((l) => l.kind === "profiled");
+    if (profiled) {
+      log("collecting the spool missed its goal: the profiled collection is in the report");
+      result.profiledRun = profiled;
+      result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    }
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- the report ----------------------------------------------------------------------------------
 
 function ingestSection(data) {
@@ -473,6 +525,40 @@ all of this 2-core machine's CPU in use (the head node is this machine, so all o
   return text;
 }
 
+function spoolSection(data) {
+  const s = (x) => `${x.toFixed(2)} s`;
+  const table = [
+    "| run | spool files | spool bytes | job ran | `getResults({ block })`, whole | of which reading the results | `requestStatus` (collection alone) | collector peak RSS: getResults / requestStatus |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...data.measurements.map(
+      (r) =>
+        `| ${r.run + 1} | ${r.spoolFiles} | ${fmt(r.spoolBytes / 1e6, 1)} MB | ${r.jobSeconds.toFixed(0)} s | ${s(r.getResults.seconds)} | ${s(r.getResults.readSeconds)} | ${s(r.requestStatus.seconds)} | ${fmt(r.getResults.peakRssMb)} / ${fmt(r.requestStatus.peakRssMb)} MB |`,
+    ),
+    `| **median** | ${fmt(data.spoolFiles)} | ${fmt(data.spoolBytes / 1e6, 1)} MB | ${data.jobSeconds.toFixed(0)} s | **${s(data.seconds)}** | ${s(data.readSeconds)} | ${s(data.statusSeconds)} | ${fmt(data.peakRssMb)} / ${fmt(data.statusPeakRssMb)} MB |`,
+  ];
+  let text = `${table.join("\n")}
+
+Goal: under ${GOALS.spoolCollectSeconds} s; the median is **${(100 * data.ratio).toFixed(0)}%** of it.
+\`bench/cluster/spool.mjs\`: each run submits its own request, \`mapAsync(f, [[0], ..., [${data.calls - 1}]],
+config, { detach: true })\` of \`def f(x): return x + 1\` with \`chunkSize: ${data.chunkSize}\` (${fmt(data.tasks)} array tasks) on
+the test cluster's GridEngine, from a process that then calls \`shutdown()\` and exits: every worker
+finds nothing listening and writes its reports into the spool on the head node (${fmt(data.spoolFiles)} files for
+${fmt(data.tasks)} tasks; "job ran" is the wait from submission until \`qstat -j\` no longer knows the job).
+Then a new Node process calls \`getResults(id, { dbfile, block:
+true, ...SSH settings })\`; the time is the whole call: the SSH connection, the spool read in slices
+by \`sheepdog_spool.py\`, every file's MAC and reports checked, stored in SQLite and removed, the
+request's files purged from the cluster, then the ${fmt(data.calls)} results read and decoded. Every result is
+checked (present, \`x + 1\`, in argument order), or the benchmark fails. "Reading the results" is a
+second \`getResults\` in the same process once nothing is left to collect (the store alone).
+\`requestStatus\` (which collects the same way, then counts) runs in another new process on a
+copy of the same spool and dbfile, taken before the first collection. Peak RSS is the
+collector process's \`maxRSS\` right after the call (about ${fmt(data.rssBeforeMb)} MB once core is imported).`;
+  if (data.profile) {
+    text += `\n\n**Where the collector's time went** (missed goal). The last run's spool (a copy) collected again under \`node --cpu-prof\` (${s(data.profiledRun.seconds)} under the profiler; the profile also holds the import of core and the second read). CPU of the collector process by area and by function (${fmt(data.profile.idleMs)} ms idle: waiting for the head node):\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`;
+  }
+  return text;
+}
+
 function millionSection(data) {
   const p = data.phases;
   let text = `| | |
@@ -568,6 +654,15 @@ function goals(report) {
       target: "≥ 50% of direct's round trips/s",
       measured: `${fmt(r.relay.perSecond)}/s vs ${fmt(r.direct.perSecond)}/s direct: ${(100 * r.ratio).toFixed(0)}%`,
       met: r.ratio >= GOALS.relayRatio ? "yes" : "no",
+    });
+  }
+  if (report.spool) {
+    const p = report.spool;
+    rows.push({
+      goal: `collecting ${fmt(p.calls)} spooled results (detached map, a new process)`,
+      target: `< ${GOALS.spoolCollectSeconds} s`,
+      measured: `${p.seconds.toFixed(2)} s, ${(100 * p.ratio).toFixed(0)}% of the goal (${fmt(p.spoolFiles)} spool files; collection alone ${p.statusSeconds.toFixed(2)} s); collector peak RSS ${fmt(p.peakRssMb)} MB`,
+      met: p.seconds < GOALS.spoolCollectSeconds ? "yes" : "no",
     });
   }
   if (report.cold) {
@@ -676,7 +771,7 @@ function reportMarkdown(report) {
     `# Sheepdog benchmarks`,
     `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling, and beside it a single-node Slurm 22.05 of 4 CPUs (\`tooling/testcluster\`), both reached over SSH on 127.0.0.1.`,
     "![Benchmarks chart](chart.svg)",
-    `## Goals (issues 9 and 14)\n\n${goalTable(goals(report))}`,
+    `## Goals (issues 9, 14 and 15)\n\n${goalTable(goals(report))}`,
   ];
   const failed = Object.entries(report.errors ?? {});
   if (failed.length)
@@ -694,12 +789,14 @@ function reportMarkdown(report) {
   if (report.cold) sections.push(`## 4. Cold single-task map\n\n${coldSection(report.cold)}`);
   if (report.relay)
     sections.push(`## 5. Worker round trips through the relay\n\n${relaySection(report.relay)}`);
+  if (report.spool)
+    sections.push(`## 6. Collecting a detached map's spool\n\n${spoolSection(report.spool)}`);
   if (report.notes) sections.push(`## What the numbers say\n\n${report.notes}`);
   sections.push(
     `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
   );
   sections.push(
-    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`, \`spool\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -715,7 +812,7 @@ const started = Date.now();
 const rendering = options["render-only"];
 const previous = join(results, "report.json");
 // --only re-measures some benchmarks and keeps the others' last results.
-const partial = !rendering && only.size < 7 && existsSync(previous);
+const partial = !rendering && only.size < 8 && existsSync(previous);
 const report = rendering
   ? JSON.parse(readFileSync(previous, "utf8"))
   : partial
@@ -733,6 +830,7 @@ for (const [name, fn, needsCluster] of [
   ["million", million, true],
   ["cold", cold, true],
   ["relay", relay, true],
+  ["spool", spool, true],
 ]) {
   if (rendering || !only.has(name)) continue;
   if (needsCluster && !haveCluster) {
@@ -761,9 +859,16 @@ if (storeOnly) {
     report.errors.store = String(error?.message ?? error);
   }
   // Only the store: the main report stays as its last full run wrote it.
-  const mainSections = ["ingest", "e2e", "e2e-slurm", "queries", "cold", "million", "relay"].filter(
-    (name) => only.has(name),
-  );
+  const mainSections = [
+    "ingest",
+    "e2e",
+    "e2e-slurm",
+    "queries",
+    "cold",
+    "million",
+    "relay",
+    "spool",
+  ].filter((name) => only.has(name));
   if (mainSections.length === 0 && !options["package-benches"]) {
     process.exit(report.errors.store ? 1 : 0);
   }
