@@ -6,6 +6,7 @@
 //   {"event": "progress", ...MapProgress}
 //   {"event": "done", "request": N, "results": [...], "errors": [...], "ms": N}
 //   {"event": "failed", "code": ..., "message": ...}
+// Scenarios: examples, map, serve-and-collect, recover, collect (a detached request's spool).
 // Usage: node isolated-client.mjs '<json: { scenario, config, ... }>'
 
 import { createSheepdog, py } from "@sheepdog/core";
@@ -102,8 +103,15 @@ async function recoverAndRead(dog) {
   return { request: input.request, outcome, results: rows.map(([, value]) => value) };
 }
 
+/** A client that collects a detached request's spool: how long each result is, in order. */
+async function collect(dog) {
+  const rows = await dog.getResults(input.request, { block: true });
+  return { request: input.request, results: rows.map(([, value]) => value?.length ?? value) };
+}
+
 const scenarios = {
   examples,
+  collect,
   recover: recoverAndRead,
   "serve-and-collect": serveAndCollect,
   map: (dog) => mapEvents(dog, pySource(input.source), input.args, input.options ?? {}),

@@ -109,9 +109,13 @@ class SpoolReader {
     return reportWrites(spooled.reports, range).map((write) => {
       if (write.kind !== "result") return write;
       const unusable = undecodableReason(write.value);
-      return unusable === undefined
-        ? write
-        : { index: write.index, kind: "error", value: unusable };
+      if (unusable === undefined) return write;
+      return {
+        index: write.index,
+        kind: "error",
+        value: unusable,
+        ...(write.facts && { facts: write.facts }),
+      };
     });
   }
 
