@@ -18,6 +18,7 @@ import {
 } from "@sheepdog/core";
 import { configKeys, didYouMean, progressPrinter } from "@sheepdog/core/cli";
 import { exitCodes, requestId, table, timeText, write } from "./common.js";
+import { dashboardCommand, logsCommand } from "./dashboard.js";
 import { attachCommand, cleanupCommand } from "./detached.js";
 import { doctorCommand } from "./doctor.js";
 import { jsonLine } from "./json-values.js";
@@ -51,6 +52,7 @@ Commands:
       --detach          stage the tasks on the cluster, print the request id and exit: the
                         job runs and keeps its results without this machine (sheepdog attach)
       --keep-jobs       on Ctrl-C, leave the job running
+      --dashboard       open the dashboard while the map runs (its address on stderr)
   requests              the requests in the dbfile, with their counts
   status <id>           a request's counts and the state of its tasks on the cluster
                         (a detached request's spooled reports are brought home first)
@@ -60,6 +62,9 @@ Commands:
                         results are all home (--dry-run: list only; --force: remove all)
   results <id>          a request's results (--json: JSON lines with args; --block: wait)
   errors <id>           a request's failed tasks with their tracebacks (--json)
+  logs <id> [task]      what each task (or one, by its index) printed, with its arguments (--json)
+  dashboard             a live web page of the dbfile's requests, on 127.0.0.1 (--port <n>
+                        for the page's port, --listen <address>); prints its address and token
   cancel <id>           cancel a request's job (qdel)
   serve                 serve workers on --port from --dbfile until Ctrl-C (or --request <id> is done);
                         it listens on 127.0.0.1 unless --listen 0.0.0.0 (workers on a cluster's nodes)
@@ -88,6 +93,7 @@ const commandOptions = {
   ns: { type: "string" },
   async: { type: "boolean" },
   detach: { type: "boolean" },
+  dashboard: { type: "boolean" },
   "dry-run": { type: "boolean" },
   force: { type: "boolean" },
   "keep-jobs": { type: "boolean" },
@@ -182,6 +188,10 @@ async function run(io: CliIo, outcome: { keepLocalTasks: boolean }): Promise<num
       return attachCommand(io, values, positionals);
     case "cleanup":
       return cleanupCommand(io, values);
+    case "logs":
+      return logsCommand(io, values, positionals);
+    case "dashboard":
+      return dashboardCommand(io, values);
     case "results":
       return resultsCommand(io, values, positionals);
     case "errors":
@@ -249,6 +259,7 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
   const results = await map(f, args, config, {
     ...options,
     keepJob: values["keep-jobs"] === true,
+    ...(values.dashboard === true && { dashboard: true }),
     onProgress: (progress) => {
       last = progress;
       printer.update(progress);

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { JobRef, RequestId, RequestSummary } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import type { Dashboard } from "@sheepdog/dashboard";
 import type { PyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import type { ResolvedConfig, SheepdogConfig } from "./config.js";
@@ -9,6 +10,7 @@ import { resolveConfig } from "./config.js";
 import { cleanupStaged } from "./internal/cleanup.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
+import { openDashboard } from "./internal/dashboard.js";
 import { isPostgresUrl } from "./internal/defaults/store.js";
 import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
@@ -17,6 +19,7 @@ import type { ServeOptions as InstanceServeOptions } from "./sheepdog.js";
 import { instanceContext, serveOn } from "./sheepdog.js";
 import type {
   CleanupOptions,
+  DashboardOptions,
   GetResultsOptions,
   MapAsyncOptions,
   MapOptions,
@@ -182,6 +185,20 @@ export async function getErrors(
 }
 
 /**
+ * What the tasks of a request printed (stdout and stderr, kept with each report, the tail of a
+ * long one with the cut marked), with their arguments: every task that printed something, or
+ * task `index` alone.
+ */
+export async function getLogs(
+  id: RequestId,
+  options: { dbfile?: string; index?: number } = {},
+): Promise<{ index: number; args: unknown[]; log: string }[]> {
+  ops.checkId(id);
+  const { index, ...config } = options;
+  return ops.getLogs(await storeContext(config), id, index);
+}
+
+/**
  * Every request in a dbfile, oldest first, with its counts; `meta.cancelled` (`{ at, reason }`)
  * marks one whose job was cancelled or whose map was interrupted. A dbfile that does not exist
  * is `CONFIG_INVALID`.
@@ -249,6 +266,27 @@ export async function cleanup(
     ...(dryRun !== undefined && { dryRun }),
     ...(force !== undefined && { force }),
   });
+}
+
+/**
+ * A web page of every request in a dbfile, updating live: progress, the tasks of a request,
+ * errors grouped with their tracebacks, dead tasks with their cause, run times and logs. Its
+ * address carries a random token (`dashboard.url`); it listens on 127.0.0.1 unless
+ * `options.host` says otherwise, on `options.port` (or a free one). Its cancel button cancels a request's job and its retry button runs a
+ * request's failed tasks again as a new request, each on the request's cluster (reached with
+ * this configuration; without `host`, the one it was submitted to). Close it when done.
+ */
+export async function dashboard(
+  config: RequestConfig = {},
+  options: DashboardOptions = {},
+): Promise<Dashboard> {
+  const resolved = existingDbfileConfig(config);
+  return openDashboard(
+    await contextFor(resolved),
+    (id) => requestContext(id, config),
+    (context, id) => maps.retryFailedTasks(context, resolved, id),
+    { title: resolved.dbfile, ...options },
+  );
 }
 
 /** Options of {@link shutdown}. */

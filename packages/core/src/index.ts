@@ -13,6 +13,7 @@ export type {
   TaskState,
 } from "@sheepdog/contracts";
 export { SheepdogError } from "@sheepdog/contracts";
+export type { Dashboard } from "@sheepdog/dashboard";
 export type {
   NdArray,
   NdArrayData,
@@ -28,7 +29,9 @@ export type { RequestConfig, ServeOptions, ShutdownOptions } from "./default-ins
 export {
   cancelRequest,
   cleanup,
+  dashboard,
   getErrors,
+  getLogs,
   getResults,
   listRequests,
   map,
@@ -59,6 +62,7 @@ export type {
   AttemptFailures,
   AttemptOptions,
   CleanupOptions,
+  DashboardOptions,
   FailureKind,
   GetResultsOptions,
   MapAsyncOptions,

@@ -1,5 +1,6 @@
 import type { Cluster, JobRef, RequestId, RequestSummary, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
+import type { Dashboard } from "@sheepdog/dashboard";
 import type { PyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import type { ResolvedConfig, SheepdogConfig } from "./config.js";
@@ -7,6 +8,7 @@ import { connectionKeys, missingHost, resolveConfig } from "./config.js";
 import { cleanupStaged } from "./internal/cleanup.js";
 import type { CloseOptions, Context } from "./internal/context.js";
 import { Runtime } from "./internal/context.js";
+import { openDashboard } from "./internal/dashboard.js";
 import { defaultRunsHere, openDefaultCluster } from "./internal/defaults/cluster.js";
 import { dbfileKey } from "./internal/defaults/store.js";
 import * as maps from "./internal/maps.js";
@@ -16,6 +18,7 @@ import { source } from "./internal/source.js";
 import { runsOnThisMachine } from "./internal/worker-host.js";
 import type {
   CleanupOptions,
+  DashboardOptions,
   GetResultsOptions,
   MapAsyncOptions,
   MapOptions,
@@ -101,6 +104,16 @@ export interface Sheepdog extends AsyncDisposable {
   ): Promise<[unknown[], R | null][]>;
   /** The failed tasks of a request as `[args, error]`. */
   getErrors(id: RequestId): Promise<[unknown[], string][]>;
+  /** What the tasks of a request printed, with their arguments (task `index` alone, if given). */
+  getLogs(
+    id: RequestId,
+    index?: number,
+  ): Promise<{ index: number; args: unknown[]; log: string }[]>;
+  /**
+   * A live web page of the store's requests (see `dashboard` in the module's functions); its
+   * buttons act on this instance's cluster. Close it when done.
+   */
+  dashboard(options?: DashboardOptions): Promise<Dashboard>;
   /** A request's counts and its array tasks' states on the cluster. */
   status(id: RequestId): Promise<RequestStatus>;
   /** Cancels a request's job. */
@@ -273,6 +286,16 @@ export function sheepdogOn(
       maps.mapAsync(await context(), config, f, args, options),
     getResults: async (id, options = {}) => ops.getResults(await context(), id, options),
     getErrors: async (id) => ops.getErrors(await context(), id),
+    getLogs: async (id, index) => ops.getLogs(await context(), id, index),
+    dashboard: async (options = {}) => {
+      const own = await context();
+      return openDashboard(
+        own,
+        async () => own,
+        (target, id) => maps.retryFailedTasks(target, config, id),
+        options,
+      );
+    },
     status: async (id) => ops.requestStatus(await context(), id),
     cancel: async (id) => ops.cancelRequest(await context(), id),
     recover: async (id) => ops.recover(await context(), id),

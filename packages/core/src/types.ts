@@ -74,6 +74,11 @@ export interface AttemptFailures {
 export interface MapOptions extends MapAsyncOptions {
   /** Progress on stderr, and a pointer to the errors at the end. @default false */
   verbose?: boolean;
+  /**
+   * Open the dashboard (see `dashboard()`) on the map's store while the map runs, and print its
+   * address (with its token) on stderr. @default false
+   */
+  dashboard?: boolean | DashboardOptions;
   /** Called as results arrive (and at least every second); `progress.request` is the request id. */
   onProgress?: (progress: MapProgress) => void;
   /**
@@ -198,4 +203,15 @@ export interface StagedRequest {
   state: "complete" | "running" | "other-store";
   /** Whether it was removed now. */
   removed: boolean;
+}
+
+/** Where the dashboard listens. */
+export interface DashboardOptions {
+  /**
+   * The address: loopback, so that only this machine (and an `ssh -L` tunnel to it) reaches
+   * the page. @default "127.0.0.1"
+   */
+  host?: string;
+  /** The port; 0 picks a free one. @default 0 */
+  port?: number;
 }

@@ -1,16 +1,45 @@
 import type { RequestId } from "@sheepdog/contracts";
+import { indexRuns, SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
 import type { ResolvedRunSettings } from "../config.js";
 import { TasksFailedError } from "../errors.js";
 import type { MapAsyncOptions, MapOptions, MapSettled } from "../types.js";
 import type { Context } from "./context.js";
+import { dashboardOption, openDashboard } from "./dashboard.js";
 import { collectResults } from "./result-check.js";
 import { settledResults, waitAndRetry } from "./run-map.js";
+import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
-import { submit } from "./submit.js";
+import { submit, submitEncoded } from "./submit.js";
 
-/** Submits a map and waits for it; resolves with the request once every task has reported. */
+/**
+ * Submits a map and waits for it; resolves with the request once every task has reported. With
+ * the `dashboard` option, a dashboard of the store is open (its address on stderr) meanwhile.
+ */
 async function runToEnd(
+  context: Context,
+  settings: ResolvedRunSettings,
+  f: PyFunction,
+  args: Iterable<readonly unknown[]>,
+  options: MapOptions,
+): Promise<Submitted> {
+  const wanted = dashboardOption(options.dashboard);
+  if (wanted === undefined) return waitToEnd(context, settings, f, args, options);
+  const dashboard = await openDashboard(
+    context,
+    async () => context,
+    (target, id) => retryFailedTasks(target, settings, id),
+    wanted,
+  );
+  process.stderr.write(`[sheepdog] dashboard: ${dashboard.url}\n`);
+  try {
+    return await waitToEnd(context, settings, f, args, options);
+  } finally {
+    await dashboard.close();
+  }
+}
+
+async function waitToEnd(
   context: Context,
   settings: ResolvedRunSettings,
   f: PyFunction,
@@ -80,7 +109,51 @@ export async function mapAsync(
   args: Iterable<readonly unknown[]>,
   options: MapAsyncOptions,
 ): Promise<RequestId> {
-  const { request, lease, server, routes } = await submit(context, settings, f, args, options);
+  return serveSubmitted(await submit(context, settings, f, args, options), options);
+}
+
+/**
+ * Runs the failed tasks of a request again as a new request (its function, namespace and the
+ * failed arguments, `meta.retryOf` naming where they came from), submitted as `mapAsync`
+ * submits, to the scheduler of the request's job; resolves with the new request's id.
+ */
+export async function retryFailedTasks(
+  context: Context,
+  settings: ResolvedRunSettings,
+  id: RequestId,
+): Promise<RequestId> {
+  const { store } = context;
+  const info = await store.getRequest(id);
+  const failed = (await store.getErrors(id)).map((row) => row.index);
+  if (failed.length === 0) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      `Request ${id} has no failed tasks to run again.`,
+    );
+  }
+  const args: Uint8Array[] = [];
+  for (const run of indexRuns(failed))
+    args.push(...(await store.getArgs(id, run.first, run.count)));
+  const work = {
+    func: info.func,
+    ns: info.ns,
+    tasks: args.length,
+    args,
+    meta: { retryOf: { request: id, indices: failed } },
+  };
+  const scheduler = (info.meta.job as { scheduler?: unknown } | undefined)?.scheduler;
+  const options = typeof scheduler === "string" ? { scheduler } : {};
+  return serveSubmitted(await submitEncoded(context, settings, work, options), {});
+}
+
+/**
+ * After a submission for `mapAsync`: the server keeps serving the request until every task has
+ * reported, and so do the relay and its connection when the workers need one; a detached
+ * request keeps nothing open.
+ */
+async function serveSubmitted(submitted: Submitted, options: MapAsyncOptions): Promise<RequestId> {
+  const { context, request, lease, server, routes } = submitted;
   const release = async (): Promise<void> => {
     await routes?.close();
     await lease?.release();

@@ -260,3 +260,39 @@ export async function getErrors(context: Context, id: RequestId): Promise<[unkno
   const rows = await context.store.getErrors(id);
   return rows.map((row) => [decodeOrNull(row.args) as unknown[], row.error]);
 }
+
+/**
+ * What each task of a request printed (its stdout and stderr, the tail when it was long, the
+ * cut marked), with its arguments, in argument order; only tasks that printed something, or
+ * only `index` when given. A store that keeps no logs is `CONFIG_INVALID`.
+ */
+export async function getLogs(
+  context: Context,
+  id: RequestId,
+  index?: number,
+): Promise<{ index: number; args: unknown[]; log: string }[]> {
+  checkId(id);
+  const { store } = context;
+  if (!store.getLogs) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      "This store keeps no task logs (it has no getLogs). Use store-sqlite or store-postgres.",
+    );
+  }
+  const info = await store.getRequest(id);
+  if (index !== undefined && (!Number.isSafeInteger(index) || index < 0 || index >= info.tasks)) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      `Request ${id} has tasks 0 to ${info.tasks - 1}, not ${String(index)}.`,
+    );
+  }
+  const logs = await store.getLogs(id, index ?? 0, index === undefined ? undefined : 1);
+  const rows = [];
+  for (const { index: at, log } of logs) {
+    const [args] = await store.getArgs(id, at, 1);
+    rows.push({ index: at, args: args ? (decodeOrNull(args) as unknown[]) : [], log });
+  }
+  return rows;
+}

@@ -31,6 +31,8 @@ export interface SubmitOptions {
    * the job needs this process neither to start its tasks nor to keep their results.
    */
   detach?: boolean | undefined;
+  /** The scheduler to submit to (a retry's: its request's), instead of the configuration's. */
+  scheduler?: string | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -92,35 +94,67 @@ export async function submit(
   const func = checkFunction(f);
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
-  const ns = encodeNamespace(options.ns ?? {}, protocol);
+  const work: EncodedWork = {
+    func: new TextEncoder().encode(JSON.stringify(func)),
+    ns: encodeNamespace(options.ns ?? {}, protocol),
+    tasks: list.length,
+    args: (function* () {
+      for (const item of list) yield encode(asTuple(Array.from(item)), { protocol });
+    })(),
+  };
+  return submitEncoded(context, settings, work, options);
+}
+
+/** A request's parts, encoded as the store keeps them. */
+export interface EncodedWork {
+  func: Uint8Array;
+  ns: Uint8Array;
+  tasks: number;
+  /** The pickled argument tuples, `tasks` of them, read once. */
+  args: Iterable<Uint8Array>;
+  /** More for the request's meta (what it was made from). */
+  meta?: Record<string, unknown>;
+}
+
+/** As {@link submit}, for a request whose parts are encoded already (a retry of stored ones). */
+export async function submitEncoded(
+  context: Context,
+  settings: ResolvedRunSettings,
+  work: EncodedWork,
+  options: SubmitOptions,
+): Promise<Submitted> {
+  const protocol = settings.pickleProtocol;
   checkStore(context, options.retries ?? 0);
   if (options.signal?.aborted) throw abortError(options.signal);
 
-  const lease = list.length > 0 ? await context.openCluster() : undefined;
+  const lease = work.tasks > 0 ? await context.openCluster(options.scheduler) : undefined;
   let server: SheepdogServer | undefined;
   let routes: WorkerRoutes | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
-    const chunkSize = settings.chunkSize ?? (await chunkSizeFor(list.length, lease));
-    const funcBytes = new TextEncoder().encode(JSON.stringify(func));
+    const chunkSize = settings.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
     const sizes: RequestSizes = {
-      func: funcBytes.byteLength,
-      ns: ns.byteLength,
+      func: work.func.byteLength,
+      ns: work.ns.byteLength,
       largestArgs: 0,
       totalArgs: 0,
     };
     const { id: request, token } = await context.store.createRequest({
-      func: funcBytes,
-      ns,
+      func: work.func,
+      ns: work.ns,
       args: (function* () {
-        for (const item of list) {
-          const args = encode(asTuple(Array.from(item)), { protocol });
+        for (const args of work.args) {
           sizes.largestArgs = Math.max(sizes.largestArgs, args.byteLength);
           sizes.totalArgs += args.byteLength;
           yield args;
         }
       })(),
-      meta: { connection: context.connection, chunkSize, pickleProtocol: protocol },
+      meta: {
+        connection: context.connection,
+        chunkSize,
+        pickleProtocol: protocol,
+        ...work.meta,
+      },
     });
     server = await context.runtime.server(context, settings.port);
     const submitted: Submitted = {
@@ -128,7 +162,7 @@ export async function submit(
       settings,
       request,
       token,
-      tasks: list.length,
+      tasks: work.tasks,
       chunkSize,
       server,
       name: `sheepdog_${request}_${randomBytes(4).toString("hex")}`,
@@ -155,7 +189,7 @@ export async function submit(
     if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
     submitted.job = await submitJob(submitted, {
       name: submitted.name,
-      tasks: Math.ceil(list.length / chunkSize),
+      tasks: Math.ceil(work.tasks / chunkSize),
       callsPerTask: chunkSize,
       options: attemptOptionsOf(settings),
       taskOffset: 0,
