@@ -245,6 +245,12 @@ export interface WorkerLaunch {
    */
   taskOffset?: number;
   /**
+   * Which run of the request's tasks this job is: 1 for the first, 2 for the job that retries
+   * some of them, and so on. The worker reports it with each call (`TaskFacts.attempt`).
+   * @default 1
+   */
+  attempt?: number;
+  /**
    * The largest answer the worker reads, in bytes: core sets it to what this request's
    * largest task can take (function, namespace, the largest chunk of arguments, the header).
    * A larger answer is refused unread. @default 1 GiB

@@ -130,6 +130,14 @@ describe("workerProgram", () => {
     expect(workerProgram({ ...launch, maxReplyBytes: 5000 })).toContain('\\"maxReplyBytes\\":5000');
   });
 
+  it("carries the attempt of a retry job, and leaves out the first (the worker's default)", () => {
+    expect(launchSeenByPython(workerProgram({ ...launch, attempt: 3 }))).toEqual({
+      ...launch,
+      attempt: 3,
+    });
+    expect(launchSeenByPython(workerProgram({ ...launch, attempt: 1 }))).toEqual(launch);
+  });
+
   it("refuses unusable launch fields", () => {
     const bad: Partial<Record<keyof WorkerLaunch, unknown>>[] = [
       { url: "ftp://x" },
@@ -149,6 +157,9 @@ describe("workerProgram", () => {
       { memoryLimitBytes: 0 },
       { taskOffset: -1 },
       { taskOffset: 2.5 },
+      { attempt: 0 },
+      { attempt: 1.5 },
+      { attempt: "2" },
     ];
     for (const patch of bad) {
       expect(() => workerProgram({ ...launch, ...patch } as WorkerLaunch)).toThrow(

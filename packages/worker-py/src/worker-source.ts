@@ -73,6 +73,9 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
     }
     checked.taskOffset = offset;
   }
+  if (launch.attempt !== undefined && launch.attempt !== 1) {
+    checked.attempt = positiveInteger(launch.attempt, "attempt");
+  }
   if (launch.maxReplyBytes !== undefined) {
     checked.maxReplyBytes = positiveInteger(launch.maxReplyBytes, "maxReplyBytes");
   }
