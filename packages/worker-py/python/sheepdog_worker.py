@@ -23,6 +23,10 @@
 #      original did, from then on to the end of the task); a function's optional `modules`
 #      ({relative path: source}, a pyFile's neighbours) are importable first, served from
 #      memory by a finder at the front of sys.meta_path (nothing is written on the node);
+#      each call's report carries what the worker saw of it (TaskFacts in contracts): its start
+#      and end, the node's name, the process's peak memory so far, the launch's attempt, and
+#      the tail of what it printed to sys.stdout and sys.stderr (which still reach them), its
+#      log; a report of a function that could not be set up carries the name and attempt;
 #   4. prints each report on stdout as a SHEEPDOG-REPORT line, then POSTs the reports in
 #      batches to /v2/requests/<request>/tasks/<task>/reports, retrying an unreachable
 #      server with exponential backoff for retryWindowSeconds. A post over the server's body
@@ -123,6 +127,14 @@ BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 RETRY_STATUSES = (408, 429)
 IMPOSTOR_REASON = "something that is not the request's server answered"
+# What a report tells of its call (TaskFacts in @sheepdog/contracts): the longest host name
+# (characters), and the most of a call's output its log keeps (UTF-8 bytes, cut mark included).
+MAX_HOST_LENGTH = 255
+MAX_LOG_BYTES = 64 * 1024
+# The peak memory is read after a call once this long has passed since the last reading (a
+# call at least this long is always read): reading it is a system call, too dear for a million
+# trivial calls.
+MEMORY_READ_SECONDS = 0.0001
 
 _WORKER_GLOBALS = globals()
 
@@ -207,13 +219,19 @@ def decode_frames(body):
 
 
 def encode_reports(reports):
-    """A report post body: [ReportHeader, payload...] for (index, kind, payload) tuples."""
-    header = {
-        "version": WIRE_VERSION,
-        "reports": [{"index": index, "kind": kind} for index, kind, _ in reports],
-    }
-    sections = [json.dumps(header, separators=(",", ":")).encode("utf-8")]
-    sections.extend(payload for _, _, payload in reports)
+    """A report post body: [ReportHeader, payload...] for (index, kind, payload, facts, log)
+    reports, where `facts` and `log` are JSON members of the report's entry, each after a comma
+    ("" for none; see CallFacts). The header is formatted, not dumped: a million reports with
+    their facts would spend seconds in json.dumps."""
+    entries = ",".join(
+        [
+            '{"index":%d,"kind":"%s"%s%s}' % (index, kind, facts, log)
+            for index, kind, _, facts, log in reports
+        ]
+    )
+    header = '{"version":%d,"reports":[%s]}' % (WIRE_VERSION, entries)
+    sections = [header.encode("utf-8")]
+    sections.extend(report[2] for report in reports)
     return encode_frames(sections)
 
 
@@ -306,6 +324,8 @@ class Settings(object):
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise WorkerError("The launch setting taskOffset must be an integer >= 0.", EXIT_USAGE)
         self.task_offset = offset
+        # Which run of the request's tasks this job is: 1, then 2 for its first retry, ...
+        self.attempt = _positive_int(launch.get("attempt", 1), "attempt")
         cap = launch.get("maxReplyBytes")
         self.max_reply = (
             DEFAULT_MAX_REPLY_BYTES if cap is None else _positive_int(cap, "maxReplyBytes")
@@ -1217,6 +1237,264 @@ def run_one(function, args_bytes, protocol, limit):
     return "result", payload
 
 
+# --- what a report tells of its call ------------------------------------------------------
+
+
+def log_cut_mark(cut):
+    """The first line of a log whose beginning was cut (logCutMark in contracts)."""
+    return "[sheepdog: %d bytes cut]\n" % cut
+
+
+def tail_of_log(data, cut=0, limit=MAX_LOG_BYTES):
+    """The log of a call that printed `data` (UTF-8 bytes, any undecodable byte shown as
+    U+FFFD) after `cut` bytes that were already dropped: the whole text when it fits in `limit`
+    UTF-8 bytes and nothing was cut, else its tail (from a character's start) after the line of
+    log_cut_mark, `limit` bytes at most in all; as tailOfLog in contracts cuts it."""
+    text = data.decode("utf-8", "replace")
+    if cut == 0 and len(text) * 4 <= limit:
+        return text
+    encoded = text.encode("utf-8")
+    if cut == 0 and len(encoded) <= limit:
+        return text
+    room = limit - len(log_cut_mark(cut + len(encoded)))
+    start = max(0, len(encoded) - room)
+    while start < len(encoded) and (encoded[start] & 0xC0) == 0x80:
+        start += 1
+    return log_cut_mark(cut + start) + encoded[start:].decode("utf-8")
+
+
+class OutputCapture(object):
+    """Keeps the tail of what calls print to sys.stdout and sys.stderr, which still reach the
+    streams they replace.
+
+    start() puts a tee in place of each stream and stop() puts the streams back (the worker
+    calls it in a `finally`, so a function that raises or that replaced sys.stdout itself
+    leaves nothing behind); take() gives the call's log. The tees outlive the calls: a logging
+    handler made during the setup or a call keeps writing through them, captured only while a
+    call runs. At most twice `limit` bytes are kept however much a call prints."""
+
+    def __init__(self, limit=MAX_LOG_BYTES):
+        self.limit = limit
+        self.chunks = []
+        self.size = 0
+        self.cut = 0
+        self.active = False
+        # True while a tee writes through: what the stream writes on (a TextIOWrapper over
+        # sys.stdout.buffer) is not kept twice.
+        self.busy = False
+        self.stdout = sys.stdout
+        self.stderr = sys.stderr
+        self.tee_stdout = TeeStream(self.stdout, self)
+        self.tee_stderr = TeeStream(self.stderr, self)
+
+    def install(self):
+        """Puts the tees in place without capturing: during the function's setup, so that a
+        logging handler it makes writes through a tee."""
+        sys.stdout = self.tee_stdout
+        sys.stderr = self.tee_stderr
+
+    def adopt(self):
+        """Puts the streams back after the setup; a stream that the setup put in place of a tee
+        is kept, as what that tee writes through to."""
+        if sys.stdout is not self.tee_stdout:
+            self.stdout = self.tee_stdout._stream = sys.stdout
+        if sys.stderr is not self.tee_stderr:
+            self.stderr = self.tee_stderr._stream = sys.stderr
+        self.stop()
+
+    def start(self):
+        self.active = True
+        sys.stdout = self.tee_stdout
+        sys.stderr = self.tee_stderr
+
+    def stop(self):
+        sys.stdout = self.stdout
+        sys.stderr = self.stderr
+        self.active = False
+
+    def keep(self, chunk):
+        """Adds output of the call; keeps only the last `limit` bytes once it holds twice that."""
+        if not chunk:
+            return
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        if self.size > 2 * self.limit:
+            data = b"".join(self.chunks)
+            drop = len(data) - self.limit
+            # Not inside a character (a UTF-8 one has at most 3 continuation bytes).
+            for _ in range(3):
+                if (data[drop] & 0xC0) != 0x80:
+                    break
+                drop += 1
+            self.chunks = [data[drop:]]
+            self.size = len(data) - drop
+            self.cut += drop
+
+    def take(self):
+        """The log of the call that ended (None when it printed nothing), forgotten here."""
+        if not self.chunks:
+            return None
+        data = b"".join(self.chunks)
+        cut = self.cut
+        self.chunks = []
+        self.size = 0
+        self.cut = 0
+        if not data:
+            return None
+        return tail_of_log(data, cut, self.limit)
+
+
+class _Tee(object):
+    """What both tees share: the stream written through to, and everything else the stream's
+    (encoding, fileno, isatty, ...)."""
+
+    def __init__(self, stream, capture):
+        self._stream = stream
+        self._capture = capture
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self._stream is not None:
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
+class TeeStream(_Tee):
+    """sys.stdout or sys.stderr while the worker runs the function: writes through to the
+    stream it stands for (none when that is None), and gives the capture what a call prints."""
+
+    _binary = None
+
+    def write(self, text):
+        capture = self._capture
+        if capture.active and not capture.busy and isinstance(text, str):
+            capture.keep(text.encode("utf-8", "backslashreplace"))
+        return _write_through(capture, self._stream, text)
+
+    @property
+    def buffer(self):
+        """The stream's binary buffer, teed as well."""
+        binary = self._stream.buffer
+        if self._binary is None or self._binary._stream is not binary:
+            self._binary = BinaryTee(binary, self._capture)
+        return self._binary
+
+
+class BinaryTee(_Tee):
+    """sys.stdout.buffer (or sys.stderr's) while the worker runs the function: bytes written
+    to it are kept as they are (decoded when the call ends, undecodable bytes as U+FFFD)."""
+
+    def write(self, data):
+        capture = self._capture
+        if capture.active and not capture.busy and isinstance(data, (bytes, bytearray, memoryview)):
+            capture.keep(bytes(data))
+        return _write_through(capture, self._stream, data)
+
+
+def _write_through(capture, stream, data):
+    """Writes `data` to `stream` (a tee's), capturing nothing of what that does."""
+    if stream is None:
+        return len(data)
+    busy = capture.busy
+    capture.busy = True
+    try:
+        return stream.write(data)
+    finally:
+        capture.busy = busy
+
+
+class PeakMemory(object):
+    """The peak resident memory of this process so far, in bytes (ru_maxrss of getrusage), as
+    a call ends. It is read after a call once MEMORY_READ_SECONDS have passed since the last
+    reading; a call that ends sooner reports the last reading (memory grows by page faults, and
+    few fit in that time; the next reading sees them). None without the resource module.
+
+    The high-water mark is never reset (/proc/self/clear_refs could): the scheduler's accounting
+    of the job's peak memory, and the function's own getrusage, would see the reset."""
+
+    def __init__(self, now=None):
+        self.peak = None
+        self.read_at = float("inf")
+        try:
+            import resource
+        except ImportError:
+            return
+        self.getrusage = resource.getrusage
+        self.who = resource.RUSAGE_SELF
+        # ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
+        self.unit = 1 if sys.platform == "darwin" else 1024
+        self.read(time.monotonic() if now is None else now)
+
+    def read(self, now):
+        """Reads the peak (at monotonic time `now`) and returns it."""
+        self.read_at = now
+        try:
+            self.peak = self.getrusage(self.who).ru_maxrss * self.unit
+        except (OSError, ValueError):
+            pass
+        return self.peak
+
+    def after_call(self, now):
+        """The peak to report for a call that ended at monotonic time `now`."""
+        if now - self.read_at >= MEMORY_READ_SECONDS:
+            return self.read(now)
+        return self.peak
+
+
+def node_host():
+    """This node's name as a report's host: printable characters only, at most MAX_HOST_LENGTH
+    UTF-16 code units (as the server counts them); None when there is none."""
+    try:
+        name = socket.gethostname()
+    except OSError:
+        return None
+    name = "".join(c for c in name if c.isprintable())[:MAX_HOST_LENGTH]
+    while len(name.encode("utf-16-le")) > 2 * MAX_HOST_LENGTH:
+        name = name[:-1]
+    return name or None
+
+
+class CallFacts(object):
+    """What each report of a task tells of its call (TaskFacts in @sheepdog/contracts), as the
+    JSON members that follow index and kind in its header entry: startedAt and endedAt (whole
+    milliseconds since the epoch by this node's clock; the end is the start plus the call's
+    monotonic duration, so never before it), host, peakMemoryBytes (see PeakMemory), attempt
+    (the launch's), and log, the tail of what the call printed (see OutputCapture).
+    A fact this node cannot give is left out."""
+
+    def __init__(self, attempt):
+        host = node_host()
+        # host and attempt, the same for every call (and all a setup error can tell).
+        self.fixed = ',"attempt":%d' % attempt
+        if host is not None:
+            self.fixed += ',"host":%s' % json.dumps(host)
+        self.memory = PeakMemory()
+        self.output = OutputCapture()
+        self.timed = ',"startedAt":%d,"endedAt":%d' + self.fixed
+        self.timed_with_peak = ',"startedAt":%d,"endedAt":%d,"peakMemoryBytes":%d' + self.fixed
+
+    def of_call(self, wall, seconds, now):
+        """The facts of a call that began at `wall` (time.time()) and took `seconds`, ending at
+        monotonic time `now`."""
+        started = wall * 1000.0
+        peak = self.memory.after_call(now)
+        if peak is None:
+            return self.timed % (started, started + seconds * 1000.0)
+        return self.timed_with_peak % (started, started + seconds * 1000.0, peak)
+
+    def log(self):
+        """The log member of the call that ended ("" when it printed nothing)."""
+        text = self.output.take()
+        return "" if text is None else ',"log":' + json.dumps(text)
+
+
 # --- reporting ----------------------------------------------------------------------------
 
 
@@ -1231,7 +1509,8 @@ class Reporter(object):
 
     A post larger than the server accepts (its maxBodyBytes: known from the launch, or learned
     from a 413) is split in two; a single report that is too large on its own is replaced, for
-    the server, by an error saying so (the report itself stays on stdout).
+    the server, by an error saying so (the report itself stays on stdout); one with a log is
+    first sent without its log (the output is in the job's files too).
 
     With a `spool`, a post the server did not take (any WorkerError) is spooled instead and
     counts as delivered; once one has been, the task's later posts are spooled at once, whole."""
@@ -1252,10 +1531,12 @@ class Reporter(object):
         self.failure = None
         self.undelivered = 0
 
-    def add(self, index, kind, payload, seconds=0.0):
+    def add(self, index, kind, payload, seconds=0.0, facts="", log=""):
+        """Prints a report and adds it to the batch; `facts` and `log` are the JSON members of
+        its header entry (see CallFacts), "" for none."""
         self._print(index, kind, payload)
-        self.pending.append((index, kind, payload))
-        self.pending_bytes += len(payload)
+        self.pending.append((index, kind, payload, facts, log))
+        self.pending_bytes += len(payload) + len(facts) + len(log)
         if self.pending_since is None:
             self.pending_since = self.clock()
         if (
@@ -1349,7 +1630,11 @@ class Reporter(object):
             self._post(reports[:middle])
             self._post(reports[middle:])
             return
-        index, kind, payload = reports[0]
+        index, kind, payload, facts, output = reports[0]
+        if output:
+            # Its log may be what does not fit: the report goes without it.
+            self._post([(index, kind, payload, facts, "")])
+            return
         if kind == "error" and len(payload) <= OVERSIZED_NOTE_BYTES:
             # The note that would replace it is no smaller: the server takes almost nothing.
             refusal = refusal or Refused(
@@ -1361,7 +1646,7 @@ class Reporter(object):
             return
         message = oversized_report(kind, len(payload), limit)
         self._print(index, "error", message)
-        self._post([(index, "error", message)])
+        self._post([(index, "error", message, facts, "")])
 
 
 # The longest error text that is not replaced by a note when the server finds it too large.
@@ -1390,6 +1675,26 @@ def oversized_report(kind, size, limit):
         " raise the server's maxBodyBytes; the full report is in the job's standard output.\n"
         % ("result" if kind == "result" else "error text", size, accepted)
     ).encode("utf-8")
+
+
+def run_calls(function, indices, args, protocol, limit, reporter, facts):
+    """Calls the function on each argument tuple, its output captured (and restored, whatever
+    the call did), and reports each call with its facts."""
+    output = facts.output
+    wall_clock = time.time
+    clock = time.monotonic
+    for index, args_bytes in zip(indices, args):
+        wall = wall_clock()
+        started = clock()
+        output.start()
+        try:
+            kind, payload = run_one(function, args_bytes, protocol, limit)
+        finally:
+            output.stop()
+        ended = clock()
+        seconds = ended - started
+        facts_json = facts.of_call(wall, seconds, ended)
+        reporter.add(index, kind, payload, seconds, facts_json, facts.log())
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -1434,7 +1739,9 @@ def _run_task(settings, key, task, stdout, connection):
     reporter = Reporter(
         connection, settings.request, task, stdout, max_body=settings.max_body, spool=spool
     )
+    facts = CallFacts(settings.attempt)
     setup_error = None
+    facts.output.install()
     try:
         with limit:
             namespace = build_namespace(ns)
@@ -1443,13 +1750,14 @@ def _run_task(settings, key, task, stdout, connection):
         raise
     except BaseException as error:
         setup_error = format_error(error, "The function could not be set up:\n")
-    for index, args_bytes in zip(indices, args):
-        if setup_error is not None:
-            reporter.add(index, "error", setup_error)
-            continue
-        started = time.monotonic()
-        kind, payload = run_one(function, args_bytes, settings.pickle_protocol, limit)
-        reporter.add(index, kind, payload, time.monotonic() - started)
+    finally:
+        facts.output.adopt()
+    if setup_error is None:
+        run_calls(function, indices, args, settings.pickle_protocol, limit, reporter, facts)
+    else:
+        # No call ran: the reports tell only where, and which attempt.
+        for index in indices:
+            reporter.add(index, "error", setup_error, 0.0, facts.fixed)
     reporter.flush()
     if spool is not None and spool.files > 0:
         log(

@@ -68,12 +68,23 @@ class FramesTest(unittest.TestCase):
                 w.decode_frames(body)
 
     def test_reports_layout(self):
-        body = w.encode_reports([(4, "result", b"\x80\x04K\x01."), (5, "error", b"boom")])
+        body = w.encode_reports(
+            [
+                (4, "result", b"\x80\x04K\x01.", "", ""),
+                (5, "error", b"boom", ',"attempt":2,"host":"n1"', ',"log":"hi\\n"'),
+            ]
+        )
         sections = w.decode_frames(body)
         header = json.loads(bytes(sections[0]))
         self.assertEqual(
             header,
-            {"version": 2, "reports": [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}]},
+            {
+                "version": 2,
+                "reports": [
+                    {"index": 4, "kind": "result"},
+                    {"index": 5, "kind": "error", "attempt": 2, "host": "n1", "log": "hi\n"},
+                ],
+            },
         )
         self.assertEqual([bytes(s) for s in sections[1:]], [b"\x80\x04K\x01.", b"boom"])
 
@@ -130,6 +141,8 @@ class SettingsTest(unittest.TestCase):
         self.assertIsNone(defaults.memory_limit)
         self.assertEqual(defaults.task_offset, 0)
         self.assertEqual(w.Settings(launch(taskOffset=12)).task_offset, 12)
+        self.assertEqual(defaults.attempt, 1)
+        self.assertEqual(w.Settings(launch(attempt=3)).attempt, 3)
 
     def test_invalid(self):
         for bad in (
@@ -153,6 +166,10 @@ class SettingsTest(unittest.TestCase):
             {"taskOffset": -1},
             {"taskOffset": True},
             {"taskOffset": 1.5},
+            {"attempt": 0},
+            {"attempt": True},
+            {"attempt": 1.5},
+            {"attempt": "2"},
         ):
             with self.assertRaises(w.WorkerError) as caught:
                 w.Settings(launch(**bad))
@@ -788,7 +805,7 @@ class ReporterTest(unittest.TestCase):
         stored = [(r["index"], r["kind"]) for _, _, reports, _ in connection.posts for r in reports]
         self.assertEqual(stored, [(0, "result"), (1, "result"), (2, "result"), (3, "result"), (4, "error")])
         for _, _, reports, payloads in connection.posts:
-            self.assertLessEqual(len(w.encode_reports([(0, "result", p) for p in payloads])), 1200)
+            self.assertLessEqual(len(w.encode_reports([(0, "result", p, "", "") for p in payloads])), 1200)
         self.assertEqual(connection.posts[-1][3][0], w.oversized_report("result", 5000, 1200))
         self.assertIn(b"(its maxBodyBytes, 1200 bytes)", connection.posts[-1][3][0])
         self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 4 "), 2)
@@ -1159,7 +1176,7 @@ class HostileServerTest(ServingTest):
         self.assertLess(abs(times[0] - (server_time - 3_600_000)), 60_000)
         self.assertLess(abs(times[2] - server_time), 60_000)
         (report,) = json.loads(bytes(w.decode_frames(server.requests[3][1])[0]))["reports"]
-        self.assertEqual(report, {"index": 0, "kind": "result"})
+        self.assertEqual((report["index"], report["kind"]), (0, "result"))
 
 
 def mac_of(context_lines, data, key=KEY):
@@ -1434,7 +1451,9 @@ class SpoolTest(TemporaryDirectoryTest):
 
     def test_writes_a_signed_file_under_its_name_mode_0600_in_a_0700_directory(self):
         spool = self.spool()
-        body = w.encode_reports([(4, "result", pickle.dumps(9, 4)), (5, "error", b"Traceback")])
+        body = w.encode_reports(
+            [(4, "result", pickle.dumps(9, 4), "", ""), (5, "error", b"Traceback", "", "")]
+        )
         path = spool.write(body, 2)
         directory = os.path.join(self.dir, "spool")
         self.assertEqual(os.path.dirname(path), directory)
@@ -1652,7 +1671,7 @@ class SpoolAfterTest(ServingTest):
 
     def test_a_packed_task_with_no_server_spools_its_reports_and_exits_0(self):
         spool_dir = os.path.join(self.dir, "spool")
-        source = "def f(x):\n    return x * 3\n"
+        source = "def f(x):\n    print('tripling', x)\n    return x * 3\n"
         pack = os.path.join(self.dir, "tasks-0.pack")
         with open(pack, "wb") as handle:
             handle.write(make_pack(common_section(source), [("task 1", task_section(1, 0, [(5,), (6,)]))]))
@@ -1660,7 +1679,7 @@ class SpoolAfterTest(ServingTest):
         started = time.monotonic()
         code = self.run_main(
             closed_port_url(), stagedTasks=pack, spoolDir=spool_dir, spoolAfterSeconds=1,
-            retryWindowSeconds=600,
+            retryWindowSeconds=600, attempt=2,
         )
         elapsed = time.monotonic() - started
         self.assertEqual(code, w.EXIT_OK)
@@ -1673,8 +1692,330 @@ class SpoolAfterTest(ServingTest):
         reports = json.loads(bytes(sections[0]))["reports"]
         self.assertEqual([r["index"] for r in reports], [0, 1])
         self.assertEqual([pickle.loads(bytes(p)) for p in sections[1:]], [15, 18])
+        # The spool file carries the post's body: each report with the facts of its call.
+        self.assertEqual(
+            [(r["attempt"], r["host"], r["log"], r["startedAt"] <= r["endedAt"]) for r in reports],
+            [(2, socket.gethostname(), "tripling %d\n" % x, True) for x in (5, 6)],
+        )
         self.assertIn("Cannot report to the server: nothing answers at", LOGGED[0])
         self.assertIn("2 of 2 reports of task 1 are in 1 spool files in %s" % spool_dir, LOGGED[-1])
+
+
+# --- what a report tells of its call -----------------------------------------------------
+
+
+def utf8_size(text):
+    return len(text.encode("utf-8"))
+
+
+def cut_of(log):
+    """(bytes cut, tail) of a log that starts with the cut mark."""
+    mark, tail = log.split("\n", 1)
+    found = re.match(r"^\[sheepdog: ([0-9]+) bytes cut\]$", mark)
+    assert found is not None, mark
+    return int(found.group(1)), tail
+
+
+class TailOfLogTest(unittest.TestCase):
+    def test_keeps_a_log_that_fits_whole(self):
+        self.assertEqual(w.tail_of_log(b"hello\n"), "hello\n")
+        self.assertEqual(w.tail_of_log("\u00e9".encode("utf-8") * 32768), "\u00e9" * 32768)
+
+    def test_keeps_the_tail_after_the_contract_s_mark(self):
+        # The example of tailOfLog in @sheepdog/contracts, to the byte.
+        log = w.tail_of_log(b"x" * 100000)
+        self.assertEqual(log, "[sheepdog: 34493 bytes cut]\n" + "x" * 65507)
+        self.assertEqual(w.log_cut_mark(12), "[sheepdog: 12 bytes cut]\n")
+
+    def test_cuts_at_a_character_s_start_and_counts_what_came_before(self):
+        text = "\u00e9\u20ac\U0001f600x" * 20000  # 2 + 3 + 4 + 1 bytes, 200,000 in all
+        log = w.tail_of_log(text.encode("utf-8"))
+        cut, tail = cut_of(log)
+        self.assertTrue(text.endswith(tail))
+        self.assertEqual(cut + utf8_size(tail), utf8_size(text))
+        self.assertLessEqual(utf8_size(log), w.MAX_LOG_BYTES)
+        self.assertGreater(utf8_size(log), w.MAX_LOG_BYTES - 4)
+
+    def test_undecodable_bytes_never_fail_nor_pass_the_limit(self):
+        self.assertEqual(w.tail_of_log(b"ok \xc3("), "ok \ufffd(")
+        for data in (b"\xff" * 30000, b"\xff" * 200000, b"\x80\x80\x80" * 40000, b"\xc3"):
+            log = w.tail_of_log(data)
+            self.assertLessEqual(utf8_size(log), w.MAX_LOG_BYTES)
+            self.assertTrue(log.endswith("\ufffd"))
+
+
+class TaskConnection(object):
+    """Gives its task to a fetch, and keeps the (entry, payload) of each report posted."""
+
+    def __init__(self, task_body):
+        self.task_body = task_body
+        self.reports = []
+
+    def call(self, method, path, what, body=None, content_type=None):
+        if method == "GET":
+            return self.task_body
+        sections = w.decode_frames(body)
+        entries = json.loads(bytes(sections[0]).decode("utf-8"))["reports"]
+        self.reports.extend(zip(entries, [bytes(s) for s in sections[1:]]))
+        return b'{"stored": 1, "duplicates": 0}'
+
+    def close(self):
+        pass
+
+
+class CallFactsTest(unittest.TestCase):
+    """Runs tasks in this process, with stand-ins for the job's output files as sys.stdout and
+    sys.stderr (where the worker prints its report lines too)."""
+
+    def setUp(self):
+        self.saved = (sys.stdout, sys.stderr)
+        self.out_bytes = io.BytesIO()
+        self.out = io.TextIOWrapper(
+            self.out_bytes, encoding="utf-8", errors="surrogateescape", write_through=True
+        )
+        self.err = io.StringIO()
+        sys.stdout, sys.stderr = self.out, self.err
+
+    def tearDown(self):
+        sys.stdout, sys.stderr = self.saved
+
+    def run_task(self, source, args, keeps_stdout=True, **overrides):
+        """The (entry, payload) of each report of a task of `source` on `args`."""
+        connection = TaskConnection(server_task(source, args))
+        settings = w.Settings(launch(**overrides))
+        code = w.run_task(settings, KEY, 1, sys.stdout, connection)
+        self.assertEqual(code, w.EXIT_OK)
+        if keeps_stdout:
+            self.assertIs(sys.stdout, self.out)
+        self.assertIs(sys.stderr, self.err)
+        return connection.reports
+
+    def printed(self):
+        return self.out_bytes.getvalue().decode("utf-8", "replace")
+
+    def test_a_call_s_output_is_its_log_and_still_reaches_the_job_s_files(self):
+        source = (
+            "import sys\n"
+            "def f(x):\n"
+            "    print('out', x)\n"
+            "    sys.stderr.write('err %d\\n' % x)\n"
+            "    return x\n"
+        )
+        reports = self.run_task(source, [(1,), (2,)])
+        self.assertEqual([e["log"] for e, _ in reports], ["out 1\nerr 1\n", "out 2\nerr 2\n"])
+        lines = self.printed().splitlines()
+        self.assertEqual([line.split(" ")[:4] for line in lines[1::2]], [
+            ["SHEEPDOG-REPORT", "v1", "3", "0"],
+            ["SHEEPDOG-REPORT", "v1", "3", "1"],
+        ])
+        self.assertEqual(lines[0::2], ["out 1", "out 2"])
+        self.assertEqual(self.err.getvalue(), "err 1\nerr 2\n")
+
+    def test_a_silent_call_has_no_log(self):
+        reports = self.run_task("def f(x):\n    print('', end='')\n    return x\n", [(1,), (2,)])
+        self.assertEqual([("log" in e, pickle.loads(p)) for e, p in reports], [(False, 1), (False, 2)])
+
+    def test_the_streams_come_back_after_a_call_that_raises_or_replaces_them(self):
+        source = (
+            "import io, sys\n"
+            "def f(x):\n"
+            "    print('before', x)\n"
+            "    if x == 1:\n"
+            "        sys.stdout = io.StringIO()\n"
+            "        sys.stderr = None\n"
+            "        print('hidden')\n"
+            "        return x\n"
+            "    raise ValueError(x)\n"
+        )
+        reports = self.run_task(source, [(1,), (2,)])
+        self.assertEqual([(e["kind"], e["log"]) for e, _ in reports], [
+            ("result", "before 1\n"),
+            ("error", "before 2\n"),
+        ])
+        self.assertIn(b"ValueError: 2", reports[1][1])
+        self.assertNotIn("hidden", self.printed())
+        self.assertEqual(self.printed().count("SHEEPDOG-REPORT v1 3 "), 2)
+
+    def test_bytes_and_text_that_do_not_decode_never_fail(self):
+        source = (
+            "import sys\n"
+            "def f(x):\n"
+            "    sys.stdout.flush()\n"
+            "    sys.stdout.buffer.write(b'raw \\xff\\xfe bytes\\n')\n"
+            "    print('text \\udcff')\n"
+            "    return x\n"
+        )
+        reports = self.run_task(source, [(1,)])
+        self.assertEqual(reports[0][0]["log"], "raw \ufffd\ufffd bytes\ntext \\udcff\n")
+        self.assertIn(b"raw \xff\xfe bytes\ntext \xff\n", self.out_bytes.getvalue())
+
+    def test_a_long_output_keeps_its_tail_after_the_mark(self):
+        source = (
+            "def f(x):\n"
+            "    for i in range(x):\n"
+            "        print('line %05d \\u00e9' % i)\n"
+            "    print('z' * 200000)\n"
+            "    return x\n"
+        )
+        reports = self.run_task(source, [(20000,), (1,)])
+        full = "".join("line %05d \u00e9\n" % i for i in range(20000)) + "z" * 200000 + "\n"
+        logs = [e["log"] for e, _ in reports]
+        self.assertEqual(logs[0], w.tail_of_log(full.encode("utf-8")))
+        cut, tail = cut_of(logs[0])
+        self.assertEqual(cut + utf8_size(tail), utf8_size(full))
+        self.assertLessEqual(utf8_size(logs[0]), w.MAX_LOG_BYTES)
+        self.assertTrue(logs[1].startswith("[sheepdog: "))
+        self.assertTrue(logs[1].endswith("z\n"))
+        self.assertIn("line 00000 \u00e9\n", self.printed())
+
+    def test_keeps_at_most_twice_the_limit_however_much_a_call_prints(self):
+        capture = w.OutputCapture(limit=100)
+        capture.start()
+        try:
+            sizes = []
+            for _ in range(1000):
+                print("0123456789")
+                sizes.append(capture.size)
+        finally:
+            capture.stop()
+        self.assertLessEqual(max(sizes), 200)
+        self.assertEqual(cut_of(capture.take())[0], 11000 - 100 + len(w.log_cut_mark(10900)))
+        self.assertIsNone(capture.take())
+
+    def test_a_logging_handler_made_by_the_setup_is_captured(self):
+        source = (
+            "import logging\n"
+            "log = logging.getLogger('sheepdog-worker-test')\n"
+            "log.addHandler(logging.StreamHandler())\n"
+            "log.setLevel(logging.INFO)\n"
+            "log.propagate = False\n"
+            "def f(x):\n"
+            "    log.info('working on %d', x)\n"
+            "    return x\n"
+        )
+        try:
+            reports = self.run_task(source, [(1,), (2,)])
+        finally:
+            import logging
+
+            logging.getLogger("sheepdog-worker-test").handlers = []
+        self.assertEqual([e["log"] for e, _ in reports], ["working on 1\n", "working on 2\n"])
+        self.assertEqual(self.err.getvalue(), "working on 1\nworking on 2\n")
+
+    def test_a_stream_the_setup_puts_in_place_is_kept_and_nothing_is_kept_twice(self):
+        source = (
+            "import io, sys\n"
+            "sys.stdout = io.TextIOWrapper(sys.stdout.buffer, encoding='utf-8', write_through=True)\n"
+            "def f(x):\n"
+            "    print('hi', x)\n"
+            "    return type(sys.stdout).__name__\n"
+        )
+        reports = self.run_task(source, [(1,), (2,)], keeps_stdout=False)
+        self.assertEqual([e["log"] for e, _ in reports], ["hi 1\n", "hi 2\n"])
+        self.assertEqual(pickle.loads(reports[0][1]), "TeeStream")
+        self.assertIsInstance(sys.stdout, io.TextIOWrapper)
+        sys.stdout = self.out
+        self.assertEqual(self.printed().count("hi "), 2)
+
+    def test_facts_are_those_of_the_call(self):
+        source = "import time\ndef f(x):\n    time.sleep(x)\n    return x\n"
+        before = time.time() * 1000
+        reports = self.run_task(source, [(0,), (0.05,)], attempt=3)
+        after = time.time() * 1000
+        maxrss = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss
+        for entry, _ in reports:
+            self.assertEqual(entry["host"], socket.gethostname())
+            self.assertEqual(entry["attempt"], 3)
+            self.assertIsInstance(entry["startedAt"], int)
+            self.assertLessEqual(before - 1, entry["startedAt"])
+            self.assertLessEqual(entry["startedAt"], entry["endedAt"])
+            self.assertLessEqual(entry["endedAt"], after)
+            self.assertGreater(entry["peakMemoryBytes"], 1024 * 1024)
+            self.assertLessEqual(entry["peakMemoryBytes"], maxrss * 1024)
+            self.assertNotIn("log", entry)
+        self.assertGreaterEqual(reports[1][0]["endedAt"] - reports[1][0]["startedAt"], 49)
+
+    def test_a_setup_error_tells_only_where_and_which_attempt(self):
+        reports = self.run_task("raise RuntimeError('no')\n", [(1,), (2,)], attempt=2)
+        host = socket.gethostname()
+        for entry, payload in reports:
+            self.assertEqual(set(entry), {"index", "kind", "host", "attempt"})
+            self.assertEqual((entry["kind"], entry["host"], entry["attempt"]), ("error", host, 2))
+            self.assertIn(b"RuntimeError: no", payload)
+
+    def test_host_names_are_made_printable_and_short(self):
+        original = w.socket.gethostname
+        try:
+            w.socket.gethostname = lambda: "a\x00b\udcff\t" + "x" * 300
+            self.assertEqual(w.node_host(), "ab" + "x" * 253)
+            w.socket.gethostname = lambda: "\U0001f600" * 200
+            self.assertEqual(w.node_host(), "\U0001f600" * 127)
+            w.socket.gethostname = lambda: "\x01"
+            self.assertIsNone(w.node_host())
+            self.assertEqual(w.CallFacts(1).fixed, ',"attempt":1')
+        finally:
+            w.socket.gethostname = original
+
+
+class PeakMemoryTest(unittest.TestCase):
+    def test_reads_the_peak_at_most_every_memory_read_seconds(self):
+        memory = w.PeakMemory(now=100.0)
+        first = memory.peak
+        self.assertGreater(first, 1024 * 1024)
+        readings = iter([5, 7])
+        memory.getrusage = lambda who: types.SimpleNamespace(ru_maxrss=next(readings))
+        step = w.MEMORY_READ_SECONDS
+        self.assertEqual(memory.after_call(100.0 + step / 2), first)
+        self.assertEqual(memory.after_call(100.0 + step), 5 * 1024)
+        self.assertEqual(memory.after_call(100.0 + step * 1.5), 5 * 1024)
+        self.assertEqual(memory.after_call(101.0), 7 * 1024)
+
+    @unittest.skipUnless(os.path.exists("/proc/self/statm"), "no /proc")
+    def test_covers_the_memory_a_call_took(self):
+        # In a child: the memory this process took once does not hide the call's. (A child starts
+        # with the peak of the process it was forked from, so the peak is compared with what
+        # the block made resident, not with the peak before it.)
+        child = (
+            "import os, sys, time\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "import sheepdog_worker as w\n"
+            "memory = w.PeakMemory()\n"
+            "block = bytearray(64 * 1024 * 1024)\n"
+            "for i in range(0, len(block), 4096):\n"
+            "    block[i] = 1\n"
+            "with open('/proc/self/statm') as statm:\n"
+            "    resident = int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+            "del block\n"
+            "print(resident, memory.after_call(time.monotonic() + 1))\n"
+        )
+        here = os.path.dirname(os.path.abspath(__file__))
+        output = subprocess.check_output([sys.executable, "-c", child, here])
+        resident, peak = [int(n) for n in output.split()]
+        self.assertGreater(resident, 64 * 1024 * 1024)
+        # The kernel counts resident pages per CPU and sums them lazily: within a MiB.
+        self.assertGreaterEqual(peak, resident - 1024 * 1024)
+
+
+class FactsReporterTest(unittest.TestCase):
+    def test_a_report_too_large_with_its_log_goes_without_it(self):
+        events = []
+        connection = FakeConnection(events)
+        reporter = w.Reporter(connection, 3, 2, RecordingStdout(events), FakeClock().clock, max_body=2000)
+        log = ',"log":%s' % json.dumps("x" * 5000)
+        reporter.add(1, "result", b"r" * 100, 5.0, ',"attempt":1', log)
+        [(_, _, reports, payloads)] = connection.posts
+        self.assertEqual(reports, [{"index": 1, "kind": "result", "attempt": 1}])
+        self.assertEqual(payloads, [b"r" * 100])
+
+    def test_logs_count_toward_a_batch_s_size(self):
+        events = []
+        connection = FakeConnection(events)
+        reporter = w.Reporter(connection, 3, 2, RecordingStdout(events), FakeClock().clock)
+        log = ',"log":"%s"' % ("x" * (w.POST_BATCH_BYTES // 2))
+        reporter.add(1, "result", b"r", 0.0, "", log)
+        self.assertEqual(connection.posts, [])
+        reporter.add(2, "result", b"r", 0.0, "", log)
+        self.assertEqual([[r["index"] for r in p[2]] for p in connection.posts], [[1, 2]])
 
 
 class SourceTest(unittest.TestCase):
