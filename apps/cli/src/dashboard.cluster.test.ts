@@ -105,6 +105,15 @@ describeCluster("the dashboard's buttons on the test cluster's GridEngine", (clu
         "    time.sleep(seconds)",
         "    return seconds",
         "",
+        "def mixed(x):",
+        "    if x == 0:",
+        "        raise ValueError('no zero here')",
+        "    if x == 1:",
+        "        os.kill(os.getpid(), 9)",
+        "    print('working on', x)",
+        "    time.sleep(2)",
+        "    return x * x",
+        "",
         "def odd_fails(x):",
         `    if x % 2 and not os.path.exists(${JSON.stringify(marker)}):`,
         "        raise ValueError('odd %d' % x)",
@@ -122,6 +131,75 @@ describeCluster("the dashboard's buttons on the test cluster's GridEngine", (clu
     rmSync(cwd, { recursive: true, force: true });
     await onHead(`rm -f ${marker}`).catch(() => undefined);
   });
+
+  /** The number a stat of the page shows (`done`, `failed`, ...). */
+  async function stat(page: Page, name: string): Promise<number> {
+    const text = await page.locator(`.stat.${name} .stat-value`).textContent();
+    return Number((text ?? "").replace(/,/g, ""));
+  }
+
+  it("map --dashboard: the page shows a real map's progress moving, then its traceback, its dead task's cause and what it printed", async () => {
+    const args = Array.from({ length: 22 }, (_, i) => `[${i}]`).join("\n");
+    const child = spawn(
+      process.execPath,
+      [cli, "map", "jobs.py:mixed", "--args", "-", "--dashboard", "--chunk-size", "1", ...flags],
+      { cwd },
+    );
+    child.stdin?.end(args);
+    let stderr = "";
+    const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+        const found = /dashboard: (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+)/.exec(stderr);
+        if (found?.[1]) resolve(found[1]);
+      });
+      void ended.then(() => reject(new Error(`sheepdog map ended first: ${stderr}`)));
+    });
+    const id = await new Promise<number>((resolve) => {
+      const look = () => {
+        const found = /request (\d+):/.exec(stderr);
+        if (found?.[1]) resolve(Number(found[1]));
+        else setTimeout(look, 100);
+      };
+      look();
+    });
+    const { page, problems } = await open(url, `#/requests/${id}`);
+    await page.locator(".stat.done .stat-value").waitFor();
+    // Progress moves on the page while the map runs: the done count is seen to grow.
+    const seen = new Set<number>();
+    for (let i = 0; i < 2400 && seen.size < 3; i++) {
+      const done = await stat(page, "done");
+      if (done < 22) seen.add(done);
+      await sleep(100);
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(3);
+    expect(await ended).toBe(1);
+    expect(problems.filter((p) => !/events|ERR_CONNECTION_REFUSED/.test(p))).toEqual([]);
+
+    // After the map, the dbfile's own dashboard shows what happened.
+    const later = await startDashboard();
+    const after = await open(later, `#/requests/${id}`);
+    const group = after.page.locator(".error-group").first();
+    await group.waitFor();
+    expect(await group.locator("pre.traceback").textContent()).toContain(
+      "ValueError: no zero here",
+    );
+    const dead = after.page.locator(".dead-group").first();
+    await dead.waitFor();
+    expect(await dead.textContent()).toContain("killed by signal 9");
+    await after.page.locator(".slowest tbody tr button").first().click();
+    await after.page.locator(".task-panel pre.log").waitFor();
+    expect(await after.page.locator(".task-panel pre.log").textContent()).toMatch(/working on \d+/);
+    mkdirSync(artifacts, { recursive: true });
+    await after.page.screenshot({
+      path: join(artifacts, "dashboard-real-map.png"),
+      fullPage: true,
+    });
+    expect(after.problems).toEqual([]);
+    dashboard?.kill("SIGINT");
+    dashboard = undefined;
+  }, 300_000);
 
   it("cancel really cancels the request's job, and retry runs its failed tasks again as a new request", async () => {
     const failing = await sheepdog(
