@@ -1,19 +1,10 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import {
-  describeCluster,
-  pythonAllBegun,
-  sshArgs,
-  testSchedulers,
-  unusedPort,
-} from "@sheepdog/testcluster";
+import { describeCluster, pythonAllBegun, testSchedulers, unusedPort } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-
-const run = promisify(execFile);
-const cli = join(import.meta.dirname, "../dist/cli.js");
+import { cli, cliRunner, loginFlags, onHeadOf } from "./__fixtures__/cli-runner.js";
 
 for (const scheduler of testSchedulers) {
   describeCluster(`the sheepdog command on the test cluster's ${scheduler}`, (cluster) => {
@@ -24,30 +15,10 @@ for (const scheduler of testSchedulers) {
      * How to log in: request commands give these and take the host from the request, since SSH
      * settings are never read from a dbfile.
      */
-    const sshFlags = [
-      "--ssh-port",
-      String(cluster.port),
-      "--ssh-user",
-      cluster.user,
-      "--ssh-keyfile",
-      cluster.privateKeyPath,
-      "--ssh-known-hosts",
-      cluster.knownHostsPath,
-    ];
+    const sshFlags = [...loginFlags(cluster)];
     const flags = ["--host", cluster.host, "--scheduler", scheduler, ...sshFlags];
 
-    /** Runs the built binary; resolves with its exit code and output, whatever the code. */
-    async function sheepdog(args: string[], stdin?: string) {
-      const child = run(process.execPath, [cli, ...args], { cwd, timeout: 120_000 });
-      child.child.stdin?.end(stdin ?? "");
-      try {
-        const { stdout, stderr } = await child;
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const failure = error as { code: number; stdout: string; stderr: string };
-        return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
-      }
-    }
+    const sheepdog = cliRunner(() => cwd);
 
     /**
      * Starts `sheepdog map` in the background with `stdin` as its arguments; resolves once it
@@ -114,11 +85,7 @@ for (const scheduler of testSchedulers) {
       await onHead(`rm -rf ${startedDir}`);
     });
 
-    /** Runs `command` on the head node as the cluster's user; resolves with its stdout. */
-    async function onHead(command: string) {
-      const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
-      return stdout;
-    }
+    const onHead = (command: string) => onHeadOf(cluster, command);
 
     it(`maps over SSH and ${scheduler}, results as JSON lines`, async () => {
       const result = await sheepdog(

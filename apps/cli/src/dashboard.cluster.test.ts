@@ -1,15 +1,13 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { describeCluster, sshArgs } from "@sheepdog/testcluster";
+import { describeCluster } from "@sheepdog/testcluster";
 import type { Browser, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { cli, cliRunner, jsonLines, loginFlags, onHeadOf } from "./__fixtures__/cli-runner.js";
 
-const run = promisify(execFile);
-const cli = join(import.meta.dirname, "../dist/cli.js");
 const chromiumPath = process.env.SHEEPDOG_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = join(import.meta.dirname, "../test-artifacts");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -19,44 +17,24 @@ describeCluster("the dashboard's buttons on the test cluster's GridEngine", (clu
   let browser: Browser;
   let dashboard: ReturnType<typeof spawn> | undefined;
   const marker = `/tmp/sheepdog-dashboard-retry-${process.pid}`;
-  const sshFlags = [
-    "--ssh-port",
-    String(cluster.port),
-    "--ssh-user",
-    cluster.user,
-    "--ssh-keyfile",
-    cluster.privateKeyPath,
-    "--ssh-known-hosts",
-    cluster.knownHostsPath,
-  ];
+  const sshFlags = loginFlags(cluster);
   const flags = ["--host", cluster.host, "--scheduler", "gridengine", ...sshFlags];
 
-  async function sheepdog(args: string[], stdin = "") {
-    const child = run(process.execPath, [cli, ...args], { cwd, timeout: 240_000 });
-    child.child.stdin?.end(stdin);
-    try {
-      const { stdout, stderr } = await child;
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const failure = error as { code: number; stdout: string; stderr: string };
-      return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
-    }
+  const sheepdog = cliRunner(() => cwd);
+
+  const onHead = (command: string) => onHeadOf(cluster, command);
+
+  interface Listed {
+    id: number;
+    results: number;
+    errors: number;
+    tasks: number;
+    meta: Record<string, unknown>;
   }
 
-  async function onHead(command: string): Promise<string> {
-    const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
-    return stdout;
-  }
-
-  async function requests(): Promise<
-    { id: number; results: number; errors: number; tasks: number; meta: Record<string, unknown> }[]
-  > {
+  async function requests(): Promise<Listed[]> {
     const { stdout } = await sheepdog(["requests", "--json"]);
-    return stdout
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line));
+    return jsonLines<Listed>(stdout);
   }
 
   /** Starts `sheepdog dashboard`; resolves with the address it printed. */
@@ -260,12 +238,7 @@ describeCluster("the dashboard's buttons on the test cluster's GridEngine", (clu
     }
     expect(again?.meta.retryOf).toEqual({ request: failed?.id, indices: [0, 2] });
     const results = await sheepdog(["results", String(again?.id), "--json"]);
-    expect(
-      results.stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line)),
-    ).toEqual([
+    expect(jsonLines(results.stdout)).toEqual([
       { index: 0, args: [1], result: 10 },
       { index: 1, args: [3], result: 30 },
     ]);

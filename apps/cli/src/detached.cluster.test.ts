@@ -1,21 +1,13 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { JobRef } from "@sheepdog/core";
 import { listRequests } from "@sheepdog/core";
-import {
-  asNobody,
-  canSwitchUsers,
-  describeCluster,
-  sshArgs,
-  testSchedulers,
-} from "@sheepdog/testcluster";
+import { asNobody, canSwitchUsers, describeCluster, testSchedulers } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { cli, cliRunner, jsonLines, loginFlags, onHeadOf } from "./__fixtures__/cli-runner.js";
 
-const run = promisify(execFile);
-const cli = join(import.meta.dirname, "../dist/cli.js");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 for (const scheduler of testSchedulers) {
@@ -24,32 +16,10 @@ for (const scheduler of testSchedulers) {
     const sshDir = `.sheepdog-detached-${process.pid}-${scheduler}`;
     /** A gate on the head node's shared /tmp: gated calls wait until it exists. */
     const gate = `/tmp/sheepdog-detached-gate-${process.pid}-${scheduler}`;
-    const sshFlags = [
-      "--ssh-port",
-      String(cluster.port),
-      "--ssh-user",
-      cluster.user,
-      "--ssh-keyfile",
-      cluster.privateKeyPath,
-      "--ssh-known-hosts",
-      cluster.knownHostsPath,
-      "--ssh-dir",
-      sshDir,
-    ];
+    const sshFlags = [...loginFlags(cluster), "--ssh-dir", sshDir];
     const flags = ["--host", cluster.host, "--scheduler", scheduler, ...sshFlags];
 
-    /** Runs the built binary to its end; resolves with its exit code and output. */
-    async function sheepdog(args: string[], stdin?: string) {
-      const child = run(process.execPath, [cli, ...args], { cwd, timeout: 240_000 });
-      child.child.stdin?.end(stdin ?? "");
-      try {
-        const { stdout, stderr } = await child;
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const failure = error as { code: number; stdout: string; stderr: string };
-        return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
-      }
-    }
+    const sheepdog = cliRunner(() => cwd);
 
     /**
      * `sheepdog map --detach`, SIGKILLed as soon as it has printed its request id: the job
@@ -81,11 +51,7 @@ for (const scheduler of testSchedulers) {
       return id;
     }
 
-    /** Runs `command` on the head node as the cluster's user; resolves with its stdout. */
-    async function onHead(command: string): Promise<string> {
-      const { stdout } = await run("ssh", [...sshArgs(cluster), command], { timeout: 30_000 });
-      return stdout;
-    }
+    const onHead = (command: string) => onHeadOf(cluster, command);
 
     async function metaOf(id: number): Promise<Record<string, unknown>> {
       const found = (await listRequests({ dbfile: join(cwd, "sheepdog.sqlite") })).find(
@@ -239,11 +205,7 @@ for (const scheduler of testSchedulers) {
       expect(await countsOf(id)).toEqual({ tasks: 60, results: 60, errors: 0 });
       const cleanup = await sheepdog(["cleanup", "--json", ...flags]);
       expect(cleanup.code).toBe(0);
-      const entries = cleanup.stdout
-        .trim()
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line));
+      const entries = jsonLines(cleanup.stdout);
       expect(entries.filter((e: { request?: number }) => e.request === id)).toEqual([]);
     }, 300_000);
 
@@ -274,15 +236,12 @@ for (const scheduler of testSchedulers) {
       expect(attached.code).toBe(1);
       expect(attached.stdout).toBe("0\n3\n6\nnull\n12\n15\n");
       const errors = await sheepdog(["errors", String(id), "--json", ...sshFlags]);
-      const [death] = errors.stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line));
-      expect(death.args).toEqual([3]);
-      expect(death.error).toContain(
+      const [death] = jsonLines<{ args: unknown[]; error: string }>(errors.stdout);
+      expect(death?.args).toEqual([3]);
+      expect(death?.error).toContain(
         "ended without reporting a result for these arguments [signal]",
       );
-      expect(death.error).toContain("killed by signal 9 (SIGKILL)");
+      expect(death?.error).toContain("killed by signal 9 (SIGKILL)");
     }, 300_000);
 
     it.skipIf(!canSwitchUsers)(
@@ -332,11 +291,8 @@ for (const scheduler of testSchedulers) {
       expect(await exists(cancelledDir)).toBe(true);
 
       const cleaned = await sheepdog(["cleanup", "--json", ...flags]);
-      const entries = cleaned.stdout
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line));
-      const byRequest = new Map(entries.map((e: { request: number }) => [e.request, e]));
+      const entries = jsonLines<{ request: number }>(cleaned.stdout);
+      const byRequest = new Map(entries.map((e) => [e.request, e]));
       expect(byRequest.get(cancelled)).toMatchObject({ removed: true });
       expect(byRequest.get(running)).toMatchObject({ removed: false, state: "running" });
       expect(await exists(cancelledDir)).toBe(false);
