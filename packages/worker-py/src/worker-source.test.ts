@@ -3,6 +3,9 @@ import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { WorkerLaunch } from "@sheepdog/contracts";
 import {
+  logCutMark,
+  MAX_HOST_LENGTH,
+  MAX_LOG_BYTES,
   NS_FUNCTION_MARKER,
   REPORTS_CONTENT_TYPE,
   STDOUT_REPORT_PREFIX,
@@ -67,7 +70,8 @@ describe("workerSource", () => {
       "import sheepdog_worker as w",
       "print(json.dumps([w.WIRE_VERSION, w.TASK_CONTENT_TYPE, w.REPORTS_CONTENT_TYPE,",
       "  w.STDOUT_REPORT_PREFIX, w.NS_FUNCTION_MARKER,",
-      "  [w.EXIT_OK, w.EXIT_UNDELIVERED, w.EXIT_USAGE, w.EXIT_REFUSED, w.EXIT_IMPOSTOR]]))",
+      "  [w.EXIT_OK, w.EXIT_UNDELIVERED, w.EXIT_USAGE, w.EXIT_REFUSED, w.EXIT_IMPOSTOR],",
+      "  w.MAX_LOG_BYTES, w.MAX_HOST_LENGTH, w.log_cut_mark(1234)]))",
     ].join("\n");
     const seen = JSON.parse(
       execFileSync(PYTHON, ["-c", script, dirname(workerPath)], {
@@ -87,6 +91,9 @@ describe("workerSource", () => {
         WORKER_EXIT_CODES.refused,
         WORKER_EXIT_CODES.impostor,
       ],
+      MAX_LOG_BYTES,
+      MAX_HOST_LENGTH,
+      logCutMark(1234),
     ]);
   });
 
