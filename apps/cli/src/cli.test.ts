@@ -88,12 +88,33 @@ describe("the sheepdog command on the local scheduler", () => {
         "def big(n):",
         "    return 'x' * n",
         "",
+        "def chatty(x):",
+        "    print('working on', x)",
+        "    return x",
+        "",
       ].join("\n"),
     );
     writeFileSync(join(cwd, "args.jsonl"), "[1, 2]\n[3, 4]\n\n[10, 20]\n");
     writeFileSync(join(cwd, "args.json"), '[["a", "b"], ["c", "d"]]');
   });
   afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it("logs: what each task printed, all of them or one, as text or JSON lines", async () => {
+    const dbfile = "logs.sqlite";
+    const mapped = await sheepdog(
+      ["map", "model.py:chatty", "--args", "-", "--host", "local", "--dbfile", dbfile],
+      { cwd, stdin: "[5]\n[6]\n" },
+    );
+    expect(mapped.stdout).toBe("5\n6\n");
+    const id = /request (\d+):/.exec(mapped.stderr)?.[1] as string;
+    const all = await sheepdog(["logs", id, "--dbfile", dbfile], { cwd });
+    expect(all.stdout).toBe("--- task 0 [5]\nworking on 5\n--- task 1 [6]\nworking on 6\n");
+    const one = await sheepdog(["logs", id, "1", "--json", "--dbfile", dbfile], { cwd });
+    expect(JSON.parse(one.stdout)).toEqual({ index: 1, args: [6], log: "working on 6\n" });
+    const wrong = await sheepdog(["logs", id, "x", "--dbfile", dbfile], { cwd });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain("takes a task's index");
+  }, 60_000);
 
   it("maps a function over JSON lines and prints results as JSON lines", async () => {
     const run = await sheepdog(["map", "model.py:add", "--args", "args.jsonl", "--host", "local"], {

@@ -180,6 +180,7 @@ async function retryFailed(
     callsPerTask: Math.min(chunkSize, indices.length),
     options: state.options,
     taskOffset: state.taskOffset,
+    number: state.attempt,
   });
   const jobs = jobsOf((await store.getRequest(request)).meta);
   await store.updateMeta(request, {

@@ -218,6 +218,8 @@ export interface Attempt {
   callsPerTask: number;
   options: AttemptOptions;
   taskOffset: number;
+  /** Which attempt of the map it is: 1, then 2 for the first retry. @default 1 */
+  number?: number;
 }
 
 /** What the configuration asks the first attempt to run with. */
@@ -289,6 +291,7 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     maxBodyBytes: submitted.server.maxBodyBytes,
     ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
     ...(attempt.taskOffset > 0 && { taskOffset: attempt.taskOffset }),
+    ...((attempt.number ?? 1) > 1 && { attempt: attempt.number }),
     ...(stagedTasks !== undefined && {
       stagedTasks,
       spoolDir: (submitted.staged as StagedPaths).spoolDir,
