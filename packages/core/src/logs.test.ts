@@ -51,7 +51,7 @@ def f(x):
   ]);
   const store = sqliteStore({ dbfile });
   try {
-    const [{ id }] = (await store.listRequests()).slice(-1) as [{ id: number }];
+    const id = (await store.listRequests()).at(-1)?.id ?? 0;
     const facts = await store.getTaskFacts?.(id);
     expect(facts?.map((entry) => entry?.attempt)).toEqual([1, 2]);
     for (const entry of facts ?? []) {
