@@ -230,6 +230,36 @@ function timingCards({ timing, factsRecorded }, onSelect) {
   };
 }
 
+/** @param {number} seconds */
+function binText(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${seconds / 60} min`;
+  return `${seconds / 3600} h`;
+}
+
+/**
+ * The words above the reports-per-second chart, and whether there is a chart to show.
+ * @param {RequestDetail} detail
+ * @returns {{ text: string, chart: boolean }}
+ */
+function rateNote({ rate, request }) {
+  if (rate.from === "watched") {
+    if (rate.t.length === 0 && request.state !== "running") return { text: "", chart: false };
+    const text = "Counted while the dashboard watched: this store records no report times.";
+    return { text, chart: true };
+  }
+  const text =
+    rate.binSeconds > 1
+      ? `By when each task ended, averaged over ${binText(rate.binSeconds)}.`
+      : "By when each task ended.";
+  return { text, chart: true };
+}
+
+/** @param {{ text: string, chart: boolean }} note */
+function rateNoteElement(note) {
+  return note.chart ? h("p", { class: "muted rate-note" }, note.text) : notRecorded("Report times");
+}
+
 /**
  * Replaces an element's content with `build(value)` only when `value` changed since the last
  * time, so that what a person opened or chose there stays as it was.
@@ -289,7 +319,10 @@ export function requestView(main, id) {
     source: h("div"),
     timing: h("div", { class: "timing-cards" }),
   };
-  const rates = rateChart({ t: [], results: [], errors: [] });
+  const rates = rateChart({ t: [], results: [], errors: [], binSeconds: 1, from: "reports" });
+  const rateNoteBox = h("div");
+  const rateCard = card("Reports per second", rateNoteBox, rates.element);
+  rateCard.classList.add("rate-card");
   const note = h("span", { class: "action-note", role: "status" });
   const select = (/** @type {number} */ index) => grid.select(index);
   replace(
@@ -301,7 +334,7 @@ export function requestView(main, id) {
       h("section", { class: "card grid-card" }, h("h2", {}, "Tasks"), parts.legend, grid.element),
       h("section", { class: "card" }, h("h2", {}, "Selected task"), panel.element),
     ),
-    card("Reports per second", rates.element),
+    rateCard,
     parts.timing,
     card("Errors", parts.errors),
     h(
@@ -338,6 +371,9 @@ export function requestView(main, id) {
     replace(parts.head, ...head(detail, session, { note, reload }));
     grid.setStates(detail.states);
     replace(parts.legend, gridLegend(detail.states));
+    const shownRate = rateNote(detail);
+    renderIfChanged(rateNoteBox, shownRate, rateNoteElement);
+    rates.element.hidden = !shownRate.chart;
     rates.update(detail.rate);
     const json = JSON.stringify([detail.timing, detail.factsRecorded]);
     if (json !== timingJson) {

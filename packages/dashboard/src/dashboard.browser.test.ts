@@ -9,7 +9,13 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { WatchedPage } from "./__fixtures__/browser.js";
 import { browserTestsRun, launchBrowser, screenshot, watchedPage } from "./__fixtures__/browser.js";
-import { createRequest, deathText, temporaryStore, traceback } from "./__fixtures__/requests.js";
+import {
+  createRequest,
+  deathText,
+  staggeredReports,
+  temporaryStore,
+  traceback,
+} from "./__fixtures__/requests.js";
 import type { Dashboard, DashboardOptions } from "./dashboard.js";
 import { createDashboard } from "./dashboard.js";
 
@@ -256,7 +262,12 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
     await start();
     const tasks = 100_000;
     const id = await createRequest(store, "simulate", tasks);
-    const reports: StoreReport[] = results(0, 60_000);
+    // Results that ended over the last two hours: their rate chart takes 15 s bins.
+    const ended = Date.now() - 7_200_000;
+    const reports: StoreReport[] = results(0, 60_000).map((report, i) => ({
+      ...report,
+      facts: { startedAt: ended + i * 120 - 2_000, endedAt: ended + i * 120 },
+    }));
     for (let i = 60_000; i < 64_000; i++)
       reports.push({
         index: i,
@@ -278,6 +289,8 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
     const elements = await page.evaluate(() => document.getElementsByTagName("*").length);
     console.log(`[dashboard] 100,000 tasks: page shown in ${loaded} ms with ${elements} elements`);
     expect(elements).toBeLessThan(2_500);
+    await msUntilText(page, ".rate-card .rate-note", /averaged over 15 s/);
+    expect(await canvasColours(page, ".rate-card canvas")).toContain("47,158,98");
     expect(await page.locator("canvas.grid-canvas").count()).toBe(1);
     expect(await canvasColours(page)).toContain("47,158,98"); // done
     // Scrolled to the failed tasks (60,000 to 64,500 of 100,000), those rows are drawn.
@@ -298,7 +311,37 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
     expect(problems).toEqual([]);
   });
 
-  it("shows run times, the slowest tasks, hosts, memory and output, and renders the README's picture", async () => {
+  it("charts the reports per second and the throughput of a request that ended before it opened", async () => {
+    const id = await createRequest(store, "divide", 300);
+    const began = Date.now() - 3_600_000;
+    await store.putReports(id, staggeredReports(300, began));
+    await start();
+    const { page, problems } = await open(`#/requests/${id}`);
+    await msUntilText(page, ".rate-card .rate-note", /^By when each task ended\.$/);
+    await page.locator(".rate-card .uplot").waitFor();
+    await page.waitForTimeout(300);
+    // Its results drawn in green, its errors in red: 300 reports in the 31 s it took.
+    const colours = await canvasColours(page, ".rate-card canvas");
+    expect(colours).toContain("47,158,98");
+    expect(colours).toContain("217,72,59");
+    expect(
+      await page.locator(".stat:has(.stat-label:text-is('throughput')) .stat-value").textContent(),
+    ).toBe("9.9/s");
+    expect(
+      await page.locator(".stat:has(.stat-label:text-is('ETA')) .stat-value").textContent(),
+    ).toBe("—");
+    await screenshot(page, "finished-request");
+    // A store that records no report times says so, rather than drawing an empty chart.
+    const { getTaskFacts: _facts, getLogs: _logs, ...plain } = store;
+    await dashboard?.close();
+    await start({ store: { ...plain, close: () => store.close() } as typeof store });
+    const bare = await open(`#/requests/${id}`);
+    await msUntilText(bare.page, ".rate-card", /Report times: not recorded by this store\./);
+    expect(await bare.page.locator(".rate-card .chart").isHidden()).toBe(true);
+    expect([...problems, ...bare.problems]).toEqual([]);
+  });
+
+  it("shows run times, the slowest tasks, hosts, memory and output, live", async () => {
     await start({ actions: { cancel: async () => {}, retryFailed: async () => {} } });
     const id = await createRequest(store, "simulate", 2_400);
     const { page, problems } = await open(`#/requests/${id}`, {
@@ -330,9 +373,9 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
   });
 });
 
-/** The colours drawn on the grid's canvas now (every 7th pixel). */
-function canvasColours(page: Page): Promise<string[]> {
-  return page.locator("canvas.grid-canvas").evaluate((canvas) => {
+/** The colours drawn on a canvas now (every 7th pixel), the grid's unless told. */
+function canvasColours(page: Page, selector = "canvas.grid-canvas"): Promise<string[]> {
+  return page.locator(selector).evaluate((canvas) => {
     const c = canvas as HTMLCanvasElement;
     const context = c.getContext("2d") as CanvasRenderingContext2D;
     const data = context.getImageData(0, 0, c.width, c.height).data;

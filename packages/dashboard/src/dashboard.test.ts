@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   createRequest,
   deathText,
+  staggeredReports,
   submittedMeta,
   temporaryStore,
   traceback,
@@ -305,6 +306,53 @@ describe("the JSON API", () => {
     expect((await authorised(`/api/requests/${id}/tasks/3`)).status).toBe(404);
   });
 
+  it("draws a finished request's reports per second from when its tasks ended, opened long after", async () => {
+    const id = await createRequest(store, "divide", 300);
+    const began = Date.now() - 3_600_000;
+    await store.putReports(id, staggeredReports(300, began));
+    const detail = await json<RequestDetail>(`/api/requests/${id}`);
+    const first = Math.floor(began / 1000);
+    const last = Math.floor((began + 299 * 100 + 500) / 1000);
+    expect(detail.rate).toMatchObject({ from: "reports", binSeconds: 1 });
+    expect(detail.rate.t).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    expect(sum(detail.rate.results)).toBe(295);
+    expect(sum(detail.rate.errors)).toBe(5);
+    // From the first start to the last end: 300 reports in 30.4 s; nothing left to wait for.
+    expect(detail.request.state).toBe("complete");
+    expect(detail.request.throughput).toBeCloseTo(300 / 30.4);
+    expect(detail.request.etaSeconds).toBeNull();
+    // The list reads no task's times: a finished request's throughput is its page's.
+    const { requests } = await json<RequestList>("/api/requests");
+    expect(requests[0]?.throughput).toBeNull();
+  });
+
+  it("bins a long request's reports per second to at most 600 points", async () => {
+    const id = await createRequest(store, "divide", 2_000);
+    const began = Date.now() - 86_400_000;
+    // 2,000 tasks ending over three hours.
+    await store.putReports(
+      id,
+      Array.from({ length: 2_000 }, (_, i) => ({
+        index: i,
+        kind: "result" as const,
+        value: encode(i),
+        facts: { startedAt: began + i * 5_400, endedAt: began + i * 5_400 + 1_000 },
+      })),
+    );
+    const { rate } = await json<RequestDetail>(`/api/requests/${id}`);
+    expect(rate.binSeconds).toBe(30);
+    expect(rate.t.length).toBeLessThanOrEqual(600);
+    expect(rate.t[0]).toBe(Math.floor(began / 1000));
+    // Each point is per second over its bin; the last bin ends at the last report's second.
+    const last = Math.floor((began + 1_999 * 5_400 + 1_000) / 1000);
+    const reports = rate.results.reduce(
+      (sum, perSecond, i) => sum + perSecond * Math.min(30, last + 1 - (rate.t[i] as number)),
+      0,
+    );
+    expect(Math.round(reports)).toBe(2_000);
+  });
+
   it("says 'not recorded' of logs where the store keeps none", async () => {
     const { getTaskFacts: _facts, getLogs: _logs, ...plain } = store;
     const bare = { ...plain, close: () => store.close() };
@@ -330,6 +378,7 @@ describe("the JSON API", () => {
       factsRecorded: false,
       timing: null,
       attempts: [{ results: null, errors: null }],
+      rate: { from: "watched", binSeconds: 1 },
     });
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RequestId, RequestMeta, Store } from "@sheepdog/contracts";
+import type { RequestId, RequestMeta, Store, StoreReport } from "@sheepdog/contracts";
 import { encode, tuple } from "@sheepdog/serialise";
 import type { SqliteStore } from "@sheepdog/store-sqlite";
 import { sqliteStore } from "@sheepdog/store-sqlite";
@@ -76,4 +76,17 @@ export function traceback(type: string, message: string): string {
 /** The error core records for a task that ended without reporting (see core's `wait.ts`). */
 export function deathText(task: number, job: string, kind: string, cause: string): string {
   return `Task ${task} of job ${job} ended without reporting a result for these arguments [${kind}]: ${cause}.`;
+}
+
+/**
+ * The reports of a request of `tasks` calls that ran one after another from `began` (ms): task
+ * `i` started 100 ms after task `i - 1` and took 500 ms; every 60th raised a ValueError.
+ */
+export function staggeredReports(tasks: number, began: number): StoreReport[] {
+  return Array.from({ length: tasks }, (_, i): StoreReport => {
+    const facts = { startedAt: began + i * 100, endedAt: began + i * 100 + 500 };
+    return i % 60 === 0
+      ? { index: i, kind: "error", value: traceback("ValueError", "x"), facts }
+      : { index: i, kind: "result", value: encode(i), facts };
+  });
 }

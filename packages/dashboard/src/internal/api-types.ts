@@ -26,9 +26,14 @@ export interface RequestRow {
   failed: number;
   /** Tasks with no report yet (queued or running: the store cannot tell which). */
   pending: number;
-  /** Reports per second over the last half minute the dashboard watched, `null` when unknown. */
+  /**
+   * Reports per second: while the request runs, over the last half minute the dashboard
+   * watched; on a finished request's own page, from its first task's start to its last end
+   * where the store records the times (the list of requests reads no task's times). `null`
+   * when unknown.
+   */
   throughput: number | null;
-  /** Seconds until every task has reported at `throughput`, `null` when unknown or complete. */
+  /** Seconds until every task has reported at `throughput`, `null` when unknown or not running. */
   etaSeconds: number | null;
   state: RequestState;
 }
@@ -104,12 +109,24 @@ export interface Attempt {
   errors: number | null;
 }
 
-/** Reports per second, one point per second the dashboard watched the request. */
+/**
+ * Results and errors per second over time: by when each task ended, where the store records it,
+ * else as the dashboard saw the counts change while it watched. At most 600 points.
+ */
 export interface RateSeries {
-  /** Seconds since the epoch. */
+  /** The start of each point's bin, in seconds since the epoch. */
   t: number[];
+  /** Results per second, averaged over the point's bin. */
   results: number[];
+  /** Errors per second, averaged over the point's bin. */
   errors: number[];
+  /** The seconds each point covers: 1, or more for a long request (the last may cover fewer). */
+  binSeconds: number;
+  /**
+   * `"reports"`: from the end times the store records of the reports (the whole request);
+   * `"watched"`: counted while the dashboard watched (the store records no times).
+   */
+  from: "reports" | "watched";
 }
 
 /** What the store records of task runs (see `task-facts.ts`). */

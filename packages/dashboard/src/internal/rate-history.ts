@@ -1,4 +1,5 @@
 import type { RateSeries } from "./api-types.js";
+import { binnedRates } from "./rate-series.js";
 
 /** How many seconds of reports per second a request keeps (two hours). */
 const MAX_SECONDS = 7200;
@@ -11,7 +12,8 @@ const QUIET_TAIL_S = 60;
 
 /**
  * The reports of one request per second, as the dashboard saw its counts change while it
- * watched: what the "reports per second" chart, throughput and ETA are computed from.
+ * watched: what a running request's throughput and ETA are computed from, and its "reports per
+ * second" chart where the store records no report times.
  */
 export class RateHistory {
   readonly #firstSeen: number;
@@ -66,24 +68,17 @@ export class RateHistory {
   }
 
   /**
-   * Reports per second, one point per second from the first report seen to `now`'s second, or
-   * to a minute after the last report when that came earlier (seconds without reports are
-   * zeros, so a chart's lines fall to the axis between bursts).
+   * Reports per second from the first report seen to `now`'s second, or to a minute after the
+   * last report when that came earlier, in bins of a second (wider for a long watch, to keep
+   * the series short).
    */
   series(now: number): RateSeries {
-    const series: RateSeries = { t: [], results: [], errors: [] };
     const first = this.#t[0];
-    if (first === undefined) return series;
+    if (first === undefined)
+      return { t: [], results: [], errors: [], binSeconds: 1, from: "watched" };
     const lastReport = this.#t[this.#t.length - 1] as number;
     const end = Math.max(lastReport, Math.min(Math.floor(now / 1000), lastReport + QUIET_TAIL_S));
-    let i = 0;
-    for (let second = Math.max(first, end - MAX_SECONDS + 1); second <= end; second++) {
-      while (i < this.#t.length && (this.#t[i] as number) < second) i++;
-      const hit = this.#t[i] === second;
-      series.t.push(second);
-      series.results.push(hit ? (this.#resultsPerSecond[i] as number) : 0);
-      series.errors.push(hit ? (this.#errorsPerSecond[i] as number) : 0);
-    }
-    return series;
+    const counts = { t: this.#t, results: this.#resultsPerSecond, errors: this.#errorsPerSecond };
+    return binnedRates(counts, Math.max(first, end - MAX_SECONDS + 1), end, "watched");
   }
 }

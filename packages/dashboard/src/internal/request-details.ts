@@ -1,7 +1,16 @@
 import type { RequestId, RequestSummary, Store, TaskError } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
-import type { DeadGroup, ErrorGroup, RequestDetail, TaskDetail, TimingView } from "./api-types.js";
+import type {
+  DeadGroup,
+  ErrorGroup,
+  RateSeries,
+  RequestDetail,
+  RequestRow,
+  TaskDetail,
+  TimingView,
+} from "./api-types.js";
 import { errorCause, groupErrors } from "./error-groups.js";
+import { ReportTimes } from "./report-times.js";
 import { pickleRepr } from "./repr.js";
 import { attemptsOf, factsOf } from "./request-meta.js";
 import type { RequestRows } from "./request-rows.js";
@@ -10,7 +19,10 @@ import { source } from "./source.js";
 import type { IndexedFacts } from "./task-facts.js";
 import { readFacts, readLog, readRun, timingView, withReportsByAttempt } from "./task-facts.js";
 
-/** What a request's page needs that costs a read of every task: kept until its counts change. */
+/**
+ * What a request's page needs that costs a read of every task (one read of each kind, whatever
+ * the task count): kept until its counts change.
+ */
 interface TaskView {
   states: string;
   errorsByIndex: Map<number, TaskError>;
@@ -19,6 +31,8 @@ interface TaskView {
   dead: DeadGroup[];
   facts: IndexedFacts[] | null;
   timing: TimingView | null;
+  /** When the reports came, `null` where the store records no report's end. */
+  times: ReportTimes | null;
 }
 
 /** How many requests' task views are kept. */
@@ -48,11 +62,8 @@ export class RequestDetails {
   /** Request `id`'s page; rejects with `REQUEST_NOT_FOUND` for an unknown id. */
   async detail(id: RequestId, now: number): Promise<RequestDetail> {
     const summary = await this.#summaryOf(id);
-    const [row, fn, view] = await Promise.all([
-      this.#rows.rowOf(summary, now),
-      this.#rows.functionOf(id),
-      this.#taskView(summary),
-    ]);
+    const [fn, view] = await Promise.all([this.#rows.functionOf(id), this.#taskView(summary)]);
+    const row = await this.#rows.rowOf(summary, now, view.times);
     return {
       request: row,
       source: fn.source,
@@ -61,12 +72,29 @@ export class RequestDetails {
       moreErrorGroups: view.moreErrorGroups,
       dead: view.dead,
       attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.facts),
-      rate: this.#watch.history(id)?.series(now) ?? { t: [], results: [], errors: [] },
+      rate: this.#rateOf(row, view.times, now),
       timing: view.timing,
       factsRecorded: view.facts !== null,
       facts: factsOf(summary.meta),
       now,
     };
+  }
+
+  /**
+   * The request's reports per second: by the end times its store records, else as the watch
+   * counted them.
+   */
+  #rateOf(row: RequestRow, times: ReportTimes | null, now: number): RateSeries {
+    if (times) return times.series(now, row.state === "running");
+    return (
+      this.#watch.history(row.id)?.series(now) ?? {
+        t: [],
+        results: [],
+        errors: [],
+        binSeconds: 1,
+        from: "watched",
+      }
+    );
   }
 
   /** Task `index` of request `id`; rejects with `TASK_NOT_FOUND` outside the request. */
@@ -146,6 +174,7 @@ export class RequestDetails {
       ...groupErrors(errors),
       facts,
       timing: facts ? timingView(facts, summary.createdAt) : null,
+      times: facts ? ReportTimes.of(facts) : null,
     };
   }
 }

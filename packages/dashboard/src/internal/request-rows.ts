@@ -2,6 +2,7 @@ import type { RequestId, RequestSummary, Store } from "@sheepdog/contracts";
 import type { RequestRow } from "./api-types.js";
 import type { FunctionInfo } from "./func-info.js";
 import { functionInfo } from "./func-info.js";
+import type { ReportTimes } from "./report-times.js";
 import { hostOf, latestJobOf, stateOf } from "./request-meta.js";
 import type { RequestWatch } from "./request-watch.js";
 
@@ -34,13 +35,22 @@ export class RequestRows {
     return Promise.all(rows.map((row) => this.rowOf(row, now)));
   }
 
-  /** One request's row from its summary. */
-  async rowOf(summary: RequestSummary, now: number): Promise<RequestRow> {
+  /**
+   * One request's row from its summary; `times`, the times its store records of its reports,
+   * give a finished request its average throughput.
+   */
+  async rowOf(
+    summary: RequestSummary,
+    now: number,
+    times: ReportTimes | null = null,
+  ): Promise<RequestRow> {
     const { name } = await this.functionOf(summary.id);
     const state = stateOf(summary);
     const pending = Math.max(0, summary.tasks - summary.results - summary.errors);
-    const measured = this.#watch.history(summary.id)?.throughput(now) ?? null;
-    const throughput = state === "running" ? measured : null;
+    const running = state === "running";
+    const throughput = running
+      ? (this.#watch.history(summary.id)?.throughput(now) ?? null)
+      : (times?.averageThroughput() ?? null);
     return {
       id: summary.id,
       name,
@@ -52,7 +62,8 @@ export class RequestRows {
       failed: summary.errors,
       pending,
       throughput,
-      etaSeconds: throughput !== null && throughput > 0 ? Math.ceil(pending / throughput) : null,
+      etaSeconds:
+        running && throughput !== null && throughput > 0 ? Math.ceil(pending / throughput) : null,
       state,
     };
   }
