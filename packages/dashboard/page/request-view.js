@@ -238,26 +238,33 @@ function binText(seconds) {
 }
 
 /**
- * The words above the reports-per-second chart, and whether there is a chart to show.
+ * The words above the reports-per-second chart, and whether there is a chart to show (none
+ * when nothing was counted of a request that is over).
  * @param {RequestDetail} detail
- * @returns {{ text: string, chart: boolean }}
+ * @returns {{ text: string, chart: boolean, recorded: boolean }}
  */
-function rateNote({ rate, request }) {
-  if (rate.from === "watched") {
-    if (rate.t.length === 0 && request.state !== "running") return { text: "", chart: false };
-    const text = "Counted while the dashboard watched: this store records no report times.";
-    return { text, chart: true };
+function rateNote({ rate, request, factsRecorded }) {
+  const noReport = request.done + request.failed === 0;
+  if (rate.from === "reports" || (factsRecorded && noReport)) {
+    const text =
+      rate.binSeconds > 1
+        ? `By when each task ended, averaged over ${binText(rate.binSeconds)}.`
+        : "By when each task ended.";
+    return { text, chart: true, recorded: true };
   }
-  const text =
-    rate.binSeconds > 1
-      ? `By when each task ended, averaged over ${binText(rate.binSeconds)}.`
-      : "By when each task ended.";
-  return { text, chart: true };
+  const chart = rate.t.length > 0 || request.state === "running";
+  const why = factsRecorded
+    ? "no report tells when its task ended"
+    : "this store records no report times";
+  const text = chart ? `Counted while the dashboard watched: ${why}.` : `Not counted: ${why}.`;
+  return { text, chart, recorded: factsRecorded };
 }
 
-/** @param {{ text: string, chart: boolean }} note */
+/** @param {{ text: string, chart: boolean, recorded: boolean }} note */
 function rateNoteElement(note) {
-  return note.chart ? h("p", { class: "muted rate-note" }, note.text) : notRecorded("Report times");
+  return note.chart || note.recorded
+    ? h("p", { class: "muted rate-note" }, note.text)
+    : notRecorded("Report times");
 }
 
 /**

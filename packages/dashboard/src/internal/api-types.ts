@@ -124,7 +124,8 @@ export interface RateSeries {
   binSeconds: number;
   /**
    * `"reports"`: from the end times the store records of the reports (the whole request);
-   * `"watched"`: counted while the dashboard watched (the store records no times).
+   * `"watched"`: counted while the dashboard watched (the store records no times, or no report
+   * of the request tells when its task ended).
    */
   from: "reports" | "watched";
 }
