@@ -302,7 +302,9 @@ function describeEnd(state: Extract<TaskState, { state: "finished" }>): string {
   if (state.exitCode !== null && !state.reason.includes(String(state.exitCode))) {
     parts.push(`exit status ${state.exitCode}`);
   }
-  if (state.failed) parts.push(`scheduler failure ${state.failed.code}: ${state.failed.text}`);
+  if (state.failed && !state.reason.includes(state.failed.text)) {
+    parts.push(`scheduler failure ${state.failed.code}: ${state.failed.text}`);
+  }
   if (state.maxvmemBytes !== undefined) {
     parts.push(`peak memory ${(state.maxvmemBytes / 1024 ** 2).toFixed(1)} MiB`);
   } else if (state.maxRssBytes !== undefined) {
