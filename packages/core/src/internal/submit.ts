@@ -199,6 +199,7 @@ export async function submitEncoded(
       jobs: [submitted.job],
       port: server.port,
       ...(submitted.routes.relay !== undefined && { relay: submitted.routes.relay }),
+      route: submitted.routes.urls[0] === submitted.url ? "direct" : "relay",
       ...(submitted.staged && { staged: submitted.staged }),
     });
     return submitted;

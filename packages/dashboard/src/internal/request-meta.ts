@@ -85,6 +85,10 @@ export function factsOf(meta: RequestMeta): Record<string, string> {
   if (cancelled && typeof cancelled.at === "number") {
     facts.cancelled = `${new Date(cancelled.at).toISOString()} (${String(cancelled.reason ?? "cancelled")})`;
   }
-  if (meta.relay !== undefined) facts.route = "relay on the head node";
+  // The route the workers try first; a relay kept beside a direct route is only their fallback.
+  if (meta.route === "direct")
+    facts.route = meta.relay === undefined ? "direct" : "direct (relay as fallback)";
+  else if (meta.route === "relay" || meta.relay !== undefined)
+    facts.route = "relay on the head node";
   return facts;
 }
