@@ -11,11 +11,13 @@
 //      (bench/cluster/relay.mjs)
 //   6. collecting a detached map's spool of 100,000 results in a new process
 //      (bench/cluster/spool.mjs)
+//   7. the million with a dashboard open (a headless Chromium page on the running request)
+//      beside it without, alternately (bench/cluster/dashboard.mjs)
 // Where a goal is missed, it runs that benchmark again under a profiler and writes what the
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,store (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,dashboard,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -32,7 +34,10 @@ const root = join(here, "..");
 const results = join(here, "results");
 const { values: options } = parseArgs({
   options: {
-    only: { type: "string", default: "ingest,e2e,e2e-slurm,queries,cold,million,relay,spool" },
+    only: {
+      type: "string",
+      default: "ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,dashboard",
+    },
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
     "package-benches": { type: "boolean", default: false },
@@ -50,6 +55,7 @@ const GOALS = {
   millionRssMb: 500,
   relayRatio: 0.5,
   spoolCollectSeconds: 10,
+  dashboardOverhead: 0.05,
 };
 
 const median = (xs) => {
@@ -376,6 +382,58 @@ async function spool() {
   }
 }
 
+/** The medians of the dashboard benchmark's runs without (A) or with (B) a dashboard open. */
+function dashboardSide(runs, withDashboard) {
+  const of = runs.filter((r) => r.dashboard === withDashboard);
+  const pick = (f) => median(of.map(f));
+  return {
+    seconds: pick((r) => r.seconds),
+    peakRssMb: pick((r) => r.peakRssMb),
+    cpuSeconds: pick((r) => r.cpuSeconds),
+    browserCpuSeconds: pick((r) => r.browserCpuSeconds),
+    runs: of.length,
+  };
+}
+
+async function dashboardOverhead() {
+  const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-prof-"));
+  const args = quick
+    ? ["--calls", "100000", "--pairs", "1"]
+    : ["--calls", "1000000", "--pairs", "3"];
+  // Where the goal is missed, the script runs the map with the page once more, under the CPU
+  // profiler.
+  const profile = quick
+    ? []
+    : ["--profile-dir", dir, "--profile-over", String(GOALS.dashboardOverhead)];
+  try {
+    const { lines } = await runJsonLines(join(here, "cluster/dashboard.mjs"), [
+      ...args,
+      ...profile,
+    ]);
+    const runs = lines.filter((l) => l.kind === "run");
+    const without = dashboardSide(runs, false);
+    const withPage = dashboardSide(runs, true);
+    const result = {
+      calls: runs[0]?.calls,
+      without,
+      with: withPage,
+      overhead: withPage.seconds / without.seconds - 1,
+      // A run whose page showed no progress measured no dashboard: the goal is not met then.
+      pagesLive: runs.filter((r) => r.dashboard && !r.page?.live).length === 0,
+      measurements: runs,
+    };
+    const profiled = lines.find((l) => l.kind === "profiled");
+    if (profiled) {
+      log("the dashboard missed its goal: the profiled run is in the report");
+      result.profiledRun = profiled;
+      result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    }
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- the report ----------------------------------------------------------------------------------
 
 function ingestSection(data) {
@@ -559,6 +617,58 @@ collector process's \`maxRSS\` right after the call (about ${fmt(data.rssBeforeM
   return text;
 }
 
+/** One run of the dashboard benchmark as a table row. */
+function dashboardRunRow(r) {
+  const p = r.page;
+  const dead =
+    p && !p.live ? ` **no progress shown**${p.openError ? ` (${p.openError})` : ""}` : "";
+  const page = p
+    ? `${fmt(p.requestEvents)} / ${fmt(p.detailReads)} (${fmt(p.detailMb, 1)} MB) / ${fmt(p.shownDone.length)}, last ${fmt(p.lastShownDone ?? 0)}${dead}`
+    : "";
+  return `| ${r.pair + 1} | ${r.dashboard ? "B: with" : "A: without"} | ${r.seconds.toFixed(2)} s | ${r.cpuSeconds.toFixed(1)} s | ${fmt(r.peakRssMb)} MB | ${r.browserCpuSeconds.toFixed(1)} s | ${page} | ${r.load.toFixed(2)}${r.idleBefore ? "" : " (cluster busy)"} |`;
+}
+
+function dashboardSection(data) {
+  const side = (name, s) =>
+    `| **median, ${name}** | | **${s.seconds.toFixed(2)} s** | ${s.cpuSeconds.toFixed(1)} s | ${fmt(s.peakRssMb)} MB | ${s.browserCpuSeconds.toFixed(1)} s | | |`;
+  const table = [
+    "| pair | dashboard | `map` wall time | client CPU | client peak RSS | browser CPU | page: events for the request / reads of its view / done counts shown | load average |",
+    "|---:|---|---:|---:|---:|---:|---|---:|",
+    ...data.measurements.map(dashboardRunRow),
+    side("without", data.without),
+    side("with", data.with),
+  ];
+  let text = `${table.join("\n")}
+
+With a dashboard open, \`map\` took **${(100 * data.overhead).toFixed(1)}%** ${data.overhead >= 0 ? "longer" : "less"} (the median with over the median without, minus 1; goal: under ${100 * GOALS.dashboardOverhead}%).
+\`bench/cluster/dashboard.mjs\` runs \`bench/cluster/million.mjs\` (the same \`map\` of ${fmt(data.calls)} calls, chunk size
+automatic, each in a new process) alternately without (A) and with (B) \`dashboard: true\`, A, B, A, B, ...,
+each after the cluster's queue has emptied. With it, a headless Chromium (Debian's, driven by
+\`playwright-core\`, launched once before the first run) loads the address the map prints on
+stderr (the list of requests, where the token becomes a cookie), then the running request's own
+view (\`#/requests/<id>\`: progress, the task grid, charts, errors), and keeps it open, subscribed
+to the server-sent events, until the map returns; the goal counts as missed when a page did not
+show its done count rise at least 3 times (a dead page measures nothing). "Events for the request" are the \`requests\` events
+that carried its row; "reads of its view" the page's \`GET /api/requests/<id>\` (each rebuilds
+the request's task view in the client when its counts changed), with their bytes; "done counts
+shown" how many different done counts the page showed (read every 500 ms), and the last. Wall
+time, client CPU (user + system) and peak RSS are million.mjs's (the client process: the map,
+its server and the dashboard); browser CPU is every Chromium process's over the run (the
+browser idles, without a page, in A). Client and browser share this 2-core machine with the
+cluster's workers.`;
+  const problems = [...new Set(data.measurements.flatMap((r) => r.page?.problems ?? []))];
+  text += problems.length
+    ? `\n\nWhat went wrong in the pages (console errors, exceptions): ${problems
+        .slice(0, 5)
+        .map((p) => `\`${p.slice(0, 200)}\``)
+        .join("; ")}.`
+    : "\n\nNo page had a console error or an exception.";
+  if (data.profile) {
+    text += `\n\n**Where the client's time went with the page open** (missed goal). One more run with the dashboard and the page, under \`node --cpu-prof\` (${data.profiledRun.seconds.toFixed(2)} s under the profiler; the profile also holds the import of core, building the arguments and the collection). CPU of the client process by area and by function:\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 15, what: "function" })}`;
+  }
+  return text;
+}
+
 function millionSection(data) {
   const p = data.phases;
   let text = `| | |
@@ -663,6 +773,19 @@ function goals(report) {
       target: `< ${GOALS.spoolCollectSeconds} s`,
       measured: `${p.seconds.toFixed(2)} s, ${(100 * p.ratio).toFixed(0)}% of the goal (${fmt(p.spoolFiles)} spool files; collection alone ${p.statusSeconds.toFixed(2)} s); collector peak RSS ${fmt(p.peakRssMb)} MB`,
       met: p.seconds < GOALS.spoolCollectSeconds ? "yes" : "no",
+    });
+  }
+  if (report.dashboard) {
+    const d = report.dashboard;
+    rows.push({
+      goal: `${fmt(d.calls)} trivial calls with a dashboard open`,
+      target: `< ${100 * GOALS.dashboardOverhead}% longer than without`,
+      measured: `${d.with.seconds.toFixed(1)} s vs ${d.without.seconds.toFixed(1)} s: ${d.overhead >= 0 ? "+" : ""}${(100 * d.overhead).toFixed(1)}% (medians of ${d.with.runs}, interleaved); client peak RSS ${fmt(d.with.peakRssMb)} vs ${fmt(d.without.peakRssMb)} MB`,
+      met: !d.pagesLive
+        ? "no: a page showed no progress"
+        : d.overhead < GOALS.dashboardOverhead
+          ? "yes"
+          : "no",
     });
   }
   if (report.cold) {
@@ -771,7 +894,7 @@ function reportMarkdown(report) {
     `# Sheepdog benchmarks`,
     `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling, and beside it a single-node Slurm 22.05 of 4 CPUs (\`tooling/testcluster\`), both reached over SSH on 127.0.0.1.`,
     "![Benchmarks chart](chart.svg)",
-    `## Goals (issues 9, 14 and 15)\n\n${goalTable(goals(report))}`,
+    `## Goals (issues 9, 14, 15 and 16)\n\n${goalTable(goals(report))}`,
   ];
   const failed = Object.entries(report.errors ?? {});
   if (failed.length)
@@ -791,12 +914,16 @@ function reportMarkdown(report) {
     sections.push(`## 5. Worker round trips through the relay\n\n${relaySection(report.relay)}`);
   if (report.spool)
     sections.push(`## 6. Collecting a detached map's spool\n\n${spoolSection(report.spool)}`);
+  if (report.dashboard)
+    sections.push(
+      `## 7. The million with a dashboard open\n\n${dashboardSection(report.dashboard)}`,
+    );
   if (report.notes) sections.push(`## What the numbers say\n\n${report.notes}`);
   sections.push(
     `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
   );
   sections.push(
-    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`, \`spool\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`, \`spool\`, \`dashboard\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -812,7 +939,7 @@ const started = Date.now();
 const rendering = options["render-only"];
 const previous = join(results, "report.json");
 // --only re-measures some benchmarks and keeps the others' last results.
-const partial = !rendering && only.size < 8 && existsSync(previous);
+const partial = !rendering && only.size < 9 && existsSync(previous);
 const report = rendering
   ? JSON.parse(readFileSync(previous, "utf8"))
   : partial
@@ -831,6 +958,7 @@ for (const [name, fn, needsCluster] of [
   ["cold", cold, true],
   ["relay", relay, true],
   ["spool", spool, true],
+  ["dashboard", dashboardOverhead, true],
 ]) {
   if (rendering || !only.has(name)) continue;
   if (needsCluster && !haveCluster) {
@@ -868,6 +996,7 @@ if (storeOnly) {
     "million",
     "relay",
     "spool",
+    "dashboard",
   ].filter((name) => only.has(name));
   if (mainSections.length === 0 && !options["package-benches"]) {
     process.exit(report.errors.store ? 1 : 0);

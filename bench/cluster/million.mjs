@@ -7,9 +7,11 @@
 // pickled and stored, job queued), run (until every result is stored), collect (until map
 // returns the decoded results), each with the largest RSS sampled in it (every 20 ms).
 //
-// Usage: node bench/cluster/million.mjs [--calls 1000000] [--heap-sites]
+// Usage: node bench/cluster/million.mjs [--calls 1000000] [--heap-sites] [--dashboard]
 //   --heap-sites: also sample allocations (V8's sampling heap profiler, collected objects
 //   included) and print the 15 largest allocation sites on stderr as JSON.
+//   --dashboard: the same map with `dashboard: true` (its address goes to stderr), as
+//   bench/cluster/dashboard.mjs runs it with a browser on the page.
 import { mkdtempSync, rmSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +23,7 @@ const { values } = parseArgs({
   options: {
     calls: { type: "string", default: "1000000" },
     "heap-sites": { type: "boolean", default: false },
+    dashboard: { type: "boolean", default: false },
   },
 });
 const calls = Number(values.calls);
@@ -59,12 +62,14 @@ const args = Array.from({ length: calls }, (_, i) => [i]);
 enter("submit");
 const started = performance.now();
 const results = await map(trivial(py), args, mapConfig(cluster, dbfile), {
+  dashboard: values.dashboard,
   onProgress: (progress) => {
     if (phase === "submit") enter("run");
     if (phase === "run" && progress.results + progress.errors >= progress.tasks) enter("collect");
   },
 });
 const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage();
 enter("after");
 clearInterval(sampler);
 let wrong = 0;
@@ -106,6 +111,8 @@ console.log(
     callsPerSecond: calls / seconds,
     wrong,
     peakRssMb: (process.resourceUsage().maxRSS * 1024) / 1e6,
+    // The process's CPU (user + system) from its start to map's return.
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     phases: {
       submit: { ms: ms("submit", "run"), peakRssMb: peaks.submit },
       run: { ms: ms("run", "collect"), peakRssMb: peaks.run },

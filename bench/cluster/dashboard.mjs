@@ -1,0 +1,287 @@
+// What an open dashboard costs the million: the map of bench/cluster/million.mjs (the same
+// function, chunking and settings: this script runs that one), alternately without and with a
+// dashboard open (A, B, A, B, ...), each in a process of its own after the cluster's queue has
+// emptied. "With" is million.mjs --dashboard (map's `dashboard: true`) and a real page on it:
+// headless Chromium (launched once, before the first run) loads the address the map prints,
+// then the running request's own view (`#/requests/<id>`), subscribed to its server-sent
+// events until the map returns. Each run says whether its page showed progress (`page.live`):
+// run.mjs counts the goal as met only when every page did.
+//
+// Prints a JSON line per run: million.mjs's measurements (time, the client's peak RSS and
+// CPU), the browser's CPU over the run and, with the dashboard, what the page saw: events for
+// the request, reads of its view, the done counts it showed, the last one, and its errors.
+// With --profile-dir, when the overhead (the median with over the median without, minus 1) is
+// over --profile-over, one more run with the dashboard under `node --cpu-prof` (its profile in
+// that directory), printed as { kind: "profiled" }.
+//
+// Usage: node bench/cluster/dashboard.mjs [--calls 1000000] [--pairs 3]
+//          [--profile-dir DIR] [--profile-over 0.05]
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { loadCluster, root, sshOptions, waitForIdle } from "./common.mjs";
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: "string", default: "1000000" },
+    pairs: { type: "string", default: "3" },
+    "profile-dir": { type: "string" },
+    "profile-over": { type: "string", default: "0.05" },
+  },
+});
+const calls = Number(values.calls);
+const pairs = Number(values.pairs);
+const million = join(dirname(fileURLToPath(import.meta.url)), "million.mjs");
+const CHROMIUM = process.env.SHEEPDOG_CHROMIUM ?? "/usr/bin/chromium";
+/** The least a page must have shown for a run to count: done counts seen rising. */
+const LEAST_RISES = 3;
+
+/** Ticks of the kernel's clock per second (for /proc/<pid>/stat's utime and stime). */
+const TICKS = 100;
+
+/** CPU seconds (user + system) of process `pid` and every process below it, from /proc. */
+function treeCpuSeconds(pid) {
+  const parents = new Map();
+  const ticks = new Map();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parents.set(Number(name), Number(fields[1]));
+      ticks.set(Number(name), Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const inTree = (p) => {
+    for (let at = p; at > 1; at = parents.get(at) ?? 0) if (at === pid) return true;
+    return false;
+  };
+  let sum = 0;
+  for (const [p, t] of ticks) if (inTree(p)) sum += t;
+  return sum / TICKS;
+}
+
+/** The browser's process: the child of this one that runs Chromium. */
+function browserProcess() {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const command = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      if (parent === process.pid && command.includes("chromium")) return Number(name);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Runs in the page before its own scripts: counts the server's events (each `requests` event's
+ * rows by id: how many, the last done count) and, every 500 ms, notes the done count the
+ * request's view shows when it changed.
+ */
+function observePage() {
+  const seen = { hellos: 0, events: 0, byId: {}, shown: [] };
+  window.__sheepdogBench = seen;
+  const Original = window.EventSource;
+  window.EventSource = class extends Original {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("hello", () => seen.hellos++);
+      this.addEventListener("requests", (message) => {
+        seen.events++;
+        for (const row of JSON.parse(message.data).changed) {
+          seen.byId[row.id] ??= { events: 0, lastDone: 0 };
+          seen.byId[row.id].events++;
+          seen.byId[row.id].lastDone = row.done;
+        }
+      });
+    }
+  };
+  setInterval(() => {
+    const text = document.querySelector(".stat.done .stat-value")?.textContent;
+    if (!text) return;
+    const done = Number(text.replace(/[^0-9]/g, ""));
+    if (seen.shown.at(-1)?.done !== done) seen.shown.push({ at: Date.now(), done });
+  }, 500);
+}
+
+/** What the page saw, read before its context closes. */
+async function pageFacts(page, id, detailReads) {
+  const seen = await page.evaluate(() => window.__sheepdogBench);
+  const shown = (seen?.shown ?? []).map((s) => s.done);
+  let rises = 0;
+  for (let i = 1; i < shown.length; i++) if (shown[i] > shown[i - 1]) rises++;
+  return {
+    requestId: id,
+    hellos: seen?.hellos ?? 0,
+    events: seen?.events ?? 0,
+    requestEvents: seen?.byId[id]?.events ?? 0,
+    lastEventDone: seen?.byId[id]?.lastDone ?? 0,
+    detailReads: detailReads.count,
+    detailMb: detailReads.bytes / 1e6,
+    shownDone: shown,
+    rises,
+    // The last done count the page showed (once the map has returned, its server is gone).
+    lastShownDone: shown.at(-1) ?? null,
+  };
+}
+
+/** Counts the page's reads of a request's view (`GET /api/requests/<id>`) and their bytes. */
+function countDetailReads(page) {
+  const reads = { count: 0, bytes: 0 };
+  page.on("response", (response) => {
+    if (!/\/api\/requests\/\d+$/.test(new URL(response.url()).pathname)) return;
+    reads.count++;
+    response
+      .request()
+      .sizes()
+      .then(
+        (sizes) => {
+          reads.bytes += sizes.responseBodySize;
+        },
+        () => {},
+      );
+  });
+  return reads;
+}
+
+/**
+ * Opens the dashboard at `url` in a new context: the list first (the token becomes a cookie),
+ * then the newest request's view. Resolves a function that reads what the page saw and closes
+ * it; `live` says whether the page showed progress (its done count rose at least
+ * {@link LEAST_RISES} times, and events for the request came).
+ */
+async function openPage(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  await context.addInitScript(observePage);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`exception: ${error.message}`));
+  page.on("console", (message) => {
+    // Refused connections come once the map has returned and its dashboard is gone.
+    if (message.type() !== "error" || message.text().includes("ERR_CONNECTION_REFUSED")) return;
+    problems.push(`console: ${message.text()}`);
+  });
+  const detailReads = countDetailReads(page);
+  let id = null;
+  let openError = null;
+  const opened = (async () => {
+    await page.goto(url);
+    const line = page.locator(".request-line").first();
+    await line.waitFor({ timeout: 120_000 });
+    id = Number(await line.getAttribute("data-id"));
+    await page.goto(`${new URL(url).origin}/#/requests/${id}`);
+  })().catch((error) => {
+    openError = String(error?.message ?? error).split("\n")[0];
+  });
+  return async () => {
+    try {
+      await opened;
+      const facts = await pageFacts(page, id, detailReads);
+      const live = openError === null && facts.rises >= LEAST_RISES && facts.requestEvents > 0;
+      return { ...facts, live, openError, problems };
+    } finally {
+      await context.close();
+    }
+  };
+}
+
+/**
+ * One run of million.mjs (with `--dashboard`, a page on its dashboard while it runs): resolves
+ * its JSON line with the browser's CPU over the run and what the page saw.
+ */
+function runMillion(browser, withDashboard, nodeFlags = []) {
+  const args = [...nodeFlags, million, "--calls", String(calls)];
+  if (withDashboard) args.push("--dashboard");
+  const cpuBefore = browserPid ? treeCpuSeconds(browserPid) : Number.NaN;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let page;
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+      const url = /\[sheepdog\] dashboard: (\S+)/.exec(stderr)?.[1];
+      if (url && !page) {
+        page = openPage(browser, url);
+        page.catch(() => {});
+      }
+    });
+    child.on("error", reject);
+    child.on("close", async (code) => {
+      try {
+        const browserCpuSeconds = browserPid ? treeCpuSeconds(browserPid) - cpuBefore : null;
+        if (withDashboard && !page) throw new Error("the map printed no dashboard address");
+        const seen = page ? await (await page)() : null;
+        if (code !== 0) {
+          throw new Error(`million.mjs exited with ${code}: ${stderr.trim().slice(-500)}`);
+        }
+        const line = stdout.split("\n").find((l) => l.startsWith("{"));
+        resolve({ ...JSON.parse(line), browserCpuSeconds, page: seen });
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+
+const cluster = loadCluster();
+const { chromium } = await import(
+  join(root, "packages/dashboard/node_modules/playwright-core/index.mjs")
+);
+const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js"));
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+const browserPid = browserProcess();
+const remote = await connect(sshOptions(cluster));
+try {
+  const runs = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    for (const withDashboard of [false, true]) {
+      const idle = await waitForIdle(remote);
+      const load = loadavg()[0];
+      const run = await runMillion(browser, withDashboard);
+      const line = {
+        kind: "run",
+        pair,
+        dashboard: withDashboard,
+        idleBefore: idle.idle,
+        load,
+        ...run,
+      };
+      runs.push(line);
+      console.log(JSON.stringify(line));
+    }
+  }
+  const secondsOf = (withDashboard) =>
+    median(runs.filter((r) => r.dashboard === withDashboard).map((r) => r.seconds));
+  const overhead = secondsOf(true) / secondsOf(false) - 1;
+  if (values["profile-dir"] && overhead > Number(values["profile-over"])) {
+    await waitForIdle(remote);
+    const run = await runMillion(browser, true, [
+      "--cpu-prof",
+      "--cpu-prof-dir",
+      values["profile-dir"],
+    ]);
+    console.log(JSON.stringify({ kind: "profiled", dashboard: true, ...run }));
+  }
+} finally {
+  await remote.close();
+  await browser.close();
+}
