@@ -1,7 +1,7 @@
+import type { TaskFactsEntry } from "@sheepdog/contracts";
 import type { RateSeries } from "./api-types.js";
 import type { ReportsPerSecond } from "./rate-series.js";
 import { binnedRates } from "./rate-series.js";
-import type { IndexedFacts } from "./task-facts.js";
 
 /**
  * When a request's reports came, by the end times its store records of them (`endedAt`, the
@@ -27,29 +27,23 @@ export class ReportTimes {
     this.reports = span.reports;
   }
 
-  /** The times of `facts`' reports, `null` when none says when it ended. */
-  static of(facts: readonly IndexedFacts[]): ReportTimes | null {
-    const results = new Float64Array(facts.length);
-    const errors = new Float64Array(facts.length);
-    let resultCount = 0;
-    let errorCount = 0;
-    let firstStart = Number.POSITIVE_INFINITY;
-    let lastEnd = Number.NEGATIVE_INFINITY;
-    for (const entry of facts) {
-      const end = entry.endedAt;
-      if (typeof end !== "number") continue;
-      firstStart = Math.min(firstStart, entry.startedAt ?? end, end);
-      lastEnd = Math.max(lastEnd, end);
-      if (entry.kind === "result") results[resultCount++] = Math.floor(end / 1000);
-      else errors[errorCount++] = Math.floor(end / 1000);
-    }
-    const reports = resultCount + errorCount;
+  /** The times of `entries`' reports (by position, `null` for no report), `null` when none says when it ended. */
+  static of(entries: readonly (TaskFactsEntry | null)[]): ReportTimes | null {
+    const collector = new ReportTimesCollector(entries.length);
+    for (const entry of entries) if (entry) collector.add(entry);
+    return collector.times();
+  }
+
+  /** Builds a {@link ReportTimes} from end times counted in seconds. */
+  static fromSeconds(
+    results: Float64Array,
+    errors: Float64Array,
+    span: { firstStart: number; lastEnd: number },
+  ): ReportTimes | null {
+    const reports = results.length + errors.length;
     if (reports === 0) return null;
-    const perSecond = countPerSecond(
-      results.subarray(0, resultCount).sort(),
-      errors.subarray(0, errorCount).sort(),
-    );
-    return new ReportTimes(perSecond, { firstStart, lastEnd, reports });
+    const perSecond = countPerSecond(results.sort(), errors.sort());
+    return new ReportTimes(perSecond, { ...span, reports });
   }
 
   /**
@@ -89,4 +83,43 @@ function countPerSecond(results: Float64Array, errors: Float64Array): ReportsPer
     counts.errors.push(e - firstError);
   }
   return counts;
+}
+
+/**
+ * Collects the end times of up to `size` reports, one at a time (so that one pass over a
+ * request's facts can feed it), into a {@link ReportTimes}.
+ */
+export class ReportTimesCollector {
+  readonly #results: Float64Array;
+  readonly #errors: Float64Array;
+  #resultCount = 0;
+  #errorCount = 0;
+  #firstStart = Number.POSITIVE_INFINITY;
+  #lastEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(size: number) {
+    this.#results = new Float64Array(size);
+    this.#errors = new Float64Array(size);
+  }
+
+  /** Counts one report (nothing when it does not say when it ended). */
+  add(entry: TaskFactsEntry): void {
+    const end = entry.endedAt;
+    if (typeof end !== "number") return;
+    const start = entry.startedAt ?? end;
+    if (start < this.#firstStart) this.#firstStart = start;
+    if (end < this.#firstStart) this.#firstStart = end;
+    if (end > this.#lastEnd) this.#lastEnd = end;
+    if (entry.kind === "result") this.#results[this.#resultCount++] = Math.floor(end / 1000);
+    else this.#errors[this.#errorCount++] = Math.floor(end / 1000);
+  }
+
+  /** The times counted, `null` when no report said when it ended. */
+  times(): ReportTimes | null {
+    return ReportTimes.fromSeconds(
+      this.#results.subarray(0, this.#resultCount),
+      this.#errors.subarray(0, this.#errorCount),
+      { firstStart: this.#firstStart, lastEnd: this.#lastEnd },
+    );
+  }
 }

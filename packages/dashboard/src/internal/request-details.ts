@@ -1,4 +1,10 @@
-import type { RequestId, RequestSummary, Store, TaskError } from "@sheepdog/contracts";
+import type {
+  RequestId,
+  RequestSummary,
+  Store,
+  TaskError,
+  TaskFactsEntry,
+} from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type {
   DeadGroup,
@@ -10,18 +16,20 @@ import type {
   TimingView,
 } from "./api-types.js";
 import { errorCause, groupErrors } from "./error-groups.js";
-import { ReportTimes } from "./report-times.js";
+import type { ReportTimes } from "./report-times.js";
 import { pickleRepr } from "./repr.js";
 import { attemptsOf, factsOf } from "./request-meta.js";
 import type { RequestRows } from "./request-rows.js";
 import type { RequestWatch } from "./request-watch.js";
 import { source } from "./source.js";
-import type { IndexedFacts } from "./task-facts.js";
-import { readFacts, readLog, readRun, timingView, withReportsByAttempt } from "./task-facts.js";
+import type { AttemptTally } from "./task-facts.js";
+import { readFacts, readLog, readRun, summariseFacts, withReportsByAttempt } from "./task-facts.js";
+import { ViewCache } from "./view-cache.js";
 
 /**
  * What a request's page needs that costs a read of every task (one read of each kind, whatever
- * the task count): kept until its counts change.
+ * the task count): read once at a time, and reused while it is young (see {@link ViewCache});
+ * the page's headline counts come from each read's fresh counts, not from it.
  */
 interface TaskView {
   states: string;
@@ -29,7 +37,10 @@ interface TaskView {
   errors: ErrorGroup[];
   moreErrorGroups: number;
   dead: DeadGroup[];
-  facts: IndexedFacts[] | null;
+  /** Whether the store records facts. */
+  factsRecorded: boolean;
+  /** How many reports came from each attempt, `null` when the store records no facts. */
+  attempts: AttemptTally | null;
   timing: TimingView | null;
   /** When the reports came, `null` where the store records no report's end. */
   times: ReportTimes | null;
@@ -51,12 +62,14 @@ export class RequestDetails {
   readonly #store: Store;
   readonly #watch: RequestWatch;
   readonly #rows: RequestRows;
-  readonly #views = new Map<RequestId, { key: string; view: Promise<TaskView> }>();
+  readonly #views: ViewCache<TaskView>;
 
-  constructor(store: Store, watch: RequestWatch, rows: RequestRows) {
+  /** `clock` (ms, `performance.now` by default) times the reuse of task views. */
+  constructor(store: Store, watch: RequestWatch, rows: RequestRows, clock?: () => number) {
     this.#store = store;
     this.#watch = watch;
     this.#rows = rows;
+    this.#views = new ViewCache<TaskView>({ kept: KEPT_VIEWS, ...(clock ? { clock } : {}) });
   }
 
   /** Request `id`'s page; rejects with `REQUEST_NOT_FOUND` for an unknown id. */
@@ -71,10 +84,10 @@ export class RequestDetails {
       errors: view.errors,
       moreErrorGroups: view.moreErrorGroups,
       dead: view.dead,
-      attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.facts),
+      attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.attempts),
       rate: this.#rateOf(row, view.times, now),
       timing: view.timing,
-      factsRecorded: view.facts !== null,
+      factsRecorded: view.factsRecorded,
       facts: factsOf(summary.meta),
       now,
     };
@@ -140,41 +153,54 @@ export class RequestDetails {
   }
 
   #taskView(summary: RequestSummary): Promise<TaskView> {
-    const key = `${summary.results}/${summary.errors}/${JSON.stringify(summary.meta)}`;
-    const kept = this.#views.get(summary.id);
-    if (kept && kept.key === key) return kept.view;
-    const view = this.#readTaskView(summary);
-    this.#views.delete(summary.id);
-    this.#views.set(summary.id, { key, view });
-    void view.catch(() => this.#views.delete(summary.id));
-    for (const old of this.#views.keys()) {
-      if (this.#views.size <= KEPT_VIEWS) break;
-      this.#views.delete(old);
-    }
-    return view;
+    const stamp = {
+      key: `${summary.results}/${summary.errors}`,
+      // A new error is read at once (the page shows errors within a second); new results wait.
+      meta: `${summary.errors}/${JSON.stringify(summary.meta)}`,
+      complete: summary.results + summary.errors >= summary.tasks,
+    };
+    return this.#views.get(String(summary.id), stamp, () => this.#readTaskView(summary));
   }
 
   async #readTaskView(summary: RequestSummary): Promise<TaskView> {
     const { id, tasks } = summary;
-    const [pending, errors, facts] = await Promise.all([
-      tasks > 0 ? this.#store.unreported(id, 0, tasks) : Promise.resolve([]),
-      summary.errors > 0 ? this.#store.getErrors(id) : Promise.resolve([]),
+    const [facts, errors] = await Promise.all([
       readFacts(this.#store, id, tasks),
+      summary.errors > 0 ? this.#store.getErrors(id) : Promise.resolve([]),
     ]);
-    const states = new Uint8Array(tasks).fill(STATE.done);
-    for (const index of pending) states[index] = STATE.pending;
+    const states = facts ? statesOfFacts(facts) : await this.#statesOfUnreported(id, tasks);
     const errorsByIndex = new Map<number, TaskError>();
     for (const error of errors) {
       errorsByIndex.set(error.index, error);
       states[error.index] = errorCause(error).dead ? STATE.dead : STATE.error;
     }
+    const summarised = facts ? summariseFacts(facts, summary.createdAt) : null;
     return {
       states: new TextDecoder().decode(states),
       errorsByIndex,
       ...groupErrors(errors),
-      facts,
-      timing: facts ? timingView(facts, summary.createdAt) : null,
-      times: facts ? ReportTimes.of(facts) : null,
+      factsRecorded: facts !== null,
+      attempts: summarised?.attempts ?? null,
+      timing: summarised?.timing ?? null,
+      times: summarised?.times ?? null,
     };
   }
+
+  /** The states of a store without facts: done but where `unreported` says pending. */
+  async #statesOfUnreported(id: RequestId, tasks: number): Promise<Uint8Array> {
+    const states = new Uint8Array(tasks).fill(STATE.done);
+    if (tasks === 0) return states;
+    for (const index of await this.#store.unreported(id, 0, tasks)) states[index] = STATE.pending;
+    return states;
+  }
+}
+
+/** Each task's state by its report's kind (the errors' own kinds are set from `getErrors`). */
+function statesOfFacts(facts: readonly (TaskFactsEntry | null)[]): Uint8Array {
+  const states = new Uint8Array(facts.length);
+  for (let index = 0; index < facts.length; index++) {
+    const entry = facts[index];
+    states[index] = !entry ? STATE.pending : entry.kind === "result" ? STATE.done : STATE.error;
+  }
+  return states;
 }

@@ -1,5 +1,7 @@
 import type { RequestId, Store, TaskFactsEntry } from "@sheepdog/contracts";
 import type { Attempt, TaskLogView, TaskRunView, TimingView } from "./api-types.js";
+import type { ReportTimes } from "./report-times.js";
+import { ReportTimesCollector } from "./report-times.js";
 
 /*
  * What a store records of each call beside its report (`TaskFacts` in the contracts: when it
@@ -11,20 +13,18 @@ import type { Attempt, TaskLogView, TaskRunView, TimingView } from "./api-types.
 /** A task's facts with its index. */
 export type IndexedFacts = TaskFactsEntry & { index: number };
 
-/** Every task's facts (tasks with a report only), or `null` when the store records none. */
+/**
+ * Every task's report kind and facts by position (`null` for a task without a report), or
+ * `null` when the store records none.
+ */
 export async function readFacts(
   store: Store,
   id: RequestId,
   tasks: number,
-): Promise<IndexedFacts[] | null> {
+): Promise<(TaskFactsEntry | null)[] | null> {
   if (typeof store.getTaskFacts !== "function") return null;
   if (tasks === 0) return [];
-  const entries = await store.getTaskFacts(id, 0, tasks);
-  const facts: IndexedFacts[] = [];
-  entries.forEach((entry, index) => {
-    if (entry) facts.push({ ...entry, index });
-  });
-  return facts;
+  return store.getTaskFacts(id, 0, tasks);
 }
 
 /** One task's run, or `null` when the store records none (or it has no report yet). */
@@ -35,7 +35,7 @@ export async function readRun(
 ): Promise<TaskRunView | null> {
   if (typeof store.getTaskFacts !== "function") return null;
   const [entry] = await store.getTaskFacts(id, index, 1);
-  return entry ? runView({ ...entry, index }) : null;
+  return entry ? runView(entry, index) : null;
 }
 
 /** `[sheepdog: 1234 bytes cut]` and a line feed: how `logCutMark` starts a cut log. */
@@ -64,10 +64,10 @@ function runSeconds(facts: TaskFactsEntry): number | null {
   return Math.max(0, (facts.endedAt - facts.startedAt) / 1000);
 }
 
-/** A task's facts as the page shows them. */
-export function runView(facts: IndexedFacts): TaskRunView {
+/** Task `index`'s facts as the page shows them. */
+export function runView(facts: TaskFactsEntry, index: number): TaskRunView {
   return {
-    index: facts.index,
+    index,
     runSeconds: runSeconds(facts),
     host: facts.host ?? null,
     peakMemoryBytes: facts.peakMemoryBytes ?? null,
@@ -80,10 +80,11 @@ const SLOWEST = 10;
 /** The most points of the wait-vs-run chart (evenly picked from all tasks). */
 const MAX_POINTS = 5_000;
 
-function histogram(seconds: readonly number[]): { edges: number[]; counts: number[] } | null {
+function histogram(
+  seconds: Float64Array,
+  max: number,
+): { edges: number[]; counts: number[] } | null {
   if (seconds.length === 0) return null;
-  let max = 0;
-  for (const s of seconds) max = Math.max(max, s);
   const width = max > 0 ? max / HISTOGRAM_BUCKETS : 1;
   const counts = new Array<number>(HISTOGRAM_BUCKETS).fill(0);
   for (const s of seconds) {
@@ -93,35 +94,92 @@ function histogram(seconds: readonly number[]): { edges: number[]; counts: numbe
   return { edges: counts.map((_, i) => i * width), counts };
 }
 
+/** How many reports came from each attempt (1 is the first run), by kind. */
+export interface AttemptTally {
+  results: Map<number, number>;
+  errors: Map<number, number>;
+}
+
+/** The slowest tasks, at most `size`, slowest first: a bounded list kept sorted. */
+class Slowest {
+  readonly indexes: number[] = [];
+  readonly seconds: number[] = [];
+
+  constructor(readonly size: number) {}
+
+  offer(index: number, seconds: number): void {
+    const n = this.seconds.length;
+    if (n === this.size && seconds <= (this.seconds[n - 1] as number)) return;
+    let at = n;
+    while (at > 0 && (this.seconds[at - 1] as number) < seconds) at--;
+    this.seconds.splice(at, 0, seconds);
+    this.indexes.splice(at, 0, index);
+    if (this.seconds.length > this.size) {
+      this.seconds.pop();
+      this.indexes.pop();
+    }
+  }
+}
+
+/** What one pass over a request's facts gives the page. */
+export interface FactsSummary {
+  timing: TimingView | null;
+  times: ReportTimes | null;
+  attempts: AttemptTally;
+}
+
 /**
- * The run times of the tasks whose facts say when they ran: a histogram, the slowest, and each
- * task's queue wait (from the request's creation to its start) against its run time. `null`
- * when no task's facts say when it ran.
+ * One pass over every task's facts (by position, `null` for no report): the run times of the
+ * tasks whose facts say when they ran (a histogram, the slowest, each task's queue wait from
+ * the request's creation to its start against its run time; `null` when none says), when the
+ * reports came, and how many came from each attempt.
  */
-export function timingView(facts: readonly IndexedFacts[], createdAt: number): TimingView | null {
-  const timed: { facts: IndexedFacts; seconds: number }[] = [];
-  for (const entry of facts) {
-    const seconds = runSeconds(entry);
-    if (seconds !== null) timed.push({ facts: entry, seconds });
+export function summariseFacts(
+  entries: readonly (TaskFactsEntry | null)[],
+  createdAt: number,
+): FactsSummary {
+  const seconds = new Float64Array(entries.length);
+  const waits = new Float64Array(entries.length);
+  const slowest = new Slowest(SLOWEST);
+  const times = new ReportTimesCollector(entries.length);
+  const attempts: AttemptTally = { results: new Map(), errors: new Map() };
+  let timed = 0;
+  let max = 0;
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index];
+    if (!entry) continue;
+    times.add(entry);
+    if (entry.attempt !== undefined) {
+      const tally = entry.kind === "result" ? attempts.results : attempts.errors;
+      tally.set(entry.attempt, (tally.get(entry.attempt) ?? 0) + 1);
+    }
+    const run = runSeconds(entry);
+    if (run === null) continue;
+    seconds[timed] = run;
+    waits[timed++] = Math.max(0, ((entry.startedAt as number) - createdAt) / 1000);
+    if (run > max) max = run;
+    slowest.offer(index, run);
   }
-  if (timed.length === 0) return null;
-  const slowest = [...timed]
-    .sort((a, b) => b.seconds - a.seconds)
-    .slice(0, SLOWEST)
-    .map((entry) => runView(entry.facts));
-  const step = Math.max(1, Math.ceil(timed.length / MAX_POINTS));
-  const wait: number[] = [];
-  const run: number[] = [];
-  for (let i = 0; i < timed.length; i += step) {
-    const entry = timed[i] as { facts: IndexedFacts; seconds: number };
-    wait.push(Math.max(0, ((entry.facts.startedAt as number) - createdAt) / 1000));
-    run.push(entry.seconds);
+  const timing =
+    timed === 0
+      ? null
+      : {
+          histogram: histogram(seconds.subarray(0, timed), max),
+          slowest: slowest.indexes.map((i) => runView(entries[i] as TaskFactsEntry, i)),
+          waitVsRun: sampled(seconds.subarray(0, timed), waits.subarray(0, timed)),
+        };
+  return { timing, times: times.times(), attempts };
+}
+
+/** At most {@link MAX_POINTS} (wait, run) pairs, evenly picked. */
+function sampled(run: Float64Array, wait: Float64Array): { wait: number[]; run: number[] } {
+  const step = Math.max(1, Math.ceil(run.length / MAX_POINTS));
+  const picked = { wait: [] as number[], run: [] as number[] };
+  for (let i = 0; i < run.length; i += step) {
+    picked.wait.push(wait[i] as number);
+    picked.run.push(run[i] as number);
   }
-  return {
-    histogram: histogram(timed.map((entry) => entry.seconds)),
-    slowest,
-    waitVsRun: { wait, run },
-  };
+  return picked;
 }
 
 /**
@@ -131,19 +189,12 @@ export function timingView(facts: readonly IndexedFacts[], createdAt: number): T
  */
 export function withReportsByAttempt(
   attempts: readonly Attempt[],
-  facts: readonly IndexedFacts[] | null,
+  tally: AttemptTally | null,
 ): Attempt[] {
-  const results = new Map<number, number>();
-  const errors = new Map<number, number>();
-  for (const entry of facts ?? []) {
-    if (entry.attempt === undefined) continue;
-    const tally = entry.kind === "result" ? results : errors;
-    tally.set(entry.attempt, (tally.get(entry.attempt) ?? 0) + 1);
-  }
-  if (results.size === 0 && errors.size === 0) return [...attempts];
+  if (!tally || (tally.results.size === 0 && tally.errors.size === 0)) return [...attempts];
   return attempts.map((attempt) => ({
     ...attempt,
-    results: results.get(attempt.attempt + 1) ?? 0,
-    errors: errors.get(attempt.attempt + 1) ?? 0,
+    results: tally.results.get(attempt.attempt + 1) ?? 0,
+    errors: tally.errors.get(attempt.attempt + 1) ?? 0,
   }));
 }
