@@ -12,6 +12,7 @@ import { taskPanel } from "./task-panel.js";
 
 /**
  * @typedef {import("../src/internal/api-types.js").RequestDetail} RequestDetail
+ * @typedef {import("../src/internal/api-types.js").RequestDetailUnchanged} RequestDetailUnchanged
  * @typedef {import("../src/internal/api-types.js").RequestRow} RequestRow
  * @typedef {import("../src/internal/api-types.js").TimingView} TimingView
  * @typedef {import("../src/internal/api-types.js").Session} Session
@@ -19,6 +20,11 @@ import { taskPanel } from "./task-panel.js";
 
 /** How often a request in progress is read again without an event (its rate chart moves). */
 const REFRESH_MS = 5_000;
+/**
+ * The least time between two reads of the request's view (its grid and charts are drawn again
+ * at most this often); the counts at the top follow every event, and a new error is read at once.
+ */
+const MIN_READ_GAP_MS = 2_000;
 
 /**
  * @param {string} label
@@ -310,6 +316,50 @@ function throttled(load) {
 }
 
 /**
+ * Reads at most once every `gapMs` (`soon`), or at once (`now`), and never while the page is
+ * hidden: a read asked for then happens when it shows again.
+ * @param {() => void} read
+ * @param {number} gapMs
+ */
+function spacedReads(read, gapMs) {
+  let last = Number.NEGATIVE_INFINITY;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  let missed = false;
+  const now = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (document.hidden) {
+      missed = true;
+      return;
+    }
+    last = performance.now();
+    read();
+  };
+  const soon = () => {
+    if (timer !== undefined) return;
+    const wait = last + gapMs - performance.now();
+    if (wait <= 0) now();
+    else timer = setTimeout(now, wait);
+  };
+  const onVisibility = () => {
+    if (!document.hidden && missed) {
+      missed = false;
+      now();
+    }
+  };
+  document.addEventListener("visibilitychange", onVisibility);
+  return {
+    now,
+    soon,
+    stop() {
+      clearTimeout(timer);
+      document.removeEventListener("visibilitychange", onVisibility);
+    },
+  };
+}
+
+/**
  * One request's page, kept live.
  * @param {HTMLElement} main
  * @param {number} id
@@ -355,10 +405,21 @@ export function requestView(main, id) {
   let timingJson = "";
   /** @type {{ destroy(): void } | undefined} */
   let timing;
+  /** @type {RequestDetail | undefined} The last whole view read. */
+  let shown;
+  /** @type {Session | undefined} */
+  let shownSession;
   const load = async () => {
     try {
-      const [detail, session] = await Promise.all([getJson(`/api/requests/${id}`), getSession()]);
-      render(/** @type {RequestDetail} */ (detail), session);
+      const since = shown ? `?since=${encodeURIComponent(shown.viewVersion)}` : "";
+      const [answer, session] = await Promise.all([
+        getJson(`/api/requests/${id}${since}`),
+        getSession(),
+      ]);
+      const detail = /** @type {RequestDetail | RequestDetailUnchanged} */ (answer);
+      shownSession = session;
+      if (detail.unchanged && shown) renderHeadline({ ...shown, ...detail, unchanged: false });
+      else if (!detail.unchanged) render(detail);
     } catch (error) {
       replace(
         parts.head,
@@ -372,16 +433,26 @@ export function requestView(main, id) {
       );
     }
   };
-  const reload = throttled(load);
-  /** @param {RequestDetail} detail @param {Session} session */
-  const render = (detail, session) => {
-    replace(parts.head, ...head(detail, session, { note, reload }));
-    grid.setStates(detail.states);
-    replace(parts.legend, gridLegend(detail.states));
+  const read = throttled(load);
+  const reads = spacedReads(read, MIN_READ_GAP_MS);
+  const reload = () => reads.now();
+  /** The top, the rates and the attempts: what changes on every read. @param {RequestDetail} detail */
+  const renderHeadline = (detail) => {
+    shown = detail;
+    if (!shownSession) return;
+    replace(parts.head, ...head(detail, shownSession, { note, reload }));
     const shownRate = rateNote(detail);
     renderIfChanged(rateNoteBox, shownRate, rateNoteElement);
     rates.element.hidden = !shownRate.chart;
     rates.update(detail.rate);
+    renderIfChanged(parts.attempts, detail.attempts, attemptsTable);
+    document.title = `#${id} ${detail.request.name} · Sheepdog`;
+  };
+  /** @param {RequestDetail} detail */
+  const render = (detail) => {
+    renderHeadline(detail);
+    grid.setStates(detail.states);
+    replace(parts.legend, gridLegend(detail.states));
     const json = JSON.stringify([detail.timing, detail.factsRecorded]);
     if (json !== timingJson) {
       timingJson = json;
@@ -394,7 +465,6 @@ export function requestView(main, id) {
       errorGroups(detail.errors, detail.moreErrorGroups, select),
     );
     renderIfChanged(parts.dead, detail.dead, (dead) => deadGroups(dead, select));
-    renderIfChanged(parts.attempts, detail.attempts, attemptsTable);
     if (detail.source !== null && parts.source.childElementCount === 0) {
       replace(
         parts.source,
@@ -410,19 +480,27 @@ export function requestView(main, id) {
       );
     }
     panel.refresh();
-    document.title = `#${id} ${detail.request.name} · Sheepdog`;
   };
   const stop = listen({
     onConnected: reload,
     onChanged(event) {
-      if (event.changed.some((row) => row.id === id)) reload();
+      const row = event.changed.find((changed) => changed.id === id);
+      if (!row) return;
+      const newError = shown !== undefined && row.failed !== shown.request.failed;
+      // The counts at once (no read); the view when it is due, or now for a new error.
+      if (shown && row.state === "running" && !document.hidden) {
+        renderHeadline({ ...shown, request: row });
+      }
+      if (newError) reads.now();
+      else reads.soon();
     },
   });
-  const timer = setInterval(reload, REFRESH_MS);
+  const timer = setInterval(() => reads.soon(), REFRESH_MS);
   reload();
   return {
     destroy() {
       stop();
+      reads.stop();
       clearInterval(timer);
       grid.destroy();
       rates.destroy();

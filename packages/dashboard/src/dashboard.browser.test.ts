@@ -140,6 +140,44 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
     expect(problems).toEqual([]);
   });
 
+  it("reads a request's task view at most every 2 s, asking with its version, while its counts follow each report", async () => {
+    await start();
+    const id = await createRequest(store, "divide", 40);
+    const { page, problems } = await open(`#/requests/${id}`);
+    await msUntilText(page, ".stat.done .stat-value", /^0$/);
+    await page.waitForSelector('#live[data-state="live"]');
+    const reads: string[] = [];
+    page.on("request", (request) => {
+      const { pathname, search } = new URL(request.url());
+      if (pathname === `/api/requests/${id}`) reads.push(search);
+    });
+    const started = Date.now();
+    for (let done = 4; done <= 20; done += 4) {
+      await store.putReports(id, results(done - 4, done));
+      expect(
+        await msUntilText(page, ".stat.done .stat-value", new RegExp(`^${done}$`)),
+      ).toBeLessThan(1000);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    expect(reads.length).toBeLessThanOrEqual(Math.ceil(seconds / 2) + 1);
+    for (const search of reads) expect(search).toMatch(/^\?since=[^&]+$/);
+    // Hidden, it reads nothing; shown again, it reads at once.
+    await page.evaluate(() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    const whileHidden = reads.length;
+    await store.putError(id, 30, traceback("ValueError", "x"));
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(reads.length).toBe(whileHidden);
+    await page.evaluate(() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await msUntilText(page, ".error-group summary", /ValueError: x/, 2_000);
+    expect(problems).toEqual([]);
+  });
+
   it("shows a failing task's traceback and arguments, and a dead task's cause", async () => {
     await start();
     const id = await createRequest(store, "divide", 6);

@@ -161,9 +161,28 @@ export interface TaskLogView {
   cutBytes: number;
 }
 
-/** `GET /api/requests/:id`. */
-export interface RequestDetail {
+/**
+ * What a request's page shows that stays fresh on every read of `GET /api/requests/:id`: its
+ * counts, throughput and ETA, attempts, reports per second.
+ */
+export interface RequestHeadline {
   request: RequestRow;
+  attempts: Attempt[];
+  rate: RateSeries;
+  /** Whether the store records what tasks tell of their runs (times, host, memory, log). */
+  factsRecorded: boolean;
+  /** The request's meta facts worth showing (chunk size, pickle protocol, cancellation, ...). */
+  facts: Record<string, string>;
+  /**
+   * The version of the task view below (states, errors, dead tasks, timing): ask again with
+   * `?since=<viewVersion>` and, while it has not changed, the answer leaves it out.
+   */
+  viewVersion: string;
+  now: number;
+}
+
+/** What a request's page shows that costs a read of every task: sent only when it changed. */
+export interface RequestTaskView {
   /** The function's Python source, `null` when the bytes are not Sheepdog's. */
   source: string | null;
   states: TaskStates;
@@ -171,15 +190,18 @@ export interface RequestDetail {
   /** Groups left out of `errors` (only the largest are listed). */
   moreErrorGroups: number;
   dead: DeadGroup[];
-  attempts: Attempt[];
-  rate: RateSeries;
   /** `null` while the store records no task runs (or none has a time yet). */
   timing: TimingView | null;
-  /** Whether the store records what tasks tell of their runs (times, host, memory, log). */
-  factsRecorded: boolean;
-  /** The request's meta facts worth showing (chunk size, pickle protocol, cancellation, ...). */
-  facts: Record<string, string>;
-  now: number;
+}
+
+/** `GET /api/requests/:id`: the headline and the task view. */
+export interface RequestDetail extends RequestHeadline, RequestTaskView {
+  unchanged: false;
+}
+
+/** `GET /api/requests/:id?since=<viewVersion>` while the task view is still that version. */
+export interface RequestDetailUnchanged extends RequestHeadline {
+  unchanged: true;
 }
 
 /** `GET /api/requests/:id/tasks/:index`. */

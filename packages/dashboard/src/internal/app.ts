@@ -96,8 +96,9 @@ function readRoutes(app: H3, ctx: AppContext): void {
   app.get("/api/requests/:id", async (event) => {
     const id = paramOf(event, "id", ID_PATTERN);
     if (id === undefined) return notFound();
+    const since = event.url.searchParams.get("since") ?? undefined;
     return ctx.details
-      .detail(id, Date.now())
+      .detail(id, Date.now(), since)
       .then(json, (error: unknown) => failure(error, onError));
   });
   app.get("/api/requests/:id/tasks/:index", async (event) => {

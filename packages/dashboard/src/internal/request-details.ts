@@ -11,6 +11,8 @@ import type {
   ErrorGroup,
   RateSeries,
   RequestDetail,
+  RequestDetailUnchanged,
+  RequestHeadline,
   RequestRow,
   TaskDetail,
   TimingView,
@@ -27,16 +29,14 @@ import { readFacts, readLog, readRun, summariseFacts, withReportsByAttempt } fro
 import { ViewCache } from "./view-cache.js";
 
 /**
- * What a request's page needs that costs a read of every task (one read of each kind, whatever
- * the task count): read once at a time, and reused while it is young (see {@link ViewCache});
- * the page's headline counts come from each read's fresh counts, not from it.
+ * What a request's page needs that costs a read of every task's facts (one read of each kind,
+ * whatever the task count): read once at a time, and reused while it is young (see
+ * {@link ViewCache}); the page's headline counts come from each read's fresh counts, not from it.
  */
-interface TaskView {
-  states: string;
-  errorsByIndex: Map<number, TaskError>;
-  errors: ErrorGroup[];
-  moreErrorGroups: number;
-  dead: DeadGroup[];
+interface FactsView {
+  version: number;
+  /** Each task's state by its report (`STATE`), before the errors' own kinds are set. */
+  states: Uint8Array;
   /** Whether the store records facts. */
   factsRecorded: boolean;
   /** How many reports came from each attempt, `null` when the store records no facts. */
@@ -44,6 +44,25 @@ interface TaskView {
   timing: TimingView | null;
   /** When the reports came, `null` where the store records no report's end. */
   times: ReportTimes | null;
+}
+
+/** A request's errors, read again when a new one comes (without reading the facts again). */
+interface ErrorsView {
+  version: number;
+  errorsByIndex: Map<number, TaskError>;
+  errors: ErrorGroup[];
+  moreErrorGroups: number;
+  dead: DeadGroup[];
+  /** Each erring task's index and state (error or dead), in pairs. */
+  marks: Uint32Array;
+}
+
+/** A facts view with its errors view's states set: what a version of the page's view shows. */
+interface TaskView
+  extends Omit<FactsView, "version" | "states">,
+    Omit<ErrorsView, "version" | "marks"> {
+  version: string;
+  states: string;
 }
 
 /** How many requests' task views are kept. */
@@ -62,34 +81,62 @@ export class RequestDetails {
   readonly #store: Store;
   readonly #watch: RequestWatch;
   readonly #rows: RequestRows;
-  readonly #views: ViewCache<TaskView>;
+  readonly #factsViews: ViewCache<FactsView>;
+  readonly #errorsViews: ViewCache<ErrorsView>;
+  /** The last view of each request put together from its facts and errors views. */
+  readonly #taskViews = new Map<string, TaskView>();
+  /** Tells this dashboard's versions from another's (one that ran on the same port before). */
+  readonly #epoch = Date.now().toString(36);
+  #builds = 0;
 
   /** `clock` (ms, `performance.now` by default) times the reuse of task views. */
   constructor(store: Store, watch: RequestWatch, rows: RequestRows, clock?: () => number) {
     this.#store = store;
     this.#watch = watch;
     this.#rows = rows;
-    this.#views = new ViewCache<TaskView>({ kept: KEPT_VIEWS, ...(clock ? { clock } : {}) });
+    const timed = clock ? { clock } : {};
+    this.#factsViews = new ViewCache<FactsView>({ kept: KEPT_VIEWS, ...timed });
+    // Errors are read again as soon as one comes (the page shows them within a second), but
+    // not more often than five times the time a read of them takes.
+    this.#errorsViews = new ViewCache<ErrorsView>({
+      kept: KEPT_VIEWS,
+      minReuseMs: 0,
+      reuseFactor: 5,
+      ...timed,
+    });
   }
 
-  /** Request `id`'s page; rejects with `REQUEST_NOT_FOUND` for an unknown id. */
-  async detail(id: RequestId, now: number): Promise<RequestDetail> {
+  /**
+   * Request `id`'s page; without its task view while that is still version `since`. Rejects
+   * with `REQUEST_NOT_FOUND` for an unknown id.
+   */
+  async detail(
+    id: RequestId,
+    now: number,
+    since?: string,
+  ): Promise<RequestDetail | RequestDetailUnchanged> {
     const summary = await this.#summaryOf(id);
     const [fn, view] = await Promise.all([this.#rows.functionOf(id), this.#taskView(summary)]);
     const row = await this.#rows.rowOf(summary, now, view.times);
-    return {
+    const headline: RequestHeadline = {
       request: row,
+      attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.attempts),
+      rate: this.#rateOf(row, view.times, now),
+      factsRecorded: view.factsRecorded,
+      facts: factsOf(summary.meta),
+      viewVersion: view.version,
+      now,
+    };
+    if (since === view.version) return { ...headline, unchanged: true };
+    return {
+      ...headline,
+      unchanged: false,
       source: fn.source,
       states: view.states,
       errors: view.errors,
       moreErrorGroups: view.moreErrorGroups,
       dead: view.dead,
-      attempts: withReportsByAttempt(attemptsOf(summary.meta, summary.tasks), view.attempts),
-      rate: this.#rateOf(row, view.times, now),
       timing: view.timing,
-      factsRecorded: view.factsRecorded,
-      facts: factsOf(summary.meta),
-      now,
     };
   }
 
@@ -152,38 +199,62 @@ export class RequestDetails {
     return { id, createdAt: request.createdAt, meta: request.meta, ...counts };
   }
 
-  #taskView(summary: RequestSummary): Promise<TaskView> {
-    const stamp = {
-      key: `${summary.results}/${summary.errors}`,
-      // A new error is read at once (the page shows errors within a second); new results wait.
-      meta: `${summary.errors}/${JSON.stringify(summary.meta)}`,
-      complete: summary.results + summary.errors >= summary.tasks,
-    };
-    return this.#views.get(String(summary.id), stamp, () => this.#readTaskView(summary));
+  /**
+   * The request's view: its facts view (reused while young, see {@link ViewCache}) with its
+   * errors view (read again when a new error comes), put together once per pair.
+   */
+  async #taskView(summary: RequestSummary): Promise<TaskView> {
+    const key = String(summary.id);
+    const meta = JSON.stringify(summary.meta);
+    const complete = summary.results + summary.errors >= summary.tasks;
+    const [facts, errors] = await Promise.all([
+      this.#factsViews.get(
+        key,
+        { key: `${summary.results}/${summary.errors}`, meta, complete },
+        () => this.#readFactsView(summary),
+      ),
+      this.#errorsViews.get(key, { key: String(summary.errors), meta, complete }, () =>
+        this.#readErrorsView(summary),
+      ),
+    ]);
+    const version = `${this.#epoch}.${facts.version}.${errors.version}`;
+    const kept = this.#taskViews.get(key);
+    if (kept?.version === version) return kept;
+    const view = combined(version, facts, errors);
+    this.#taskViews.delete(key);
+    this.#taskViews.set(key, view);
+    for (const old of this.#taskViews.keys()) {
+      if (this.#taskViews.size <= KEPT_VIEWS) break;
+      this.#taskViews.delete(old);
+    }
+    return view;
   }
 
-  async #readTaskView(summary: RequestSummary): Promise<TaskView> {
+  async #readFactsView(summary: RequestSummary): Promise<FactsView> {
     const { id, tasks } = summary;
-    const [facts, errors] = await Promise.all([
-      readFacts(this.#store, id, tasks),
-      summary.errors > 0 ? this.#store.getErrors(id) : Promise.resolve([]),
-    ]);
+    const facts = await readFacts(this.#store, id, tasks);
     const states = facts ? statesOfFacts(facts) : await this.#statesOfUnreported(id, tasks);
-    const errorsByIndex = new Map<number, TaskError>();
-    for (const error of errors) {
-      errorsByIndex.set(error.index, error);
-      states[error.index] = errorCause(error).dead ? STATE.dead : STATE.error;
-    }
     const summarised = facts ? summariseFacts(facts, summary.createdAt) : null;
     return {
-      states: new TextDecoder().decode(states),
-      errorsByIndex,
-      ...groupErrors(errors),
+      version: ++this.#builds,
+      states,
       factsRecorded: facts !== null,
       attempts: summarised?.attempts ?? null,
       timing: summarised?.timing ?? null,
       times: summarised?.times ?? null,
     };
+  }
+
+  async #readErrorsView(summary: RequestSummary): Promise<ErrorsView> {
+    const errors = summary.errors > 0 ? await this.#store.getErrors(summary.id) : [];
+    const errorsByIndex = new Map<number, TaskError>();
+    const marks = new Uint32Array(errors.length * 2);
+    errors.forEach((error, at) => {
+      errorsByIndex.set(error.index, error);
+      marks[2 * at] = error.index;
+      marks[2 * at + 1] = errorCause(error).dead ? STATE.dead : STATE.error;
+    });
+    return { version: ++this.#builds, errorsByIndex, marks, ...groupErrors(errors) };
   }
 
   /** The states of a store without facts: done but where `unreported` says pending. */
@@ -193,6 +264,19 @@ export class RequestDetails {
     for (const index of await this.#store.unreported(id, 0, tasks)) states[index] = STATE.pending;
     return states;
   }
+}
+
+/** The facts view's states with each error's own kind (error or dead) set, as one view. */
+function combined(version: string, facts: FactsView, errors: ErrorsView): TaskView {
+  const states = facts.states.slice();
+  const { marks } = errors;
+  for (let at = 0; at < marks.length; at += 2) {
+    const index = marks[at] as number;
+    if (index < states.length) states[index] = marks[at + 1] as number;
+  }
+  const { version: _facts, states: _states, ...fromFacts } = facts;
+  const { version: _errors, marks: _marks, ...fromErrors } = errors;
+  return { ...fromFacts, ...fromErrors, version, states: new TextDecoder().decode(states) };
 }
 
 /** Each task's state by its report's kind (the errors' own kinds are set from `getErrors`). */

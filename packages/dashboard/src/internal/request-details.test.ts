@@ -1,0 +1,79 @@
+import type { Store } from "@sheepdog/contracts";
+import { encode } from "@sheepdog/serialise";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createRequest, temporaryStore, traceback } from "../__fixtures__/requests.js";
+import type { RequestDetail } from "./api-types.js";
+import { RequestDetails } from "./request-details.js";
+import { RequestRows } from "./request-rows.js";
+import { RequestWatch } from "./request-watch.js";
+
+let store: ReturnType<typeof temporaryStore>;
+let watch: RequestWatch;
+let factsReads: number;
+let details: RequestDetails;
+
+beforeEach(() => {
+  store = temporaryStore();
+  factsReads = 0;
+  // The real store, with its reads of every task's facts counted.
+  const counted: Store = Object.create(store);
+  counted.getTaskFacts = (...args) => {
+    factsReads++;
+    return store.getTaskFacts(...args);
+  };
+  watch = new RequestWatch(counted, 60_000, (error) => {
+    throw error;
+  });
+  const frozen = () => 0;
+  details = new RequestDetails(counted, watch, new RequestRows(counted, watch), frozen);
+});
+
+afterEach(async () => {
+  watch.close();
+  await store.dispose();
+});
+
+describe("a request's task view", () => {
+  it("is sent whole only when its version is not the one asked with", async () => {
+    const id = await createRequest(store, "divide", 4);
+    await store.putResult(id, 0, encode(0));
+    const first = (await details.detail(id, Date.now())) as RequestDetail;
+    expect(first).toMatchObject({ unchanged: false, states: "d..." });
+    const same = await details.detail(id, Date.now(), first.viewVersion);
+    expect(same).toMatchObject({ unchanged: true, viewVersion: first.viewVersion });
+    expect(same).not.toHaveProperty("states");
+    expect(same).not.toHaveProperty("errors");
+    // Fresh counts in every answer, while the young view is reused.
+    await store.putResult(id, 1, encode(1));
+    const counted = await details.detail(id, Date.now(), first.viewVersion);
+    expect(counted).toMatchObject({ unchanged: true, request: { done: 2, pending: 2 } });
+    expect(await details.detail(id, Date.now(), "another")).toMatchObject({
+      unchanged: false,
+      viewVersion: first.viewVersion,
+      states: "d...",
+    });
+  });
+
+  it("takes a new error in by reading the errors only, not every task's facts again", async () => {
+    const id = await createRequest(store, "divide", 4);
+    await store.putResult(id, 0, encode(0));
+    const first = (await details.detail(id, Date.now())) as RequestDetail;
+    expect(factsReads).toBeGreaterThan(0);
+    const readsBefore = factsReads;
+    await store.putError(id, 2, traceback("ValueError", "math domain error"));
+    const next = await details.detail(id, Date.now(), first.viewVersion);
+    expect(next.unchanged).toBe(false);
+    expect(next.viewVersion).not.toBe(first.viewVersion);
+    expect(next).toMatchObject({
+      states: "d.e.",
+      errors: [{ type: "ValueError", message: "math domain error", count: 1, indices: [2] }],
+    });
+    expect(factsReads).toBe(readsBefore);
+    expect((await details.task(id, 2)).error).toContain("ValueError: math domain error");
+    // A finished request's view is read once more, whole, for its final states.
+    await store.putResult(id, 1, encode(1));
+    await store.putResult(id, 3, encode(3));
+    expect(await details.detail(id, Date.now())).toMatchObject({ states: "dded" });
+    expect(factsReads).toBeGreaterThan(readsBefore);
+  });
+});
