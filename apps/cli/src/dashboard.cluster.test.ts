@@ -191,8 +191,9 @@ describeCluster("the dashboard's buttons on the test cluster's GridEngine", (clu
     );
     expect(submitted.code).toBe(0);
     const napping = Number(submitted.stdout.trim());
-    const [failed] = (await requests()).filter((r) => r.errors === 2);
-    expect(failed).toBeDefined();
+    const failingId = Number(/request (\d+):/.exec(failing.stderr)?.[1]);
+    const failed = (await requests()).find((r) => r.id === failingId);
+    expect(failed).toMatchObject({ tasks: 4, results: 2, errors: 2 });
     const url = await startDashboard();
 
     // Cancel: the scheduler's queue no longer holds the job.
