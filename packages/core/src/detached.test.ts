@@ -19,6 +19,31 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Runs a program that submits a detached map of `source`'s `f` over `[0] .. [calls - 1]` on
+ * this machine, leaves its tasks running and exits at once; returns the request's id.
+ */
+function submitAndExit(
+  source: string,
+  calls: number,
+  settings: { dbfile: string; sshDir: string; chunkSize: number },
+): number {
+  const program = join(dir, `submit-${calls}-${settings.chunkSize}.mjs`);
+  const config = JSON.stringify({ host: "local", concurrency: 2, ...settings });
+  writeFileSync(
+    program,
+    `import { mapAsync, py, shutdown } from ${core};
+const f = py(Object.assign([${JSON.stringify(source)}], { raw: [${JSON.stringify(source)}] }));
+const args = Array.from({ length: ${calls} }, (_, i) => [i]);
+const id = await mapAsync(f, args, ${config}, { detach: true });
+await shutdown({ keepLocalTasks: true });
+console.log(id);
+process.exit(0);
+`,
+  );
+  return Number(execFileSync(process.execPath, [program], { timeout: 60_000 }).toString());
+}
+
 /** The mode bits of a path, as `0o700`. */
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
@@ -26,23 +51,8 @@ describe("detached requests on this machine", () => {
   it("run without their client, spool every report, and come home with getResults({ block })", async () => {
     const dbfile = join(dir, "walk-away.sqlite");
     const sshDir = join(dir, "jobs");
-    const program = join(dir, "submit.mjs");
     // Submit, leave the local tasks running, exit: no server ever answers these workers.
-    writeFileSync(
-      program,
-      `import { mapAsync, py, shutdown } from ${core};
-const f = py\`
-def f(x):
-    return x * 3
-\`;
-const args = Array.from({ length: 20 }, (_, i) => [i]);
-const id = await mapAsync(f, args, { host: "local", concurrency: 2, chunkSize: 3, dbfile: ${JSON.stringify(dbfile)}, sshDir: ${JSON.stringify(sshDir)} }, { detach: true });
-await shutdown({ keepLocalTasks: true });
-console.log(id);
-process.exit(0);
-`,
-    );
-    const id = Number(execFileSync(process.execPath, [program], { timeout: 60_000 }).toString());
+    const id = submitAndExit("def f(x):\n    return x * 3\n", 20, { dbfile, sshDir, chunkSize: 3 });
     const [staged] = readdirSync(sshDir).filter((name) => name.endsWith(".d"));
     expect(staged).toMatch(/^sheepdog_\d+_[0-9a-f]{8}\.d$/);
     const stagedDir = join(sshDir, staged as string);
@@ -66,24 +76,13 @@ process.exit(0);
     const dbfile = join(dir, "forged.sqlite");
     const sshDir = join(dir, "forged-jobs");
     const gate = join(dir, "forged-gate");
-    const program = join(dir, "submit-gated.mjs");
-    writeFileSync(
-      program,
-      `import { mapAsync, py, shutdown } from ${core};
-const f = py\`
-def f(x):
+    const source = `def f(x):
     import os, time
     while not os.path.exists(${JSON.stringify(gate)}):
         time.sleep(0.05)
     return x * 3
-\`;
-const id = await mapAsync(f, [[0], [1]], { host: "local", concurrency: 2, chunkSize: 1, dbfile: ${JSON.stringify(dbfile)}, sshDir: ${JSON.stringify(sshDir)} }, { detach: true });
-await shutdown({ keepLocalTasks: true });
-console.log(id);
-process.exit(0);
-`,
-    );
-    const id = Number(execFileSync(process.execPath, [program], { timeout: 60_000 }).toString());
+`;
+    const id = submitAndExit(source, 2, { dbfile, sshDir, chunkSize: 1 });
     const [staged] = readdirSync(sshDir).filter((name) => name.endsWith(".d"));
     const spool = join(sshDir, staged as string, "spool");
     // Named to be read before the real ones: a result of 999 for task 1, under another key.
