@@ -1,21 +1,34 @@
 // What an open dashboard costs the million: the map of bench/cluster/million.mjs (the same
-// function, chunking and settings: this script runs that one), alternately without and with a
-// dashboard open (A, B, A, B, ...), each in a process of its own after the cluster's queue has
-// emptied. "With" is million.mjs --dashboard (map's `dashboard: true`) and a real page on it:
-// headless Chromium (launched once, before the first run) loads the address the map prints,
-// then the running request's own view (`#/requests/<id>`), subscribed to its server-sent
-// events until the map returns. Each run says whether its page showed progress (`page.live`):
-// run.mjs counts the goal as met only when every page did.
+// function, chunking and settings: this script runs that one), three ways per round, each in a
+// process of its own after the cluster's queue has emptied:
+//   none:      no page in the browser;
+//   blank:     a new browser context with an `about:blank` page, opened right after million.mjs
+//              is started (it prints nothing at the point where the dashboard's address would
+//              be), closed when the map returns;
+//   dashboard: million.mjs --dashboard (map's `dashboard: true`) and a real page on it: a new
+//              context loads the address the map prints on stderr (right before submitting),
+//              then the running request's own view (`#/requests/<id>`), subscribed to its
+//              server-sent events until the map returns.
+// The order turns each round (none, blank, dashboard; blank, dashboard, none; dashboard, none,
+// blank; ...), so that no side always runs first after an idle queue. One headless Chromium,
+// launched before the first run, serves every run: a page of any kind costs the browser CPU on
+// the machine where the cluster's workers also run, so the dashboard is judged against the
+// blank page (the browser's floor on both sides), and against no page for the browser's whole
+// cost. Each dashboard run says whether its page showed progress (`page.live`): run.mjs counts
+// the goal as met only when every page did.
 //
-// Prints a JSON line per run: million.mjs's measurements (time, the client's peak RSS and
-// CPU), the browser's CPU over the run and, with the dashboard, what the page saw: events for
-// the request, reads of its view, the done counts it showed, the last one, and its errors.
-// With --profile-dir, when the overhead (the median with over the median without, minus 1) is
-// over --profile-over, one more run with the dashboard under `node --cpu-prof` (its profile in
-// that directory), printed as { kind: "profiled" }.
+// Prints a JSON line per run: its side ("none", "blank" or "dashboard"; `dashboard` says
+// whether it is the last), million.mjs's measurements (time, the client's peak RSS and CPU), the
+// browser's CPU over the run, when its page was opened (seconds after million.mjs started)
+// and, with the dashboard, what the page saw: events for the request, reads of its view, the
+// done counts it showed, the last one, and its errors. With --profile-dir, when the overhead
+// (the median with the dashboard over the median with the blank page, minus 1) is over
+// --profile-over, one more run with the dashboard under `node --cpu-prof` (its profile in that
+// directory), printed as { kind: "profiled" }.
 //
-// Usage: node bench/cluster/dashboard.mjs [--calls 1000000] [--pairs 3]
+// Usage: node bench/cluster/dashboard.mjs [--calls 1000000] [--rounds 3]
 //          [--profile-dir DIR] [--profile-over 0.05]
+//   --pairs N is the same as --rounds N.
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -27,13 +40,17 @@ import { loadCluster, root, sshOptions, waitForIdle } from "./common.mjs";
 const { values } = parseArgs({
   options: {
     calls: { type: "string", default: "1000000" },
-    pairs: { type: "string", default: "3" },
+    rounds: { type: "string", default: "3" },
+    // The name of --rounds when each round had two sides.
+    pairs: { type: "string" },
     "profile-dir": { type: "string" },
     "profile-over": { type: "string", default: "0.05" },
   },
 });
 const calls = Number(values.calls);
-const pairs = Number(values.pairs);
+const rounds = Number(values.pairs ?? values.rounds);
+/** The sides of a round, in round 1's order; round r starts r - 1 places further on. */
+const SIDES = ["none", "blank", "dashboard"];
 const million = join(dirname(fileURLToPath(import.meta.url)), "million.mjs");
 const CHROMIUM = process.env.SHEEPDOG_CHROMIUM ?? "/usr/bin/chromium";
 /** The least a page must have shown for a run to count: done counts seen rising. */
@@ -195,40 +212,60 @@ async function openPage(browser, url) {
 }
 
 /**
- * One run of million.mjs (with `--dashboard`, a page on its dashboard while it runs): resolves
- * its JSON line with the browser's CPU over the run and what the page saw.
+ * Opens an `about:blank` page in a new context. Resolves a function that closes it and
+ * resolves null (a blank page has nothing to report).
  */
-function runMillion(browser, withDashboard, nodeFlags = []) {
+async function openBlank(browser) {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  await page.goto("about:blank");
+  return async () => {
+    await context.close();
+    return null;
+  };
+}
+
+/**
+ * One run of million.mjs on `side` ("none", "blank" or "dashboard": see the top of this file):
+ * resolves its JSON line with the browser's CPU over the run, when its page was opened and
+ * what the dashboard's page saw.
+ */
+function runMillion(browser, side, nodeFlags = []) {
   const args = [...nodeFlags, million, "--calls", String(calls)];
-  if (withDashboard) args.push("--dashboard");
+  if (side === "dashboard") args.push("--dashboard");
   const cpuBefore = browserPid ? treeCpuSeconds(browserPid) : Number.NaN;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const spawned = performance.now();
     let stdout = "";
     let stderr = "";
     let page;
+    let pageOpenedAfterSeconds = null;
+    const open = (opening) => {
+      pageOpenedAfterSeconds = (performance.now() - spawned) / 1000;
+      page = opening;
+      page.catch(() => {});
+    };
+    if (side === "blank") open(openBlank(browser));
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
     });
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
       const url = /\[sheepdog\] dashboard: (\S+)/.exec(stderr)?.[1];
-      if (url && !page) {
-        page = openPage(browser, url);
-        page.catch(() => {});
-      }
+      if (url && !page) open(openPage(browser, url));
     });
     child.on("error", reject);
     child.on("close", async (code) => {
       try {
         const browserCpuSeconds = browserPid ? treeCpuSeconds(browserPid) - cpuBefore : null;
-        if (withDashboard && !page) throw new Error("the map printed no dashboard address");
+        if (side === "dashboard" && !page) throw new Error("the map printed no dashboard address");
         const seen = page ? await (await page)() : null;
         if (code !== 0) {
           throw new Error(`million.mjs exited with ${code}: ${stderr.trim().slice(-500)}`);
         }
         const line = stdout.split("\n").find((l) => l.startsWith("{"));
-        resolve({ ...JSON.parse(line), browserCpuSeconds, page: seen });
+        resolve({ ...JSON.parse(line), browserCpuSeconds, pageOpenedAfterSeconds, page: seen });
       } catch (error) {
         reject(error);
       }
@@ -252,15 +289,19 @@ const browserPid = browserProcess();
 const remote = await connect(sshOptions(cluster));
 try {
   const runs = [];
-  for (let pair = 0; pair < pairs; pair++) {
-    for (const withDashboard of [false, true]) {
+  for (let round = 0; round < rounds; round++) {
+    const turn = round % SIDES.length;
+    for (const side of [...SIDES.slice(turn), ...SIDES.slice(0, turn)]) {
       const idle = await waitForIdle(remote);
       const load = loadavg()[0];
-      const run = await runMillion(browser, withDashboard);
+      const run = await runMillion(browser, side);
       const line = {
         kind: "run",
-        pair,
-        dashboard: withDashboard,
+        round,
+        // `pair` and `dashboard` as before the blank side, for readers of older lines.
+        pair: round,
+        side,
+        dashboard: side === "dashboard",
         idleBefore: idle.idle,
         load,
         ...run,
@@ -269,17 +310,16 @@ try {
       console.log(JSON.stringify(line));
     }
   }
-  const secondsOf = (withDashboard) =>
-    median(runs.filter((r) => r.dashboard === withDashboard).map((r) => r.seconds));
-  const overhead = secondsOf(true) / secondsOf(false) - 1;
+  const secondsOf = (side) => median(runs.filter((r) => r.side === side).map((r) => r.seconds));
+  const overhead = secondsOf("dashboard") / secondsOf("blank") - 1;
   if (values["profile-dir"] && overhead > Number(values["profile-over"])) {
     await waitForIdle(remote);
-    const run = await runMillion(browser, true, [
+    const run = await runMillion(browser, "dashboard", [
       "--cpu-prof",
       "--cpu-prof-dir",
       values["profile-dir"],
     ]);
-    console.log(JSON.stringify({ kind: "profiled", dashboard: true, ...run }));
+    console.log(JSON.stringify({ kind: "profiled", side: "dashboard", dashboard: true, ...run }));
   }
 } finally {
   await remote.close();
