@@ -7,7 +7,7 @@ import { attemptsTable, deadGroups, errorGroups } from "./failures.js";
 import { bytes, count, dateTime, duration, rate } from "./format.js";
 import { listen } from "./live.js";
 import { progressBar, stateBadge } from "./progress.js";
-import { gridLegend, TaskGrid } from "./task-grid.js";
+import { gridLegend, statesOfRuns, TaskGrid } from "./task-grid.js";
 import { taskPanel } from "./task-panel.js";
 
 /**
@@ -451,8 +451,8 @@ export function requestView(main, id) {
   /** @param {RequestDetail} detail */
   const render = (detail) => {
     renderHeadline(detail);
-    grid.setStates(detail.states);
-    replace(parts.legend, gridLegend(detail.states));
+    grid.setStates(statesOfRuns(detail.stateRuns));
+    replace(parts.legend, gridLegend(detail.stateRuns));
     const json = JSON.stringify([detail.timing, detail.factsRecorded]);
     if (json !== timingJson) {
       timingJson = json;

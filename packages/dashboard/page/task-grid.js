@@ -3,7 +3,7 @@ import { h } from "./dom.js";
 import { count } from "./format.js";
 
 /**
- * The colour and name of each task state (see `TaskStates` in src/internal/api-types.ts).
+ * The colour and name of each task state (see `TaskStateRuns` in src/internal/api-types.ts).
  * @type {Record<string, { colour: string, name: string }>}
  */
 export const STATES = {
@@ -173,16 +173,32 @@ export class TaskGrid {
   }
 }
 
+/** A state's character, then how many tasks in a row have it (none: one). */
+const RUN = /([.dex])(\d*)/g;
+
+/**
+ * Each task's state, one character per task, from the server's runs (`d1000.24e`: 1,000 done,
+ * 24 without a report, one error).
+ * @param {string} runs
+ */
+export function statesOfRuns(runs) {
+  /** @type {string[]} */
+  const parts = [];
+  for (const [, state, length] of runs.matchAll(RUN)) {
+    parts.push((state ?? ".").repeat(length ? Number(length) : 1));
+  }
+  return parts.join("");
+}
+
 /**
  * The grid's legend, with how many tasks are in each state.
- * @param {string} states
+ * @param {string} runs the states as the server's runs
  */
-export function gridLegend(states) {
+export function gridLegend(runs) {
   /** @type {Record<string, number>} */
   const tally = {};
-  for (let i = 0; i < states.length; i++) {
-    const state = states[i] ?? ".";
-    tally[state] = (tally[state] ?? 0) + 1;
+  for (const [, state = ".", length] of runs.matchAll(RUN)) {
+    tally[state] = (tally[state] ?? 0) + (length ? Number(length) : 1);
   }
   return h(
     "ul",

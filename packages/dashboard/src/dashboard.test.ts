@@ -206,7 +206,7 @@ describe("the JSON API", () => {
       { provisional: true },
     );
     const detail = await json<RequestDetail>(`/api/requests/${id}`);
-    expect(detail.states).toBe("deeex.");
+    expect(detail.stateRuns).toBe("de3x.");
     expect(detail.source).toBe("def divide(a, b):\n    return a / b\n");
     expect(
       detail.errors.map(({ type, message, count, indices }) => ({ type, message, count, indices })),

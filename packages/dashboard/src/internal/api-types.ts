@@ -56,11 +56,12 @@ export interface Session {
 }
 
 /**
- * The state of each task, one character per task in index order: `.` no report yet, `d` done
- * (a result), `e` an error it reported, `x` dead (it ended without reporting: the scheduler's
- * cause is its error).
+ * The state of each task in index order, as runs: a state's character, then how many tasks in a
+ * row have it when more than one (`d1000.24e`: 1,000 done, 24 without a report, then one
+ * error). The characters: `.` no report yet, `d` done (a result), `e` an error it reported, `x`
+ * dead (it ended without reporting: the scheduler's cause is its error).
  */
-export type TaskStates = string;
+export type TaskStateRuns = string;
 
 /** A failed task shown as an example of its group. */
 export interface FailedTask {
@@ -174,7 +175,7 @@ export interface RequestHeadline {
   /** The request's meta facts worth showing (chunk size, pickle protocol, cancellation, ...). */
   facts: Record<string, string>;
   /**
-   * The version of the task view below (states, errors, dead tasks, timing): ask again with
+   * The version of the task view below (state runs, errors, dead tasks, timing): ask again with
    * `?since=<viewVersion>` and, while it has not changed, the answer leaves it out.
    */
   viewVersion: string;
@@ -185,7 +186,7 @@ export interface RequestHeadline {
 export interface RequestTaskView {
   /** The function's Python source, `null` when the bytes are not Sheepdog's. */
   source: string | null;
-  states: TaskStates;
+  stateRuns: TaskStateRuns;
   errors: ErrorGroup[];
   /** Groups left out of `errors` (only the largest are listed). */
   moreErrorGroups: number;

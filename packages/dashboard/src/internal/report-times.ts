@@ -29,21 +29,17 @@ export class ReportTimes {
 
   /** The times of `entries`' reports (by position, `null` for no report), `null` when none says when it ended. */
   static of(entries: readonly (TaskFactsEntry | null)[]): ReportTimes | null {
-    const collector = new ReportTimesCollector(entries.length);
+    const collector = new ReportTimesCollector();
     for (const entry of entries) if (entry) collector.add(entry);
     return collector.times();
   }
 
-  /** Builds a {@link ReportTimes} from end times counted in seconds. */
-  static fromSeconds(
-    results: Float64Array,
-    errors: Float64Array,
-    span: { firstStart: number; lastEnd: number },
+  /** Builds a {@link ReportTimes} from reports counted per second. */
+  static fromCounts(
+    perSecond: ReportsPerSecond,
+    span: { firstStart: number; lastEnd: number; reports: number },
   ): ReportTimes | null {
-    const reports = results.length + errors.length;
-    if (reports === 0) return null;
-    const perSecond = countPerSecond(results.sort(), errors.sort());
-    return new ReportTimes(perSecond, { ...span, reports });
+    return span.reports === 0 ? null : new ReportTimes(perSecond, span);
   }
 
   /**
@@ -64,43 +60,17 @@ export class ReportTimes {
   }
 }
 
-/** The seconds of two sorted lists of seconds, with how often each list holds each. */
-function countPerSecond(results: Float64Array, errors: Float64Array): ReportsPerSecond {
-  const counts = { t: [] as number[], results: [] as number[], errors: [] as number[] };
-  let r = 0;
-  let e = 0;
-  while (r < results.length || e < errors.length) {
-    const second = Math.min(
-      results[r] ?? Number.POSITIVE_INFINITY,
-      errors[e] ?? Number.POSITIVE_INFINITY,
-    );
-    const firstResult = r;
-    const firstError = e;
-    while (results[r] === second) r++;
-    while (errors[e] === second) e++;
-    counts.t.push(second);
-    counts.results.push(r - firstResult);
-    counts.errors.push(e - firstError);
-  }
-  return counts;
-}
-
 /**
- * Collects the end times of up to `size` reports, one at a time (so that one pass over a
- * request's facts can feed it), into a {@link ReportTimes}.
+ * Counts the end times of reports per second, one report at a time (so that one pass over a
+ * request's facts, or the reports that came since the last pass, can feed it), into a
+ * {@link ReportTimes}.
  */
 export class ReportTimesCollector {
-  readonly #results: Float64Array;
-  readonly #errors: Float64Array;
-  #resultCount = 0;
-  #errorCount = 0;
+  /** Reports per second since the epoch: results, errors. */
+  readonly #perSecond = new Map<number, [number, number]>();
+  #reports = 0;
   #firstStart = Number.POSITIVE_INFINITY;
   #lastEnd = Number.NEGATIVE_INFINITY;
-
-  constructor(size: number) {
-    this.#results = new Float64Array(size);
-    this.#errors = new Float64Array(size);
-  }
 
   /** Counts one report (nothing when it does not say when it ended). */
   add(entry: TaskFactsEntry): void {
@@ -110,16 +80,28 @@ export class ReportTimesCollector {
     if (start < this.#firstStart) this.#firstStart = start;
     if (end < this.#firstStart) this.#firstStart = end;
     if (end > this.#lastEnd) this.#lastEnd = end;
-    if (entry.kind === "result") this.#results[this.#resultCount++] = Math.floor(end / 1000);
-    else this.#errors[this.#errorCount++] = Math.floor(end / 1000);
+    const second = Math.floor(end / 1000);
+    let counts = this.#perSecond.get(second);
+    if (!counts) {
+      counts = [0, 0];
+      this.#perSecond.set(second, counts);
+    }
+    counts[entry.kind === "result" ? 0 : 1]++;
+    this.#reports++;
   }
 
   /** The times counted, `null` when no report said when it ended. */
   times(): ReportTimes | null {
-    return ReportTimes.fromSeconds(
-      this.#results.subarray(0, this.#resultCount),
-      this.#errors.subarray(0, this.#errorCount),
-      { firstStart: this.#firstStart, lastEnd: this.#lastEnd },
-    );
+    const t = [...this.#perSecond.keys()].sort((a, b) => a - b);
+    const perSecond = {
+      t,
+      results: t.map((second) => this.#perSecond.get(second)?.[0] ?? 0),
+      errors: t.map((second) => this.#perSecond.get(second)?.[1] ?? 0),
+    };
+    return ReportTimes.fromCounts(perSecond, {
+      firstStart: this.#firstStart,
+      lastEnd: this.#lastEnd,
+      reports: this.#reports,
+    });
   }
 }

@@ -38,10 +38,10 @@ describe("a request's task view", () => {
     const id = await createRequest(store, "divide", 4);
     await store.putResult(id, 0, encode(0));
     const first = (await details.detail(id, Date.now())) as RequestDetail;
-    expect(first).toMatchObject({ unchanged: false, states: "d..." });
+    expect(first).toMatchObject({ unchanged: false, stateRuns: "d.3" });
     const same = await details.detail(id, Date.now(), first.viewVersion);
     expect(same).toMatchObject({ unchanged: true, viewVersion: first.viewVersion });
-    expect(same).not.toHaveProperty("states");
+    expect(same).not.toHaveProperty("stateRuns");
     expect(same).not.toHaveProperty("errors");
     // Fresh counts in every answer, while the young view is reused.
     await store.putResult(id, 1, encode(1));
@@ -50,7 +50,7 @@ describe("a request's task view", () => {
     expect(await details.detail(id, Date.now(), "another")).toMatchObject({
       unchanged: false,
       viewVersion: first.viewVersion,
-      states: "d...",
+      stateRuns: "d.3",
     });
   });
 
@@ -65,15 +65,55 @@ describe("a request's task view", () => {
     expect(next.unchanged).toBe(false);
     expect(next.viewVersion).not.toBe(first.viewVersion);
     expect(next).toMatchObject({
-      states: "d.e.",
+      stateRuns: "d.e.",
       errors: [{ type: "ValueError", message: "math domain error", count: 1, indices: [2] }],
     });
     expect(factsReads).toBe(readsBefore);
     expect((await details.task(id, 2)).error).toContain("ValueError: math domain error");
-    // A finished request's view is read once more, whole, for its final states.
+    // A finished request's view is read once more, for its final states.
     await store.putResult(id, 1, encode(1));
     await store.putResult(id, 3, encode(3));
-    expect(await details.detail(id, Date.now())).toMatchObject({ states: "dded" });
+    expect(await details.detail(id, Date.now())).toMatchObject({ stateRuns: "d2ed" });
     expect(factsReads).toBeGreaterThan(readsBefore);
+  });
+});
+
+describe("a request's facts", () => {
+  it("are read again only for the tasks that had no report, and whole after a retry", async () => {
+    const ranges: [number, number][] = [];
+    const watched: Store = Object.create(store);
+    watched.getTaskFacts = (id, start = 0, count = 0) => {
+      ranges.push([start, count]);
+      return store.getTaskFacts(id, start, count);
+    };
+    let clock = 0;
+    const rows = new RequestRows(watched, watch);
+    const reading = new RequestDetails(watched, watch, rows, () => clock);
+    const id = await createRequest(store, "divide", 10_000);
+    const ended = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => ({
+        index: from + i,
+        kind: "result" as const,
+        value: encode(from + i),
+        facts: { startedAt: 1_000, endedAt: 2_000 + from + i },
+      }));
+    await store.putReports(id, ended(0, 5_000));
+    const first = (await reading.detail(id, Date.now())) as RequestDetail;
+    expect(first.stateRuns).toBe("d5000.5000");
+    expect(ranges).toEqual([[0, 10_000]]);
+    await store.putReports(id, ended(5_000, 8_000));
+    clock += 60_000;
+    const second = (await reading.detail(id, Date.now())) as RequestDetail;
+    expect(second.stateRuns).toBe("d8000.2000");
+    expect(ranges.slice(1)).toEqual([[5_000, 5_000]]);
+    expect(second.timing?.histogram?.counts.reduce((a, b) => a + b)).toBe(8_000);
+    // A retry writes the meta, then resets its tasks: the tally starts again from every task.
+    await store.updateMeta(id, { retryTasks: [[0, 1]] });
+    await store.resetTasks(id, [0]);
+    await store.putReports(id, ended(8_000, 8_002));
+    clock += 60_000;
+    const third = (await reading.detail(id, Date.now())) as RequestDetail;
+    expect(third.stateRuns).toBe(".d8001.1998");
+    expect(ranges.slice(2)).toEqual([[0, 10_000]]);
   });
 });

@@ -1,10 +1,4 @@
-import type {
-  RequestId,
-  RequestSummary,
-  Store,
-  TaskError,
-  TaskFactsEntry,
-} from "@sheepdog/contracts";
+import type { RequestId, RequestSummary, Store, TaskError } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type {
   DeadGroup,
@@ -18,6 +12,7 @@ import type {
   TimingView,
 } from "./api-types.js";
 import { errorCause, groupErrors } from "./error-groups.js";
+import { FactsTally } from "./facts-tally.js";
 import type { ReportTimes } from "./report-times.js";
 import { pickleRepr } from "./repr.js";
 import { attemptsOf, factsOf } from "./request-meta.js";
@@ -25,13 +20,21 @@ import type { RequestRows } from "./request-rows.js";
 import type { RequestWatch } from "./request-watch.js";
 import { source } from "./source.js";
 import type { AttemptTally } from "./task-facts.js";
-import { readFacts, readLog, readRun, summariseFacts, withReportsByAttempt } from "./task-facts.js";
+import {
+  readFactsRange,
+  readLog,
+  readRun,
+  recordsFacts,
+  withReportsByAttempt,
+} from "./task-facts.js";
+import { STATE, STATE_NAMES, stateRuns } from "./task-states.js";
 import { ViewCache } from "./view-cache.js";
 
 /**
- * What a request's page needs that costs a read of every task's facts (one read of each kind,
- * whatever the task count): read once at a time, and reused while it is young (see
- * {@link ViewCache}); the page's headline counts come from each read's fresh counts, not from it.
+ * What a request's page needs of its tasks' facts, taken from the request's {@link FactsTally}
+ * (which reads only the reports that are new to it): read once at a time, and reused while it
+ * is young (see {@link ViewCache}); the page's headline counts come from each read's fresh
+ * counts, not from it.
  */
 interface FactsView {
   version: number;
@@ -62,19 +65,20 @@ interface TaskView
   extends Omit<FactsView, "version" | "states">,
     Omit<ErrorsView, "version" | "marks"> {
   version: string;
-  states: string;
+  /** Each task's state as runs (see `TaskStateRuns`). */
+  stateRuns: string;
+  /** Each task's state (`STATE`), the errors' kinds set. */
+  states: Uint8Array;
+}
+
+/** A request's tally of facts, and the meta it was started for. */
+interface KeptTally {
+  meta: string;
+  tally: FactsTally;
 }
 
 /** How many requests' task views are kept. */
 const KEPT_VIEWS = 8;
-
-const STATE = { pending: 46, done: 100, error: 101, dead: 120 } as const; // . d e x
-const STATE_NAMES: Record<string, TaskDetail["state"]> = {
-  ".": "pending",
-  d: "done",
-  e: "error",
-  x: "dead",
-};
 
 /** Builds a request's page (`/api/requests/:id`) and a task's (`.../tasks/:index`). */
 export class RequestDetails {
@@ -85,6 +89,8 @@ export class RequestDetails {
   readonly #errorsViews: ViewCache<ErrorsView>;
   /** The last view of each request put together from its facts and errors views. */
   readonly #taskViews = new Map<string, TaskView>();
+  /** Each request's facts as taken in so far (the requests of the kept views). */
+  readonly #tallies = new Map<string, KeptTally>();
   /** Tells this dashboard's versions from another's (one that ran on the same port before). */
   readonly #epoch = Date.now().toString(36);
   #builds = 0;
@@ -132,7 +138,7 @@ export class RequestDetails {
       ...headline,
       unchanged: false,
       source: fn.source,
-      states: view.states,
+      stateRuns: view.stateRuns,
       errors: view.errors,
       moreErrorGroups: view.moreErrorGroups,
       dead: view.dead,
@@ -164,7 +170,8 @@ export class RequestDetails {
       throw new SheepdogError("TASK_NOT_FOUND", source, `Request ${id} has no task ${index}.`);
     }
     const view = await this.#taskView(summary);
-    const state = STATE_NAMES[view.states[index] ?? "."] ?? "pending";
+    const state =
+      STATE_NAMES[String.fromCharCode(view.states[index] ?? STATE.pending)] ?? "pending";
     const [[args], result, run, log] = await Promise.all([
       this.#store.getArgs(id, index, 1),
       state === "done" ? this.#resultOf(id, index) : Promise.resolve(null),
@@ -232,17 +239,53 @@ export class RequestDetails {
 
   async #readFactsView(summary: RequestSummary): Promise<FactsView> {
     const { id, tasks } = summary;
-    const facts = await readFacts(this.#store, id, tasks);
-    const states = facts ? statesOfFacts(facts) : await this.#statesOfUnreported(id, tasks);
-    const summarised = facts ? summariseFacts(facts, summary.createdAt) : null;
+    if (!recordsFacts(this.#store)) {
+      return {
+        version: ++this.#builds,
+        states: await this.#statesOfUnreported(id, tasks),
+        factsRecorded: false,
+        attempts: null,
+        timing: null,
+        times: null,
+      };
+    }
+    // The meta as stored now: the watch's may be older than a retry that reset tasks.
+    const { meta } = await this.#store.getRequest(id);
+    const tally = this.#tallyOf({ ...summary, meta });
+    await tally.catchUp(async (start, count) => {
+      return (await readFactsRange(this.#store, id, start, count)) ?? [];
+    });
+    const summarised = tally.summary();
     return {
       version: ++this.#builds,
-      states,
-      factsRecorded: facts !== null,
-      attempts: summarised?.attempts ?? null,
-      timing: summarised?.timing ?? null,
-      times: summarised?.times ?? null,
+      states: tally.states.slice(),
+      factsRecorded: true,
+      attempts: summarised.attempts,
+      timing: summarised.timing,
+      times: summarised.times,
     };
+  }
+
+  /**
+   * The request's tally: the one kept, unless its meta changed (a retry resets tasks) or it
+   * counts more reports than the store now holds; a new one then.
+   */
+  #tallyOf(summary: RequestSummary): FactsTally {
+    const key = String(summary.id);
+    const meta = JSON.stringify(summary.meta);
+    const kept = this.#tallies.get(key);
+    this.#tallies.delete(key);
+    const fits =
+      kept?.meta === meta &&
+      kept.tally.states.length === summary.tasks &&
+      kept.tally.reported <= summary.results + summary.errors;
+    const tally = fits ? kept.tally : new FactsTally(summary.tasks, summary.createdAt);
+    this.#tallies.set(key, { meta, tally });
+    for (const old of this.#tallies.keys()) {
+      if (this.#tallies.size <= KEPT_VIEWS) break;
+      this.#tallies.delete(old);
+    }
+    return tally;
   }
 
   async #readErrorsView(summary: RequestSummary): Promise<ErrorsView> {
@@ -276,15 +319,5 @@ function combined(version: string, facts: FactsView, errors: ErrorsView): TaskVi
   }
   const { version: _facts, states: _states, ...fromFacts } = facts;
   const { version: _errors, marks: _marks, ...fromErrors } = errors;
-  return { ...fromFacts, ...fromErrors, version, states: new TextDecoder().decode(states) };
-}
-
-/** Each task's state by its report's kind (the errors' own kinds are set from `getErrors`). */
-function statesOfFacts(facts: readonly (TaskFactsEntry | null)[]): Uint8Array {
-  const states = new Uint8Array(facts.length);
-  for (let index = 0; index < facts.length; index++) {
-    const entry = facts[index];
-    states[index] = !entry ? STATE.pending : entry.kind === "result" ? STATE.done : STATE.error;
-  }
-  return states;
+  return { ...fromFacts, ...fromErrors, version, states, stateRuns: stateRuns(states) };
 }

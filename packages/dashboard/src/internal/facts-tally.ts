@@ -1,0 +1,187 @@
+import type { TaskFactsEntry } from "@sheepdog/contracts";
+import type { TaskRunView, TimingView } from "./api-types.js";
+import type { ReportTimes } from "./report-times.js";
+import { ReportTimesCollector } from "./report-times.js";
+import type { AttemptTally } from "./task-facts.js";
+import { runSeconds, runView } from "./task-facts.js";
+import { STATE } from "./task-states.js";
+
+const HISTOGRAM_BUCKETS = 30;
+const SLOWEST = 10;
+/** The most points of the wait-vs-run chart (evenly picked from all timed tasks). */
+const MAX_POINTS = 5_000;
+/**
+ * Runs of tasks without a report closer than this are read as one range: a read of the tasks
+ * between costs less than a read of its own.
+ */
+const MERGE_GAP = 4_096;
+
+/** What a pass over a request's facts gives the page. */
+export interface FactsSummary {
+  timing: TimingView | null;
+  times: ReportTimes | null;
+  attempts: AttemptTally;
+}
+
+/** Reads the facts of tasks `start` to `start + count - 1` by position, `null` for no report. */
+export type FactsReader = (start: number, count: number) => Promise<(TaskFactsEntry | null)[]>;
+
+/** A range of task indices. */
+export interface IndexRange {
+  start: number;
+  count: number;
+}
+
+/**
+ * A request's facts, taken in as they come: each task's state, run times, when its report came
+ * and its attempt. A report never changes once stored (the first one wins), so {@link catchUp}
+ * reads only the tasks that had no report at its last read: a read costs the new reports, not
+ * the request. Retries reset tasks, and change the request's meta: its owner starts a new
+ * tally then (see request-details.ts).
+ */
+export class FactsTally {
+  /** Each task's state by its report (`STATE`: no report yet, done, error). */
+  readonly states: Uint8Array;
+  readonly attempts: AttemptTally = { results: new Map(), errors: new Map() };
+  readonly #createdAt: number;
+  readonly #times = new ReportTimesCollector();
+  /** Run and queue-wait seconds of the timed tasks, in the order they came. */
+  readonly #runs: Float64Array;
+  readonly #waits: Float64Array;
+  #timed = 0;
+  #longestRun = 0;
+  readonly #slowest: TaskRunView[] = [];
+  #reported = 0;
+
+  /** A tally of a request of `tasks` tasks created at `createdAt` (ms), no report yet. */
+  constructor(tasks: number, createdAt: number) {
+    this.states = new Uint8Array(tasks).fill(STATE.pending);
+    this.#runs = new Float64Array(tasks);
+    this.#waits = new Float64Array(tasks);
+    this.#createdAt = createdAt;
+  }
+
+  /** How many tasks' reports it has taken in. */
+  get reported(): number {
+    return this.#reported;
+  }
+
+  /** Reads the facts of every task that had no report at the last read, and takes them in. */
+  async catchUp(read: FactsReader): Promise<void> {
+    for (const { start, count } of pendingRanges(this.states, MERGE_GAP)) {
+      const entries = await read(start, count);
+      for (let at = 0; at < entries.length; at++) {
+        const entry = entries[at];
+        if (entry && this.states[start + at] === STATE.pending) this.add(start + at, entry);
+      }
+    }
+  }
+
+  /** Takes in task `index`'s report (the caller sees that it is new). */
+  add(index: number, entry: TaskFactsEntry): void {
+    this.states[index] = entry.kind === "result" ? STATE.done : STATE.error;
+    this.#reported++;
+    this.#times.add(entry);
+    if (entry.attempt !== undefined) {
+      const tally = entry.kind === "result" ? this.attempts.results : this.attempts.errors;
+      tally.set(entry.attempt, (tally.get(entry.attempt) ?? 0) + 1);
+    }
+    const run = runSeconds(entry);
+    if (run === null) return;
+    this.#runs[this.#timed] = run;
+    this.#waits[this.#timed++] = Math.max(
+      0,
+      ((entry.startedAt as number) - this.#createdAt) / 1000,
+    );
+    if (run > this.#longestRun) this.#longestRun = run;
+    offerSlowest(this.#slowest, runView(entry, index));
+  }
+
+  /**
+   * The run times of the tasks whose facts say when they ran (a histogram, the slowest, each
+   * task's queue wait from the request's creation to its start against its run time; `null`
+   * when none says), when the reports came, and how many came from each attempt.
+   */
+  summary(): FactsSummary {
+    const runs = this.#runs.subarray(0, this.#timed);
+    const timing =
+      this.#timed === 0
+        ? null
+        : {
+            histogram: histogram(runs, this.#longestRun),
+            slowest: [...this.#slowest],
+            waitVsRun: sampled(runs, this.#waits.subarray(0, this.#timed)),
+          };
+    const attempts = {
+      results: new Map(this.attempts.results),
+      errors: new Map(this.attempts.errors),
+    };
+    return { timing, times: this.#times.times(), attempts };
+  }
+}
+
+/** One pass over every task's facts (by position, `null` for no report): see {@link FactsTally}. */
+export function summariseFacts(
+  entries: readonly (TaskFactsEntry | null)[],
+  createdAt: number,
+): FactsSummary {
+  const tally = new FactsTally(entries.length, createdAt);
+  entries.forEach((entry, index) => {
+    if (entry) tally.add(index, entry);
+  });
+  return tally.summary();
+}
+
+/**
+ * The ranges that hold every task still without a report, runs closer than `mergeGap` taken
+ * together.
+ */
+export function pendingRanges(states: Uint8Array, mergeGap: number): IndexRange[] {
+  const ranges: IndexRange[] = [];
+  let index = states.indexOf(STATE.pending);
+  while (index !== -1) {
+    let end = index;
+    while (end < states.length && states[end] === STATE.pending) end++;
+    const last = ranges.at(-1);
+    if (last && index - (last.start + last.count) < mergeGap) last.count = end - last.start;
+    else ranges.push({ start: index, count: end - index });
+    index = states.indexOf(STATE.pending, end);
+  }
+  return ranges;
+}
+
+/** Keeps `run` among the {@link SLOWEST} slowest, slowest first. */
+function offerSlowest(slowest: TaskRunView[], run: TaskRunView): void {
+  const seconds = run.runSeconds as number;
+  const last = slowest.at(-1);
+  if (slowest.length === SLOWEST && last && seconds <= (last.runSeconds as number)) return;
+  let at = slowest.length;
+  while (at > 0 && ((slowest[at - 1] as TaskRunView).runSeconds as number) < seconds) at--;
+  slowest.splice(at, 0, run);
+  if (slowest.length > SLOWEST) slowest.pop();
+}
+
+function histogram(
+  seconds: Float64Array,
+  max: number,
+): { edges: number[]; counts: number[] } | null {
+  if (seconds.length === 0) return null;
+  const width = max > 0 ? max / HISTOGRAM_BUCKETS : 1;
+  const counts = new Array<number>(HISTOGRAM_BUCKETS).fill(0);
+  for (const s of seconds) {
+    const bucket = Math.min(HISTOGRAM_BUCKETS - 1, Math.floor(s / width));
+    counts[bucket] = (counts[bucket] ?? 0) + 1;
+  }
+  return { edges: counts.map((_, i) => i * width), counts };
+}
+
+/** At most {@link MAX_POINTS} (wait, run) pairs, evenly picked. */
+function sampled(run: Float64Array, wait: Float64Array): { wait: number[]; run: number[] } {
+  const step = Math.max(1, Math.ceil(run.length / MAX_POINTS));
+  const picked = { wait: [] as number[], run: [] as number[] };
+  for (let i = 0; i < run.length; i += step) {
+    picked.wait.push(wait[i] as number);
+    picked.run.push(run[i] as number);
+  }
+  return picked;
+}
