@@ -1,8 +1,8 @@
 // The load generator of the ingest benchmark: simulated workers, each doing what one Python
-// worker task does (GET its task, read the frames, POST one result), as many at once as
-// --concurrency says, for --seconds after a warm-up. Plain HTTP/1.1 over node:net, written
-// and parsed by hand, so that the generator spends as little CPU as it can and the server
-// gets the rest of the machine.
+// worker task does (GET its task, read the frames, POST one result with the facts of its call),
+// as many at once as --concurrency says, for --seconds after a warm-up. Plain HTTP/1.1 over
+// node:net, written and parsed by hand, so that the generator spends as little CPU as it can
+// and the server gets the rest of the machine.
 //
 // --connection close (default): a new TCP connection per HTTP request with "Connection:
 // close", as the worker's urllib does. --connection keep-alive: one connection per simulated
@@ -167,6 +167,10 @@ function frames(sections) {
   return Buffer.concat(parts);
 }
 
+/** The host and peak memory a worker reports (a Python worker's usual peak). */
+const WORKER_HOST = "node-1.cluster.example";
+const PEAK_MEMORY_BYTES = 24_000_000;
+
 let next = 1;
 let failures = 0;
 let firstFailure;
@@ -187,10 +191,11 @@ async function roundTrip(socket, task) {
   const headerLength = fetched.body.readUInt32BE(0);
   const header = JSON.parse(fetched.body.subarray(4, 4 + headerLength).toString("utf8"));
   const index = header.first;
-  const body = frames([
-    Buffer.from(JSON.stringify({ version: 2, reports: [{ index, kind: "result" }] })),
-    pickleInt(index),
-  ]);
+  // The facts the Python worker sends with each call's report (CallFacts in
+  // sheepdog_worker.py): a trivial call prints nothing, so it has no log.
+  const startedAt = Date.now();
+  const entry = `{"index":${index},"kind":"result","startedAt":${startedAt},"endedAt":${startedAt},"peakMemoryBytes":${PEAK_MEMORY_BYTES},"attempt":1,"host":"${WORKER_HOST}"}`;
+  const body = frames([Buffer.from(`{"version":2,"reports":[${entry}]}`), pickleInt(index)]);
   const hash = bodyHash(body);
   const post = Buffer.from(
     `POST ${path}/reports HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: ${authorization("POST", `${path}/reports`, hash)}\r\n${BODY_HASH_HEADER}: ${hash}\r\nContent-Type: application/vnd.sheepdog.reports+frames\r\nContent-Length: ${body.length}\r\nConnection: ${connectionHeader}\r\n\r\n`,
