@@ -179,29 +179,42 @@ export function encodeReports(reports: readonly ReportFrame[]): Uint8Array {
 }
 
 /** The fields of a header entry that are {@link TaskFacts}. */
-const FACT_FIELDS = ["startedAt", "endedAt", "host", "peakMemoryBytes", "attempt", "log"] as const;
+const FACT_FIELDS = [
+  "startedAt",
+  "endedAt",
+  "host",
+  "peakMemoryBytes",
+  "attempt",
+  "log",
+] as const satisfies readonly (keyof TaskFacts)[];
 
 /**
- * The facts of a report's header entry, checked, or `undefined` when it has none (a check of six
+ * The report of a header entry and its payload, with the entry's facts, checked (a check of six
  * fields, no more, for a report without facts).
  */
-function factsOf(entry: Record<string, unknown>): TaskFacts | undefined {
-  let facts: Record<string, unknown> | undefined;
+function reportFrame(
+  entry: Record<string, unknown>,
+  kind: ReportFrame["kind"],
+  payload: Uint8Array,
+): ReportFrame {
+  const frame: ReportFrame = { index: entry.index as number, kind, payload };
+  let facts = false;
   for (const field of FACT_FIELDS) {
     const value = entry[field];
     if (value !== undefined) {
-      facts ??= {};
-      facts[field] = value;
+      (frame as unknown as Record<string, unknown>)[field] = value;
+      facts = true;
     }
   }
-  if (facts === undefined) return undefined;
-  const problem = taskFactsProblem(facts);
+  if (!facts) return frame;
+  // The check reads the fact fields only.
+  const problem = taskFactsProblem(frame);
   if (problem !== undefined) {
     throw frameError(
       `A report's facts are malformed: ${problem} Send each fact with its type and bounds, or leave it out.`,
     );
   }
-  return facts as TaskFacts;
+  return frame;
 }
 
 /**
@@ -227,10 +240,6 @@ export function decodeReports(body: Uint8Array): ReportFrame[] {
     if (entry.kind !== "result" && entry.kind !== "error") {
       throw frameError('A report\'s kind is neither "result" nor "error".');
     }
-    const payload = sections[i + 1] as Uint8Array;
-    const facts = factsOf(entry);
-    return facts === undefined
-      ? { index: entry.index, kind: entry.kind, payload }
-      : { index: entry.index, kind: entry.kind, ...facts, payload };
+    return reportFrame(entry, entry.kind, sections[i + 1] as Uint8Array);
   });
 }
