@@ -97,8 +97,12 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteS
       const [stored] = await reports.add(id, [{ index, kind: "error", value: error, provisional }]);
       return stored as boolean;
     },
-    async putReports(id, batch) {
-      checkReports(batch);
+    putReports(id, batch) {
+      try {
+        checkReports(batch);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return reports.add(id, batch);
     },
     async resetTasks(id, indices) {

@@ -24,8 +24,8 @@ export class ReportQueue {
   }
 
   /** Queues reports for the next flush; for each, whether it was stored (the first wins). */
-  async add(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]> {
-    if (this.#lifecycle.closed) throw closedError();
+  add(id: RequestId, reports: readonly StoreReport[]): Promise<boolean[]> {
+    if (this.#lifecycle.closed) return Promise.reject(closedError());
     return new Promise<boolean[]>((resolve, reject) => {
       this.#pending.push({ id, reports, resolve, reject });
       if (!this.#flushScheduled) {
