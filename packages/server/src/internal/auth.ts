@@ -1,4 +1,4 @@
-import type { MacKey, RequestId } from "@sheepdog/contracts";
+import type { MacKey, RequestId, WorkerAuthorization } from "@sheepdog/contracts";
 import {
   AUTH_SCHEME,
   parseWorkerAuthorization,
@@ -76,31 +76,45 @@ function isUnknownRequest(error: unknown): boolean {
 }
 
 /**
- * Checks a worker request's signature against request `id` (wire protocol v2) and resolves to
- * the request's snapshot; sets `session.answer` once the MAC is right. Rejects with the one
- * 401 of {@link unauthenticated} for a missing or malformed header, a `Host` of another server,
- * an unknown request, a wrong MAC or a nonce seen before; with a proven 401 carrying the
- * server's clock for a right MAC whose time is out of the window; with 503 when the store
- * fails. Nothing of the body is read.
+ * Checks a worker request's signature against request `id` (wire protocol v2) and gives the
+ * request's snapshot: at once when the request is cached, else as a promise; sets
+ * `session.answer` once the MAC is right. Throws (or rejects) with the one 401 of
+ * {@link unauthenticated} for a missing or malformed header, a `Host` of another server, an
+ * unknown request, a wrong MAC or a nonce seen before; with a proven 401 carrying the server's
+ * clock for a right MAC whose time is out of the window; with 503 when the store fails.
+ * Nothing of the body is read.
  */
-export async function authenticate(
+export function authenticate(
   context: AuthContext,
   request: SignedRequest,
   id: RequestId,
   session: Session,
-): Promise<RequestSnapshot> {
+): RequestSnapshot | Promise<RequestSnapshot> {
   const signature = parseWorkerAuthorization(request.authorization);
   if (signature === undefined || !context.hostAccepted(request.host)) throw unauthenticated();
   // A GET's body is never read, so its signature covers none (whatever headers it has).
   const bodyHash = request.method === "GET" ? "" : (request.bodyHash ?? "");
   if (request.method !== "GET" && !BODY_HASH_PATTERN.test(bodyHash)) throw unauthenticated();
-  let snapshot: RequestSnapshot;
-  try {
-    snapshot = await context.cache.get(id);
-  } catch (error) {
-    if (isUnknownRequest(error)) throw unauthenticated();
-    throw context.storeFailure(error);
-  }
+  const cached = context.cache.ready(id);
+  if (cached !== undefined) return verified(context, request, signature, bodyHash, cached, session);
+  return context.cache.get(id).then(
+    (snapshot) => verified(context, request, signature, bodyHash, snapshot, session),
+    (error: unknown) => {
+      if (isUnknownRequest(error)) throw unauthenticated();
+      throw context.storeFailure(error);
+    },
+  );
+}
+
+/** The rest of {@link authenticate}, once the request's snapshot is known. */
+function verified(
+  context: AuthContext,
+  request: SignedRequest,
+  signature: WorkerAuthorization,
+  bodyHash: string,
+  snapshot: RequestSnapshot,
+  session: Session,
+): RequestSnapshot {
   const facts = {
     method: request.method,
     host: request.host as string,

@@ -82,7 +82,9 @@ function writeReply(res: ServerResponse, reply: Reply, req?: IncomingMessage): v
   if (res.headersSent || res.destroyed) return;
   const length =
     typeof reply.body === "string" ? Buffer.byteLength(reply.body) : reply.body.byteLength;
-  res.writeHead(reply.status, { ...reply.headers, "content-length": String(length) });
+  // A reply's headers are its own (made for this answer): the length goes in with them.
+  reply.headers["content-length"] = String(length);
+  res.writeHead(reply.status, reply.headers);
   const refusal =
     reply.status >= 400 &&
     reply.status < 500 &&
@@ -142,8 +144,13 @@ export function nodeListener(routes: WireRoutes, onError: (error: unknown) => vo
     if (direct !== null && req.method === (direct[3] === undefined ? "GET" : "POST")) {
       const event = directEvent(req, direct[1] as string, direct[2] as string);
       const route = direct[3] === undefined ? routes.task : routes.reports;
-      route(event).then(
-        (reply) => writeReply(res, reply, req),
+      const reply = route(event);
+      if (!(reply instanceof Promise)) {
+        writeReply(res, reply, req);
+        return;
+      }
+      reply.then(
+        (answer) => writeReply(res, answer, req),
         (error: unknown) => {
           onError(error);
           writeReply(res, errorReply(500, "Internal server error."));

@@ -42,11 +42,11 @@ export class Freshness {
     if (bucket === undefined) {
       bucket = new Set();
       this.#buckets.set(index, bucket);
-    } else if (bucket.has(nonce)) {
-      return false;
     }
+    // One look-up: the set grows only when the nonce is new.
+    const before = bucket.size;
     bucket.add(nonce);
-    return true;
+    return bucket.size !== before;
   }
 
   /** Drops the buckets whose times have all left the window. */

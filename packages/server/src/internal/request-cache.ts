@@ -15,6 +15,13 @@ export interface RequestSnapshot {
   ns: Uint8Array;
 }
 
+/** A cached request: its read, and once it is done, its snapshot and size in bytes. */
+interface Entry {
+  loading: Promise<RequestSnapshot>;
+  snapshot: RequestSnapshot | undefined;
+  size: number;
+}
+
 /**
  * A bounded cache of request snapshots, so that a fetch or a report costs no store read for
  * the request itself. A request's token, tasks, chunk size, function and namespace never
@@ -26,9 +33,10 @@ export class RequestCache {
   readonly #store: Store;
   readonly #maxEntries: number;
   readonly #maxBytes: number;
-  readonly #entries = new Map<RequestId, Promise<RequestSnapshot>>();
-  readonly #sizes = new Map<RequestId, number>();
+  readonly #entries = new Map<RequestId, Entry>();
   readonly #refreshing = new Set<RequestId>();
+  /** The most recently used id: a Map keeps insertion order, so it is the last key. */
+  #newest: RequestId | undefined;
   #bytes = 0;
 
   constructor(store: Store, maxEntries = 256, maxBytes = 256 * 1024 * 1024) {
@@ -39,35 +47,33 @@ export class RequestCache {
 
   /** The snapshot of request `id`; rejects as the store does for an unknown id. */
   get(id: RequestId): Promise<RequestSnapshot> {
-    const cached = this.#entries.get(id);
-    if (cached !== undefined) {
-      // Most recently used last.
-      this.#entries.delete(id);
-      this.#entries.set(id, cached);
-      return cached;
-    }
-    const loading = this.#store.getRequest(id).then((info) => {
-      const snapshot: RequestSnapshot = {
-        id: info.id,
-        key: macKey(info.tokenHash),
-        layout: layoutOf(info.meta, info.tasks),
-        func: info.func,
-        ns: info.ns,
-      };
-      if (this.#entries.get(id) === loading) {
-        let size = snapshot.func.byteLength + snapshot.ns.byteLength;
-        for (const list of snapshot.layout.retryTasks) size += 8 * list.length;
-        this.#sizes.set(id, size);
-        this.#bytes += size;
+    const cached = this.#used(id);
+    if (cached !== undefined) return cached.loading;
+    const entry: Entry = { loading: this.#load(id), snapshot: undefined, size: 0 };
+    this.#entries.set(id, entry);
+    this.#newest = id;
+    entry.loading.then(
+      (snapshot) => {
+        if (this.#entries.get(id) !== entry) return;
+        entry.snapshot = snapshot;
+        entry.size = snapshot.func.byteLength + snapshot.ns.byteLength;
+        for (const list of snapshot.layout.retryTasks) entry.size += 8 * list.length;
+        this.#bytes += entry.size;
         this.#evict();
-      }
-      return snapshot;
-    });
-    this.#entries.set(id, loading);
-    loading.catch(() => {
-      if (this.#entries.get(id) === loading) this.#entries.delete(id);
-    });
-    return loading;
+      },
+      () => {
+        if (this.#entries.get(id) === entry) this.#forget(id);
+      },
+    );
+    return entry.loading;
+  }
+
+  /**
+   * The snapshot of request `id` when it is cached and read already, else `undefined` (then
+   * {@link get} reads it): the same snapshot `get` resolves to, without waiting for a promise.
+   */
+  ready(id: RequestId): RequestSnapshot | undefined {
+    return this.#used(id)?.snapshot;
   }
 
   /**
@@ -76,7 +82,7 @@ export class RequestCache {
    */
   refresh(id: RequestId): Promise<RequestSnapshot> {
     const current = this.#entries.get(id);
-    if (current !== undefined && this.#refreshing.has(id)) return current;
+    if (current !== undefined && this.#refreshing.has(id)) return current.loading;
     this.#forget(id);
     const loading = this.get(id);
     this.#refreshing.add(id);
@@ -85,17 +91,41 @@ export class RequestCache {
     return loading;
   }
 
-  #forget(id: RequestId): void {
-    this.#entries.delete(id);
-    this.#bytes -= this.#sizes.get(id) ?? 0;
-    this.#sizes.delete(id);
-  }
-
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
-    this.#sizes.clear();
+    this.#newest = undefined;
     this.#bytes = 0;
+  }
+
+  /** The entry of `id`, marked as the most recently used (last in the map). */
+  #used(id: RequestId): Entry | undefined {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined && this.#newest !== id) {
+      this.#entries.delete(id);
+      this.#entries.set(id, entry);
+      this.#newest = id;
+    }
+    return entry;
+  }
+
+  async #load(id: RequestId): Promise<RequestSnapshot> {
+    const info = await this.#store.getRequest(id);
+    return {
+      id: info.id,
+      key: macKey(info.tokenHash),
+      layout: layoutOf(info.meta, info.tasks),
+      func: info.func,
+      ns: info.ns,
+    };
+  }
+
+  #forget(id: RequestId): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    this.#entries.delete(id);
+    this.#bytes -= entry.size;
+    if (this.#newest === id) this.#newest = undefined;
   }
 
   #evict(): void {

@@ -1,6 +1,7 @@
 import type {
   ReportFrame,
   ReportsReply,
+  RequestId,
   Store,
   StoreReport,
   TaskHeader,
@@ -42,8 +43,11 @@ export interface WireEvent {
   readonly req: Parameters<typeof readLimitedBody>[0];
 }
 
-/** A route: its reply, never a rejection (failures become error replies). */
-export type Route = (event: WireEvent) => Promise<Reply>;
+/**
+ * A route: its reply, at once when it needs no wait (a task whose arguments are read already),
+ * else as a promise; never a throw nor a rejection (failures become error replies).
+ */
+export type Route = (event: WireEvent) => Reply | Promise<Reply>;
 
 /** What the routes work with, from the server's options and its per-server state. */
 export interface RouteContext {
@@ -82,38 +86,59 @@ function parseId(value: string | undefined, what: string): number {
   return Number(value);
 }
 
-/** A worker route's handler: its reply, given the request's authentication state. */
-type Handler = (event: WireEvent, session: Session) => Promise<Reply>;
+/**
+ * A worker route's handler: its reply (at once or as a promise), given the request's
+ * authentication state.
+ */
+type Handler = (event: WireEvent, session: Session) => Reply | Promise<Reply>;
+
+/** `then` for a value that may or may not be a promise: at once when it is not. */
+function andThen<T, U>(value: T | Promise<T>, next: (value: T) => U | Promise<U>): U | Promise<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
+/** The error reply for what a handler threw. */
+function failureReply(error: unknown, onError: (error: unknown) => void): Reply {
+  if (error instanceof WireError) {
+    return errorReply(error.status, error.message, error.headers, error.extra);
+  }
+  onError(error);
+  return errorReply(500, "Internal server error.");
+}
+
+/** The reply with the server's proof, once the worker is authenticated. */
+function proven(reply: Reply, session: Session): Reply {
+  const answer = session.answer;
+  if (answer !== undefined) {
+    const facts = {
+      method: answer.method,
+      path: answer.path,
+      nonce: answer.nonce,
+      status: reply.status,
+    };
+    reply.headers[PROOF_HEADER] = serverProof(answer.key, facts, reply.body);
+  }
+  return reply;
+}
 
 /**
- * The handler's reply, or the error reply for what it threw; once the worker is authenticated,
- * either carries the server's proof.
+ * The handler's reply, or the error reply for what it threw (or rejected with); once the
+ * worker is authenticated, either carries the server's proof.
  */
 function guarded(handler: Handler, onError: (error: unknown) => void): Route {
-  return async (event) => {
+  return (event) => {
     const session: Session = { answer: undefined };
-    let reply: Reply;
+    let outcome: Reply | Promise<Reply>;
     try {
-      reply = await handler(event, session);
+      outcome = handler(event, session);
     } catch (error) {
-      if (error instanceof WireError) {
-        reply = errorReply(error.status, error.message, error.headers, error.extra);
-      } else {
-        onError(error);
-        reply = errorReply(500, "Internal server error.");
-      }
+      return proven(failureReply(error, onError), session);
     }
-    const answer = session.answer;
-    if (answer !== undefined) {
-      const facts = {
-        method: answer.method,
-        path: answer.path,
-        nonce: answer.nonce,
-        status: reply.status,
-      };
-      reply.headers[PROOF_HEADER] = serverProof(answer.key, facts, reply.body);
-    }
-    return reply;
+    if (!(outcome instanceof Promise)) return proven(outcome, session);
+    return outcome.then(
+      (reply) => proven(reply, session),
+      (error: unknown) => proven(failureReply(error, onError), session),
+    );
   };
 }
 
@@ -166,34 +191,43 @@ export function wireRoutes(context: RouteContext): WireRoutes {
   };
   const state: RouteState = { ...context, storeFailure, auth };
   return {
-    health: guarded(async () => jsonReply({ ok: true, version: WIRE_VERSION }), onError),
+    health: guarded(() => jsonReply({ ok: true, version: WIRE_VERSION }), onError),
     task: guarded((event, session) => fetchTask(state, event, session), onError),
     reports: guarded((event, session) => postReports(state, event, session), onError),
   };
 }
 
-/** The request and task of the path, once the worker's signature is checked. */
-async function taskOf(
-  state: RouteState,
-  event: WireEvent,
-  session: Session,
-): Promise<{ snapshot: RequestSnapshot; task: number; signed: SignedRequest }> {
+/** A worker request's path and signature, taken from its event. */
+interface WorkerPath {
+  request: RequestId;
+  task: number;
+  signed: SignedRequest;
+}
+
+/** The request and task of the path, and what the request says about its signature. */
+function workerPath(event: WireEvent): WorkerPath {
   const request = parseId(event.context.params?.request, "request id");
   const task = parseId(event.context.params?.task, "task number");
-  const signed = signedRequest(event);
-  const snapshot = await authenticate(state.auth, signed, request, session);
-  return { snapshot, task, signed };
+  return { request, task, signed: signedRequest(event) };
 }
 
 /** The arguments of a task: a chunk, or a retry task's list (wire.ts). */
-async function rangeOf(
+function rangeOf(
+  state: RouteState,
+  snapshot: RequestSnapshot,
+  task: number,
+): TaskRange | Promise<TaskRange> {
+  const known = taskRange(snapshot.layout, task);
+  if (known !== undefined) return known;
+  return refreshedRange(state, snapshot, task);
+}
+
+/** The arguments of a task past the known end: retry tasks are added to the request's meta while it runs. */
+async function refreshedRange(
   state: RouteState,
   snapshot: RequestSnapshot,
   task: number,
 ): Promise<TaskRange> {
-  const known = taskRange(snapshot.layout, task);
-  if (known !== undefined) return known;
-  // Retry tasks are added to the request's meta while it runs: read it again.
   let refreshed: RequestSnapshot;
   try {
     refreshed = await state.cache.refresh(snapshot.id);
@@ -206,33 +240,61 @@ async function rangeOf(
 }
 
 /** The arguments of a task's indices, reading runs of consecutive indices at once. */
-async function argsOf(
+function argsOf(
   state: RouteState,
   snapshot: RequestSnapshot,
   range: TaskRange,
-): Promise<Uint8Array[]> {
+): Uint8Array[] | Promise<Uint8Array[]> {
   const { id, layout } = snapshot;
   if (range.indices === undefined) {
     return range.count === 1 && layout.chunkSize === 1
       ? state.readAhead.get(id, range.first, layout.tasks)
       : state.store.getArgs(id, range.first, range.count);
   }
+  return listedArgs(state, id, range.indices);
+}
+
+async function listedArgs(
+  state: RouteState,
+  id: RequestId,
+  indices: readonly number[],
+): Promise<Uint8Array[]> {
   const args: Uint8Array[] = [];
-  for (const run of indexRuns(range.indices)) {
+  for (const run of indexRuns(indices)) {
     args.push(...(await state.store.getArgs(id, run.first, run.count)));
   }
   return args;
 }
 
-async function fetchTask(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
-  const { snapshot, task } = await taskOf(state, event, session);
-  const range = await rangeOf(state, snapshot, task);
-  let args: Uint8Array[];
-  try {
-    args = await argsOf(state, snapshot, range);
-  } catch (error) {
-    throw state.storeFailure(error);
-  }
+/** `GET /v2/requests/:request/tasks/:task`: the task's frames. */
+function fetchTask(state: RouteState, event: WireEvent, session: Session): Reply | Promise<Reply> {
+  const { request, task, signed } = workerPath(event);
+  return andThen(authenticate(state.auth, signed, request, session), (snapshot) =>
+    andThen(rangeOf(state, snapshot, task), (range) => {
+      let args: Uint8Array[] | Promise<Uint8Array[]>;
+      try {
+        args = argsOf(state, snapshot, range);
+      } catch (error) {
+        throw state.storeFailure(error);
+      }
+      if (!(args instanceof Promise)) return taskReply(snapshot, task, range, args);
+      return args.then(
+        (read) => taskReply(snapshot, task, range, read),
+        (error: unknown) => {
+          throw state.storeFailure(error);
+        },
+      );
+    }),
+  );
+}
+
+/** The reply to a task fetch: the task's frames. */
+function taskReply(
+  snapshot: RequestSnapshot,
+  task: number,
+  range: TaskRange,
+  args: Uint8Array[],
+): Reply {
   const header: TaskHeader = {
     version: WIRE_VERSION,
     request: snapshot.id,
@@ -253,16 +315,36 @@ async function fetchTask(state: RouteState, event: WireEvent, session: Session):
   };
 }
 
-async function postReports(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
-  const { snapshot, task, signed } = await taskOf(state, event, session);
-  const range = await rangeOf(state, snapshot, task);
+/** `POST /v2/requests/:request/tasks/:task/reports`: stores the post's reports. */
+function postReports(
+  state: RouteState,
+  event: WireEvent,
+  session: Session,
+): Reply | Promise<Reply> {
+  const { request, task, signed } = workerPath(event);
+  return andThen(authenticate(state.auth, signed, request, session), (snapshot) =>
+    andThen(rangeOf(state, snapshot, task), (range) =>
+      storePost(state, event, snapshot, range, signed.bodyHash ?? ""),
+    ),
+  );
+}
+
+/** The rest of a post, once its worker is authenticated and its task known. */
+async function storePost(
+  state: RouteState,
+  event: WireEvent,
+  snapshot: RequestSnapshot,
+  range: TaskRange,
+  signedHash: string,
+): Promise<Reply> {
   checkReportHeaders(event);
   const room = reserveBodyRoom(state, event);
   let stored: boolean[];
   let writes: StoreReport[];
   try {
-    const reports = await readReports(event, state.maxBodyBytes, signed.bodyHash ?? "");
-    writes = await checkedResults(framedWrites(reports, range), state.checkResult);
+    const reports = await readReports(event, state.maxBodyBytes, signedHash);
+    writes = framedWrites(reports, range);
+    if (state.checkResult !== undefined) writes = await checkedResults(writes, state.checkResult);
     stored = await storeWrites(state, snapshot.id, writes);
   } finally {
     // The body's bytes are held until the store has them.
@@ -295,16 +377,14 @@ function reserveBodyRoom(state: RouteState, event: WireEvent): number {
   return room;
 }
 
-async function storeWrites(
+function storeWrites(
   state: RouteState,
   id: RequestSnapshot["id"],
   writes: StoreReport[],
 ): Promise<boolean[]> {
-  try {
-    return await storeReports(state.store, id, writes);
-  } catch (error) {
+  return storeReports(state.store, id, writes).catch((error: unknown) => {
     throw state.storeFailure(error);
-  }
+  });
 }
 
 /** Refuses (415) a post of another content type, or with a content encoding. */
@@ -377,9 +457,8 @@ function startChecks(writes: readonly StoreReport[], checkResult: ResultCheck): 
  */
 async function checkedResults(
   writes: StoreReport[],
-  checkResult: ResultCheck | undefined,
+  checkResult: ResultCheck,
 ): Promise<StoreReport[]> {
-  if (checkResult === undefined) return writes;
   const verdicts = startChecks(writes, checkResult);
   const reasons = verdicts.some((verdict) => typeof verdict === "object")
     ? await Promise.all(verdicts)
