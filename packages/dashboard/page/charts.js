@@ -86,8 +86,11 @@ export function rateChart(series) {
  */
 export function histogramChart(histogram) {
   const bars = uPlot.paths.bars?.({ size: [0.9, 80] });
-  const width =
-    histogram.edges.length > 1 ? (histogram.edges[1] ?? 1) - (histogram.edges[0] ?? 0) : 1;
+  /** @param {NonNullable<TimingView["histogram"]>} of */
+  const bucketWidth = (of) => (of.edges.length > 1 ? (of.edges[1] ?? 1) - (of.edges[0] ?? 0) : 1);
+  /** @param {NonNullable<TimingView["histogram"]>} of @returns {uPlot.AlignedData} */
+  const dataOf = (of) => [of.edges.map((edge) => edge + bucketWidth(of) / 2), of.counts];
+  let width = bucketWidth(histogram);
   /** @param {number} chartWidth @returns {uPlot.Options} */
   const options = (chartWidth) => ({
     width: chartWidth,
@@ -106,8 +109,15 @@ export function histogramChart(histogram) {
     axes: [{ label: "run time (s)" }, { label: "tasks", size: 56 }],
     cursor: { drag: { x: false, y: false } },
   });
-  const mids = histogram.edges.map((edge) => edge + width / 2);
-  return chart(options, [mids, histogram.counts]);
+  const chartOf = chart(options, dataOf(histogram));
+  return {
+    ...chartOf,
+    /** @param {NonNullable<TimingView["histogram"]>} next */
+    update(next) {
+      width = bucketWidth(next);
+      chartOf.set(dataOf(next));
+    },
+  };
 }
 
 /**
@@ -115,11 +125,6 @@ export function histogramChart(histogram) {
  * @param {NonNullable<TimingView["waitVsRun"]>} points
  */
 export function waitVsRunChart(points) {
-  const order = points.wait
-    .map((_, i) => i)
-    .sort((a, b) => (points.wait[a] ?? 0) - (points.wait[b] ?? 0));
-  const wait = order.map((i) => points.wait[i] ?? 0);
-  const run = order.map((i) => points.run[i] ?? 0);
   /** @param {number} width @returns {uPlot.Options} */
   const options = (width) => ({
     width,
@@ -138,5 +143,24 @@ export function waitVsRunChart(points) {
     axes: [{ label: "queue wait (s)" }, { label: "run time (s)", size: 56 }],
     cursor: { drag: { x: false, y: false } },
   });
-  return chart(options, [wait, run]);
+  const chartOf = chart(options, byWait(points));
+  return {
+    ...chartOf,
+    /** @param {NonNullable<TimingView["waitVsRun"]>} next */
+    update(next) {
+      chartOf.set(byWait(next));
+    },
+  };
+}
+
+/**
+ * The points sorted by queue wait, as uPlot's x values must be.
+ * @param {NonNullable<TimingView["waitVsRun"]>} points
+ * @returns {uPlot.AlignedData}
+ */
+function byWait(points) {
+  const order = points.wait
+    .map((_, i) => i)
+    .sort((a, b) => (points.wait[a] ?? 0) - (points.wait[b] ?? 0));
+  return [order.map((i) => points.wait[i] ?? 0), order.map((i) => points.run[i] ?? 0)];
 }

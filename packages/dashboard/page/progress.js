@@ -9,24 +9,29 @@ import { count, percent } from "./format.js";
  * @param {RequestRow} row
  */
 export function progressBar(row) {
-  const bar = h("div", {
-    class: "progress",
-    role: "progressbar",
-    "aria-valuemin": 0,
-    "aria-valuemax": row.tasks,
-  });
+  const bar = h(
+    "div",
+    { class: "progress", role: "progressbar", "aria-valuemin": 0 },
+    h("span", { class: "segment done" }),
+    h("span", { class: "segment failed" }),
+  );
+  setProgress(bar, row);
+  return bar;
+}
+
+/**
+ * Sets a bar of {@link progressBar} to a request's counts, in place.
+ * @param {HTMLElement} bar
+ * @param {RequestRow} row
+ */
+export function setProgress(bar, row) {
   const total = Math.max(1, row.tasks);
-  for (const [part, value] of /** @type {const} */ ([
-    ["done", row.done],
-    ["failed", row.failed],
-  ])) {
-    const segment = h("span", { class: `segment ${part}` });
-    segment.style.width = `${(100 * value) / total}%`;
-    bar.append(segment);
-  }
+  const [done, failed] = /** @type {HTMLElement[]} */ ([...bar.children]);
+  if (done) done.style.width = `${(100 * row.done) / total}%`;
+  if (failed) failed.style.width = `${(100 * row.failed) / total}%`;
+  bar.setAttribute("aria-valuemax", String(row.tasks));
   bar.setAttribute("aria-valuenow", String(row.done + row.failed));
   bar.title = `${count(row.done)} done, ${count(row.failed)} failed of ${count(row.tasks)} (${percent(row.done + row.failed, row.tasks)})`;
-  return bar;
 }
 
 /**

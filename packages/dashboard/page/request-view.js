@@ -6,7 +6,7 @@ import { card, h, notRecorded, replace } from "./dom.js";
 import { attemptsTable, deadGroups, errorGroups } from "./failures.js";
 import { bytes, count, dateTime, duration, rate } from "./format.js";
 import { listen } from "./live.js";
-import { progressBar, stateBadge } from "./progress.js";
+import { progressBar, setProgress, stateBadge } from "./progress.js";
 import { gridLegend, statesOfRuns, TaskGrid } from "./task-grid.js";
 import { taskPanel } from "./task-panel.js";
 
@@ -60,18 +60,42 @@ function headFacts(detail) {
   );
 }
 
-/** @param {RowForStats} row @typedef {RequestRow} RowForStats */
+/**
+ * The request's numbers: a label, the value's text and its kind, in order.
+ * @param {RequestRow} row
+ * @returns {[string, string, string][]}
+ */
+function numbersOf(row) {
+  return [
+    ["done", count(row.done), "done"],
+    ["failed", count(row.failed), "failed"],
+    ["no report yet", count(row.pending), "pending"],
+    ["tasks", count(row.tasks), ""],
+    ["throughput", rate(row.throughput), ""],
+    ["ETA", duration(row.etaSeconds), ""],
+  ];
+}
+
+/** @param {RequestRow} row */
 function statsOf(row) {
   return h(
     "div",
     { class: "stats" },
-    stat("done", count(row.done), "done"),
-    stat("failed", count(row.failed), "failed"),
-    stat("no report yet", count(row.pending), "pending"),
-    stat("tasks", count(row.tasks)),
-    stat("throughput", rate(row.throughput)),
-    stat("ETA", duration(row.etaSeconds)),
+    ...numbersOf(row).map(([label, value, kind]) => stat(label, value, kind)),
   );
+}
+
+/**
+ * Sets the numbers of {@link statsOf} to a request's, in place.
+ * @param {HTMLElement} stats
+ * @param {RequestRow} row
+ */
+function setStats(stats, row) {
+  const values = stats.querySelectorAll(".stat-value");
+  numbersOf(row).forEach(([, value], at) => {
+    const element = values[at];
+    if (element && element.textContent !== value) element.textContent = value;
+  });
 }
 
 /**
@@ -139,27 +163,66 @@ function actionsOf(row, session, { note, reload }) {
   return buttons;
 }
 
+/** @param {RequestRow} row */
+function headLine(row) {
+  return h(
+    "div",
+    { class: "head-line" },
+    h("a", { href: "#/", class: "back" }, "← requests"),
+    h("h1", {}, h("span", { class: "muted" }, `#${row.id} `), h("code", {}, row.name)),
+    stateBadge(row),
+  );
+}
+
 /**
- * The top of the page: name, state, facts, progress, numbers, actions.
- * @param {RequestDetail} detail
- * @param {Session} session
+ * The top of the page in `box`: name, state, facts, progress, numbers, actions. Its counts
+ * change on every event: they are set in place, and the other parts are made again only when
+ * what they show changed, so that an event costs the browser little to lay out and draw.
+ * @param {HTMLElement} box
  * @param {{ note: HTMLElement, reload: () => void }} view
  */
-function head(detail, session, view) {
-  const row = detail.request;
-  return [
-    h(
-      "div",
-      { class: "head-line" },
-      h("a", { href: "#/", class: "back" }, "← requests"),
-      h("h1", {}, h("span", { class: "muted" }, `#${row.id} `), h("code", {}, row.name)),
-      stateBadge(row),
-    ),
-    headFacts(detail),
-    progressBar(row),
-    statsOf(row),
-    actionsOf(row, session, view),
-  ];
+function requestHead(box, view) {
+  /** @type {{ line: HTMLElement, facts: HTMLElement, progress: HTMLElement, stats: HTMLElement, actions: HTMLElement } | undefined} */
+  let shown;
+  /** @type {Record<string, string>} */
+  const keys = {};
+  /**
+   * @param {"line" | "facts" | "actions"} part
+   * @param {unknown} value
+   * @param {() => HTMLElement} build
+   */
+  const renew = (part, value, build) => {
+    const key = JSON.stringify(value);
+    if (!shown || keys[part] === key) return;
+    keys[part] = key;
+    const next = build();
+    shown[part].replaceWith(next);
+    shown[part] = next;
+  };
+  /** @param {RequestDetail} detail @param {Session} session */
+  return (detail, session) => {
+    const row = detail.request;
+    if (!shown || shown.line.parentElement !== box) {
+      shown = {
+        line: headLine(row),
+        facts: headFacts(detail),
+        progress: progressBar(row),
+        stats: statsOf(row),
+        actions: actionsOf(row, session, view),
+      };
+      for (const part of Object.keys(keys)) delete keys[part];
+      replace(box, shown.line, shown.facts, shown.progress, shown.stats, shown.actions);
+    }
+    renew("line", [row.id, row.name, row.state, row.failed > 0], () => headLine(row));
+    renew("facts", [row.createdAt, row.host, row.scheduler, row.jobId, detail.facts], () =>
+      headFacts(detail),
+    );
+    renew("actions", [row.state, row.failed > 0, session.actions], () =>
+      actionsOf(row, session, view),
+    );
+    setProgress(shown.progress, row);
+    setStats(shown.stats, row);
+  };
 }
 
 /**
@@ -211,29 +274,71 @@ function slowestTable(timing, onSelect) {
 
 /**
  * The cards of what the store records of task runs: charts and a table, or why there are none.
- * @param {RequestDetail} detail
+ * They are made once; each view read updates them (a chart's data, not a new chart).
  * @param {(index: number) => void} onSelect
  */
-function timingCards({ timing, factsRecorded }, onSelect) {
-  const histogram = timing?.histogram ? histogramChart(timing.histogram) : null;
-  const waitVsRun = timing?.waitVsRun ? waitVsRunChart(timing.waitVsRun) : null;
-  /** @param {string} what */
-  const missing = (what) =>
-    factsRecorded
-      ? h("p", { class: "muted" }, "No task has reported when it ran yet.")
-      : notRecorded(what);
-  const elements = [
-    card("Run times", histogram ? histogram.element : missing("Task run times")),
-    card("Slowest tasks", timing ? slowestTable(timing, onSelect) : missing("Task run times")),
-    card("Queue wait vs run time", waitVsRun ? waitVsRun.element : missing("Task start times")),
-  ];
+function timingCards(onSelect) {
+  const boxes = { histogram: h("div"), slowest: h("div"), waitVsRun: h("div") };
+  /** @type {ReturnType<typeof histogramChart> | undefined} */
+  let histogram;
+  /** @type {ReturnType<typeof waitVsRunChart> | undefined} */
+  let waitVsRun;
   return {
-    elements,
+    elements: [
+      card("Run times", boxes.histogram),
+      card("Slowest tasks", boxes.slowest),
+      card("Queue wait vs run time", boxes.waitVsRun),
+    ],
+    /** @param {RequestDetail} detail */
+    update({ timing, factsRecorded }) {
+      /** @param {string} what */
+      const missing = (what) =>
+        factsRecorded
+          ? h("p", { class: "muted" }, "No task has reported when it ran yet.")
+          : notRecorded(what);
+      histogram = chartIn(boxes.histogram, histogram, timing?.histogram, histogramChart, () =>
+        missing("Task run times"),
+      );
+      waitVsRun = chartIn(boxes.waitVsRun, waitVsRun, timing?.waitVsRun, waitVsRunChart, () =>
+        missing("Task start times"),
+      );
+      renderIfChanged(boxes.slowest, [timing?.slowest, factsRecorded], () =>
+        timing ? slowestTable(timing, onSelect) : missing("Task run times"),
+      );
+    },
     destroy() {
       histogram?.destroy();
       waitVsRun?.destroy();
     },
   };
+}
+
+/**
+ * Shows `data` in `box` as the chart `make` draws, updating the chart already there, or says
+ * why there is none (`empty`); returns the chart shown.
+ * @template D
+ * @template {{ element: HTMLElement, update(data: D): void, destroy(): void }} C
+ * @param {HTMLElement} box
+ * @param {C | undefined} shown
+ * @param {D | null | undefined} data
+ * @param {(data: D) => C} make
+ * @param {() => import("./dom.js").Child} empty
+ * @returns {C | undefined}
+ */
+function chartIn(box, shown, data, make, empty) {
+  if (data === null || data === undefined) {
+    shown?.destroy();
+    renderIfChanged(box, "empty", empty);
+    return undefined;
+  }
+  shownJson.delete(box);
+  if (shown) {
+    shown.update(data);
+    return shown;
+  }
+  const chart = make(data);
+  replace(box, chart.element);
+  return chart;
 }
 
 /** @param {number} seconds */
@@ -402,9 +507,8 @@ export function requestView(main, id) {
     ),
     parts.source,
   );
-  let timingJson = "";
-  /** @type {{ destroy(): void } | undefined} */
-  let timing;
+  const timing = timingCards(select);
+  replace(parts.timing, ...timing.elements);
   /** @type {RequestDetail | undefined} The last whole view read. */
   let shown;
   /** @type {Session | undefined} */
@@ -436,31 +540,30 @@ export function requestView(main, id) {
   const read = throttled(load);
   const reads = spacedReads(read, MIN_READ_GAP_MS);
   const reload = () => reads.now();
+  const showHead = requestHead(parts.head, { note, reload });
+  /** @type {RequestDetail["rate"] | undefined} */
+  let shownRates;
   /** The top, the rates and the attempts: what changes on every read. @param {RequestDetail} detail */
   const renderHeadline = (detail) => {
     shown = detail;
     if (!shownSession) return;
-    replace(parts.head, ...head(detail, shownSession, { note, reload }));
+    showHead(detail, shownSession);
     const shownRate = rateNote(detail);
     renderIfChanged(rateNoteBox, shownRate, rateNoteElement);
     rates.element.hidden = !shownRate.chart;
-    rates.update(detail.rate);
+    // An event brings counts only: the series it carries is the last read's, drawn already.
+    if (detail.rate !== shownRates) rates.update(detail.rate);
+    shownRates = detail.rate;
     renderIfChanged(parts.attempts, detail.attempts, attemptsTable);
-    document.title = `#${id} ${detail.request.name} · Sheepdog`;
+    const title = `#${id} ${detail.request.name} · Sheepdog`;
+    if (document.title !== title) document.title = title;
   };
   /** @param {RequestDetail} detail */
   const render = (detail) => {
     renderHeadline(detail);
     grid.setStates(statesOfRuns(detail.stateRuns));
     replace(parts.legend, gridLegend(detail.stateRuns));
-    const json = JSON.stringify([detail.timing, detail.factsRecorded]);
-    if (json !== timingJson) {
-      timingJson = json;
-      timing?.destroy();
-      const cards = timingCards(detail, select);
-      timing = cards;
-      replace(parts.timing, ...cards.elements);
-    }
+    timing.update(detail);
     renderIfChanged(parts.errors, [detail.errors, detail.moreErrorGroups], () =>
       errorGroups(detail.errors, detail.moreErrorGroups, select),
     );
@@ -504,7 +607,7 @@ export function requestView(main, id) {
       clearInterval(timer);
       grid.destroy();
       rates.destroy();
-      timing?.destroy();
+      timing.destroy();
     },
   };
 }
