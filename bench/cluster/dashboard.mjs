@@ -2,9 +2,10 @@
 // function, chunking and settings: this script runs that one), three ways per round, each in a
 // process of its own after the cluster's queue has emptied:
 //   none:      no page in the browser;
-//   blank:     a new browser context with an `about:blank` page, opened right after million.mjs
-//              is started (it prints nothing at the point where the dashboard's address would
-//              be), closed when the map returns;
+//   blank:     a new browser context with an `about:blank` page, opened when million.mjs says
+//              its map starts (`[bench] map starts` on stderr, printed right before `map` is
+//              called, so within milliseconds of where the dashboard prints its address),
+//              closed when the map returns;
 //   dashboard: million.mjs --dashboard (map's `dashboard: true`) and a real page on it: a new
 //              context loads the address the map prints on stderr (right before submitting),
 //              then the running request's own view (`#/requests/<id>`), subscribed to its
@@ -51,6 +52,8 @@ const calls = Number(values.calls);
 const rounds = Number(values.pairs ?? values.rounds);
 /** The sides of a round, in round 1's order; round r starts r - 1 places further on. */
 const SIDES = ["none", "blank", "dashboard"];
+/** What million.mjs prints on stderr right before it calls `map`. */
+const MAP_STARTS = "[bench] map starts";
 const million = join(dirname(fileURLToPath(import.meta.url)), "million.mjs");
 const CHROMIUM = process.env.SHEEPDOG_CHROMIUM ?? "/usr/bin/chromium";
 /** The least a page must have shown for a run to count: done counts seen rising. */
@@ -246,12 +249,12 @@ function runMillion(browser, side, nodeFlags = []) {
       page = opening;
       page.catch(() => {});
     };
-    if (side === "blank") open(openBlank(browser));
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
     });
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
+      if (side === "blank" && !page && stderr.includes(MAP_STARTS)) open(openBlank(browser));
       const url = /\[sheepdog\] dashboard: (\S+)/.exec(stderr)?.[1];
       if (url && !page) open(openPage(browser, url));
     });

@@ -60,6 +60,9 @@ const enter = (next) => {
 
 const args = Array.from({ length: calls }, (_, i) => [i]);
 enter("submit");
+// bench/cluster/dashboard.mjs opens its blank page on this line (the dashboard's page opens on
+// the address map prints right after it).
+process.stderr.write("[bench] map starts\n");
 const started = performance.now();
 const results = await map(trivial(py), args, mapConfig(cluster, dbfile), {
   dashboard: values.dashboard,
