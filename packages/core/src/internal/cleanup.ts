@@ -74,7 +74,7 @@ async function cleanupOne(
 async function removeIfDone(context: Context, id: RequestId, remote: Remote): Promise<boolean> {
   await requestStatus(context, id).catch(() => undefined);
   const { meta } = await context.store.getRequest(id);
-  const staged = stagedOf(meta);
+  const staged = stagedOf(meta, id);
   if (!staged) return false;
   // What was spooled while the deaths were being recorded comes home first.
   await collectSpool(context, id, remote).catch(() => undefined);
@@ -95,8 +95,18 @@ function cancellationOf(meta: Record<string, unknown>): boolean {
 async function ownRequest(context: Context, entry: StagedRequest): Promise<RequestId | undefined> {
   if (entry.request === undefined) return undefined;
   const info = await context.store.getRequest(entry.request).catch(() => undefined);
-  const staged = info && stagedOf(info.meta);
-  return staged?.dir === entry.dir ? entry.request : undefined;
+  const { request } = entry;
+  // A record that is not what Sheepdog writes claims no directory (stagedOf says why elsewhere).
+  const staged =
+    info &&
+    (() => {
+      try {
+        return stagedOf(info.meta, request);
+      } catch {
+        return undefined;
+      }
+    })();
+  return staged?.dir === entry.dir ? request : undefined;
 }
 
 async function stateOf(context: Context, id: RequestId): Promise<StagedRequest["state"]> {

@@ -49,7 +49,7 @@ export async function collectSpool(
   remote: Remote,
 ): Promise<SpoolCollection | undefined> {
   const info = await context.store.getRequest(id);
-  const staged = stagedOf(info.meta);
+  const staged = stagedOf(info.meta, id);
   if (!staged || info.meta.stagedRemoved !== undefined) return undefined;
   const collection: SpoolCollection = {
     files: 0,

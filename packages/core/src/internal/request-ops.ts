@@ -109,7 +109,7 @@ async function refreshRequest(
  */
 async function collectOnce(context: Context, id: RequestId, job: JobRef): Promise<void> {
   const { meta } = await context.store.getRequest(id);
-  if (!stagedOf(meta) || meta.stagedRemoved !== undefined) return;
+  if (!stagedOf(meta, id) || meta.stagedRemoved !== undefined) return;
   await withCluster(context, job, ({ cluster }) => collectSpool(context, id, cluster.remote)).catch(
     () => undefined,
   );

@@ -46,11 +46,36 @@ export function stagedPathsOf(sshDir: string, name: string): StagedPaths {
   return { dir, spoolDir: `${dir}/spool` };
 }
 
-/** The staged paths a request's meta records, if it is detached. */
-export function stagedOf(meta: RequestMeta): StagedPaths | undefined {
+/**
+ * The staged paths request `id`'s meta records, if it is detached. They reach commands on the
+ * head node, and a results file is no place to take a path from unchecked: they must be what
+ * submission made of the request's own job name (`<dir>/sheepdog_<id>_<hex>.d` and its
+ * `spool`), with no `.` or `..` part; anything else is `STORE_CORRUPT`.
+ */
+export function stagedOf(meta: RequestMeta, id: RequestId): StagedPaths | undefined {
   const staged = meta.staged as Partial<StagedPaths> | undefined;
-  if (typeof staged?.dir !== "string" || typeof staged.spoolDir !== "string") return undefined;
-  return { dir: staged.dir, spoolDir: staged.spoolDir };
+  if (staged === undefined) return undefined;
+  const dir = staged.dir;
+  const jobName = (meta.job as { name?: unknown } | undefined)?.name;
+  const slash = typeof dir === "string" ? dir.lastIndexOf("/") : -1;
+  const valid =
+    typeof dir === "string" &&
+    staged.spoolDir === `${dir}/spool` &&
+    typeof jobName === "string" &&
+    new RegExp(`^sheepdog_${id}_[0-9a-f]{8}$`).test(jobName) &&
+    dir.slice(slash + 1) === `${jobName}.d` &&
+    dir
+      .split("/")
+      .every((part, at) => (part !== "" || at === 0) && part !== "." && part !== "..") &&
+    !/[\0-\x1f\x7f]/.test(dir);
+  if (!valid) {
+    throw new SheepdogError(
+      "STORE_CORRUPT",
+      source,
+      `Request ${id}'s record of its staged files on the cluster (${JSON.stringify(meta.staged)}) is not what Sheepdog writes, so nothing is read or removed there. Check that the dbfile is yours and was not edited; run "sheepdog cleanup --dry-run" to list the staged directories.`,
+    );
+  }
+  return { dir, spoolDir: staged.spoolDir as string };
 }
 
 /** What staging needs of a submission. */
