@@ -56,6 +56,28 @@ describeCluster("postgresStore's reports", (cluster) => {
     expect(await store.counts(b)).toEqual({ tasks: 3, results: 1, errors: 1 });
   });
 
+  it("stores an error whose text holds a NUL (as ␀) beside the other reports of its flush", async () => {
+    await using store = postgresStore({ connectionString: postgres.url(), schema });
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8(""),
+      args: [utf8("a0"), utf8("a1"), utf8("a2")],
+    });
+    const outcomes = await Promise.all([
+      store.putReports(id, [
+        { index: 0, kind: "result", value: utf8("r0") },
+        { index: 1, kind: "error", value: "ValueError: b'\\x00' is \0 here\0" },
+      ]),
+      store.putError(id, 2, "\0"),
+    ]);
+    expect(outcomes).toEqual([[true, true], true]);
+    expect((await store.getErrors(id)).map((e) => [e.index, e.error])).toEqual([
+      [1, "ValueError: b'\\x00' is ␀ here␀"],
+      [2, "␀"],
+    ]);
+    expect(await store.counts(id)).toEqual({ tasks: 3, results: 1, errors: 2 });
+  });
+
   it("puts the facts and log of every report of a flush at its own task, whatever the order", async () => {
     await using store = postgresStore({ connectionString: postgres.url(), schema });
     const create = (n: number) =>

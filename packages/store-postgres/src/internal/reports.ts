@@ -117,6 +117,17 @@ function inKeyOrder(columns: Columns): Columns {
   };
 }
 
+/** U+2400, SYMBOL FOR NULL: what a NUL in an error's text is stored as. */
+const NUL_STAND_IN = "\u2400";
+
+/**
+ * An error's text as PostgreSQL's `text` can hold it: it cannot hold a NUL (a Python error may
+ * print one), and one such report would fail its whole statement; each NUL becomes `␀`.
+ */
+export function storableText(text: string): string {
+  return text.includes("\0") ? text.replaceAll("\0", NUL_STAND_IN) : text;
+}
+
 /**
  * Writes the reports of several callers: each report is inserted unless its task has one (the
  * primary key decides, whichever process is first), and the counts of each request grow by
@@ -276,7 +287,7 @@ function addReport(writes: Columns[], sent: SentKeys, id: RequestId, report: Sto
     columns.results.push(report.value);
   } else {
     columns.lengths.push(-1);
-    columns.errors.push(report.value);
+    columns.errors.push(storableText(report.value));
   }
   columns.bytes += size;
   return writes.length - 1;
