@@ -58,11 +58,13 @@ async function cleanupOne(
   }
   if (own !== undefined) entry.state = await stateOf(context, own);
   if (options.force && !options.dryRun) {
-    const { failed } = await purgeStaged(remote, sshDir, [directory.dir]);
-    entry.removed = failed.length === 0;
-    if (own !== undefined && entry.removed) {
-      await context.store.updateMeta(own, { stagedRemoved: Date.now() });
-    }
+    entry.removed =
+      own !== undefined
+        ? await removeStaged(context, own, remote, {
+            dir: entry.dir,
+            spoolDir: `${entry.dir}/spool`,
+          })
+        : (await purgeStaged(remote, sshDir, [directory.dir])).failed.length === 0;
   }
   return entry;
 }
