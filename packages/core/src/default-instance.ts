@@ -15,15 +15,18 @@ import { isPostgresUrl } from "./internal/defaults/store.js";
 import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
 import { source } from "./internal/source.js";
+import * as streams from "./internal/stream.js";
 import type { ServeOptions as InstanceServeOptions } from "./sheepdog.js";
 import { instanceContext, serveOn } from "./sheepdog.js";
 import type {
   CleanupOptions,
   DashboardOptions,
   GetResultsOptions,
+  IndexedSettled,
   MapAsyncOptions,
   MapOptions,
   MapSettled,
+  MapStreamOptions,
   RecoverOutcome,
   RequestStatus,
   StagedRequest,
@@ -128,6 +131,45 @@ export async function mapSettled<Args extends readonly unknown[], R>(
 ): Promise<MapSettled<R>> {
   const resolved = resolveConfig(config).config;
   return maps.mapSettled(await contextFor(resolved), resolved, f, args, options);
+}
+
+/**
+ * Runs `f` once per argument tuple on the cluster and yields each task's outcome as it arrives:
+ * `{ index, ok: true, value }` or `{ index, ok: false, error }`, in completion order, or in
+ * argument order with `order: "arguments"`. `args` may be any iterable or async iterable (a
+ * file read line by line): it is read `windowSize` tuples at a time (100,000 by default), each
+ * window submitted as its own request (its id in the dbfile, as any request's), at most two at
+ * once, and the next window is read only once the outcomes of the oldest are taken. Leaving the
+ * loop (`break`, `return`, an exception), aborting `signal` or Ctrl-C cancels the jobs of the
+ * windows in flight and reads no more arguments; a failure of the map itself (configuration,
+ * SSH, submission) rejects the iteration with its `SheepdogError`. Nothing runs until the
+ * iteration starts.
+ *
+ * @example
+ * ```ts
+ * const square = py<[number], number>`
+ * def f(x):
+ *     return x * x
+ * `;
+ * async function* numbers() {
+ *   for (let x = 0; x < 1_000_000; x++) yield [x] as [number];
+ * }
+ * for await (const outcome of mapStream(square, numbers(), { host: "fear" })) {
+ *   if (outcome.ok) console.log(outcome.index, outcome.value);
+ *   else console.error(outcome.index, outcome.error);
+ * }
+ * ```
+ */
+export function mapStream<Args extends readonly unknown[], R>(
+  f: PyFunction<Args, R>,
+  args: Iterable<Args> | AsyncIterable<Args>,
+  config?: SheepdogConfig,
+  options: MapStreamOptions = {},
+): AsyncGenerator<IndexedSettled<R>, void, undefined> {
+  return (async function* () {
+    const resolved = resolveConfig(config).config;
+    yield* streams.mapStream<R>(await contextFor(resolved), resolved, f, args, options);
+  })();
 }
 
 /**

@@ -15,14 +15,17 @@ import * as maps from "./internal/maps.js";
 import * as ops from "./internal/request-ops.js";
 import { serveRequest } from "./internal/serve.js";
 import { source } from "./internal/source.js";
+import * as streams from "./internal/stream.js";
 import { runsOnThisMachine } from "./internal/worker-host.js";
 import type {
   CleanupOptions,
   DashboardOptions,
   GetResultsOptions,
+  IndexedSettled,
   MapAsyncOptions,
   MapOptions,
   MapSettled,
+  MapStreamOptions,
   RecoverOutcome,
   RequestStatus,
   StagedRequest,
@@ -88,6 +91,18 @@ export interface Sheepdog extends AsyncDisposable {
     args: Iterable<Args>,
     options?: MapOptions,
   ): Promise<MapSettled<R>>;
+  /**
+   * Runs `f` once per argument tuple and yields each outcome (`{ index, ok, value | error }`)
+   * as it arrives, in completion order (or, with `order: "arguments"`, in argument order).
+   * `args` (an iterable or an async iterable) is read a window at a time, as the consumer takes
+   * the outcomes; each window is a request of its own. Leaving the loop, an exception in it or
+   * an abort cancels the jobs still running.
+   */
+  mapStream<Args extends readonly unknown[], R>(
+    f: PyFunction<Args, R>,
+    args: Iterable<Args> | AsyncIterable<Args>,
+    options?: MapStreamOptions,
+  ): AsyncGenerator<IndexedSettled<R>, void, undefined>;
   /**
    * Submits the job and resolves with the request id once it is queued. Its server serves the
    * workers until every task has reported (then nothing of it keeps the program alive).
@@ -284,6 +299,10 @@ export function sheepdogOn(
       maps.mapSettled(await context(), config, f, args, options),
     mapAsync: async (f, args, options = {}) =>
       maps.mapAsync(await context(), config, f, args, options),
+    mapStream: (f, args, options = {}) =>
+      (async function* () {
+        yield* streams.mapStream(await context(), config, f, args, options);
+      })(),
     getResults: async (id, options = {}) => ops.getResults(await context(), id, options),
     getErrors: async (id) => ops.getErrors(await context(), id),
     getLogs: async (id, index) => ops.getLogs(await context(), id, index),

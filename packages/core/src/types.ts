@@ -215,3 +215,36 @@ export interface DashboardOptions {
   /** The port; 0 picks a free one. @default 0 */
   port?: number;
 }
+
+/** One task's outcome with the index of its arguments (0 for the first tuple given). */
+export type IndexedSettled<R> = { index: number } & Settled<R>;
+
+/** The orders `mapStream` can yield in; see {@link MapStreamOptions.order}. */
+export type StreamOrder = "completion" | "arguments";
+
+/** Options of `mapStream`. */
+export interface MapStreamOptions
+  extends Pick<MapOptions, "ns" | "signal" | "dashboard" | "retryWith" | "keepJob"> {
+  /**
+   * `"completion"`: each outcome as soon as it is in. `"arguments"`: in the order of the
+   * arguments (an outcome waits for those before it). @default "completion"
+   */
+  order?: StreamOrder;
+  /**
+   * How many argument tuples are read from `args` and submitted together, as one request (its
+   * own array job, its own id in the dbfile). At most two windows run at once; the next is
+   * read only once the consumer has taken every outcome of the oldest. @default 100_000
+   */
+  windowSize?: number;
+  /**
+   * Called as results arrive (and at least every second), for each window on its own:
+   * `progress.request` is the window's request, `progress.tasks` its tuples.
+   */
+  onProgress?: (progress: MapProgress) => void;
+  /**
+   * Aborting `signal` (or Ctrl-C / SIGTERM, where the instance handles signals) leaves the jobs
+   * of the windows running instead of cancelling them. Leaving the loop still cancels them.
+   * @default false
+   */
+  keepJob?: boolean;
+}

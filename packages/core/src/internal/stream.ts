@@ -1,0 +1,375 @@
+import type { RequestId } from "@sheepdog/contracts";
+import { SheepdogError } from "@sheepdog/contracts";
+import type { Dashboard } from "@sheepdog/dashboard";
+import type { PyFunction } from "@sheepdog/serialise";
+import { isPyFunction } from "@sheepdog/serialise";
+import type { ResolvedRunSettings } from "../config.js";
+import type { IndexedSettled, MapOptions, MapStreamOptions, StreamOrder } from "../types.js";
+import type { Context } from "./context.js";
+import { dashboardOption, openDashboard } from "./dashboard.js";
+import { retryFailedTasks } from "./maps.js";
+import { waitAndRetry } from "./run-map.js";
+import { source } from "./source.js";
+import { WindowResults } from "./stream-results.js";
+import { abortError, submit } from "./submit.js";
+
+/** The values of {@link MapStreamOptions.order}. */
+export const streamOrders = ["completion", "arguments"] as const satisfies readonly StreamOrder[];
+
+/** Argument tuples per window when `windowSize` is not given. */
+export const defaultWindowSize = 100_000;
+
+/** How many windows may be running or waiting for their consumer at once. */
+const windowsInFlight = 2;
+
+/**
+ * `mapStream`: reads `args` a window at a time, submits each window as its own request (as
+ * `map` does: chunks, retries, routes, the scheduler), at most two at once, and yields each
+ * outcome as the store receives it. Leaving the loop, an exception in it, or an abort cancels
+ * the jobs of the windows in flight and reads no more arguments.
+ */
+export async function* mapStream<R>(
+  context: Context,
+  settings: ResolvedRunSettings,
+  f: PyFunction,
+  args: Iterable<readonly unknown[]> | AsyncIterable<readonly unknown[]>,
+  options: MapStreamOptions,
+): AsyncGenerator<IndexedSettled<R>, void, undefined> {
+  const { order, windowSize } = checkStreamOptions(options);
+  if (!isPyFunction(f)) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      source,
+      "The function must be Python: py`def f(x): ...` or pyFile(path, name) from @sheepdog/core.",
+    );
+  }
+  const reader = new ArgumentReader(args);
+  const stream = new WindowedStream(context, settings, f, reader, options, order, windowSize);
+  try {
+    await stream.openDashboard();
+    yield* stream.outcomes() as AsyncGenerator<IndexedSettled<R>, void, undefined>;
+  } finally {
+    await stream.stop();
+  }
+}
+
+/** The order and window size of a stream, checked. */
+export function checkStreamOptions(options: MapStreamOptions): {
+  order: StreamOrder;
+  windowSize: number;
+} {
+  const order = options.order ?? "completion";
+  if (!(streamOrders as readonly unknown[]).includes(order)) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `"order" must be "completion" or "arguments", not ${JSON.stringify(order)}.`,
+    );
+  }
+  const windowSize = options.windowSize ?? defaultWindowSize;
+  if (!Number.isSafeInteger(windowSize) || windowSize < 1) {
+    throw new SheepdogError(
+      "CONFIG_INVALID",
+      source,
+      `"windowSize" must be a whole number of argument tuples, at least 1, not ${JSON.stringify(windowSize)}. Give one such as 100000, or leave it out for ${defaultWindowSize}.`,
+    );
+  }
+  return { order, windowSize };
+}
+
+/** The argument tuples of a stream, read on demand from an iterable or an async iterable. */
+class ArgumentReader {
+  readonly #iterator: Iterator<unknown> | undefined;
+  readonly #asyncIterator: AsyncIterator<unknown> | undefined;
+  /** Whether the iterator has ended (or failed): it is then not closed. */
+  done = false;
+
+  constructor(args: unknown) {
+    const object = args !== null && (typeof args === "object" || typeof args === "function");
+    if (object && Symbol.asyncIterator in args) {
+      this.#asyncIterator = (args as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    } else if (object && Symbol.iterator in args) {
+      this.#iterator = (args as Iterable<unknown>)[Symbol.iterator]();
+    } else {
+      throw new SheepdogError(
+        "INVALID_INPUT",
+        source,
+        "args must be an iterable or an async iterable of argument tuples, like [[1, 2], [3, 4]].",
+      );
+    }
+  }
+
+  /**
+   * Up to `max` tuples, fewer at the end or once `stopped()`; `first` is the index of the
+   * first, for errors.
+   */
+  async read(max: number, first: number, stopped: () => boolean): Promise<(readonly unknown[])[]> {
+    const tuples: (readonly unknown[])[] = [];
+    while (tuples.length < max && !this.done && !stopped()) {
+      let step: IteratorResult<unknown> | undefined;
+      try {
+        step = this.#iterator ? this.#iterator.next() : await this.#asyncIterator?.next();
+      } catch (error) {
+        this.done = true;
+        throw error;
+      }
+      if (!step || step.done) {
+        this.done = true;
+        break;
+      }
+      if (!Array.isArray(step.value)) {
+        throw new SheepdogError(
+          "INVALID_INPUT",
+          source,
+          `args[${first + tuples.length}] must be an array of positional arguments; wrap a single argument as [x].`,
+        );
+      }
+      tuples.push(step.value);
+    }
+    return tuples;
+  }
+
+  /** Ends an iterator that has not ended (its `finally` blocks run). */
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await (this.#iterator ? this.#iterator.return?.() : this.#asyncIterator?.return?.());
+  }
+}
+
+/** One window: its tuples' request, its run, and its reader. */
+interface Window {
+  /** The index (in the whole stream) of its first tuple. */
+  first: number;
+  controller: AbortController;
+  run: Promise<void>;
+  /** Once its request exists. */
+  results: WindowResults | undefined;
+  request: RequestId | undefined;
+  /** Its wait is over: every task has its outcome in the store. */
+  ended: boolean;
+  failure: { error: unknown } | undefined;
+  /** Outcomes may have arrived since the last poll. */
+  dirty: boolean;
+  /** Reports counted at the last progress, to tell when new ones came. */
+  reported: number;
+  /** The consumer left (or another window failed): its job is cancelled even with `keepJob`. */
+  stoppedByConsumer: boolean;
+}
+
+/** The windows of one stream, read, run and yielded. */
+class WindowedStream {
+  readonly #windows: Window[] = [];
+  #reading: Promise<void> | undefined;
+  #readFailure: { error: unknown } | undefined;
+  #next = 0;
+  #stopped = false;
+  #woken = false;
+  #wake: (() => void) | undefined;
+  #dashboard: Dashboard | undefined;
+
+  constructor(
+    private readonly context: Context,
+    private readonly settings: ResolvedRunSettings,
+    private readonly f: PyFunction,
+    private readonly reader: ArgumentReader,
+    private readonly options: MapStreamOptions,
+    private readonly order: StreamOrder,
+    private readonly windowSize: number,
+  ) {}
+
+  /** With the `dashboard` option, opens one on the store (its address on stderr). */
+  async openDashboard(): Promise<void> {
+    const wanted = dashboardOption(this.options.dashboard);
+    if (wanted === undefined) return;
+    const context = this.context;
+    this.#dashboard = await openDashboard(
+      context,
+      async () => context,
+      (target, id) => retryFailedTasks(target, this.settings, id),
+      wanted,
+    );
+    process.stderr.write(`[sheepdog] dashboard: ${this.#dashboard.url}\n`);
+  }
+
+  /** Every outcome, window after window, as the order asks. */
+  async *outcomes(): AsyncGenerator<IndexedSettled<unknown>, void, undefined> {
+    const onAbort = () => this.#notify();
+    this.options.signal?.addEventListener("abort", onAbort);
+    try {
+      for (;;) {
+        this.#throwIfFailed();
+        this.#readAhead();
+        const front = this.#windows[0];
+        if (!front) {
+          if (this.reader.done && !this.#reading) return;
+          await this.#event();
+          continue;
+        }
+        let yielded = false;
+        const pollable = this.order === "arguments" ? [front] : [...this.#windows];
+        for (const window of pollable) {
+          if (!window.results || !(window.dirty || window.ended)) continue;
+          const final = window.ended;
+          window.dirty = false;
+          const batch = await window.results.poll(final);
+          if (batch.length === 0) continue;
+          window.dirty = true;
+          yielded = true;
+          for (const item of batch) yield item;
+        }
+        if (front.ended && front.results?.exhausted) this.#windows.shift();
+        else if (!yielded) await this.#event();
+      }
+    } finally {
+      this.options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Cancels the jobs of the windows in flight (as `cancelRequest` does), reads no more
+   * arguments, ends the arguments' iterator and closes the dashboard. Resolves once every
+   * window has released its cluster.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#reading;
+    const aborted = this.options.signal?.aborted === true;
+    for (const window of this.#windows) {
+      if (window.ended || window.failure) continue;
+      // An abort leaves the jobs to keepJob; a consumer that left wants nothing more of them.
+      if (!aborted) window.stoppedByConsumer = true;
+      window.controller.abort(
+        new SheepdogError("ABORTED", source, "The stream was left before its end."),
+      );
+    }
+    await Promise.allSettled(this.#windows.map((window) => window.run));
+    this.#windows.length = 0;
+    await this.reader.close().catch(() => {});
+    await this.#dashboard?.close();
+  }
+
+  #throwIfFailed(): void {
+    if (this.options.signal?.aborted) throw abortError(this.options.signal);
+    if (this.#readFailure) throw this.#readFailure.error;
+    for (const window of this.#windows) if (window.failure) throw window.failure.error;
+  }
+
+  /** Starts reading the next window when fewer than two are in flight and none is being read. */
+  #readAhead(): void {
+    if (this.#reading || this.reader.done || this.#stopped) return;
+    if (this.#windows.length >= windowsInFlight) return;
+    this.#reading = this.#readWindow()
+      .catch((error: unknown) => {
+        this.#readFailure = { error };
+      })
+      .finally(() => {
+        this.#reading = undefined;
+        this.#notify();
+      });
+  }
+
+  async #readWindow(): Promise<void> {
+    const first = this.#next;
+    const holder: { tuples: (readonly unknown[])[] | undefined } = {
+      tuples: await this.reader.read(this.windowSize, first, () => this.#stopped),
+    };
+    const count = holder.tuples?.length ?? 0;
+    if (count === 0 || this.#stopped) return;
+    this.#next += count;
+    const window: Window = {
+      first,
+      controller: new AbortController(),
+      run: Promise.resolve(),
+      results: undefined,
+      request: undefined,
+      ended: false,
+      failure: undefined,
+      dirty: false,
+      reported: 0,
+      stoppedByConsumer: false,
+    };
+    window.run = this.#runWindow(window, holder).then(
+      () => {
+        window.ended = true;
+        this.#notify();
+      },
+      (error: unknown) => {
+        window.failure = { error };
+        this.#notify();
+      },
+    );
+    this.#windows.push(window);
+  }
+
+  /** Submits a window's tuples as a request and waits for it, as `map` does. */
+  async #runWindow(
+    window: Window,
+    holder: { tuples: (readonly unknown[])[] | undefined },
+  ): Promise<void> {
+    const { context, settings, options } = this;
+    await context.runtime.interruptible(async (interrupt) => {
+      const signal = AbortSignal.any([
+        window.controller.signal,
+        interrupt,
+        ...(options.signal ? [options.signal] : []),
+      ]);
+      const submitted = await submit(context, settings, this.f, holder.tuples ?? [], {
+        ns: options.ns,
+        signal,
+        retries: settings.retries,
+      });
+      // The store has the tuples now; the window keeps none of them.
+      holder.tuples = undefined;
+      window.request = submitted.request;
+      window.results = new WindowResults(
+        {
+          store: context.store,
+          request: submitted.request,
+          first: window.first,
+          tasks: submitted.tasks,
+          errorsFinal: settings.retries === 0,
+        },
+        this.order,
+      );
+      await waitAndRetry(submitted, this.#waitOptions(window), signal);
+    });
+  }
+
+  /** What a window's wait runs with: progress that marks it for a poll, retries, keepJob. */
+  #waitOptions(window: Window): MapOptions {
+    const keepJob = this.options.keepJob === true;
+    const { onProgress, retryWith } = this.options;
+    return {
+      ...(retryWith && { retryWith }),
+      get keepJob() {
+        return keepJob && !window.stoppedByConsumer;
+      },
+      onProgress: (progress) => {
+        const reported = progress.results + progress.errors;
+        if (reported !== window.reported) {
+          window.reported = reported;
+          window.dirty = true;
+          this.#notify();
+        }
+        onProgress?.(progress);
+      },
+    };
+  }
+
+  #notify(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  /** Resolves at the next event: new outcomes, a window read or ended, a failure, an abort. */
+  async #event(): Promise<void> {
+    if (!this.#woken) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+    this.#woken = false;
+  }
+}

@@ -1,0 +1,189 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IndexedSettled, SheepdogConfig } from "./index.js";
+import { createSheepdog, listRequests, mapStream, py, SheepdogError, shutdown } from "./index.js";
+
+/** Squares x after sleeping `nap` seconds; leaves a file named x in `marks` when given one. */
+const square = py<[number, number?, string?], number>`
+def f(x, nap=0, marks=None):
+    import time
+    time.sleep(nap)
+    if marks:
+        open(marks + "/" + str(x), "w").close()
+    return x * x
+`;
+
+/** An async generator of `[x, nap, marks]` for x below `n` that counts what was pulled. */
+function counted(n: number, nap = 0, marks?: string) {
+  const state = { pulled: 0, finished: false };
+  async function* tuples() {
+    try {
+      for (let x = 0; x < n; x++) {
+        state.pulled += 1;
+        yield (marks ? [x, nap, marks] : [x, nap]) as [number, number, string?];
+      }
+    } finally {
+      state.finished = true;
+    }
+  }
+  return { state, tuples: tuples() };
+}
+
+async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+describe("mapStream on the local scheduler", () => {
+  let dir: string;
+  let config: SheepdogConfig;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "sheepdog-stream-"));
+    config = { host: "local", dbfile: join(dir, "sheepdog.sqlite"), concurrency: 4 };
+  });
+  afterAll(async () => {
+    await shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const requestCount = async () =>
+    existsSync(config.dbfile as string)
+      ? (await listRequests({ dbfile: config.dbfile })).length
+      : 0;
+
+  it("yields every outcome once, as it completes, each window a request of its own", async () => {
+    const before = await requestCount();
+    // The first call sleeps: the others complete before it.
+    const args = Array.from({ length: 10 }, (_, x) => [x, x === 0 ? 1.5 : 0] as [number, number]);
+    const items = await all(mapStream(square, args, config, { windowSize: 5 }));
+    expect(items.map((item) => item.index).sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
+    for (const item of items)
+      expect(item).toEqual({ index: item.index, ok: true, value: item.index ** 2 });
+    expect(items[0]?.index).not.toBe(0);
+    expect(await requestCount()).toBe(before + 2);
+  });
+
+  it('yields in argument order with order: "arguments", across windows', async () => {
+    const args = Array.from(
+      { length: 11 },
+      (_, x) => [x, x % 4 === 0 ? 0.4 : 0] as [number, number],
+    );
+    const items = await all(mapStream(square, args, config, { order: "arguments", windowSize: 4 }));
+    expect(items).toEqual(args.map(([x]) => ({ index: x, ok: true, value: x * x })));
+  });
+
+  it("gives a call that raised as an ok: false item with its traceback, the others as values", async () => {
+    const inverse = py<[number], number>`
+def f(x):
+    return 1 / x
+`;
+    const items = await all(mapStream(inverse, [[1], [0], [4]], config, { order: "arguments" }));
+    expect(items[0]).toEqual({ index: 0, ok: true, value: 1 });
+    expect(items[1]).toMatchObject({ index: 1, ok: false });
+    expect(items[1]?.ok === false && items[1].error).toMatch(/ZeroDivisionError: division by zero/);
+    expect(items[2]).toEqual({ index: 2, ok: true, value: 0.25 });
+  });
+
+  it("reads an async generator lazily: at most two windows ahead of a slow consumer", async () => {
+    const { state, tuples } = counted(1000);
+    const seen: number[] = [];
+    for await (const item of mapStream(square, tuples, config, { windowSize: 5 })) {
+      seen.push(item.index);
+      if (seen.length === 1) {
+        // The consumer dawdles: two windows are read, no third.
+        await sleep(2000);
+        expect(state.pulled).toBe(10);
+      }
+      // A window is read only once every outcome of the oldest is taken.
+      expect(state.pulled).toBeLessThanOrEqual((Math.floor(seen.length / 5) + 2) * 5);
+      if (seen.length === 23) break;
+    }
+    expect(state.pulled).toBeLessThanOrEqual(35);
+    expect(state.finished).toBe(true);
+  });
+
+  it("leaving the loop cancels the windows in flight: no later window is read, nothing runs on", async () => {
+    const marks = join(dir, "marks-break");
+    mkdirSync(marks);
+    const before = await requestCount();
+    const { state, tuples } = counted(40, 3, marks);
+    for await (const item of mapStream(square, tuples, config, { windowSize: 4 })) {
+      expect(item.ok).toBe(true);
+      break;
+    }
+    expect(state.finished).toBe(true);
+    expect(state.pulled).toBeLessThanOrEqual(8);
+    const requests = (await listRequests({ dbfile: config.dbfile })).slice(before);
+    expect(requests.length).toBeLessThanOrEqual(2);
+    // The window still running was cancelled, and says so.
+    expect(requests.some((r) => r.meta.cancelled !== undefined)).toBe(true);
+    const marked = readdirSync(marks).length;
+    await sleep(4000);
+    // No call of the cancelled tasks finished afterwards, and none of a later window ran.
+    expect(readdirSync(marks).length).toBe(marked);
+    expect(readdirSync(marks).every((name) => Number(name) < 8)).toBe(true);
+  }, 60_000);
+
+  it("rejects with ABORTED when its signal aborts, cancelling the jobs", async () => {
+    const before = await requestCount();
+    const { state, tuples } = counted(20, 5);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 1500);
+    const started = Date.now();
+    const failure = await all(
+      mapStream(square, tuples, config, { windowSize: 4, signal: controller.signal }),
+    ).catch((error: unknown) => error);
+    expect(SheepdogError.isInstance(failure) && failure.code).toBe("ABORTED");
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(state.finished).toBe(true);
+    const requests = (await listRequests({ dbfile: config.dbfile })).slice(before);
+    expect(requests.length).toBe(2);
+    for (const request of requests) {
+      expect(request.meta.cancelled).toEqual({ at: expect.any(Number), reason: "interrupted" });
+    }
+  }, 30_000);
+
+  it("checks windowSize and order before reading any argument, and yields nothing for none", async () => {
+    for (const [options, message] of [
+      [
+        { windowSize: 0 },
+        /"windowSize" must be a whole number of argument tuples, at least 1, not 0\. Give one such as 100000/,
+      ],
+      [{ windowSize: 2.5 }, /"windowSize" must be a whole number/],
+      [{ order: "random" }, /"order" must be "completion" or "arguments", not "random"\./],
+    ] as const) {
+      const { state, tuples } = counted(3);
+      const failure = await all(mapStream(square, tuples, config, options as object)).catch(
+        (error: unknown) => error,
+      );
+      expect(SheepdogError.isInstance(failure) && failure.code).toBe("CONFIG_INVALID");
+      expect((failure as Error).message).toMatch(message);
+      expect(state.pulled).toBe(0);
+    }
+    const failure = await all(mapStream(square, [[1, 0], 2] as never, config)).catch(
+      (error: unknown) => error,
+    );
+    expect(SheepdogError.isInstance(failure) && failure.code).toBe("INVALID_INPUT");
+    expect((failure as Error).message).toContain("args[1] must be an array");
+    expect(await all(mapStream(square, [], config))).toEqual([]);
+  });
+
+  it("runs on an instance: createSheepdog(...).mapStream", async () => {
+    await using sheepdog = createSheepdog({
+      host: "local",
+      dbfile: join(dir, "instance.sqlite"),
+      concurrency: 2,
+    });
+    const items: IndexedSettled<number>[] = await all(
+      sheepdog.mapStream(square, [[2], [3]], { order: "arguments" }),
+    );
+    expect(items).toEqual([
+      { index: 0, ok: true, value: 4 },
+      { index: 1, ok: true, value: 9 },
+    ]);
+  });
+});
