@@ -187,6 +187,31 @@ describe("the sheepdog command on the local scheduler", () => {
     ]);
   });
 
+  it("with --order completion, writes each result with its index as it arrives", async () => {
+    const run = await sheepdog(
+      ["map", "model.py:inverse", "--args", "-", "--host", "local", "--order", "completion"],
+      { cwd, stdin: "[1]\n[0]\n[4]\n" },
+    );
+    expect(run.code).toBe(1);
+    const lines = run.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { index: number; result: unknown; error?: string });
+    expect(lines.map((line) => line.index).sort()).toEqual([0, 1, 2]);
+    const byIndex = new Map(lines.map((line) => [line.index, line]));
+    expect(byIndex.get(0)).toEqual({ index: 0, result: 1 });
+    expect(byIndex.get(2)).toEqual({ index: 2, result: 0.25 });
+    expect(byIndex.get(1)).toMatchObject({ index: 1, result: null });
+    expect(byIndex.get(1)?.error).toMatch(/ZeroDivisionError: division by zero/);
+    expect(run.stderr).toMatch(/See the tracebacks with "sheepdog errors \d+/);
+    const wrong = await sheepdog(
+      ["map", "model.py:add", "--args", "-", "--host", "local", "--order", "random"],
+      { cwd, stdin: "[1, 2]\n" },
+    );
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('--order must be "arguments" or "completion", not "random".');
+  });
+
   it("prints a value that holds the same list twice at each of 40 levels as its 40 lists", async () => {
     const started = Date.now();
     const run = await sheepdog(["map", "model.py:doubled", "--args", "-", "--host", "local"], {

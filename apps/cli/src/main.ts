@@ -1,14 +1,20 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { MapProgress, RequestSummary, SheepdogConfig } from "@sheepdog/core";
+import type {
+  IndexedSettled,
+  MapProgress,
+  PyFunction,
+  RequestSummary,
+  SheepdogConfig,
+} from "@sheepdog/core";
 import {
   cancelRequest,
   getErrors,
   getResults,
   listRequests,
-  map,
   mapAsync,
+  mapStream,
   pyFile,
   recover,
   requestStatus,
@@ -22,7 +28,7 @@ import { dashboardCommand, logsCommand } from "./dashboard.js";
 import { attachCommand, cleanupCommand } from "./detached.js";
 import { doctorCommand } from "./doctor.js";
 import { jsonLine } from "./json-values.js";
-import { readArgs } from "./read-args.js";
+import { readArgs, streamArgs } from "./read-args.js";
 
 export { exitCodes };
 
@@ -45,8 +51,11 @@ const usage = `Usage: sheepdog <command> [options]
 
 Commands:
   map <file.py>:<function> --args <file.json|file.jsonl|->
-                        run the function once per argument tuple; results as JSON lines
+                        run the function once per argument tuple; results as JSON lines,
+                        written as they arrive (a .jsonl file is read as the map goes)
       --out <file>      write the results there instead of stdout
+      --order <order>   arguments (default): one result per line, in argument order;
+                        completion: {"index", "result"[, "error"]} lines as results arrive
       --ns <file.json>  values the function can use by name
       --async           print the request id once the job is queued, and exit
       --detach          stage the tasks on the cluster, print the request id and exit: the
@@ -91,6 +100,7 @@ const commandOptions = {
   args: { type: "string" },
   out: { type: "string" },
   ns: { type: "string" },
+  order: { type: "string" },
   async: { type: "boolean" },
   detach: { type: "boolean" },
   dashboard: { type: "boolean" },
@@ -226,7 +236,8 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
   }
   const { config } = await settings(values, io.env, io.cwd);
   const f = pyFile(resolve(io.cwd, match[1]), match[2]);
-  const args = readArgs(values.args === "-" ? "-" : resolve(io.cwd, values.args), io.readStdin);
+  const argsPath = values.args === "-" ? "-" : resolve(io.cwd, values.args);
+  const order = orderOf(values);
   let ns: Record<string, unknown> | undefined;
   if (typeof values.ns === "string") {
     try {
@@ -237,7 +248,10 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
   }
   const options = { ...(ns && { ns }), signal: io.signal };
   if (values.detach) {
-    const id = await mapAsync(f, args, config, { ...options, detach: true });
+    const id = await mapAsync(f, readArgs(argsPath, io.readStdin), config, {
+      ...options,
+      detach: true,
+    });
     write(io.stdout, String(id));
     write(
       io.stderr,
@@ -246,7 +260,7 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
     return exitCodes.ok;
   }
   if (values.async) {
-    const id = await mapAsync(f, args, config, options);
+    const id = await mapAsync(f, readArgs(argsPath, io.readStdin), config, options);
     write(io.stdout, String(id));
     write(
       io.stderr,
@@ -254,29 +268,82 @@ async function mapCommand(io: CliIo, values: Values, positionals: string[]): Pro
     );
     return exitCodes.ok;
   }
-  let last: MapProgress | undefined;
+  const args = streamArgs(argsPath, io.readStdin);
+  return streamResults(io, values, f, args, config, { ...options, order });
+}
+
+/** `--order`: "arguments" (the default) or "completion". */
+function orderOf(values: Values): "arguments" | "completion" {
+  const order = values.order ?? "arguments";
+  if (order === "arguments" || order === "completion") return order;
+  throw usageError(`--order must be "arguments" or "completion", not ${JSON.stringify(order)}.`);
+}
+
+/** A result as its JSON line: the value alone in argument order, with its index otherwise. */
+function resultLine(item: IndexedSettled<unknown>, order: "arguments" | "completion"): string {
+  const result = item.ok ? item.value : null;
+  if (order === "arguments") return `${jsonLine(result)}\n`;
+  const error = item.ok ? "" : `,"error":${JSON.stringify(item.error)}`;
+  return `{"index":${item.index},"result":${jsonLine(result)}${error}}\n`;
+}
+
+/**
+ * Runs the map with mapStream and writes each result's line as it arrives, to `--out` or
+ * stdout (waiting while stdout's reader is behind); progress and each window's last count on
+ * stderr. Exits 1 when tasks failed.
+ */
+async function streamResults(
+  io: CliIo,
+  values: Values,
+  f: PyFunction,
+  args: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+  config: SheepdogConfig,
+  options: { ns?: Record<string, unknown>; signal: AbortSignal; order: "arguments" | "completion" },
+): Promise<number> {
   const printer = progressPrinter(io.stderr);
-  const results = await map(f, args, config, {
-    ...options,
-    keepJob: values["keep-jobs"] === true,
-    ...(values.dashboard === true && { dashboard: true }),
-    onProgress: (progress) => {
-      last = progress;
-      printer.update(progress);
-    },
-  });
-  if (last) printer.done(last);
-  const text = results.map((result) => `${jsonLine(result)}\n`).join("");
-  if (typeof values.out === "string") writeFileSync(resolve(io.cwd, values.out), text);
-  else if (text !== "") write(io.stdout, text);
-  if (last && last.errors > 0) {
+  const windows = new Map<number, MapProgress>();
+  const out = typeof values.out === "string" ? openSync(resolve(io.cwd, values.out), "w") : null;
+  try {
+    const results = mapStream(f, args, config, {
+      ...options,
+      keepJob: values["keep-jobs"] === true,
+      ...(values.dashboard === true && { dashboard: true }),
+      onProgress: (progress) => {
+        windows.set(progress.request, progress);
+        printer.update(progress);
+      },
+    });
+    for await (const item of results) {
+      const line = resultLine(item, options.order);
+      if (out !== null) writeSync(out, line);
+      else await writeOut(io.stdout, line);
+    }
+  } finally {
+    if (out !== null) closeSync(out);
+  }
+  let failed = false;
+  for (const last of windows.values()) {
+    printer.done(last);
+    if (last.errors === 0) continue;
+    failed = true;
     write(
       io.stderr,
       `[sheepdog] See the tracebacks with "sheepdog errors ${last.request} --dbfile ${config.dbfile}".`,
     );
-    return exitCodes.failed;
   }
-  return exitCodes.ok;
+  return failed ? exitCodes.failed : exitCodes.ok;
+}
+
+/** Writes to `stream`, waiting while its reader is behind; nothing once the reader has gone. */
+async function writeOut(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  if ((stream as { destroyed?: boolean }).destroyed || stream.write(text)) return;
+  await new Promise<void>((resume) => {
+    const done = () => {
+      for (const event of ["drain", "close", "error"]) stream.off(event, done);
+      resume();
+    };
+    for (const event of ["drain", "close", "error"]) stream.once(event, done);
+  });
 }
 
 function dbfileConfig(values: Values, io: CliIo) {

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { createReadStream, openSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { usageError } from "./settings.js";
 
 function checkTuple(value: unknown, where: string): unknown[] {
@@ -35,16 +36,20 @@ export function parseArgTuples(text: string, name: string): unknown[][] {
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]?.trim() ?? "";
-    if (line === "") continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch (error) {
-      throw usageError(`Line ${i + 1} of ${name} is not valid JSON: ${(error as Error).message}.`);
-    }
-    tuples.push(checkTuple(parsed, `Line ${i + 1} of ${name}`));
+    if (line !== "") tuples.push(parseLine(line, i + 1, name));
   }
   return tuples;
+}
+
+/** One line of a JSON Lines file of argument tuples (`number` counts from 1), checked. */
+function parseLine(line: string, number: number, name: string): unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch (error) {
+    throw usageError(`Line ${number} of ${name} is not valid JSON: ${(error as Error).message}.`);
+  }
+  return checkTuple(parsed, `Line ${number} of ${name}`);
 }
 
 /** Reads `--args`: a file path, or `-` for standard input. */
@@ -56,4 +61,40 @@ export function readArgs(path: string, stdin: () => string): unknown[][] {
     throw usageError(`Cannot read --args ${path}: ${(error as Error).message}.`);
   }
   return parseArgTuples(text, path);
+}
+
+/**
+ * Reads `--args` for a map that streams: a `.jsonl` file line by line, as the map takes its
+ * tuples (never whole), a bad line failing the map when it is reached; anything else (a
+ * `.json` file, standard input) whole, as {@link readArgs} does.
+ */
+export function streamArgs(
+  path: string,
+  stdin: () => string,
+): Iterable<unknown[]> | AsyncIterable<unknown[]> {
+  if (path === "-" || !path.endsWith(".jsonl")) return readArgs(path, stdin);
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw usageError(`Cannot read --args ${path}: ${(error as Error).message}.`);
+  }
+  return jsonLinesOf(fd, path);
+}
+
+/** The argument tuples of an open JSON Lines file, a line at a time; the file closes at the end. */
+async function* jsonLinesOf(fd: number, name: string): AsyncGenerator<unknown[]> {
+  const input = createReadStream("", { fd });
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  let number = 0;
+  try {
+    for await (const raw of lines) {
+      number += 1;
+      const line = raw.trim();
+      if (line !== "") yield parseLine(line, number, name);
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
 }
