@@ -46,6 +46,14 @@ export function stagedPathsOf(sshDir: string, name: string): StagedPaths {
   return { dir, spoolDir: `${dir}/spool` };
 }
 
+function hasControlCharacter(text: string): boolean {
+  for (let at = 0; at < text.length; at++) {
+    const code = text.charCodeAt(at);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 /**
  * The staged paths request `id`'s meta records, if it is detached. They reach commands on the
  * head node, and a results file is no place to take a path from unchecked: they must be what
@@ -67,7 +75,7 @@ export function stagedOf(meta: RequestMeta, id: RequestId): StagedPaths | undefi
     dir
       .split("/")
       .every((part, at) => (part !== "" || at === 0) && part !== "." && part !== "..") &&
-    !/[\0-\x1f\x7f]/.test(dir);
+    !hasControlCharacter(dir);
   if (!valid) {
     throw new SheepdogError(
       "STORE_CORRUPT",
