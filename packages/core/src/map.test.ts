@@ -16,6 +16,30 @@ import {
   tuple,
 } from "./index.js";
 
+describe("a function with a syntax error", () => {
+  it("is reported before a failure to reach the cluster, its check running meanwhile", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sheepdog-core-"));
+    try {
+      const broken = py`
+def f(x):
+    return [x for x in]
+`;
+      // Nothing listens on port 1: the connection fails at once, the check takes longer.
+      const config = { host: "127.0.0.1", sshPort: 1, dbfile: join(dir, "s.sqlite") };
+      const error = await map(broken, [[1]], config).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({
+        code: "INVALID_INPUT",
+        message: expect.stringContaining("has a Python syntax error at line 3"),
+      });
+      // Nothing was stored: the results file was not even made.
+      expect(existsSync(config.dbfile)).toBe(false);
+    } finally {
+      await shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("map on the local scheduler", () => {
   let dir: string;
   let config: SheepdogConfig;

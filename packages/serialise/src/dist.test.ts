@@ -23,6 +23,7 @@ describe("the built package", () => {
         "encode",
         "frozenset",
         "functionSource",
+        "functionSourceChecking",
         "ndarray",
         "isByteArray",
         "isFrozenSet",

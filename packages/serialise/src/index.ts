@@ -4,7 +4,14 @@ export type { EncodeOptions, PickleProtocol } from "./encode.js";
 export { DEFAULT_MAX_DEPTH, DEFAULT_PROTOCOL, encode, pickleProtocols } from "./encode.js";
 export { PickleDecodeError, PickleEncodeError } from "./errors.js";
 export type { PyFileOptions, PyNamedTag, PyTag, ShippedFunction, UntypedArgs } from "./py.js";
-export { functionSource, isPyFunction, PyFunction, py, pyFile } from "./py.js";
+export {
+  functionSource,
+  functionSourceChecking,
+  isPyFunction,
+  PyFunction,
+  py,
+  pyFile,
+} from "./py.js";
 export type {
   NdArray,
   NdArrayData,

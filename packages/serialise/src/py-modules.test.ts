@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { PYTHON } from "./__fixtures__/python.js";
 import type { ShippedFunction } from "./index.js";
-import { functionSource, py, pyFile } from "./index.js";
+import { functionSource, functionSourceChecking, py, pyFile } from "./index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sheepdog-py-modules-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,6 +128,21 @@ describe("the syntax check before anything is submitted", { timeout: 30_000 }, (
         `^\\[sheepdog\\] \\[serialise\\] ${broken.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} has a Python syntax error at line 4: invalid syntax\\. Fix it and run again \\(checked by the local python3, Python 3\\.\\d+\\.\\d+, before anything was submitted; if the cluster's Python accepts what this one does not, set SHEEPDOG_CHECK_PYTHON=off\\)\\.$`,
       ),
     );
+  });
+
+  it("checks in the background with functionSourceChecking, rejecting as functionSource throws", async () => {
+    const broken = write("syntax3/broken.py", ["def f(x):", "    return [x for x in]"]);
+    const f = pyFile(broken, "f");
+    const { source, checked } = functionSourceChecking(f);
+    expect(source).toMatchObject({ name: "f" });
+    const error = await checked.catch((caught: unknown) => caught as Error & { code: string });
+    expect(error).toMatchObject({ code: "INVALID_INPUT" });
+    expect((error as Error).message).toContain(`${broken} has a Python syntax error at line 2`);
+    const good = py`
+def g(x):
+    return x
+`;
+    await expect(functionSourceChecking(good).checked).resolves.toBeUndefined();
   });
 
   it("checks the shipped modules and py`...` too", () => {

@@ -6,7 +6,8 @@ import { SheepdogError } from "@sheepdog/contracts";
 import { localModules } from "./internal/local-modules.js";
 import { scanTopLevel, type TopLevel } from "./internal/python-source.js";
 import { source } from "./internal/source.js";
-import { checkSyntax } from "./internal/syntax-check.js";
+import type { SourceUnit } from "./internal/syntax-check.js";
+import { checkSyntax, checkSyntaxInBackground } from "./internal/syntax-check.js";
 import { kindMarker } from "./values.js";
 
 /**
@@ -120,26 +121,54 @@ const syntaxChecked = new WeakSet<object>();
  * @throws SheepdogError `INVALID_INPUT` naming the file, line and message of a syntax error.
  */
 export function functionSource(fn: PyFunction): ShippedFunction {
+  checkIsPyFunction(fn, "functionSource");
+  if (!syntaxChecked.has(fn)) {
+    checkSyntax(sourceUnits(fn));
+    syntaxChecked.add(fn);
+  }
+  return fn.toJSON();
+}
+
+/**
+ * As {@link functionSource}, with the syntax check (the first time for each function) left
+ * running in a local Python of its own: `checked` settles when it is done, rejecting as
+ * `functionSource` throws. A caller that connects to its cluster meanwhile waits for the check
+ * only before it stores or submits anything.
+ */
+export function functionSourceChecking(fn: PyFunction): {
+  source: ShippedFunction;
+  checked: Promise<void>;
+} {
+  checkIsPyFunction(fn, "functionSourceChecking");
+  const checked = syntaxChecked.has(fn)
+    ? Promise.resolve()
+    : checkSyntaxInBackground(sourceUnits(fn)).then(() => {
+        syntaxChecked.add(fn);
+      });
+  return { source: fn.toJSON(), checked };
+}
+
+function checkIsPyFunction(fn: unknown, caller: string): asserts fn is PyFunction {
   if (!PyFunction.isInstance(fn)) {
     throw new SheepdogError(
       "PYTHON_SOURCE",
       source,
-      "functionSource takes a py`...` or pyFile(...) value.",
+      `${caller} takes a py\`...\` or pyFile(...) value.`,
     );
   }
-  if (!syntaxChecked.has(fn)) {
-    const where = fn.path ?? `py\`...\` (function ${fn.name})`;
-    const folder = fn.path === undefined ? "" : dirname(fn.path);
-    checkSyntax([
-      { where, source: fn.source },
-      ...Object.entries(fn.modules ?? {}).map(([path, text]) => ({
-        where: join(folder, path),
-        source: text,
-      })),
-    ]);
-    syntaxChecked.add(fn);
-  }
-  return fn.toJSON();
+}
+
+/** A function's source and its local modules, as the syntax check names them. */
+function sourceUnits(fn: PyFunction): SourceUnit[] {
+  const where = fn.path ?? `py\`...\` (function ${fn.name})`;
+  const folder = fn.path === undefined ? "" : dirname(fn.path);
+  return [
+    { where, source: fn.source },
+    ...Object.entries(fn.modules ?? {}).map(([path, text]) => ({
+      where: join(folder, path),
+      source: text,
+    })),
+  ];
 }
 
 function sourceError(message: string, cause?: unknown): SheepdogError {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { FunctionSource, JobRef, RequestId, Scheduler } from "@sheepdog/contracts";
 import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
-import { asTuple, encode, functionSource, isPyFunction } from "@sheepdog/serialise";
+import { asTuple, encode, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import { workerProgram } from "@sheepdog/worker-py";
 import type { ResolvedRunSettings } from "../config.js";
@@ -33,6 +33,12 @@ export interface SubmitOptions {
   detach?: boolean | undefined;
   /** The scheduler to submit to (a retry's: its request's), instead of the configuration's. */
   scheduler?: string | undefined;
+  /**
+   * Settles when the function's syntax check does (a local Python's start can take longer
+   * than reaching the cluster, so it runs meanwhile): nothing is stored or submitted before it
+   * passes, and its error comes before any other.
+   */
+  checked?: Promise<void> | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -91,7 +97,8 @@ export async function submit(
   args: Iterable<readonly unknown[]>,
   options: SubmitOptions,
 ): Promise<Submitted> {
-  const func = checkFunction(f);
+  const { source: func, checked } = checkFunction(f);
+  checked.catch(() => {});
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
   const work: EncodedWork = {
@@ -102,7 +109,7 @@ export async function submit(
       for (const item of list) yield encode(asTuple(Array.from(item)), { protocol });
     })(),
   };
-  return submitEncoded(context, settings, work, options);
+  return submitEncoded(context, settings, work, { ...options, checked });
 }
 
 /** A request's parts, encoded as the store keeps them. */
@@ -127,12 +134,18 @@ export async function submitEncoded(
   checkStore(context, options.retries ?? 0);
   if (options.signal?.aborted) throw abortError(options.signal);
 
-  const lease = work.tasks > 0 ? await context.openCluster(options.scheduler) : undefined;
+  const lease =
+    work.tasks > 0
+      ? await context
+          .openCluster(options.scheduler)
+          .catch(async (error: unknown) => Promise.reject(await firstError(options, error)))
+      : undefined;
   let server: SheepdogServer | undefined;
   let routes: WorkerRoutes | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     const chunkSize = settings.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
+    await options.checked;
     const sizes: RequestSizes = {
       func: work.func.byteLength,
       ns: work.ns.byteLength,
@@ -207,8 +220,17 @@ export async function submitEncoded(
     await routes?.close();
     await lease?.release();
     await server?.close();
-    throw error;
+    throw await firstError(options, error);
   }
+}
+
+/** A syntax error is the one to fix first, whatever else went wrong meanwhile. */
+async function firstError(options: SubmitOptions, error: unknown): Promise<unknown> {
+  const syntax = await options.checked?.then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+  return syntax ?? error;
 }
 
 /** One attempt's array job: `tasks` tasks, the request's tasks after `taskOffset`. */
@@ -361,7 +383,7 @@ export function autoChunkSize(tasks: number, slots: number | undefined): number 
   return Math.max(1, Math.ceil(tasks / (slots * 2)));
 }
 
-function checkFunction(f: PyFunction): FunctionSource {
+function checkFunction(f: PyFunction): { source: FunctionSource; checked: Promise<void> } {
   if (!isPyFunction(f)) {
     throw new SheepdogError(
       "INVALID_INPUT",
@@ -369,7 +391,7 @@ function checkFunction(f: PyFunction): FunctionSource {
       "The function must be Python: py`def f(x): ...` or pyFile(path, name) from @sheepdog/core.",
     );
   }
-  return functionSource(f);
+  return functionSourceChecking(f);
 }
 
 function checkArgs(args: Iterable<readonly unknown[]>): (readonly unknown[])[] {

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { SheepdogError } from "@sheepdog/contracts";
 import { source as packageName } from "./source.js";
 
@@ -41,19 +41,60 @@ interface CheckAnswer {
  * @throws SheepdogError `INVALID_INPUT` naming the file, the line and Python's message.
  */
 export function checkSyntax(units: readonly SourceUnit[]): void {
-  const python = process.env[CHECK_PYTHON_VARIABLE]?.trim() || "python3";
-  if (python === "off" || units.length === 0) return;
+  const python = checkingPython();
+  if (python === undefined || units.length === 0) return;
   const run = spawnSync(python, ["-I", "-c", CHECK_SCRIPT], {
     input: JSON.stringify(units.map((unit) => unit.source)),
     encoding: "utf8",
-    timeout: 20_000,
-    maxBuffer: 1024 * 1024,
+    timeout: CHECK_TIMEOUT_MS,
+    maxBuffer: MAX_ANSWER_BYTES,
     stdio: ["pipe", "pipe", "ignore"],
   });
   if (run.error !== undefined || run.status !== 0) return;
+  throwSyntaxError(units, python, run.stdout);
+}
+
+/**
+ * As {@link checkSyntax}, without blocking: the check runs in a Python process of its own
+ * while the caller goes on (a Python's start alone can take a few hundred milliseconds), and
+ * the promise rejects as `checkSyntax` throws.
+ */
+export async function checkSyntaxInBackground(units: readonly SourceUnit[]): Promise<void> {
+  const python = checkingPython();
+  if (python === undefined || units.length === 0) return;
+  const stdout = await new Promise<string | undefined>((resolve) => {
+    const child = spawn(python, ["-I", "-c", CHECK_SCRIPT], {
+      stdio: ["pipe", "pipe", "ignore"],
+      timeout: CHECK_TIMEOUT_MS,
+    });
+    let answer = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      answer += chunk;
+      if (answer.length > MAX_ANSWER_BYTES) child.kill();
+    });
+    child.on("error", () => resolve(undefined));
+    child.on("close", (status) => resolve(status === 0 ? answer : undefined));
+    child.stdin.on("error", () => {});
+    child.stdin.end(JSON.stringify(units.map((unit) => unit.source)));
+  });
+  if (stdout !== undefined) throwSyntaxError(units, python, stdout);
+}
+
+const CHECK_TIMEOUT_MS = 20_000;
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+/** The interpreter of the check, `undefined` when it is turned off. */
+function checkingPython(): string | undefined {
+  const python = process.env[CHECK_PYTHON_VARIABLE]?.trim() || "python3";
+  return python === "off" ? undefined : python;
+}
+
+/** Throws the syntax error the check's answer names, if any (an answer it cannot read: none). */
+function throwSyntaxError(units: readonly SourceUnit[], python: string, stdout: string): void {
   let answer: CheckAnswer;
   try {
-    answer = JSON.parse(run.stdout) as CheckAnswer;
+    answer = JSON.parse(stdout) as CheckAnswer;
   } catch {
     return;
   }
