@@ -158,6 +158,14 @@ export interface Scheduler {
    */
   slots?(): Promise<number>;
 
+  /**
+   * Reads ahead what `submit` will need to ask the cluster (GridEngine's `max_aj_tasks`, Slurm's
+   * configuration), so that it is at hand by the time the job is submitted. Callers may call it
+   * as soon as they hold the scheduler and go on without waiting. It never rejects: what it
+   * could not read, `submit` asks again.
+   */
+  prepare?(): Promise<void>;
+
   /** Cancels every task that has not finished. Cancelling a finished job is harmless. */
   cancel(job: JobRef): Promise<void>;
 

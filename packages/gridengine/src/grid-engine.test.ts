@@ -76,6 +76,17 @@ describe("gridEngine submit", () => {
     expect(remote.commands.filter((command) => command === "qconf -sconf")).toHaveLength(1);
   });
 
+  it("reads max_aj_tasks ahead with prepare, and submit asks no more", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qconf -sconf$/, { stdout: sconf })
+      .on(/qsub -terse/, { stdout: "32.1-5:1\n" });
+    const scheduler = gridEngine(remote);
+    await scheduler.prepare?.();
+    expect(remote.commands).toEqual(["qconf -sconf"]);
+    await scheduler.submit(spec);
+    expect(remote.commands).toEqual(["qconf -sconf", "cd -- .sheepdog && qsub -terse demo_1.py"]);
+  });
+
   it("honours a maxArrayTasks override without asking qconf", async () => {
     const remote = new ScriptedRemote().on(/qsub -terse/, { stdout: "7.1-2:1\n" });
     const job = await gridEngine(remote, { maxArrayTasks: 2 }).submit({ ...spec, tasks: 4 });

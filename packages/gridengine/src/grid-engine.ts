@@ -155,6 +155,9 @@ export function gridEngine(remote: Remote, options: GridEngineOptions = {}): Gri
       ensureOpen();
       return submitJob(commands, spec, readMaxArrayTasks);
     },
+    async prepare() {
+      if (!closed) await readMaxArrayTasks().catch(() => undefined);
+    },
     async status(job) {
       ensureOpen();
       checkRef(job);

@@ -155,6 +155,9 @@ export function slurm(remote: Remote, options: SlurmOptions = {}): SlurmSchedule
       ensureOpen();
       return submitJob(commands, spec, config);
     },
+    async prepare() {
+      if (!closed) await config().catch(() => undefined);
+    },
     async status(job) {
       ensureOpen();
       checkRef(job);

@@ -323,6 +323,17 @@ function describeCapabilities(run: ContractRun, factory: SchedulerFactory): void
       expect(Number.isSafeInteger(slots) && slots > 0, `slots ${slots}`).toBe(true);
     });
 
+    it("prepare (when implemented) resolves, twice, and also once closed", {
+      timeout,
+    }, async () => {
+      const fresh = await factory();
+      if (!fresh.prepare) return;
+      await expect(fresh.prepare()).resolves.toBeUndefined();
+      await expect(fresh.prepare()).resolves.toBeUndefined();
+      await fresh.close?.();
+      await expect(fresh.prepare()).resolves.toBeUndefined();
+    });
+
     it("after close, submit rejects with CLOSED; closing twice is harmless", {
       timeout,
     }, async () => {
@@ -348,7 +359,7 @@ function describeCapabilities(run: ContractRun, factory: SchedulerFactory): void
  * `INVALID_INPUT`, and with `CLOSED` after `close`. Optional methods are checked when the scheduler has them: `outputLines` (this
  * job's marked lines, no others), `memoryLimitBytes` (`undefined` without a memory request),
  * `checkOptions` (an option carrying a newline or `;` injection is refused with
- * `CONFIG_INVALID`), `slots` (a positive whole number).
+ * `CONFIG_INVALID`), `slots` (a positive whole number), `prepare` (resolves, never rejects).
  *
  * It runs two jobs at once (three tasks, then one long task that it cancels), so it takes a
  * few seconds where a task starts within a second; `status` must tell how a task ended

@@ -140,6 +140,8 @@ export async function submitEncoded(
           .openCluster(options.scheduler)
           .catch(async (error: unknown) => Promise.reject(await firstError(options, error)))
       : undefined;
+  // What the scheduler will ask the cluster at submission is read while the rest gets ready.
+  void lease?.cluster.scheduler.prepare?.();
   let server: SheepdogServer | undefined;
   let routes: WorkerRoutes | undefined;
   try {
