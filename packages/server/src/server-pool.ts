@@ -210,6 +210,7 @@ class Pool implements ServerPool {
         unsubscribes.push(stop);
         return stop;
       },
+      routeRequests: (authority) => server.routeRequests(authority),
       close,
       [Symbol.asyncDispose]: close,
     };

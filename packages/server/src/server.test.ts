@@ -469,10 +469,14 @@ describe("authentication", () => {
       });
     };
     expect(await throughRelay()).toBe(401);
+    expect(server.routeRequests("head.example:40123")).toBe(0);
     const stop = server.acceptRoute("head.example:40123");
+    expect(server.routeRequests("head.example:40123")).toBe(0);
     expect(await throughRelay()).toBe(200);
+    expect(server.routeRequests("Head.Example:40123")).toBe(1);
     stop();
     expect(await throughRelay()).toBe(401);
+    expect(server.routeRequests("head.example:40123")).toBe(0);
     expect(() => server.acceptRoute("head.example")).toThrow(/host and port/);
   });
 

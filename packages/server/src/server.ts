@@ -92,6 +92,11 @@ export interface SheepdogServer extends AsyncDisposable {
    * Returns a function that stops accepting it.
    */
   acceptRoute(authority: string): () => void;
+  /**
+   * How many requests came in through `authority` while it was accepted (0 once it is not):
+   * a relay that carried none has no answer of this server still on its way to a worker.
+   */
+  routeRequests(authority: string): number;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
 }
@@ -192,9 +197,14 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   const readAhead = new ArgsReadAhead(options.store);
   const freshness = new Freshness(Date.now());
   let listeningPort = -1;
-  const routesIn = new Map<string, number>();
-  const hostAccepted = (host: string | null): boolean =>
-    portOf(host) === listeningPort || (host !== null && routesIn.has(host.toLowerCase()));
+  /** The routes accepted (see acceptRoute): how many accept each, and its requests so far. */
+  const routesIn = new Map<string, { holders: number; requests: number }>();
+  const hostAccepted = (host: string | null): boolean => {
+    if (portOf(host) === listeningPort) return true;
+    const route = host === null ? undefined : routesIn.get(host.toLowerCase());
+    if (route) route.requests++;
+    return route !== undefined;
+  };
   const routes = wireRoutes({
     store: options.store,
     cache,
@@ -235,15 +245,19 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     },
     acceptRoute(authority) {
       const key = checkAuthority(authority);
-      routesIn.set(key, (routesIn.get(key) ?? 0) + 1);
+      const route = routesIn.get(key) ?? { holders: 0, requests: 0 };
+      route.holders++;
+      routesIn.set(key, route);
       let removed = false;
       return () => {
         if (removed) return;
         removed = true;
-        const left = (routesIn.get(key) ?? 1) - 1;
-        if (left > 0) routesIn.set(key, left);
-        else routesIn.delete(key);
+        route.holders--;
+        if (route.holders === 0) routesIn.delete(key);
       };
+    },
+    routeRequests(authority) {
+      return routesIn.get(authority.toLowerCase())?.requests ?? 0;
     },
     close,
     [Symbol.asyncDispose]: close,

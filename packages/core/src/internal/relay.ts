@@ -43,6 +43,8 @@ export class Relay {
   #port = 0;
   #closed = false;
   #stopRoute: (() => void) | undefined;
+  /** The route the server accepts for it (`host:port`). */
+  #authority: string | undefined;
   #restarting: Promise<void> | undefined;
 
   constructor(
@@ -58,6 +60,7 @@ export class Relay {
     const facts = await this.#start(direct);
     const authority = `${facts.host}:${facts.port}`;
     this.#stopRoute = this.server.acceptRoute(authority);
+    this.#authority = authority;
     return { url: `http://${authority}`, direct: facts.direct };
   }
 
@@ -69,6 +72,7 @@ export class Relay {
     this.#port = Number(authority.slice(authority.lastIndexOf(":") + 1));
     await this.#start();
     this.#stopRoute = this.server.acceptRoute(authority);
+    this.#authority = authority;
   }
 
   async #start(direct?: string): Promise<RelayFacts> {
@@ -180,8 +184,11 @@ export class Relay {
     this.#running = undefined;
     if (running) {
       await running.tunnel.close();
-      // What the tunnel delivered last is still in the relay, on its way to a worker.
-      await new Promise((resolve) => setTimeout(resolve, RELAY_FLUSH_MS));
+      // What the tunnel delivered last may still be in the relay, on its way to a worker; a
+      // relay whose route brought the server no request (the workers went direct) holds none.
+      const carried =
+        this.#authority === undefined || this.server.routeRequests(this.#authority) > 0;
+      if (carried) await new Promise((resolve) => setTimeout(resolve, RELAY_FLUSH_MS));
       running.stop.abort();
     }
     this.#stopRoute?.();
