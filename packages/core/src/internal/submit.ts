@@ -142,6 +142,9 @@ export async function submitEncoded(
       : undefined;
   // What the scheduler will ask the cluster at submission is read while the rest gets ready.
   void lease?.cluster.scheduler.prepare?.();
+  // The server starts while the syntax check and the request's storing run.
+  const serverStarting = context.runtime.server(context, settings.port);
+  serverStarting.catch(() => {});
   let server: SheepdogServer | undefined;
   let routes: WorkerRoutes | undefined;
   try {
@@ -171,7 +174,7 @@ export async function submitEncoded(
         ...work.meta,
       },
     });
-    server = await context.runtime.server(context, settings.port);
+    server = await serverStarting;
     const submitted: Submitted = {
       context,
       settings,
@@ -221,7 +224,7 @@ export async function submitEncoded(
   } catch (error) {
     await routes?.close();
     await lease?.release();
-    await server?.close();
+    await (server ?? (await serverStarting.catch(() => undefined)))?.close();
     throw await firstError(options, error);
   }
 }
