@@ -120,18 +120,6 @@ export class FactsTally {
   }
 }
 
-/** One pass over every task's facts (by position, `null` for no report): see {@link FactsTally}. */
-export function summariseFacts(
-  entries: readonly (TaskFactsEntry | null)[],
-  createdAt: number,
-): FactsSummary {
-  const tally = new FactsTally(entries.length, createdAt);
-  entries.forEach((entry, index) => {
-    if (entry) tally.add(index, entry);
-  });
-  return tally.summary();
-}
-
 /**
  * The ranges that hold every task still without a report, runs closer than `mergeGap` taken
  * together.

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { pendingRanges } from "./facts-tally.js";
-import { STATE, stateRuns, statesOfRuns } from "./task-states.js";
+import { STATE, stateRuns } from "./task-states.js";
+
+/** The states the runs stand for, one character per task (as page/task-grid.js reads them). */
+function statesOfRuns(runs: string): string {
+  return [...runs.matchAll(/([.dex])(\d*)/g)]
+    .map(([, state, length]) => (state as string).repeat(length ? Number(length) : 1))
+    .join("");
+}
 
 function statesOf(text: string): Uint8Array {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));

@@ -31,12 +31,3 @@ export function stateRuns(states: Uint8Array): string {
   }
   return parts.join("");
 }
-
-/** The state of each task (one character per task) from its {@link stateRuns}. */
-export function statesOfRuns(runs: string): string {
-  const parts: string[] = [];
-  for (const [, state, length] of runs.matchAll(/([.dex])(\d*)/g)) {
-    parts.push((state as string).repeat(length ? Number(length) : 1));
-  }
-  return parts.join("");
-}
