@@ -159,8 +159,12 @@ for (const scheduler of testSchedulers) {
       const { spoolDir } = await stagedOf(id);
       const child = spawn(process.execPath, [cli, "attach", String(id), ...sshFlags], { cwd });
       let stdout = "";
+      let stderr = "";
       child.stdout.on("data", (chunk) => {
         stdout += chunk;
+      });
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
       });
       const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
       await until(
@@ -170,7 +174,7 @@ for (const scheduler of testSchedulers) {
       // The spool cannot take anything now: what the gated tasks report must come live.
       await onHead(`chmod 500 ${spoolDir} && touch ${gate}`);
       try {
-        expect(await ended).toBe(0);
+        expect({ code: await ended, stderr }).toMatchObject({ code: 0 });
       } finally {
         await onHead(`chmod 700 ${spoolDir} 2>/dev/null; rm -f ${gate}`);
       }

@@ -335,7 +335,8 @@ describe.skipIf(!browserTestsRun)("the dashboard in Chromium", () => {
     await page.locator(".grid-scroll").evaluate((el) => {
       el.scrollTop = el.scrollHeight * 0.6 - 20;
     });
-    const failed = await canvasColours(page);
+    // The grid draws on the next frame after a scroll.
+    const failed = await canvasColoursOnceDrawn(page, ["217,72,59", "122,61,184"]);
     expect(failed).toContain("217,72,59"); // error
     expect(failed).toContain("122,61,184"); // dead
     // Scrolled to the end, the last rows are drawn and named under the pointer.
@@ -430,6 +431,20 @@ function canvasColours(page: Page, selector = "canvas.grid-canvas"): Promise<str
       seen.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
     return [...seen];
   });
+}
+
+/** The grid's colours once all of `expected` are drawn, or as they are after `timeout` ms. */
+async function canvasColoursOnceDrawn(
+  page: Page,
+  expected: string[],
+  timeout = 5_000,
+): Promise<string[]> {
+  const until = Date.now() + timeout;
+  for (;;) {
+    const colours = await canvasColours(page);
+    if (expected.every((colour) => colours.includes(colour)) || Date.now() > until) return colours;
+    await page.waitForTimeout(50);
+  }
 }
 
 /** One wave of 150 reports of a map that runs for a while: results, errors, a few deaths. */
