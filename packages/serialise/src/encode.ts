@@ -170,12 +170,15 @@ class Encoder {
       this.buf = this.home;
       this.view = new DataView(this.home.buffer);
     }
+    // clear() allocates a new table, even for an empty collection, and in old space when the
+    // collection is old (as this encoder soon is): a million small pickles would leave a million
+    // tables there, all garbage. A new Map starts young and dies young.
     if (this.memo.size > 0) this.memo = new Map();
     if (this.keyMemo.size > 0) this.keyMemo = new Map();
-    this.open.length = 0;
-    this.building.clear();
-    this.reentered.clear();
-    this.copies.clear();
+    if (this.open.length > 0) this.open.length = 0;
+    if (this.building.size > 0) this.building.clear();
+    if (this.reentered.size > 0) this.reentered.clear();
+    if (this.copies.size > 0) this.copies.clear();
   }
 
   /** The pickle, in an array of its own. */
