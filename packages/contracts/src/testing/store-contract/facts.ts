@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Store, StoreReport, TaskFacts, TaskFactsEntry } from "../../store.js";
 import { logCutMark, MAX_HOST_LENGTH, MAX_LOG_BYTES } from "../../store.js";
-import { utf8 } from "./bytes.js";
+import { show, utf8 } from "./bytes.js";
 import { expectFailure } from "./expect-failure.js";
 import type { StoreSuite } from "./suite.js";
 
@@ -158,6 +158,45 @@ function fullLog(): string {
 function fateTests(suite: StoreSuite): void {
   const { open, create } = suite;
   const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
+
+  it("stores a post of hundreds of mixed reports as it stores them one at a time", async (t) => {
+    const store = factsStore(await open(), (note) => t.skip(note));
+    if (!store) return;
+    const tasks = 300;
+    const [together, inTurn] = [await create(store, tasks), await create(store, tasks)];
+    const before: StoreReport[] = [];
+    for (let i = 0; i < tasks; i += 7) before.push({ index: i, kind: "result", value: utf8(`old ${i}`) });
+    for (let i = 3; i < tasks; i += 11) {
+      before.push({ index: i, kind: "error", value: `died ${i}`, provisional: true, facts: other });
+    }
+    const post: StoreReport[] = [];
+    for (let i = 0; i < tasks; i++) {
+      const facts: TaskFacts = { startedAt: i, endedAt: i + 1, host: `node-${i % 5}`, attempt: 1 };
+      if (i % 13 === 0) post.push({ index: i, kind: "error", value: `death ${i}`, provisional: true });
+      post.push(
+        i % 9 === 0
+          ? { index: i, kind: "error", value: `Traceback ${i}`, ...(i % 2 === 0 && { facts }) }
+          : { index: i, kind: "result", value: utf8(`r ${i}`), facts: { ...facts, log: `log ${i}` } },
+      );
+      // A task reported again in the same post, far from its first report, or at once.
+      if (i % 17 === 0) post.push({ index: (i * 31) % tasks, kind: "result", value: utf8("again") });
+    }
+    const outcomes: boolean[][] = [[], []];
+    for (const [n, id] of [together, inTurn].entries()) {
+      await store.putReports(id, before);
+      if (id === together) outcomes[n] = await store.putReports(id, post);
+      else for (const report of post) outcomes[n]?.push(...(await store.putReports(id, [report])));
+    }
+    expect(outcomes[0]).toEqual(outcomes[1]);
+    const stateOf = async (id: number) => ({
+      counts: await store.counts(id),
+      results: (await store.getResults(id)).map((r) => show(r.result)),
+      errors: (await store.getErrors(id)).map((e) => [e.index, e.error, e.provisional]),
+      facts: await store.getTaskFacts(id),
+      logs: await store.getLogs(id, 0, tasks),
+    });
+    expect(await stateOf(together)).toEqual(await stateOf(inTurn));
+  });
 
   it("keeps the facts of a task's first report: a duplicate's change nothing", async (t) => {
     const store = factsStore(await open(), (note) => t.skip(note));
