@@ -4,12 +4,12 @@ import type { TaskFacts } from "../store.js";
 import { taskFactsProblem } from "../store.js";
 import type { ReportEntry, ReportHeader, TaskHeader } from "../wire.js";
 import { WIRE_VERSION } from "../wire.js";
+import { strictUtf8Text } from "./utf8.js";
 
 /** The largest section a frame can carry: its length is a 4-byte unsigned integer. */
 const MAX_SECTION_BYTES = 0xffff_ffff;
 
 const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** What a task fetch carries: the header, the function, the namespace and the argument tuples. */
 export interface TaskFrames {
@@ -90,7 +90,7 @@ function parseJsonSection(section: Uint8Array | undefined, what: string): unknow
   if (section === undefined) throw frameError(`The ${what} is missing. Send a JSON header first.`);
   let text: string;
   try {
-    text = strictUtf8.decode(section);
+    text = strictUtf8Text(section);
   } catch {
     throw frameError(`The ${what} is not UTF-8. Send a UTF-8 JSON header.`);
   }

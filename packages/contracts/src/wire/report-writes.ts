@@ -4,8 +4,8 @@ import type { StoreReport, TaskFacts } from "../store.js";
 import { logCutMark, MAX_LOG_BYTES } from "../store.js";
 import type { ReportFrame } from "./frames.js";
 import type { TaskRange } from "./task-layout.js";
+import { strictUtf8Text } from "./utf8.js";
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Whether `payload` looks like a pickle of protocol 2 to 5: PROTO <version> ... STOP. */
 export function isPickle(payload: Uint8Array): boolean {
@@ -98,7 +98,7 @@ export function reportWrites(reports: readonly ReportFrame[], range: TaskRange):
     if (kind === "error") {
       let value: string;
       try {
-        value = strictUtf8.decode(payload);
+        value = strictUtf8Text(payload);
       } catch {
         throw refuse("An error report is not UTF-8 text.");
       }
