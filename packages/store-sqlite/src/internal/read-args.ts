@@ -45,12 +45,18 @@ function packedArgs(
 export function unreported(c: Connection, id: RequestId, start: number, count: number): number[] {
   const { firstArg } = c.shapes.range(id, start, count);
   const from = firstArg + start;
-  const reported = new Set(
-    c.reads.reportedIn.all([from, from + count]).map((row) => (cells(row)[0] as number) - firstArg),
-  );
+  // Most ranges asked about are whole (a task that ended) or empty: counted, nothing is read.
+  const reported = Number(cells(firstRow(c.reads.reportedCount, [from, from + count]))[0]);
+  if (reported === count) return [];
   const missing: number[] = [];
-  for (let index = start; index < start + count; index++) {
-    if (!reported.has(index)) missing.push(index);
+  let next = from;
+  if (reported > 0) {
+    for (const row of c.reads.reportedIn.iterate([from, from + count])) {
+      const id = cells(row)[0] as number;
+      for (; next < id; next++) missing.push(next - firstArg);
+      next = id + 1;
+    }
   }
+  for (; next < from + count; next++) missing.push(next - firstArg);
   return missing;
 }

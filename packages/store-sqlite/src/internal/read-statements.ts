@@ -10,6 +10,8 @@ export interface ReadStatements {
   args: SqliteStatement;
   /** The args rows in `[from, to)` that have a report. */
   reportedIn: SqliteStatement;
+  /** How many of args rows `[from, to)` have a report. */
+  reportedCount: SqliteStatement;
   /** Args rows `[from, to)` with their results (see small-values.ts). */
   resultsIn: SqliteStatement;
   /** Reads of many rows as a few strings, where this SQLite can (see packed.ts). */
@@ -19,7 +21,12 @@ export interface ReadStatements {
 export function prepareReads(db: SqliteDatabase): ReadStatements {
   return {
     args: db.prepare("SELECT value FROM args WHERE id >= ? AND id < ? ORDER BY id"),
-    reportedIn: rawRows(db.prepare("SELECT arg_id FROM reports WHERE arg_id >= ? AND arg_id < ?")),
+    reportedIn: rawRows(
+      db.prepare("SELECT arg_id FROM reports WHERE arg_id >= ? AND arg_id < ? ORDER BY arg_id"),
+    ),
+    reportedCount: rawRows(
+      db.prepare("SELECT count(*) FROM reports WHERE arg_id >= ? AND arg_id < ?"),
+    ),
     resultsIn: rawRows(
       db.prepare(
         `SELECT a.id, ${smallAsHex("a.value")}, ${smallAsHex("r.result")}
