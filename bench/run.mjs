@@ -5,7 +5,8 @@
 //   2. end to end on the test cluster: map beside the bare qsub floor (bench/cluster/e2e.mjs), and
 //      on its Slurm beside a bare `sbatch --wait --array` (e2e-slurm); how often a map asks
 //      each scheduler for its state (queries, bench/cluster/queries.mjs)
-//   3. one million calls with chunking: time and the client's peak RSS (bench/cluster/million.mjs)
+//   3. one million calls with chunking: time and the client's peak RSS (bench/cluster/million.mjs);
+//      3b. ten million through mapStream, arguments made on the fly (bench/cluster/stream.mjs)
 //   4. a cold single-task map against the cold 1-task floor (bench/cluster/cold.mjs)
 //   5. worker round trips through the relay on the head node beside the direct route
 //      (bench/cluster/relay.mjs)
@@ -18,7 +19,7 @@
 // time (or memory) went to. The package benchmarks (serialise, store, deploy-ssh) have reports
 // of their own; --package-benches runs them too.
 //
-// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,dashboard,store (the others keep their last results)   --quick (small sizes: checks that it all works,
+// Options: --only ingest,e2e,e2e-slurm,queries,cold,million,stream,relay,spool,dashboard,store (the others keep their last results)   --quick (small sizes: checks that it all works,
 // writes nothing)   --no-write   --package-benches   --render-only (write the report again from
 // bench/results/report.json and notes.md, measuring nothing)
 import { execFileSync, spawn } from "node:child_process";
@@ -37,7 +38,7 @@ const { values: options } = parseArgs({
   options: {
     only: {
       type: "string",
-      default: "ingest,e2e,e2e-slurm,queries,cold,million,relay,spool,dashboard",
+      default: "ingest,e2e,e2e-slurm,queries,cold,million,stream,relay,spool,dashboard",
     },
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
@@ -57,6 +58,12 @@ const GOALS = {
   relayRatio: 0.5,
   spoolCollectSeconds: 10,
   dashboardOverhead: 0.05,
+  // Issue 18's goals, tighter than the first ones above.
+  scaleMillionSeconds: 6,
+  scaleRssMb: 250,
+  streamSeconds: 90,
+  coldRatio: 0.8,
+  ingestBareRatio: 0.7,
 };
 
 const median = (xs) => {
@@ -281,6 +288,12 @@ async function million() {
     rmSync(dir, { recursive: true, force: true });
   }
   return result;
+}
+
+async function stream() {
+  const calls = quick ? "20000" : "10000000";
+  const { lines } = await runJsonLines(join(here, "cluster/stream.mjs"), ["--calls", calls]);
+  return lines[0];
 }
 
 /** The medians of the relay benchmark's rounds on one route. */
@@ -863,7 +876,76 @@ function goals(report) {
       met: report.cold.map <= report.cold.floor ? "yes" : "no",
     });
   }
+  return [...rows, ...scaleGoals(report)];
+}
+
+/** The goals of issue 18 (scale): each against its reference, as the issue states them. */
+function scaleGoals(report) {
+  const rows = [];
+  const ingest = report.ingest?.rows.find(
+    (r) => !r.bare && r.concurrency === 32 && r.connection === "keep-alive",
+  );
+  const bare = report.ingest?.rows.find((r) => r.bare && r.connection === "keep-alive");
+  if (ingest && bare) {
+    const ratio = ingest.perSecond / bare.perSecond;
+    rows.push({
+      goal: "server ingest, concurrency 32, against a bare `node:http` server",
+      target: `≥ ${100 * GOALS.ingestBareRatio}% of its round trips/s (kept alive)`,
+      measured: `${fmt(ingest.perSecond)}/s vs ${fmt(bare.perSecond)}/s: ${(100 * ratio).toFixed(0)}%`,
+      met: ratio >= GOALS.ingestBareRatio ? "yes" : "no",
+    });
+  }
+  if (report.million) {
+    const m = report.million;
+    rows.push({
+      goal: `${fmt(m.calls)} trivial calls with \`map\` (scale)`,
+      target: `< ${GOALS.scaleMillionSeconds} s, < ${GOALS.scaleRssMb} MB client RSS`,
+      measured: `${m.seconds.toFixed(1)} s, ${fmt(m.peakRssMb)} MB`,
+      met: `${m.seconds < GOALS.scaleMillionSeconds ? "time: yes" : "time: no"}; ${m.peakRssMb < GOALS.scaleRssMb ? "memory: yes" : "memory: no"}`,
+    });
+  }
+  if (report.stream) {
+    const m = report.stream;
+    rows.push({
+      goal: `${fmt(m.calls)} trivial calls through \`mapStream\``,
+      target: `< ${GOALS.streamSeconds} s, < ${GOALS.scaleRssMb} MB client RSS`,
+      measured: `${m.seconds.toFixed(1)} s (${fmt(m.callsPerSecond)} calls/s), ${fmt(m.peakRssMb)} MB`,
+      met: `${m.seconds < GOALS.streamSeconds ? "time: yes" : "time: no"}; ${m.peakRssMb < GOALS.scaleRssMb ? "memory: yes" : "memory: no"}`,
+    });
+  }
+  if (report.cold) {
+    const ratio = report.cold.map / report.cold.floor;
+    rows.push({
+      goal: "cold single-call map (scale)",
+      target: `at most ${GOALS.coldRatio}x the 1-task floor`,
+      measured: `${report.cold.map.toFixed(2)} s vs ${report.cold.floor.toFixed(2)} s: ${ratio.toFixed(2)}x`,
+      met: ratio <= GOALS.coldRatio ? "yes" : "no",
+    });
+  }
   return rows;
+}
+
+function streamSection(data) {
+  const samples = data.rssEverySecond;
+  const tenth = Math.max(1, Math.floor(samples.length / 10));
+  const spread = samples.filter((_, i) => i % tenth === 0).map((mb) => fmt(mb));
+  return `| | |
+|---|---:|
+| calls | ${fmt(data.calls)} |
+| window | ${fmt(data.windowSize)} calls |
+| wall time | ${data.seconds.toFixed(1)} s |
+| calls/s | ${fmt(data.callsPerSecond)} |
+| client peak RSS | ${fmt(data.peakRssMb)} MB |
+| client CPU | ${data.cpuSeconds.toFixed(1)} s |
+| wrong or missing outcomes | ${data.wrong} |
+
+RSS every ${tenth} s through the run: ${spread.join(", ")} MB.
+
+\`for await (const o of mapStream(py\`def f(x): return x\`, args(), config))\` in a process of its own
+(\`bench/cluster/stream.mjs\`) on the 4-slot test cluster: \`args()\` is a generator that makes
+each \`[i]\` as it is read (no array of arguments exists), each outcome is checked (\`value === index\`)
+and dropped. Windows of the default size are submitted as requests of their own, two at most
+in flight, in completion order.`;
 }
 
 /** The goals table's row for the dashboard: against the blank page (the goal) and no page. */
@@ -981,7 +1063,7 @@ function reportMarkdown(report) {
     `# Sheepdog benchmarks`,
     `Written by \`pnpm bench\` (\`bench/run.mjs\`) on ${m.date.slice(0, 16).replace("T", " ")} UTC, commit \`${m.commit}\`. Machine: ${m.cores} × ${m.cpu}, ${m.memoryGb.toFixed(0)} GiB memory, ${m.os}; Node ${m.node}, Python ${m.python} (\`/usr/bin/python3\`, the jobs' interpreter), SQLite ${m.sqlite}. Load average ${m.loadBefore.toFixed(1)} before, ${report.loadAfter.toFixed(1)} after (the machine is shared). The test cluster: Son of Grid Engine on this machine, one queue of 4 slots, 1 s scheduling, and beside it a single-node Slurm 22.05 of 4 CPUs (\`tooling/testcluster\`), both reached over SSH on 127.0.0.1.`,
     "![Benchmarks chart](chart.svg)",
-    `## Goals (issues 9, 14, 15 and 16)\n\n${goalTable(goals(report))}`,
+    `## Goals (issues 9, 14, 15, 16 and 18)\n\n${goalTable(goals(report))}`,
   ];
   const failed = Object.entries(report.errors ?? {});
   if (failed.length)
@@ -996,6 +1078,8 @@ function reportMarkdown(report) {
   if (report.queries)
     sections.push(`## 2c. How often a map asks the scheduler\n\n${queriesSection(report.queries)}`);
   if (report.million) sections.push(`## 3. One million calls\n\n${millionSection(report.million)}`);
+  if (report.stream)
+    sections.push(`## 3b. Ten million calls through mapStream\n\n${streamSection(report.stream)}`);
   if (report.cold) sections.push(`## 4. Cold single-task map\n\n${coldSection(report.cold)}`);
   if (report.relay)
     sections.push(`## 5. Worker round trips through the relay\n\n${relaySection(report.relay)}`);
@@ -1010,7 +1094,7 @@ function reportMarkdown(report) {
     `## Package benchmarks\n\nEach package measures itself beside its reference:\n\n${packageReports()}`,
   );
   sections.push(
-    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`relay\`, \`spool\`, \`dashboard\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
+    `## Running them\n\n\`pnpm bench\` builds everything and runs all of the above (about ${report.minutes} minutes here), after \`sudo bash tooling/testcluster/up\`. \`node bench/run.mjs --only ingest\` (or \`e2e\`, \`cold\`, \`million\`, \`stream\`, \`relay\`, \`spool\`, \`dashboard\`) runs one and keeps the others' last results; \`--quick\` runs tiny sizes and writes nothing; \`--package-benches\` also runs the package benchmarks. Each script in \`bench/ingest\` and \`bench/cluster\` also runs alone and prints JSON lines.`,
   );
   return `${sections.join("\n\n")}\n`;
 }
@@ -1026,7 +1110,7 @@ const started = Date.now();
 const rendering = options["render-only"];
 const previous = join(results, "report.json");
 // --only re-measures some benchmarks and keeps the others' last results.
-const partial = !rendering && only.size < 9 && existsSync(previous);
+const partial = !rendering && only.size < 10 && existsSync(previous);
 const report = rendering
   ? JSON.parse(readFileSync(previous, "utf8"))
   : partial
@@ -1042,6 +1126,7 @@ for (const [name, fn, needsCluster] of [
   ["e2e-slurm", () => e2e("slurm"), true],
   ["queries", queries, true],
   ["million", million, true],
+  ["stream", stream, true],
   ["cold", cold, true],
   ["relay", relay, true],
   ["spool", spool, true],
