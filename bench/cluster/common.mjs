@@ -1,7 +1,7 @@
 // What the cluster benchmarks share: the test cluster's facts, the same SSH settings for
 // Sheepdog's map and for the bare qsub it is measured against, the floor itself, and a wait
 // for an idle cluster (other test runs share its 4 slots).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -129,4 +129,17 @@ export async function cleanRemote(remote, dbfiles = []) {
   for (let i = 0; i < patterns.length; i += 200) {
     await remote.exec(`rm -f ${patterns.slice(i, i + 200).join(" ")}; true`);
   }
+}
+
+/**
+ * Ends a benchmark that ran maps in its own process: Sheepdog shut down, then the job files its
+ * requests left on the head node and its local directory removed.
+ */
+export async function endRun(shutdown, cluster, dir, dbfile) {
+  await shutdown();
+  const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js"));
+  const remote = await connect(sshOptions(cluster));
+  await cleanRemote(remote, [dbfile]).catch(() => {});
+  await remote.close();
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -12,12 +12,12 @@
 //   included) and print the 15 largest allocation sites on stderr as JSON.
 //   --dashboard: the same map with `dashboard: true` (its address goes to stderr), as
 //   bench/cluster/dashboard.mjs runs it with a browser on the page.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanRemote, loadCluster, mapConfig, root, sshOptions, trivial } from "./common.mjs";
+import { endRun, loadCluster, mapConfig, root, trivial } from "./common.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -99,12 +99,7 @@ if (session) {
   console.error(JSON.stringify({ allocatedMb: top.map(([site, bytes]) => [site, bytes / 1e6]) }));
 }
 
-await shutdown();
-const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js"));
-const remote = await connect(sshOptions(cluster));
-await cleanRemote(remote, [dbfile]).catch(() => {});
-await remote.close();
-rmSync(dir, { recursive: true, force: true });
+await endRun(shutdown, cluster, dir, dbfile);
 
 const ms = (a, b) => Math.round((marks[b] ?? performance.now()) - marks[a]);
 console.log(

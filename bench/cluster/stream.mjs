@@ -7,11 +7,11 @@
 // RSS sampled every second (to see whether it grows), and its CPU time.
 //
 // Usage: node bench/cluster/stream.mjs [--calls 10000000] [--window 100000]
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cleanRemote, loadCluster, mapConfig, root, sshOptions, trivial } from "./common.mjs";
+import { endRun, loadCluster, mapConfig, root, trivial } from "./common.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -27,7 +27,10 @@ const dir = mkdtempSync(join(tmpdir(), "sheepdog-bench-stream-"));
 const dbfile = join(dir, "stream.sqlite");
 
 const rssEverySecond = [];
-const sampler = setInterval(() => rssEverySecond.push(Math.round(process.memoryUsage.rss() / 1e6)), 1000);
+const sampler = setInterval(
+  () => rssEverySecond.push(Math.round(process.memoryUsage.rss() / 1e6)),
+  1000,
+);
 
 function* args() {
   for (let i = 0; i < calls; i++) yield [i];
@@ -47,12 +50,7 @@ const cpu = process.cpuUsage();
 clearInterval(sampler);
 if (seen !== calls) wrong += Math.abs(calls - seen);
 
-await shutdown();
-const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js"));
-const remote = await connect(sshOptions(cluster));
-await cleanRemote(remote, [dbfile]).catch(() => {});
-await remote.close();
-rmSync(dir, { recursive: true, force: true });
+await endRun(shutdown, cluster, dir, dbfile);
 
 console.log(
   JSON.stringify({

@@ -6,7 +6,6 @@ import type { ReportFrame } from "./frames.js";
 import type { TaskRange } from "./task-layout.js";
 import { strictUtf8Text } from "./utf8.js";
 
-
 /** Whether `payload` looks like a pickle of protocol 2 to 5: PROTO <version> ... STOP. */
 export function isPickle(payload: Uint8Array): boolean {
   const version = payload[1];

@@ -48,6 +48,7 @@ export function describeFacts(suite: StoreSuite, sizes: FactsSizes): void {
   describe("facts", () => {
     roundTripTests(suite);
     fateTests(suite);
+    largePostTest(suite);
     checkTests(suite);
     manyFactsTest(suite, sizes);
   });
@@ -158,45 +159,6 @@ function fullLog(): string {
 function fateTests(suite: StoreSuite): void {
   const { open, create } = suite;
   const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
-
-  it("stores a post of hundreds of mixed reports as it stores them one at a time", async (t) => {
-    const store = factsStore(await open(), (note) => t.skip(note));
-    if (!store) return;
-    const tasks = 300;
-    const [together, inTurn] = [await create(store, tasks), await create(store, tasks)];
-    const before: StoreReport[] = [];
-    for (let i = 0; i < tasks; i += 7) before.push({ index: i, kind: "result", value: utf8(`old ${i}`) });
-    for (let i = 3; i < tasks; i += 11) {
-      before.push({ index: i, kind: "error", value: `died ${i}`, provisional: true, facts: other });
-    }
-    const post: StoreReport[] = [];
-    for (let i = 0; i < tasks; i++) {
-      const facts: TaskFacts = { startedAt: i, endedAt: i + 1, host: `node-${i % 5}`, attempt: 1 };
-      if (i % 13 === 0) post.push({ index: i, kind: "error", value: `death ${i}`, provisional: true });
-      post.push(
-        i % 9 === 0
-          ? { index: i, kind: "error", value: `Traceback ${i}`, ...(i % 2 === 0 && { facts }) }
-          : { index: i, kind: "result", value: utf8(`r ${i}`), facts: { ...facts, log: `log ${i}` } },
-      );
-      // A task reported again in the same post, far from its first report, or at once.
-      if (i % 17 === 0) post.push({ index: (i * 31) % tasks, kind: "result", value: utf8("again") });
-    }
-    const outcomes: boolean[][] = [[], []];
-    for (const [n, id] of [together, inTurn].entries()) {
-      await store.putReports(id, before);
-      if (id === together) outcomes[n] = await store.putReports(id, post);
-      else for (const report of post) outcomes[n]?.push(...(await store.putReports(id, [report])));
-    }
-    expect(outcomes[0]).toEqual(outcomes[1]);
-    const stateOf = async (id: number) => ({
-      counts: await store.counts(id),
-      results: (await store.getResults(id)).map((r) => show(r.result)),
-      errors: (await store.getErrors(id)).map((e) => [e.index, e.error, e.provisional]),
-      facts: await store.getTaskFacts(id),
-      logs: await store.getLogs(id, 0, tasks),
-    });
-    expect(await stateOf(together)).toEqual(await stateOf(inTurn));
-  });
 
   it("keeps the facts of a task's first report: a duplicate's change nothing", async (t) => {
     const store = factsStore(await open(), (note) => t.skip(note));
@@ -394,4 +356,61 @@ function factsOf(index: number): TaskFacts {
     peakMemoryBytes: 1_000_000 + index,
     ...(index % 1000 === 0 && { log: `log of ${index}\n` }),
   };
+}
+
+/**
+ * A post of hundreds of reports (earlier results, provisional errors replaced within the post,
+ * duplicates near and far, facts and logs) is stored as the same reports one at a time: a store
+ * may write a post in blocks, but not change what it says.
+ */
+function largePostTest(suite: StoreSuite): void {
+  const { open, create } = suite;
+  const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
+
+  it("stores a post of hundreds of mixed reports as it stores them one at a time", async (t) => {
+    const store = factsStore(await open(), (note) => t.skip(note));
+    if (!store) return;
+    const tasks = 300;
+    const [together, inTurn] = [await create(store, tasks), await create(store, tasks)];
+    const before: StoreReport[] = [];
+    for (let i = 0; i < tasks; i += 7)
+      before.push({ index: i, kind: "result", value: utf8(`old ${i}`) });
+    for (let i = 3; i < tasks; i += 11) {
+      before.push({ index: i, kind: "error", value: `died ${i}`, provisional: true, facts: other });
+    }
+    const post: StoreReport[] = [];
+    for (let i = 0; i < tasks; i++) {
+      const facts: TaskFacts = { startedAt: i, endedAt: i + 1, host: `node-${i % 5}`, attempt: 1 };
+      if (i % 13 === 0)
+        post.push({ index: i, kind: "error", value: `death ${i}`, provisional: true });
+      post.push(
+        i % 9 === 0
+          ? { index: i, kind: "error", value: `Traceback ${i}`, ...(i % 2 === 0 && { facts }) }
+          : {
+              index: i,
+              kind: "result",
+              value: utf8(`r ${i}`),
+              facts: { ...facts, log: `log ${i}` },
+            },
+      );
+      // A task reported again in the same post, far from its first report, or at once.
+      if (i % 17 === 0)
+        post.push({ index: (i * 31) % tasks, kind: "result", value: utf8("again") });
+    }
+    const outcomes: boolean[][] = [[], []];
+    for (const [n, id] of [together, inTurn].entries()) {
+      await store.putReports(id, before);
+      if (id === together) outcomes[n] = await store.putReports(id, post);
+      else for (const report of post) outcomes[n]?.push(...(await store.putReports(id, [report])));
+    }
+    expect(outcomes[0]).toEqual(outcomes[1]);
+    const stateOf = async (id: number) => ({
+      counts: await store.counts(id),
+      results: (await store.getResults(id)).map((r) => show(r.result)),
+      errors: (await store.getErrors(id)).map((e) => [e.index, e.error, e.provisional]),
+      facts: await store.getTaskFacts(id),
+      logs: await store.getLogs(id, 0, tasks),
+    });
+    expect(await stateOf(together)).toEqual(await stateOf(inTurn));
+  });
 }
