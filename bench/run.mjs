@@ -190,8 +190,7 @@ async function ingest() {
     const server = await startIngestServer({ cpuProf: dir });
     await measureIngest(server, { concurrency: 32, seconds: 4, connection: "keep-alive" });
     await server.stop();
-    const file = readdir(dir)[0];
-    result.profile = summariseProfile(join(dir, file), { top: 15 });
+    result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     rmSync(dir, { recursive: true, force: true });
   }
   return result;
@@ -199,6 +198,14 @@ async function ingest() {
 
 function readdir(dir) {
   return execFileSync("ls", [dir], { encoding: "utf8" }).split("\n").filter(Boolean);
+}
+
+/** The main thread's profile in `dir`: the largest (worker threads write their own). */
+function mainProfile(dir) {
+  const [largest] = readdir(dir)
+    .map((name) => ({ name, size: statSync(join(dir, name)).size }))
+    .sort((a, b) => b.size - a.size);
+  return join(dir, largest.name);
 }
 
 // ---- 2-4. the cluster --------------------------------------------------------------------------
@@ -283,7 +290,7 @@ async function million() {
         heapBeforeMb: Number(m[3]),
         usedAfterMb: Number(m[4]),
       }));
-    result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     const sites = profiled.stderr.split("\n").find((l) => l.startsWith('{"allocatedMb"'));
     if (sites) result.allocationSites = JSON.parse(sites).allocatedMb;
     rmSync(dir, { recursive: true, force: true });
@@ -304,11 +311,7 @@ async function stream() {
       ["--cpu-prof", "--cpu-prof-dir", dir],
     );
     result.profiledRun = profiled.lines[0];
-    // The main thread's profile is the largest (the decode pool's threads write their own).
-    const [largest] = readdir(dir)
-      .map((name) => ({ name, size: statSync(join(dir, name)).size }))
-      .sort((a, b) => b.size - a.size);
-    result.profile = summariseProfile(join(dir, largest.name), { top: 15 });
+    result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     rmSync(dir, { recursive: true, force: true });
   }
   return result;
@@ -359,7 +362,7 @@ async function relay() {
       ["--cpu-prof", "--cpu-prof-dir", dir],
     );
     result.profiledRound = profiled.lines.find((l) => l.kind === "round");
-    result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+    result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     rmSync(dir, { recursive: true, force: true });
   }
   return result;
@@ -406,7 +409,7 @@ async function spool() {
     if (profiled) {
       log("collecting the spool missed its goal: the profiled collection is in the report");
       result.profiledRun = profiled;
-      result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+      result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     }
     return result;
   } finally {
@@ -496,7 +499,7 @@ async function dashboardOverhead() {
     if (profiled) {
       log("the dashboard missed its goal: the profiled run is in the report");
       result.profiledRun = profiled;
-      result.profile = summariseProfile(join(dir, readdir(dir)[0]), { top: 15 });
+      result.profile = summariseProfile(mainProfile(dir), { top: 15 });
     }
     return result;
   } finally {

@@ -52,9 +52,9 @@ export function unreported(c: Connection, id: RequestId, start: number, count: n
   let next = from;
   if (reported > 0) {
     for (const row of c.reads.reportedIn.iterate([from, from + count])) {
-      const id = cells(row)[0] as number;
-      for (; next < id; next++) missing.push(next - firstArg);
-      next = id + 1;
+      const reportedRow = cells(row)[0] as number;
+      for (; next < reportedRow; next++) missing.push(next - firstArg);
+      next = reportedRow + 1;
     }
   }
   for (; next < from + count; next++) missing.push(next - firstArg);

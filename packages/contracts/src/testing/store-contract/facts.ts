@@ -32,6 +32,9 @@ const allFacts: TaskFacts = {
   log: "hello\nworld ✓\n",
 };
 
+/** The facts of a report that a test expects to lose to, or give way to, another. */
+const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
+
 /** `allFacts` as getTaskFacts says them. */
 const allFactsEntry = (kind: "result" | "error"): TaskFactsEntry => {
   const { log: _, ...facts } = allFacts;
@@ -158,7 +161,6 @@ function fullLog(): string {
 /** Facts share their report's fate: first report wins, provisional errors give way, resets forget. */
 function fateTests(suite: StoreSuite): void {
   const { open, create } = suite;
-  const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
 
   it("keeps the facts of a task's first report: a duplicate's change nothing", async (t) => {
     const store = factsStore(await open(), (note) => t.skip(note));
@@ -365,7 +367,6 @@ function factsOf(index: number): TaskFacts {
  */
 function largePostTest(suite: StoreSuite): void {
   const { open, create } = suite;
-  const other: TaskFacts = { host: "other", startedAt: 1, endedAt: 2, log: "other log" };
 
   it("stores a post of hundreds of mixed reports as it stores them one at a time", async (t) => {
     const store = factsStore(await open(), (note) => t.skip(note));
