@@ -35,6 +35,10 @@ try {
     const order = rep % 2 === 0 ? ["floor", "map"] : ["map", "floor"];
     for (const kind of order) {
       const idle = await waitForIdle(watcher);
+      // GridEngine works in one-second ticks (its scheduler's interval, and when qsub -sync
+      // learns that a job ended): a random wait of up to a second after the queue emptied makes
+      // each measurement start at another point of the tick, not always at the same one.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 1000));
       const { seconds, phases } =
         kind === "floor" ? await timed("cold-floor.mjs") : await timed("cold-map.mjs", [dbfile]);
       console.log(JSON.stringify({ kind, n: 1, rep, seconds, phases, idleBefore: idle.idle }));

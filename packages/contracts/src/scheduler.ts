@@ -162,9 +162,10 @@ export interface Scheduler {
    * Reads ahead what `submit` will need to ask the cluster (GridEngine's `max_aj_tasks`, Slurm's
    * configuration), so that it is at hand by the time the job is submitted. Callers may call it
    * as soon as they hold the scheduler and go on without waiting. It never rejects: what it
-   * could not read, `submit` asks again.
+   * could not read, `submit` asks again. `job.mostTasks`, when the caller knows it, is the most
+   * tasks the job will have: a scheduler need not read what such a job cannot need.
    */
-  prepare?(): Promise<void>;
+  prepare?(job?: { mostTasks: number }): Promise<void>;
 
   /** Cancels every task that has not finished. Cancelling a finished job is harmless. */
   cancel(job: JobRef): Promise<void>;

@@ -87,6 +87,20 @@ describe("gridEngine submit", () => {
     expect(remote.commands).toEqual(["qconf -sconf", "cd -- .sheepdog && qsub -terse demo_1.py"]);
   });
 
+  it("submits a one-task job without reading max_aj_tasks, and prepares nothing for one", async () => {
+    const remote = new ScriptedRemote()
+      .on(/^qconf -sconf$/, { stdout: sconf })
+      .on(/qsub -terse/, { stdout: "33.1-1:1\n" });
+    const scheduler = gridEngine(remote);
+    await scheduler.prepare?.({ mostTasks: 1 });
+    const job = await scheduler.submit({ ...spec, tasks: 1 });
+    expect(job.parts).toEqual([{ jobId: "33", firstTask: 1, lastTask: 1 }]);
+    expect(remote.commands).toEqual(["cd -- .sheepdog && qsub -terse demo_1.py"]);
+    // A job that may have more tasks is prepared for.
+    await scheduler.prepare?.({ mostTasks: 2 });
+    expect(remote.commands.at(-1)).toBe("qconf -sconf");
+  });
+
   it("honours a maxArrayTasks override without asking qconf", async () => {
     const remote = new ScriptedRemote().on(/qsub -terse/, { stdout: "7.1-2:1\n" });
     const job = await gridEngine(remote, { maxArrayTasks: 2 }).submit({ ...spec, tasks: 4 });

@@ -155,8 +155,10 @@ export function gridEngine(remote: Remote, options: GridEngineOptions = {}): Gri
       ensureOpen();
       return submitJob(commands, spec, readMaxArrayTasks);
     },
-    async prepare() {
-      if (!closed) await readMaxArrayTasks().catch(() => undefined);
+    async prepare(job) {
+      // One task fits in any array, whatever max_aj_tasks says.
+      if (closed || (job !== undefined && job.mostTasks <= 1)) return;
+      await readMaxArrayTasks().catch(() => undefined);
     },
     async status(job) {
       ensureOpen();

@@ -106,7 +106,7 @@ function waitForAttempt(
     layout: state.layout,
     taskOffset: state.taskOffset,
     attempt: state.attempt,
-    ...(job && lease && { job, scheduler: lease.cluster.scheduler }),
+    ...(job && lease && { job, scheduler: lease.cluster.scheduler, jobJustSubmitted: true }),
     signal,
     subscribe: (wake) =>
       server.onReport((event) => {

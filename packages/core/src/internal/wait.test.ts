@@ -257,4 +257,35 @@ describe("a task that ends by the worker's own exit status", () => {
     expect(gaps[7]).toBeGreaterThan(100);
     expect(gaps[8]).toBeLessThan(gaps[7] ?? 0);
   });
+
+  it("first asks about a job just submitted one interval later, and about any other at once", async () => {
+    const firstQuestionAfter = async (jobJustSubmitted: boolean) => {
+      const { store, id } = await newRequest(1);
+      const started = Date.now();
+      let askedAt: number | undefined;
+      const { scheduler } = scripted([{ 1: { state: "queued" } }], () => {
+        askedAt ??= Date.now();
+      });
+      const controller = new AbortController();
+      const waiting = waitForRequest({
+        store,
+        request: id,
+        tasks: 1,
+        layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+        scheduler,
+        job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
+        ...timing,
+        statusIntervalMs: 300,
+        countIntervalMs: 2,
+        jobJustSubmitted,
+        signal: controller.signal,
+      }).catch((error: unknown) => error);
+      while (askedAt === undefined) await new Promise((resolve) => setTimeout(resolve, 2));
+      controller.abort();
+      await waiting;
+      return askedAt - started;
+    };
+    expect(await firstQuestionAfter(false)).toBeLessThan(150);
+    expect(await firstQuestionAfter(true)).toBeGreaterThanOrEqual(290);
+  });
 });

@@ -41,6 +41,12 @@ export interface WaitOptions {
   statusIntervalMs?: number;
   /** The longest interval between two questions to the scheduler. @default 6000 */
   maxStatusIntervalMs?: number;
+  /**
+   * The job was submitted just now: the scheduler is first asked one interval later, not at
+   * once. Until then it could only say that the tasks are queued, and on a cluster whose head
+   * node also runs tasks the question takes CPU from the tasks starting. @default false
+   */
+  jobJustSubmitted?: boolean;
   /** How long a finished task may take to have its last report stored. @default 3000 */
   reportGraceMs?: number;
   /** How long a task may be unknown to the scheduler (no accounting yet) before it counts as lost. @default 15000 */
@@ -125,6 +131,7 @@ class RequestWatch {
 
   constructor(options: WaitOptions) {
     this.#options = options;
+    if (options.jobJustSubmitted) this.#lastStatus = this.#started;
   }
 
   wake(): void {

@@ -85,8 +85,12 @@ export async function submitJob(
     throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
   }
   const directory = spec.directory.replace(/(.)\/+$/, "$1");
-  // Two round trips to the head node that do not depend on each other.
-  const [max] = await Promise.all([maxArrayTasks(), commands.makeDirectory(directory)]);
+  // Two round trips to the head node that do not depend on each other; one task fits in any
+  // array, so its job does not wait for max_aj_tasks.
+  const [max] = await Promise.all([
+    spec.tasks <= 1 ? 1 : maxArrayTasks(),
+    commands.makeDirectory(directory),
+  ]);
   const ranges = splitArray(spec.tasks, max);
   return submitParts(spec, ranges, source, {
     submit: (range, index) => {
