@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Scheduler } from "@sheepdog/contracts";
+import { localRemote, localScheduler } from "@sheepdog/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IndexedSettled, SheepdogConfig } from "./index.js";
 import { createSheepdog, listRequests, mapStream, py, SheepdogError, shutdown } from "./index.js";
@@ -185,5 +187,40 @@ def f(x):
       { index: 0, ok: true, value: 4 },
       { index: 1, ok: true, value: 9 },
     ]);
+  });
+
+  it("asks the scheduler its slots once, and runs each window as one task per slot", async () => {
+    const scheduler = localScheduler({ concurrency: 4 });
+    const remote = localRemote();
+    let slotQuestions = 0;
+    const tasksPerJob: number[] = [];
+    const counting: Scheduler = {
+      name: scheduler.name,
+      submit: async (spec) => {
+        tasksPerJob.push(spec.tasks);
+        return scheduler.submit(spec);
+      },
+      status: (job) => scheduler.status(job),
+      cancel: (job) => scheduler.cancel(job),
+      slots: () => {
+        slotQuestions += 1;
+        return scheduler.slots();
+      },
+    };
+    try {
+      await using sheepdog = createSheepdog({
+        dbfile: join(dir, "slots.sqlite"),
+        cluster: { scheduler: counting, remote },
+      });
+      const args = Array.from({ length: 20 }, (_, x) => [x] as [number]);
+      const items = await all(sheepdog.mapStream(square, args, { windowSize: 8 }));
+      expect(items).toHaveLength(20);
+      // Windows of 8, 8 and 4 tuples on 4 slots: 4 tasks each (a map of 8 would have 8).
+      expect(tasksPerJob).toEqual([4, 4, 4]);
+      expect(slotQuestions).toBe(1);
+    } finally {
+      await scheduler.close();
+      await remote.close();
+    }
   });
 });

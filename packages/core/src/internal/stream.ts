@@ -9,9 +9,10 @@ import type { Context } from "./context.js";
 import { dashboardOption, openDashboard } from "./dashboard.js";
 import { retryFailedTasks } from "./maps.js";
 import { waitAndRetry } from "./run-map.js";
+import { SharedLease } from "./shared-lease.js";
 import { source } from "./source.js";
 import { WindowResults } from "./stream-results.js";
-import { abortError, submit } from "./submit.js";
+import { abortError, autoChunkSize, submit } from "./submit.js";
 
 /** The values of {@link MapStreamOptions.order}. */
 export const streamOrders = ["completion", "arguments"] as const satisfies readonly StreamOrder[];
@@ -23,8 +24,16 @@ export const defaultWindowSize = 100_000;
 const windowsInFlight = 2;
 
 /**
+ * Array tasks per slot in a window when the settings give no chunk size: one, where a `map`
+ * has two, since the next window's tasks take the slots that free up before the window ends
+ * (and each task costs the cluster a start).
+ */
+const windowTasksPerSlot = 1;
+
+/**
  * `mapStream`: reads `args` a window at a time, submits each window as its own request (as
- * `map` does: chunks, retries, routes, the scheduler), at most two at once, and yields each
+ * `map` does: chunks, retries, routes, the scheduler; over one cluster lease for the whole
+ * stream), at most two at once, and yields each
  * outcome as the store receives it. Leaving the loop, an exception in it, or an abort cancels
  * the jobs of the windows in flight and reads no more arguments.
  */
@@ -167,6 +176,8 @@ class WindowedStream {
   #woken = false;
   #wake: (() => void) | undefined;
   #dashboard: Dashboard | undefined;
+  /** The cluster every window submits to, opened once for the stream. */
+  readonly #cluster: SharedLease;
 
   constructor(
     private readonly context: Context,
@@ -176,7 +187,9 @@ class WindowedStream {
     private readonly options: MapStreamOptions,
     private readonly order: StreamOrder,
     private readonly windowSize: number,
-  ) {}
+  ) {
+    this.#cluster = new SharedLease(context);
+  }
 
   /** With the `dashboard` option, opens one on the store (its address on stderr). */
   async openDashboard(): Promise<void> {
@@ -246,6 +259,7 @@ class WindowedStream {
     await Promise.allSettled(this.#windows.map((window) => window.run));
     this.#windows.length = 0;
     await this.reader.close().catch(() => {});
+    await this.#cluster.release();
     await this.#dashboard?.close();
   }
 
@@ -307,17 +321,20 @@ class WindowedStream {
     window: Window,
     holder: { tuples: (readonly unknown[])[] | undefined },
   ): Promise<void> {
-    const { context, settings, options } = this;
+    const { settings, options } = this;
+    const context = this.#cluster.context;
     await context.runtime.interruptible(async (interrupt) => {
       const signal = AbortSignal.any([
         window.controller.signal,
         interrupt,
         ...(options.signal ? [options.signal] : []),
       ]);
-      const submitted = await submit(context, settings, this.f, holder.tuples ?? [], {
+      const tuples = holder.tuples ?? [];
+      const submitted = await submit(context, settings, this.f, tuples, {
         ns: options.ns,
         signal,
         retries: settings.retries,
+        chunkSize: await this.#chunkSize(tuples.length),
       });
       // The store has the tuples now; the window keeps none of them.
       holder.tuples = undefined;
@@ -334,6 +351,13 @@ class WindowedStream {
       );
       await waitAndRetry(submitted, this.#waitOptions(window), signal);
     });
+  }
+
+  /** A window's chunk size when the settings give none (undefined: as `map` chooses). */
+  async #chunkSize(tuples: number): Promise<number | undefined> {
+    if (this.settings.chunkSize !== undefined || tuples <= 2) return undefined;
+    const slots = await this.#cluster.slots();
+    return slots === undefined ? undefined : autoChunkSize(tuples, slots, windowTasksPerSlot);
   }
 
   /** What a window's wait runs with: progress that marks it for a poll, retries, keepJob. */

@@ -39,6 +39,8 @@ export interface SubmitOptions {
    * passes, and its error comes before any other.
    */
   checked?: Promise<void> | undefined;
+  /** The chunk size when the settings give none, chosen by the caller instead of by slots. */
+  chunkSize?: number | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -140,16 +142,19 @@ export async function submitEncoded(
           .openCluster(options.scheduler)
           .catch(async (error: unknown) => Promise.reject(await firstError(options, error)))
       : undefined;
-  // What the scheduler will ask the cluster at submission is read while the rest gets ready.
-  void lease?.cluster.scheduler.prepare?.();
-  // The server starts while the syntax check and the request's storing run.
+  // What the scheduler will ask the cluster at submission is read while the rest gets ready
+  // (a job has at most a task per call).
+  void lease?.cluster.scheduler.prepare?.({ mostTasks: work.tasks });
+  // The server starts, and the workers' routes back to it open, while the syntax check and the
+  // request's storing run: neither stores nor submits anything.
   const serverStarting = context.runtime.server(context, settings.port);
   serverStarting.catch(() => {});
-  let server: SheepdogServer | undefined;
-  let routes: WorkerRoutes | undefined;
+  const reaching = reachServer(serverStarting, settings, lease, options.verbose);
+  reaching.catch(() => {});
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
-    const chunkSize = settings.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
+    const chunkSize =
+      settings.chunkSize ?? options.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
     await options.checked;
     const sizes: RequestSizes = {
       func: work.func.byteLength,
@@ -174,7 +179,7 @@ export async function submitEncoded(
         ...work.meta,
       },
     });
-    server = await serverStarting;
+    const { server, url, routes } = await reaching;
     const submitted: Submitted = {
       context,
       settings,
@@ -186,24 +191,14 @@ export async function submitEncoded(
       name: `sheepdog_${request}_${randomBytes(4).toString("hex")}`,
       job: undefined,
       lease,
-      url: `http://${await workerHost(settings, lease?.cluster)}:${server.port}`,
-      routes: undefined,
+      url,
+      routes,
       tokenFile: undefined,
       sizes,
       staged: undefined,
     };
-    if (!lease) return submitted;
+    if (!lease || !routes) return submitted;
     if (options.signal?.aborted) throw abortError(options.signal);
-    submitted.routes = await openRoutes({
-      connect: settings.connect,
-      remote: lease.cluster.remote,
-      server,
-      direct: submitted.url,
-      runsHere: runsOnThisMachine(lease.cluster),
-    });
-    if (options.verbose)
-      process.stderr.write(`[sheepdog] workers reach this machine: ${submitted.routes.why}\n`);
-    routes = submitted.routes;
     if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
     submitted.job = await submitJob(submitted, {
       name: submitted.name,
@@ -216,17 +211,39 @@ export async function submitEncoded(
       job: submitted.job,
       jobs: [submitted.job],
       port: server.port,
-      ...(submitted.routes.relay !== undefined && { relay: submitted.routes.relay }),
-      route: submitted.routes.urls[0] === submitted.url ? "direct" : "relay",
+      ...(routes.relay !== undefined && { relay: routes.relay }),
+      route: routes.urls[0] === url ? "direct" : "relay",
       ...(submitted.staged && { staged: submitted.staged }),
     });
     return submitted;
   } catch (error) {
-    await routes?.close();
+    const reached = await reaching.catch(() => undefined);
+    await reached?.routes?.close();
     await lease?.release();
-    await (server ?? (await serverStarting.catch(() => undefined)))?.close();
+    await (reached?.server ?? (await serverStarting.catch(() => undefined)))?.close();
     throw await firstError(options, error);
   }
+}
+
+/** The started server, its address for the workers, and (on a cluster) their routes to it. */
+async function reachServer(
+  serverStarting: Promise<SheepdogServer>,
+  settings: ResolvedRunSettings,
+  lease: ClusterLease | undefined,
+  verbose: boolean | undefined,
+): Promise<{ server: SheepdogServer; url: string; routes: WorkerRoutes | undefined }> {
+  const server = await serverStarting;
+  const url = `http://${await workerHost(settings, lease?.cluster)}:${server.port}`;
+  if (!lease) return { server, url, routes: undefined };
+  const routes = await openRoutes({
+    connect: settings.connect,
+    remote: lease.cluster.remote,
+    server,
+    direct: url,
+    runsHere: runsOnThisMachine(lease.cluster),
+  });
+  if (verbose) process.stderr.write(`[sheepdog] workers reach this machine: ${routes.why}\n`);
+  return { server, url, routes };
 }
 
 /** A syntax error is the one to fix first, whatever else went wrong meanwhile. */
@@ -379,13 +396,13 @@ async function chunkSizeFor(tasks: number, lease: ClusterLease | undefined): Pro
 }
 
 /**
- * Argument tuples per array task when the user set none: about two tasks per slot, so that
- * small calls share a task (a task's dispatch costs the cluster about a second) while the
- * slots stay busy until the end.
+ * Argument tuples per array task when the user set none: about `tasksPerSlot` (two) tasks per
+ * slot, so that small calls share a task (a task's dispatch costs the cluster about a second)
+ * while the slots stay busy until the end.
  */
-export function autoChunkSize(tasks: number, slots: number | undefined): number {
+export function autoChunkSize(tasks: number, slots: number | undefined, tasksPerSlot = 2): number {
   if (slots === undefined || !(slots >= 1)) return 1;
-  return Math.max(1, Math.ceil(tasks / (slots * 2)));
+  return Math.max(1, Math.ceil(tasks / (slots * tasksPerSlot)));
 }
 
 function checkFunction(f: PyFunction): { source: FunctionSource; checked: Promise<void> } {
