@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Scheduler } from "@sheepdog/contracts";
+import type { NewRequest, Scheduler } from "@sheepdog/contracts";
+import { memoryStore } from "@sheepdog/contracts/testing";
 import { localRemote, localScheduler } from "@sheepdog/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IndexedSettled, SheepdogConfig } from "./index.js";
@@ -187,6 +188,34 @@ def f(x):
       { index: 0, ok: true, value: 4 },
       { index: 1, ok: true, value: 9 },
     ]);
+  });
+
+  it("reads the next window only once the last one's tuples are stored", async () => {
+    const { state, tuples } = counted(15);
+    const store = memoryStore();
+    const pulledWhenStoring: number[] = [];
+    const slowStore = new Proxy(store, {
+      get(target, name) {
+        if (name !== "createRequest") return Reflect.get(target, name, target);
+        return async (request: NewRequest) => {
+          pulledWhenStoring.push(state.pulled);
+          await sleep(300);
+          return target.createRequest(request);
+        };
+      },
+    });
+    const scheduler = localScheduler({ concurrency: 2 });
+    const remote = localRemote();
+    try {
+      await using sheepdog = createSheepdog({ store: slowStore, cluster: { scheduler, remote } });
+      const items = await all(sheepdog.mapStream(square, tuples, { windowSize: 5 }));
+      expect(items).toHaveLength(15);
+      // While a window's tuples are being stored, the next window has not been read.
+      expect(pulledWhenStoring).toEqual([5, 10, 15]);
+    } finally {
+      await scheduler.close();
+      await remote.close();
+    }
   });
 
   it("asks the scheduler its slots once, and runs each window as one task per slot", async () => {

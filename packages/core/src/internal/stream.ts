@@ -166,10 +166,18 @@ interface Window {
   stoppedByConsumer: boolean;
 }
 
+/** A window's tuples until its request has them, and what says it has. */
+interface WindowTuples {
+  tuples: (readonly unknown[])[] | undefined;
+  stored: () => void;
+}
+
 /** The windows of one stream, read, run and yielded. */
 class WindowedStream {
   readonly #windows: Window[] = [];
   #reading: Promise<void> | undefined;
+  /** Until the newest window's tuples are stored. */
+  #storing: Promise<void> | undefined;
   #readFailure: { error: unknown } | undefined;
   #next = 0;
   #stopped = false;
@@ -269,9 +277,12 @@ class WindowedStream {
     for (const window of this.#windows) if (window.failure) throw window.failure.error;
   }
 
-  /** Starts reading the next window when fewer than two are in flight and none is being read. */
+  /**
+   * Starts reading the next window when fewer than two are in flight, none is being read, and
+   * the last one's tuples are stored.
+   */
   #readAhead(): void {
-    if (this.#reading || this.reader.done || this.#stopped) return;
+    if (this.#reading || this.#storing || this.reader.done || this.#stopped) return;
     if (this.#windows.length >= windowsInFlight) return;
     this.#reading = this.#readWindow()
       .catch((error: unknown) => {
@@ -283,10 +294,19 @@ class WindowedStream {
       });
   }
 
+  /**
+   * Reads a window's tuples and starts its run. The next window is read once they are stored
+   * (or its run failed): the tuples of one window at most are held at a time.
+   */
   async #readWindow(): Promise<void> {
     const first = this.#next;
-    const holder: { tuples: (readonly unknown[])[] | undefined } = {
+    let stored = () => {};
+    const storing = new Promise<void>((resolve) => {
+      stored = resolve;
+    });
+    const holder: WindowTuples = {
       tuples: await this.reader.read(this.windowSize, first, () => this.#stopped),
+      stored,
     };
     const count = holder.tuples?.length ?? 0;
     if (count === 0 || this.#stopped) return;
@@ -314,13 +334,14 @@ class WindowedStream {
       },
     );
     this.#windows.push(window);
+    this.#storing = Promise.race([storing, window.run]).finally(() => {
+      this.#storing = undefined;
+      this.#notify();
+    });
   }
 
   /** Submits a window's tuples as a request and waits for it, as `map` does. */
-  async #runWindow(
-    window: Window,
-    holder: { tuples: (readonly unknown[])[] | undefined },
-  ): Promise<void> {
+  async #runWindow(window: Window, holder: WindowTuples): Promise<void> {
     const { settings, options } = this;
     const context = this.#cluster.context;
     await context.runtime.interruptible(async (interrupt) => {
@@ -329,15 +350,16 @@ class WindowedStream {
         interrupt,
         ...(options.signal ? [options.signal] : []),
       ]);
-      const tuples = holder.tuples ?? [];
-      const submitted = await submit(context, settings, this.f, tuples, {
+      const chunkSize = await this.#chunkSize(holder.tuples?.length ?? 0);
+      const submitted = await submit(context, settings, this.f, holder.tuples ?? [], {
         ns: options.ns,
         signal,
         retries: settings.retries,
-        chunkSize: await this.#chunkSize(tuples.length),
+        chunkSize,
       });
       // The store has the tuples now; the window keeps none of them.
       holder.tuples = undefined;
+      holder.stored();
       window.request = submitted.request;
       window.results = new WindowResults(
         {
