@@ -218,7 +218,7 @@ def f(x):
     }
   });
 
-  it("asks the scheduler its slots once, and runs each window as one task per slot", async () => {
+  it("asks the scheduler its slots once, and runs a window another follows as one task per slot", async () => {
     const scheduler = localScheduler({ concurrency: 4 });
     const remote = localRemote();
     let slotQuestions = 0;
@@ -241,10 +241,11 @@ def f(x):
         dbfile: join(dir, "slots.sqlite"),
         cluster: { scheduler: counting, remote },
       });
-      const args = Array.from({ length: 20 }, (_, x) => [x] as [number]);
-      const items = await all(sheepdog.mapStream(square, args, { windowSize: 8 }));
-      expect(items).toHaveLength(20);
-      // Windows of 8, 8 and 4 tuples on 4 slots: 4 tasks each (a map of 8 would have 8).
+      const args = Array.from({ length: 28 }, (_, x) => [x] as [number]);
+      const items = await all(sheepdog.mapStream(square, args, { windowSize: 12 }));
+      expect(items).toHaveLength(28);
+      // Windows of 12, 12 and 4 tuples on 4 slots: 4 tasks each for the first two (a map of
+      // 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
       expect(tasksPerJob).toEqual([4, 4, 4]);
       expect(slotQuestions).toBe(1);
     } finally {

@@ -24,9 +24,10 @@ export const defaultWindowSize = 100_000;
 const windowsInFlight = 2;
 
 /**
- * Array tasks per slot in a window when the settings give no chunk size: one, where a `map`
- * has two, since the next window's tasks take the slots that free up before the window ends
- * (and each task costs the cluster a start).
+ * Array tasks per slot in a window that another follows, when the settings give no chunk
+ * size: one, where a `map` has two, since the next window's tasks take the slots that free up
+ * before the window ends (and each task costs the cluster a start). The last window runs as a
+ * `map` does.
  */
 const windowTasksPerSlot = 1;
 
@@ -375,11 +376,18 @@ class WindowedStream {
     });
   }
 
-  /** A window's chunk size when the settings give none (undefined: as `map` chooses). */
+  /**
+   * A window's chunk size when the settings give none, from the slots asked once (undefined:
+   * as `map` chooses without them).
+   */
   async #chunkSize(tuples: number): Promise<number | undefined> {
     if (this.settings.chunkSize !== undefined || tuples <= 2) return undefined;
+    const followed = !this.reader.done && tuples === this.windowSize;
     const slots = await this.#cluster.slots();
-    return slots === undefined ? undefined : autoChunkSize(tuples, slots, windowTasksPerSlot);
+    if (slots === undefined) return undefined;
+    return followed
+      ? autoChunkSize(tuples, slots, windowTasksPerSlot)
+      : autoChunkSize(tuples, slots);
   }
 
   /** What a window's wait runs with: progress that marks it for a poll, retries, keepJob. */
