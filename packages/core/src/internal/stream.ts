@@ -34,9 +34,9 @@ const windowTasksPerSlot = 1;
 /**
  * `mapStream`: reads `args` a window at a time, submits each window as its own request (as
  * `map` does: chunks, retries, routes, the scheduler; over one cluster lease for the whole
- * stream), at most two at once, and yields each
- * outcome as the store receives it. Leaving the loop, an exception in it, or an abort cancels
- * the jobs of the windows in flight and reads no more arguments.
+ * stream), at most two at once, and yields each outcome as the store receives it. Leaving the
+ * loop, an exception in it, or an abort cancels the jobs of the windows in flight and reads no
+ * more arguments.
  */
 export async function* mapStream<R>(
   context: Context,

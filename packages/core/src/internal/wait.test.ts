@@ -1,6 +1,7 @@
-import type { JobRef, Scheduler, TaskState } from "@sheepdog/contracts";
+import type { JobRef, RequestId, Scheduler, Store, TaskState } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { describe, expect, it } from "vitest";
+import type { WaitOptions } from "./wait.js";
 import { waitForRequest } from "./wait.js";
 
 const job: JobRef = {
@@ -58,6 +59,33 @@ const timing = {
   reportGraceMs: 30,
   unknownGraceMs: 60,
 };
+
+/** A request of one task, as a wait sees it. */
+const oneTask = {
+  tasks: 1,
+  layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+  job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
+};
+
+/** A wait on request `id`'s one task, scripted by `scheduler`, to be stopped by its controller. */
+function waitOnOneTask(
+  store: Store,
+  id: RequestId,
+  scheduler: Scheduler,
+  options: Partial<WaitOptions>,
+) {
+  const controller = new AbortController();
+  const waiting = waitForRequest({
+    store,
+    request: id,
+    ...oneTask,
+    scheduler,
+    ...timing,
+    ...options,
+    signal: controller.signal,
+  }).catch((error: unknown) => error);
+  return { controller, waiting };
+}
 
 describe("waitForRequest", () => {
   it("counts a task that reports twice (a -r y re-run) once, and cancels the re-run left over", async () => {
@@ -124,10 +152,8 @@ describe("waitForRequest", () => {
     const final = await waitForRequest({
       store,
       request: id,
-      tasks: 1,
-      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
+      ...oneTask,
       scheduler,
-      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
       ...timing,
       unknownGraceMs: 200,
       onDied: (indices) => died.push([...indices]),
@@ -199,20 +225,11 @@ describe("a task that ends by the worker's own exit status", () => {
     const { scheduler } = scripted(script, () => {
       times.push(Date.now());
     });
-    const controller = new AbortController();
-    const waiting = waitForRequest({
-      store,
-      request: id,
-      tasks: 1,
-      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
-      scheduler,
-      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
-      ...timing,
+    const { controller, waiting } = waitOnOneTask(store, id, scheduler, {
       statusIntervalMs: 10,
       maxStatusIntervalMs: 200,
       countIntervalMs: 2,
-      signal: controller.signal,
-    }).catch((error: unknown) => error);
+    });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     controller.abort();
     await waiting;
@@ -234,20 +251,11 @@ describe("a task that ends by the worker's own exit status", () => {
     const { scheduler } = scripted(answers, () => {
       times.push(Date.now());
     });
-    const controller = new AbortController();
-    const waiting = waitForRequest({
-      store,
-      request: id,
-      tasks: 1,
-      layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
-      scheduler,
-      job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
-      ...timing,
+    const { controller, waiting } = waitOnOneTask(store, id, scheduler, {
       statusIntervalMs: 10,
       maxStatusIntervalMs: 400,
       countIntervalMs: 2,
-      signal: controller.signal,
-    }).catch((error: unknown) => error);
+    });
     while (times.length < 10) await new Promise((resolve) => setTimeout(resolve, 5));
     controller.abort();
     await waiting;
@@ -266,20 +274,11 @@ describe("a task that ends by the worker's own exit status", () => {
       const { scheduler } = scripted([{ 1: { state: "queued" } }], () => {
         askedAt ??= Date.now();
       });
-      const controller = new AbortController();
-      const waiting = waitForRequest({
-        store,
-        request: id,
-        tasks: 1,
-        layout: { tasks: 1, chunkSize: 1, retryTasks: [] },
-        scheduler,
-        job: { ...job, tasks: 1, parts: [{ jobId: "7", firstTask: 1, lastTask: 1 }] },
-        ...timing,
+      const { controller, waiting } = waitOnOneTask(store, id, scheduler, {
         statusIntervalMs: 300,
         countIntervalMs: 2,
         jobJustSubmitted,
-        signal: controller.signal,
-      }).catch((error: unknown) => error);
+      });
       while (askedAt === undefined) await new Promise((resolve) => setTimeout(resolve, 2));
       controller.abort();
       await waiting;
