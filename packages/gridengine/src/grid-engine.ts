@@ -9,7 +9,7 @@ import { outputLines } from "./internal/output-lines.js";
 import { parseClusterSlots } from "./internal/qstat.js";
 import { source } from "./internal/source.js";
 import { TaskStatus } from "./internal/status.js";
-import { maxArrayTasksReader, qdel, submitJob } from "./internal/submit.js";
+import { maxArrayTasksReader, needsArrayLimit, qdel, submitJob } from "./internal/submit.js";
 
 /** Options of {@link gridEngine}. */
 export interface GridEngineOptions {
@@ -156,8 +156,7 @@ export function gridEngine(remote: Remote, options: GridEngineOptions = {}): Gri
       return submitJob(commands, spec, readMaxArrayTasks);
     },
     async prepare(job) {
-      // One task fits in any array, whatever max_aj_tasks says.
-      if (closed || (job !== undefined && job.mostTasks <= 1)) return;
+      if (closed || (job !== undefined && !needsArrayLimit(job.mostTasks))) return;
       await readMaxArrayTasks().catch(() => undefined);
     },
     async status(job) {

@@ -167,18 +167,10 @@ interface Window {
   stoppedByConsumer: boolean;
 }
 
-/** A window's tuples until its request has them, and what says it has. */
-interface WindowTuples {
-  tuples: (readonly unknown[])[] | undefined;
-  stored: () => void;
-}
-
 /** The windows of one stream, read, run and yielded. */
 class WindowedStream {
   readonly #windows: Window[] = [];
   #reading: Promise<void> | undefined;
-  /** Until the newest window's tuples are stored. */
-  #storing: Promise<void> | undefined;
   #readFailure: { error: unknown } | undefined;
   #next = 0;
   #stopped = false;
@@ -280,11 +272,13 @@ class WindowedStream {
 
   /**
    * Starts reading the next window when fewer than two are in flight, none is being read, and
-   * the last one's tuples are stored.
+   * the newest one's tuples are stored (it has its request) or its run is over.
    */
   #readAhead(): void {
-    if (this.#reading || this.#storing || this.reader.done || this.#stopped) return;
+    if (this.#reading || this.reader.done || this.#stopped) return;
     if (this.#windows.length >= windowsInFlight) return;
+    const newest = this.#windows.at(-1);
+    if (newest && newest.request === undefined && !newest.ended && !newest.failure) return;
     this.#reading = this.#readWindow()
       .catch((error: unknown) => {
         this.#readFailure = { error };
@@ -297,17 +291,12 @@ class WindowedStream {
 
   /**
    * Reads a window's tuples and starts its run. The next window is read once they are stored
-   * (or its run failed): the tuples of one window at most are held at a time.
+   * (see {@link #readAhead}): the tuples of one window at most are held at a time.
    */
   async #readWindow(): Promise<void> {
     const first = this.#next;
-    let stored = () => {};
-    const storing = new Promise<void>((resolve) => {
-      stored = resolve;
-    });
-    const holder: WindowTuples = {
+    const holder: { tuples: (readonly unknown[])[] | undefined } = {
       tuples: await this.reader.read(this.windowSize, first, () => this.#stopped),
-      stored,
     };
     const count = holder.tuples?.length ?? 0;
     if (count === 0 || this.#stopped) return;
@@ -335,14 +324,13 @@ class WindowedStream {
       },
     );
     this.#windows.push(window);
-    this.#storing = Promise.race([storing, window.run]).finally(() => {
-      this.#storing = undefined;
-      this.#notify();
-    });
   }
 
   /** Submits a window's tuples as a request and waits for it, as `map` does. */
-  async #runWindow(window: Window, holder: WindowTuples): Promise<void> {
+  async #runWindow(
+    window: Window,
+    holder: { tuples: (readonly unknown[])[] | undefined },
+  ): Promise<void> {
     const { settings, options } = this;
     const context = this.#cluster.context;
     await context.runtime.interruptible(async (interrupt) => {
@@ -358,9 +346,8 @@ class WindowedStream {
         retries: settings.retries,
         chunkSize,
       });
-      // The store has the tuples now; the window keeps none of them.
+      // The store has the tuples now; the window keeps none of them, and the next may be read.
       holder.tuples = undefined;
-      holder.stored();
       window.request = submitted.request;
       window.results = new WindowResults(
         {
@@ -372,6 +359,7 @@ class WindowedStream {
         },
         this.order,
       );
+      this.#notify();
       await waitAndRetry(submitted, this.#waitOptions(window), signal);
     });
   }

@@ -8,6 +8,11 @@ import { source } from "./source.js";
 /** SGE's own default for `max_aj_tasks`, assumed when `qconf -sconf` cannot be read. */
 const defaultMaxArrayTasks = 75_000;
 
+/** Whether a job of `tasks` tasks needs `max_aj_tasks`: one task fits in any array. */
+export function needsArrayLimit(tasks: number): boolean {
+  return tasks > 1;
+}
+
 /**
  * Reads the cluster's `max_aj_tasks` once (`qconf -sconf`), or 75000 when it cannot be read.
  * A failure to run the command (connection lost) is not kept: the next call asks again.
@@ -85,10 +90,9 @@ export async function submitJob(
     throw SheepdogError.from(error, "INVALID_INPUT", source, "Invalid job spec");
   }
   const directory = spec.directory.replace(/(.)\/+$/, "$1");
-  // Two round trips to the head node that do not depend on each other; one task fits in any
-  // array, so its job does not wait for max_aj_tasks.
+  // Two round trips to the head node that do not depend on each other.
   const [max] = await Promise.all([
-    spec.tasks <= 1 ? 1 : maxArrayTasks(),
+    needsArrayLimit(spec.tasks) ? maxArrayTasks() : 1,
     commands.makeDirectory(directory),
   ]);
   const ranges = splitArray(spec.tasks, max);
