@@ -76,6 +76,40 @@ describe("a request's task view", () => {
     expect(await details.detail(id, Date.now())).toMatchObject({ stateRuns: "d2ed" });
     expect(factsReads).toBeGreaterThan(readsBefore);
   });
+
+  it("answers with every error the counts name, even when a read of fewer is under way", async () => {
+    const id = await createRequest(store, "divide", 4);
+    await store.putError(id, 0, traceback("ZeroDivisionError", "division by zero"));
+    const slowErrors: Store = Object.create(store);
+    let letErrorsRead = () => {};
+    const errorsGate = new Promise<void>((resolve) => {
+      letErrorsRead = resolve;
+    });
+    slowErrors.getErrors = async (...args) => {
+      const errors = await store.getErrors(...args);
+      await errorsGate;
+      return errors;
+    };
+    const slowDetails = new RequestDetails(
+      slowErrors,
+      watch,
+      new RequestRows(slowErrors, watch),
+      () => 0,
+    );
+    const first = slowDetails.detail(id, Date.now());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await store.putError(id, 1, traceback("ValueError", "math domain error"));
+    const second = slowDetails.detail(id, Date.now());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    letErrorsRead();
+    expect(await first).toMatchObject({ request: { failed: 1 }, errors: [{ count: 1 }] });
+    const after = (await second) as RequestDetail;
+    expect(after.request.failed).toBe(2);
+    expect(after.errors?.map((group) => group.type).sort()).toEqual([
+      "ValueError",
+      "ZeroDivisionError",
+    ]);
+  });
 });
 
 describe("a request's facts", () => {

@@ -102,12 +102,13 @@ export class RequestDetails {
     this.#rows = rows;
     const timed = clock ? { clock } : {};
     this.#factsViews = new ViewCache<FactsView>({ kept: KEPT_VIEWS, ...timed });
-    // Errors are read again as soon as one comes (the page shows them within a second), but
-    // not more often than five times the time a read of them takes.
+    // Every answer holds every error its counts name (the page shows a new one within a second),
+    // read at most once per five times as long as a read of them takes.
     this.#errorsViews = new ViewCache<ErrorsView>({
       kept: KEPT_VIEWS,
       minReuseMs: 0,
       reuseFactor: 5,
+      exact: true,
       ...timed,
     });
   }

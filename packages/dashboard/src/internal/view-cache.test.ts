@@ -3,9 +3,13 @@ import type { ViewStamp } from "./view-cache.js";
 import { ViewCache } from "./view-cache.js";
 
 /** A cache on a clock the test moves, and a read that counts its calls and ends when told. */
-function setUp() {
+function setUp(options: { exact?: boolean } = {}) {
   let now = 0;
-  const cache = new ViewCache<string>({ kept: 2, clock: () => now });
+  const cache = new ViewCache<string>({
+    kept: 2,
+    clock: () => now,
+    ...(options.exact ? { exact: true, minReuseMs: 0, reuseFactor: 5 } : {}),
+  });
   const reads: { stamp: string; finish: (took?: number) => void }[] = [];
   const read = (stamp: ViewStamp) => (): Promise<string> =>
     new Promise((resolve) => {
@@ -96,6 +100,36 @@ describe("ViewCache", () => {
     await settled();
     void get("10/0", true, "cancelled");
     expect(reads).toHaveLength(3);
+  });
+
+  it("exact: answers a read under way only for its own counts; other counts wait for a read after it", async () => {
+    const { reads, get } = setUp({ exact: true });
+    const first = get("1");
+    const same = get("1");
+    const more = get("2");
+    expect(reads).toHaveLength(1);
+    reads[0]?.finish();
+    expect(await Promise.all([first, same])).toEqual(["view of 1", "view of 1"]);
+    await settled();
+    expect(reads.map((read) => read.stamp)).toEqual(["1", "2"]);
+    reads[1]?.finish();
+    expect(await more).toBe("view of 2");
+  });
+
+  it("exact: never answers with a young view of other counts; reads once it is as old as a reuse", async () => {
+    const { reads, get, tick } = setUp({ exact: true });
+    const first = get("1");
+    reads[0]?.finish(40); // reused for 5 × 40 ms after its read began
+    await first;
+    tick(100);
+    expect(await get("1")).toBe("view of 1");
+    const more = get("2");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(reads).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reads.map((read) => read.stamp)).toEqual(["1", "2"]);
+    reads[1]?.finish();
+    expect(await more).toBe("view of 2");
   });
 
   it("reads again after a failed read", async () => {

@@ -18,6 +18,11 @@ export interface ViewCacheOptions {
   reuseFactor?: number;
   /** Milliseconds from any fixed point (`performance.now` by default). */
   clock?: () => number;
+  /**
+   * Whether every answer is a view read for the counts asked: no view of other counts is
+   * shared or reused, a read waits instead until the last one is as old as a reuse would be.
+   */
+  exact?: boolean;
 }
 
 interface Built<V> {
@@ -38,7 +43,8 @@ interface Slot<V> {
  * Views of requests that cost a read of every task, read at most once at a time per request
  * and reused while only the request's counts changed and the view is young (younger than
  * `max(minReuseMs, reuseFactor × its read time)`); a finished request's view is read once
- * more for its final counts, so that it ends exact.
+ * more for its final counts, so that it ends exact. An `exact` cache spaces its reads the same
+ * way, but answers only with a view of the counts asked.
  */
 export class ViewCache<V> {
   readonly #slots = new Map<string, Slot<V>>();
@@ -46,12 +52,14 @@ export class ViewCache<V> {
   readonly #minReuseMs: number;
   readonly #reuseFactor: number;
   readonly #clock: () => number;
+  readonly #exact: boolean;
 
   constructor(options: ViewCacheOptions) {
     this.#kept = options.kept;
     this.#minReuseMs = options.minReuseMs ?? 2_000;
     this.#reuseFactor = options.reuseFactor ?? 20;
     this.#clock = options.clock ?? (() => performance.now());
+    this.#exact = options.exact ?? false;
   }
 
   /** The view of request `id` for `stamp`: kept, being read, or read now by `read`. */
@@ -62,21 +70,29 @@ export class ViewCache<V> {
       if (this.#shares(building.stamp, stamp)) return building.promise;
       return this.#start(slot, stamp, read, building.promise);
     }
-    if (built && this.#reuses(built, stamp)) return Promise.resolve(built.value);
-    return this.#start(slot, stamp, read, null);
+    if (!built) return this.#start(slot, stamp, read, null);
+    if (built.stamp.key === stamp.key) return Promise.resolve(built.value);
+    const youthLeft = this.#mayStandIn(built.stamp, stamp) ? this.#youthLeft(built) : 0;
+    if (youthLeft <= 0) return this.#start(slot, stamp, read, null);
+    if (!this.#exact) return Promise.resolve(built.value);
+    return this.#start(slot, stamp, read, delay(youthLeft));
   }
 
   /** A read under way serves a request whose counts are not final, or are what it reads. */
   #shares(reading: ViewStamp, wanted: ViewStamp): boolean {
     if (reading.key === wanted.key) return true;
-    return !wanted.complete && reading.meta === wanted.meta;
+    return !this.#exact && this.#mayStandIn(reading, wanted);
   }
 
-  #reuses(built: Built<V>, wanted: ViewStamp): boolean {
-    if (built.stamp.key === wanted.key) return true;
-    if (wanted.complete || built.stamp.meta !== wanted.meta) return false;
+  /** Whether a view of other counts may stand in for `wanted` (or space its read). */
+  #mayStandIn(other: ViewStamp, wanted: ViewStamp): boolean {
+    return !wanted.complete && other.meta === wanted.meta;
+  }
+
+  /** Milliseconds until `built` is too old to be reused. */
+  #youthLeft(built: Built<V>): number {
     const age = this.#clock() - built.startedAt;
-    return age < Math.max(this.#minReuseMs, this.#reuseFactor * built.took);
+    return Math.max(this.#minReuseMs, this.#reuseFactor * built.took) - age;
   }
 
   /** Reads the view (after `before` settles: never two reads of one request at once). */
@@ -84,7 +100,7 @@ export class ViewCache<V> {
     slot: Slot<V>,
     stamp: ViewStamp,
     read: () => Promise<V>,
-    before: Promise<V> | null,
+    before: Promise<unknown> | null,
   ): Promise<V> {
     let startedAt = this.#clock();
     const timedRead = (): Promise<V> => {
@@ -120,4 +136,8 @@ export class ViewCache<V> {
     }
     return slot;
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
