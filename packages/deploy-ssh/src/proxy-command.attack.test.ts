@@ -138,9 +138,11 @@ describe("a ProxyCommand meets names another user wrote", () => {
     const home = join(dir, 'home $(touch "$ATTACK_MARKER");touch "$ATTACK_MARKER"');
     mkdirSync(home);
     const config = join(dir, "config-home");
+    // fd 3 holds the connection's pipe open until printf has written and exited: the client
+    // ends a proxy whose pipe closes, and would race printf if the redirect closed it first.
     writeFileSync(
       config,
-      `Host *\n  ProxyCommand printf '%%s\\n' %d "%d" '%d' %h %r %n > ${proxyWords}\n`,
+      `Host *\n  ProxyCommand printf '%%s\\n' %d "%d" '%d' %h %r %n 3>&1 > ${proxyWords}\n`,
     );
     const saved = process.env.HOME;
     process.env.HOME = home;
