@@ -3,6 +3,7 @@ export { SheepdogError, sheepdogErrorCodes } from "./errors.js";
 export { checkOutputMarker, outputLinesCommand, readOutputLines } from "./job-output.js";
 export type { ExecOptions, ExecResult, Remote, ReverseTunnel } from "./remote.js";
 export { checkFileMode, checkRemotePath } from "./remote-arguments.js";
+export { ReportWatchers } from "./report-watchers.js";
 export type { Resources, TaskResources } from "./resources.js";
 export {
   clockTime,
@@ -55,6 +56,7 @@ export type {
   RequestMeta,
   RequestSummary,
   Store,
+  StoredReportsListener,
   StoreReport,
   TaskError,
   TaskFacts,

@@ -181,6 +181,12 @@ export interface TaskFactsEntry extends Omit<TaskFacts, "log"> {
   hasLog: boolean;
 }
 
+/**
+ * Told of the reports of request `id` that a write of this store object stored (see
+ * {@link Store.watchReports}), in the order they were written.
+ */
+export type StoredReportsListener = (id: RequestId, reports: readonly StoreReport[]) => void;
+
 /** One task's log, from {@link Store.getLogs}. */
 export interface TaskLog {
   index: number;
@@ -319,6 +325,17 @@ export interface Store {
    * @default start 0, count the rest of the request
    */
   getLogs?(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
+
+  /**
+   * Calls `listener` with the reports each write of this store object stored (`putResult`,
+   * `putError`, `putReports`: only those stored, each once, once its write is durable), and
+   * returns a function that stops it. Reports that other processes or other store objects
+   * write are not told. A listener must be quick and must not throw (what it throws is
+   * ignored), nor keep the reports' values.
+   * Optional: a reader in the same process (the dashboard) takes new reports from it instead
+   * of reading them back.
+   */
+  watchReports?(listener: StoredReportsListener): () => void;
 
   /** Every request, oldest first, with its counts. */
   listRequests(): Promise<RequestSummary[]>;

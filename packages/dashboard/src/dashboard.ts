@@ -208,12 +208,14 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   try {
     listening = await listen(host, port, nodeListener(app), onError);
   } catch (error) {
+    details.close();
     watch.close();
     await streams.closeAll();
     throw error;
   }
   const origin = originOf(host, listening.port);
   return new RunningDashboard(origin, listening.port, token, async () => {
+    details.close();
     watch.close();
     await streams.closeAll();
     await listening.close(1_000);

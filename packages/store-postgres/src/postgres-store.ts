@@ -1,4 +1,11 @@
-import type { RequestId, Store, StoreReport, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
+import type {
+  RequestId,
+  Store,
+  StoredReportsListener,
+  StoreReport,
+  TaskFactsEntry,
+  TaskLog,
+} from "@sheepdog/contracts";
 import { hashToken, newToken } from "@sheepdog/contracts";
 import { Database } from "./internal/database.js";
 import { invalidInput } from "./internal/errors.js";
@@ -38,6 +45,7 @@ export interface PostgresStore extends Store, AsyncDisposable {
   getResultRange(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
   getTaskFacts(id: RequestId, start?: number, count?: number): Promise<(TaskFactsEntry | null)[]>;
   getLogs(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
+  watchReports(listener: StoredReportsListener): () => void;
   /**
    * The database and schema, for messages: `postgres://user@host:5432/db (schema sheepdog)`,
    * never with the password.
@@ -138,6 +146,7 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): Postgre
     getErrors: async (id) => run((o) => getErrors(o, id)),
     getTaskFacts: async (id, start, count) => run((o) => getTaskFacts(o, id, start, count)),
     getLogs: async (id, start, count) => run((o) => getLogs(o, id, start, count)),
+    watchReports: (listener) => reports.watchers.watch(listener),
     close,
     [Symbol.asyncDispose]: close,
   };

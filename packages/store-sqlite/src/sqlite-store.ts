@@ -1,4 +1,11 @@
-import type { RequestId, Store, StoreReport, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
+import type {
+  RequestId,
+  Store,
+  StoredReportsListener,
+  StoreReport,
+  TaskFactsEntry,
+  TaskLog,
+} from "@sheepdog/contracts";
 import { newToken } from "@sheepdog/contracts";
 import { invalidInput } from "./internal/errors.js";
 import { getLogs, getTaskFacts } from "./internal/facts.js";
@@ -30,6 +37,7 @@ export interface SqliteStore extends Store, AsyncDisposable {
   getResultRange(id: RequestId, start: number, count: number): Promise<(Uint8Array | null)[]>;
   getTaskFacts(id: RequestId, start?: number, count?: number): Promise<(TaskFactsEntry | null)[]>;
   getLogs(id: RequestId, start?: number, count?: number): Promise<TaskLog[]>;
+  watchReports(listener: StoredReportsListener): () => void;
   /** The database file (absolute), or a description of the database that was passed in. */
   readonly file: string;
 }
@@ -115,6 +123,7 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteS
     getErrors: async (id) => read((c) => getErrors(c, id)),
     getTaskFacts: async (id, start, count) => read((c) => getTaskFacts(c, id, start, count)),
     getLogs: async (id, start, count) => read((c) => getLogs(c, id, start, count)),
+    watchReports: (listener) => reports.watchers.watch(listener),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,5 +1,6 @@
 import { SheepdogError } from "../errors.js";
 import { source } from "../internal/source.js";
+import { ReportWatchers } from "../report-watchers.js";
 import type {
   CreatedRequest,
   NewRequest,
@@ -86,6 +87,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
   const close = async (): Promise<void> => {
     closed = true;
   };
+  const watchers = new ReportWatchers();
+  /** Stores `reports` of request `id` by `put`, and tells the watchers of those stored. */
+  const told = (id: RequestId, reports: StoreReport[], put: () => boolean[]): boolean[] => {
+    const stored = put();
+    watchers.tell(id, reports, stored);
+    return stored;
+  };
 
   return {
     data,
@@ -93,9 +101,18 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     getRequest: async (id) => infoOf(request(id)),
     getArgs: async (id, start, count = 1) => argsOf(request(id), start, count),
     unreported: async (id, start, count) => unreportedOf(request(id), start, count),
-    putResult: async (id, index, result) => putResult(request(id), index, result),
-    putError: async (id, index, error, options) => putError(request(id), index, error, options),
-    putReports: async (id, reports) => putReports(request(id), reports),
+    putResult: async (id, index, result) =>
+      told(id, [{ index, kind: "result", value: result }], () => [
+        putResult(request(id), index, result),
+      ])[0] as boolean,
+    putError: async (id, index, error, options) =>
+      told(
+        id,
+        [{ index, kind: "error", value: error, provisional: options?.provisional === true }],
+        () => [putError(request(id), index, error, options)],
+      )[0] as boolean,
+    putReports: async (id, reports) =>
+      told(id, [...reports], () => putReports(request(id), reports)),
     resetTasks: async (id, indices) => resetTasks(request(id), indices),
     updateMeta: async (id, patch) => updateMeta(request(id), patch),
     counts: async (id) => countsOf(request(id)),
@@ -104,6 +121,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
     getErrors: async (id) => errorsOf(request(id)),
     getTaskFacts: async (id, start, count) => taskFactsOf(request(id), start, count),
     getLogs: async (id, start, count) => logsOf(request(id), start, count),
+    watchReports: (listener) => watchers.watch(listener),
     listRequests: async () => [...open().requests.values()].map(summaryOf),
     close,
     [Symbol.asyncDispose]: close,

@@ -1,8 +1,8 @@
-import type { TaskFactsEntry } from "@sheepdog/contracts";
+import type { StoreReport, TaskFactsEntry } from "@sheepdog/contracts";
 import type { TaskRunView, TimingView } from "./api-types.js";
 import type { ReportTimes } from "./report-times.js";
 import { ReportTimesCollector } from "./report-times.js";
-import type { AttemptTally } from "./task-facts.js";
+import type { AttemptTally, RunFacts } from "./task-facts.js";
 import { runSeconds, runView } from "./task-facts.js";
 import { STATE } from "./task-states.js";
 
@@ -15,6 +15,8 @@ const MAX_POINTS = 5_000;
  * between costs less than a read of its own.
  */
 const MERGE_GAP = 4_096;
+/** The facts of a report that brought none. */
+const NO_FACTS: RunFacts = {};
 
 /** What a pass over a request's facts gives the page. */
 export interface FactsSummary {
@@ -72,29 +74,40 @@ export class FactsTally {
       const entries = await read(start, count);
       for (let at = 0; at < entries.length; at++) {
         const entry = entries[at];
-        if (entry && this.states[start + at] === STATE.pending) this.add(start + at, entry);
+        if (entry && this.states[start + at] === STATE.pending) {
+          this.add(start + at, entry.kind, entry);
+        }
       }
     }
   }
 
+  /**
+   * Takes in a report as its store stored it (see `Store.watchReports`), unless its task has
+   * one here or is not one of the request's.
+   */
+  takeIn(report: StoreReport): void {
+    if (this.states[report.index] !== STATE.pending) return;
+    this.add(report.index, report.kind, report.facts ?? NO_FACTS);
+  }
+
   /** Takes in task `index`'s report (the caller sees that it is new). */
-  add(index: number, entry: TaskFactsEntry): void {
-    this.states[index] = entry.kind === "result" ? STATE.done : STATE.error;
+  add(index: number, kind: "result" | "error", facts: RunFacts): void {
+    this.states[index] = kind === "result" ? STATE.done : STATE.error;
     this.#reported++;
-    this.#times.add(entry);
-    if (entry.attempt !== undefined) {
-      const tally = entry.kind === "result" ? this.attempts.results : this.attempts.errors;
-      tally.set(entry.attempt, (tally.get(entry.attempt) ?? 0) + 1);
+    this.#times.add(kind, facts);
+    if (facts.attempt !== undefined) {
+      const tally = kind === "result" ? this.attempts.results : this.attempts.errors;
+      tally.set(facts.attempt, (tally.get(facts.attempt) ?? 0) + 1);
     }
-    const run = runSeconds(entry);
+    const run = runSeconds(facts);
     if (run === null) return;
     this.#runs[this.#timed] = run;
     this.#waits[this.#timed++] = Math.max(
       0,
-      ((entry.startedAt as number) - this.#createdAt) / 1000,
+      ((facts.startedAt as number) - this.#createdAt) / 1000,
     );
     if (run > this.#longestRun) this.#longestRun = run;
-    offerSlowest(this.#slowest, runView(entry, index));
+    offerSlowest(this.#slowest, run, () => runView(facts, index));
   }
 
   /**
@@ -138,11 +151,11 @@ export function pendingRanges(states: Uint8Array, mergeGap: number): IndexRange[
   return ranges;
 }
 
-/** Keeps `run` among the {@link SLOWEST} slowest, slowest first. */
-function offerSlowest(slowest: TaskRunView[], run: TaskRunView): void {
-  const seconds = run.runSeconds as number;
+/** Keeps the run of `seconds` among the {@link SLOWEST} slowest, slowest first. */
+function offerSlowest(slowest: TaskRunView[], seconds: number, view: () => TaskRunView): void {
   const last = slowest.at(-1);
   if (slowest.length === SLOWEST && last && seconds <= (last.runSeconds as number)) return;
+  const run = view();
   let at = slowest.length;
   while (at > 0 && ((slowest[at - 1] as TaskRunView).runSeconds as number) < seconds) at--;
   slowest.splice(at, 0, run);

@@ -2,6 +2,7 @@ import type { TaskFactsEntry } from "@sheepdog/contracts";
 import type { RateSeries } from "./api-types.js";
 import type { ReportsPerSecond } from "./rate-series.js";
 import { binnedRates } from "./rate-series.js";
+import type { RunFacts } from "./task-facts.js";
 
 /**
  * When a request's reports came, by the end times its store records of them (`endedAt`, the
@@ -30,7 +31,7 @@ export class ReportTimes {
   /** The times of `entries`' reports (by position, `null` for no report), `null` when none says when it ended. */
   static of(entries: readonly (TaskFactsEntry | null)[]): ReportTimes | null {
     const collector = new ReportTimesCollector();
-    for (const entry of entries) if (entry) collector.add(entry);
+    for (const entry of entries) if (entry) collector.add(entry.kind, entry);
     return collector.times();
   }
 
@@ -73,10 +74,10 @@ export class ReportTimesCollector {
   #lastEnd = Number.NEGATIVE_INFINITY;
 
   /** Counts one report (nothing when it does not say when it ended). */
-  add(entry: TaskFactsEntry): void {
-    const end = entry.endedAt;
+  add(kind: "result" | "error", facts: RunFacts): void {
+    const end = facts.endedAt;
     if (typeof end !== "number") return;
-    const start = entry.startedAt ?? end;
+    const start = facts.startedAt ?? end;
     if (start < this.#firstStart) this.#firstStart = start;
     if (end < this.#firstStart) this.#firstStart = end;
     if (end > this.#lastEnd) this.#lastEnd = end;
@@ -86,7 +87,7 @@ export class ReportTimesCollector {
       counts = [0, 0];
       this.#perSecond.set(second, counts);
     }
-    counts[entry.kind === "result" ? 0 : 1]++;
+    counts[kind === "result" ? 0 : 1]++;
     this.#reports++;
   }
 

@@ -1,6 +1,7 @@
 import type { Store } from "@sheepdog/contracts";
 import { encode } from "@sheepdog/serialise";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sqliteStore } from "@sheepdog/store-sqlite";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { createRequest, temporaryStore, traceback } from "../__fixtures__/requests.js";
 import type { RequestDetail } from "./api-types.js";
 import { RequestDetails } from "./request-details.js";
@@ -10,16 +11,23 @@ import { RequestWatch } from "./request-watch.js";
 let store: ReturnType<typeof temporaryStore>;
 let watch: RequestWatch;
 let factsReads: number;
+/** How many reports the reads of facts read back. */
+let reportsReadBack: number;
 let details: RequestDetails;
+/** The store as the dashboard sees it: its reads of facts counted. */
+let counted: Store;
 
 beforeEach(() => {
   store = temporaryStore();
   factsReads = 0;
+  reportsReadBack = 0;
   // The real store, with its reads of every task's facts counted.
-  const counted: Store = Object.create(store);
-  counted.getTaskFacts = (...args) => {
+  counted = Object.create(store);
+  counted.getTaskFacts = async (...args) => {
     factsReads++;
-    return store.getTaskFacts(...args);
+    const entries = await store.getTaskFacts(...args);
+    reportsReadBack += entries.filter((entry) => entry !== null).length;
+    return entries;
   };
   watch = new RequestWatch(counted, 60_000, (error) => {
     throw error;
@@ -77,6 +85,39 @@ describe("a request's task view", () => {
     expect(factsReads).toBeGreaterThan(readsBefore);
   });
 
+  it("takes in the reports its store stores in this process, and reads back only others'", async () => {
+    let clock = 0;
+    const fed = new RequestDetails(counted, watch, new RequestRows(counted, watch), () => clock);
+    const id = await createRequest(store, "divide", 4);
+    await store.putResult(id, 0, encode(0));
+    expect(await fed.detail(id, Date.now())).toMatchObject({ stateRuns: "d.3" });
+    expect(reportsReadBack).toBe(1);
+    const facts = { startedAt: 1_000, endedAt: 3_500, host: "node7", attempt: 1 };
+    await store.putReports(id, [
+      { index: 1, kind: "result", value: encode(1), facts },
+      { index: 2, kind: "error", value: "Traceback...\nValueError: x", facts },
+    ]);
+    clock += 60_000;
+    const taken = (await fed.detail(id, Date.now())) as RequestDetail;
+    expect(taken).toMatchObject({ stateRuns: "d2e." });
+    expect(taken.timing?.slowest).toEqual([
+      { index: 1, runSeconds: 2.5, host: "node7", peakMemoryBytes: null, attempt: 1 },
+      { index: 2, runSeconds: 2.5, host: "node7", peakMemoryBytes: null, attempt: 1 },
+    ]);
+    expect(reportsReadBack).toBe(1);
+    // Another store object on the same file (another process, say) is not heard: read back.
+    const other = sqliteStore({ dbfile: store.file });
+    try {
+      await other.putResult(id, 3, encode(3));
+    } finally {
+      await other.close();
+    }
+    clock += 60_000;
+    expect(await fed.detail(id, Date.now())).toMatchObject({ stateRuns: "d2ed" });
+    expect(reportsReadBack).toBe(2);
+    fed.close();
+  });
+
   it("answers with every error the counts name, even when a read of fewer is under way", async () => {
     const id = await createRequest(store, "divide", 4);
     await store.putError(id, 0, traceback("ZeroDivisionError", "division by zero"));
@@ -114,6 +155,9 @@ describe("a request's task view", () => {
 
 describe("a request's facts", () => {
   it("are read again only for the tasks that had no report, and whole after a retry", async () => {
+    // Written by another store object on the file (another process): read back, not heard.
+    const elsewhere = sqliteStore({ dbfile: store.file });
+    onTestFinished(() => elsewhere.close());
     const ranges: [number, number][] = [];
     const watched: Store = Object.create(store);
     watched.getTaskFacts = (id, start = 0, count = 0) => {
@@ -131,20 +175,20 @@ describe("a request's facts", () => {
         value: encode(from + i),
         facts: { startedAt: 1_000, endedAt: 2_000 + from + i },
       }));
-    await store.putReports(id, ended(0, 5_000));
+    await elsewhere.putReports(id, ended(0, 5_000));
     const first = (await reading.detail(id, Date.now())) as RequestDetail;
     expect(first.stateRuns).toBe("d5000.5000");
     expect(ranges).toEqual([[0, 10_000]]);
-    await store.putReports(id, ended(5_000, 8_000));
+    await elsewhere.putReports(id, ended(5_000, 8_000));
     clock += 60_000;
     const second = (await reading.detail(id, Date.now())) as RequestDetail;
     expect(second.stateRuns).toBe("d8000.2000");
     expect(ranges.slice(1)).toEqual([[5_000, 5_000]]);
     expect(second.timing?.histogram?.counts.reduce((a, b) => a + b)).toBe(8_000);
     // A retry writes the meta, then resets its tasks: the tally starts again from every task.
-    await store.updateMeta(id, { retryTasks: [[0, 1]] });
-    await store.resetTasks(id, [0]);
-    await store.putReports(id, ended(8_000, 8_002));
+    await elsewhere.updateMeta(id, { retryTasks: [[0, 1]] });
+    await elsewhere.resetTasks(id, [0]);
+    await elsewhere.putReports(id, ended(8_000, 8_002));
     clock += 60_000;
     const third = (await reading.detail(id, Date.now())) as RequestDetail;
     expect(third.stateRuns).toBe(".d8001.1998");

@@ -1,4 +1,4 @@
-import type { RequestId, RequestSummary, Store, TaskError } from "@sheepdog/contracts";
+import type { RequestId, RequestSummary, Store, StoreReport, TaskError } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type {
   DeadGroup,
@@ -94,6 +94,8 @@ export class RequestDetails {
   /** Tells this dashboard's versions from another's (one that ran on the same port before). */
   readonly #epoch = Date.now().toString(36);
   #builds = 0;
+  /** Stops taking in the reports this process's store writes (see {@link #takeIn}). */
+  readonly close: () => void;
 
   /** `clock` (ms, `performance.now` by default) times the reuse of task views. */
   constructor(store: Store, watch: RequestWatch, rows: RequestRows, clock?: () => number) {
@@ -111,6 +113,19 @@ export class RequestDetails {
       exact: true,
       ...timed,
     });
+    const stop = store.watchReports?.((id, reports) => this.#takeIn(id, reports));
+    this.close = stop ?? (() => {});
+  }
+
+  /**
+   * Takes reports that the store just stored into their request's tally, when one is kept (its
+   * page was read): a read of the view then reads back only what other processes stored. A
+   * dashboard in the process that runs the map reads almost nothing back.
+   */
+  #takeIn(id: RequestId, reports: readonly StoreReport[]): void {
+    const kept = this.#tallies.get(String(id));
+    if (!kept) return;
+    for (const report of reports) kept.tally.takeIn(report);
   }
 
   /**

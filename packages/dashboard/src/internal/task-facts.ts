@@ -1,4 +1,4 @@
-import type { RequestId, Store, TaskFactsEntry } from "@sheepdog/contracts";
+import type { RequestId, Store, TaskFacts, TaskFactsEntry } from "@sheepdog/contracts";
 import type { Attempt, TaskLogView, TaskRunView } from "./api-types.js";
 
 /*
@@ -10,6 +10,9 @@ import type { Attempt, TaskLogView, TaskRunView } from "./api-types.js";
 
 /** A task's facts with its index. */
 export type IndexedFacts = TaskFactsEntry & { index: number };
+
+/** What a task's run is told by: its facts, as read back or as its report brought them. */
+export type RunFacts = Omit<TaskFacts, "log">;
 
 /** Whether the store records facts (`getTaskFacts`). */
 export function recordsFacts(store: Store): boolean {
@@ -63,13 +66,13 @@ export async function readLog(
 }
 
 /** How long a task's call ran (seconds), `null` when its facts do not say. */
-export function runSeconds(facts: TaskFactsEntry): number | null {
+export function runSeconds(facts: RunFacts): number | null {
   if (typeof facts.startedAt !== "number" || typeof facts.endedAt !== "number") return null;
   return Math.max(0, (facts.endedAt - facts.startedAt) / 1000);
 }
 
 /** Task `index`'s facts as the page shows them. */
-export function runView(facts: TaskFactsEntry, index: number): TaskRunView {
+export function runView(facts: RunFacts, index: number): TaskRunView {
   return {
     index,
     runSeconds: runSeconds(facts),

@@ -1,4 +1,5 @@
 import type { RequestId, SheepdogError, StoreReport } from "@sheepdog/contracts";
+import { ReportWatchers } from "@sheepdog/contracts";
 import type { Database } from "./database.js";
 import { closedError } from "./errors.js";
 import type { ReportGroup } from "./reports.js";
@@ -16,6 +17,8 @@ interface PendingReports extends ReportGroup {
  */
 export class ReportQueue {
   readonly #database: Database;
+  /** Told of the reports each flush stored (the store's `watchReports`). */
+  readonly watchers = new ReportWatchers();
   #pending: PendingReports[] = [];
   #flushScheduled = false;
 
@@ -58,8 +61,12 @@ export class ReportQueue {
     }
     batch.forEach((pending, i) => {
       const outcome = outcomes[i] as boolean[] | SheepdogError;
-      if (Array.isArray(outcome)) pending.resolve(outcome);
-      else pending.reject(outcome);
+      if (Array.isArray(outcome)) {
+        this.watchers.tell(pending.id, pending.reports, outcome);
+        pending.resolve(outcome);
+      } else {
+        pending.reject(outcome);
+      }
     });
   }
 }

@@ -150,3 +150,51 @@ export function resetTasksTest(suite: StoreSuite): void {
     expect(await store.counts(id)).toEqual({ tasks: 4, results: 2, errors: 1 });
   });
 }
+
+/** watchReports: each stored report told once, with its facts; none that was not stored. */
+export function watchReportsTest(suite: StoreSuite): void {
+  const { open, create } = suite;
+
+  it("watchReports (optional) tells each stored report once, and nothing once stopped", async (t) => {
+    const store = await open();
+    if (!store.watchReports) {
+      t.skip("this store has no watchReports (an optional method)");
+      return;
+    }
+    const id = await create(store, 4);
+    const other = await create(store, 1);
+    const told: string[] = [];
+    const stop = store.watchReports((request, reports) => {
+      for (const report of reports) {
+        const facts = report.facts ? ` on ${report.facts.host}` : "";
+        told.push(`${request}#${report.index} ${report.kind}${facts}`);
+      }
+    });
+    expect(await store.putResult(id, 0, utf8("r0"))).toBe(true);
+    expect(await store.putResult(id, 0, utf8("again"))).toBe(false);
+    expect(await store.putError(id, 1, "e1", { provisional: true })).toBe(true);
+    if (store.putReports) {
+      const facts = { host: "node7", startedAt: 1, endedAt: 2 };
+      const stored = await store.putReports(id, [
+        { index: 1, kind: "result", value: utf8("r1"), facts },
+        { index: 2, kind: "error", value: "e2", facts },
+        { index: 2, kind: "result", value: utf8("late in its batch") },
+      ]);
+      expect(stored).toEqual([true, true, false]);
+    } else {
+      await store.putResult(id, 1, utf8("r1"));
+      await store.putError(id, 2, "e2");
+    }
+    await store.putResult(other, 0, utf8("o0"));
+    stop();
+    await store.putResult(id, 3, utf8("r3"));
+    const host = store.putReports ? " on node7" : "";
+    expect(told).toEqual([
+      `${id}#0 result`,
+      `${id}#1 error`,
+      `${id}#1 result${host}`,
+      `${id}#2 error${host}`,
+      `${other}#0 result`,
+    ]);
+  });
+}

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { show, utf8 } from "./bytes.js";
 import { expectFailure } from "./expect-failure.js";
-import { getResultRangeTest, putReportsTests, resetTasksTest } from "./optional-methods.js";
+import {
+  getResultRangeTest,
+  putReportsTests,
+  resetTasksTest,
+  watchReportsTest,
+} from "./optional-methods.js";
 import type { StoreSuite } from "./suite.js";
 
 /**
@@ -15,6 +20,7 @@ export function describeReports(suite: StoreSuite): void {
     putReportsTests(suite);
     getResultRangeTest(suite);
     resetTasksTest(suite);
+    watchReportsTest(suite);
   });
 }
 
