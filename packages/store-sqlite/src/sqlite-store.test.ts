@@ -349,4 +349,38 @@ describe("sqliteStore transactions", () => {
     await store.close();
     db.close();
   });
+
+  it("lets reports be written between the slices of a long read of facts", async () => {
+    const store = sqliteStore({ dbfile: join(dir, "slices.sqlite") });
+    const tasks = 60_000;
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: Array.from({ length: tasks }, () => utf8("a")),
+    });
+    await store.putReports(
+      id,
+      Array.from({ length: tasks - 1 }, (_, index) => ({
+        index,
+        kind: "result" as const,
+        value: utf8("r"),
+        facts: { startedAt: 1, endedAt: 2 },
+      })),
+    );
+    const order: string[] = [];
+    const reading = store.getTaskFacts(id).then((entries) => {
+      order.push("read");
+      return entries;
+    });
+    const writing = store.putResult(id, tasks - 1, utf8("last")).then(() => order.push("write"));
+    const [entries] = await Promise.all([reading, writing]);
+    expect(order).toEqual(["write", "read"]);
+    expect(entries.slice(0, 2)).toEqual([
+      { kind: "result", hasLog: false, startedAt: 1, endedAt: 2 },
+      { kind: "result", hasLog: false, startedAt: 1, endedAt: 2 },
+    ]);
+    // The write came after the first slice, and before the last was read.
+    expect(entries.at(-1)).toEqual({ kind: "result", hasLog: false });
+    await store.close();
+  });
 });

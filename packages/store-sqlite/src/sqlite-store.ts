@@ -121,7 +121,7 @@ function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteS
     getResults: async (id) => read((c) => getResults(c, id)),
     getResultRange: async (id, start, count) => read((c) => getResultRange(c, id, start, count)),
     getErrors: async (id) => read((c) => getErrors(c, id)),
-    getTaskFacts: async (id, start, count) => read((c) => getTaskFacts(c, id, start, count)),
+    getTaskFacts: async (id, start, count) => getTaskFacts(read, id, start, count),
     getLogs: async (id, start, count) => read((c) => getLogs(c, id, start, count)),
     watchReports: (listener) => reports.watchers.watch(listener),
     close,

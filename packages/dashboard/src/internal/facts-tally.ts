@@ -15,6 +15,8 @@ const MAX_POINTS = 5_000;
  * between costs less than a read of its own.
  */
 const MERGE_GAP = 4_096;
+/** The most tasks one read asks for. */
+const READ_SLICE = 10_000;
 /** The facts of a report that brought none. */
 const NO_FACTS: RunFacts = {};
 
@@ -68,16 +70,28 @@ export class FactsTally {
     return this.#reported;
   }
 
-  /** Reads the facts of every task that had no report at the last read, and takes them in. */
+  /**
+   * Reads the facts of every task that had no report at the last read, and takes them in, in
+   * slices: a slice starts at the first task still without one, so that reports taken in
+   * meanwhile (see {@link takeIn}) are not read again.
+   */
   async catchUp(read: FactsReader): Promise<void> {
     for (const { start, count } of pendingRanges(this.states, MERGE_GAP)) {
-      const entries = await read(start, count);
-      for (let at = 0; at < entries.length; at++) {
-        const entry = entries[at];
-        if (entry && this.states[start + at] === STATE.pending) {
-          this.add(start + at, entry.kind, entry);
-        }
+      const end = start + count;
+      let first = this.states.indexOf(STATE.pending, start);
+      while (first !== -1 && first < end) {
+        const sliceEnd = Math.min(first + READ_SLICE, end);
+        this.#takeRead(first, await read(first, sliceEnd - first));
+        first = this.states.indexOf(STATE.pending, sliceEnd);
       }
+    }
+  }
+
+  #takeRead(start: number, entries: readonly (TaskFactsEntry | null)[]): void {
+    for (let at = 0; at < entries.length; at++) {
+      const entry = entries[at];
+      if (entry && this.states[start + at] === STATE.pending)
+        this.add(start + at, entry.kind, entry);
     }
   }
 

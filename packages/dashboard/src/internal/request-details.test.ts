@@ -154,7 +154,7 @@ describe("a request's task view", () => {
 });
 
 describe("a request's facts", () => {
-  it("are read again only for the tasks that had no report, and whole after a retry", async () => {
+  it("are read again only for the tasks that had no report, and whole only after a retry", async () => {
     // Written by another store object on the file (another process): read back, not heard.
     const elsewhere = sqliteStore({ dbfile: store.file });
     onTestFinished(() => elsewhere.close());
@@ -180,6 +180,8 @@ describe("a request's facts", () => {
     expect(first.stateRuns).toBe("d5000.5000");
     expect(ranges).toEqual([[0, 10_000]]);
     await elsewhere.putReports(id, ended(5_000, 8_000));
+    // A meta written for anything but a retry (the job, once submitted) keeps the tally.
+    await elsewhere.updateMeta(id, { job: { scheduler: "slurm", id: "77", tasks: 10_000 } });
     clock += 60_000;
     const second = (await reading.detail(id, Date.now())) as RequestDetail;
     expect(second.stateRuns).toBe("d8000.2000");

@@ -15,7 +15,7 @@ import { errorCause, groupErrors } from "./error-groups.js";
 import { FactsTally } from "./facts-tally.js";
 import type { ReportTimes } from "./report-times.js";
 import { pickleRepr } from "./repr.js";
-import { attemptsOf, factsOf } from "./request-meta.js";
+import { attemptsOf, factsOf, resetsOf } from "./request-meta.js";
 import type { RequestRows } from "./request-rows.js";
 import type { RequestWatch } from "./request-watch.js";
 import { source } from "./source.js";
@@ -71,9 +71,9 @@ interface TaskView
   states: Uint8Array;
 }
 
-/** A request's tally of facts, and the meta it was started for. */
+/** A request's tally of facts, and the retries it was started after (see `resetsOf`). */
 interface KeptTally {
-  meta: string;
+  resets: string;
   tally: FactsTally;
 }
 
@@ -265,9 +265,13 @@ export class RequestDetails {
         times: null,
       };
     }
-    // The meta as stored now: the watch's may be older than a retry that reset tasks.
-    const { meta } = await this.#store.getRequest(id);
-    const tally = this.#tallyOf({ ...summary, meta });
+    // The meta and counts as stored now: the watch's meta may be older than a retry that reset
+    // tasks, and the summary's counts older than reports the tally has taken in since.
+    const [{ meta }, counts] = await Promise.all([
+      this.#store.getRequest(id),
+      this.#store.counts(id),
+    ]);
+    const tally = this.#tallyOf({ ...summary, ...counts, meta });
     await tally.catchUp(async (start, count) => {
       return (await readFactsRange(this.#store, id, start, count)) ?? [];
     });
@@ -283,20 +287,20 @@ export class RequestDetails {
   }
 
   /**
-   * The request's tally: the one kept, unless its meta changed (a retry resets tasks) or it
-   * counts more reports than the store now holds; a new one then.
+   * The request's tally: the one kept, unless a retry reset tasks since it began or it counts
+   * more reports than the store now holds; a new one then.
    */
   #tallyOf(summary: RequestSummary): FactsTally {
     const key = String(summary.id);
-    const meta = JSON.stringify(summary.meta);
+    const resets = resetsOf(summary.meta);
     const kept = this.#tallies.get(key);
     this.#tallies.delete(key);
     const fits =
-      kept?.meta === meta &&
+      kept?.resets === resets &&
       kept.tally.states.length === summary.tasks &&
       kept.tally.reported <= summary.results + summary.errors;
     const tally = fits ? kept.tally : new FactsTally(summary.tasks, summary.createdAt);
-    this.#tallies.set(key, { meta, tally });
+    this.#tallies.set(key, { resets, tally });
     for (const old of this.#tallies.keys()) {
       if (this.#tallies.size <= KEPT_VIEWS) break;
       this.#tallies.delete(old);

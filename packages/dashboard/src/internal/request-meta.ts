@@ -50,6 +50,15 @@ export function stateOf(row: RequestSummary): RequestState {
   return row.results + row.errors >= row.tasks ? "complete" : "running";
 }
 
+/**
+ * What changes whenever a request's tasks are reset: a retry names the tasks it runs again in
+ * `retryTasks` before it resets them. The rest of the meta (the job, a cancellation) leaves the
+ * reports as they are.
+ */
+export function resetsOf(meta: RequestMeta): string {
+  return JSON.stringify(meta.retryTasks ?? null);
+}
+
 /** Each attempt: the first run, then each retry of failed tasks, with its task count. */
 export function attemptsOf(meta: RequestMeta, tasks: number): Attempt[] {
   const retryTasks = Array.isArray(meta.retryTasks) ? meta.retryTasks : [];

@@ -1,8 +1,10 @@
 import type { RequestId, TaskFactsEntry, TaskLog } from "@sheepdog/contracts";
 import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 import type { Connection } from "./connection.js";
-import { inReadTransaction } from "./read-results.js";
 import { cells, rawRows, yieldToEventLoop } from "./rows.js";
+
+/** Runs `work` on the connection when the store's lock is free (the store's `read`). */
+export type Reader = <T>(work: (c: Connection) => T) => Promise<T>;
 
 /** How many tasks getTaskFacts reads per statement. */
 const FACTS_PER_READ = 10_000;
@@ -62,26 +64,28 @@ function entryOf(row: unknown[]): TaskFactsEntry {
 
 /**
  * The kind and facts of the reports of tasks `start .. start + count - 1` of request `id`,
- * `null` for a task without one, read in slices in one read transaction.
+ * `null` for a task without one. Each slice is a read of its own, and the event loop runs
+ * between them without the store's lock, so that its writes (a server's reports) go on: a
+ * report that comes meanwhile shows in a slice read after it, and every report shown is whole.
  */
 export async function getTaskFacts(
-  c: Connection,
+  read: Reader,
   id: RequestId,
   start?: number,
   count?: number,
 ): Promise<(TaskFactsEntry | null)[]> {
-  const { from, to } = rowsOf(c, id, start, count);
+  const { from, to } = await read((c) => rowsOf(c, id, start, count));
   const entries: (TaskFactsEntry | null)[] = new Array(to - from).fill(null);
-  await inReadTransaction(c, async () => {
-    for (let slice = from; slice < to; slice += FACTS_PER_READ) {
-      const end = Math.min(slice + FACTS_PER_READ, to);
+  for (let slice = from; slice < to; slice += FACTS_PER_READ) {
+    const end = Math.min(slice + FACTS_PER_READ, to);
+    if (slice > from) await yieldToEventLoop();
+    await read((c) => {
       for (const row of c.facts.factsIn.all([slice, end])) {
         const values = cells(row);
         entries[(values[0] as number) - from] = entryOf(values);
       }
-      if (end < to) await yieldToEventLoop();
-    }
-  });
+    });
+  }
   return entries;
 }
 
