@@ -5,7 +5,8 @@ import { kyselyOf } from "./connection.js";
 import { invalidInput } from "./errors.js";
 import { loadKysely } from "./kysely.js";
 import type { ReportStatements } from "./report-statements.js";
-import { isBytes } from "./rows.js";
+import { REPORTS_PER_INSERT } from "./report-statements.js";
+import { cells, isBytes } from "./rows.js";
 import type { Shape } from "./shapes.js";
 
 /** How many reports resetTasks deletes per statement. */
@@ -62,12 +63,83 @@ export function writeReports(
     }
     const counts = added.get(id) ?? { results: 0, errors: 0 };
     added.set(id, counts);
-    return reports.map((report) => insertReport(c.reports, shape, report, counts));
+    return insertReports(c.reports, shape, reports, counts);
   });
   for (const [id, { results, errors }] of added) {
     if (results !== 0 || errors !== 0) c.reports.addCounts.run([results, errors, id]);
   }
   return outcomes;
+}
+
+/** Counts of the reports a write stored, by kind. */
+interface Added {
+  results: number;
+  errors: number;
+}
+
+/**
+ * Inserts reports as {@link insertReport} does, whether each was stored: REPORTS_PER_INSERT in
+ * one statement where none is a provisional error, the rest one by one.
+ */
+function insertReports(
+  statements: ReportStatements,
+  shape: Shape,
+  reports: readonly StoreReport[],
+  counts: Added,
+): boolean[] {
+  const stored = new Array<boolean>(reports.length);
+  let at = 0;
+  for (; at + REPORTS_PER_INSERT <= reports.length; at += REPORTS_PER_INSERT) {
+    const chunk = reports.slice(at, at + REPORTS_PER_INSERT);
+    const outcomes = chunk.some(isProvisional)
+      ? chunk.map((report) => insertReport(statements, shape, report, counts))
+      : insertChunk(statements, shape, chunk, counts);
+    outcomes.forEach((outcome, i) => {
+      stored[at + i] = outcome;
+    });
+  }
+  for (; at < reports.length; at++) {
+    stored[at] = insertReport(statements, shape, reports[at] as StoreReport, counts);
+  }
+  return stored;
+}
+
+function isProvisional(report: StoreReport): boolean {
+  return report.kind === "error" && report.provisional === true;
+}
+
+/**
+ * Inserts a chunk of real reports in one statement, then their facts: of two reports of one
+ * task, the first is inserted; a report whose task had one takes the place of a provisional
+ * error, if that is what it had.
+ */
+function insertChunk(
+  statements: ReportStatements,
+  shape: Shape,
+  chunk: readonly StoreReport[],
+  counts: Added,
+): boolean[] {
+  const values = new Array<unknown>(chunk.length * 3);
+  chunk.forEach((report, i) => {
+    const isResult = report.kind === "result";
+    values[3 * i] = shape.firstArg + report.index;
+    values[3 * i + 1] = isResult ? report.value : null;
+    values[3 * i + 2] = isResult ? null : report.value;
+  });
+  const inserted = new Set(
+    statements.insertReports.all(values).map((row) => Number(cells(row)[0])),
+  );
+  const facts: [number, TaskFacts][] = [];
+  const stored = chunk.map((report) => {
+    const row = shape.firstArg + report.index;
+    if (!inserted.delete(row)) return replaceProvisional(statements, row, report, counts);
+    count(report, counts);
+    if (report.facts !== undefined) facts.push([row, report.facts]);
+    return true;
+  });
+  if (facts.length === REPORTS_PER_INSERT) putFactsRows(statements, facts);
+  else for (const [row, taskFacts] of facts) putFacts(statements, row, taskFacts);
+  return stored;
 }
 
 /**
@@ -80,7 +152,7 @@ function insertReport(
   statements: ReportStatements,
   shape: Shape,
   report: StoreReport,
-  counts: { results: number; errors: number },
+  counts: Added,
 ): boolean {
   const isResult = report.kind === "result";
   const provisional = !isResult && report.provisional === true;
@@ -88,19 +160,54 @@ function insertReport(
   const result = isResult ? report.value : null;
   const error = isResult ? null : report.value;
   const inserted = statements.insertReport.run([row, result, error, provisional ? 1 : 0]);
-  let stored = Number(inserted.changes) === 1;
-  let replaced = false;
-  if (!stored && !provisional) {
+  if (Number(inserted.changes) !== 1) {
     // The task has a report: a provisional error gives way to this real one.
-    replaced = Number(statements.replaceProvisional.run([result, error, row]).changes) === 1;
-    stored = replaced;
-    if (replaced) counts.errors -= 1;
+    return !provisional && replaceProvisional(statements, row, report, counts);
   }
-  if (stored && report.facts !== undefined) putFacts(statements, row, report.facts);
-  else if (replaced) statements.dropFacts.run([row]);
-  if (stored && isResult) counts.results += 1;
-  if (stored && !isResult) counts.errors += 1;
-  return stored;
+  count(report, counts);
+  if (report.facts !== undefined) putFacts(statements, row, report.facts);
+  return true;
+}
+
+/**
+ * Puts a real report in place of args row `row`'s provisional error, if it has one, with its
+ * facts (or none); whether it did.
+ */
+function replaceProvisional(
+  statements: ReportStatements,
+  row: number,
+  report: StoreReport,
+  counts: Added,
+): boolean {
+  const isResult = report.kind === "result";
+  const result = isResult ? report.value : null;
+  const error = isResult ? null : report.value;
+  if (Number(statements.replaceProvisional.run([result, error, row]).changes) !== 1) return false;
+  counts.errors -= 1;
+  count(report, counts);
+  if (report.facts !== undefined) putFacts(statements, row, report.facts);
+  else statements.dropFacts.run([row]);
+  return true;
+}
+
+function count(report: StoreReport, counts: Added): void {
+  if (report.kind === "result") counts.results += 1;
+  else counts.errors += 1;
+}
+
+/** Writes REPORTS_PER_INSERT tasks' facts in one statement, in place of any they had. */
+function putFactsRows(statements: ReportStatements, facts: readonly [number, TaskFacts][]): void {
+  const values = new Array<unknown>(facts.length * 7);
+  facts.forEach(([row, taskFacts], i) => {
+    values[7 * i] = row;
+    values[7 * i + 1] = taskFacts.startedAt ?? null;
+    values[7 * i + 2] = taskFacts.endedAt ?? null;
+    values[7 * i + 3] = taskFacts.host ?? null;
+    values[7 * i + 4] = taskFacts.peakMemoryBytes ?? null;
+    values[7 * i + 5] = taskFacts.attempt ?? null;
+    values[7 * i + 6] = taskFacts.log ?? null;
+  });
+  statements.putFactsRows.run(values);
 }
 
 /** Writes the facts of args row `row`, in place of any it had. */

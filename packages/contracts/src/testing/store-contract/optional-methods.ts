@@ -198,3 +198,54 @@ export function watchReportsTest(suite: StoreSuite): void {
     ]);
   });
 }
+
+/** putReports in batches larger than a store's own statements: the same rules throughout. */
+export function putReportsBatchTest(suite: StoreSuite): void {
+  const { open, create } = suite;
+
+  it("putReports (optional) keeps the rules in a batch of hundreds: first wins, provisional gives way", async (t) => {
+    const store = await open();
+    if (!store.putReports) {
+      t.skip("this store has no putReports (an optional method)");
+      return;
+    }
+    const id = await create(store, 300);
+    await store.putError(id, 7, "inferred", { provisional: true });
+    await store.putError(id, 8, "inferred", { provisional: true });
+    await store.putResult(id, 9, utf8("earlier"));
+    const facts = (index: number) => ({ host: `n${index}`, startedAt: index, endedAt: index + 1 });
+    const batch: StoreReport[] = Array.from({ length: 250 }, (_, index) => ({
+      index,
+      kind: "result" as const,
+      value: utf8(`r${index}`),
+      facts: facts(index),
+    }));
+    batch[8] = { index: 8, kind: "error", value: "real error" };
+    batch[20] = { index: 5, kind: "error", value: "second report of task 5", facts: facts(99) };
+    batch[120] = { index: 7, kind: "result", value: utf8("late for 7") };
+    const stored = await store.putReports(id, batch);
+    const refused = stored.flatMap((ok, at) => (ok ? [] : [at]));
+    expect(refused).toEqual([9, 20, 120]);
+    expect(await store.counts(id)).toEqual({ tasks: 300, results: 247, errors: 1 });
+    const errors = await store.getErrors(id);
+    expect(errors.map((e) => [e.index, e.error, e.provisional ?? false])).toEqual([
+      [8, "real error", false],
+    ]);
+    const results = await store.getResults(id);
+    expect([5, 7, 9, 20, 249, 250].map((i) => show(results[i]?.result ?? null))).toEqual([
+      "r5",
+      "r7",
+      "earlier",
+      null,
+      "r249",
+      null,
+    ]);
+    if (store.getTaskFacts) {
+      const entries = await store.getTaskFacts(id, 0, 10);
+      expect(entries[5]).toMatchObject({ host: "n5" });
+      expect(entries[7]).toMatchObject({ kind: "result", host: "n7" });
+      expect(entries[8]).toEqual({ kind: "error", hasLog: false });
+      expect(entries[9]).toEqual({ kind: "result", hasLog: false });
+    }
+  });
+}

@@ -3,6 +3,7 @@ import { show, utf8 } from "./bytes.js";
 import { expectFailure } from "./expect-failure.js";
 import {
   getResultRangeTest,
+  putReportsBatchTest,
   putReportsTests,
   resetTasksTest,
   watchReportsTest,
@@ -18,6 +19,7 @@ export function describeReports(suite: StoreSuite): void {
     firstReportTests(suite);
     reportCountTests(suite);
     putReportsTests(suite);
+    putReportsBatchTest(suite);
     getResultRangeTest(suite);
     resetTasksTest(suite);
     watchReportsTest(suite);
