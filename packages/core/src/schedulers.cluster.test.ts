@@ -442,7 +442,9 @@ async function failNodeUnder(arrayTask: string): Promise<void> {
   if (!/^\d+$/.test(jobId)) throw new Error(`no running job for ${arrayTask}: ${jobId}`);
   const stepd = run(`pgrep -f '^slurmstepd: \\[${jobId}\\.batch\\]' || true`);
   if (!/^\d+$/.test(stepd)) throw new Error(`no slurmstepd for job ${jobId}: ${stepd}`);
-  run(`pkill -9 -P ${stepd}; kill -9 ${stepd}`);
+  // Stopped first, so that it cannot see its task die and report an ordinary failure (FAILED,
+  // signal 9) before it dies itself: only the node's loss of the job is left to account.
+  run(`kill -STOP ${stepd}; pkill -9 -P ${stepd}; kill -9 ${stepd}`);
   run(`while kill -0 ${stepd} 2>/dev/null; do sleep 0.2; done`);
   for (let i = 0; i < 6; i++) {
     run("scontrol reconfigure");
