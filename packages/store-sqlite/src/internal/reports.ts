@@ -11,6 +11,8 @@ import type { Shape } from "./shapes.js";
 
 /** How many reports resetTasks deletes per statement. */
 const ROWS_PER_DELETE = 500;
+/** How many columns a row of facts has (see putFacts). */
+const FACTS_COLUMNS = 7;
 
 /** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
 export function checkReports(reports: readonly StoreReport[]): void {
@@ -108,6 +110,10 @@ function isProvisional(report: StoreReport): boolean {
   return report.kind === "error" && report.provisional === true;
 }
 
+/** The parameters of insertReports and putFactsRows, reused: a write runs start to end at once. */
+const chunkReports = new Array<unknown>(REPORTS_PER_INSERT * 3);
+const chunkFacts = new Array<unknown>(REPORTS_PER_INSERT * FACTS_COLUMNS);
+
 /**
  * Inserts a chunk of real reports in one statement, then their facts: of two reports of one
  * task, the first is inserted; a report whose task had one takes the place of a provisional
@@ -119,26 +125,31 @@ function insertChunk(
   chunk: readonly StoreReport[],
   counts: Added,
 ): boolean[] {
-  const values = new Array<unknown>(chunk.length * 3);
   chunk.forEach((report, i) => {
     const isResult = report.kind === "result";
-    values[3 * i] = shape.firstArg + report.index;
-    values[3 * i + 1] = isResult ? report.value : null;
-    values[3 * i + 2] = isResult ? null : report.value;
+    chunkReports[3 * i] = shape.firstArg + report.index;
+    chunkReports[3 * i + 1] = isResult ? report.value : null;
+    chunkReports[3 * i + 2] = isResult ? null : report.value;
   });
-  const inserted = new Set(
-    statements.insertReports.all(values).map((row) => Number(cells(row)[0])),
-  );
-  const facts: [number, TaskFacts][] = [];
+  const rows = statements.insertReports.all(chunkReports);
+  chunkReports.fill(null);
+  // Every row inserted: no task had a report, none came twice.
+  const inserted =
+    rows.length === chunk.length ? null : new Set(rows.map((row) => Number(cells(row)[0])));
+  let withFacts = 0;
   const stored = chunk.map((report) => {
     const row = shape.firstArg + report.index;
-    if (!inserted.delete(row)) return replaceProvisional(statements, row, report, counts);
+    if (inserted && !inserted.delete(row))
+      return replaceProvisional(statements, row, report, counts);
     count(report, counts);
-    if (report.facts !== undefined) facts.push([row, report.facts]);
+    if (report.facts !== undefined) setFactsValues(chunkFacts, withFacts++, row, report.facts);
     return true;
   });
-  if (facts.length === REPORTS_PER_INSERT) putFactsRows(statements, facts);
-  else for (const [row, taskFacts] of facts) putFacts(statements, row, taskFacts);
+  if (withFacts === REPORTS_PER_INSERT) statements.putFactsRows.run(chunkFacts);
+  for (let i = 0; i < withFacts && withFacts < REPORTS_PER_INSERT; i++) {
+    statements.putFacts.run(chunkFacts.slice(i * FACTS_COLUMNS, (i + 1) * FACTS_COLUMNS));
+  }
+  chunkFacts.fill(null);
   return stored;
 }
 
@@ -195,32 +206,23 @@ function count(report: StoreReport, counts: Added): void {
   else counts.errors += 1;
 }
 
-/** Writes REPORTS_PER_INSERT tasks' facts in one statement, in place of any they had. */
-function putFactsRows(statements: ReportStatements, facts: readonly [number, TaskFacts][]): void {
-  const values = new Array<unknown>(facts.length * 7);
-  facts.forEach(([row, taskFacts], i) => {
-    values[7 * i] = row;
-    values[7 * i + 1] = taskFacts.startedAt ?? null;
-    values[7 * i + 2] = taskFacts.endedAt ?? null;
-    values[7 * i + 3] = taskFacts.host ?? null;
-    values[7 * i + 4] = taskFacts.peakMemoryBytes ?? null;
-    values[7 * i + 5] = taskFacts.attempt ?? null;
-    values[7 * i + 6] = taskFacts.log ?? null;
-  });
-  statements.putFactsRows.run(values);
+/** Puts args row `row`'s facts in `values` as the `at`th row of a putFacts statement. */
+function setFactsValues(values: unknown[], at: number, row: number, facts: TaskFacts): void {
+  const first = at * FACTS_COLUMNS;
+  values[first] = row;
+  values[first + 1] = facts.startedAt ?? null;
+  values[first + 2] = facts.endedAt ?? null;
+  values[first + 3] = facts.host ?? null;
+  values[first + 4] = facts.peakMemoryBytes ?? null;
+  values[first + 5] = facts.attempt ?? null;
+  values[first + 6] = facts.log ?? null;
 }
 
 /** Writes the facts of args row `row`, in place of any it had. */
 function putFacts(statements: ReportStatements, row: number, facts: TaskFacts): void {
-  statements.putFacts.run([
-    row,
-    facts.startedAt ?? null,
-    facts.endedAt ?? null,
-    facts.host ?? null,
-    facts.peakMemoryBytes ?? null,
-    facts.attempt ?? null,
-    facts.log ?? null,
-  ]);
+  const values = new Array<unknown>(FACTS_COLUMNS);
+  setFactsValues(values, 0, row, facts);
+  statements.putFacts.run(values);
 }
 
 /**
