@@ -67,6 +67,55 @@ for small in (False, True):
 const full = samples.slice(0, 8);
 const small = samples.slice(8);
 
+describe("decode: a pickle of one scalar", () => {
+  it("reads ints, floats, None and bools of every framed protocol as CPython wrote them", () => {
+    const script = `
+import base64, math, pickle, pickletools
+values = [None, True, False, 0, 1, 255, 256, 65535, 65536, -1, -2**31, 2**31 - 1, 2**31,
+          1.5, -0.0, float('inf'), float('-inf'), float('nan'), 1e300, 5e-324]
+def unframed(data):
+    ops = list(pickletools.genops(data))
+    ends = [pos for _, _, pos in ops[1:]] + [len(data)]
+    return b"".join(data[pos:end] for (op, _, pos), end in zip(ops, ends) if op.name != "FRAME")
+for v in values:
+    text = repr(v)
+    for p in range(2, 6):
+        data = pickle.dumps(v, p)
+        print(text, base64.b64encode(data).decode())
+        if p >= 4:
+            print(text, base64.b64encode(unframed(data)).decode())
+`;
+    const lines = execFileSync(PYTHON, ["-c", script], { encoding: "utf8" }).trim().split("\n");
+    const expected: Record<string, unknown> = {
+      None: null,
+      True: true,
+      False: false,
+      inf: Number.POSITIVE_INFINITY,
+      "-inf": Number.NEGATIVE_INFINITY,
+      nan: Number.NaN,
+      "-0.0": -0,
+    };
+    expect(lines.length).toBe(20 * 6);
+    for (const line of lines) {
+      const [text, b64] = line.split(" ") as [string, string];
+      const want = text in expected ? expected[text] : Number(text);
+      const got = decode(new Uint8Array(Buffer.from(b64, "base64")));
+      expect(Object.is(got, want), `${text} from ${b64}: ${String(got)}`).toBe(true);
+    }
+  });
+
+  it("leaves any other pickle to the machine, with its rules", () => {
+    const bytes = (...values: number[]) => new Uint8Array(values);
+    // What follows STOP is not read; a frame shorter than the rest is allowed.
+    expect(decode(bytes(0x80, 5, 0x4b, 7, 0x2e, 0x4b))).toBe(7);
+    expect(decode(bytes(0x80, 4, 0x95, 2, 0, 0, 0, 0, 0, 0, 0, 0x4b, 9, 0x2e))).toBe(9);
+    // Two scalars on the stack: the top one.
+    expect(decode(bytes(0x80, 2, 0x4b, 1, 0x4b, 2, 0x2e))).toBe(2);
+    expect(() => decode(bytes(0x80, 6, 0x4b, 7, 0x2e))).toThrow(/protocol 6/);
+    expect(() => decode(bytes(0x80, 5, 0x4d, 7, 0x2e))).toThrow(PickleDecodeError);
+  });
+});
+
 describe("decode: valid input", () => {
   it("reads CPython's pickles of every protocol", () => {
     expect(samples).toHaveLength(16);

@@ -533,6 +533,8 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
     );
   }
   const bytes = toBytes(input);
+  const scalar = lonePickledScalar(bytes);
+  if (scalar !== NOT_A_LONE_SCALAR) return scalar;
   const ctx = idle ?? new Ctx();
   idle = undefined;
   ctx.begin(maxDepth, options.zeroCopy === true, bytes.length);
@@ -541,6 +543,49 @@ export function decode(input: Uint8Array | ArrayBuffer, options: DecodeOptions =
   } finally {
     ctx.finish();
     idle = ctx;
+  }
+}
+
+/** What {@link lonePickledScalar} returns for any other pickle. */
+const NOT_A_LONE_SCALAR = Symbol("not a lone scalar");
+
+/**
+ * The value of a pickle that holds one int of up to 32 bits, float, None or bool and nothing
+ * else (PROTO 2 to 5, a FRAME of exactly the rest or none, the one opcode, STOP), read straight
+ * off its bytes as the machine would read it; {@link NOT_A_LONE_SCALAR} for any other. Most
+ * results are such pickles, and setting up the machine costs more than reading them.
+ */
+function lonePickledScalar(bytes: Uint8Array): unknown {
+  const end = bytes.length;
+  if (end < 4 || end > 20 || bytes[0] !== 0x80 || (bytes[1] as number) > 5) {
+    return NOT_A_LONE_SCALAR;
+  }
+  let pos = 2;
+  if (bytes[pos] === 0x95) {
+    if (end < 13 || readU64(bytes, pos + 1) !== end - 11) return NOT_A_LONE_SCALAR;
+    pos = 11;
+  }
+  if (bytes[end - 1] !== 0x2e) return NOT_A_LONE_SCALAR;
+  const size = end - pos - 2;
+  switch (bytes[pos]) {
+    case 0x4e: // NONE
+      return size === 0 ? null : NOT_A_LONE_SCALAR;
+    case 0x88: // NEWTRUE
+      return size === 0 ? true : NOT_A_LONE_SCALAR;
+    case 0x89: // NEWFALSE
+      return size === 0 ? false : NOT_A_LONE_SCALAR;
+    case 0x4b: // BININT1
+      return size === 1 ? bytes[pos + 1] : NOT_A_LONE_SCALAR;
+    case 0x4d: // BININT2
+      return size === 2
+        ? (bytes[pos + 1] as number) | ((bytes[pos + 2] as number) << 8)
+        : NOT_A_LONE_SCALAR;
+    case 0x4a: // BININT
+      return size === 4 ? i32(bytes, pos + 1) : NOT_A_LONE_SCALAR;
+    case 0x47: // BINFLOAT
+      return size === 8 ? float64BE(bytes, pos + 1) : NOT_A_LONE_SCALAR;
+    default:
+      return NOT_A_LONE_SCALAR;
   }
 }
 
