@@ -1,11 +1,14 @@
 import { execFileSync } from "node:child_process";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PYTHON } from "./__fixtures__/python.js";
 import {
   asTuple,
   bytearray,
+  DEFAULT_MAX_DEPTH,
   decode,
   encode,
+  encodeTuple,
   frozenset,
   PickleEncodeError,
   PyGlobal,
@@ -144,6 +147,57 @@ for p in (2, 3):
     expect(out.length).toBe(big.length + 18);
     expect(out.buffer.byteLength - out.length).toBeLessThan(out.length / 8);
     expect(Buffer.from(decode(out) as Uint8Array).equals(Buffer.from(big))).toBe(true);
+  });
+});
+
+describe("encode: a tuple of scalars", () => {
+  // Given maxDepth, encode goes through the whole encoder: what the short way must match.
+  const general = (items: unknown[], protocol: 4 | 5) =>
+    encode(tuple(...items), { protocol, maxDepth: DEFAULT_MAX_DEPTH });
+  const scalar = fc.oneof(
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    fc.integer({ min: 0, max: 70_000 }),
+    fc.double(),
+    fc.constantFrom(-0, 2 ** 31, -(2 ** 31) - 1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY),
+    fc.string({ maxLength: 3 }),
+  );
+
+  it("is written byte for byte as the encoder writes it, marked or not", () => {
+    fc.assert(
+      fc.property(
+        fc.array(scalar, { maxLength: 4 }),
+        fc.constantFrom(4 as const, 5 as const),
+        (items, protocol) => {
+          const want = hex(general(items, protocol));
+          expect(hex(encode(tuple(...items), { protocol }))).toBe(want);
+          expect(hex(encodeTuple(items, { protocol }))).toBe(want);
+        },
+      ),
+      { numRuns: 3_000 },
+    );
+  });
+
+  it("leaves the array unmarked, and loads in CPython as the tuple it is", () => {
+    const items = [7, 1000, -5, 1.5, null, true, 2 ** 40, "x"];
+    const rows = [items.slice(0, 3), items.slice(3, 6), items.slice(6)];
+    const pickles = rows.map((row) => Buffer.from(encodeTuple(row)).toString("base64"));
+    expect(rows.every((row) => Object.getPrototypeOf(row) === Array.prototype)).toBe(true);
+    const script = `
+import base64, pickle, sys
+for line in sys.stdin.read().split():
+    print(repr(pickle.loads(base64.b64decode(line))))
+`;
+    const out = execFileSync(PYTHON, ["-c", script], {
+      input: pickles.join("\n"),
+      encoding: "utf8",
+    });
+    expect(out.trim().split("\n")).toEqual([
+      "(7, 1000, -5)",
+      "(1.5, None, True)",
+      "(1099511627776, 'x')",
+    ]);
   });
 });
 

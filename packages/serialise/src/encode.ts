@@ -55,12 +55,14 @@ import {
   TUPLE,
   TUPLE1,
 } from "./internal/opcodes.js";
+import { scalarTuplePickle } from "./internal/scalar-tuple.js";
 import { source } from "./internal/source.js";
 import { writeUtf8 } from "./internal/utf8.js";
 import {
   asTuple,
   byteArrayMarker,
   frozenSetMarker,
+  isTuple,
   kindMarker,
   type NdArray,
   ndarrayMarker,
@@ -1121,6 +1123,34 @@ function unpicklableReason(v: object): string {
  * ```
  */
 export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array {
+  const protocol = options.protocol ?? DEFAULT_PROTOCOL;
+  if (isTuple(value) && options.maxDepth === undefined && (protocol === 4 || protocol === 5)) {
+    const pickle = scalarTuplePickle(value, protocol);
+    if (pickle) return pickle;
+  }
+  return encodeValue(value, options);
+}
+
+/**
+ * The pickle of `items` as a Python tuple, as `encode(tuple(...items))` writes it, leaving the
+ * array as it is (not marked as a tuple): what an argument tuple is.
+ *
+ * @example
+ * ```ts
+ * const args = [1, "two"];
+ * encodeTuple(args); // Python loads (1, 'two'); args is still a plain array
+ * ```
+ */
+export function encodeTuple(items: readonly unknown[], options: EncodeOptions = {}): Uint8Array {
+  const protocol = options.protocol ?? DEFAULT_PROTOCOL;
+  if (options.maxDepth === undefined && (protocol === 4 || protocol === 5)) {
+    const pickle = scalarTuplePickle(items, protocol);
+    if (pickle) return pickle;
+  }
+  return encodeValue(asTuple(Array.from(items)), options);
+}
+
+function encodeValue(value: unknown, options: EncodeOptions): Uint8Array {
   const protocol = options.protocol ?? DEFAULT_PROTOCOL;
   if (protocol !== 4 && !(pickleProtocols as readonly unknown[]).includes(protocol)) {
     throw new SheepdogError(

@@ -1,7 +1,13 @@
 export type { DecodeOptions } from "./decode.js";
 export { decode } from "./decode.js";
 export type { EncodeOptions, PickleProtocol } from "./encode.js";
-export { DEFAULT_MAX_DEPTH, DEFAULT_PROTOCOL, encode, pickleProtocols } from "./encode.js";
+export {
+  DEFAULT_MAX_DEPTH,
+  DEFAULT_PROTOCOL,
+  encode,
+  encodeTuple,
+  pickleProtocols,
+} from "./encode.js";
 export { PickleDecodeError, PickleEncodeError } from "./errors.js";
 export type { PyFileOptions, PyNamedTag, PyTag, ShippedFunction, UntypedArgs } from "./py.js";
 export {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { FunctionSource, JobRef, RequestId, Scheduler } from "@sheepdog/contracts";
 import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
 import type { PyFunction } from "@sheepdog/serialise";
-import { asTuple, encode, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
+import { encodeTuple, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import { workerProgram } from "@sheepdog/worker-py";
 import type { ResolvedRunSettings } from "../config.js";
@@ -108,7 +108,7 @@ export async function submit(
     ns: encodeNamespace(options.ns ?? {}, protocol),
     tasks: list.length,
     args: (function* () {
-      for (const item of list) yield encode(asTuple(Array.from(item)), { protocol });
+      for (const item of list) yield encodeTuple(item, { protocol });
     })(),
   };
   return submitEncoded(context, settings, work, { ...options, checked });
