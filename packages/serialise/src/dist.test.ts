@@ -21,6 +21,7 @@ describe("the built package", () => {
         "bytearray",
         "decode",
         "encode",
+        "encodeTuple",
         "frozenset",
         "functionSource",
         "functionSourceChecking",
