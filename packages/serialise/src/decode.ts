@@ -2,6 +2,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import { DEFAULT_MAX_DEPTH } from "./encode.js";
 import { PickleDecodeError } from "./errors.js";
 import { IMPORT_MAPPING, NAME_MAPPING } from "./internal/compat-names.js";
+import { readFloat64BE as float64BE } from "./internal/float64.js";
 import { finishGraph, GraphTooDeep } from "./internal/graph.js";
 import { BUDGET_SPENT, numpyBuild, numpyReduce } from "./internal/numpy.js";
 import { OPCODE_NAMES } from "./internal/opcodes.js";
@@ -410,20 +411,6 @@ function readU64(b: Uint8Array, pos: number): number {
   const hi = u32(b, pos + 4);
   // Anything past 2^53 is longer than any input; report it as "huge".
   return hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
-}
-
-// A big-endian double, read through a scratch Float64Array (cheaper than a DataView per call).
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-function float64BE(b: Uint8Array, p: number): number {
-  if (littleEndian) {
-    for (let i = 0; i < 8; i++) f64Bytes[i] = b[p + 7 - i] as number;
-  } else {
-    for (let i = 0; i < 8; i++) f64Bytes[i] = b[p + i] as number;
-  }
-  return f64[0] as number;
 }
 
 /** The text of a protocol 0 argument line, without its newline. */

@@ -1123,12 +1123,7 @@ function unpicklableReason(v: object): string {
  * ```
  */
 export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array {
-  const protocol = options.protocol ?? DEFAULT_PROTOCOL;
-  if (isTuple(value) && options.maxDepth === undefined && (protocol === 4 || protocol === 5)) {
-    const pickle = scalarTuplePickle(value, protocol);
-    if (pickle) return pickle;
-  }
-  return encodeValue(value, options);
+  return (isTuple(value) && shortTuple(value, options)) || encodeValue(value, options);
 }
 
 /**
@@ -1142,12 +1137,14 @@ export function encode(value: unknown, options: EncodeOptions = {}): Uint8Array 
  * ```
  */
 export function encodeTuple(items: readonly unknown[], options: EncodeOptions = {}): Uint8Array {
+  return shortTuple(items, options) || encodeValue(asTuple(Array.from(items)), options);
+}
+
+/** A tuple of a few scalars written directly (see scalarTuplePickle), where the options allow. */
+function shortTuple(items: readonly unknown[], options: EncodeOptions): Uint8Array | undefined {
   const protocol = options.protocol ?? DEFAULT_PROTOCOL;
-  if (options.maxDepth === undefined && (protocol === 4 || protocol === 5)) {
-    const pickle = scalarTuplePickle(items, protocol);
-    if (pickle) return pickle;
-  }
-  return encodeValue(asTuple(Array.from(items)), options);
+  if (options.maxDepth !== undefined || (protocol !== 4 && protocol !== 5)) return undefined;
+  return scalarTuplePickle(items, protocol);
 }
 
 function encodeValue(value: unknown, options: EncodeOptions): Uint8Array {

@@ -1,3 +1,4 @@
+import { writeFloat64BE } from "./float64.js";
 import {
   BINFLOAT,
   BININT,
@@ -15,11 +16,6 @@ import {
 
 /** The most items a tuple written by {@link scalarTuplePickle} holds (TUPLE1 to TUPLE3). */
 const MOST_ITEMS = 3;
-
-// A big-endian double, written through a scratch Float64Array.
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * The pickle (protocol 4 or 5) of a tuple of one to three ints of up to 32 bits, floats, None
@@ -81,8 +77,7 @@ function writeScalar(out: Uint8Array, pos: number, value: unknown): number {
   const n = value as number;
   if (!isInt32(n)) {
     out[pos] = BINFLOAT;
-    f64[0] = n;
-    for (let i = 0; i < 8; i++) out[pos + 1 + i] = f64Bytes[littleEndian ? 7 - i : i] as number;
+    writeFloat64BE(out, pos + 1, n);
     return pos + 9;
   }
   if (n >= 0 && n < 0x100) {

@@ -145,9 +145,12 @@ function insertChunk(
     if (report.facts !== undefined) setFactsValues(chunkFacts, withFacts++, row, report.facts);
     return true;
   });
-  if (withFacts === REPORTS_PER_INSERT) statements.putFactsRows.run(chunkFacts);
-  for (let i = 0; i < withFacts && withFacts < REPORTS_PER_INSERT; i++) {
-    statements.putFacts.run(chunkFacts.slice(i * FACTS_COLUMNS, (i + 1) * FACTS_COLUMNS));
+  if (withFacts === REPORTS_PER_INSERT) {
+    statements.putFactsRows.run(chunkFacts);
+  } else {
+    for (let i = 0; i < withFacts; i++) {
+      statements.putFacts.run(chunkFacts.slice(i * FACTS_COLUMNS, (i + 1) * FACTS_COLUMNS));
+    }
   }
   chunkFacts.fill(null);
   return stored;
