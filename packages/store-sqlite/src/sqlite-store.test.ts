@@ -350,6 +350,47 @@ describe("sqliteStore transactions", () => {
     db.close();
   });
 
+  it("writes one turn's posts of a request together, as if one after the other", async () => {
+    const db = counting(join(dir, "merged.sqlite"));
+    const store = sqliteStore({ database: db.database });
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: Array.from({ length: 20 }, (_, i) => utf8(`a${i}`)),
+    });
+    const facts = { host: "node1", attempt: 1 };
+    const before = db.begins();
+    const stored = await Promise.all([
+      store.putReports(id, [
+        { index: 0, kind: "result", value: utf8("first"), facts },
+        { index: 1, kind: "error", value: "provisional", provisional: true },
+      ]),
+      store.putReports(id, [{ index: 0, kind: "result", value: utf8("second") }]),
+      store
+        .putReports(id, [{ index: 99, kind: "result", value: utf8("no such task") }])
+        .catch((e: unknown) => e),
+      store.putReports(id, [
+        { index: 1, kind: "result", value: utf8("real"), facts: { host: "node2" } },
+        { index: 2, kind: "error", value: "boom" },
+        { index: 2, kind: "result", value: utf8("too late") },
+      ]),
+    ]);
+    expect(db.begins() - before).toBe(1);
+    expect(stored[0]).toEqual([true, true]);
+    expect(stored[1]).toEqual([false]);
+    expect(SheepdogError.isInstance(stored[2]) && stored[2].code).toBe("TASK_NOT_FOUND");
+    expect(stored[3]).toEqual([true, true, false]);
+    expect(await store.counts(id)).toEqual({ tasks: 20, results: 2, errors: 1 });
+    const results = (await store.getResults(id)).slice(0, 3).map((row) => row.result);
+    expect(results).toEqual([utf8("first"), utf8("real"), null]);
+    const [f0, f1] = await store.getTaskFacts(id, 0, 2);
+    expect(f0).toMatchObject({ kind: "result", host: "node1", attempt: 1 });
+    expect(f1).toMatchObject({ kind: "result", host: "node2" });
+    expect(f1).not.toHaveProperty("provisional");
+    await store.close();
+    db.close();
+  });
+
   it("lets reports be written between the slices of a long read of facts", async () => {
     const store = sqliteStore({ dbfile: join(dir, "slices.sqlite") });
     const tasks = 60_000;

@@ -1,4 +1,4 @@
-import { REQUEST_TIME_AHEAD_MS, REQUEST_TIME_BEHIND_MS } from "@sheepdog/contracts";
+import { newNonce, REQUEST_TIME_AHEAD_MS, REQUEST_TIME_BEHIND_MS } from "@sheepdog/contracts";
 import { describe, expect, it } from "vitest";
 import { Freshness } from "./freshness.js";
 
@@ -29,12 +29,13 @@ describe("Freshness", () => {
   it("accepts a nonce once, and forgets it once its time has left the window", () => {
     const fresh = new Freshness(start);
     const now = start + 1000;
-    expect(fresh.firstUse("n1", now, now)).toBe(true);
-    expect(fresh.firstUse("n1", now, now)).toBe(false);
-    expect(fresh.firstUse("n2", now, now)).toBe(true);
+    const [n1, n2, n3] = [newNonce(), newNonce(), newNonce()];
+    expect(fresh.firstUse(n1, now, now)).toBe(true);
+    expect(fresh.firstUse(n1, now, now)).toBe(false);
+    expect(fresh.firstUse(n2, now, now)).toBe(true);
     expect(fresh.size).toBe(2);
     const much = now + REQUEST_TIME_BEHIND_MS + 20_000;
-    expect(fresh.firstUse("n3", much, much)).toBe(true);
+    expect(fresh.firstUse(n3, much, much)).toBe(true);
     expect(fresh.size).toBe(1);
     // A replay of n1 now is out of the window, so its being forgotten lets nothing through.
     expect(fresh.inWindow(now, much)).toBe(false);

@@ -1,4 +1,5 @@
 import { REQUEST_TIME_AHEAD_MS, REQUEST_TIME_BEHIND_MS } from "@sheepdog/contracts";
+import { NonceSet } from "./nonce-set.js";
 
 /** The nonces of signed requests are kept in buckets of this many milliseconds of their time. */
 const BUCKET_MS = 10_000;
@@ -12,7 +13,7 @@ const BUCKET_MS = 10_000;
  */
 export class Freshness {
   readonly #startedAt: number;
-  readonly #buckets = new Map<number, Set<string>>();
+  readonly #buckets = new Map<number, NonceSet>();
   #nextSweep = 0;
   /** The latest clock reading seen: a clock set back does not bring old nonces back. */
   #latest = 0;
@@ -32,21 +33,18 @@ export class Freshness {
   }
 
   /**
-   * Records the nonce of a request whose time is in the window; false when it was seen before
-   * (a replay).
+   * Records the nonce (22 base64url characters) of a request whose time is in the window;
+   * false when it was seen before (a replay).
    */
   firstUse(nonce: string, time: number, now: number): boolean {
     if (now >= this.#nextSweep) this.#sweep(now);
     const index = Math.floor(time / BUCKET_MS);
     let bucket = this.#buckets.get(index);
     if (bucket === undefined) {
-      bucket = new Set();
+      bucket = new NonceSet();
       this.#buckets.set(index, bucket);
     }
-    // One look-up: the set grows only when the nonce is new.
-    const before = bucket.size;
-    bucket.add(nonce);
-    return bucket.size !== before;
+    return bucket.add(nonce);
   }
 
   /** Drops the buckets whose times have all left the window. */
