@@ -90,7 +90,7 @@ describe("readSpool and removeSpooled (real python3 through localRemote)", () =>
       if (read.more === 0) break;
     }
     expect(lefts).toEqual([4, 1, 0]);
-    expect(got).toEqual(written.map((f) => ({ name: f.name, bytes: f.bytes })));
+    expect(got).toEqual(written.map((f) => ({ name: f.name, bytes: new Uint8Array(f.bytes) })));
     for (const file of got) {
       expect(decodeSpoolFile(key, REQUEST, file.name, file.bytes).reports).toHaveLength(3);
     }
@@ -104,7 +104,7 @@ describe("readSpool and removeSpooled (real python3 through localRemote)", () =>
     spool(dir, 2);
     const read = await readSpool(remote, dir, 100, options);
     expect(read.files.map((f) => f.name)).toEqual([big.name]);
-    expect(read.files[0]?.bytes).toEqual(big.bytes);
+    expect(read.files[0]?.bytes).toEqual(new Uint8Array(big.bytes));
     expect(read.more).toBe(1);
   });
 
@@ -189,7 +189,9 @@ describe("parseSpoolRead", () => {
   const trailer = utf8.encode('{"more": 2, "skipped": []}');
 
   it("takes names and files, then the count", () => {
-    const read = parseSpoolRead(encodeFrames([utf8.encode(name), new Uint8Array([1, 2]), trailer]));
+    const read = parseSpoolRead(
+      new Uint8Array(encodeFrames([utf8.encode(name), new Uint8Array([1, 2]), trailer])),
+    );
     expect(read).toEqual({
       files: [{ name, bytes: new Uint8Array([1, 2]) }],
       more: 2,

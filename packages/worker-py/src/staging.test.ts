@@ -199,7 +199,8 @@ describe("a spool file written by the worker", () => {
     ]);
     // Byte for byte what encodeSpoolFile makes with the same nonce.
     const nonce = SPOOL_FILE_PATTERN.exec(name)?.[2];
-    expect(encodeSpoolFile(key, { request: 7, task: 2, reports, nonce })).toEqual({ name, bytes });
+    const encoded = encodeSpoolFile(key, { request: 7, task: 2, reports, nonce });
+    expect({ ...encoded, bytes: new Uint8Array(encoded.bytes) }).toEqual({ name, bytes });
   });
 
   it("is refused under another request's key", () => {

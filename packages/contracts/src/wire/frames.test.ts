@@ -11,6 +11,8 @@ import {
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 const text = (value: string) => new TextEncoder().encode(value);
+/** A body as plain bytes: the sections decoded from it are views of whatever they are given. */
+const plain = (body: Uint8Array) => new Uint8Array(body);
 
 function invalid(run: () => unknown): SheepdogError {
   try {
@@ -27,6 +29,16 @@ describe("encodeFrames / decodeFrames", () => {
     const body = encodeFrames([bytes(1, 2, 3), bytes(), bytes(9)]);
     expect([...body]).toEqual([0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 1, 9]);
     expect(decodeFrames(body).map((s) => [...s])).toEqual([[1, 2, 3], [], [9]]);
+  });
+
+  it("writes every byte of a body cut from Node's shared pool", () => {
+    // Bodies taken one after another from the pool, over bytes a larger one left behind.
+    encodeFrames([new Uint8Array(2000).fill(0xee)]);
+    for (let i = 0; i < 50; i++) {
+      const body = encodeFrames([bytes(i), bytes(), bytes(1, 2)]);
+      expect(Buffer.isBuffer(body)).toBe(true);
+      expect([...body]).toEqual([0, 0, 0, 1, i, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2]);
+    }
   });
 
   it("decodes an empty body as no sections", () => {
@@ -61,7 +73,7 @@ describe("task frames", () => {
   };
 
   it("round-trips", () => {
-    const decoded = decodeTaskFrames(encodeTaskFrames(task));
+    const decoded = decodeTaskFrames(plain(encodeTaskFrames(task)));
     expect(decoded.header).toEqual(task.header);
     expect(decoded.func).toEqual(task.func);
     expect(decoded.ns).toEqual(task.ns);
@@ -84,7 +96,7 @@ describe("task frames", () => {
       ...task,
       header: { ...task.header, task: 5, first: 1, count: 2, indices: [1, 4] },
     };
-    expect(decodeTaskFrames(encodeTaskFrames(retry)).header).toEqual(retry.header);
+    expect(decodeTaskFrames(plain(encodeTaskFrames(retry))).header).toEqual(retry.header);
   });
 
   it("refuses indices that do not list the header's count from its first", () => {
@@ -120,7 +132,7 @@ describe("report frames", () => {
       { index: 4, kind: "result" as const, payload: bytes(0x80, 4, 0x2e) },
       { index: 5, kind: "error" as const, payload: text("Traceback ...\nValueError: no") },
     ];
-    expect(decodeReports(encodeReports(reports))).toEqual(reports);
+    expect(decodeReports(plain(encodeReports(reports)))).toEqual(reports);
   });
 
   it("refuses headers that do not list one report per payload", () => {
@@ -158,14 +170,14 @@ describe("report frames", () => {
       { index: 1, kind: "error" as const, payload: text("Traceback"), host: "node-4" },
       { index: 2, kind: "result" as const, payload: bytes(0x80, 4, 0x2e) },
     ];
-    const decoded = decodeReports(encodeReports(reports));
+    const decoded = decodeReports(plain(encodeReports(reports)));
     expect(decoded).toStrictEqual(reports);
     expect(Object.keys(decoded[2] ?? {})).toEqual(["index", "kind", "payload"]);
   });
 
   it("ignores fields it does not know", () => {
     const header = '{"version":2,"reports":[{"index":0,"kind":"error","cpu":9,"host":"n"}]}';
-    expect(decodeReports(encodeFrames([text(header), text("e")]))).toStrictEqual([
+    expect(decodeReports(plain(encodeFrames([text(header), text("e")])))).toStrictEqual([
       { index: 0, kind: "error", host: "n", payload: text("e") },
     ]);
   });

@@ -51,11 +51,13 @@ describe("reportWrites", () => {
   it("gives each write the facts of its report, and none to a report without", () => {
     const facts = { startedAt: 10, endedAt: 20.5, host: "n1", peakMemoryBytes: 4096, attempt: 1 };
     const reports = decodeReports(
-      encodeReports([
-        { index: 3, kind: "result", payload: pickle(1), ...facts, log: "out\n" },
-        { index: 4, kind: "error", payload: text("Traceback"), host: "n2" },
-        { index: 5, kind: "result", payload: pickle(2) },
-      ]),
+      new Uint8Array(
+        encodeReports([
+          { index: 3, kind: "result", payload: pickle(1), ...facts, log: "out\n" },
+          { index: 4, kind: "error", payload: text("Traceback"), host: "n2" },
+          { index: 5, kind: "result", payload: pickle(2) },
+        ]),
+      ),
     );
     expect(reportWrites(reports, { first: 3, count: 3 })).toStrictEqual([
       { index: 3, kind: "result", value: pickle(1), facts: { ...facts, log: "out\n" } },
@@ -68,10 +70,12 @@ describe("reportWrites", () => {
     const atLimit = `${"a".repeat(MAX_LOG_BYTES - 1)}\n`;
     const over = `${"b".repeat(MAX_LOG_BYTES)}the end\n`;
     const reports = decodeReports(
-      encodeReports([
-        { index: 0, kind: "result", payload: pickle(1), log: atLimit },
-        { index: 1, kind: "error", payload: text("Traceback"), log: over },
-      ]),
+      new Uint8Array(
+        encodeReports([
+          { index: 0, kind: "result", payload: pickle(1), log: atLimit },
+          { index: 1, kind: "error", payload: text("Traceback"), log: over },
+        ]),
+      ),
     );
     const [first, second] = reportWrites(reports, { first: 0, count: 2 });
     expect(first?.facts?.log).toBe(atLimit);

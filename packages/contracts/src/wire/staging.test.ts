@@ -91,7 +91,7 @@ describe("spool files", () => {
   it("carry a task's reports under their name, checked by the request's key", () => {
     const { name, bytes } = encodeSpoolFile(key, { request: 7, task: 2, reports });
     expect(name).toMatch(/^2-[A-Za-z0-9_-]{22}\.reports$/);
-    const spooled = decodeSpoolFile(key, 7, name, bytes);
+    const spooled = decodeSpoolFile(key, 7, name, new Uint8Array(bytes));
     expect(spooled.task).toBe(2);
     expect(reportWrites(spooled.reports, { first: 3, count: 2 })).toEqual([
       { index: 3, kind: "result", value: pickle(9) },
@@ -116,7 +116,7 @@ describe("spool files", () => {
 
   it("hold reports that the task's range still decides", () => {
     const { name, bytes } = encodeSpoolFile(key, { request: 7, task: 2, reports });
-    const spooled = decodeSpoolFile(key, 7, name, bytes);
+    const spooled = decodeSpoolFile(key, 7, name, new Uint8Array(bytes));
     expect(refusal(() => reportWrites(spooled.reports, { first: 0, count: 2 }))).toContain(
       "outside this task's range",
     );

@@ -117,7 +117,8 @@ export function encodePack(
       return entry;
     }),
   };
-  return encodeFrames([utf8.encode(JSON.stringify(header)), ...sections]).slice();
+  // A pack of its own bytes, not a slice of a shared pool.
+  return new Uint8Array(encodeFrames([utf8.encode(JSON.stringify(header)), ...sections]));
 }
 
 /**

@@ -18,8 +18,8 @@ const TAKEN = 0x8000_0000;
 const INITIAL_SLOTS = 1024;
 
 /**
- * A set of nonces, each kept as five 32-bit words in one open-addressed table: exact (every
- * character's bits are kept), 20 bytes a nonce at most half the slots, and nothing for the
+ * A set of nonces, each kept as five 32-bit words in one open-addressed table at most half
+ * full: exact (every character's bits are kept), at most 40 bytes a nonce, and nothing for the
  * garbage collector to follow. A `Set` of the strings held each nonce and the header it was cut
  * from, for the minute a nonce is remembered: at 10,000 requests a second, 600,000 of them.
  * The slots are chosen by a hash with a random seed, so that chosen nonces cannot pile up.
