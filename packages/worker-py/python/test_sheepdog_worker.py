@@ -695,13 +695,18 @@ class RecordingStdout(object):
     def __init__(self, events):
         self.events = events
         self.text = ""
+        # What a file would hold: the text up to the last flush, and how many events came
+        # before each flush.
+        self.flushed = ""
+        self.flushes = []
 
     def write(self, text):
         self.text += text
         self.events.append(("print", text.split(" ")[3] if text.startswith("SHEEPDOG") else text))
 
     def flush(self):
-        pass
+        self.flushed = self.text
+        self.flushes.append(len(self.events))
 
 
 class ReporterTest(unittest.TestCase):
@@ -725,6 +730,32 @@ class ReporterTest(unittest.TestCase):
         self.assertEqual(reports, [{"index": 4, "kind": "result"}, {"index": 5, "kind": "error"}])
         self.assertEqual(payloads, [b"\x80\x04K\x01.", b"Traceback"])
         self.assertEqual(stdout.text.count("\n"), 2)
+
+    def test_flushes_stdout_a_tenth_of_a_second_after_a_call_and_before_each_post(self):
+        reporter, _, events, clock, stdout = self.reporter()
+        flushes = len(stdout.flushes)
+        for index in range(3):
+            clock.now += 0.01
+            reporter.add(index, "result", b"x", 0.01)
+        # Three fast calls in 0.03 s: printed, not yet flushed.
+        self.assertEqual(stdout.text.count("\n"), 3)
+        self.assertEqual(len(stdout.flushes), flushes)
+        self.assertEqual(stdout.flushed.count("\n"), 0)
+        clock.now += w.STDOUT_FLUSH_SECONDS
+        reporter.add(3, "result", b"x", 0.0)
+        self.assertEqual(stdout.flushed, stdout.text)
+        self.assertEqual(stdout.flushed.count("\n"), 4)
+        # A call as slow as that is flushed as soon as it is printed.
+        reporter.add(4, "result", b"x", w.STDOUT_FLUSH_SECONDS)
+        self.assertEqual(stdout.flushed.count("\n"), 5)
+        clock.now += 0.01
+        reporter.add(5, "result", b"x", 0.01)
+        self.assertEqual(stdout.flushed.count("\n"), 5)
+        # Every line is in the file before the post that carries it.
+        reporter.flush()
+        post = events.index(("post", [0, 1, 2, 3, 4, 5]))
+        self.assertIn(post, stdout.flushes)
+        self.assertEqual(stdout.flushed.count("\n"), 6)
 
     def test_posts_after_a_slow_call_or_a_while(self):
         reporter, _, events, clock, _ = self.reporter()

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as connectTcp, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -430,6 +430,36 @@ describe("the worker against the real server", () => {
     expect(run.stderr).toContain("`sheepdog recover`");
     expect(pyRepr(parseReportLines(run.stdout).map((l) => l.payload))).toEqual(["3", "6"]);
     server = await startServer({ store, port: 0, host: "127.0.0.1" });
+  }, 30_000);
+
+  it("killed outright, leaves on stdout the report of every call that ended a tenth of a second before", async () => {
+    const ends = join(dir, "call-ends");
+    writeFileSync(ends, "");
+    const source = [
+      "import os, time",
+      "def f(x):",
+      "    time.sleep(0.02)",
+      `    fd = os.open(${JSON.stringify(ends)}, os.O_WRONLY | os.O_APPEND)`,
+      "    os.write(fd, b'%d %.6f\\n' % (x, time.time()))",
+      "    os.close(fd)",
+      "    return x",
+      "",
+    ].join("\n");
+    const args = Array.from({ length: 400 }, (_, x) => `(${x},)`);
+    const request = await newRequest(source, args, { chunkSize: 400 });
+    // Fast calls: no post before the kill (that waits 10 s), stdout is the only route.
+    const run = await runWorker(launchFor(request), 1, undefined, 2500);
+    expect(run.code).toBeNull();
+    const ended = readFileSync(ends, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => line.split(" ").map(Number) as [number, number]);
+    const last = Math.max(...ended.map(([, at]) => at));
+    const printed = new Set(parseReportLines(run.stdout).map((line) => line.index));
+    const settled = ended.filter(([, at]) => at <= last - 0.15).map(([index]) => index);
+    expect(settled.length).toBeGreaterThan(20);
+    expect(settled.filter((index) => !printed.has(index))).toEqual([]);
+    expect(ended.length).toBeLessThan(args.length);
   }, 30_000);
 
   it("stops at once with exit 3 when the token is wrong", async () => {
