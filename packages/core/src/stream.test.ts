@@ -91,21 +91,21 @@ def f(x):
     expect(items[2]).toEqual({ index: 2, ok: true, value: 0.25 });
   });
 
-  it("reads an async generator lazily: at most two windows ahead of a slow consumer", async () => {
+  it("reads an async generator lazily: at most four windows ahead of a slow consumer", async () => {
     const { state, tuples } = counted(1000);
     const seen: number[] = [];
     for await (const item of mapStream(square, tuples, config, { windowSize: 5 })) {
       seen.push(item.index);
       if (seen.length === 1) {
-        // The consumer dawdles: two windows are read, no third.
+        // The consumer dawdles: four windows are read, no fifth.
         await sleep(2000);
-        expect(state.pulled).toBe(10);
+        expect(state.pulled).toBe(20);
       }
       // A window is read only once every outcome of the oldest is taken.
-      expect(state.pulled).toBeLessThanOrEqual((Math.floor(seen.length / 5) + 2) * 5);
+      expect(state.pulled).toBeLessThanOrEqual((Math.floor(seen.length / 5) + 4) * 5);
       if (seen.length === 23) break;
     }
-    expect(state.pulled).toBeLessThanOrEqual(35);
+    expect(state.pulled).toBeLessThanOrEqual(45);
     expect(state.finished).toBe(true);
   });
 
@@ -119,16 +119,16 @@ def f(x):
       break;
     }
     expect(state.finished).toBe(true);
-    expect(state.pulled).toBeLessThanOrEqual(8);
+    expect(state.pulled).toBeLessThanOrEqual(16);
     const requests = (await listRequests({ dbfile: config.dbfile })).slice(before);
-    expect(requests.length).toBeLessThanOrEqual(2);
+    expect(requests.length).toBeLessThanOrEqual(4);
     // The window still running was cancelled, and says so.
     expect(requests.some((r) => r.meta.cancelled !== undefined)).toBe(true);
     const marked = readdirSync(marks).length;
     await sleep(4000);
     // No call of the cancelled tasks finished afterwards, and none of a later window ran.
     expect(readdirSync(marks).length).toBe(marked);
-    expect(readdirSync(marks).every((name) => Number(name) < 8)).toBe(true);
+    expect(readdirSync(marks).every((name) => Number(name) < 16)).toBe(true);
   }, 60_000);
 
   it("rejects with ABORTED when its signal aborts, cancelling the jobs", async () => {
@@ -144,7 +144,7 @@ def f(x):
     expect(Date.now() - started).toBeLessThan(5000);
     expect(state.finished).toBe(true);
     const requests = (await listRequests({ dbfile: config.dbfile })).slice(before);
-    expect(requests.length).toBe(2);
+    expect(requests.length).toBe(4);
     for (const request of requests) {
       expect(request.meta.cancelled).toEqual({ at: expect.any(Number), reason: "interrupted" });
     }
@@ -190,6 +190,40 @@ def f(x):
     ]);
   });
 
+  it("lists a window aborted after its tuples were stored, before its job, as interrupted", async () => {
+    const store = memoryStore();
+    const controller = new AbortController();
+    const abortingStore = new Proxy(store, {
+      get(target, name) {
+        if (name !== "createRequest") return Reflect.get(target, name, target);
+        return async (request: NewRequest) => {
+          const created = await target.createRequest(request);
+          controller.abort();
+          return created;
+        };
+      },
+    });
+    const scheduler = localScheduler({ concurrency: 2 });
+    const remote = localRemote();
+    try {
+      await using sheepdog = createSheepdog({
+        store: abortingStore,
+        cluster: { scheduler, remote },
+      });
+      const failure = await all(
+        sheepdog.mapStream(square, [[1], [2], [3]], { signal: controller.signal }),
+      ).catch((error: unknown) => error);
+      expect(SheepdogError.isInstance(failure) && failure.code).toBe("ABORTED");
+      const [request, ...others] = await store.listRequests();
+      expect(others).toEqual([]);
+      expect(request?.meta.job).toBeUndefined();
+      expect(request?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "interrupted" });
+    } finally {
+      await scheduler.close();
+      await remote.close();
+    }
+  });
+
   it("reads the next window only once the last one's tuples are stored", async () => {
     const { state, tuples } = counted(15);
     const store = memoryStore();
@@ -218,7 +252,7 @@ def f(x):
     }
   });
 
-  it("asks the scheduler its slots once, and runs a window another follows as one task per slot", async () => {
+  it("asks the scheduler its slots once, and runs a window another follows as a task for every two slots", async () => {
     const scheduler = localScheduler({ concurrency: 4 });
     const remote = localRemote();
     let slotQuestions = 0;
@@ -244,9 +278,9 @@ def f(x):
       const args = Array.from({ length: 28 }, (_, x) => [x] as [number]);
       const items = await all(sheepdog.mapStream(square, args, { windowSize: 12 }));
       expect(items).toHaveLength(28);
-      // Windows of 12, 12 and 4 tuples on 4 slots: 4 tasks each for the first two (a map of
-      // 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
-      expect(tasksPerJob).toEqual([4, 4, 4]);
+      // Windows of 12, 12 and 4 tuples on 4 slots: 2 tasks of 6 each for the first two (a map
+      // of 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
+      expect(tasksPerJob).toEqual([2, 2, 4]);
       expect(slotQuestions).toBe(1);
     } finally {
       await scheduler.close();

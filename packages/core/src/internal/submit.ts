@@ -10,6 +10,7 @@ import { schedulerOptionSettings } from "../config.js";
 import type { AttemptOptions } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
+import { markCancelled } from "./request-meta.js";
 import type { WorkerRoutes } from "./routes.js";
 import { openRoutes } from "./routes.js";
 import { source } from "./source.js";
@@ -151,6 +152,7 @@ export async function submitEncoded(
   serverStarting.catch(() => {});
   const reaching = reachServer(serverStarting, settings, lease, options.verbose);
   reaching.catch(() => {});
+  let created: RequestId | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     const chunkSize =
@@ -179,6 +181,7 @@ export async function submitEncoded(
         ...work.meta,
       },
     });
+    created = request;
     const { server, url, routes } = await reaching;
     const submitted: Submitted = {
       context,
@@ -217,6 +220,11 @@ export async function submitEncoded(
     });
     return submitted;
   } catch (error) {
+    // A request stored but aborted before its job was submitted is listed as interrupted, not
+    // as waiting for ever.
+    if (created !== undefined && options.signal?.aborted) {
+      await markCancelled(context.store, created, "interrupted");
+    }
     const reached = await reaching.catch(() => undefined);
     await reached?.routes?.close();
     await lease?.release();
