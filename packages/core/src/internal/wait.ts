@@ -236,7 +236,9 @@ class RequestWatch {
   async sleep(): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.#options.countIntervalMs ?? 1000);
+      // Reports wake it one by one: the first of a turn's ends the sleep, the rest find none.
       this.#wake = () => {
+        this.#wake = undefined;
         clearTimeout(timer);
         resolve();
       };
