@@ -1038,7 +1038,7 @@ RSS every ${tenth} s through the run: ${spread.join(", ")} MB.
 \`for await (const o of mapStream(py\`def f(x): return x\`, args(), config))\` in a process of its own
 (\`bench/cluster/stream.mjs\`) on the 4-slot test cluster: \`args()\` is a generator that makes
 each \`[i]\` as it is read (no array of arguments exists), each outcome is checked (\`value === index\`)
-and dropped. Windows of the default size are submitted as requests of their own, two at most
+and dropped. Windows of the default size are submitted as requests of their own, four at most
 in flight, in completion order.${
     data.profile
       ? `\n\n**Where the client's time went** (missed goal). ${fmt(data.profiledRun.calls)} calls again under \`node --cpu-prof\` (${data.profiledRun.seconds.toFixed(1)} s, client CPU ${data.profiledRun.cpuSeconds.toFixed(1)} s); the client is only part of the machine's work here (see the notes). By area and by function:\n\n${profileTable(data.profile, { rows: 10 })}\n\n${profileTable(data.profile, { rows: 12, what: "function" })}`
