@@ -1,5 +1,4 @@
 import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
-import { rawRows } from "./rows.js";
 
 /** How many reports one INSERT statement carries (see insertReports in reports.ts). */
 export const REPORTS_PER_INSERT = 100;
@@ -9,10 +8,14 @@ export interface ReportStatements {
   /** A task's report, unless it has one. */
   insertReport: SqliteStatement;
   /**
-   * REPORTS_PER_INSERT real reports (arg_id, result, error each), those whose task had none:
-   * the arg_ids of the rows it inserted, as rows of one cell.
+   * REPORTS_PER_INSERT real reports (arg_id, result, error each), those whose task had none;
+   * its `changes` say how many.
    */
   insertReports: SqliteStatement;
+  /** A savepoint before insertReports, released, or rolled back to when a report was not new. */
+  chunkBegin: SqliteStatement;
+  chunkUndo: SqliteStatement;
+  chunkEnd: SqliteStatement;
   /** A task's real report in place of its provisional error, if it has one. */
   replaceProvisional: SqliteStatement;
   /** Adds to (or takes from) a request's counts of results and errors. */
@@ -30,11 +33,12 @@ export function prepareReports(db: SqliteDatabase): ReportStatements {
   const rows = (values: string) =>
     Array.from({ length: REPORTS_PER_INSERT }, () => values).join(", ");
   return {
-    insertReports: rawRows(
-      db.prepare(
-        `INSERT INTO reports (arg_id, result, error, provisional) VALUES ${rows("(?, ?, ?, 0)")} ON CONFLICT DO NOTHING RETURNING arg_id`,
-      ),
+    insertReports: db.prepare(
+      `INSERT INTO reports (arg_id, result, error, provisional) VALUES ${rows("(?, ?, ?, 0)")} ON CONFLICT DO NOTHING`,
     ),
+    chunkBegin: db.prepare("SAVEPOINT report_chunk"),
+    chunkUndo: db.prepare("ROLLBACK TO report_chunk"),
+    chunkEnd: db.prepare("RELEASE report_chunk"),
     putFactsRows: db.prepare(
       `INSERT OR REPLACE INTO facts (arg_id, started_at, ended_at, host, peak_memory_bytes, attempt, log) VALUES ${rows("(?, ?, ?, ?, ?, ?, ?)")}`,
     ),

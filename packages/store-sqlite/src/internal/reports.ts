@@ -6,7 +6,7 @@ import { invalidInput } from "./errors.js";
 import { loadKysely } from "./kysely.js";
 import type { ReportStatements } from "./report-statements.js";
 import { REPORTS_PER_INSERT } from "./report-statements.js";
-import { cells, isBytes } from "./rows.js";
+import { isBytes } from "./rows.js";
 import type { Shape } from "./shapes.js";
 
 /** How many reports resetTasks deletes per statement. */
@@ -113,11 +113,13 @@ function isProvisional(report: StoreReport): boolean {
 /** The parameters of insertReports and putFactsRows, reused: a write runs start to end at once. */
 const chunkReports = new Array<unknown>(REPORTS_PER_INSERT * 3);
 const chunkFacts = new Array<unknown>(REPORTS_PER_INSERT * FACTS_COLUMNS);
+const noParameters: unknown[] = [];
 
 /**
- * Inserts a chunk of real reports in one statement, then their facts: of two reports of one
- * task, the first is inserted; a report whose task had one takes the place of a provisional
- * error, if that is what it had.
+ * Inserts a chunk of real reports in one statement, then their facts. When a report's task had
+ * one, or a task comes twice, the statement is undone and the chunk written report by report
+ * (see insertReport): SQLite's `RETURNING` would say which rows went in, but collecting a row
+ * for every report cost more than the rare second pass.
  */
 function insertChunk(
   statements: ReportStatements,
@@ -131,20 +133,22 @@ function insertChunk(
     chunkReports[3 * i + 1] = isResult ? report.value : null;
     chunkReports[3 * i + 2] = isResult ? null : report.value;
   });
-  const rows = statements.insertReports.all(chunkReports);
+  statements.chunkBegin.run(noParameters);
+  const inserted = Number(statements.insertReports.run(chunkReports).changes);
   chunkReports.fill(null);
-  // Every row inserted: no task had a report, none came twice.
-  const inserted =
-    rows.length === chunk.length ? null : new Set(rows.map((row) => Number(cells(row)[0])));
+  if (inserted !== chunk.length) {
+    statements.chunkUndo.run(noParameters);
+    statements.chunkEnd.run(noParameters);
+    return chunk.map((report) => insertReport(statements, shape, report, counts));
+  }
+  statements.chunkEnd.run(noParameters);
   let withFacts = 0;
-  const stored = chunk.map((report) => {
-    const row = shape.firstArg + report.index;
-    if (inserted && !inserted.delete(row))
-      return replaceProvisional(statements, row, report, counts);
+  for (const report of chunk) {
     count(report, counts);
-    if (report.facts !== undefined) setFactsValues(chunkFacts, withFacts++, row, report.facts);
-    return true;
-  });
+    if (report.facts !== undefined) {
+      setFactsValues(chunkFacts, withFacts++, shape.firstArg + report.index, report.facts);
+    }
+  }
   if (withFacts === REPORTS_PER_INSERT) {
     statements.putFactsRows.run(chunkFacts);
   } else {
@@ -153,7 +157,7 @@ function insertChunk(
     }
   }
   chunkFacts.fill(null);
-  return stored;
+  return new Array<boolean>(chunk.length).fill(true);
 }
 
 /**
