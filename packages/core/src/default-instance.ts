@@ -166,10 +166,15 @@ export function mapStream<Args extends readonly unknown[], R>(
   config?: SheepdogConfig,
   options: MapStreamOptions = {},
 ): AsyncGenerator<IndexedSettled<R>, void, undefined> {
-  return (async function* () {
-    const resolved = resolveConfig(config).config;
-    yield* streams.mapStream<R>(await contextFor(resolved), resolved, f, args, options);
-  })();
+  return streams.mapStream<R>(
+    async () => {
+      const settings = resolveConfig(config).config;
+      return { context: await contextFor(settings), settings };
+    },
+    f,
+    args,
+    options,
+  );
 }
 
 /**

@@ -300,9 +300,12 @@ export function sheepdogOn(
     mapAsync: async (f, args, options = {}) =>
       maps.mapAsync(await context(), config, f, args, options),
     mapStream: (f, args, options = {}) =>
-      (async function* () {
-        yield* streams.mapStream(await context(), config, f, args, options);
-      })(),
+      streams.mapStream(
+        async () => ({ context: await context(), settings: config }),
+        f,
+        args,
+        options,
+      ),
     getResults: async (id, options = {}) => ops.getResults(await context(), id, options),
     getErrors: async (id) => ops.getErrors(await context(), id),
     getLogs: async (id, index) => ops.getLogs(await context(), id, index),
