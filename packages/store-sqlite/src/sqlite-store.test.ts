@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { StoreReport } from "@sheepdog/contracts";
+import type { Store, StoreReport } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { describeStoreContract } from "@sheepdog/contracts/testing";
 import Database from "better-sqlite3";
@@ -37,6 +37,15 @@ afterEach(async () => {
 });
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
+
+/** A request of `tasks` one-argument tasks ("a0", "a1", ...). */
+function requestOf(store: Store, tasks: number) {
+  return store.createRequest({
+    func: utf8("f"),
+    ns: utf8("n"),
+    args: Array.from({ length: tasks }, (_, i) => utf8(`a${i}`)),
+  });
+}
 
 async function failure(promise: Promise<unknown>): Promise<SheepdogError> {
   const error = await promise.then(
@@ -324,11 +333,7 @@ describe("sqliteStore transactions", () => {
   it("writes the reports that arrive in one turn of the event loop in one transaction", async () => {
     const db = counting(join(dir, "grouped.sqlite"));
     const store = sqliteStore({ database: db.database });
-    const { id } = await store.createRequest({
-      func: utf8("f"),
-      ns: utf8("n"),
-      args: Array.from({ length: 300 }, (_, i) => utf8(`a${i}`)),
-    });
+    const { id } = await requestOf(store, 300);
     const before = db.begins();
     const stored = await Promise.all([
       ...Array.from({ length: 100 }, (_, i) => store.putResult(id, i, utf8(`r${i}`))),
@@ -353,11 +358,7 @@ describe("sqliteStore transactions", () => {
   it("writes one turn's posts of a request together, as if one after the other", async () => {
     const db = counting(join(dir, "merged.sqlite"));
     const store = sqliteStore({ database: db.database });
-    const { id } = await store.createRequest({
-      func: utf8("f"),
-      ns: utf8("n"),
-      args: Array.from({ length: 20 }, (_, i) => utf8(`a${i}`)),
-    });
+    const { id } = await requestOf(store, 20);
     const facts = { host: "node1", attempt: 1 };
     const before = db.begins();
     const stored = await Promise.all([

@@ -191,9 +191,8 @@ class WindowedStream {
   #stopped = false;
   #woken = false;
   #wake: (() => void) | undefined;
-  /** The current pass over the windows: those still to poll, its front, whether it found any. */
+  /** The current pass over the windows: those still to poll, and whether it found outcomes. */
   #pass: Window[] | undefined;
-  #passFront: Window | undefined;
   #passFound = false;
   readonly #onAbort = () => this.#notify();
   #dashboard: Dashboard | undefined;
@@ -244,7 +243,6 @@ class WindowedStream {
           continue;
         }
         this.#pass = this.order === "arguments" ? [front] : [...this.#windows];
-        this.#passFront = front;
         this.#passFound = false;
       }
       const window = this.#pass.shift();
@@ -253,7 +251,8 @@ class WindowedStream {
         if (batch !== undefined) return batch;
         continue;
       }
-      const front = this.#passFront;
+      // The front is the pass's own: windows join at the back, and leave only here.
+      const front = this.#windows[0];
       this.#pass = undefined;
       if (front?.ended && front.results?.exhausted) this.#windows.shift();
       else if (!this.#passFound) await this.#event();

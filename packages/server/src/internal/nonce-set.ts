@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 
 /** The length of a worker request's nonce: 16 random bytes in base64url. */
-export const NONCE_LENGTH = 22;
+const NONCE_LENGTH = 22;
 
 /** Each base64url character's 6-bit value (by character code); -1 for any other. */
 const SEXTETS = new Int8Array(128).fill(-1);
