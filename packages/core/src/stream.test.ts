@@ -252,7 +252,7 @@ def f(x):
     }
   });
 
-  it("asks the scheduler its slots once, and runs a window another follows as a task for every two slots", async () => {
+  it("asks the scheduler its slots once, and runs a window another follows as a task for every four slots", async () => {
     const scheduler = localScheduler({ concurrency: 4 });
     const remote = localRemote();
     let slotQuestions = 0;
@@ -278,9 +278,9 @@ def f(x):
       const args = Array.from({ length: 28 }, (_, x) => [x] as [number]);
       const items = await all(sheepdog.mapStream(square, args, { windowSize: 12 }));
       expect(items).toHaveLength(28);
-      // Windows of 12, 12 and 4 tuples on 4 slots: 2 tasks of 6 each for the first two (a map
+      // Windows of 12, 12 and 4 tuples on 4 slots: a task of 12 each for the first two (a map
       // of 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
-      expect(tasksPerJob).toEqual([2, 2, 4]);
+      expect(tasksPerJob).toEqual([1, 1, 4]);
       expect(slotQuestions).toBe(1);
     } finally {
       await scheduler.close();

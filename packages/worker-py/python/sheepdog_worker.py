@@ -767,6 +767,19 @@ class Route(object):
         self.prefix = parts.path.rstrip("/")
 
 
+class Sent(object):
+    """A signed request on its way: what its answer's proof is checked against."""
+
+    def __init__(self, route, connection, method, target, body):
+        self.route = route
+        self.connection = connection
+        self.method = method
+        self.target = target
+        self.body = body
+        self.size = 0 if body is None else len(body)
+        self.nonce = b64url(secrets.token_bytes(16))
+
+
 class Connection(object):
     """Talks to the server: signs each request, checks each answer's proof, and retries
     connection failures, 5xx, 408 and 429. A route that cannot be reached, or where something
@@ -947,51 +960,100 @@ class Connection(object):
         """A signed request on `connection` (a new one when None), its answer read within the
         deadline and the cap; the connection is kept for the next request unless either side
         says it closes."""
-        target = route.prefix + path
-        nonce = b64url(secrets.token_bytes(16))
-        time_ms = int(self.wall() * 1000) + self.offset_ms
-        body_hash = "" if body is None else b64url(hashlib.sha256(body).digest())
-        mac = worker_mac(self.key, method, route.authority, target, nonce, time_ms, body_hash)
-        headers = {
-            "Host": route.authority,
-            "Authorization": "Sheepdog %s.%d.%s" % (nonce, time_ms, mac),
-            "Accept-Encoding": "identity",
-        }
-        if body is not None:
-            headers[BODY_HASH_HEADER] = body_hash
-            if content_type is not None:
-                headers["Content-Type"] = content_type
-        sent = 0 if body is None else len(body)
-        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent / MIB, self.clock)
+        sent = Sent(route, connection, method, route.prefix + path, body)
+        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent.size / MIB, self.clock)
         self.kept = None
         try:
-            if connection is None:
-                connection = self._connect(route, deadline)
-            else:
-                connection.sock.settimeout(deadline.remaining())
-                deadline.watch(connection)
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-            data = self._read(response, deadline)
-            if deadline.expired:
-                # A socket shut down in the middle of the headers can read as their end.
-                raise AttemptTimedOut("no whole answer within %.0f s" % deadline.seconds)
-            expected = server_proof(self.key, method, target, nonce, response.status, data)
-            proof = response.getheader(PROOF_HEADER)
-            proven = proof is not None and hmac.compare_digest(
-                proof.encode("latin-1", "replace"), expected.encode("ascii")
-            )
-            if not response.will_close:
-                self.kept, self.kept_route = connection, route
-            return Reply(response.status, data, proven, _retry_after(response.getheader("Retry-After")))
+            self._send(sent, content_type, deadline)
+            return self._answer(sent, deadline)
         except (OSError, http.client.HTTPException):
             if deadline.expired:
                 raise AttemptTimedOut("no whole answer within %.0f s" % deadline.seconds)
             raise
         finally:
             deadline.cancel()
-            if connection is not None and self.kept is not connection:
-                connection.close()
+            if sent.connection is not None and self.kept is not sent.connection:
+                sent.connection.close()
+
+    def send_ahead(self, method, path, body, content_type):
+        """Sends a request on the connection kept open, leaving its answer to `answer_to`: the
+        caller goes on meanwhile. None when no connection is kept open or the sending failed
+        (the caller then makes the call the usual way)."""
+        route = self.route
+        if self.kept is None or self.kept_route is not route:
+            return None
+        sent = Sent(route, self.kept, method, route.prefix + path, body)
+        self.kept = None
+        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent.size / MIB, self.clock)
+        try:
+            self._send(sent, content_type, deadline)
+        except (OSError, http.client.HTTPException):
+            sent.connection.close()
+            return None
+        finally:
+            deadline.cancel()
+        return sent
+
+    def answer_to(self, sent):
+        """The answer to a request sent ahead, read within an attempt's deadline; None when it
+        cannot be read whole, or is too large to read (the caller makes the call again the
+        usual way, which says why)."""
+        deadline = Deadline(ATTEMPT_SECONDS, self.clock)
+        try:
+            sent.connection.sock.settimeout(deadline.remaining())
+            deadline.watch(sent.connection)
+            reply = self._answer(sent, deadline)
+            return None if deadline.expired else reply
+        except (OSError, http.client.HTTPException, WorkerError):
+            return None
+        finally:
+            deadline.cancel()
+            if self.kept is not sent.connection:
+                sent.connection.close()
+
+    def _send(self, sent, content_type, deadline):
+        """Signs and sends `sent` (connecting first when it has no connection)."""
+        route = sent.route
+        time_ms = int(self.wall() * 1000) + self.offset_ms
+        body = sent.body
+        body_hash = "" if body is None else b64url(hashlib.sha256(body).digest())
+        mac = worker_mac(
+            self.key, sent.method, route.authority, sent.target, sent.nonce, time_ms, body_hash
+        )
+        headers = {
+            "Host": route.authority,
+            "Authorization": "Sheepdog %s.%d.%s" % (sent.nonce, time_ms, mac),
+            "Accept-Encoding": "identity",
+        }
+        if body is not None:
+            headers[BODY_HASH_HEADER] = body_hash
+            if content_type is not None:
+                headers["Content-Type"] = content_type
+        if sent.connection is None:
+            sent.connection = self._connect(route, deadline)
+        else:
+            sent.connection.sock.settimeout(deadline.remaining())
+            deadline.watch(sent.connection)
+        sent.connection.request(sent.method, sent.target, body=body, headers=headers)
+
+    def _answer(self, sent, deadline):
+        """The answer to `sent`, read within the deadline and the cap, its proof checked; the
+        connection is kept for the next request unless either side says it closes."""
+        response = sent.connection.getresponse()
+        data = self._read(response, deadline)
+        if deadline.expired:
+            # A socket shut down in the middle of the headers can read as their end.
+            raise AttemptTimedOut("no whole answer within %.0f s" % deadline.seconds)
+        expected = server_proof(
+            self.key, sent.method, sent.target, sent.nonce, response.status, data
+        )
+        proof = response.getheader(PROOF_HEADER)
+        proven = proof is not None and hmac.compare_digest(
+            proof.encode("latin-1", "replace"), expected.encode("ascii")
+        )
+        if not response.will_close:
+            self.kept, self.kept_route = sent.connection, sent.route
+        return Reply(response.status, data, proven, _retry_after(response.getheader("Retry-After")))
 
     def close(self):
         """Closes the connection kept open, if any."""
@@ -1520,10 +1582,23 @@ class Reporter(object):
     first sent without its log (the output is in the job's files too).
 
     With a `spool`, a post the server did not take (any WorkerError) is spooled instead and
-    counts as delivered; once one has been, the task's later posts are spooled at once, whole."""
+    counts as delivered; once one has been, the task's later posts are spooled at once, whole.
+
+    With `post_ahead`, a batch posted while calls go on is sent on the connection kept open and
+    its answer read at the next post: the calls do not wait for the server to store their
+    reports. An answer that is not a proven 200, or cannot be read, makes the batch posted
+    again the usual way (a report that comes twice counts once)."""
 
     def __init__(
-        self, connection, request, task, stdout, clock=time.monotonic, max_body=None, spool=None
+        self,
+        connection,
+        request,
+        task,
+        stdout,
+        clock=time.monotonic,
+        max_body=None,
+        spool=None,
+        post_ahead=False,
     ):
         self.connection = connection
         self.request = request
@@ -1532,6 +1607,9 @@ class Reporter(object):
         self.clock = clock
         self.max_body = max_body
         self.spool = spool
+        self.post_ahead = post_ahead
+        # The batch sent ahead, whose answer is still to read: (reports, body, Sent).
+        self.in_flight = None
         self.pending = []
         self.pending_bytes = 0
         self.pending_since = None
@@ -1554,27 +1632,47 @@ class Reporter(object):
             or seconds >= SLOW_CALL_SECONDS
             or now - self.pending_since >= POST_BATCH_SECONDS
         ):
-            self.flush()
+            self.flush(more=self.post_ahead)
         elif seconds >= STDOUT_FLUSH_SECONDS or now - self.printed_at >= STDOUT_FLUSH_SECONDS:
             self._flush_stdout()
 
-    def flush(self):
-        """Flushes stdout, then posts the batch (or spools it, or counts it undelivered)."""
+    def flush(self, more=False):
+        """Flushes stdout, then posts the batch (or spools it, or counts it undelivered), after
+        the batch sent ahead is settled. With `more` (calls go on), the batch is sent ahead
+        when it can be."""
         self._flush_stdout()
         reports = self.pending
         self.pending = []
         self.pending_bytes = 0
         self.pending_since = None
+        self._settle()
         if not reports:
             return
         if self.failure is not None:
             self.undelivered += len(reports)
             return
+        self._delivering(len(reports), lambda: self._post(reports, ahead=more))
+
+    def _settle(self):
+        """Reads the answer to the batch sent ahead; posts it again the usual way unless the
+        server took it."""
+        if self.in_flight is None:
+            return
+        reports, body, sent = self.in_flight
+        self.in_flight = None
+        reply = self.connection.answer_to(sent)
+        if reply is not None and reply.proven and reply.status == 200:
+            return
+        self._delivering(len(reports), lambda: self._deliver(reports, body))
+
+    def _delivering(self, count, post):
+        """Runs `post`, which delivers `count` reports; when it fails, the task's later reports
+        are counted undelivered."""
         try:
-            self._post(reports)
+            post()
         except WorkerError as error:
             self.failure = error
-            self.undelivered += len(reports)
+            self.undelivered += count
             log(error.message)
             log(
                 "Reports that were not delivered are in this job's standard output, on lines"
@@ -1595,7 +1693,7 @@ class Reporter(object):
         except (OSError, ValueError) as error:
             log("Cannot print a report to stdout: %s" % error)
 
-    def _post(self, reports):
+    def _post(self, reports, ahead=False):
         body = encode_reports(reports)
         if self.spool is not None and self.spool.files > 0:
             self._to_spool(body, len(reports))
@@ -1604,10 +1702,27 @@ class Reporter(object):
             del body
             self._too_large(reports, self.max_body)
             return
-        path = "/v2/requests/%d/tasks/%d/reports" % (self.request, self.task)
+        if ahead:
+            sent = self.connection.send_ahead(
+                "POST", self._reports_path(), body, REPORTS_CONTENT_TYPE
+            )
+            if sent is not None:
+                self.in_flight = (reports, body, sent)
+                return
+        self._deliver(reports, body)
+
+    def _reports_path(self):
+        return "/v2/requests/%d/tasks/%d/reports" % (self.request, self.task)
+
+    def _deliver(self, reports, body):
+        """Posts `body` (the encoded `reports`) and waits for the server to take it."""
         try:
             self.connection.call(
-                "POST", path, "report to the server", body=body, content_type=REPORTS_CONTENT_TYPE
+                "POST",
+                self._reports_path(),
+                "report to the server",
+                body=body,
+                content_type=REPORTS_CONTENT_TYPE,
             )
         except Refused as error:
             if error.http_status != 413:
@@ -1755,7 +1870,13 @@ def _run_task(settings, key, task, stdout, connection):
     if settings.spool_dir is not None:
         spool = Spool(home_path(settings.spool_dir), key, settings.request, task)
     reporter = Reporter(
-        connection, settings.request, task, stdout, max_body=settings.max_body, spool=spool
+        connection,
+        settings.request,
+        task,
+        stdout,
+        max_body=settings.max_body,
+        spool=spool,
+        post_ahead=True,
     )
     facts = CallFacts(settings.attempt)
     setup_error = None

@@ -878,6 +878,94 @@ class ReporterTest(unittest.TestCase):
         self.assertIn("sheepdog recover", LOGGED[-1])
 
 
+class AheadConnection(FakeConnection):
+    """A FakeConnection that sends posts ahead: each is an event when sent ("send") and when its
+    answer is read ("answer"); the answers are `answers` in turn (a proven 200 once they run
+    out; None stands for one that cannot be read). With `ahead` False, nothing is sent ahead."""
+
+    def __init__(self, events, answers=(), fail_with=None, ahead=True):
+        FakeConnection.__init__(self, events, fail_with)
+        self.answers = list(answers)
+        self.ahead = ahead
+
+    @staticmethod
+    def indices(body):
+        return [r["index"] for r in json.loads(bytes(w.decode_frames(body)[0]))["reports"]]
+
+    def send_ahead(self, method, path, body, content_type):
+        if not self.ahead:
+            return None
+        self.events.append(("send", self.indices(body)))
+        return body
+
+    def answer_to(self, sent):
+        self.events.append(("answer", self.indices(sent)))
+        return self.answers.pop(0) if self.answers else w.Reply(200, b"{}", True)
+
+
+class PostAheadTest(unittest.TestCase):
+    def reporter(self, answers=(), fail_with=None, ahead=True):
+        events = []
+        connection = AheadConnection(events, answers, fail_with, ahead)
+        stdout = RecordingStdout(events)
+        reporter = w.Reporter(connection, 3, 2, stdout, FakeClock().clock, post_ahead=True)
+        return reporter, connection, events
+
+    def test_sends_a_batch_ahead_and_reads_its_answer_at_the_next_post(self):
+        reporter, connection, events = self.reporter()
+        batch = w.POST_BATCH_REPORTS
+        for index in range(batch + 2):
+            reporter.add(index, "result", b"x", 0.0)
+        first = list(range(batch))
+        # The calls after the batch run before its answer is read.
+        self.assertEqual(
+            events[-3:], [("send", first), ("print", str(batch)), ("print", str(batch + 1))]
+        )
+        reporter.flush()
+        self.assertEqual(events[-2:], [("answer", first), ("post", [batch, batch + 1])])
+        self.assertIsNone(reporter.in_flight)
+        self.assertIsNone(reporter.failure)
+
+    def test_a_slow_call_is_sent_at_once_and_its_answer_read_before_the_next_post(self):
+        reporter, _, events = self.reporter()
+        reporter.add(4, "result", b"x", 2.0)
+        self.assertEqual(events[-1], ("send", [4]))
+        reporter.add(5, "result", b"x", 2.0)
+        self.assertEqual(events[-3:], [("print", "5"), ("answer", [4]), ("send", [5])])
+        reporter.flush()
+        self.assertEqual(events[-1], ("answer", [5]))
+
+    def test_a_batch_the_server_did_not_take_is_posted_again(self):
+        for answer in (None, w.Reply(503, b"busy", True), w.Reply(200, b"{}", False)):
+            reporter, connection, events = self.reporter([answer])
+            reporter.add(4, "result", b"x", 2.0)
+            reporter.flush()
+            self.assertEqual(events[-3:], [("send", [4]), ("answer", [4]), ("post", [4])])
+            self.assertEqual([r["index"] for r in connection.posts[0][2]], [4])
+            self.assertIsNone(reporter.failure)
+
+    def test_posts_at_once_when_it_cannot_send_ahead(self):
+        reporter, connection, events = self.reporter(ahead=False)
+        reporter.add(4, "result", b"x", 2.0)
+        self.assertEqual(events[-1], ("post", [4]))
+        self.assertEqual(len(connection.posts), 1)
+
+    def test_a_batch_sent_ahead_that_cannot_be_delivered_counts_with_the_rest(self):
+        reporter, connection, events = self.reporter(
+            [None], lambda reports, sections: w.Undelivered("gone")
+        )
+        reporter.add(4, "result", b"a", 2.0)
+        reporter.add(5, "result", b"b", 2.0)
+        reporter.add(6, "result", b"c", 2.0)
+        reporter.flush()
+        self.assertIsInstance(reporter.failure, w.Undelivered)
+        self.assertEqual(reporter.undelivered, 3)
+        self.assertEqual(
+            [e for e in events if e[0] != "print"], [("send", [4]), ("answer", [4]), ("post", [4])]
+        )
+        self.assertIn("sheepdog recover", LOGGED[-1])
+
+
 class TemporaryDirectoryTest(unittest.TestCase):
     """A test with a private temporary directory holding the request's token file."""
 
@@ -1010,6 +1098,123 @@ def proven_answer(head, status, body):
         "HTTP/1.1 %d X\r\nContent-Length: %d\r\nSheepdog-Proof: %s\r\n\r\n"
         % (status, len(body), proof)
     ).encode() + body
+
+
+class KeptServer(object):
+    """A server on 127.0.0.1 that answers each request with `respond(head, body)`: the bytes to
+    send, after which it keeps the connection open for the next, or (bytes, "close"). It records
+    the requests and counts the connections."""
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.requests = []
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._handle, args=(conn,))
+            thread.daemon = True
+            thread.start()
+
+    def _handle(self, conn):
+        conn.settimeout(10)
+        data = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                size = int(length.group(1)) if length else 0
+                while len(data) < size:
+                    data += conn.recv(65536)
+                body, data = data[:size], data[size:]
+                head = head.decode("latin-1")
+                self.requests.append((head, body))
+                answer = self.respond(head, body)
+                if isinstance(answer, tuple):
+                    conn.sendall(answer[0])
+                    return
+                conn.sendall(answer)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class SendAheadTest(unittest.TestCase):
+    def kept(self, respond, **settings):
+        server = KeptServer(respond)
+        self.addCleanup(server.close)
+        connection = w.Connection(w.Settings(launch(url=server.url, **settings)), KEY)
+        self.addCleanup(connection.close)
+        return server, connection
+
+    def test_sends_on_the_kept_connection_and_reads_the_answer_later(self):
+        server, connection = self.kept(lambda head, body: proven_answer(head, 200, b"took " + body))
+        # No connection is kept open before the first call: nothing is sent ahead.
+        self.assertIsNone(connection.send_ahead("POST", "/r", b"a", "text/plain"))
+        self.assertEqual(server.requests, [])
+        self.assertEqual(connection.call("POST", "/r", "post", body=b"b"), b"took b")
+        sent = connection.send_ahead("POST", "/r", b"c", "text/plain")
+        self.assertIsNotNone(sent)
+        for _ in range(200):
+            if len(server.requests) == 2:
+                break
+            time.sleep(0.01)
+        # The server has the request before its answer is read.
+        self.assertEqual(server.requests[1][1], b"c")
+        self.assertEqual(header_of(server.requests[1][0], "Content-Type"), "text/plain")
+        reply = connection.answer_to(sent)
+        self.assertEqual((reply.status, reply.body, reply.proven), (200, b"took c", True))
+        # The same connection serves what follows.
+        sent = connection.send_ahead("POST", "/r", b"d", None)
+        self.assertEqual(connection.answer_to(sent).body, b"took d")
+        self.assertEqual(server.connections, 1)
+
+    def test_an_answer_without_the_proof_is_not_taken(self):
+        def respond(head, body):
+            if body == b"forged":
+                return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSheepdog-Proof: x\r\n\r\nok"
+            return proven_answer(head, 200, b"ok")
+
+        _, connection = self.kept(respond)
+        connection.call("POST", "/r", "post", body=b"b")
+        reply = connection.answer_to(connection.send_ahead("POST", "/r", b"forged", None))
+        self.assertEqual((reply.status, reply.proven), (200, False))
+
+    def test_an_answer_too_large_or_cut_short_is_none(self):
+        def respond(head, body):
+            if body == b"large":
+                return proven_answer(head, 200, b"x" * 6000)
+            if body == b"cut":
+                return b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "close"
+            return proven_answer(head, 200, b"ok")
+
+        for body in (b"large", b"cut"):
+            _, connection = self.kept(respond, maxReplyBytes=5000)
+            connection.call("POST", "/r", "post", body=b"b")
+            sent = connection.send_ahead("POST", "/r", body, None)
+            self.assertIsNone(connection.answer_to(sent))
+            self.assertIsNone(connection.kept)
 
 
 class Evil(object):

@@ -552,6 +552,49 @@ describe("one connection per task (HTTP/1.1 keep-alive)", () => {
     }
   });
 
+  it("goes on with its calls while the server stores the batch it sent ahead", async () => {
+    const batch = 10_000; // the worker's POST_BATCH_REPORTS
+    const request = await newRequest(
+      "def f(x):\n    return x\n",
+      Array.from({ length: batch + 3 }, (_, x) => `(${x},)`),
+      { chunkSize: batch + 3 },
+    );
+    // The server answers a post once its reports are stored: the first is held 1.5 s here.
+    let posts = 0;
+    let firstStoredAt = Number.POSITIVE_INFINITY;
+    const putReports = async (
+      id: number,
+      reports: Parameters<NonNullable<Store["putReports"]>>[1],
+    ) => {
+      posts += 1;
+      if (posts > 1) return store.putReports?.(id, reports) ?? [];
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const stored = (await store.putReports?.(id, reports)) ?? [];
+      firstStoredAt = Date.now();
+      return stored;
+    };
+    const holding = new Proxy(store, {
+      get(target, key) {
+        if (key === "putReports") return putReports;
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const holdingServer = await startServer({ store: holding, port: 0, host: "127.0.0.1" });
+    try {
+      expectClean(await runWorker(launchFor(request, { url: holdingServer.url }), 1));
+      const facts = await store.getTaskFacts?.(request.id);
+      expect(facts?.filter((fact) => fact?.kind === "result")).toHaveLength(batch + 3);
+      // The calls after the first batch ran while the server was storing it.
+      const laterStarts = (facts ?? []).slice(batch).map((fact) => fact?.startedAt ?? 0);
+      expect(laterStarts).toHaveLength(3);
+      expect(Math.max(...laterStarts)).toBeLessThan(firstStoredAt);
+      expect(posts).toBe(2);
+    } finally {
+      await holdingServer.close();
+    }
+  });
+
   it("opens a new connection at once when the server closed the kept one while idle", async () => {
     const proxy = await countingProxy();
     try {

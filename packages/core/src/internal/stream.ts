@@ -22,20 +22,20 @@ export const defaultWindowSize = 100_000;
 
 /**
  * How many windows may be running or waiting for their consumer at once: with
- * {@link windowTasksPerSlot}, about as many tasks wait in the queue as run, so a slot that
- * frees up takes a waiting task at the scheduler's next pass.
+ * {@link windowTasksPerSlot}, about a task per slot, so the slots stay taken while the next
+ * windows are read and submitted.
  */
 const windowsInFlight = 4;
 
 /**
  * Array tasks per slot in a window that another follows, when the settings give no chunk
- * size: a half (a task for every two slots), where a `map` has two. Each task costs its slot
- * a start, which waits for a pass of the scheduler (a second on the test cluster, longer on
- * many): a million trivial calls in tasks of 25,000 left the slots idle a third of the time,
- * in tasks of 50,000 far less. The windows in flight fill the slots. The last window runs as
- * a `map` does.
+ * size: a quarter (a task for every four slots), where a `map` has two. Each task costs its
+ * slot a start, which waits for a pass of the scheduler (a second on the test cluster, longer
+ * on many), and the worker's own start: two million trivial calls in tasks of 50,000 took
+ * 21 to 23 s on the test cluster, in tasks of 100,000 17 to 18 s (four, five or six windows
+ * in flight alike), with the same peak memory. The last window runs as a `map` does.
  */
-const windowTasksPerSlot = 0.5;
+const windowTasksPerSlot = 0.25;
 
 /** Where a stream runs: opened when its iteration starts. */
 export interface StreamTarget {
