@@ -1032,6 +1032,25 @@ class KeyTest(TemporaryDirectoryTest):
         self.assertEqual(w.server_proof(KEY, "GET", "/p", "NONCE", 200, b"body"), expected.decode())
 
 
+def read_request(conn, data):
+    """The next request on `conn` after the bytes `data` already read: (head, body, the bytes
+    after it), or None when the connection ends first."""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, data = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    size = int(length.group(1)) if length else 0
+    while len(data) < size:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return head.decode("latin-1"), data[:size], data[size:]
+
+
 class Hostile(object):
     """A small HTTP server on 127.0.0.1 that answers each request with `respond(conn, head,
     body)`, and records what it was sent."""
@@ -1061,18 +1080,11 @@ class Hostile(object):
 
     def _handle(self, conn):
         conn.settimeout(10)
-        data = b""
         try:
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            while length and len(body) < int(length.group(1)):
-                body += conn.recv(65536)
-            head = head.decode("latin-1")
+            request = read_request(conn, b"")
+            if request is None:
+                return
+            head, body, _ = request
             self.requests.append((head, body))
             self.respond(conn, head, body)
         except OSError:
@@ -1100,51 +1112,25 @@ def proven_answer(head, status, body):
     ).encode() + body
 
 
-class KeptServer(object):
-    """A server on 127.0.0.1 that answers each request with `respond(head, body)`: the bytes to
-    send, after which it keeps the connection open for the next, or (bytes, "close"). It records
-    the requests and counts the connections."""
+class KeptServer(Hostile):
+    """A Hostile server that keeps each connection open for the next request: `respond(head,
+    body)` gives the bytes to send, or (bytes, "close") to close after them. It also counts the
+    connections."""
 
     def __init__(self, respond):
-        self.respond = respond
-        self.requests = []
         self.connections = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
-        thread = threading.Thread(target=self._serve)
-        thread.daemon = True
-        thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._handle, args=(conn,))
-            thread.daemon = True
-            thread.start()
+        Hostile.__init__(self, respond)
 
     def _handle(self, conn):
+        self.connections += 1
         conn.settimeout(10)
         data = b""
         try:
             while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-                size = int(length.group(1)) if length else 0
-                while len(data) < size:
-                    data += conn.recv(65536)
-                body, data = data[:size], data[size:]
-                head = head.decode("latin-1")
+                request = read_request(conn, data)
+                if request is None:
+                    return
+                head, body, data = request
                 self.requests.append((head, body))
                 answer = self.respond(head, body)
                 if isinstance(answer, tuple):
@@ -1155,9 +1141,6 @@ class KeptServer(object):
             pass
         finally:
             conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 class SendAheadTest(unittest.TestCase):
