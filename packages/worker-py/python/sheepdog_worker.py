@@ -1352,6 +1352,9 @@ class OutputCapture(object):
         self.busy = False
         self.stdout = sys.stdout
         self.stderr = sys.stderr
+        # Called before what a call prints goes to stdout (the Reporter's write_lines): the
+        # report lines of the calls before it go first, so each call's output follows them.
+        self.before_stdout = None
         self.tee_stdout = TeeStream(self.stdout, self)
         self.tee_stderr = TeeStream(self.stderr, self)
 
@@ -1467,12 +1470,18 @@ class BinaryTee(_Tee):
 
 
 def _write_through(capture, stream, data):
-    """Writes `data` to `stream` (a tee's), capturing nothing of what that does."""
+    """Writes `data` to `stream` (a tee's), capturing nothing of what that does; on stdout (or
+    its buffer), after the report lines waiting to be written."""
     if stream is None:
         return len(data)
     busy = capture.busy
     capture.busy = True
     try:
+        if capture.before_stdout is not None and not busy:
+            if stream is capture.stdout:
+                capture.before_stdout(False)
+            elif stream is getattr(capture.stdout, "buffer", None):
+                capture.before_stdout(True)
         return stream.write(data)
     finally:
         capture.busy = busy
@@ -1573,8 +1582,10 @@ def report_line(request, index, kind, payload):
 
 
 class Reporter(object):
-    """Prints each report to stdout (flushed within STDOUT_FLUSH_SECONDS, and before its batch
-    is posted), and posts them to the server in batches.
+    """Prints each report to stdout (written and flushed within STDOUT_FLUSH_SECONDS, and before
+    its batch is posted), and posts them to the server in batches. The lines wait here, not in
+    the stream, so that an unbuffered stdout (PYTHONUNBUFFERED, python -u) costs a system call
+    per flush rather than per report.
 
     A post larger than the server accepts (its maxBodyBytes: known from the launch, or learned
     from a 413) is split in two; a single report that is too large on its own is replaced, for
@@ -1608,6 +1619,8 @@ class Reporter(object):
         self.max_body = max_body
         self.spool = spool
         self.post_ahead = post_ahead
+        # Report lines printed since the last flush of stdout.
+        self.lines = []
         # The batch sent ahead, whose answer is still to read: (reports, body, Sent).
         self.in_flight = None
         self.pending = []
@@ -1681,17 +1694,23 @@ class Reporter(object):
             )
 
     def _print(self, index, kind, payload):
+        self.lines.append(report_line(self.request, index, kind, payload) + "\n")
+
+    def write_lines(self, flush=False):
+        """Writes the report lines waiting here to stdout (and flushes it, with `flush`)."""
+        lines = self.lines
+        self.lines = []
         try:
-            self.stdout.write(report_line(self.request, index, kind, payload) + "\n")
+            if lines:
+                self.stdout.write("".join(lines))
+            if flush:
+                self.stdout.flush()
         except (OSError, ValueError) as error:
             log("Cannot print a report to stdout: %s" % error)
 
     def _flush_stdout(self):
         self.printed_at = self.clock()
-        try:
-            self.stdout.flush()
-        except (OSError, ValueError) as error:
-            log("Cannot print a report to stdout: %s" % error)
+        self.write_lines(flush=True)
 
     def _post(self, reports, ahead=False):
         body = encode_reports(reports)
@@ -1779,6 +1798,7 @@ class Reporter(object):
             return
         message = oversized_report(kind, len(payload), limit)
         self._print(index, "error", message)
+        self._flush_stdout()
         self._post([(index, "error", message, facts, "")])
 
 
@@ -1879,6 +1899,7 @@ def _run_task(settings, key, task, stdout, connection):
         post_ahead=True,
     )
     facts = CallFacts(settings.attempt)
+    facts.output.before_stdout = reporter.write_lines
     setup_error = None
     facts.output.install()
     try:

@@ -699,10 +699,15 @@ class RecordingStdout(object):
         # before each flush.
         self.flushed = ""
         self.flushes = []
+        self.writes = 0
 
     def write(self, text):
         self.text += text
-        self.events.append(("print", text.split(" ")[3] if text.startswith("SHEEPDOG") else text))
+        self.writes += 1
+        for line in text.splitlines(True):
+            self.events.append(
+                ("print", line.split(" ")[3] if line.startswith("SHEEPDOG") else line)
+            )
 
     def flush(self):
         self.flushed = self.text
@@ -737,8 +742,8 @@ class ReporterTest(unittest.TestCase):
         for index in range(3):
             clock.now += 0.01
             reporter.add(index, "result", b"x", 0.01)
-        # Three fast calls in 0.03 s: printed, not yet flushed.
-        self.assertEqual(stdout.text.count("\n"), 3)
+        # Three fast calls in 0.03 s: their lines wait in the reporter.
+        self.assertEqual(stdout.text, "")
         self.assertEqual(len(stdout.flushes), flushes)
         self.assertEqual(stdout.flushed.count("\n"), 0)
         clock.now += w.STDOUT_FLUSH_SECONDS
@@ -766,10 +771,21 @@ class ReporterTest(unittest.TestCase):
         reporter.add(6, "result", b"x", 0.0)
         self.assertEqual(events[-1], ("post", [5, 6]))
 
+    def test_writes_its_lines_to_stdout_once_a_flush_not_once_a_report(self):
+        # An unbuffered stdout (PYTHONUNBUFFERED) makes each write a system call.
+        reporter, _, _, clock, stdout = self.reporter()
+        for index in range(50):
+            reporter.add(index, "result", b"x", 0.0)
+        self.assertEqual(stdout.writes, 0)
+        clock.now += 2 * w.STDOUT_FLUSH_SECONDS
+        reporter.add(50, "result", b"x", 0.0)
+        self.assertEqual(stdout.writes, 1)
+        self.assertEqual(stdout.flushed.count("\n"), 51)
+
     def test_posts_when_a_batch_is_large(self):
         reporter, _, events, _, _ = self.reporter()
         reporter.add(4, "result", b"x" * (w.POST_BATCH_BYTES // 2), 0.0)
-        self.assertEqual(events[-1], ("print", "4"))
+        self.assertEqual(events, [])
         reporter.add(5, "result", b"x" * (w.POST_BATCH_BYTES // 2), 0.0)
         self.assertEqual(events[-1], ("post", [4, 5]))
 
@@ -918,11 +934,18 @@ class PostAheadTest(unittest.TestCase):
             reporter.add(index, "result", b"x", 0.0)
         first = list(range(batch))
         # The calls after the batch run before its answer is read.
-        self.assertEqual(
-            events[-3:], [("send", first), ("print", str(batch)), ("print", str(batch + 1))]
-        )
+        self.assertEqual(events[-1], ("send", first))
+        self.assertNotIn("answer", [event[0] for event in events])
         reporter.flush()
-        self.assertEqual(events[-2:], [("answer", first), ("post", [batch, batch + 1])])
+        self.assertEqual(
+            events[-4:],
+            [
+                ("print", str(batch)),
+                ("print", str(batch + 1)),
+                ("answer", first),
+                ("post", [batch, batch + 1]),
+            ],
+        )
         self.assertIsNone(reporter.in_flight)
         self.assertIsNone(reporter.failure)
 
