@@ -776,7 +776,6 @@ class Sent(object):
         self.method = method
         self.target = target
         self.body = body
-        self.size = 0 if body is None else len(body)
         self.nonce = b64url(secrets.token_bytes(16))
 
 
@@ -961,7 +960,7 @@ class Connection(object):
         deadline and the cap; the connection is kept for the next request unless either side
         says it closes."""
         sent = Sent(route, connection, method, route.prefix + path, body)
-        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent.size / MIB, self.clock)
+        deadline = self._deadline_for(sent)
         self.kept = None
         try:
             self._send(sent, content_type, deadline)
@@ -984,7 +983,7 @@ class Connection(object):
             return None
         sent = Sent(route, self.kept, method, route.prefix + path, body)
         self.kept = None
-        deadline = Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * sent.size / MIB, self.clock)
+        deadline = self._deadline_for(sent)
         try:
             self._send(sent, content_type, deadline)
         except (OSError, http.client.HTTPException):
@@ -1000,8 +999,7 @@ class Connection(object):
         usual way, which says why)."""
         deadline = Deadline(ATTEMPT_SECONDS, self.clock)
         try:
-            sent.connection.sock.settimeout(deadline.remaining())
-            deadline.watch(sent.connection)
+            self._watch(sent.connection, deadline)
             reply = self._answer(sent, deadline)
             return None if deadline.expired else reply
         except (OSError, http.client.HTTPException, WorkerError):
@@ -1010,6 +1008,18 @@ class Connection(object):
             deadline.cancel()
             if self.kept is not sent.connection:
                 sent.connection.close()
+
+    def _deadline_for(self, sent):
+        """An attempt's deadline for `sent`: ATTEMPT_SECONDS, and SECONDS_PER_MIB for each MiB
+        it carries."""
+        size = 0 if sent.body is None else len(sent.body)
+        return Deadline(ATTEMPT_SECONDS + SECONDS_PER_MIB * size / MIB, self.clock)
+
+    @staticmethod
+    def _watch(connection, deadline):
+        """Holds an open connection's reads and writes to `deadline`."""
+        connection.sock.settimeout(deadline.remaining())
+        deadline.watch(connection)
 
     def _send(self, sent, content_type, deadline):
         """Signs and sends `sent` (connecting first when it has no connection)."""
@@ -1032,8 +1042,7 @@ class Connection(object):
         if sent.connection is None:
             sent.connection = self._connect(route, deadline)
         else:
-            sent.connection.sock.settimeout(deadline.remaining())
-            deadline.watch(sent.connection)
+            self._watch(sent.connection, deadline)
         sent.connection.request(sent.method, sent.target, body=body, headers=headers)
 
     def _answer(self, sent, deadline):
@@ -1073,8 +1082,7 @@ class Connection(object):
         except BaseException:
             connection.close()
             raise
-        connection.sock.settimeout(deadline.remaining())
-        deadline.watch(connection)
+        self._watch(connection, deadline)
         return connection
 
     def _read(self, response, deadline):
@@ -1479,9 +1487,9 @@ def _write_through(capture, stream, data):
     try:
         if capture.before_stdout is not None and not busy:
             if stream is capture.stdout:
-                capture.before_stdout(False)
+                capture.before_stdout(flush=False)
             elif stream is getattr(capture.stdout, "buffer", None):
-                capture.before_stdout(True)
+                capture.before_stdout(flush=True)
         return stream.write(data)
     finally:
         capture.busy = busy
@@ -1621,7 +1629,7 @@ class Reporter(object):
         self.post_ahead = post_ahead
         # Report lines printed since the last flush of stdout.
         self.lines = []
-        # The batch sent ahead, whose answer is still to read: (reports, body, Sent).
+        # The batch sent ahead, whose answer is still to read: (reports, Sent).
         self.in_flight = None
         self.pending = []
         self.pending_bytes = 0
@@ -1671,12 +1679,12 @@ class Reporter(object):
         server took it."""
         if self.in_flight is None:
             return
-        reports, body, sent = self.in_flight
+        reports, sent = self.in_flight
         self.in_flight = None
         reply = self.connection.answer_to(sent)
         if reply is not None and reply.proven and reply.status == 200:
             return
-        self._delivering(len(reports), lambda: self._deliver(reports, body))
+        self._delivering(len(reports), lambda: self._deliver(reports, sent.body))
 
     def _delivering(self, count, post):
         """Runs `post`, which delivers `count` reports; when it fails, the task's later reports
@@ -1726,7 +1734,7 @@ class Reporter(object):
                 "POST", self._reports_path(), body, REPORTS_CONTENT_TYPE
             )
             if sent is not None:
-                self.in_flight = (reports, body, sent)
+                self.in_flight = (reports, sent)
                 return
         self._deliver(reports, body)
 

@@ -912,10 +912,10 @@ class AheadConnection(FakeConnection):
         if not self.ahead:
             return None
         self.events.append(("send", self.indices(body)))
-        return body
+        return w.Sent(None, None, method, path, body)
 
     def answer_to(self, sent):
-        self.events.append(("answer", self.indices(sent)))
+        self.events.append(("answer", self.indices(sent.body)))
         return self.answers.pop(0) if self.answers else w.Reply(200, b"{}", True)
 
 
