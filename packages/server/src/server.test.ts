@@ -27,6 +27,12 @@ import { startServer } from "./server.js";
 const text = (value: string) => new TextEncoder().encode(value);
 /** A protocol 4 pickle of the small int `n`. */
 const pickled = (n: number) => new Uint8Array([0x80, 4, 0x4b, n, 0x2e]);
+/** A protocol 4 pickle of the int `n` (BININT, four bytes). */
+const wide = (n: number) => {
+  const bytes = new Uint8Array([0x80, 4, 0x4a, 0, 0, 0, 0, 0x2e]);
+  new DataView(bytes.buffer).setInt32(3, n, true);
+  return bytes;
+};
 const func = text(JSON.stringify({ name: "f", source: "def f(x):\n    return x\n" }));
 const ns = new Uint8Array([0x80, 4, 0x7d, 0x94, 0x2e]);
 
@@ -226,6 +232,22 @@ describe("startServer", () => {
       expect(decoded.args).toEqual([big(task - 1)]);
     }
     expect(calls.getArgs).toBe(10);
+  });
+
+  it("reads a large task's arguments 4,096 at a time, and serves them all in order", async () => {
+    const count = 10_000;
+    const request = await store.createRequest({
+      func,
+      ns,
+      args: Array.from({ length: count }, (_, i) => wide(i)),
+      meta: { chunkSize: count },
+    });
+    const response = await getTask(request.id, 1, keyOf(request));
+    const decoded = decodeTaskFrames(response.body);
+    expect(decoded.header).toMatchObject({ first: 0, count });
+    expect(decoded.args).toEqual(Array.from({ length: count }, (_, i) => wide(i)));
+    // 4,096, 4,096 and 1,808: three reads, never all the views at once.
+    expect(calls.getArgs).toBe(3);
   });
 
   it("reads a request from the store once, then from its cache", async () => {
@@ -790,6 +812,23 @@ describe("retry tasks (request meta retryTasks)", () => {
     const chunk = await getTask(request.id, 2, keyOf(request));
     const chunkTask = decodeTaskFrames(chunk.body);
     expect(chunkTask.header.indices).toBeUndefined();
+  });
+
+  it("reads a long retry task's runs 4,096 arguments at a time, in the listed order", async () => {
+    const request = await store.createRequest({
+      func,
+      ns,
+      args: Array.from({ length: 7000 }, (_, i) => wide(i)),
+      meta: { chunkSize: 7000 },
+    });
+    const indices = [...Array.from({ length: 5000 }, (_, i) => i + 1), 6000, 6002];
+    await store.updateMeta(request.id, { retryTasks: [indices] });
+    const response = await getTask(request.id, 2, keyOf(request));
+    const task = decodeTaskFrames(response.body);
+    expect(task.header).toMatchObject({ first: 1, count: indices.length, indices });
+    expect(task.args).toEqual(indices.map(wide));
+    // The run 1-5000 in two reads (4,096 and 904), then 6000 and 6002 alone.
+    expect(calls.getArgs).toBe(4);
   });
 
   it("ignores a retryTasks meta of the wrong shape", async () => {

@@ -171,13 +171,14 @@ describe("report frames", () => {
       { index: 2, kind: "result" as const, payload: bytes(0x80, 4, 0x2e) },
     ];
     const decoded = decodeReports(plain(encodeReports(reports)));
-    expect(decoded).toStrictEqual(reports);
+    expect(decoded.map((report) => ({ ...report }))).toStrictEqual(reports);
     expect(Object.keys(decoded[2] ?? {})).toEqual(["index", "kind", "payload"]);
   });
 
   it("ignores fields it does not know", () => {
     const header = '{"version":2,"reports":[{"index":0,"kind":"error","cpu":9,"host":"n"}]}';
-    expect(decodeReports(plain(encodeFrames([text(header), text("e")])))).toStrictEqual([
+    const decoded = decodeReports(plain(encodeFrames([text(header), text("e")])));
+    expect(decoded.map((report) => ({ ...report }))).toStrictEqual([
       { index: 0, kind: "error", host: "n", payload: text("e") },
     ]);
   });

@@ -59,11 +59,30 @@ describe("reportWrites", () => {
         ]),
       ),
     );
-    expect(reportWrites(reports, { first: 3, count: 3 })).toStrictEqual([
+    // Plain copies: the writes are class instances (see reportWrites), with exactly these keys.
+    const writes = reportWrites(reports, { first: 3, count: 3 });
+    expect(writes.map((write) => ({ ...write }))).toStrictEqual([
       { index: 3, kind: "result", value: pickle(1), facts: { ...facts, log: "out\n" } },
       { index: 4, kind: "error", value: "Traceback", facts: { host: "n2" } },
       { index: 5, kind: "result", value: pickle(2) },
     ]);
+  });
+
+  it("makes its writes, and decodeReports its reports, without object literals", () => {
+    // V8 moves every later object of a literal to the old generation once a post's thousands
+    // are all found alive by a young-generation collection (see DecodedReport in frames.ts).
+    const reports = decodeReports(
+      new Uint8Array(
+        encodeReports([
+          { index: 0, kind: "result", payload: pickle(1), host: "n1" },
+          { index: 1, kind: "error", payload: text("Traceback") },
+        ]),
+      ),
+    );
+    const writes = reportWrites(reports, { first: 0, count: 2 });
+    for (const made of [...reports, ...writes]) {
+      expect(Object.getPrototypeOf(made)).not.toBe(Object.prototype);
+    }
   });
 
   it("cuts a log over MAX_LOG_BYTES to its tail, and keeps one at the limit whole", () => {

@@ -67,6 +67,25 @@ function factsOf(frame: ReportFrame): TaskFacts | undefined {
   return facts;
 }
 
+/**
+ * A write of a result or an error: made by a class, not an object literal, for the reason
+ * `decodeReports` gives (V8 would make every later write of a busy server in the old
+ * generation). `facts` is set only when there are some, as a literal would leave it out.
+ */
+class ReportWrite<K extends StoreReport["kind"], V extends string | Uint8Array> {
+  readonly index: number;
+  readonly kind: K;
+  readonly value: V;
+  declare readonly facts?: TaskFacts;
+
+  constructor(index: number, kind: K, value: V, facts: TaskFacts | undefined) {
+    this.index = index;
+    this.kind = kind;
+    this.value = value;
+    if (facts !== undefined) (this as { facts?: TaskFacts }).facts = facts;
+  }
+}
+
 function refuse(message: string): SheepdogError {
   return new SheepdogError("INVALID_INPUT", source, message);
 }
@@ -101,11 +120,9 @@ export function reportWrites(reports: readonly ReportFrame[], range: TaskRange):
       } catch {
         throw refuse("An error report is not UTF-8 text.");
       }
-      return facts === undefined ? { index, kind, value } : { index, kind, value, facts };
+      return new ReportWrite(index, "error", value, facts);
     }
     if (!isPickle(payload)) throw refuse("A result is not a pickle of protocol 2 to 5.");
-    return facts === undefined
-      ? { index, kind: "result", value: payload }
-      : { index, kind: "result", value: payload, facts };
+    return new ReportWrite(index, "result", payload, facts);
   });
 }
