@@ -5,7 +5,7 @@ import type { IndexedSettled, StreamOrder } from "../types.js";
 import { undecodableReason } from "./result-check.js";
 
 /** The most tasks one store read covers, and about the most outcomes one poll hands out. */
-const pollSlice = 10_000;
+export const pollSlice = 10_000;
 
 /** A window's request, as its reader reads it. */
 export interface WindowRequest {
