@@ -252,6 +252,51 @@ def f(x):
     }
   });
 
+  it("polls a running window that has handed out all it had at most every 200 ms", async () => {
+    const store = memoryStore();
+    // The stream reads a window's results once per poll that finds some (in one or a few
+    // reads together); nothing else of a stream reads them.
+    const reads: number[] = [];
+    const counting = new Proxy(store, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (typeof value !== "function") return value;
+        if (name !== "getResultRange") return value.bind(target);
+        return (...args: unknown[]) => {
+          reads.push(performance.now());
+          return value.apply(target, args);
+        };
+      },
+    });
+    const scheduler = localScheduler({ concurrency: 4 });
+    const remote = localRemote();
+    try {
+      await using sheepdog = createSheepdog({
+        store: counting,
+        cluster: { scheduler, remote },
+        chunkSize: 1,
+      });
+      // One window of 40 one-call tasks of different lengths: on 4 slots, their reports come
+      // one by one, tens of milliseconds apart, for a second or two.
+      const args = Array.from(
+        { length: 40 },
+        (_, x) => [x, 0.05 + (x % 4) * 0.06] as [number, number],
+      );
+      const items = await all(sheepdog.mapStream(square, args, { windowSize: 40 }));
+      expect(items).toHaveLength(40);
+      const polls = reads.filter((at, i) => i === 0 || at - (reads[i - 1] as number) > 50);
+      // The last poll, once the window's wait is over, is not held back.
+      const running = polls.slice(0, -1);
+      expect(running.length).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < running.length; i++) {
+        expect((running[i] as number) - (running[i - 1] as number)).toBeGreaterThanOrEqual(190);
+      }
+    } finally {
+      await scheduler.close();
+      await remote.close();
+    }
+  });
+
   it("asks the scheduler its slots once, and runs a window another follows as a task for every four slots", async () => {
     const scheduler = localScheduler({ concurrency: 4 });
     const remote = localRemote();
