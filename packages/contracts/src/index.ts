@@ -101,6 +101,7 @@ export {
   encodeFrames,
   encodeReports,
   encodeTaskFrames,
+  encodeTaskFramesOfRuns,
 } from "./wire/frames.js";
 export { isPickle, reportWrites, tailOfLog } from "./wire/report-writes.js";
 export type { PackHeader, SpooledReports, SpoolHeader } from "./wire/staging.js";

@@ -7,6 +7,7 @@ import {
   encodeFrames,
   encodeReports,
   encodeTaskFrames,
+  encodeTaskFramesOfRuns,
 } from "./frames.js";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
@@ -78,6 +79,17 @@ describe("task frames", () => {
     expect(decoded.func).toEqual(task.func);
     expect(decoded.ns).toEqual(task.ns);
     expect(decoded.args).toEqual(task.args);
+  });
+
+  it("encodes the same reply from its arguments encoded a run at a time", () => {
+    const { header, func, ns, args } = task;
+    const runs = [encodeFrames(args.slice(0, 1)), encodeFrames(args.slice(1))];
+    expect(plain(encodeTaskFramesOfRuns({ header, func, ns, runs, count: 2 }))).toEqual(
+      plain(encodeTaskFrames(task)),
+    );
+    expect(() => encodeTaskFramesOfRuns({ header, func, ns, runs, count: 1 })).toThrow(
+      /says 2 argument tuples but 1/,
+    );
   });
 
   it("refuses a header whose count disagrees with the sections", () => {

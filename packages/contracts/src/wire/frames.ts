@@ -111,12 +111,32 @@ function isIndex(value: unknown): value is number {
 
 /** Encodes a task fetch reply: `[TaskHeader, func, ns, args...]`. */
 export function encodeTaskFrames(task: TaskFrames): Uint8Array {
-  if (task.args.length !== task.header.count) {
+  checkArgCount(task.header, task.args.length);
+  return encodeFrames([...headSections(task), ...task.args]);
+}
+
+/**
+ * The same reply as {@link encodeTaskFrames}, from argument tuples already encoded a run at a
+ * time (`encodeFrames` of consecutive tuples, `count` of them in all), for a server that reads
+ * a large task's tuples a slice at a time.
+ */
+export function encodeTaskFramesOfRuns(
+  task: Omit<TaskFrames, "args"> & { runs: readonly Uint8Array[]; count: number },
+): Uint8Array {
+  checkArgCount(task.header, task.count);
+  return Buffer.concat([encodeFrames(headSections(task)), ...task.runs]);
+}
+
+function headSections(task: Pick<TaskFrames, "header" | "func" | "ns">): Uint8Array[] {
+  return [Buffer.from(JSON.stringify(task.header)), task.func, task.ns];
+}
+
+function checkArgCount(header: TaskHeader, count: number): void {
+  if (count !== header.count) {
     throw frameError(
-      `The task header says ${task.header.count} argument tuples but ${task.args.length} were given.`,
+      `The task header says ${header.count} argument tuples but ${count} were given.`,
     );
   }
-  return encodeFrames([Buffer.from(JSON.stringify(task.header)), task.func, task.ns, ...task.args]);
 }
 
 /**

@@ -1,4 +1,3 @@
-import { Buffer } from "node:buffer";
 import type {
   ReportFrame,
   ReportsReply,
@@ -14,6 +13,7 @@ import {
   decodeReports,
   encodeFrames,
   encodeTaskFrames,
+  encodeTaskFramesOfRuns,
   indexRuns,
   PROOF_HEADER,
   REPORTS_CONTENT_TYPE,
@@ -252,9 +252,9 @@ const ARGS_PER_READ = 4096;
 
 /**
  * A task's arguments: as read, for a task of at most {@link ARGS_PER_READ}; else already
- * encoded as frame sections, one body per read.
+ * encoded as frame sections, one run per read, `count` in all.
  */
-type TaskArgs = { read: Uint8Array[] } | { encoded: Uint8Array[] };
+type TaskArgs = { read: Uint8Array[] } | { runs: Uint8Array[]; count: number };
 
 /** The arguments of a task: a chunk, or a retry task's list (wire.ts). */
 function argsOf(
@@ -283,18 +283,15 @@ async function encodedArgs(
   id: RequestId,
   runs: readonly { first: number; count: number }[],
 ): Promise<TaskArgs> {
-  const encoded: Uint8Array[] = [];
+  const encoded = { runs: [] as Uint8Array[], count: 0 };
   for (const { first, count } of runs) {
     for (let from = first; from < first + count; from += ARGS_PER_READ) {
-      const wanted = Math.min(ARGS_PER_READ, first + count - from);
-      const read = await store.getArgs(id, from, wanted);
-      if (read.length !== wanted) {
-        throw new Error(`The store gave ${read.length} arguments for ${wanted}.`);
-      }
-      encoded.push(encodeFrames(read));
+      const read = await store.getArgs(id, from, Math.min(ARGS_PER_READ, first + count - from));
+      encoded.runs.push(encodeFrames(read));
+      encoded.count += read.length;
     }
   }
-  return { encoded };
+  return encoded;
 }
 
 /** `GET /v2/requests/:request/tasks/:task`: the task's frames. */
@@ -338,10 +335,7 @@ function taskReply(
   const body =
     "read" in args
       ? encodeTaskFrames({ header, func, ns, args: args.read })
-      : Buffer.concat([
-          encodeFrames([Buffer.from(JSON.stringify(header)), func, ns]),
-          ...args.encoded,
-        ]);
+      : encodeTaskFramesOfRuns({ header, func, ns, ...args });
   return {
     status: 200,
     headers: {
