@@ -224,6 +224,55 @@ def f(x):
     }
   });
 
+  it("pickles each tuple as it is read: a generator may reuse one array for every tuple", async () => {
+    function* reusing() {
+      const tuple: [number] = [0];
+      for (let x = 0; x < 12; x++) {
+        tuple[0] = x;
+        yield tuple;
+      }
+    }
+    const items = await all(
+      mapStream(square, reusing(), config, { order: "arguments", windowSize: 5 }),
+    );
+    // Plain objects, as the consumer may compare them so.
+    expect(items).toStrictEqual(
+      Array.from({ length: 12 }, (_, x) => ({ index: x, ok: true, value: x * x })),
+    );
+  });
+
+  it("lets the event loop turn while it reads a large window of a synchronous generator", async () => {
+    const pulledAtTurns: number[] = [];
+    let pulled = 0;
+    function* tuples() {
+      for (let x = 0; x < 20_000; x++) {
+        pulled += 1;
+        yield [x] as [number];
+      }
+    }
+    let turning = true;
+    const turn = () => {
+      pulledAtTurns.push(pulled);
+      if (turning) setImmediate(turn);
+    };
+    setImmediate(turn);
+    const identity = py<[number], number>`
+def f(x):
+    return x
+`;
+    let count = 0;
+    try {
+      for await (const item of mapStream(identity, tuples(), config, { windowSize: 20_000 })) {
+        if (item.ok) count += 1;
+      }
+    } finally {
+      turning = false;
+    }
+    expect(count).toBe(20_000);
+    // Turns of the event loop came while the window was half read.
+    expect(pulledAtTurns.filter((at) => at > 0 && at < 20_000).length).toBeGreaterThan(2);
+  });
+
   it("reads the next window only once the last one's tuples are stored", async () => {
     const { state, tuples } = counted(15);
     const store = memoryStore();

@@ -57,12 +57,12 @@ export class WindowResults {
    * The outcomes stored since the last poll, about {@link pollSlice} at most (poll again for
    * more); `final` once the window's wait is over, so that held errors are handed out too.
    */
-  poll(final: boolean): Promise<IndexedSettled<unknown>[]> {
+  poll(final: boolean): Promise<OutcomeBatch> {
     return this.#order === "arguments" ? this.#pollInOrder(final) : this.#pollCompleted(final);
   }
 
-  async #pollCompleted(final: boolean): Promise<IndexedSettled<unknown>[]> {
-    const out: IndexedSettled<unknown>[] = [];
+  async #pollCompleted(final: boolean): Promise<OutcomeBatch> {
+    const out = new OutcomeBatch();
     const { store, request } = this.#window;
     const remaining: IndexRun[] = [];
     for (const run of this.#pending.flatMap(sliced)) {
@@ -74,20 +74,16 @@ export class WindowResults {
       remaining.push(...indexRuns(missing));
       const reported = complementOf(run, missing);
       const outcomes = await this.#outcomes(reported, final);
-      for (const index of reported) {
-        const outcome = outcomes.get(index);
-        if (outcome) out.push(outcome);
-        else this.#held.add(index);
+      for (let i = 0; i < reported.length; i++) {
+        if (!outcomes.addTo(out, i)) this.#held.add(reported[i] as number);
       }
     }
     this.#pending = remaining;
     if (final && this.#held.size > 0 && out.length < pollSlice) {
       const held = [...this.#held].sort((a, b) => a - b).slice(0, pollSlice);
       const outcomes = await this.#outcomes(held, true);
-      for (const index of held) {
-        const outcome = outcomes.get(index);
-        if (outcome) out.push(outcome);
-        else remaining.push({ first: index, count: 1 });
+      for (const [i, index] of held.entries()) {
+        if (!outcomes.addTo(out, i)) remaining.push({ first: index, count: 1 });
         this.#held.delete(index);
       }
       this.#pending = normalised(remaining);
@@ -95,8 +91,8 @@ export class WindowResults {
     return out;
   }
 
-  async #pollInOrder(final: boolean): Promise<IndexedSettled<unknown>[]> {
-    const out: IndexedSettled<unknown>[] = [];
+  async #pollInOrder(final: boolean): Promise<OutcomeBatch> {
+    const out = new OutcomeBatch();
     const { store, request, tasks } = this.#window;
     while (out.length < pollSlice && this.#cursor < tasks) {
       const span = Math.min(pollSlice, tasks - this.#cursor);
@@ -104,11 +100,9 @@ export class WindowResults {
       const readyEnd = missing[0] ?? this.#cursor + span;
       const ready = Array.from({ length: readyEnd - this.#cursor }, (_, i) => this.#cursor + i);
       const outcomes = await this.#outcomes(ready, final);
-      for (const index of ready) {
-        const outcome = outcomes.get(index);
+      for (const [i, index] of ready.entries()) {
         // An error that may still change holds back every outcome after it.
-        if (!outcome) return out;
-        out.push(outcome);
+        if (!outcomes.addTo(out, i)) return out;
         this.#cursor = index + 1;
       }
       if (missing.length > 0) break;
@@ -117,34 +111,29 @@ export class WindowResults {
   }
 
   /**
-   * The outcomes of reported tasks (sorted local indices), decoded, by index; an error that is
-   * not final yet is left out.
+   * The outcomes of reported tasks (sorted local indices), decoded, in their order; an error
+   * that is not final yet has none.
    */
-  async #outcomes(
-    indices: readonly number[],
-    final: boolean,
-  ): Promise<Map<number, IndexedSettled<unknown>>> {
+  async #outcomes(indices: readonly number[], final: boolean): Promise<Outcomes> {
     const { first, errorsFinal } = this.#window;
-    const outcomes = new Map<number, IndexedSettled<unknown>>();
+    const outcomes = new Outcomes(first, indices);
     const failed: number[] = [];
+    let at = 0;
     for (const run of indexRuns(indices)) {
       const results = await this.#resultRange(run.first, run.count);
-      for (let i = 0; i < run.count; i++) {
+      for (let i = 0; i < run.count; i++, at++) {
         const bytes = results[i] ?? null;
-        const index = run.first + i;
-        if (bytes === null) failed.push(index);
-        else outcomes.set(index, decoded(first + index, bytes));
+        if (bytes === null) failed.push(at);
+        else outcomes.decode(at, bytes);
       }
     }
     if (failed.length === 0) return outcomes;
     const errors = await this.#errors();
-    for (const index of failed) {
-      const stored = errors.get(index);
+    for (const at of failed) {
+      const stored = errors.get(indices[at] as number);
       // Reported, no result, no error: a retry reset it meanwhile; it comes again.
       if (!stored) continue;
-      if (final || (errorsFinal && !stored.provisional)) {
-        outcomes.set(index, { index: first + index, ok: false, error: stored.error });
-      }
+      if (final || (errorsFinal && !stored.provisional)) outcomes.fail(at, stored.error);
     }
     return outcomes;
   }
@@ -166,12 +155,77 @@ export class WindowResults {
   }
 }
 
-/** A result decoded, or the reason it cannot be, as its task's error. */
-function decoded(index: number, bytes: Uint8Array): IndexedSettled<unknown> {
-  try {
-    return { index, ok: true, value: decode(bytes) };
-  } catch {
-    return { index, ok: false, error: undecodableReason(bytes) ?? "" };
+/** What a reported task came to, so far. */
+const NONE = 0;
+const OK = 1;
+const FAILED = 2;
+
+/** The outcomes of some of a window's tasks, by their place in a list of local indices. */
+class Outcomes {
+  readonly #first: number;
+  readonly #indices: readonly number[];
+  readonly #kinds: Uint8Array;
+  /** Each value decoded, or each error's text. */
+  readonly #values: unknown[];
+
+  constructor(first: number, indices: readonly number[]) {
+    this.#first = first;
+    this.#indices = indices;
+    this.#kinds = new Uint8Array(indices.length);
+    this.#values = new Array(indices.length);
+  }
+
+  /** Takes a result: its value decoded, or the reason it cannot be, as its task's error. */
+  decode(at: number, bytes: Uint8Array): void {
+    try {
+      this.#values[at] = decode(bytes);
+      this.#kinds[at] = OK;
+    } catch {
+      this.fail(at, undecodableReason(bytes) ?? "");
+    }
+  }
+
+  fail(at: number, error: string): void {
+    this.#values[at] = error;
+    this.#kinds[at] = FAILED;
+  }
+
+  /** Adds the outcome at `at` to `batch`; false when it has none (yet). */
+  addTo(batch: OutcomeBatch, at: number): boolean {
+    const kind = this.#kinds[at];
+    if (kind === NONE) return false;
+    batch.push(this.#first + (this.#indices[at] as number), kind === OK, this.#values[at]);
+    return true;
+  }
+}
+
+/**
+ * The outcomes one poll hands out, each made into its object only as it is handed out: made
+ * ten thousand at a time, the objects lived long enough that V8 made all of them in the old
+ * generation (about 50 bytes a call for it to collect there).
+ */
+export class OutcomeBatch {
+  readonly #indices: number[] = [];
+  readonly #ok: boolean[] = [];
+  /** Each value, or each error's text. */
+  readonly #values: unknown[] = [];
+
+  get length(): number {
+    return this.#indices.length;
+  }
+
+  push(index: number, ok: boolean, valueOrError: unknown): void {
+    this.#indices.push(index);
+    this.#ok.push(ok);
+    this.#values.push(valueOrError);
+  }
+
+  /** The `i`th outcome, a new object. */
+  at(i: number): IndexedSettled<unknown> {
+    const index = this.#indices[i] as number;
+    return this.#ok[i]
+      ? { index, ok: true, value: this.#values[i] }
+      : { index, ok: false, error: this.#values[i] as string };
   }
 }
 

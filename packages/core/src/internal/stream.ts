@@ -1,24 +1,30 @@
+import { setImmediate } from "node:timers/promises";
 import type { RequestId } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { Dashboard } from "@sheepdog/dashboard";
-import type { PyFunction } from "@sheepdog/serialise";
-import { isPyFunction } from "@sheepdog/serialise";
+import type { PickleProtocol, PyFunction } from "@sheepdog/serialise";
+import { encodeTuple, isPyFunction } from "@sheepdog/serialise";
 import type { ResolvedRunSettings } from "../config.js";
 import type { IndexedSettled, MapOptions, MapStreamOptions, StreamOrder } from "../types.js";
 import type { Context } from "./context.js";
 import { dashboardOption, openDashboard } from "./dashboard.js";
 import { retryFailedTasks } from "./maps.js";
+import { PackedPickles } from "./packed-pickles.js";
 import { waitAndRetry } from "./run-map.js";
 import { SharedLease } from "./shared-lease.js";
 import { source } from "./source.js";
+import type { OutcomeBatch } from "./stream-results.js";
 import { pollSlice, WindowResults } from "./stream-results.js";
-import { abortError, autoChunkSize, submit } from "./submit.js";
+import { abortError, autoChunkSize, submitPickled } from "./submit.js";
 
 /** The values of {@link MapStreamOptions.order}. */
 export const streamOrders = ["completion", "arguments"] as const satisfies readonly StreamOrder[];
 
 /** Argument tuples per window when `windowSize` is not given. */
 export const defaultWindowSize = 100_000;
+
+/** Tuples read between two turns of the event loop while a window is read. */
+const readSlice = 4096;
 
 /**
  * How many windows may be running or waiting for their consumer at once: with
@@ -80,7 +86,7 @@ export async function* mapStream<R>(
   try {
     await stream.openDashboard();
     for (let batch = await stream.next(); batch !== undefined; batch = await stream.next()) {
-      for (const outcome of batch) yield outcome as IndexedSettled<R>;
+      for (let i = 0; i < batch.length; i++) yield batch.at(i) as IndexedSettled<R>;
     }
   } finally {
     await stream.stop();
@@ -134,12 +140,19 @@ class ArgumentReader {
   }
 
   /**
-   * Up to `max` tuples, fewer at the end or once `stopped()`; `first` is the index of the
-   * first, for errors.
+   * Up to `max` tuples, fewer at the end or once `stopped()`, each pickled with `protocol` as
+   * it is read; `first` is the index of the first, for errors. The event loop is let go every
+   * {@link readSlice} tuples, so a long read holds up no post of the windows in flight.
    */
-  async read(max: number, first: number, stopped: () => boolean): Promise<(readonly unknown[])[]> {
-    const tuples: (readonly unknown[])[] = [];
-    while (tuples.length < max && !this.done && !stopped()) {
+  async read(
+    max: number,
+    first: number,
+    stopped: () => boolean,
+    protocol: PickleProtocol,
+  ): Promise<PackedPickles> {
+    const pickles = new PackedPickles();
+    while (pickles.count < max && !this.done && !stopped()) {
+      if (pickles.count > 0 && pickles.count % readSlice === 0) await setImmediate();
       let step: IteratorResult<unknown> | undefined;
       try {
         step = this.#iterator ? this.#iterator.next() : await this.#asyncIterator?.next();
@@ -155,12 +168,12 @@ class ArgumentReader {
         throw new SheepdogError(
           "INVALID_INPUT",
           source,
-          `args[${first + tuples.length}] must be an array of positional arguments; wrap a single argument as [x].`,
+          `args[${first + pickles.count}] must be an array of positional arguments; wrap a single argument as [x].`,
         );
       }
-      tuples.push(step.value);
+      pickles.push(encodeTuple(step.value, { protocol }));
     }
-    return tuples;
+    return pickles;
   }
 
   /** Ends an iterator that has not ended (its `finally` blocks run). */
@@ -244,7 +257,7 @@ class WindowedStream {
    * are handed out. Each pass polls the windows (the oldest alone in argument order) and hands
    * out one window's batch per call; the oldest window leaves once it is over and exhausted.
    */
-  async next(): Promise<IndexedSettled<unknown>[] | undefined> {
+  async next(): Promise<OutcomeBatch | undefined> {
     for (;;) {
       if (this.#pass === undefined) {
         this.#throwIfFailed();
@@ -273,7 +286,7 @@ class WindowedStream {
   }
 
   /** A window's outcomes stored since its last poll, if it may have any and has. */
-  async #poll(window: Window): Promise<IndexedSettled<unknown>[] | undefined> {
+  async #poll(window: Window): Promise<OutcomeBatch | undefined> {
     if (!window.results || !(window.dirty || window.ended)) return undefined;
     const final = window.ended;
     const due = window.caughtUpAt + pollIntervalMs - performance.now();
@@ -350,10 +363,15 @@ class WindowedStream {
    */
   async #readWindow(): Promise<void> {
     const first = this.#next;
-    const holder: { tuples: (readonly unknown[])[] | undefined } = {
-      tuples: await this.reader.read(this.windowSize, first, () => this.#stopped),
+    const holder: { pickles: PackedPickles | undefined } = {
+      pickles: await this.reader.read(
+        this.windowSize,
+        first,
+        () => this.#stopped,
+        this.settings.pickleProtocol,
+      ),
     };
-    const count = holder.tuples?.length ?? 0;
+    const count = holder.pickles?.count ?? 0;
     if (count === 0 || this.#stopped) return;
     this.#next += count;
     const window: Window = {
@@ -383,10 +401,7 @@ class WindowedStream {
   }
 
   /** Submits a window's tuples as a request and waits for it, as `map` does. */
-  async #runWindow(
-    window: Window,
-    holder: { tuples: (readonly unknown[])[] | undefined },
-  ): Promise<void> {
+  async #runWindow(window: Window, holder: { pickles: PackedPickles | undefined }): Promise<void> {
     const { settings, options } = this;
     const context = this.#cluster.context;
     await context.runtime.interruptible(async (interrupt) => {
@@ -395,15 +410,16 @@ class WindowedStream {
         interrupt,
         ...(options.signal ? [options.signal] : []),
       ]);
-      const chunkSize = await this.#chunkSize(holder.tuples?.length ?? 0);
-      const submitted = await submit(context, settings, this.f, holder.tuples ?? [], {
+      const pickles = holder.pickles ?? new PackedPickles();
+      const chunkSize = await this.#chunkSize(pickles.count);
+      const submitted = await submitPickled(context, settings, this.f, pickles, {
         ns: options.ns,
         signal,
         retries: settings.retries,
         chunkSize,
       });
       // The store has the tuples now; the window keeps none of them, and the next may be read.
-      holder.tuples = undefined;
+      holder.pickles = undefined;
       window.request = submitted.request;
       window.results = new WindowResults(
         {

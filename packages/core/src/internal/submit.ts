@@ -10,6 +10,7 @@ import { schedulerOptionSettings } from "../config.js";
 import type { AttemptOptions } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
+import type { PackedPickles } from "./packed-pickles.js";
 import { markCancelled } from "./request-meta.js";
 import type { WorkerRoutes } from "./routes.js";
 import { openRoutes } from "./routes.js";
@@ -100,19 +101,44 @@ export async function submit(
   args: Iterable<readonly unknown[]>,
   options: SubmitOptions,
 ): Promise<Submitted> {
-  const { source: func, checked } = checkFunction(f);
-  checked.catch(() => {});
+  const checking = checkFunction(f);
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
+  const pickles = (function* () {
+    for (const item of list) yield encodeTuple(item, { protocol });
+  })();
+  return submitChecked(context, settings, checking, list.length, pickles, options);
+}
+
+/**
+ * As {@link submit}, for argument tuples pickled already, with the settings' protocol (a
+ * stream's window, pickled as it was read).
+ */
+export async function submitPickled(
+  context: Context,
+  settings: ResolvedRunSettings,
+  f: PyFunction,
+  pickles: PackedPickles,
+  options: SubmitOptions,
+): Promise<Submitted> {
+  return submitChecked(context, settings, checkFunction(f), pickles.count, pickles, options);
+}
+
+async function submitChecked(
+  context: Context,
+  settings: ResolvedRunSettings,
+  checking: FunctionChecking,
+  tasks: number,
+  pickles: Iterable<Uint8Array>,
+  options: SubmitOptions,
+): Promise<Submitted> {
   const work: EncodedWork = {
-    func: new TextEncoder().encode(JSON.stringify(func)),
-    ns: encodeNamespace(options.ns ?? {}, protocol),
-    tasks: list.length,
-    args: (function* () {
-      for (const item of list) yield encodeTuple(item, { protocol });
-    })(),
+    func: new TextEncoder().encode(JSON.stringify(checking.source)),
+    ns: encodeNamespace(options.ns ?? {}, settings.pickleProtocol),
+    tasks,
+    args: pickles,
   };
-  return submitEncoded(context, settings, work, { ...options, checked });
+  return submitEncoded(context, settings, work, { ...options, checked: checking.checked });
 }
 
 /** A request's parts, encoded as the store keeps them. */
@@ -413,7 +439,13 @@ export function autoChunkSize(tasks: number, slots: number | undefined, tasksPer
   return Math.max(1, Math.ceil(tasks / (slots * tasksPerSlot)));
 }
 
-function checkFunction(f: PyFunction): { source: FunctionSource; checked: Promise<void> } {
+/** A function's source, and its syntax check started (see {@link SubmitOptions.checked}). */
+interface FunctionChecking {
+  source: FunctionSource;
+  checked: Promise<void>;
+}
+
+function checkFunction(f: PyFunction): FunctionChecking {
   if (!isPyFunction(f)) {
     throw new SheepdogError(
       "INVALID_INPUT",
@@ -421,7 +453,11 @@ function checkFunction(f: PyFunction): { source: FunctionSource; checked: Promis
       "The function must be Python: py`def f(x): ...` or pyFile(path, name) from @sheepdog/core.",
     );
   }
-  return functionSourceChecking(f);
+  const checking = functionSourceChecking(f);
+  // Awaited only once the request is about to be stored: a failure before that (a wrong
+  // argument) must not leave it unhandled.
+  checking.checked.catch(() => {});
+  return checking;
 }
 
 function checkArgs(args: Iterable<readonly unknown[]>): (readonly unknown[])[] {
