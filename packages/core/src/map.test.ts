@@ -300,6 +300,14 @@ def f(x):
     await expect(map(add, [[1, 2], 3 as never], config)).rejects.toThrow(
       "args[1] must be an array of positional arguments; wrap a single argument as [x].",
     );
+    const unpicklable = [
+      [1, 2],
+      [3, () => 4],
+    ] as [number, number][];
+    await expect(map(add, unpicklable, config)).rejects.toMatchObject({
+      code: "PICKLE_ENCODE",
+      message: expect.stringContaining("args[1]: Cannot pickle value[1]: a function"),
+    });
     await expect(map(add, [[1, 2]], config, { ns: { "not-a-name": 1 } })).rejects.toThrow(
       'ns key "not-a-name" is not a Python identifier',
     );

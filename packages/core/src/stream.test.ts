@@ -241,6 +241,14 @@ def f(x):
     );
   });
 
+  it("names the argument tuple that cannot be pickled, in whichever window it comes", async () => {
+    const args = [[1], [2], [3], [() => 4]] as [number][];
+    await expect(all(mapStream(square, args, config, { windowSize: 2 }))).rejects.toMatchObject({
+      code: "PICKLE_ENCODE",
+      message: expect.stringContaining("args[3]: Cannot pickle value[0]: a function"),
+    });
+  });
+
   it("lets the event loop turn while it reads a large window of a synchronous generator", async () => {
     const pulledAtTurns: number[] = [];
     let pulled = 0;

@@ -3,7 +3,7 @@ import type { RequestId } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import type { Dashboard } from "@sheepdog/dashboard";
 import type { PickleProtocol, PyFunction } from "@sheepdog/serialise";
-import { encodeTuple, isPyFunction } from "@sheepdog/serialise";
+import { isPyFunction } from "@sheepdog/serialise";
 import type { ResolvedRunSettings } from "../config.js";
 import type { IndexedSettled, MapOptions, MapStreamOptions, StreamOrder } from "../types.js";
 import type { Context } from "./context.js";
@@ -15,7 +15,7 @@ import { SharedLease } from "./shared-lease.js";
 import { source } from "./source.js";
 import type { OutcomeBatch } from "./stream-results.js";
 import { pollSlice, WindowResults } from "./stream-results.js";
-import { abortError, autoChunkSize, submitPickled } from "./submit.js";
+import { abortError, autoChunkSize, pickleTuple, submitPickled } from "./submit.js";
 
 /** The values of {@link MapStreamOptions.order}. */
 export const streamOrders = ["completion", "arguments"] as const satisfies readonly StreamOrder[];
@@ -171,7 +171,7 @@ class ArgumentReader {
           `args[${first + pickles.count}] must be an array of positional arguments; wrap a single argument as [x].`,
         );
       }
-      pickles.push(encodeTuple(step.value, { protocol }));
+      pickles.push(pickleTuple(step.value, first + pickles.count, protocol));
     }
     return pickles;
   }

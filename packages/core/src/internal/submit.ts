@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FunctionSource, JobRef, RequestId, Scheduler } from "@sheepdog/contracts";
 import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
-import type { PyFunction } from "@sheepdog/serialise";
+import type { PickleProtocol, PyFunction } from "@sheepdog/serialise";
 import { encodeTuple, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
 import type { SheepdogServer } from "@sheepdog/server";
 import { workerProgram } from "@sheepdog/worker-py";
@@ -105,7 +105,7 @@ export async function submit(
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
   const pickles = (function* () {
-    for (const item of list) yield encodeTuple(item, { protocol });
+    for (let i = 0; i < list.length; i++) yield pickleTuple(list[i] as unknown[], i, protocol);
   })();
   return submitChecked(context, settings, checking, list.length, pickles, options);
 }
@@ -437,6 +437,23 @@ async function chunkSizeFor(tasks: number, lease: ClusterLease | undefined): Pro
 export function autoChunkSize(tasks: number, slots: number | undefined, tasksPerSlot = 2): number {
   if (slots === undefined || !(slots >= 1)) return 1;
   return Math.max(1, Math.ceil(tasks / (slots * tasksPerSlot)));
+}
+
+/** The pickle of argument tuple `args[index]`; one that cannot be pickled is named in the error. */
+export function pickleTuple(
+  tuple: readonly unknown[],
+  index: number,
+  protocol: PickleProtocol,
+): Uint8Array {
+  try {
+    return encodeTuple(tuple, { protocol });
+  } catch (error) {
+    if (!SheepdogError.isInstance(error) || error.code !== "PICKLE_ENCODE") throw error;
+    throw new SheepdogError(error.code, error.source, `args[${index}]: ${error.text}`, {
+      cause: error,
+      detail: error.detail,
+    });
+  }
 }
 
 /** A function's source, and its syntax check started (see {@link SubmitOptions.checked}). */
