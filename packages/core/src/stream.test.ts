@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NewRequest, Scheduler } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
+import type { LocalScheduler } from "@sheepdog/local";
 import { localRemote, localScheduler } from "@sheepdog/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IndexedSettled, SheepdogConfig } from "./index.js";
@@ -33,6 +34,24 @@ function counted(n: number, nap = 0, marks?: string) {
     }
   }
   return { state, tuples: tuples() };
+}
+
+/** Runs `use` with a local scheduler of `concurrency` slots and a local remote, closed after. */
+async function onLocalCluster(
+  concurrency: number,
+  use: (cluster: {
+    scheduler: LocalScheduler;
+    remote: ReturnType<typeof localRemote>;
+  }) => Promise<void>,
+): Promise<void> {
+  const scheduler = localScheduler({ concurrency });
+  const remote = localRemote();
+  try {
+    await use({ scheduler, remote });
+  } finally {
+    await scheduler.close();
+    await remote.close();
+  }
 }
 
 async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
@@ -203,13 +222,8 @@ def f(x):
         };
       },
     });
-    const scheduler = localScheduler({ concurrency: 2 });
-    const remote = localRemote();
-    try {
-      await using sheepdog = createSheepdog({
-        store: abortingStore,
-        cluster: { scheduler, remote },
-      });
+    await onLocalCluster(2, async (cluster) => {
+      await using sheepdog = createSheepdog({ store: abortingStore, cluster });
       const failure = await all(
         sheepdog.mapStream(square, [[1], [2], [3]], { signal: controller.signal }),
       ).catch((error: unknown) => error);
@@ -218,10 +232,7 @@ def f(x):
       expect(others).toEqual([]);
       expect(request?.meta.job).toBeUndefined();
       expect(request?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "interrupted" });
-    } finally {
-      await scheduler.close();
-      await remote.close();
-    }
+    });
   });
 
   it("pickles each tuple as it is read: a generator may reuse one array for every tuple", async () => {
@@ -295,18 +306,13 @@ def f(x):
         };
       },
     });
-    const scheduler = localScheduler({ concurrency: 2 });
-    const remote = localRemote();
-    try {
-      await using sheepdog = createSheepdog({ store: slowStore, cluster: { scheduler, remote } });
+    await onLocalCluster(2, async (cluster) => {
+      await using sheepdog = createSheepdog({ store: slowStore, cluster });
       const items = await all(sheepdog.mapStream(square, tuples, { windowSize: 5 }));
       expect(items).toHaveLength(15);
       // While a window's tuples are being stored, the next window has not been read.
       expect(pulledWhenStoring).toEqual([5, 10, 15]);
-    } finally {
-      await scheduler.close();
-      await remote.close();
-    }
+    });
   });
 
   it("polls a running window that has handed out all it had at most every 200 ms", async () => {
@@ -325,14 +331,8 @@ def f(x):
         };
       },
     });
-    const scheduler = localScheduler({ concurrency: 4 });
-    const remote = localRemote();
-    try {
-      await using sheepdog = createSheepdog({
-        store: counting,
-        cluster: { scheduler, remote },
-        chunkSize: 1,
-      });
+    await onLocalCluster(4, async (cluster) => {
+      await using sheepdog = createSheepdog({ store: counting, cluster, chunkSize: 1 });
       // One window of 40 one-call tasks of different lengths: on 4 slots, their reports come
       // one by one, tens of milliseconds apart, for a second or two.
       const args = Array.from(
@@ -348,31 +348,26 @@ def f(x):
       for (let i = 1; i < running.length; i++) {
         expect((running[i] as number) - (running[i - 1] as number)).toBeGreaterThanOrEqual(190);
       }
-    } finally {
-      await scheduler.close();
-      await remote.close();
-    }
+    });
   });
 
   it("asks the scheduler its slots once, and runs a window another follows as a task for every four slots", async () => {
-    const scheduler = localScheduler({ concurrency: 4 });
-    const remote = localRemote();
     let slotQuestions = 0;
     const tasksPerJob: number[] = [];
-    const counting: Scheduler = {
-      name: scheduler.name,
-      submit: async (spec) => {
-        tasksPerJob.push(spec.tasks);
-        return scheduler.submit(spec);
-      },
-      status: (job) => scheduler.status(job),
-      cancel: (job) => scheduler.cancel(job),
-      slots: () => {
-        slotQuestions += 1;
-        return scheduler.slots();
-      },
-    };
-    try {
+    await onLocalCluster(4, async ({ scheduler, remote }) => {
+      const counting: Scheduler = {
+        name: scheduler.name,
+        submit: async (spec) => {
+          tasksPerJob.push(spec.tasks);
+          return scheduler.submit(spec);
+        },
+        status: (job) => scheduler.status(job),
+        cancel: (job) => scheduler.cancel(job),
+        slots: () => {
+          slotQuestions += 1;
+          return scheduler.slots();
+        },
+      };
       await using sheepdog = createSheepdog({
         dbfile: join(dir, "slots.sqlite"),
         cluster: { scheduler: counting, remote },
@@ -384,9 +379,6 @@ def f(x):
       // of 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
       expect(tasksPerJob).toEqual([1, 1, 4]);
       expect(slotQuestions).toBe(1);
-    } finally {
-      await scheduler.close();
-      await remote.close();
-    }
+    });
   });
 });

@@ -105,7 +105,8 @@ export async function submit(
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
   const pickles = (function* () {
-    for (let i = 0; i < list.length; i++) yield pickleTuple(list[i] as unknown[], i, protocol);
+    for (let i = 0; i < list.length; i++)
+      yield pickleTuple(list[i] as readonly unknown[], i, protocol);
   })();
   return submitChecked(context, settings, checking, list.length, pickles, options);
 }
