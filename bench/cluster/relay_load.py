@@ -167,7 +167,7 @@ class Load(object):
         path = "/v2/requests/%d/tasks/%d" % (self.request, task)
         body = connection.call("GET", path, "fetch task %d" % task)
         indices, _, _, _ = worker.parse_task(body, self.request, task)
-        reports = [(index, "result", pickle.dumps(index, protocol=4), "", "") for index in indices]
+        reports = [(index, "result", pickle.dumps(index, protocol=4), None, None) for index in indices]
         answer = connection.call(
             "POST",
             path + "/reports",

@@ -191,11 +191,11 @@ async function roundTrip(socket, task) {
   const headerLength = fetched.body.readUInt32BE(0);
   const header = JSON.parse(fetched.body.subarray(4, 4 + headerLength).toString("utf8"));
   const index = header.first;
-  // The facts the Python worker sends with each call's report (CallFacts in
-  // sheepdog_worker.py): a trivial call prints nothing, so it has no log.
+  // The header as the Python worker writes it (encode_reports in sheepdog_worker.py), with
+  // the facts it sends of each call: a trivial call prints nothing, so it has no log.
   const startedAt = Date.now();
-  const entry = `{"index":${index},"kind":"result","startedAt":${startedAt},"endedAt":${startedAt},"peakMemoryBytes":${PEAK_MEMORY_BYTES},"attempt":1,"host":"${WORKER_HOST}"}`;
-  const body = frames([Buffer.from(`{"version":2,"reports":[${entry}]}`), pickleInt(index)]);
+  const columns = `{"index":[${index}],"kind":"result","startedAt":[${startedAt}],"endedAt":[${startedAt}],"peakMemoryBytes":${PEAK_MEMORY_BYTES},"attempt":1,"host":"${WORKER_HOST}"}`;
+  const body = frames([Buffer.from(`{"version":2,"columns":${columns}}`), pickleInt(index)]);
   const hash = bodyHash(body);
   const post = Buffer.from(
     `POST ${path}/reports HTTP/1.1\r\nHost: ${authority}\r\nAuthorization: ${authorization("POST", `${path}/reports`, hash)}\r\n${BODY_HASH_HEADER}: ${hash}\r\nContent-Type: application/vnd.sheepdog.reports+frames\r\nContent-Length: ${body.length}\r\nConnection: ${connectionHeader}\r\n\r\n`,

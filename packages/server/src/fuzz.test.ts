@@ -356,7 +356,7 @@ function describeFuzz() {
     function badReportBody(random: Random): Uint8Array {
       const good = encodeReports([{ index: 2, kind: "result", payload: pickled(1) }]);
       const header = (value: unknown) => text(JSON.stringify(value));
-      switch (random.int(11)) {
+      switch (random.int(12)) {
         case 0:
           // Truncated inside a length or a section.
           return good.subarray(0, 1 + random.int(good.byteLength - 2));
@@ -413,6 +413,25 @@ function describeFuzz() {
           // An error that is not UTF-8.
           return encodeReports([
             { index: 2, kind: "error", payload: Uint8Array.from([0x66, 0xc3, 0x28, 0xff]) },
+          ]);
+        case 10:
+          // A header of columns with one column wrong.
+          return encodeFrames([
+            header({
+              version: 2,
+              columns: random.pick<unknown>([
+                { index: [random.pick([0, 1, 4, -1, 2.5, "2", null])], kind: "result" },
+                { index: [2], kind: random.pick(["ok", null, [], ["result", "result"]]) },
+                { index: [2, 3], kind: "result" },
+                { index: [2], kind: "result", startedAt: random.pick([[1, 2], -1, "x", null]) },
+                { index: [2], kind: "result", log: "the same for every report" },
+                { index: 2, kind: "result" },
+                { kind: "result" },
+                null,
+                [],
+              ]),
+            }),
+            pickled(1),
           ]);
         default:
           return encodeFrames([header({ version: 2, reports: random.pick([null, {}, "x", 3]) })]);

@@ -113,6 +113,9 @@ POST_BATCH_BYTES = 8 * 1024 * 1024
 POST_BATCH_REPORTS = 2000
 POST_BATCH_SECONDS = 10.0
 SLOW_CALL_SECONDS = 1.0
+# What a report adds to its post's header, about (its index and timing in the columns), toward
+# POST_BATCH_BYTES.
+REPORT_HEADER_BYTES = 48
 # Each report's line reaches the job's stdout file at most STDOUT_FLUSH_SECONDS after its call
 # ends (right after a call that took that long), and before its batch is posted or spooled. A
 # flush after every call took a quarter of a trivial call's time in the worker; a worker killed
@@ -225,21 +228,35 @@ def decode_frames(body):
     return sections
 
 
-def encode_reports(reports):
-    """A report post body: [ReportHeader, payload...] for (index, kind, payload, facts, log)
-    reports, where `facts` and `log` are JSON members of the report's entry, each after a comma
-    ("" for none; see CallFacts). The header is formatted, not dumped: a million reports with
-    their facts would spend seconds in json.dumps."""
-    entries = ",".join(
-        [
-            '{"index":%d,"kind":"%s"%s%s}' % (index, kind, facts, log)
-            for index, kind, _, facts, log in reports
-        ]
-    )
-    header = '{"version":%d,"reports":[%s]}' % (WIRE_VERSION, entries)
-    sections = [header.encode("utf-8")]
-    sections.extend(report[2] for report in reports)
-    return encode_frames(sections)
+def encode_reports(reports, shared=None):
+    """A report post body: [ReportHeader, payload...] for (index, kind, payload, timing, log)
+    reports, the header's entries as columns (ReportColumns in wire.ts). `timing` is the
+    call's (startedAt, endedAt, peakMemoryBytes or None), or None; `log` the tail of what it
+    printed, or None; `shared` the facts every report has (host and attempt: see CallFacts).
+    A column is one list for json.dumps: a million reports' facts as an object each would
+    spend seconds in it, and the server as long reading them."""
+    indices, kinds, payloads, timings, logs = zip(*reports) if reports else ((),) * 5
+    columns = {"index": indices, "kind": shared_or_all(kinds)}
+    if timings.count(None) < len(timings):
+        if None in timings:
+            timings = [(None, None, None) if timing is None else timing for timing in timings]
+        started, ended, peaks = zip(*timings)
+        columns["startedAt"] = started
+        columns["endedAt"] = ended
+        if peaks.count(None) < len(peaks):
+            columns["peakMemoryBytes"] = shared_or_all(peaks)
+    if logs.count(None) + logs.count("") < len(logs):
+        columns["log"] = [log or None for log in logs]
+    columns.update(shared or {})
+    header = json.dumps({"version": WIRE_VERSION, "columns": columns}, separators=(",", ":"))
+    return encode_frames((header.encode("utf-8"),) + payloads)
+
+
+def shared_or_all(values):
+    """A column of `values`: the one value when all are the same, else the list."""
+    if values and values.count(values[0]) == len(values):
+        return values[0]
+    return values
 
 
 def parse_task(body, request, task):
@@ -1548,37 +1565,30 @@ def node_host():
 
 
 class CallFacts(object):
-    """What each report of a task tells of its call (TaskFacts in @sheepdog/contracts), as the
-    JSON members that follow index and kind in its header entry: startedAt and endedAt (whole
-    milliseconds since the epoch by this node's clock; the end is the start plus the call's
-    monotonic duration, so never before it), host, peakMemoryBytes (see PeakMemory), attempt
-    (the launch's), and log, the tail of what the call printed (see OutputCapture).
-    A fact this node cannot give is left out."""
+    """What each report of a task tells of its call (TaskFacts in @sheepdog/contracts):
+    `shared`, the facts of every call of the task (host and attempt, the launch's: all a setup
+    error can tell); the timing of each call (see of_call); and its log, the tail of what the
+    call printed (see OutputCapture). A fact this node cannot give is left out."""
 
     def __init__(self, attempt):
         host = node_host()
-        # host and attempt, the same for every call (and all a setup error can tell).
-        self.fixed = ',"attempt":%d' % attempt
+        self.shared = {"attempt": attempt}
         if host is not None:
-            self.fixed += ',"host":%s' % json.dumps(host)
+            self.shared["host"] = host
         self.memory = PeakMemory()
         self.output = OutputCapture()
-        self.timed = ',"startedAt":%d,"endedAt":%d' + self.fixed
-        self.timed_with_peak = ',"startedAt":%d,"endedAt":%d,"peakMemoryBytes":%d' + self.fixed
 
     def of_call(self, wall, seconds, now):
-        """The facts of a call that began at `wall` (time.time()) and took `seconds`, ending at
-        monotonic time `now`."""
+        """The (startedAt, endedAt, peakMemoryBytes) of a call that began at `wall`
+        (time.time()) and took `seconds`, ending at monotonic time `now`: whole milliseconds
+        since the epoch by this node's clock, the end the start plus the call's monotonic
+        duration (so never before it), and the peak (see PeakMemory) or None."""
         started = wall * 1000.0
-        peak = self.memory.after_call(now)
-        if peak is None:
-            return self.timed % (started, started + seconds * 1000.0)
-        return self.timed_with_peak % (started, started + seconds * 1000.0, peak)
+        return (int(started), int(started + seconds * 1000.0), self.memory.after_call(now))
 
     def log(self):
-        """The log member of the call that ended ("" when it printed nothing)."""
-        text = self.output.take()
-        return "" if text is None else ',"log":' + json.dumps(text)
+        """The log of the call that ended (None when it printed nothing)."""
+        return self.output.take()
 
 
 # --- reporting ----------------------------------------------------------------------------
@@ -1619,6 +1629,7 @@ class Reporter(object):
         max_body=None,
         spool=None,
         post_ahead=False,
+        shared=None,
     ):
         self.connection = connection
         self.request = request
@@ -1628,6 +1639,8 @@ class Reporter(object):
         self.max_body = max_body
         self.spool = spool
         self.post_ahead = post_ahead
+        # The facts every report has (see CallFacts.shared).
+        self.shared = shared
         # Report lines printed since the last flush of stdout.
         self.lines = []
         # The batch sent ahead, whose answer is still to read: (reports, Sent).
@@ -1639,12 +1652,12 @@ class Reporter(object):
         self.failure = None
         self.undelivered = 0
 
-    def add(self, index, kind, payload, seconds=0.0, facts="", log=""):
-        """Prints a report and adds it to the batch; `facts` and `log` are the JSON members of
-        its header entry (see CallFacts), "" for none."""
+    def add(self, index, kind, payload, seconds=0.0, timing=None, log=None):
+        """Prints a report and adds it to the batch, with the call's `timing` and `log` (see
+        CallFacts), None for none."""
         self._print(index, kind, payload)
-        self.pending.append((index, kind, payload, facts, log))
-        self.pending_bytes += len(payload) + len(facts) + len(log)
+        self.pending.append((index, kind, payload, timing, log))
+        self.pending_bytes += len(payload) + REPORT_HEADER_BYTES + (len(log) if log else 0)
         now = self.clock()
         if self.pending_since is None:
             self.pending_since = now
@@ -1722,7 +1735,7 @@ class Reporter(object):
         self.write_lines(flush=True)
 
     def _post(self, reports, ahead=False):
-        body = encode_reports(reports)
+        body = encode_reports(reports, self.shared)
         if self.spool is not None and self.spool.files > 0:
             self._to_spool(body, len(reports))
             return
@@ -1791,10 +1804,10 @@ class Reporter(object):
             self._post(reports[:middle])
             self._post(reports[middle:])
             return
-        index, kind, payload, facts, output = reports[0]
+        index, kind, payload, timing, output = reports[0]
         if output:
             # Its log may be what does not fit: the report goes without it.
-            self._post([(index, kind, payload, facts, "")])
+            self._post([(index, kind, payload, timing, None)])
             return
         if kind == "error" and len(payload) <= OVERSIZED_NOTE_BYTES:
             # The note that would replace it is no smaller: the server takes almost nothing.
@@ -1803,12 +1816,12 @@ class Reporter(object):
                 " error report. Raise the server's maxBodyBytes." % limit,
                 413,
             )
-            self._spool_instead(encode_reports(reports), 1, refusal)
+            self._spool_instead(encode_reports(reports, self.shared), 1, refusal)
             return
         message = oversized_report(kind, len(payload), limit)
         self._print(index, "error", message)
         self._flush_stdout()
-        self._post([(index, "error", message, facts, "")])
+        self._post([(index, "error", message, timing, None)])
 
 
 # The longest error text that is not replaced by a note when the server finds it too large.
@@ -1855,8 +1868,8 @@ def run_calls(function, indices, args, protocol, limit, reporter, facts):
             output.stop()
         ended = clock()
         seconds = ended - started
-        facts_json = facts.of_call(wall, seconds, ended)
-        reporter.add(index, kind, payload, seconds, facts_json, facts.log())
+        timing = facts.of_call(wall, seconds, ended)
+        reporter.add(index, kind, payload, seconds, timing, facts.log())
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -1898,6 +1911,7 @@ def _run_task(settings, key, task, stdout, connection):
     spool = None
     if settings.spool_dir is not None:
         spool = Spool(home_path(settings.spool_dir), key, settings.request, task)
+    facts = CallFacts(settings.attempt)
     reporter = Reporter(
         connection,
         settings.request,
@@ -1906,8 +1920,8 @@ def _run_task(settings, key, task, stdout, connection):
         max_body=settings.max_body,
         spool=spool,
         post_ahead=True,
+        shared=facts.shared,
     )
-    facts = CallFacts(settings.attempt)
     facts.output.before_stdout = reporter.write_lines
     setup_error = None
     facts.output.install()
@@ -1926,7 +1940,7 @@ def _run_task(settings, key, task, stdout, connection):
     else:
         # No call ran: the reports tell only where, and which attempt.
         for index in indices:
-            reporter.add(index, "error", setup_error, 0.0, facts.fixed)
+            reporter.add(index, "error", setup_error)
     reporter.flush()
     if spool is not None and spool.files > 0:
         log(

@@ -55,6 +55,24 @@ def ns_function(name, source):
     return {w.NS_FUNCTION_MARKER: {"name": name, "source": source}}
 
 
+
+def entries_of(header):
+    """The entries of a report post's header (bytes of its columns), one dict per report with
+    the fields it has, as a server reads them (decodeReports in wire/frames.ts)."""
+    columns = json.loads(bytes(header))["columns"]
+
+    def value(column, at):
+        return column[at] if isinstance(column, list) else column
+
+    entries = []
+    for at in range(len(columns["index"])):
+        entry = {}
+        for name, column in columns.items():
+            if value(column, at) is not None:
+                entry[name] = value(column, at)
+        entries.append(entry)
+    return entries
+
 class FramesTest(unittest.TestCase):
     def test_round_trip(self):
         body = w.encode_frames([b"abc", b"", b"\x00"])
@@ -70,9 +88,11 @@ class FramesTest(unittest.TestCase):
     def test_reports_layout(self):
         body = w.encode_reports(
             [
-                (4, "result", b"\x80\x04K\x01.", "", ""),
-                (5, "error", b"boom", ',"attempt":2,"host":"n1"', ',"log":"hi\\n"'),
-            ]
+                (4, "result", b"\x80\x04K\x01.", (1000, 1002, 7 << 20), None),
+                (5, "error", b"boom", None, "hi\n"),
+                (6, "result", b"\x80\x04K\x02.", (1003, 1003, None), ""),
+            ],
+            {"attempt": 2, "host": "n1"},
         )
         sections = w.decode_frames(body)
         header = json.loads(bytes(sections[0]))
@@ -80,13 +100,44 @@ class FramesTest(unittest.TestCase):
             header,
             {
                 "version": 2,
-                "reports": [
-                    {"index": 4, "kind": "result"},
-                    {"index": 5, "kind": "error", "attempt": 2, "host": "n1", "log": "hi\n"},
-                ],
+                "columns": {
+                    "index": [4, 5, 6],
+                    "kind": ["result", "error", "result"],
+                    "startedAt": [1000, None, 1003],
+                    "endedAt": [1002, None, 1003],
+                    "peakMemoryBytes": [7 << 20, None, None],
+                    "log": [None, "hi\n", None],
+                    "attempt": 2,
+                    "host": "n1",
+                },
             },
         )
-        self.assertEqual([bytes(s) for s in sections[1:]], [b"\x80\x04K\x01.", b"boom"])
+        self.assertEqual(
+            [bytes(s) for s in sections[1:]], [b"\x80\x04K\x01.", b"boom", b"\x80\x04K\x02."]
+        )
+
+    def test_reports_share_a_column_s_value_when_all_have_it_and_leave_out_what_none_has(self):
+        body = w.encode_reports(
+            [(1, "result", b"a", (10, 11, 5), None), (2, "result", b"b", (12, 14, 5), None)]
+        )
+        self.assertEqual(
+            json.loads(bytes(w.decode_frames(body)[0])),
+            {
+                "version": 2,
+                "columns": {
+                    "index": [1, 2],
+                    "kind": "result",
+                    "startedAt": [10, 12],
+                    "endedAt": [11, 14],
+                    "peakMemoryBytes": 5,
+                },
+            },
+        )
+        empty = w.encode_reports([])
+        self.assertEqual(
+            json.loads(bytes(w.decode_frames(empty)[0])),
+            {"version": 2, "columns": {"index": [], "kind": []}},
+        )
 
     def test_parse_task(self):
         header = {"version": 2, "request": 3, "task": 2, "first": 4, "count": 2}
@@ -681,7 +732,7 @@ class FakeConnection(object):
 
     def call(self, method, path, what, body=None, content_type=None):
         sections = w.decode_frames(body)
-        reports = json.loads(bytes(sections[0]))["reports"]
+        reports = entries_of(sections[0])
         self.events.append(("post", [r["index"] for r in reports]))
         if self.fail_with is not None:
             error = self.fail_with(reports, sections)
@@ -852,7 +903,7 @@ class ReporterTest(unittest.TestCase):
         stored = [(r["index"], r["kind"]) for _, _, reports, _ in connection.posts for r in reports]
         self.assertEqual(stored, [(0, "result"), (1, "result"), (2, "result"), (3, "result"), (4, "error")])
         for _, _, reports, payloads in connection.posts:
-            self.assertLessEqual(len(w.encode_reports([(0, "result", p, "", "") for p in payloads])), 1200)
+            self.assertLessEqual(len(w.encode_reports([(0, "result", p, None, None) for p in payloads])), 1200)
         self.assertEqual(connection.posts[-1][3][0], w.oversized_report("result", 5000, 1200))
         self.assertIn(b"(its maxBodyBytes, 1200 bytes)", connection.posts[-1][3][0])
         self.assertEqual(stdout.text.count("SHEEPDOG-REPORT v1 3 4 "), 2)
@@ -906,7 +957,7 @@ class AheadConnection(FakeConnection):
 
     @staticmethod
     def indices(body):
-        return [r["index"] for r in json.loads(bytes(w.decode_frames(body)[0]))["reports"]]
+        return [r["index"] for r in entries_of(w.decode_frames(body)[0])]
 
     def send_ahead(self, method, path, body, content_type):
         if not self.ahead:
@@ -1417,7 +1468,7 @@ class HostileServerTest(ServingTest):
         times = [int(header_of(h, "Authorization").split(".")[1]) for h, _ in server.requests]
         self.assertLess(abs(times[0] - (server_time - 3_600_000)), 60_000)
         self.assertLess(abs(times[2] - server_time), 60_000)
-        (report,) = json.loads(bytes(w.decode_frames(server.requests[3][1])[0]))["reports"]
+        (report,) = entries_of(w.decode_frames(server.requests[3][1])[0])
         self.assertEqual((report["index"], report["kind"]), (0, "result"))
 
 
@@ -1583,7 +1634,7 @@ class RecordingServer(object):
         found = []
         for body in self.posts:
             sections = w.decode_frames(body)
-            for r, payload in zip(json.loads(bytes(sections[0]))["reports"], sections[1:]):
+            for r, payload in zip(entries_of(sections[0]), sections[1:]):
                 value = pickle.loads(bytes(payload)) if r["kind"] == "result" else None
                 found.append((r["index"], r["kind"], value))
         return found
@@ -1694,7 +1745,7 @@ class SpoolTest(TemporaryDirectoryTest):
     def test_writes_a_signed_file_under_its_name_mode_0600_in_a_0700_directory(self):
         spool = self.spool()
         body = w.encode_reports(
-            [(4, "result", pickle.dumps(9, 4), "", ""), (5, "error", b"Traceback", "", "")]
+            [(4, "result", pickle.dumps(9, 4), None, None), (5, "error", b"Traceback", None, None)]
         )
         path = spool.write(body, 2)
         directory = os.path.join(self.dir, "spool")
@@ -1786,7 +1837,7 @@ class SpoolingReporterTest(TemporaryDirectoryTest):
         for name in os.listdir(directory):
             with open(os.path.join(directory, name), "rb") as handle:
                 body = w.decode_frames(handle.read())[1]
-            reports = json.loads(bytes(w.decode_frames(body)[0]))["reports"]
+            reports = entries_of(w.decode_frames(body)[0])
             found.append([r["index"] for r in reports])
         return sorted(found)
 
@@ -1931,7 +1982,7 @@ class SpoolAfterTest(ServingTest):
         with open(os.path.join(spool_dir, name), "rb") as handle:
             body = w.decode_frames(handle.read())[1]
         sections = w.decode_frames(body)
-        reports = json.loads(bytes(sections[0]))["reports"]
+        reports = entries_of(sections[0])
         self.assertEqual([r["index"] for r in reports], [0, 1])
         self.assertEqual([pickle.loads(bytes(p)) for p in sections[1:]], [15, 18])
         # The spool file carries the post's body: each report with the facts of its call.
@@ -1997,7 +2048,7 @@ class TaskConnection(object):
         if method == "GET":
             return self.task_body
         sections = w.decode_frames(body)
-        entries = json.loads(bytes(sections[0]).decode("utf-8"))["reports"]
+        entries = entries_of(sections[0])
         self.reports.extend(zip(entries, [bytes(s) for s in sections[1:]]))
         return b'{"stored": 1, "duplicates": 0}'
 
@@ -2194,7 +2245,7 @@ class CallFactsTest(unittest.TestCase):
             self.assertEqual(w.node_host(), "\U0001f600" * 127)
             w.socket.gethostname = lambda: "\x01"
             self.assertIsNone(w.node_host())
-            self.assertEqual(w.CallFacts(1).fixed, ',"attempt":1')
+            self.assertEqual(w.CallFacts(1).shared, {"attempt": 1})
         finally:
             w.socket.gethostname = original
 
@@ -2242,21 +2293,26 @@ class FactsReporterTest(unittest.TestCase):
     def test_a_report_too_large_with_its_log_goes_without_it(self):
         events = []
         connection = FakeConnection(events)
-        reporter = w.Reporter(connection, 3, 2, RecordingStdout(events), FakeClock().clock, max_body=2000)
-        log = ',"log":%s' % json.dumps("x" * 5000)
-        reporter.add(1, "result", b"r" * 100, 5.0, ',"attempt":1', log)
+        reporter = w.Reporter(
+            connection, 3, 2, RecordingStdout(events), FakeClock().clock, max_body=2000,
+            shared={"attempt": 1},
+        )
+        reporter.add(1, "result", b"r" * 100, 5.0, (1000, 1001, None), "x" * 5000)
         [(_, _, reports, payloads)] = connection.posts
-        self.assertEqual(reports, [{"index": 1, "kind": "result", "attempt": 1}])
+        self.assertEqual(
+            reports,
+            [{"index": 1, "kind": "result", "startedAt": 1000, "endedAt": 1001, "attempt": 1}],
+        )
         self.assertEqual(payloads, [b"r" * 100])
 
     def test_logs_count_toward_a_batch_s_size(self):
         events = []
         connection = FakeConnection(events)
         reporter = w.Reporter(connection, 3, 2, RecordingStdout(events), FakeClock().clock)
-        log = ',"log":"%s"' % ("x" * (w.POST_BATCH_BYTES // 2))
-        reporter.add(1, "result", b"r", 0.0, "", log)
+        log = "x" * (w.POST_BATCH_BYTES // 2)
+        reporter.add(1, "result", b"r", 0.0, None, log)
         self.assertEqual(connection.posts, [])
-        reporter.add(2, "result", b"r", 0.0, "", log)
+        reporter.add(2, "result", b"r", 0.0, None, log)
         self.assertEqual([[r["index"] for r in p[2]] for p in connection.posts], [[1, 2]])
 
 

@@ -173,7 +173,7 @@ describe("a spool file written by the worker", () => {
     const script = [
       "job = json.load(sys.stdin)",
       "key = w.read_key(job['tokenFile'])",
-      "reports = [(r['index'], r['kind'], base64.b64decode(r['payload']), '', '') for r in job['reports']]",
+      "reports = [(r['index'], r['kind'], base64.b64decode(r['payload']), None, None) for r in job['reports']]",
       "spool = w.Spool(job['dir'], key, 7, 2)",
       "print(json.dumps(spool.write(w.encode_reports(reports), len(reports))))",
     ].join("\n");

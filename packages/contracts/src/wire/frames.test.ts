@@ -220,3 +220,160 @@ describe("report frames", () => {
     }
   });
 });
+
+describe("report frames with a header of columns", () => {
+  const facts = {
+    startedAt: 1_700_000_000_000.5,
+    endedAt: 1_700_000_000_250,
+    host: "node-3",
+    peakMemoryBytes: 123_456_789,
+    attempt: 2,
+    log: "printed ✓\n",
+  };
+  const header = (body: Uint8Array) =>
+    JSON.parse(new TextDecoder().decode(decodeFrames(body)[0])) as unknown;
+  const decodeColumns = (columns: string, payloads = 1) =>
+    decodeReports(
+      plain(
+        encodeFrames([
+          text(`{"version":2,"columns":{${columns}}}`),
+          ...Array.from({ length: payloads }, () => bytes(1)),
+        ]),
+      ),
+    );
+
+  it("are what encodeReports writes: a value all reports share once, a column per fact some have", () => {
+    const reports = [
+      { index: 7, kind: "result" as const, payload: bytes(1), ...facts },
+      {
+        index: 8,
+        kind: "result" as const,
+        payload: bytes(2),
+        ...facts,
+        startedAt: 5,
+        log: undefined,
+      },
+    ];
+    expect(header(encodeReports(reports))).toStrictEqual({
+      version: 2,
+      columns: {
+        index: [7, 8],
+        kind: "result",
+        startedAt: [facts.startedAt, 5],
+        endedAt: facts.endedAt,
+        host: "node-3",
+        peakMemoryBytes: 123_456_789,
+        attempt: 2,
+        log: [facts.log, null],
+      },
+    });
+    expect(
+      header(
+        encodeReports([
+          reports[0] as (typeof reports)[0],
+          { index: 9, kind: "error", payload: bytes(3) },
+        ]),
+      ),
+    ).toMatchObject({
+      columns: { index: [7, 9], kind: ["result", "error"], host: ["node-3", null] },
+    });
+    const sameLog = [0, 1].map((index) => ({
+      index,
+      kind: "result" as const,
+      payload: bytes(1),
+      log: "hi",
+    }));
+    expect(header(encodeReports(sameLog))).toMatchObject({
+      columns: { index: [0, 1], kind: "result", log: ["hi", "hi"] },
+    });
+  });
+
+  it("decode to the same reports as a header of entries", () => {
+    const entries = [
+      { index: 0, kind: "result", ...facts },
+      { index: 1, kind: "error", host: "node-4" },
+      { index: 2, kind: "result" },
+    ];
+    const payloads = [bytes(0x80, 4, 0x2e), text("Traceback"), bytes(0x80, 4, 0x2e)];
+    const asEntries = encodeFrames([
+      text(JSON.stringify({ version: 2, reports: entries })),
+      ...payloads,
+    ]);
+    const asColumns = encodeReports(
+      entries.map((entry, i) => ({ ...entry, payload: payloads[i] as Uint8Array }) as never),
+    );
+    expect(header(asColumns)).toHaveProperty("columns");
+    const decoded = decodeReports(plain(asColumns));
+    expect(decoded.map((report) => ({ ...report }))).toStrictEqual(
+      decodeReports(plain(asEntries)).map((report) => ({ ...report })),
+    );
+    expect(Object.keys(decoded[2] ?? {})).toEqual(["index", "kind", "payload"]);
+    expect(Object.keys(decoded[1] ?? {})).toEqual(["index", "kind", "payload", "host"]);
+  });
+
+  it("take a shared value for every report and a null in a column as no value", () => {
+    const decoded = decodeColumns(
+      '"index":[3,4],"kind":"error","host":"n","attempt":[null,3],"cpu":[1,2],"startedAt":[null,null]',
+      2,
+    );
+    expect(decoded.map((report) => ({ ...report }))).toStrictEqual([
+      { index: 3, kind: "error", payload: bytes(1), host: "n" },
+      { index: 4, kind: "error", payload: bytes(1), host: "n", attempt: 3 },
+    ]);
+  });
+
+  it("refuse columns that do not give one value per report", () => {
+    const cases: [string, number][] = [
+      ['"kind":"result"', 1],
+      ['"index":0,"kind":"result"', 1],
+      ['"index":[0],"kind":"result"', 2],
+      ['"index":[0,1],"kind":["result"]', 2],
+      ['"index":[0],"kind":null', 1],
+      ['"index":[0]', 1],
+      ['"index":[0],"kind":["maybe"]', 1],
+      ['"index":[0],"kind":[null]', 1],
+      ['"index":[-1],"kind":"result"', 1],
+      ['"index":["0"],"kind":"result"', 1],
+      ['"index":[0,1],"kind":"result","startedAt":[1]', 2],
+      ['"index":[0],"kind":"result","host":null', 1],
+      ['"index":[0,1],"kind":"result","log":"the same for all"', 2],
+    ];
+    for (const [columns, payloads] of cases) {
+      const error = invalid(() => decodeColumns(columns, payloads));
+      expect(error.code, columns).toBe("INVALID_INPUT");
+    }
+    expect(invalid(() => decodeColumns('"index":[0,1],"kind":["result"]', 2)).message).toContain(
+      "The report header's kind column has 1 values for 2 reports.",
+    );
+    expect(invalid(() => decodeColumns('"index":[0],"kind":"result","log":"x"')).message).toContain(
+      "The report header's log column is not a list.",
+    );
+    expect(
+      invalid(() => decodeReports(encodeFrames([text('{"version":2,"columns":[]}')]))).code,
+    ).toBe("INVALID_INPUT");
+  });
+
+  it("refuse a fact of the wrong type or out of bounds, shared or in its report's place", () => {
+    const bad = [
+      '"startedAt":-1',
+      '"startedAt":"1700000000000"',
+      '"host":""',
+      '"host":7',
+      '"host":"node\\n1"',
+      '"peakMemoryBytes":1.5',
+      '"attempt":0',
+    ];
+    for (const field of bad) {
+      const [name, value] = field.split(/:(.*)/s) as [string, string];
+      for (const columns of [field, `${name}:[null,${value}]`]) {
+        const error = invalid(() => decodeColumns(`"index":[0,1],"kind":"result",${columns}`, 2));
+        expect(error.code, columns).toBe("INVALID_INPUT");
+        expect(error.message, columns).toContain("A report's facts are malformed: ");
+      }
+    }
+    const log = invalid(() =>
+      decodeColumns('"index":[0,1],"kind":"result","log":[null,{"a":1}]', 2),
+    );
+    expect(log.message).toContain("A report's facts are malformed: ");
+  });
+});

@@ -3,7 +3,13 @@ import { SheepdogError } from "../errors.js";
 import { source } from "../internal/source.js";
 import type { TaskFacts } from "../store.js";
 import { taskFactsProblem } from "../store.js";
-import type { ReportEntry, ReportHeader, TaskHeader } from "../wire.js";
+import type {
+  ReportColumn,
+  ReportColumns,
+  ReportColumnsHeader,
+  ReportEntry,
+  TaskHeader,
+} from "../wire.js";
 import { WIRE_VERSION } from "../wire.js";
 import { strictUtf8Text } from "./utf8.js";
 
@@ -187,15 +193,39 @@ export function decodeTaskFrames(body: Uint8Array): TaskFrames {
 }
 
 /**
- * Encodes a report post: `[ReportHeader, payload...]`. An error's payload is its UTF-8 text; a
- * report's facts (`startedAt`, `host`, `log`, ...) go in its header entry.
+ * Encodes a report post: `[ReportHeader, payload...]`, the header's entries as columns (see
+ * {@link ReportColumns}). An error's payload is its UTF-8 text; a report's facts (`startedAt`,
+ * `host`, `log`, ...) are its values in the header's columns.
  */
 export function encodeReports(reports: readonly ReportFrame[]): Uint8Array {
-  const header: ReportHeader = {
-    version: WIRE_VERSION,
-    reports: reports.map(({ payload: _, ...entry }) => entry),
-  };
+  const header: ReportColumnsHeader = { version: WIRE_VERSION, columns: columnsOf(reports) };
   return encodeFrames([Buffer.from(JSON.stringify(header)), ...reports.map((r) => r.payload)]);
+}
+
+/**
+ * The header columns of `reports`: a fact's column only where some report has that fact, and
+ * logs always as a list.
+ */
+function columnsOf(reports: readonly ReportFrame[]): ReportColumns {
+  const columns: ReportColumns = {
+    index: reports.map((report) => report.index),
+    kind: columnOf(reports.map((report) => report.kind)) as ReportColumns["kind"],
+  };
+  for (const field of FACT_FIELDS) {
+    const values = reports.map((report) => report[field] ?? null);
+    if (values.some((value) => value !== null)) {
+      (columns as unknown as Record<string, unknown>)[field] =
+        field === "log" ? values : columnOf(values);
+    }
+  }
+  return columns;
+}
+
+/** One value for all when every report has the same, else one per report. */
+function columnOf<T>(values: (T | null)[]): ReportColumn<T> {
+  const first = values[0];
+  const shared = first !== undefined && first !== null && values.every((value) => value === first);
+  return shared ? first : values;
 }
 
 /** The fields of a header entry that are {@link TaskFacts}. */
@@ -247,8 +277,11 @@ function reportFrame(
       facts = true;
     }
   }
-  if (!facts) return frame;
-  // The check reads the fact fields only.
+  return facts ? checkedFacts(frame) : frame;
+}
+
+/** `frame`, once its facts are checked (the check reads the fact fields only). */
+function checkedFacts(frame: ReportFrame): ReportFrame {
   const problem = taskFactsProblem(frame);
   if (problem !== undefined) {
     throw frameError(
@@ -258,29 +291,104 @@ function reportFrame(
   return frame;
 }
 
+function checkedKind(kind: unknown): ReportFrame["kind"] {
+  if (kind !== "result" && kind !== "error") {
+    throw frameError('A report\'s kind is neither "result" nor "error".');
+  }
+  return kind;
+}
+
+function checkedIndex(index: unknown): number {
+  if (!isIndex(index)) throw frameError("A report has no valid index (a non-negative integer).");
+  return index;
+}
+
 /**
- * Decodes a report post, with each report's facts (see {@link ReportEntry}). Throws a
- * `SheepdogError` (`INVALID_INPUT`) when the frames or the header are malformed, the header does
- * not list exactly one entry per payload, or a fact has the wrong type or is out of bounds (the
- * length of a log is not checked here: `reportWrites` cuts it). Unknown fields are ignored.
+ * Decodes a report post, with each report's facts (see {@link ReportEntry}), whichever shape its
+ * header has (see {@link ReportHeader}). Throws a `SheepdogError` (`INVALID_INPUT`) when the
+ * frames or the header are malformed, the header does not give exactly one report per payload,
+ * or a fact has the wrong type or is out of bounds (the length of a log is not checked here:
+ * `reportWrites` cuts it). Unknown fields are ignored.
  */
 export function decodeReports(body: Uint8Array): ReportFrame[] {
   const sections = decodeFrames(body);
   const header = parseJsonSection(sections[0], "report header");
-  if (!isRecord(header) || header.version !== WIRE_VERSION || !Array.isArray(header.reports)) {
-    throw frameError(`The report header does not have the fields of wire version ${WIRE_VERSION}.`);
+  if (isRecord(header) && header.version === WIRE_VERSION) {
+    if (Array.isArray(header.reports)) return reportsOfEntries(header.reports, sections);
+    if (isRecord(header.columns)) return reportsOfColumns(header.columns, sections);
   }
-  const entries: unknown[] = header.reports;
-  if (entries.length !== sections.length - 1) {
+  throw frameError(`The report header does not have the fields of wire version ${WIRE_VERSION}.`);
+}
+
+function checkReportCount(count: number, sections: readonly Uint8Array[]): void {
+  if (count !== sections.length - 1) {
     throw frameError("The report header does not list exactly one report per payload section.");
   }
+}
+
+/** The reports of a header that lists entries (`sections[0]` is the header). */
+function reportsOfEntries(entries: unknown[], sections: readonly Uint8Array[]): ReportFrame[] {
+  checkReportCount(entries.length, sections);
   return entries.map((entry, i) => {
-    if (!isRecord(entry) || !isIndex(entry.index)) {
-      throw frameError("A report has no valid index (a non-negative integer).");
-    }
-    if (entry.kind !== "result" && entry.kind !== "error") {
-      throw frameError('A report\'s kind is neither "result" nor "error".');
-    }
-    return reportFrame(entry, entry.kind, sections[i + 1] as Uint8Array);
+    const record = isRecord(entry) ? entry : {};
+    checkedIndex(record.index);
+    return reportFrame(record, checkedKind(record.kind), sections[i + 1] as Uint8Array);
   });
+}
+
+/** The reports of a header of columns (`sections[0]` is the header). */
+function reportsOfColumns(
+  columns: Record<string, unknown>,
+  sections: readonly Uint8Array[],
+): ReportFrame[] {
+  const indices = columns.index;
+  if (!Array.isArray(indices)) {
+    throw frameError("The report header's columns have no index list. List every report's index.");
+  }
+  const count = indices.length;
+  checkReportCount(count, sections);
+  if (columns.log !== undefined && !Array.isArray(columns.log)) {
+    // A log is one call's: shared, a 64 KiB log would be stored once per report.
+    throw frameError(
+      "The report header's log column is not a list. Give one log per report (null for none).",
+    );
+  }
+  const kindAt = columnReader(columns.kind, count, "kind");
+  const facts = FACT_FIELDS.filter((field) => columns[field] !== undefined).map(
+    (field) => [field, columnReader(columns[field], count, field)] as const,
+  );
+  return indices.map((index, i) => {
+    const frame = new DecodedReport(
+      checkedIndex(index),
+      checkedKind(kindAt(i)),
+      sections[i + 1] as Uint8Array,
+    );
+    let anyFact = false;
+    for (const [field, valueAt] of facts) {
+      const value = valueAt(i);
+      if (value !== null) {
+        (frame as unknown as Record<string, unknown>)[field] = value;
+        anyFact = true;
+      }
+    }
+    return anyFact ? checkedFacts(frame) : frame;
+  });
+}
+
+/** The value of a {@link ReportColumn} for the report at a position. */
+function columnReader(column: unknown, count: number, name: string): (at: number) => unknown {
+  if (Array.isArray(column)) {
+    if (column.length !== count) {
+      throw frameError(
+        `The report header's ${name} column has ${column.length} values for ${count} reports. Give one value per report, or one for all.`,
+      );
+    }
+    return (at) => column[at];
+  }
+  if (column === null || column === undefined) {
+    throw frameError(
+      `The report header's ${name} column is missing or null. Give one value per report, or one for all.`,
+    );
+  }
+  return () => column;
 }
