@@ -137,7 +137,7 @@ export async function mapSettled<Args extends readonly unknown[], R>(
  * Runs `f` once per argument tuple on the cluster and yields each task's outcome as it arrives:
  * `{ index, ok: true, value }` or `{ index, ok: false, error }`, in completion order, or in
  * argument order with `order: "arguments"`. `args` may be any iterable or async iterable (a
- * file read line by line): it is read `windowSize` tuples at a time (100,000 by default), each
+ * file read line by line): it is read `windowSize` tuples at a time (200,000 by default), each
  * window submitted as its own request (its id in the dbfile, as any request's), at most four at
  * once, and the next window is read only once the outcomes of the oldest are taken. Leaving the
  * loop (`break`, `return`, an exception), aborting `signal` or Ctrl-C cancels the jobs of the

@@ -173,7 +173,7 @@ def f(x):
     for (const [options, message] of [
       [
         { windowSize: 0 },
-        /"windowSize" must be a whole number of argument tuples, at least 1, not 0\. Give one such as 100000/,
+        /"windowSize" must be a whole number of argument tuples, at least 1, not 0\. Give one such as 200000/,
       ],
       [{ windowSize: 2.5 }, /"windowSize" must be a whole number/],
       [{ order: "random" }, /"order" must be "completion" or "arguments", not "random"\./],
@@ -353,12 +353,14 @@ def f(x):
 
   it("asks the scheduler its slots once, and runs a window another follows as a task for every four slots", async () => {
     let slotQuestions = 0;
-    const tasksPerJob: number[] = [];
+    // Tasks by request: windows' jobs may be submitted out of order (one is read while the
+    // last one's job is submitted).
+    const tasksPerJob = new Map<number, number>();
     await onLocalCluster(4, async ({ scheduler, remote }) => {
       const counting: Scheduler = {
         name: scheduler.name,
         submit: async (spec) => {
-          tasksPerJob.push(spec.tasks);
+          tasksPerJob.set(Number(/^sheepdog_(\d+)_/.exec(spec.name)?.[1]), spec.tasks);
           return scheduler.submit(spec);
         },
         status: (job) => scheduler.status(job),
@@ -377,8 +379,50 @@ def f(x):
       expect(items).toHaveLength(28);
       // Windows of 12, 12 and 4 tuples on 4 slots: a task of 12 each for the first two (a map
       // of 12 would have 6 tasks of 2), and the last, which no window follows, as a map: 4 of 1.
-      expect(tasksPerJob).toEqual([1, 1, 4]);
+      expect([...tasksPerJob].sort(([a], [b]) => a - b)).toEqual([
+        [1, 1],
+        [2, 1],
+        [3, 4],
+      ]);
       expect(slotQuestions).toBe(1);
+    });
+  });
+
+  it("reads the next window while the last one's job is being submitted", async () => {
+    let secondWindowRead = () => {};
+    const read = new Promise<void>((resolve) => {
+      secondWindowRead = resolve;
+    });
+    let readWhileSubmitting: boolean | undefined;
+    await onLocalCluster(4, async ({ scheduler, remote }) => {
+      const slowFirstSubmission: Scheduler = {
+        name: scheduler.name,
+        submit: async (spec) => {
+          readWhileSubmitting ??= await Promise.race([
+            read.then(() => true),
+            sleep(5_000).then(() => false),
+          ]);
+          return scheduler.submit(spec);
+        },
+        status: (job) => scheduler.status(job),
+        cancel: (job) => scheduler.cancel(job),
+        slots: () => scheduler.slots(),
+      };
+      await using sheepdog = createSheepdog({
+        dbfile: join(dir, "read-ahead.sqlite"),
+        cluster: { scheduler: slowFirstSubmission, remote },
+      });
+      function* args() {
+        for (let x = 0; x < 8; x++) {
+          if (x === 4) secondWindowRead();
+          yield [x] as [number];
+        }
+      }
+      const items = await all(sheepdog.mapStream(square, args(), { windowSize: 4 }));
+      expect(items.map((item) => item.index).sort((a, b) => a - b)).toEqual([
+        0, 1, 2, 3, 4, 5, 6, 7,
+      ]);
+      expect(readWhileSubmitting).toBe(true);
     });
   });
 });

@@ -233,7 +233,7 @@ export interface MapStreamOptions
   /**
    * How many argument tuples are read from `args` and submitted together, as one request (its
    * own array job, its own id in the dbfile). At most four windows run at once; the next is
-   * read only once the consumer has taken every outcome of the oldest. @default 100_000
+   * read only once the consumer has taken every outcome of the oldest. @default 200_000
    */
   windowSize?: number;
   /**

@@ -48,4 +48,14 @@ describe("PackedPickles", () => {
     expect(packed.count).toBe(0);
     expect([...packed]).toEqual([]);
   });
+
+  it("holds none once cleared, and packs anew after", () => {
+    const packed = new PackedPickles();
+    for (let i = 0; i < 5_000; i++) packed.push(bytes(100, i));
+    packed.clear();
+    expect(packed.count).toBe(0);
+    expect([...packed]).toEqual([]);
+    packed.push(bytes(7, 1));
+    expect([...packed].map((pickle) => [...pickle])).toEqual([[...bytes(7, 1)]]);
+  });
 });

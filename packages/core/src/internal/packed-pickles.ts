@@ -38,6 +38,14 @@ export class PackedPickles implements Iterable<Uint8Array> {
     this.#lengths[this.#count++] = pickle.byteLength;
   }
 
+  /** Lets go of every pickle (once the store has them): it then holds none, as when new. */
+  clear(): void {
+    this.#chunks.length = 0;
+    this.#lengths = new Uint32Array(1024);
+    this.#count = 0;
+    this.#used = chunkBytes;
+  }
+
   /** The pickles in the order they were pushed, each a view into its buffer. */
   *[Symbol.iterator](): Iterator<Uint8Array> {
     let chunk = 0;

@@ -43,6 +43,8 @@ export interface SubmitOptions {
   checked?: Promise<void> | undefined;
   /** The chunk size when the settings give none, chosen by the caller instead of by slots. */
   chunkSize?: number | undefined;
+  /** Told once the store has the request's arguments, before its job is submitted. */
+  onStored?: (() => void) | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -209,6 +211,7 @@ export async function submitEncoded(
       },
     });
     created = request;
+    options.onStored?.();
     const { server, url, routes } = await reaching;
     const submitted: Submitted = {
       context,
