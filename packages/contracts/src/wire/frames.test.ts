@@ -15,6 +15,16 @@ const text = (value: string) => new TextEncoder().encode(value);
 /** A body as plain bytes: the sections decoded from it are views of whatever they are given. */
 const plain = (body: Uint8Array) => new Uint8Array(body);
 
+/** Every fact a report can carry. */
+const facts = {
+  startedAt: 1_700_000_000_000.5,
+  endedAt: 1_700_000_000_250,
+  host: "node-3",
+  peakMemoryBytes: 123_456_789,
+  attempt: 2,
+  log: "printed ✓\n",
+};
+
 function invalid(run: () => unknown): SheepdogError {
   try {
     run();
@@ -169,14 +179,6 @@ describe("report frames", () => {
   });
 
   it("round-trips each report's facts, and decodes a report without any as before", () => {
-    const facts = {
-      startedAt: 1_700_000_000_000.5,
-      endedAt: 1_700_000_000_250,
-      host: "node-3",
-      peakMemoryBytes: 123_456_789,
-      attempt: 2,
-      log: "printed ✓\n",
-    };
     const reports = [
       { index: 0, kind: "result" as const, payload: bytes(0x80, 4, 0x2e), ...facts },
       { index: 1, kind: "error" as const, payload: text("Traceback"), host: "node-4" },
@@ -222,14 +224,6 @@ describe("report frames", () => {
 });
 
 describe("report frames with a header of columns", () => {
-  const facts = {
-    startedAt: 1_700_000_000_000.5,
-    endedAt: 1_700_000_000_250,
-    host: "node-3",
-    peakMemoryBytes: 123_456_789,
-    attempt: 2,
-    log: "printed ✓\n",
-  };
   const header = (body: Uint8Array) =>
     JSON.parse(new TextDecoder().decode(decodeFrames(body)[0])) as unknown;
   const decodeColumns = (columns: string, payloads = 1) =>
