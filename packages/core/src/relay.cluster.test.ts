@@ -79,6 +79,18 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
     };
   }
 
+  /** A client outside the namespace that always goes through a relay. */
+  function relayedSheepdog(scheduler: TestScheduler, dbfile: string) {
+    return createSheepdog({ ...schedulerSettings(cluster, scheduler), dbfile, connect: "relay" });
+  }
+
+  /** Waits (5 s at most) until nothing listens on `port` of the head node: the relay ended. */
+  async function expectRelayGone(port: number): Promise<void> {
+    const listening = async () =>
+      (await runAsLoginUser(cluster, `ss -ltnH 'sport = :${port}' | wc -l`)).stdout.trim();
+    await expect.poll(listening, { timeout: 5000, interval: 250 }).toBe("0");
+  }
+
   /** Runs the client program in the namespace with `input`, to its end. */
   async function runIsolated(input: Record<string, unknown>, timeoutMs = 240_000) {
     const started = Date.now();
@@ -439,11 +451,7 @@ describeCluster("nodes that cannot call back: the relay through the head node", 
 
   it("the relay ends with its map, while the client goes on", async () => {
     const dbfile = join(dir, "ends.sqlite");
-    const dog = createSheepdog({
-      ...schedulerSettings(cluster, "slurm"),
-      dbfile,
-      connect: "relay",
-    });
+    const dog = relayedSheepdog("slurm", dbfile);
     try {
       const { request, results } = await dog.mapSettled(
         py`
@@ -456,10 +464,34 @@ def f(x):
         { ok: true, value: 3 },
         { ok: true, value: 6 },
       ]);
-      const port = Number((await relayOf(dbfile, request)).split(":")[1]);
-      const listening = async () =>
-        (await runAsLoginUser(cluster, `ss -ltnH 'sport = :${port}' | wc -l`)).stdout.trim();
-      await expect.poll(listening, { timeout: 5000, interval: 250 }).toBe("0");
+      await expectRelayGone(Number((await relayOf(dbfile, request)).split(":")[1]));
+    } finally {
+      await dog.close();
+    }
+  }, 120_000);
+
+  it("the windows of a stream share one relay, which ends with the last of them", async () => {
+    const dbfile = join(dir, "shared.sqlite");
+    const dog = relayedSheepdog("gridengine", dbfile);
+    try {
+      const requests = new Set<number>();
+      const values: number[] = [];
+      const args = [1, 2, 3, 4, 5, 6].map((x) => [x] as [number]);
+      const f = py<[number], number>`
+def f(x):
+    return x * 3
+`;
+      for await (const outcome of dog.mapStream(f, args, {
+        windowSize: 2,
+        onProgress: (progress) => requests.add(progress.request as number),
+      })) {
+        if (outcome.ok) values.push(outcome.value);
+      }
+      expect(values.sort((a, b) => a - b)).toEqual([3, 6, 9, 12, 15, 18]);
+      expect(requests.size).toBe(3);
+      const relays = await Promise.all([...requests].map((request) => relayOf(dbfile, request)));
+      expect(new Set(relays).size).toBe(1);
+      await expectRelayGone(Number((relays[0] as string).split(":")[1]));
     } finally {
       await dog.close();
     }

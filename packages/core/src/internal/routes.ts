@@ -5,6 +5,8 @@ import { parseProbe, probeCommand } from "@sheepdog/worker-py";
 import type { ConnectChoice } from "../config.js";
 import { messageOf } from "./error-text.js";
 import { canTunnel, HEAD_NODE_PYTHON, Relay } from "./relay.js";
+import type { RelayUse } from "./shared-relays.js";
+import { useRelay } from "./shared-relays.js";
 import { source } from "./source.js";
 
 /** How the workers of one map reach its server, and what keeps those routes open. */
@@ -64,16 +66,15 @@ export async function openRoutes(options: RouteOptions): Promise<WorkerRoutes> {
     if (connect === "relay") throw noTunnel(remote);
     return directOnly(direct, `${remote.name} cannot forward ports, so only the direct route`);
   }
-  const relay = new Relay(remote, options.server);
-  let opened: { url: string; direct: string | null };
+  let opened: RelayUse;
   try {
-    opened = await relay.open(connect === "auto" ? authorityOf(direct) : undefined);
+    const probed = connect === "auto" ? authorityOf(direct) : undefined;
+    opened = await useRelay(remote, options.server, probed);
   } catch (error) {
-    await relay.close();
     if (connect === "relay") throw error;
     return autoWithoutRelay(options, error);
   }
-  const relayed = { relayed: true, relay: authorityOf(opened.url), close: () => relay.close() };
+  const relayed = { relayed: true, relay: authorityOf(opened.url), close: opened.release };
   if (connect === "relay") {
     return { urls: [opened.url], why: `connect is "relay": ${opened.url}`, ...relayed };
   }
