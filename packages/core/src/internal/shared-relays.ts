@@ -35,11 +35,7 @@ export async function useRelay(
   server: SheepdogServer,
   direct: string | undefined,
 ): Promise<RelayUse> {
-  let relays = running.get(remote);
-  if (!relays) {
-    relays = new Map();
-    running.set(remote, relays);
-  }
+  const relays = relaysOn(remote);
   const key = `${server.port} ${direct ?? ""}`;
   const shared = relays.get(key) ?? start(relays, key, new Relay(remote, server), direct);
   shared.users += 1;
@@ -52,13 +48,22 @@ export async function useRelay(
   }
   // Each user's handle on the server accepts the route: a handle's routes go when it closes.
   const stopRoute = server.acceptRoute(new URL(opened.url).host);
-  const relaysOfRemote = relays;
   let released: Promise<void> | undefined;
   const release = () => {
-    released ??= releaseRelay(relaysOfRemote, key, shared, stopRoute);
+    released ??= releaseRelay(relays, key, shared, stopRoute);
     return released;
   };
   return { ...opened, release };
+}
+
+/** The relays running over `remote`'s connection, by key (see {@link useRelay}). */
+function relaysOn(remote: Remote): Map<string, Shared> {
+  let relays = running.get(remote);
+  if (!relays) {
+    relays = new Map();
+    running.set(remote, relays);
+  }
+  return relays;
 }
 
 function start(
