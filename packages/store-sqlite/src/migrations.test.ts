@@ -30,7 +30,11 @@ const addNotes: Migration = {
       .alterTable("requests")
       .addColumn("note", "text", (c) => c.notNull().defaultTo("none"))
       .execute();
-    await db.schema.createIndex("args_request").on("args").columns(["request_id"]).execute();
+    await db.schema
+      .createIndex("arg_slices_request")
+      .on("arg_slices")
+      .columns(["request_id"])
+      .execute();
   },
 };
 
@@ -44,6 +48,32 @@ function header(path: string): { applicationId: number; version: number } {
   } finally {
     db.close();
   }
+}
+
+/**
+ * Turns a file back into the version 3 layout: every argument a row of `args` (from the
+ * slices this version writes), as version 3 wrote them.
+ */
+function toVersion3(raw: Database.Database): void {
+  raw.exec(
+    "CREATE TABLE args (id integer PRIMARY KEY, request_id integer NOT NULL, value blob NOT NULL)",
+  );
+  const insert = raw.prepare("INSERT INTO args (id, request_id, value) VALUES (?, ?, ?)");
+  const slices = raw.prepare("SELECT id, request_id, count, ends, value FROM arg_slices").all() as {
+    id: number;
+    request_id: number;
+    count: number;
+    ends: Buffer;
+    value: Buffer;
+  }[];
+  for (const slice of slices) {
+    for (let i = 0, start = 0; i < slice.count; i++) {
+      const end = slice.ends.readUInt32LE(i * 4);
+      insert.run(slice.id + i, slice.request_id, slice.value.subarray(start, end));
+      start = end;
+    }
+  }
+  raw.exec("DROP TABLE arg_slices; PRAGMA user_version = 3;");
 }
 
 const sha256 = async (path: string) =>
@@ -109,6 +139,7 @@ it("brings a version 1 file to version 2: its errors stay final, new ones can be
   await old.close();
   // Back to the file version 1 wrote: reports without the provisional column, and no facts.
   const raw = new Database(file);
+  toVersion3(raw);
   raw.exec(
     "DROP TABLE facts; ALTER TABLE reports DROP COLUMN provisional; PRAGMA user_version = 1;",
   );
@@ -139,6 +170,7 @@ it("brings a version 2 file to version 3: its reports have no facts, new ones ca
   await old.close();
   // Back to the file version 2 wrote: no facts table.
   const raw = new Database(file);
+  toVersion3(raw);
   raw.exec("DROP TABLE facts; PRAGMA user_version = 2;");
   raw.close();
 
@@ -160,8 +192,62 @@ it("brings a version 2 file to version 3: its reports have no facts, new ones ca
     { kind: "error", attempt: 2, hasLog: false },
   ]);
   expect(await store.getLogs(id)).toEqual([{ index: 1, log: "out\n" }]);
-  expect(header(file).version).toBe(3);
+  expect(header(file).version).toBe(latest);
   await store.close();
+});
+
+it("brings a version 3 file to version 4: its arguments move into slices, each read back the same", async () => {
+  // Arguments of many sizes, so that slices close on their count and on their bytes, and one
+  // argument larger than a slice's bytes; two requests, so that slices end at a request's end.
+  const sizes = (i: number) => (i === 700 ? 300_000 : (i * 37) % 500);
+  const argsOf = (n: number, tag: number) =>
+    Array.from({ length: n }, (_, i) => new Uint8Array(sizes(i)).fill((i + tag) % 251));
+  const first = argsOf(2500, 0);
+  const second = argsOf(3, 7);
+  const old = sqliteStore({ dbfile: file });
+  const a = await old.createRequest({ func: utf8("f"), ns: utf8(""), args: first });
+  const empty = await old.createRequest({ func: utf8("g"), ns: utf8(""), args: [] });
+  const b = await old.createRequest({ func: utf8("h"), ns: utf8(""), args: second });
+  await old.putResult(a.id, 1030, utf8("r1030"));
+  await old.putError(a.id, 700, "died", { provisional: true });
+  await old.putError(b.id, 2, "e2");
+  await old.close();
+  const raw = new Database(file);
+  toVersion3(raw);
+  expect(raw.prepare("SELECT count(*) FROM args").pluck().get()).toBe(2503);
+  raw.close();
+
+  // As hex: comparing thousands of byte arrays element by element takes seconds.
+  const hex = (list: (Uint8Array | undefined)[]) =>
+    list.map((x) => x && Buffer.from(x).toString("hex"));
+  const store = sqliteStore({ dbfile: file });
+  expect(hex(await store.getArgs(a.id, 0, 2500))).toEqual(hex(first));
+  expect(hex(await store.getArgs(a.id, 1023, 3))).toEqual(hex(first.slice(1023, 1026)));
+  expect(await store.getArgs(b.id, 0, 3)).toEqual(second);
+  expect(await store.counts(empty.id)).toEqual({ tasks: 0, results: 0, errors: 0 });
+  const results = await store.getResults(a.id);
+  expect(hex(results.map((r) => r.args))).toEqual(hex(first));
+  expect(results[1030]?.result).toEqual(utf8("r1030"));
+  expect(
+    (await store.getErrors(a.id)).map((e) => [e.index, hex([e.args])[0], e.provisional]),
+  ).toEqual([[700, hex([first[700]])[0], true]]);
+  expect((await store.getErrors(b.id)).map((e) => [e.index, e.args])).toEqual([[2, second[2]]]);
+  const next = await store.createRequest({ func: utf8("i"), ns: utf8(""), args: [utf8("x")] });
+  expect(await store.getArgs(next.id, 0)).toEqual([utf8("x")]);
+  expect(await store.getArgs(b.id, 0, 3)).toEqual(second);
+  await store.close();
+
+  const db = new Database(file, { readonly: true });
+  expect(header(file).version).toBe(latest);
+  expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'args'").all()).toEqual([]);
+  // 2,500 arguments: at least three slices by count, more where the bytes filled one first.
+  const slices = db.prepare("SELECT request_id, count FROM arg_slices ORDER BY id").all() as {
+    request_id: number;
+    count: number;
+  }[];
+  expect(slices.filter((x) => x.request_id === a.id).length).toBeGreaterThan(3);
+  expect(slices.filter((x) => x.request_id === b.id)).toEqual([{ request_id: b.id, count: 3 }]);
+  db.close();
 });
 
 it("migrates once when two stores open an older file at the same moment", async () => {

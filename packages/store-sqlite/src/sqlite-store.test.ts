@@ -257,6 +257,27 @@ describe("sqliteStore values", () => {
     const read = stored.map((a) => new DataView(a.buffer, a.byteOffset, a.byteLength).getUint32(0));
     expect(read).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
+
+  it("reads arguments whose slice was damaged as STORE_CORRUPT, naming the file", async () => {
+    const file = join(dir, "damaged.sqlite");
+    const store = sqliteStore({ dbfile: file });
+    const { id } = await requestOf(store, 3);
+    await store.putError(id, 1, "died");
+    await store.close();
+    const raw = new Database(file);
+    // The second argument's end now lies past the slice's bytes.
+    const ends = Buffer.alloc(12);
+    for (const [i, end] of [2, 400, 6].entries()) ends.writeUInt32LE(end, i * 4);
+    raw.prepare("UPDATE arg_slices SET ends = ?").run(ends);
+    raw.close();
+    await using damaged = sqliteStore({ dbfile: file });
+    for (const read of [damaged.getArgs(id, 0, 3), damaged.getResults(id), damaged.getErrors(id)]) {
+      const error = await failure(read);
+      expect(error.code).toBe("STORE_CORRUPT");
+      expect(error.message).toContain(file);
+    }
+    expect(await damaged.getArgs(id, 0)).toEqual([utf8("a0")]);
+  });
 });
 
 describe("sqliteStore and a busy file", () => {

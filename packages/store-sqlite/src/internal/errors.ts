@@ -14,6 +14,9 @@ export function isBusy(error: unknown): boolean {
   return code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
 
+/** Rows that SQLite read well but that cannot be what this store wrote: the file was damaged. */
+export class DamagedRows extends Error {}
+
 /**
  * Turns whatever better-sqlite3 threw into a SheepdogError that names the file: STORE_CORRUPT
  * for a damaged file or one that is not a database, STORE_IO for everything else the file
@@ -24,7 +27,11 @@ export function storeError(error: unknown, file: string): SheepdogError {
   if (SheepdogError.isInstance(error)) return error;
   const code = sqliteCode(error);
   const detail = error instanceof Error ? error.message : String(error);
-  if (code === "SQLITE_NOTADB" || code?.startsWith("SQLITE_CORRUPT")) {
+  if (
+    code === "SQLITE_NOTADB" ||
+    code?.startsWith("SQLITE_CORRUPT") ||
+    error instanceof DamagedRows
+  ) {
     return new SheepdogError(
       "STORE_CORRUPT",
       source,

@@ -11,9 +11,9 @@ const FACTS_PER_READ = 10_000;
 
 /** The statements that read the facts of reports (see schema.ts, FactsTable). */
 export interface FactsStatements {
-  /** The reports of args rows `[from, to)`, their kind and facts, without logs. */
+  /** The reports of arg rows `[from, to)`, their kind and facts, without logs. */
   factsIn: SqliteStatement;
-  /** The logs of args rows `[from, to)`, in order. */
+  /** The logs of arg rows `[from, to)`, in order. */
   logsIn: SqliteStatement;
 }
 
@@ -36,7 +36,7 @@ export function prepareFacts(db: SqliteDatabase): FactsStatements {
   };
 }
 
-/** The range `start .. start + count - 1` (by default the rest of the request) as args rows. */
+/** The range `start .. start + count - 1` (by default the rest of the request) as arg rows. */
 function rowsOf(
   c: Connection,
   id: RequestId,

@@ -1,5 +1,7 @@
 import { SheepdogError } from "@sheepdog/contracts";
 import type { Kysely } from "kysely";
+import type { PackedSlice } from "./arg-slices.js";
+import { SlicePacker } from "./arg-slices.js";
 import { source } from "./errors.js";
 import { loadKysely } from "./kysely.js";
 import type { Schema } from "./schema.js";
@@ -87,7 +89,62 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 4,
+    name: "arguments in slices",
+    async up(db) {
+      await db.schema
+        .createTable("arg_slices")
+        .addColumn("id", "integer", (c) => c.primaryKey())
+        .addColumn("request_id", "integer", (c) => c.notNull())
+        .addColumn("count", "integer", (c) => c.notNull())
+        .addColumn("ends", "blob", (c) => c.notNull())
+        .addColumn("value", "blob", (c) => c.notNull())
+        .execute();
+      await packArgs(db);
+      await db.schema.dropTable("args").execute();
+    },
+  },
 ];
+
+/** How many rows of the old `args` table version 4's migration reads at a time. */
+const ARGS_PER_MIGRATION_READ = 8192;
+
+/** Moves the rows of `args` into `arg_slices`, each request's in slices of its own. */
+// biome-ignore lint/suspicious/noExplicitAny: see Migration.up
+async function packArgs(db: Kysely<any>): Promise<void> {
+  let packer: SlicePacker | undefined;
+  let request: number | undefined;
+  let next = 0;
+  const write = async (slice: PackedSlice | undefined) => {
+    if (slice === undefined) return;
+    const { first, count, ends, value } = slice;
+    await db
+      .insertInto("arg_slices")
+      .values({ id: first, request_id: request, count, ends, value })
+      .execute();
+  };
+  for (;;) {
+    const rows: { id: number; request_id: number; value: Uint8Array }[] = await db
+      .selectFrom("args")
+      .select(["id", "request_id", "value"])
+      .where("id", ">=", next)
+      .orderBy("id")
+      .limit(ARGS_PER_MIGRATION_READ)
+      .execute();
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      if (row.request_id !== request || row.id !== next) {
+        await write(packer?.finish());
+        packer = new SlicePacker(row.id);
+        request = row.request_id;
+      }
+      await write(packer?.add(row.value));
+      next = row.id + 1;
+    }
+  }
+  await write(packer?.finish());
+}
 
 /** The newest schema version these migrations produce. */
 export function latestVersion(list: readonly Migration[]): number {

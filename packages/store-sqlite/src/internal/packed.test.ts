@@ -1,15 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { inOrder, unpack } from "./packed.js";
+import { ascendingIds, unpack } from "./packed.js";
 
 describe("packed reads", () => {
-  it("accept ids only in ascending order from the slice's first row", () => {
-    expect(inOrder("5,6,7", 5, 3)).toBe(true);
-    expect(inOrder("5", 5, 1)).toBe(true);
-    expect(inOrder("5,7,6", 5, 3)).toBe(false);
-    expect(inOrder("5,6", 5, 3)).toBe(false);
-    expect(inOrder("5,6,7,8", 5, 3)).toBe(false);
-    expect(inOrder("6,7,8", 5, 3)).toBe(false);
-    expect(inOrder(null, 5, 1)).toBe(false);
+  it("accept ids only when they ascend inside the range read", () => {
+    expect(ascendingIds("5,6,7", 5, 8)).toEqual([5, 6, 7]);
+    expect(ascendingIds("5,7", 5, 8)).toEqual([5, 7]);
+    expect(ascendingIds(null, 5, 8)).toEqual([]);
+    expect(ascendingIds("5,7,6", 5, 8)).toBeUndefined();
+    expect(ascendingIds("5,5", 5, 8)).toBeUndefined();
+    expect(ascendingIds("4,5", 5, 8)).toBeUndefined();
+    expect(ascendingIds("7,8", 5, 8)).toBeUndefined();
+    expect(ascendingIds("5,x", 5, 8)).toBeUndefined();
+    expect(ascendingIds("", 5, 8)).toBeUndefined();
+    expect(ascendingIds(5, 5, 8)).toBeUndefined();
   });
 
   it("unpack views of one buffer, nulls, and large values read apart", () => {

@@ -7,25 +7,20 @@ import { SMALL_VALUE_BYTES } from "./small-values.js";
  * (`"19,19,-1,..."`) and the hex of their small values, and JavaScript turns each hex string
  * into one buffer and hands out views of it. Reading a million small values row by row makes a
  * million Buffers (an ArrayBuffer and a backing store each): this makes one buffer per slice of
- * rows, and reads arguments about six times, results about twice, as fast.
+ * rows, and reads results about twice as fast.
  *
  * group_concat joins rows in the order it meets them, which for these range scans of the
  * primary key is ascending; SQLite does not promise it (an ORDER BY inside the aggregate would,
- * at the cost of a sort that undoes the gain), so the ids come along and {@link inOrder} checks
- * them: a slice that came back in another order is read again row by row. Every aggregate of
- * one SELECT meets the rows in the same order, so the ids speak for the other columns too.
+ * at the cost of a sort that undoes the gain), so the ids come along and {@link ascendingIds}
+ * checks them: a slice that came back in another order is read again row by row. Every
+ * aggregate of one SELECT meets the rows in the same order, so the ids speak for the other
+ * columns too.
  *
  * Values larger than SMALL_VALUE_BYTES are left out of the hex and read on their own.
  */
 export interface PackedStatements {
-  /** args rows `[from, to)`: ids, lengths, hex. */
-  args: SqliteStatement;
-  /** args rows `[from, to)` with their results: ids, arg lengths, arg hex, result lengths (-1: none), result hex. */
+  /** The reports of arg rows `[from, to)`: ids, result lengths (-1: none), result hex. */
   results: SqliteStatement;
-  /** The results of args rows `[from, to)`: ids, result lengths (-1: none), result hex. */
-  resultsOnly: SqliteStatement;
-  /** One large argument by row id. */
-  largeArg: SqliteStatement;
   /** One large result by row id. */
   largeResult: SqliteStatement;
 }
@@ -43,26 +38,12 @@ export function preparePacked(
 ): PackedStatements | undefined {
   try {
     return {
-      args: raw(
-        db.prepare(
-          `SELECT group_concat(a.id, ','), group_concat(length(a.value), ','), ${small("a.value")}
-           FROM args a WHERE a.id >= ? AND a.id < ?`,
-        ),
-      ),
       results: raw(
         db.prepare(
-          `SELECT group_concat(a.id, ','), group_concat(length(a.value), ','), ${small("a.value")},
-                  group_concat(coalesce(length(r.result), -1), ','), ${small("r.result")}
-           FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
+          `SELECT group_concat(arg_id, ','), group_concat(coalesce(length(result), -1), ','), ${small("result")}
+           FROM reports WHERE arg_id >= ? AND arg_id < ?`,
         ),
       ),
-      resultsOnly: raw(
-        db.prepare(
-          `SELECT group_concat(a.id, ','), group_concat(coalesce(length(r.result), -1), ','), ${small("r.result")}
-           FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
-        ),
-      ),
-      largeArg: raw(db.prepare("SELECT value FROM args WHERE id = ?")),
       largeResult: raw(db.prepare("SELECT result FROM reports WHERE arg_id = ?")),
     };
   } catch {
@@ -70,21 +51,25 @@ export function preparePacked(
   }
 }
 
-/** A large value by row id (with {@link PackedStatements.largeArg} or `largeResult`). */
+/** A large result by row id (with {@link PackedStatements.largeResult}). */
 export function readLarge(statement: SqliteStatement, row: number): Uint8Array {
   return cells(statement.all([row])[0])[0] as Uint8Array;
 }
 
-/** Whether joined ids are `from, from + 1, ..., from + count - 1`, in that order. */
-export function inOrder(ids: unknown, from: number, count: number): boolean {
-  if (typeof ids !== "string") return false;
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    const comma = i === count - 1 ? ids.length : ids.indexOf(",", at);
-    if (comma < 0 || Number(ids.slice(at, comma)) !== from + i) return false;
-    at = comma + 1;
+/**
+ * Joined ids (`"4,5,9"`) as numbers, if they ascend and lie in `[from, to)`; else undefined.
+ * No rows join to null.
+ */
+export function ascendingIds(ids: unknown, from: number, to: number): number[] | undefined {
+  if (ids === null) return [];
+  if (typeof ids !== "string") return undefined;
+  const list = ids.split(",").map(Number);
+  let last = from - 1;
+  for (const id of list) {
+    if (!(Number.isInteger(id) && id > last && id < to)) return undefined;
+    last = id;
   }
-  return at === ids.length + 1;
+  return list;
 }
 
 /**

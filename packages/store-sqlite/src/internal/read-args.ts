@@ -1,44 +1,65 @@
 import type { RequestId } from "@sheepdog/contracts";
+import type { PackedSlice } from "./arg-slices.js";
+import { argsOfSlice } from "./arg-slices.js";
 import type { Connection } from "./connection.js";
-import type { PackedStatements } from "./packed.js";
-import { inOrder, readLarge, unpack } from "./packed.js";
+import { DamagedRows } from "./errors.js";
 import type { ReadStatements } from "./read-statements.js";
 import { cells, firstRow } from "./rows.js";
-
-/** getArgs reads this many arguments or more as packed slices (see packed.ts), ... */
-const PACKED_FROM = 32;
-/** ... of at most this many rows each. */
-const ARGS_PER_SLICE = 4096;
 
 /** The arguments of tasks `start .. start + count - 1` of request `id`. */
 export function getArgs(c: Connection, id: RequestId, start: number, count: number): Uint8Array[] {
   const { firstArg } = c.shapes.range(id, start, count);
-  const from = firstArg + start;
-  const { packed } = c.reads;
-  if (packed === undefined || count < PACKED_FROM) return argsRowByRow(c.reads, from, from + count);
+  return argsIn(c.reads, firstArg + start, firstArg + start + count);
+}
+
+/** The arguments of arg rows `[from, to)`, as views of their slices' values. */
+export function argsIn(reads: ReadStatements, from: number, to: number): Uint8Array[] {
   const args: Uint8Array[] = [];
-  for (let slice = from; slice < from + count; slice += ARGS_PER_SLICE) {
-    const size = Math.min(ARGS_PER_SLICE, from + count - slice);
-    for (const value of packedArgs(c.reads, packed, slice, size)) args.push(value);
-  }
+  if (to <= from) return args;
+  for (const row of reads.slicesIn.all([from, from, to])) argsOfSlice(sliceOf(row), from, to, args);
+  if (args.length !== to - from) throw missingArgs(from, to, args.length);
   return args;
 }
 
-/** The values of args rows `[from, to)`, one row at a time. */
-function argsRowByRow(reads: ReadStatements, from: number, to: number): Uint8Array[] {
-  return reads.args.all([from, to]).map((row) => cells(row)[0] as Uint8Array);
+/**
+ * Reads the arguments of rows in ascending order, one slice read for the rows a slice holds
+ * (the arguments of a request's errors, say).
+ */
+export class ArgCursor {
+  readonly #reads: ReadStatements;
+  #slice: PackedSlice | undefined;
+
+  constructor(reads: ReadStatements) {
+    this.#reads = reads;
+  }
+
+  /** The argument of arg row `row`. */
+  at(row: number): Uint8Array {
+    let slice = this.#slice;
+    if (slice === undefined || row < slice.first || row >= slice.first + slice.count) {
+      const found = firstRow(this.#reads.sliceAt, [row]);
+      slice = found === undefined ? undefined : sliceOf(found);
+      this.#slice = slice;
+    }
+    const args: Uint8Array[] = [];
+    if (slice !== undefined) argsOfSlice(slice, row, row + 1, args);
+    const [arg] = args;
+    if (arg === undefined) throw missingArgs(row, row + 1, 0);
+    return arg;
+  }
 }
 
-/** The values of args rows `[from, from + size)`, packed, or row by row if they came out of order. */
-function packedArgs(
-  reads: ReadStatements,
-  packed: PackedStatements,
-  from: number,
-  size: number,
-): Uint8Array[] {
-  const [ids, lengths, hex] = cells(firstRow(packed.args, [from, from + size]));
-  if (!inOrder(ids, from, size)) return argsRowByRow(reads, from, from + size);
-  return unpack(lengths, hex, size, (i) => readLarge(packed.largeArg, from + i)) as Uint8Array[];
+/** A row of `arg_slices` as read by `slicesIn` or `sliceAt`. */
+function sliceOf(row: unknown): PackedSlice {
+  const [first, count, ends, value] = cells(row) as [number, number, Uint8Array, Uint8Array];
+  return { first, count, ends, value };
+}
+
+/** The arguments of rows that must exist, but are not all in the file: it was damaged. */
+function missingArgs(from: number, to: number, found: number): DamagedRows {
+  return new DamagedRows(
+    `the arguments of arg rows ${from} to ${to - 1} are missing (found ${found})`,
+  );
 }
 
 /** The tasks among `start .. start + count - 1` of request `id` that have no report. */

@@ -1,7 +1,8 @@
 import type { RequestId, TaskError, TaskResult } from "@sheepdog/contracts";
 import type { Connection } from "./connection.js";
 import { kyselyOf } from "./connection.js";
-import { inOrder, readLarge, unpack } from "./packed.js";
+import { ascendingIds, readLarge, unpack } from "./packed.js";
+import { ArgCursor, argsIn } from "./read-args.js";
 import type { ReadStatements } from "./read-statements.js";
 import { cells, firstRow, yieldToEventLoop } from "./rows.js";
 import { SlabDecoder } from "./small-values.js";
@@ -32,58 +33,16 @@ export async function getResults(c: Connection, id: RequestId): Promise<TaskResu
   await inReadTransaction(c, async () => {
     for (let from = firstArg; from < end; from += RESULTS_PER_READ) {
       const to = Math.min(from + RESULTS_PER_READ, end);
-      const slice = { from, to, firstArg, results };
-      if (!readPackedTasks(c.reads, slice)) readTasksRowByRow(c.reads, decoder, slice);
+      const args = argsIn(c.reads, from, to);
+      const values = resultsIn(c.reads, decoder, from, to);
+      for (let i = 0; i < to - from; i++) {
+        const index = from - firstArg + i;
+        results[index] = { index, args: args[i] as Uint8Array, result: values[i] ?? null };
+      }
       if (to < end) await yieldToEventLoop();
     }
   });
   return results;
-}
-
-/** Args rows `[from, to)` of a request whose task 0 is row `firstArg`, read into `results`. */
-interface TaskSlice {
-  from: number;
-  to: number;
-  firstArg: number;
-  results: TaskResult[];
-}
-
-/** Reads a slice packed; false (and nothing read) if it cannot be read so. */
-function readPackedTasks(
-  reads: ReadStatements,
-  { from, to, firstArg, results }: TaskSlice,
-): boolean {
-  const { packed } = reads;
-  if (packed === undefined) return false;
-  const row = cells(firstRow(packed.results, [from, to]));
-  if (!inOrder(row[0], from, to - from)) return false;
-  const [, argLengths, argHex, resultLengths, resultHex] = row;
-  const args = unpack(argLengths, argHex, to - from, (i) => readLarge(packed.largeArg, from + i));
-  const values = unpack(resultLengths, resultHex, to - from, (i) =>
-    readLarge(packed.largeResult, from + i),
-  );
-  for (let i = 0; i < to - from; i++) {
-    const index = from - firstArg + i;
-    results[index] = { index, args: args[i] as Uint8Array, result: values[i] ?? null };
-  }
-  return true;
-}
-
-/** Reads a slice one row at a time. */
-function readTasksRowByRow(
-  reads: ReadStatements,
-  decoder: SlabDecoder,
-  { from, to, firstArg, results }: TaskSlice,
-): void {
-  for (const row of reads.resultsIn.all([from, to])) {
-    const [argId, args, result] = cells(row) as [number, unknown, unknown];
-    const index = argId - firstArg;
-    results[index] = {
-      index,
-      args: decoder.decode(args) as Uint8Array,
-      result: decoder.decode(result),
-    };
-  }
 }
 
 /** The results of tasks `start .. start + count - 1` of request `id`, without their arguments. */
@@ -100,56 +59,66 @@ export async function getResultRange(
   await inReadTransaction(c, () => {
     for (let from = firstArg + start; from < end; from += RESULTS_PER_READ) {
       const to = Math.min(from + RESULTS_PER_READ, end);
-      const slice = packedResults(c.reads, from, to) ?? resultsRowByRow(c.reads, decoder, from, to);
-      for (const value of slice) values.push(value);
+      for (const value of resultsIn(c.reads, decoder, from, to)) values.push(value);
     }
   });
   return values;
 }
 
-/** The results of args rows `[from, to)`, packed; undefined if they cannot be read so. */
-function packedResults(
-  reads: ReadStatements,
-  from: number,
-  to: number,
-): (Uint8Array | null)[] | undefined {
-  const { packed } = reads;
-  if (packed === undefined) return undefined;
-  const row = cells(firstRow(packed.resultsOnly, [from, to]));
-  if (!inOrder(row[0], from, to - from)) return undefined;
-  return unpack(row[1], row[2], to - from, (i) => readLarge(packed.largeResult, from + i));
-}
-
-/** The results of args rows `[from, to)`, one row at a time. */
-function resultsRowByRow(
+/** The results of arg rows `[from, to)`, null where there is none (no report, or an error). */
+function resultsIn(
   reads: ReadStatements,
   decoder: SlabDecoder,
   from: number,
   to: number,
 ): (Uint8Array | null)[] {
   const slice: (Uint8Array | null)[] = new Array(to - from).fill(null);
-  for (const row of reads.resultsIn.all([from, to])) {
-    const [argId, , result] = cells(row) as [number, unknown, unknown];
-    slice[argId - from] = decoder.decode(result);
+  if (!readPackedResults(reads, from, to, slice)) {
+    for (const row of reads.resultsIn.all([from, to])) {
+      const [argId, result] = cells(row) as [number, unknown];
+      slice[argId - from] = decoder.decode(result);
+    }
   }
   return slice;
+}
+
+/** Reads the results of arg rows `[from, to)` packed into `slice`; false if it cannot. */
+function readPackedResults(
+  reads: ReadStatements,
+  from: number,
+  to: number,
+  slice: (Uint8Array | null)[],
+): boolean {
+  const { packed } = reads;
+  if (packed === undefined) return false;
+  const [joinedIds, lengths, hex] = cells(firstRow(packed.results, [from, to]));
+  const ids = ascendingIds(joinedIds, from, to);
+  if (ids === undefined) return false;
+  const values = unpack(lengths, hex, ids.length, (i) =>
+    readLarge(packed.largeResult, ids[i] as number),
+  );
+  ids.forEach((row, i) => {
+    slice[row - from] = values[i] ?? null;
+  });
+  return true;
 }
 
 /** The error reports of request `id`, in task order, with their arguments. */
 export async function getErrors(c: Connection, id: RequestId): Promise<TaskError[]> {
   const { tasks, firstArg } = c.shapes.of(id);
   const rows = await (await kyselyOf(c))
-    .selectFrom("reports as r")
-    .innerJoin("args as a", "a.id", "r.arg_id")
-    .select(["r.arg_id", "a.value", "r.error", "r.provisional"])
-    .where("r.arg_id", ">=", firstArg)
-    .where("r.arg_id", "<", firstArg + tasks)
-    .where("r.error", "is not", null)
-    .orderBy("r.arg_id")
+    .selectFrom("reports")
+    .select(["arg_id", "error", "provisional"])
+    .where("arg_id", ">=", firstArg)
+    .where("arg_id", "<", firstArg + tasks)
+    .where("error", "is not", null)
+    .orderBy("arg_id")
     .execute();
+  // Arguments never change once stored: they need not be read in the same moment as the rows.
+  const args = new ArgCursor(c.reads);
   return rows.map((row) => ({
     index: row.arg_id - firstArg,
-    args: row.value,
+    args: args.at(row.arg_id),
     error: row.error as string,
     ...(row.provisional === 1 && { provisional: true as const }),
   }));

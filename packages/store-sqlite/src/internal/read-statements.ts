@@ -6,21 +6,31 @@ import { smallAsHex } from "./small-values.js";
 
 /** The statements that read arguments, reports and results. */
 export interface ReadStatements {
-  /** The values of args rows `[from, to)`, in order. */
-  args: SqliteStatement;
-  /** The args rows in `[from, to)` that have a report. */
+  /** The arg slices that hold rows `[from, to)`, in order: parameters `[from, from, to]`. */
+  slicesIn: SqliteStatement;
+  /** The arg slice that holds row `row`. */
+  sliceAt: SqliteStatement;
+  /** The arg rows in `[from, to)` that have a report. */
   reportedIn: SqliteStatement;
-  /** How many of args rows `[from, to)` have a report. */
+  /** How many of arg rows `[from, to)` have a report. */
   reportedCount: SqliteStatement;
-  /** Args rows `[from, to)` with their results (see small-values.ts). */
+  /** The reports of arg rows `[from, to)`: row, result (see small-values.ts). */
   resultsIn: SqliteStatement;
   /** Reads of many rows as a few strings, where this SQLite can (see packed.ts). */
   packed: PackedStatements | undefined;
 }
 
+const slice = "SELECT id, count, ends, value FROM arg_slices";
+
 export function prepareReads(db: SqliteDatabase): ReadStatements {
   return {
-    args: db.prepare("SELECT value FROM args WHERE id >= ? AND id < ? ORDER BY id"),
+    slicesIn: rawRows(
+      db.prepare(
+        `${slice} WHERE id >= coalesce((SELECT max(id) FROM arg_slices WHERE id <= ?), ?)
+         AND id < ? ORDER BY id`,
+      ),
+    ),
+    sliceAt: rawRows(db.prepare(`${slice} WHERE id <= ? ORDER BY id DESC LIMIT 1`)),
     reportedIn: rawRows(
       db.prepare("SELECT arg_id FROM reports WHERE arg_id >= ? AND arg_id < ? ORDER BY arg_id"),
     ),
@@ -29,8 +39,8 @@ export function prepareReads(db: SqliteDatabase): ReadStatements {
     ),
     resultsIn: rawRows(
       db.prepare(
-        `SELECT a.id, ${smallAsHex("a.value")}, ${smallAsHex("r.result")}
-         FROM args a LEFT JOIN reports r ON r.arg_id = a.id WHERE a.id >= ? AND a.id < ?`,
+        `SELECT arg_id, ${smallAsHex("result")} FROM reports
+         WHERE arg_id >= ? AND arg_id < ? ORDER BY arg_id`,
       ),
     ),
     packed: preparePacked(db, rawRows),

@@ -188,7 +188,7 @@ function insertReport(
 }
 
 /**
- * Puts a real report in place of args row `row`'s provisional error, if it has one, with its
+ * Puts a real report in place of arg row `row`'s provisional error, if it has one, with its
  * facts (or none); whether it did.
  */
 function replaceProvisional(
@@ -213,7 +213,7 @@ function count(report: StoreReport, counts: Added): void {
   else counts.errors += 1;
 }
 
-/** Puts args row `row`'s facts in `values` as the `at`th row of a putFacts statement. */
+/** Puts arg row `row`'s facts in `values` as the `at`th row of a putFacts statement. */
 function setFactsValues(values: unknown[], at: number, row: number, facts: TaskFacts): void {
   const first = at * FACTS_COLUMNS;
   values[first] = row;
@@ -225,7 +225,7 @@ function setFactsValues(values: unknown[], at: number, row: number, facts: TaskF
   values[first + 6] = facts.log ?? null;
 }
 
-/** Writes the facts of args row `row`, in place of any it had. */
+/** Writes the facts of arg row `row`, in place of any it had. */
 function putFacts(statements: ReportStatements, row: number, facts: TaskFacts): void {
   const values = new Array<unknown>(FACTS_COLUMNS);
   setFactsValues(values, 0, row, facts);

@@ -1,10 +1,11 @@
 import type { CreatedRequest, NewRequest, RequestId } from "@sheepdog/contracts";
 import { hashToken, SheepdogError } from "@sheepdog/contracts";
+import type { PackedSlice } from "./arg-slices.js";
+import { SlicePacker } from "./arg-slices.js";
 import type { Connection } from "./connection.js";
 import { invalidInput, source } from "./errors.js";
 import { metaJson } from "./request-info.js";
 import type { RequestStatements } from "./request-statements.js";
-import { ARGS_PER_INSERT } from "./request-statements.js";
 import { cells, firstRow, isBytes, yieldToEventLoop } from "./rows.js";
 
 /** createRequest lets the event loop run after this many arguments. */
@@ -34,7 +35,7 @@ export function checkNewRequest(request: NewRequest): CheckedRequest {
 
 /**
  * Writes a request and its arguments. The caller holds a write transaction, so no one else
- * can take these args rows.
+ * can take these arg rows.
  */
 export async function createRequest(
   c: Connection,
@@ -52,10 +53,9 @@ export async function createRequest(
 }
 
 /**
- * Inserts the arguments in statements of ARGS_PER_INSERT rows, and returns how many there
- * were. This is the one loop that runs a million times, so it uses prepared better-sqlite3
- * statements directly: building each statement through Kysely's query builder costs more
- * than running it.
+ * Inserts the arguments in slices (see `ArgSlicesTable` in schema.ts), and returns how many
+ * there were. This is the one loop that runs a million times, so it uses a prepared
+ * better-sqlite3 statement directly.
  */
 async function insertArgs(
   statements: RequestStatements,
@@ -63,26 +63,20 @@ async function insertArgs(
   firstArg: number,
   args: Iterable<Uint8Array>,
 ): Promise<number> {
-  const batch: unknown[] = new Array(ARGS_PER_INSERT * 3);
-  let filled = 0;
+  const packer = new SlicePacker(firstArg);
+  const insert = (slice: PackedSlice | undefined) => {
+    if (slice === undefined) return;
+    statements.insertSlice.run([slice.first, id, slice.count, slice.ends, slice.value]);
+  };
   let index = 0;
   const read = readerOf(args);
   for (let next = read(); !next.done; next = read(), index += 1) {
     const arg: unknown = next.value;
     if (!isBytes(arg)) throw invalidInput(`Argument ${index} must be a Uint8Array.`);
-    batch[filled++] = firstArg + index;
-    batch[filled++] = id;
-    // A copy, as rows wait here for their batch: a generator may reuse its buffer.
-    batch[filled++] = arg.slice();
-    if (filled === batch.length) {
-      statements.insertArgs.run(batch);
-      filled = 0;
-    }
+    insert(packer.add(arg));
     if ((index + 1) % ARGS_PER_YIELD === 0) await yieldToEventLoop();
   }
-  for (let i = 0; i < filled; i += 3) {
-    statements.insertArg.run([batch[i], batch[i + 1], batch[i + 2]]);
-  }
+  insert(packer.finish());
   return index;
 }
 

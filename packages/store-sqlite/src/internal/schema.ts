@@ -1,16 +1,18 @@
 import type { Generated } from "kysely";
 
 /**
- * The tables of a Sheepdog database, as Kysely sees them (schema version 3).
+ * The tables of a Sheepdog database, as Kysely sees them (schema version 4).
  *
- * Every argument tuple is a row of `args`. A request owns the consecutive rows `first_arg` to
- * `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's report is keyed by
- * that same row id. Lookups and range scans all go by SQLite's integer row id, the fastest
- * key it has, and each table is one b-tree with no second index to keep up.
+ * Every argument tuple has a number, its arg row. A request owns the consecutive rows
+ * `first_arg` to `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's
+ * report is keyed by that same row. The arguments themselves are stored in slices of
+ * consecutive rows (`arg_slices`): a million arguments are a thousand rows to write, not a
+ * million. Lookups and range scans all go by SQLite's integer row id, the fastest key it has,
+ * and each table is one b-tree with no second index to keep up.
  */
 export interface Schema {
   requests: RequestsTable;
-  args: ArgsTable;
+  arg_slices: ArgSlicesTable;
   reports: ReportsTable;
   facts: FactsTable;
 }
@@ -21,7 +23,7 @@ export interface RequestsTable {
   func: Uint8Array;
   ns: Uint8Array;
   tasks: number;
-  /** The `args` row of task 0. */
+  /** The arg row of task 0. */
   first_arg: number;
   token_hash: Uint8Array;
   created_at: number;
@@ -32,10 +34,18 @@ export interface RequestsTable {
   errors: Generated<number>;
 }
 
-export interface ArgsTable {
-  /** INTEGER PRIMARY KEY: `first_arg + i` for task `i` of its request. */
+/**
+ * The arguments of consecutive tasks of one request: `count` pickles, one after another in
+ * `value`, where the one of row `id + i` ends at byte `ends[i]` (a 32-bit little-endian
+ * integer) and starts where the one before it ends. A request's slices cover its rows, in
+ * order, without gaps.
+ */
+export interface ArgSlicesTable {
+  /** INTEGER PRIMARY KEY: the arg row of the slice's first argument. */
   id: number;
   request_id: number;
+  count: number;
+  ends: Uint8Array;
   value: Uint8Array;
 }
 
@@ -44,7 +54,7 @@ export interface ArgsTable {
  * `result` and `error` is set.
  */
 export interface ReportsTable {
-  /** INTEGER PRIMARY KEY: the task's `args` row. */
+  /** INTEGER PRIMARY KEY: the task's arg row. */
   arg_id: number;
   result: Uint8Array | null;
   error: string | null;
@@ -57,7 +67,7 @@ export interface ReportsTable {
  * a row of `reports`, and goes with it.
  */
 export interface FactsTable {
-  /** INTEGER PRIMARY KEY: the task's `args` row, as in `reports`. */
+  /** INTEGER PRIMARY KEY: the task's arg row, as in `reports`. */
   arg_id: number;
   started_at: number | null;
   ended_at: number | null;

@@ -3,7 +3,7 @@ import type { SqliteDatabase, SqliteStatement } from "../sqlite-database.js";
 import { requestNotFound, taskNotFound } from "./errors.js";
 import { cells, firstRow, isRequestId } from "./rows.js";
 
-/** Where a request's tasks are: args rows `firstArg .. firstArg + tasks - 1`. */
+/** Where a request's tasks are: arg rows `firstArg .. firstArg + tasks - 1`. */
 export interface Shape {
   tasks: number;
   firstArg: number;
