@@ -425,4 +425,46 @@ def f(x):
       expect(readWhileSubmitting).toBe(true);
     });
   });
+
+  it("submits the windows' jobs in their order, even when a later window is ready first", async () => {
+    let secondSubmit = () => {};
+    const second = new Promise<void>((resolve) => {
+      secondSubmit = resolve;
+    });
+    const submitted: number[] = [];
+    let overtaken: boolean | undefined;
+    await onLocalCluster(4, async ({ scheduler, remote }) => {
+      const slowFirstSubmission: Scheduler = {
+        name: scheduler.name,
+        submit: async (spec) => {
+          if (overtaken === undefined) {
+            // The first window's submission is slow: does the second one's come meanwhile?
+            overtaken = false;
+            overtaken = await Promise.race([
+              second.then(() => true),
+              sleep(1_000).then(() => false),
+            ]);
+          } else {
+            secondSubmit();
+          }
+          // The job's name is sheepdog_<request>_<random>.
+          submitted.push(Number(spec.name.split("_")[1]));
+          return scheduler.submit(spec);
+        },
+        status: (job) => scheduler.status(job),
+        cancel: (job) => scheduler.cancel(job),
+        slots: () => scheduler.slots(),
+      };
+      await using sheepdog = createSheepdog({
+        dbfile: join(dir, "in-order.sqlite"),
+        cluster: { scheduler: slowFirstSubmission, remote },
+      });
+      const args = Array.from({ length: 12 }, (_, x) => [x] as [number]);
+      const items = await all(sheepdog.mapStream(square, args, { windowSize: 4 }));
+      expect(items.map((item) => item.index).sort((a, b) => a - b)).toEqual(args.map(([x]) => x));
+      expect(overtaken).toBe(false);
+      expect(submitted).toHaveLength(3);
+      expect(submitted).toEqual([...submitted].sort((a, b) => a - b));
+    });
+  });
 });

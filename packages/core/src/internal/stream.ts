@@ -219,6 +219,8 @@ class WindowedStream {
   readonly #windows: Window[] = [];
   #reading: Promise<void> | undefined;
   #readFailure: { error: unknown } | undefined;
+  /** The newest window's submission: the next window's job is submitted after it. */
+  #lastSubmission: Promise<unknown> | undefined;
   #next = 0;
   #stopped = false;
   #woken = false;
@@ -422,7 +424,7 @@ class WindowedStream {
       ]);
       const pickles = holder.pickles ?? new PackedPickles();
       const chunkSize = await this.#chunkSize(pickles.count);
-      const submitted = await submitPickled(context, settings, this.f, pickles, {
+      const submitting = submitPickled(context, settings, this.f, pickles, {
         ns: options.ns,
         signal,
         retries: settings.retries,
@@ -434,7 +436,10 @@ class WindowedStream {
           window.stored = true;
           this.#notify();
         },
+        submitAfter: this.#lastSubmission,
       });
+      this.#lastSubmission = submitting;
+      const submitted = await submitting;
       window.request = submitted.request;
       window.results = new WindowResults(
         {

@@ -45,6 +45,11 @@ export interface SubmitOptions {
   chunkSize?: number | undefined;
   /** Told once the store has the request's arguments, before its job is submitted. */
   onStored?: (() => void) | undefined;
+  /**
+   * The job is submitted once this settles (however it settles): a stream's windows are queued
+   * in their order, so that the scheduler runs the first arguments first.
+   */
+  submitAfter?: Promise<unknown> | undefined;
 }
 
 /** A request created, its server started and (with arguments) its first job submitted. */
@@ -231,6 +236,7 @@ export async function submitEncoded(
       staged: undefined,
     };
     if (!lease || !routes) return submitted;
+    await options.submitAfter?.catch(() => {});
     if (options.signal?.aborted) throw abortError(options.signal);
     if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
     submitted.job = await submitJob(submitted, {
