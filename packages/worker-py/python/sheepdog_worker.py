@@ -51,11 +51,13 @@
 # answered on any of its routes within firstContactSeconds (the nodes cannot reach it there).
 
 import base64
+import binascii
 import builtins
 import hashlib
 import hmac
 import http.client
 import importlib.util
+import itertools
 import json
 import linecache
 import os
@@ -201,13 +203,14 @@ def log(message):
 # --- frames -------------------------------------------------------------------------------
 
 
+_SECTION_LENGTH = struct.Struct(">I").pack
+
+
 def encode_frames(sections):
     """Joins byte strings as frames: a 4-byte big-endian length before each."""
-    parts = []
-    for section in sections:
-        parts.append(struct.pack(">I", len(section)))
-        parts.append(bytes(section))
-    return b"".join(parts)
+    sections = [section if type(section) is bytes else bytes(section) for section in sections]
+    lengths = map(_SECTION_LENGTH, map(len, sections))
+    return b"".join(itertools.chain.from_iterable(zip(lengths, sections)))
 
 
 def decode_frames(body):
@@ -1596,7 +1599,7 @@ class CallFacts(object):
 
 def report_line(request, index, kind, payload):
     """The stdout line of one report (STDOUT_REPORT_PREFIX in wire.ts)."""
-    encoded = base64.b64encode(bytes(payload)).decode("ascii")
+    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
     return "%s%d %d %s %s" % (STDOUT_REPORT_PREFIX, request, index, kind, encoded)
 
 
