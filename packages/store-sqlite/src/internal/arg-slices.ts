@@ -2,8 +2,11 @@ import { DamagedRows } from "./errors.js";
 
 /** A slice holds at most this many arguments ... */
 export const ARGS_PER_SLICE = 1024;
-/** ... and is closed once its pickles reach this many bytes (one larger pickle has its own). */
-export const SLICE_BYTES = 256 * 1024;
+/**
+ * ... and is closed once its pickles reach this many bytes (one larger pickle has its own).
+ * A task of one call reads its argument's whole slice: small slices keep that read small.
+ */
+export const SLICE_BYTES = 32 * 1024;
 
 /** The arguments of arg rows `first .. first + count - 1`, as a row of `arg_slices` holds them. */
 export interface PackedSlice {
