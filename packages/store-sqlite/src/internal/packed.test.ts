@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ascendingIds, unpack } from "./packed.js";
+import { ascendingIds, joinedIntegers, unpack } from "./packed.js";
 
 describe("packed reads", () => {
   it("accept ids only when they ascend inside the range read", () => {
@@ -13,6 +13,17 @@ describe("packed reads", () => {
     expect(ascendingIds("5,x", 5, 8)).toBeUndefined();
     expect(ascendingIds("", 5, 8)).toBeUndefined();
     expect(ascendingIds(5, 5, 8)).toBeUndefined();
+  });
+
+  it("read joined integers, negative ones included, and nothing else", () => {
+    expect(joinedIntegers("19,-1,0,123456789012345")).toEqual([19, -1, 0, 123456789012345]);
+    expect(joinedIntegers("7")).toEqual([7]);
+    for (const bad of ["", ",", "1,", ",1", "1,,2", "-", "-,1", "--1", "1-2", "1.5", " 1", "1e3"]) {
+      expect(joinedIntegers(bad)).toBeUndefined();
+    }
+    expect(joinedIntegers("1234567890123456")).toBeUndefined();
+    expect(joinedIntegers(null)).toBeUndefined();
+    expect(joinedIntegers(12)).toBeUndefined();
   });
 
   it("unpack views of one buffer, nulls, and large values read apart", () => {
