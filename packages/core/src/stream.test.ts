@@ -54,6 +54,17 @@ async function onLocalCluster(
   }
 }
 
+/** `scheduler` with its own `submit` in place of the scheduler's. */
+function withSubmit(scheduler: LocalScheduler, submit: Scheduler["submit"]): Scheduler {
+  return {
+    name: scheduler.name,
+    submit,
+    status: (job) => scheduler.status(job),
+    cancel: (job) => scheduler.cancel(job),
+    slots: () => scheduler.slots(),
+  };
+}
+
 async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
@@ -395,19 +406,13 @@ def f(x):
     });
     let readWhileSubmitting: boolean | undefined;
     await onLocalCluster(4, async ({ scheduler, remote }) => {
-      const slowFirstSubmission: Scheduler = {
-        name: scheduler.name,
-        submit: async (spec) => {
-          readWhileSubmitting ??= await Promise.race([
-            read.then(() => true),
-            sleep(5_000).then(() => false),
-          ]);
-          return scheduler.submit(spec);
-        },
-        status: (job) => scheduler.status(job),
-        cancel: (job) => scheduler.cancel(job),
-        slots: () => scheduler.slots(),
-      };
+      const slowFirstSubmission = withSubmit(scheduler, async (spec) => {
+        readWhileSubmitting ??= await Promise.race([
+          read.then(() => true),
+          sleep(5_000).then(() => false),
+        ]);
+        return scheduler.submit(spec);
+      });
       await using sheepdog = createSheepdog({
         dbfile: join(dir, "read-ahead.sqlite"),
         cluster: { scheduler: slowFirstSubmission, remote },
@@ -434,27 +439,18 @@ def f(x):
     const submitted: number[] = [];
     let overtaken: boolean | undefined;
     await onLocalCluster(4, async ({ scheduler, remote }) => {
-      const slowFirstSubmission: Scheduler = {
-        name: scheduler.name,
-        submit: async (spec) => {
-          if (overtaken === undefined) {
-            // The first window's submission is slow: does the second one's come meanwhile?
-            overtaken = false;
-            overtaken = await Promise.race([
-              second.then(() => true),
-              sleep(1_000).then(() => false),
-            ]);
-          } else {
-            secondSubmit();
-          }
-          // The job's name is sheepdog_<request>_<random>.
-          submitted.push(Number(spec.name.split("_")[1]));
-          return scheduler.submit(spec);
-        },
-        status: (job) => scheduler.status(job),
-        cancel: (job) => scheduler.cancel(job),
-        slots: () => scheduler.slots(),
-      };
+      const slowFirstSubmission = withSubmit(scheduler, async (spec) => {
+        if (overtaken === undefined) {
+          // The first window's submission is slow: does the second one's come meanwhile?
+          overtaken = false;
+          overtaken = await Promise.race([second.then(() => true), sleep(1_000).then(() => false)]);
+        } else {
+          secondSubmit();
+        }
+        // The job's name is sheepdog_<request>_<random>.
+        submitted.push(Number(spec.name.split("_")[1]));
+        return scheduler.submit(spec);
+      });
       await using sheepdog = createSheepdog({
         dbfile: join(dir, "in-order.sqlite"),
         cluster: { scheduler: slowFirstSubmission, remote },
