@@ -37,4 +37,28 @@ describe("FactsTally", () => {
     expect(tally.reported).toBe(1);
     expect(tally.attempts.errors).toEqual(new Map([[2, 1]]));
   });
+
+  it("keeps the ten slowest runs, slowest first, the first of equal runs ahead", () => {
+    const tally = new FactsTally(30, 0);
+    // Runs of 0.5 to 14.5 s in a shuffled order, and 7.5 s twice (tasks 3 and 20).
+    const seconds = [3, 14, 9, 7, 0, 12, 5, 11, 1, 13, 8, 2, 10, 6, 4, 7];
+    seconds.forEach((s, i) => {
+      const index = i === 15 ? 20 : i;
+      tally.add(index, "result", { startedAt: 0, endedAt: (s + 0.5) * 1000, host: `n${index}` });
+    });
+    const slowest = tally.summary().timing?.slowest ?? [];
+    expect(slowest.map((run) => [run.index, run.runSeconds])).toEqual([
+      [1, 14.5],
+      [9, 13.5],
+      [5, 12.5],
+      [7, 11.5],
+      [12, 10.5],
+      [2, 9.5],
+      [10, 8.5],
+      [3, 7.5],
+      [20, 7.5],
+      [13, 6.5],
+    ]);
+    expect(slowest[0]?.host).toBe("n1");
+  });
 });
