@@ -227,6 +227,60 @@ describe("sqliteStore values", () => {
     expect(wrong).toEqual([]);
   });
 
+  it("reads results row by row where the database cannot pack them, the same as packed", async () => {
+    // A database without group_concat (not SQLite's full SQL): the packed reads cannot be
+    // prepared, and every result is read row by row.
+    const file = join(dir, "unpacked.sqlite");
+    const db = new Database(file);
+    const database: SqliteDatabase = {
+      name: db.name,
+      close: () => db.close(),
+      prepare(sql) {
+        if (sql.includes("group_concat")) throw new Error("no such function: group_concat");
+        return db.prepare(sql);
+      },
+    };
+    const sizes = [0, 5, SMALL_VALUE_BYTES + 1, 3000];
+    const make = (i: number) => new Uint8Array(sizes[i % sizes.length] as number).fill(i % 251);
+    const reports: StoreReport[] = [];
+    for (let i = 0; i < 2500; i++) {
+      if (i % 7 === 0) continue;
+      reports.push(
+        i % 5 === 0
+          ? { index: i, kind: "error", value: `error ${i}` }
+          : { index: i, kind: "result", value: make(i) },
+      );
+    }
+    const hex = (values: (Uint8Array | null | undefined)[]) =>
+      values.map((v) => (v ? Buffer.from(v).toString("hex") : v));
+    const answers = async (store: Store, id: number) => {
+      const rows = await store.getResults(id);
+      return {
+        results: hex(rows.map((r) => r.result)),
+        args: hex(rows.map((r) => r.args)),
+        range: hex(await (store.getResultRange?.(id, 100, 2000) ?? [])),
+      };
+    };
+    const args = Array.from({ length: 2500 }, (_, i) => make(i + 1));
+    const unpacked = sqliteStore({ database });
+    const packed = sqliteStore({ dbfile: join(dir, "packed-too.sqlite") });
+    try {
+      const a = await unpacked.createRequest({ func: utf8("f"), ns: utf8(""), args });
+      const b = await packed.createRequest({ func: utf8("f"), ns: utf8(""), args });
+      await unpacked.putReports(a.id, reports);
+      await packed.putReports(b.id, reports);
+      const fromRows = await answers(unpacked, a.id);
+      expect(fromRows.results.filter((r) => r !== null)).toHaveLength(
+        reports.filter((r) => r.kind === "result").length,
+      );
+      expect(fromRows).toEqual(await answers(packed, b.id));
+    } finally {
+      await unpacked.close();
+      await packed.close();
+      db.close();
+    }
+  });
+
   it("stores no request when reading its arguments fails", async () => {
     await using store = sqliteStore({ dbfile: join(dir, "rollback.sqlite") });
     function* args(): Generator<Uint8Array> {
