@@ -115,6 +115,7 @@ export {
 export { storeReports } from "./wire/store-reports.js";
 export type { IndexRun, TaskLayout, TaskRange } from "./wire/task-layout.js";
 export {
+  chunkCount,
   indexRuns,
   layoutOf,
   retryChunks,
@@ -134,6 +135,7 @@ export type {
   ReportRows,
   ReportsReply,
   TaskHeader,
+  TaskHeldBody,
   WireErrorBody,
   WorkerLaunch,
 } from "./wire.js";

@@ -67,7 +67,18 @@ import type { TaskFacts } from "./store.js";
  *
  * - `GET  /v2/requests/:request/tasks/:task` -> frames
  *   `[TaskHeader, func, ns, args(first), ..., args(first + count - 1)]`,
- *   content type {@link TASK_CONTENT_TYPE}.
+ *   content type {@link TASK_CONTENT_TYPE}; or 409 with JSON {@link TaskHeldBody} when
+ *   another array task has claimed this one (below): the worker runs nothing of it.
+ * - `POST /v2/requests/:request/tasks/:task/next`, empty body -> the frames of a task that
+ *   array task `:task` now holds (its header's `task` names it), or an empty 200 when there is
+ *   none. A worker whose launch has {@link WorkerLaunch.claimTasks} asks once its own task is
+ *   done, and runs what it is given as it ran its own, until the answer is empty. The server
+ *   gives only a chunk task (never a retry task) that no array task has fetched, of a request
+ *   whose meta has `claims` (an object of claimed task -> the array task that holds it, which
+ *   the server keeps up to date before it answers): so a job of more tasks than slots runs
+ *   without the scheduler's pause between one wave of tasks and the next. A task whose own
+ *   array task comes later is answered 409. `taskIndices` counts a claimed task's arguments as
+ *   its holder's, for the client's account of tasks that end without reporting.
  * - `POST /v2/requests/:request/tasks/:task/reports`, frames
  *   `[ReportHeader, payload(report 0), payload(report 1), ...]`, where a result's payload is
  *   its pickle (protocol 2 to 5: it starts with PROTO and ends with STOP) and an error's is the
@@ -90,6 +101,13 @@ export const WIRE_VERSION = 2;
 
 export const TASK_CONTENT_TYPE = "application/vnd.sheepdog.task+frames";
 export const REPORTS_CONTENT_TYPE = "application/vnd.sheepdog.reports+frames";
+
+/** The body of a 409 to a task fetch: another array task holds this task (see the routes). */
+export interface TaskHeldBody extends WireErrorBody {
+  status: 409;
+  /** The array task that claimed it. */
+  heldBy: number;
+}
 
 /** The JSON header of a task fetch. */
 export interface TaskHeader {
@@ -282,6 +300,14 @@ export interface WorkerLaunch {
    * job's task 1 is the request's task `taskOffset + 1` (see `retryTasks` above). @default 0
    */
   taskOffset?: number;
+  /**
+   * Whether the worker, once its own task is done (or held by another), asks for tasks whose
+   * array task has not started (`POST .../tasks/:task/next`, see the routes) and runs them.
+   * One attempt per question, never a retry: a claim that fails ends the claiming, not the
+   * task. Core sets it for a first attempt without a per-call time limit (a task that runs
+   * more calls than its chunk could outlive the time it asked for). @default false
+   */
+  claimTasks?: boolean;
   /**
    * Which run of the request's tasks this job is: 1 for the first, 2 for the job that retries
    * some of them, and so on. The worker reports it with each call (`TaskFacts.attempt`).

@@ -43,6 +43,47 @@ describe("layoutOf", () => {
   });
 });
 
+describe("claims", () => {
+  it("reads the claimed chunk tasks from the meta, leaving out entries of another shape", () => {
+    const meta = {
+      chunkSize: 2,
+      retryTasks: [[1]],
+      claims: { "3": 1, "4": 2, "0": 1, "5": 1, "2": 2, "1": 5, x: 1, "1.5": 1, "4.0": "1" },
+    };
+    // Chunk tasks are 1 to 4 (8 arguments in chunks of 2); 5 is the retry task.
+    const layout = layoutOf(meta, 8);
+    expect(layout.claims).toEqual(
+      new Map([
+        [3, 1],
+        [4, 2],
+      ]),
+    );
+    expect(layoutOf({ claims: {} }, 8).claims).toEqual(new Map());
+    for (const claims of [undefined, null, [], "{}", 3]) {
+      expect(layoutOf({ claims }, 8)).not.toHaveProperty("claims");
+    }
+  });
+
+  it("counts a claimed task's arguments as its holder's, not its own array task's", () => {
+    const layout: TaskLayout = {
+      tasks: 8,
+      chunkSize: 2,
+      retryTasks: [[1, 6]],
+      claims: new Map([
+        [3, 1],
+        [4, 1],
+      ]),
+    };
+    expect(taskIndices(layout, 1)).toEqual([0, 1, 4, 5, 6, 7]);
+    expect(taskIndices(layout, 2)).toEqual([2, 3]);
+    expect(taskIndices(layout, 3)).toEqual([]);
+    expect(taskIndices(layout, 4)).toEqual([]);
+    expect(taskIndices(layout, 5)).toEqual([1, 6]);
+    // The ranges served to workers do not change: a holder fetches and posts as the task.
+    expect(taskRange(layout, 3)).toEqual({ first: 4, count: 2 });
+  });
+});
+
 describe("taskCount, taskRange, taskIndices", () => {
   const layout: TaskLayout = { tasks: 7, chunkSize: 3, retryTasks: [[1, 4], [6]] };
 

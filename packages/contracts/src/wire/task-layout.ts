@@ -14,6 +14,11 @@ export interface TaskLayout {
   chunkSize: number;
   /** The store indices of each retry task, in task order; each list ascending and distinct. */
   retryTasks: readonly (readonly number[])[];
+  /**
+   * The chunk tasks claimed by another array task (claimed task -> its holder), when the
+   * request lets tasks claim (its meta has `claims`, see `wire.ts`); absent when it does not.
+   */
+  claims?: ReadonlyMap<number, number>;
 }
 
 /**
@@ -71,10 +76,36 @@ function retryTasksOf(meta: RequestMeta, tasks: number): number[][] {
  * ```
  */
 export function layoutOf(meta: RequestMeta, tasks: number): TaskLayout {
-  return { tasks, chunkSize: chunkSizeOf(meta), retryTasks: retryTasksOf(meta, tasks) };
+  const layout: TaskLayout = {
+    tasks,
+    chunkSize: chunkSizeOf(meta),
+    retryTasks: retryTasksOf(meta, tasks),
+  };
+  const claims = claimsOf(meta, chunkCount(layout));
+  return claims === undefined ? layout : { ...layout, claims };
 }
 
-function chunkCount(layout: TaskLayout): number {
+/**
+ * The meta's `claims`: an object of chunk task -> the array task that claimed it, both chunk
+ * tasks. An entry of another shape is left out (its task then counts as its own array task's);
+ * anything but an object means the request does not let tasks claim.
+ */
+function claimsOf(meta: RequestMeta, chunks: number): Map<number, number> | undefined {
+  const value = meta.claims;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const claims = new Map<number, number>();
+  const isChunk = (task: number) => Number.isSafeInteger(task) && task >= 1 && task <= chunks;
+  for (const [key, holder] of Object.entries(value)) {
+    const task = Number(key);
+    if (isChunk(task) && typeof holder === "number" && isChunk(holder) && holder !== task) {
+      claims.set(task, holder);
+    }
+  }
+  return claims;
+}
+
+/** How many of the layout's array tasks are chunks (the rest are retry tasks). */
+export function chunkCount(layout: TaskLayout): number {
   return Math.ceil(layout.tasks / layout.chunkSize);
 }
 
@@ -99,11 +130,19 @@ export function taskRange(layout: TaskLayout, task: number): TaskRange | undefin
   return { first: indices[0] as number, count: indices.length, indices };
 }
 
-/** The store indices array task `task` (1-based) covers; none for a task not in the layout. */
+/**
+ * The store indices array task `task` (1-based) is answerable for: those its range covers,
+ * unless another array task claimed it, and those of each task it claimed (see
+ * {@link TaskLayout.claims}); none for a task not in the layout.
+ */
 export function taskIndices(layout: TaskLayout, task: number): readonly number[] {
-  const range = taskRange(layout, task);
-  if (range === undefined) return [];
-  return range.indices ?? Array.from({ length: range.count }, (_, i) => range.first + i);
+  const held = layout.claims?.has(task) ? [] : [task];
+  for (const [claimed, holder] of layout.claims ?? []) if (holder === task) held.push(claimed);
+  return held.flatMap((number) => {
+    const range = taskRange(layout, number);
+    if (range === undefined) return [];
+    return range.indices ?? Array.from({ length: range.count }, (_, i) => range.first + i);
+  });
 }
 
 /**
