@@ -211,6 +211,7 @@ class Pool implements ServerPool {
         return stop;
       },
       routeRequests: (authority) => server.routeRequests(authority),
+      settleTask: (request, task) => server.settleTask(request, task),
       close,
       [Symbol.asyncDispose]: close,
     };

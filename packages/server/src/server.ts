@@ -9,6 +9,7 @@ import { listen } from "./internal/listen.js";
 import { RequestCache } from "./internal/request-cache.js";
 import { wireRoutes } from "./internal/routes.js";
 import { source } from "./internal/source.js";
+import { TaskClaims } from "./internal/task-claims.js";
 
 /** The default body limit: a 64 MiB result plus room for the frame header. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024 + 64 * 1024;
@@ -97,6 +98,13 @@ export interface SheepdogServer extends AsyncDisposable {
    * a relay that carried none has no answer of this server still on its way to a worker.
    */
   routeRequests(authority: string): number;
+  /**
+   * Closes chunk task `task` of request `request` to claims (the client is recording how its
+   * array task ended) and resolves the request's claims as this server knows them: claimed
+   * task -> the array task that holds it (see `claims` in `wire.ts` of `@sheepdog/contracts`).
+   * Undefined when the request does not let tasks claim, or is not found.
+   */
+  settleTask(request: RequestId, task: number): Promise<ReadonlyMap<number, number> | undefined>;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
 }
@@ -195,6 +203,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
   };
   const cache = new RequestCache(options.store);
   const readAhead = new ArgsReadAhead(options.store);
+  const claims = new TaskClaims(options.store);
   const freshness = new Freshness(Date.now());
   let listeningPort = -1;
   /** The routes accepted (see acceptRoute): how many accept each, and its requests so far. */
@@ -216,6 +225,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     checkResult: options.checkResult,
     onError,
     emit,
+    claims,
   });
   const listening = await listen(
     { host, port, requestTimeoutMs, onError },
@@ -229,6 +239,7 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
       cache.clear();
       readAhead.clear();
       freshness.clear();
+      claims.clear();
     });
     return closing;
   };
@@ -258,6 +269,10 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     },
     routeRequests(authority) {
       return routesIn.get(authority.toLowerCase())?.requests ?? 0;
+    },
+    async settleTask(request, task) {
+      const snapshot = await cache.get(request).catch(() => undefined);
+      return snapshot && claims.settle(request, snapshot.layout, task);
     },
     close,
     [Symbol.asyncDispose]: close,

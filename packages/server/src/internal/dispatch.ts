@@ -142,6 +142,8 @@ function h3App(routes: WireRoutes, onError: (error: unknown) => void): H3 {
   app.all("/v2/requests/:request/tasks/:task", methodNotAllowed("GET"));
   app.post("/v2/requests/:request/tasks/:task/reports", viaH3(routes.reports));
   app.all("/v2/requests/:request/tasks/:task/reports", methodNotAllowed("POST"));
+  app.post("/v2/requests/:request/tasks/:task/next", viaH3(routes.next));
+  app.all("/v2/requests/:request/tasks/:task/next", methodNotAllowed("POST"));
   // A worker of wire protocol 1 (an older Sheepdog's job): a clear refusal, which it does not
   // retry. Its body is not read.
   app.all("/v1/**", () =>

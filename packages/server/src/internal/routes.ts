@@ -33,6 +33,7 @@ import type { BodyBudget } from "./body.js";
 import { declaredLength, readLimitedBody } from "./body.js";
 import type { Freshness } from "./freshness.js";
 import type { RequestCache, RequestSnapshot } from "./request-cache.js";
+import type { TaskClaims } from "./task-claims.js";
 import type { Reply } from "./wire-error.js";
 import { errorReply, jsonReply, WireError } from "./wire-error.js";
 
@@ -67,6 +68,8 @@ export interface RouteContext {
   onError: (error: unknown) => void;
   /** Announces a stored report. */
   emit: (event: ReportEvent) => void;
+  /** Which chunk tasks array tasks have taken, for requests that let tasks claim. */
+  claims: TaskClaims;
 }
 
 /** The routes of wire protocol v2 (see `wire.ts` in `@sheepdog/contracts`). */
@@ -77,6 +80,8 @@ export interface WireRoutes {
   task: Route;
   /** `POST /v2/requests/:request/tasks/:task/reports`. */
   reports: Route;
+  /** `POST /v2/requests/:request/tasks/:task/next`. */
+  next: Route;
 }
 
 const ID_PATTERN = /^[1-9][0-9]{0,14}$/;
@@ -196,6 +201,7 @@ export function wireRoutes(context: RouteContext): WireRoutes {
     health: guarded(() => jsonReply({ ok: true, version: WIRE_VERSION }), onError),
     task: guarded((event, session) => fetchTask(state, event, session), onError),
     reports: guarded((event, session) => postReports(state, event, session), onError),
+    next: guarded((event, session) => claimTask(state, event, session), onError),
   };
 }
 
@@ -299,21 +305,69 @@ function fetchTask(state: RouteState, event: WireEvent, session: Session): Reply
   const { request, task, signed } = workerPath(event);
   return andThen(authenticate(state.auth, signed, request, session), (snapshot) =>
     andThen(rangeOf(state, snapshot, task), (range) => {
-      let args: TaskArgs | Promise<TaskArgs>;
-      try {
-        args = argsOf(state, snapshot, range);
-      } catch (error) {
-        throw state.storeFailure(error);
-      }
-      if (!(args instanceof Promise)) return taskReply(snapshot, task, range, args);
-      return args.then(
-        (read) => taskReply(snapshot, task, range, read),
-        (error: unknown) => {
-          throw state.storeFailure(error);
-        },
-      );
+      const heldBy = state.claims.fetchOwn(snapshot.id, snapshot.layout, task);
+      if (heldBy !== undefined) return heldReply(task, heldBy);
+      return servedTask(state, snapshot, task, range);
     }),
   );
+}
+
+/** The reply with task `task`'s frames, once its arguments are read. */
+function servedTask(
+  state: RouteState,
+  snapshot: RequestSnapshot,
+  task: number,
+  range: TaskRange,
+): Reply | Promise<Reply> {
+  let args: TaskArgs | Promise<TaskArgs>;
+  try {
+    args = argsOf(state, snapshot, range);
+  } catch (error) {
+    throw state.storeFailure(error);
+  }
+  if (!(args instanceof Promise)) return taskReply(snapshot, task, range, args);
+  return args.then(
+    (read) => taskReply(snapshot, task, range, read),
+    (error: unknown) => {
+      throw state.storeFailure(error);
+    },
+  );
+}
+
+/** The 409 to an array task whose own task another one claimed (see `wire.ts`). */
+function heldReply(task: number, heldBy: number): Reply {
+  const message = `Task ${task} is being run by task ${heldBy}, which claimed it.`;
+  return errorReply(409, message, {}, { heldBy });
+}
+
+const EMPTY_BODY_HASH = bodyHash(new Uint8Array(0));
+
+/**
+ * `POST /v2/requests/:request/tasks/:task/next`: array task `:task` asks for a task to run;
+ * the frames of one it now holds, or an empty body when there is none.
+ */
+function claimTask(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
+  const { request, task: holder, signed } = workerPath(event);
+  const authenticated = authenticate(state.auth, signed, request, session);
+  return Promise.resolve(authenticated).then(async (snapshot) => {
+    const { headers } = event.req;
+    const length = headers.get("content-length");
+    if (
+      signed.bodyHash !== EMPTY_BODY_HASH ||
+      headers.get("transfer-encoding") !== null ||
+      (length !== null && length !== "0")
+    ) {
+      throw new WireError(400, "A claim's body is empty.", { connection: "close" });
+    }
+    let task: number | undefined;
+    try {
+      task = await state.claims.claim(snapshot.id, snapshot.layout, holder);
+    } catch (error) {
+      throw state.storeFailure(error);
+    }
+    if (task === undefined) return { status: 200, headers: {}, body: new Uint8Array(0) };
+    return servedTask(state, snapshot, task, taskRange(snapshot.layout, task) as TaskRange);
+  });
 }
 
 /** The reply to a task fetch: the task's frames. */

@@ -1,5 +1,8 @@
-import type { WireErrorBody } from "@sheepdog/contracts";
+import type { TaskHeldBody, WireErrorBody } from "@sheepdog/contracts";
 import { HTTPResponse } from "h3";
+
+/** Fields of an error answer's body besides `status` and `message`. */
+export type ErrorExtra = Pick<WireErrorBody, "serverTime"> | Pick<TaskHeldBody, "heldBy">;
 
 /**
  * A failure to answer with a 4xx/5xx status and a safe message. The message is ours, never
@@ -9,13 +12,13 @@ export class WireError extends Error {
   readonly status: number;
   readonly headers: Record<string, string>;
   /** Fields of the answer's body besides `status` and `message`. */
-  readonly extra: Pick<WireErrorBody, "serverTime"> | undefined;
+  readonly extra: ErrorExtra | undefined;
 
   constructor(
     status: number,
     message: string,
     headers: Record<string, string> = {},
-    extra?: Pick<WireErrorBody, "serverTime">,
+    extra?: ErrorExtra,
   ) {
     super(message);
     this.status = status;
@@ -39,7 +42,7 @@ export function errorReply(
   status: number,
   message: string,
   headers: Record<string, string> = {},
-  extra?: Pick<WireErrorBody, "serverTime">,
+  extra?: ErrorExtra,
 ): Reply {
   const body: WireErrorBody = { status, message, ...extra };
   return {
