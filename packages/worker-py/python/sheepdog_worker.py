@@ -16,11 +16,14 @@
 #      worker first reads its task from the launch's stagedTasks, a pack of the job's tasks
 #      (wire/staging.ts), once the MACs of the pack's common section and of the task's section
 #      are the request's; a pack it cannot read, without the task, or with a MAC that is not
-#      the request's is said on stderr, and the task is fetched from the server instead;
+#      the request's is said on stderr, and the task is fetched from the server instead. A
+#      proven 409 to the fetch, {"status": 409, "message": ..., "heldBy": K}, says that array
+#      task K claimed the task (see 5): nothing of it runs here (said on stderr), and the
+#      worker goes on to 5;
 #   3. builds one globals dict from the namespace (values, then `py` functions executed into
 #      it), executes the function's source into it, and calls the function on each argument
 #      tuple, under setrlimit(RLIMIT_AS) when a memory limit is set (soft and hard, as the
-#      original did, from then on to the end of the task); a function's optional `modules`
+#      original did, from then on to the worker's end); a function's optional `modules`
 #      ({relative path: source}, a pyFile's neighbours) are importable first, served from
 #      memory by a finder at the front of sys.meta_path (nothing is written on the node);
 #      each call's report carries what the worker saw of it (TaskFacts in contracts): its start
@@ -35,7 +38,14 @@
 #      With a spoolDir, a post the server does not take within spoolAfterSeconds (which then
 #      replaces retryWindowSeconds and firstContactSeconds) or refuses is written there as a
 #      spool file instead (signed, written under a temporary name and renamed), and the task's
-#      later posts go straight to the spool.
+#      later posts go straight to the spool;
+#   5. with the launch's claimTasks (default false), once its task ended with every report
+#      delivered (none spooled), POSTs an empty body to /v2/requests/<request>/tasks/<task>/next
+#      (<task> its own). The server answers a proven 200 with the frames of a task whose array
+#      task has not started (as a GET of it, the header naming that task), which the worker runs
+#      and reports as its own (to that task's reports route), then asks again; an empty 200
+#      means none is left. A claim is one attempt, never retried: any other answer, or none,
+#      ends the claiming (said on stderr), never the worker.
 # Every request is signed (HMAC-SHA256 under the key, a new nonce and time each time); the
 # token never travels. Each attempt has a deadline, an answer is read up to maxReplyBytes,
 # and no redirect or proxy is followed. The server may be reached on several routes (url, then
@@ -48,7 +58,9 @@
 # unreadable token file or no task number, 3 when the server refused the worker or answered
 # with something unusable, 4 when something answered at the server's URL without proving that
 # it holds the request's key (an impostor: nothing it sent was used), 5 when the server never
-# answered on any of its routes within firstContactSeconds (the nodes cannot reach it there).
+# answered on any of its routes within firstContactSeconds (the nodes cannot reach it there). A
+# worker that claims tasks exits with the status of the first task it ran that did not end with
+# 0 (it claims no more after it), else 0, also when it ran nothing (its own task was claimed).
 
 import base64
 import binascii
@@ -161,11 +173,13 @@ class WorkerError(Exception):
 
 
 class Refused(WorkerError):
-    """The server answered with a status that retrying cannot fix."""
+    """The server answered with a status that retrying cannot fix; `reply` is that answer (a
+    Reply), or None when what was refused is not its status (an answer too large, or unusable)."""
 
-    def __init__(self, message, http_status):
+    def __init__(self, message, http_status, reply=None):
         WorkerError.__init__(self, message, EXIT_REFUSED)
         self.http_status = http_status
+        self.reply = reply
 
 
 class Undelivered(WorkerError):
@@ -265,7 +279,7 @@ def shared_or_all(values):
 def parse_task(body, request, task):
     """Checks a task reply and returns ([index...], func, ns, [args...])."""
     try:
-        return task_of_sections(decode_frames(body), request, task)
+        return task_of_sections(decode_frames(body), request, task)[1]
     except ValueError as error:
         raise Refused(
             "The server's reply for task %d is not a wire v%d task (%s). Is the server at this"
@@ -274,9 +288,10 @@ def parse_task(body, request, task):
         )
 
 
-def task_of_sections(sections, request, task):
-    """([index...], func, ns, [args...]) of a task's sections [header, func, ns, args...];
-    ValueError saying what is wrong when they are not the task's."""
+def task_of_sections(sections, request, task=None):
+    """(task number, ([index...], func, ns, [args...])) of a task's sections [header, func, ns,
+    args...]: of request `request`'s task `task`, or with None of any of its tasks (a claimed
+    task, numbered by its header); ValueError saying what is wrong when they are not."""
     if len(sections) < 3:
         raise ValueError("fewer than three sections")
     header = json.loads(bytes(sections[0]).decode("utf-8"))
@@ -284,8 +299,12 @@ def task_of_sections(sections, request, task):
         raise ValueError("not a wire version %d header" % WIRE_VERSION)
     first = header.get("first")
     count = header.get("count")
-    if header.get("request") != request or header.get("task") != task:
+    if header.get("request") != request or (task is not None and header.get("task") != task):
         raise ValueError("the header is for another task")
+    if task is None:
+        task = header.get("task")
+        if not _is_task_number(task):
+            raise ValueError("the header's task is not a task number")
     if not _is_count(first) or not _is_count(count) or count != len(sections) - 3:
         raise ValueError("the header does not match the argument sections")
     # A retry task lists its arguments' indices; a chunk covers first .. first + count - 1.
@@ -298,11 +317,15 @@ def task_of_sections(sections, request, task):
         or not all(_is_count(index) for index in indices)
     ):
         raise ValueError("the header's indices do not match the argument sections")
-    return indices, sections[1], sections[2], sections[3:]
+    return task, (indices, sections[1], sections[2], sections[3:])
 
 
 def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_task_number(value):
+    return _is_count(value) and value >= 1
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -357,6 +380,11 @@ class Settings(object):
         self.max_reply = (
             DEFAULT_MAX_REPLY_BYTES if cap is None else _positive_int(cap, "maxReplyBytes")
         )
+        claim = launch.get("claimTasks", False)
+        if not isinstance(claim, bool):
+            raise WorkerError("The launch setting claimTasks must be true or false.", EXIT_USAGE)
+        # Whether to run, once its own task is done, tasks whose array task has not started.
+        self.claim_tasks = claim
         self.staged_tasks = _optional_path(launch.get("stagedTasks"), "stagedTasks")
         self.spool_dir = _optional_path(launch.get("spoolDir"), "spoolDir")
         self.spool_after = _seconds(
@@ -530,7 +558,7 @@ def read_staged_task(path, key, request, task):
         sections = decode_frames(own)
         if not sections:
             raise ValueError("its task section is empty")
-        return task_of_sections([sections[0]] + func_ns + sections[1:], request, task)
+        return task_of_sections([sections[0]] + func_ns + sections[1:], request, task)[1]
     except ValueError as error:
         raise Unstaged("its task %d is not a wire v%d task (%s)" % (task, WIRE_VERSION, error))
 
@@ -884,6 +912,13 @@ class Connection(object):
             if attempt % 8 == 0:
                 log("Still trying to %s (%s)." % (what, reason.strip()))
 
+    def call_once(self, method, path, body=None, content_type=None):
+        """One attempt on the route in use (on the connection kept open, if any), never retried
+        nor sent elsewhere: its Reply, whatever its status and proof. OSError or HTTPException
+        (AttemptTimedOut among them) when no whole answer came, Refused when the answer is over
+        maxReplyBytes."""
+        return self._once(self.route, method, path, body, content_type)
+
     def _try_another(self, failed, reason):
         """Notes that the route in use failed; moves to a route not yet tried in this round and
         says whether there was one."""
@@ -936,6 +971,7 @@ class Connection(object):
                 "The server refused to %s: HTTP %d %s"
                 % (what, status, _server_message(reply.body)),
                 status,
+                reply,
             )
         if any(reason != IMPOSTOR_REASON for reason in failed.values()):
             return
@@ -1144,8 +1180,8 @@ class MemoryLimit(object):
 
     As the original Sheepdog did, both the soft and the hard limit are set, so user code cannot
     raise its own limit. A process cannot raise its hard limit again, so the limit holds from
-    the first time user code runs to the end of the task (the worker's reports included); a
-    lower hard limit already in place (GridEngine's h_vmem) is kept.
+    the first time user code runs to the worker's end (its reports, and the tasks it claims,
+    included); a lower hard limit already in place (GridEngine's h_vmem) is kept.
     """
 
     def __init__(self, limit):
@@ -1879,13 +1915,50 @@ def run_calls(function, indices, args, protocol, limit, reporter, facts):
 
 
 def run_task(settings, key, task, stdout, connection=None):
-    """Fetches (or reads from its pack), runs and reports one array task; returns the exit
-    status."""
+    """Runs and reports array task `task` (from its pack, or fetched), then, with claimTasks,
+    each task the server lets it claim; returns the exit status: the first task's that was not
+    EXIT_OK, else EXIT_OK."""
     connection = connection or Connection(settings, key)
+    runner = TaskRunner(settings, key, stdout, connection)
     try:
-        return _run_task(settings, key, task, stdout, connection)
+        work = own_task(settings, key, task, connection)
+        status = EXIT_OK if work is None else runner.run(task, work)
+        # A task whose reports were spooled found the server away: a claim would only wait.
+        while status == EXIT_OK and settings.claim_tasks and not runner.spooled:
+            claimed = claim_task(settings, task, connection)
+            if claimed is None:
+                break
+            status = runner.run(*claimed)
+        return status
     finally:
         connection.close()
+
+
+def own_task(settings, key, task, connection):
+    """The array task's own ([index...], func, ns, [args...]) (see task_to_run); None, said on
+    stderr, when the server answers that another array task claimed it (a proven 409)."""
+    try:
+        return task_to_run(settings, key, task, connection)
+    except Refused as refusal:
+        reply = refusal.reply
+        if reply is None or not reply.proven or reply.status != 409:
+            raise
+        holder = held_by(reply.body)
+        log(
+            "Task %d is being run by %s, which claimed it; nothing of it runs here."
+            % (task, "another task" if holder is None else "task %d" % holder)
+        )
+        return None
+
+
+def held_by(body):
+    """The array task named by a 409's body ({"status", "message", "heldBy"}: TaskHeldBody in wire.ts), or
+    None when it names none."""
+    try:
+        holder = json.loads(body.decode("utf-8")).get("heldBy")
+    except (ValueError, AttributeError):
+        return None
+    return holder if _is_task_number(holder) else None
 
 
 def task_to_run(settings, key, task, connection):
@@ -1908,55 +1981,116 @@ def task_to_run(settings, key, task, connection):
     return parse_task(body, settings.request, task)
 
 
-def _run_task(settings, key, task, stdout, connection):
-    indices, func, ns, args = task_to_run(settings, key, task, connection)
-    limit = MemoryLimit(settings.memory_limit)
-    spool = None
-    if settings.spool_dir is not None:
-        spool = Spool(home_path(settings.spool_dir), key, settings.request, task)
-    facts = CallFacts(settings.attempt)
-    reporter = Reporter(
-        connection,
-        settings.request,
-        task,
-        stdout,
-        max_body=settings.max_body,
-        spool=spool,
-        post_ahead=True,
-        shared=facts.shared,
-    )
-    facts.output.before_stdout = reporter.write_lines
-    setup_error = None
-    facts.output.install()
+def claim_task(settings, task, connection):
+    """(task number, ([index...], func, ns, [args...])) of a task that the server gives array
+    task `task` to run (POST .../tasks/<task>/next, one attempt on the connection in use); None
+    when it has none left, or when the claim fails, which is said on stderr: the claiming ends,
+    never the worker."""
+    path = "/v2/requests/%d/tasks/%d/next" % (settings.request, task)
     try:
-        with limit:
-            namespace = build_namespace(ns)
-            function = load_function(func, namespace)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:
-        setup_error = format_error(error, "The function could not be set up:\n")
-    finally:
-        facts.output.adopt()
-    if setup_error is None:
-        run_calls(function, indices, args, settings.pickle_protocol, limit, reporter, facts)
-    else:
-        # No call ran: the reports tell only where, and which attempt.
-        for index in indices:
-            reporter.add(index, "error", setup_error)
-    reporter.flush()
-    if spool is not None and spool.files > 0:
+        # b"", not None: a post is authenticated only with its body's hash, even an empty one.
+        reply = connection.call_once("POST", path, b"")
+    except (OSError, http.client.HTTPException, WorkerError) as error:
+        log("Claiming no more tasks: the server did not answer a claim (%s)." % _describe(error))
+        return None
+    if not reply.proven or reply.status != 200:
+        message = _server_message(reply.body)
         log(
-            "%d of %d reports of task %d are in %d spool files in %s, for the client to collect."
-            % (spool.reports, len(args), task, spool.files, spool.directory)
+            "Claiming no more tasks: the server answered a claim with HTTP %d%s%s."
+            % (
+                reply.status,
+                "" if reply.proven else " without its proof",
+                " (%s)" % message if message else "",
+            )
         )
-    if reporter.failure is not None:
+        return None
+    if not reply.body:
+        return None
+    try:
+        return task_of_sections(decode_frames(reply.body), settings.request)
+    except ValueError as error:
         log(
-            "%d of %d reports of task %d were not delivered."
-            % (reporter.undelivered, len(args), task)
+            "Claiming no more tasks: the server's answer to a claim is not a wire v%d task of"
+            " request %d (%s)." % (WIRE_VERSION, settings.request, error)
         )
-        return reporter.failure.status
-    return EXIT_OK
+        return None
+
+
+class TaskRunner(object):
+    """Runs tasks of the request one after another in this process, on one connection: the
+    array task's own, then those it claims. Each task has its own Reporter (and spool); the
+    calls of all are told alike (one CallFacts) and held to one memory limit."""
+
+    def __init__(self, settings, key, stdout, connection):
+        self.settings = settings
+        self.key = key
+        self.stdout = stdout
+        self.connection = connection
+        self.facts = CallFacts(settings.attempt)
+        self.limit = MemoryLimit(settings.memory_limit)
+        # Whether a task's reports went to the spool (the server did not take them).
+        self.spooled = False
+
+    def run(self, task, work):
+        """Runs task `task`'s ([index...], func, ns, [args...]) and reports each call to the
+        task's report route (or spool); returns the task's exit status."""
+        indices, func, ns, args = work
+        spool = None
+        if self.settings.spool_dir is not None:
+            spool = Spool(home_path(self.settings.spool_dir), self.key, self.settings.request, task)
+        reporter = Reporter(
+            self.connection,
+            self.settings.request,
+            task,
+            self.stdout,
+            max_body=self.settings.max_body,
+            spool=spool,
+            post_ahead=True,
+            shared=self.facts.shared,
+        )
+        self.facts.output.before_stdout = reporter.write_lines
+        function, setup_error = self._set_up(func, ns)
+        if setup_error is None:
+            protocol = self.settings.pickle_protocol
+            run_calls(function, indices, args, protocol, self.limit, reporter, self.facts)
+        else:
+            # No call ran: the reports tell only where, and which attempt.
+            for index in indices:
+                reporter.add(index, "error", setup_error)
+        reporter.flush()
+        return self._outcome(task, len(args), reporter, spool)
+
+    def _set_up(self, func, ns):
+        """(the function, None), or (None, the error text its calls report) when it cannot be
+        set up."""
+        self.facts.output.install()
+        try:
+            with self.limit:
+                namespace = build_namespace(ns)
+                return load_function(func, namespace), None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            return None, format_error(error, "The function could not be set up:\n")
+        finally:
+            self.facts.output.adopt()
+
+    def _outcome(self, task, count, reporter, spool):
+        """The exit status of a task of `count` calls, once its reports that were spooled or not
+        delivered are said on stderr."""
+        if spool is not None and spool.files > 0:
+            self.spooled = True
+            log(
+                "%d of %d reports of task %d are in %d spool files in %s, for the client to"
+                " collect." % (spool.reports, count, task, spool.files, spool.directory)
+            )
+        if reporter.failure is not None:
+            log(
+                "%d of %d reports of task %d were not delivered."
+                % (reporter.undelivered, count, task)
+            )
+            return reporter.failure.status
+        return EXIT_OK
 
 
 def main(launch, environ=None):

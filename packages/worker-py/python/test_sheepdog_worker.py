@@ -155,6 +155,18 @@ class FramesTest(unittest.TestCase):
         self.assertEqual(indices, [1, 7])
         self.assertEqual([bytes(a) for a in args], [b"a1", b"a7"])
 
+    def test_a_claimed_task_is_numbered_by_its_header(self):
+        header = {"version": 2, "request": 3, "task": 7, "first": 4, "count": 1}
+        sections = [json.dumps(header).encode(), b"func", b"", b"a4"]
+        task, (indices, func, _, args) = w.task_of_sections(sections, 3)
+        self.assertEqual((task, indices, bytes(func)), (7, [4], b"func"))
+        self.assertEqual([bytes(a) for a in args], [b"a4"])
+        self.assertEqual(w.task_of_sections(sections, 3, 7)[0], 7)
+        for bad in ({"request": 4}, {"task": 0}, {"task": 1.5}, {"task": False}, {"task": "7"}):
+            sections[0] = json.dumps(dict(header, **bad)).encode()
+            with self.assertRaises(ValueError):
+                w.task_of_sections(sections, 3)
+
     def test_parse_task_refuses_mismatches(self):
         good = {"version": 2, "request": 3, "task": 2, "first": 4, "count": 1}
         bodies = [
@@ -227,6 +239,18 @@ class SettingsTest(unittest.TestCase):
             self.assertEqual(caught.exception.status, w.EXIT_USAGE)
         with self.assertRaises(w.WorkerError):
             w.Settings([])
+
+    def test_claim_tasks_is_true_or_false(self):
+        self.assertFalse(w.Settings(launch()).claim_tasks)
+        self.assertTrue(w.Settings(launch(claimTasks=True)).claim_tasks)
+        self.assertFalse(w.Settings(launch(claimTasks=False)).claim_tasks)
+        for bad in ("true", 1, 0, None, [], {}):
+            with self.assertRaises(w.WorkerError) as caught:
+                w.Settings(launch(claimTasks=bad))
+            self.assertEqual(caught.exception.status, w.EXIT_USAGE)
+            self.assertEqual(
+                caught.exception.message, "The launch setting claimTasks must be true or false."
+            )
 
     def test_protocol_message_names_the_highest(self):
         with self.assertRaises(w.WorkerError) as caught:
@@ -1167,6 +1191,12 @@ class Hostile(object):
             conn.close()
 
     def close(self):
+        """Stops listening: a connection made after it is refused."""
+        try:
+            # Wakes the thread in accept(), which a close alone leaves listening on Linux.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -1611,28 +1641,47 @@ class PackTest(TemporaryDirectoryTest):
         return str(caught.exception)
 
 
-class RecordingServer(object):
-    """The request's genuine server (answers proven under KEY): gives `task` to a GET and stores
-    each post; `up=False` answers nothing (its port refuses connections)."""
+STORED = b'{"stored": 1, "duplicates": 0}'
 
-    def __init__(self, test, task=None):
+
+class RecordingServer(object):
+    """The request's genuine server (answers proven under KEY): gives `task` to a GET, the next
+    of `claims` to each claim (POST .../next; an empty answer once they run out), `stored` to
+    each post of reports, which it keeps. Each answer is the body of a proven 200, or a function
+    of the request's head that gives the bytes to send (b"": the connection closes unanswered)."""
+
+    def __init__(self, test, task=None, claims=(), stored=STORED):
         self.posts = []
         self.gets = 0
+        claims = list(claims)
+
+        def answer(conn, head, given):
+            conn.sendall(given(head) if callable(given) else proven_answer(head, 200, given))
 
         def respond(conn, head, body):
+            target = head.split(" ")[1]
             if head.startswith("GET"):
                 self.gets += 1
-                conn.sendall(proven_answer(head, 200, task))
+                answer(conn, head, task)
+            elif target.endswith("/next"):
+                answer(conn, head, claims.pop(0) if claims else b"")
             else:
-                self.posts.append(body)
-                conn.sendall(proven_answer(head, 200, b'{"stored": 1, "duplicates": 0}'))
+                self.posts.append((target, body))
+                answer(conn, head, stored)
 
         self.server = test.serve(respond)
         self.url = self.server.url
 
-    def reports(self):
+    def requested(self):
+        """The (method, path) of each request, in order."""
+        return [tuple(head.split(" ")[:2]) for head, _ in self.server.requests]
+
+    def reports(self, task=None):
+        """The (index, kind, value) of each report posted (of task `task`'s only, with one)."""
         found = []
-        for body in self.posts:
+        for target, body in self.posts:
+            if task is not None and target != "/v2/requests/3/tasks/%d/reports" % task:
+                continue
             sections = w.decode_frames(body)
             for r, payload in zip(entries_of(sections[0]), sections[1:]):
                 value = pickle.loads(bytes(payload)) if r["kind"] == "result" else None
@@ -1649,9 +1698,9 @@ def closed_port_url():
     return "http://127.0.0.1:%d" % port
 
 
-def server_task(source, args, task=1):
+def server_task(source, args, task=1, first=0, request=3):
     """What the server answers a task fetch with: [header, func, ns, args...]."""
-    header = {"version": 2, "request": 3, "task": task, "first": 0, "count": len(args)}
+    header = {"version": 2, "request": request, "task": task, "first": first, "count": len(args)}
     return frames(
         [json.dumps(header).encode(), function_json("f", source), b""]
         + [pickle.dumps(a, 4) for a in args]
@@ -1735,6 +1784,257 @@ class StagedTaskRunTest(ServingTest):
         self.assertEqual(code, w.EXIT_UNREACHABLE)
         self.assertFalse(os.path.exists(marker))
         self.assertIn("Gave up trying to fetch task 1", LOGGED[-1])
+
+
+def held_by(task):
+    """A proven 409 to a task fetch: array task `task` claimed it (TaskHeldBody in wire.ts)."""
+    body = json.dumps(
+        {"status": 409, "message": "Task 1 is being run by task %d." % task, "heldBy": task}
+    ).encode()
+    return lambda head: proven_answer(head, 409, body)
+
+
+def answering(status, body=b'{"status": 500, "message": "store busy"}', proven=True):
+    """A function that answers a request with `status` and `body`, proven or not."""
+    if proven:
+        return lambda head: proven_answer(head, status, body)
+    return lambda head: b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(body)) + body
+
+
+class ClaimTest(ServingTest):
+    """With claimTasks, a worker runs, after its own task, each task that the server gives it
+    to claim (POST .../tasks/<its own>/next), until the answer is empty; a claim that fails is
+    not retried and ends the claiming, never the worker."""
+
+    SOURCE = "def f(x):\n    return x * 10\n"
+    CLAIM = ("POST", "/v2/requests/3/tasks/1/next")
+
+    def run_worker(self, server, **overrides):
+        """Runs array task 1 against `server` on a connection whose sleeps are counted in
+        self.clock, never taken; returns the exit status."""
+        fields = {"url": server.url, "tokenFile": self.token_file}
+        fields.update(overrides)
+        settings = w.Settings(launch(**fields))
+        self.clock = FakeClock()
+        connection = w.Connection(settings, KEY, self.clock.sleep, self.clock.clock)
+        del LOGGED[:]
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            code = w.run_task(settings, KEY, 1, sys.stdout, connection)
+        self.printed = printed.getvalue()
+        return code
+
+    def marking(self, name):
+        """The function's source, leaving the marker `name` when it is set up."""
+        return "open(%r, 'w').close()\n%s" % (self.marker(name), self.SOURCE)
+
+    def then_stop(self, head):
+        """Takes a post, and stops listening: the next connection to the server is refused."""
+        self.servers[-1].close()
+        return proven_answer(head, 200, STORED)
+
+    def test_runs_each_task_it_claims_until_none_is_left(self):
+        claims = [
+            server_task(self.SOURCE, [(5,)], task=3, first=4),
+            server_task(self.SOURCE, [(6,), (7,)], task=4, first=5),
+        ]
+        server = RecordingServer(self, server_task(self.SOURCE, [(1,), (2,)]), claims)
+        self.assertEqual(self.run_worker(server, claimTasks=True, attempt=2), w.EXIT_OK)
+        tasks = "/v2/requests/3/tasks/"
+        self.assertEqual(
+            server.requested(),
+            [
+                ("GET", tasks + "1"),
+                ("POST", tasks + "1/reports"),
+                self.CLAIM,
+                ("POST", tasks + "3/reports"),
+                self.CLAIM,
+                ("POST", tasks + "4/reports"),
+                self.CLAIM,
+            ],
+        )
+        self.assertEqual(server.reports(1), [(0, "result", 10), (1, "result", 20)])
+        self.assertEqual(server.reports(3), [(4, "result", 50)])
+        self.assertEqual(server.reports(4), [(5, "result", 60), (6, "result", 70)])
+        for index in (0, 1, 4, 5, 6):
+            self.assertIn("SHEEPDOG-REPORT v1 3 %d result " % index, self.printed)
+        # A claimed task's reports tell the same facts as the worker's own task's.
+        for _, body in server.posts:
+            for entry in entries_of(w.decode_frames(body)[0]):
+                self.assertEqual((entry["attempt"], entry["host"]), (2, socket.gethostname()))
+        # A claim is signed as a post of an empty body.
+        head, body = server.server.requests[2]
+        empty = base64.urlsafe_b64encode(hashlib.sha256(b"").digest()).rstrip(b"=").decode()
+        self.assertEqual((body, header_of(head, "Content-Length")), (b"", "0"))
+        self.assertEqual(header_of(head, "Sheepdog-Content-SHA256"), empty)
+        nonce, at, mac = header_of(head, "Authorization").split(" ")[1].split(".")
+        host = header_of(head, "Host")
+        self.assertEqual(mac, w.worker_mac(KEY, "POST", host, self.CLAIM[1], nonce, int(at), empty))
+        self.assertEqual((LOGGED, self.clock.sleeps), ([], []))
+
+    def test_a_task_claimed_by_another_runs_nothing_of_it_and_claims(self):
+        claimed = server_task(self.SOURCE, [(5,)], task=3, first=4)
+        server = RecordingServer(self, held_by(2), [claimed])
+        self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+        self.assertEqual(
+            LOGGED, ["Task 1 is being run by task 2, which claimed it; nothing of it runs here."]
+        )
+        self.assertEqual(server.reports(), [(4, "result", 50)])
+        self.assertEqual(server.reports(3), [(4, "result", 50)])
+        self.assertEqual(server.requested().count(self.CLAIM), 2)
+        # With nothing to claim either, the worker ran nothing, and that is a success.
+        server = RecordingServer(self, held_by(2))
+        self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+        self.assertEqual(server.requested(), [("GET", "/v2/requests/3/tasks/1"), self.CLAIM])
+        self.assertEqual((len(LOGGED), server.posts), (1, []))
+        # A worker that does not claim has nothing left to do.
+        server = RecordingServer(self, held_by(2), [claimed])
+        self.assertEqual(self.run_worker(server), w.EXIT_OK)
+        self.assertEqual(server.requested(), [("GET", "/v2/requests/3/tasks/1")])
+        self.assertEqual(server.posts, [])
+
+    def test_only_a_proven_409_says_the_task_is_claimed(self):
+        unproven = answering(409, b'{"status": 409, "message": "held", "heldBy": 2}', proven=False)
+        claims = [server_task(self.marking("claimed"), [(5,)], task=3)]
+        server = RecordingServer(self, unproven, claims)
+        with self.assertRaises(w.Impostor):
+            self.run_worker(server, claimTasks=True)
+        self.assertEqual(server.requested(), [("GET", "/v2/requests/3/tasks/1")])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
+
+    def test_without_claim_tasks_no_claim_is_made(self):
+        for setting in ({}, {"claimTasks": False}):
+            claims = [server_task(self.marking("claimed"), [(5,)], task=3)]
+            server = RecordingServer(self, server_task(self.SOURCE, [(1,)]), claims)
+            self.assertEqual(self.run_worker(server, **setting), w.EXIT_OK)
+            self.assertNotIn(self.CLAIM, server.requested())
+            self.assertEqual(server.reports(), [(0, "result", 10)])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
+
+    def test_a_claim_that_fails_is_tried_once_and_ends_the_claiming(self):
+        w.ATTEMPT_SECONDS = 0.5
+
+        def too_slow(head):
+            time.sleep(1.5)
+            return b""
+
+        skew = json.dumps({"status": 401, "message": "time", "serverTime": 5}).encode()
+        forged = server_task(self.marking("claimed"), [(5,)], task=3)
+        failures = [
+            (answering(500), "HTTP 500 (store busy)"),
+            (answering(503, b""), "HTTP 503."),
+            (answering(404, b'{"message": "no such route"}'), "HTTP 404 (no such route)"),
+            (answering(401, skew), "HTTP 401 (time)"),
+            (answering(200, forged, proven=False), "HTTP 200 without its proof."),
+            (answering(500, proven=False), "HTTP 500 without its proof"),
+            (lambda head: b"", "RemoteDisconnected"),
+            (too_slow, "AttemptTimedOut"),
+        ]
+        for failure, reason in failures:
+            server = RecordingServer(self, server_task(self.SOURCE, [(1,)]), [failure, b""])
+            self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+            self.assertEqual(server.requested().count(self.CLAIM), 1, reason)
+            self.assertEqual(server.reports(), [(0, "result", 10)])
+            self.assertEqual(self.clock.sleeps, [])
+            self.assertEqual(len(LOGGED), 1, LOGGED)
+            self.assertTrue(LOGGED[0].startswith("Claiming no more tasks: "), LOGGED[0])
+            self.assertIn(reason, LOGGED[0])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
+
+    def test_claims_on_the_connection_kept_open(self):
+        claims = [server_task(self.SOURCE, [(5,)], task=3, first=4)]
+
+        def respond(head, body):
+            if head.startswith("GET"):
+                return proven_answer(head, 200, server_task(self.SOURCE, [(1,)]))
+            if head.split(" ")[1].endswith("/next"):
+                return proven_answer(head, 200, claims.pop(0) if claims else b"")
+            return proven_answer(head, 200, STORED)
+
+        server = KeptServer(respond)
+        self.servers.append(server)
+        self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+        self.assertEqual((len(server.requests), server.connections), (5, 1))
+
+    def test_a_claim_that_no_server_answers_ends_the_claiming(self):
+        server = RecordingServer(self, server_task(self.SOURCE, [(1,)]), stored=self.then_stop)
+        self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+        self.assertEqual(server.reports(), [(0, "result", 10)])
+        self.assertNotIn(self.CLAIM, server.requested())
+        self.assertEqual(self.clock.sleeps, [])
+        self.assertEqual(len(LOGGED), 1, LOGGED)
+        self.assertIn("Claiming no more tasks: the server did not answer a claim", LOGGED[0])
+        self.assertIn("ConnectionRefusedError", LOGGED[0])
+
+    def test_a_claimed_answer_that_is_not_a_task_of_the_request_runs_nothing(self):
+        source = self.marking("claimed")
+        good = {"version": 2, "request": 3, "task": 3, "first": 0, "count": 1}
+        sections = [function_json("f", source), b"", pickle.dumps((5,), 4)]
+
+        def claimed(**header):
+            return frames([json.dumps(dict(good, **header)).encode()] + sections)
+
+        answers = [
+            (server_task(source, [(5,)], task=3, request=4), "the header is for another task"),
+            (claimed(task=0), "the header's task is not a task number"),
+            (claimed(task=-2), "the header's task is not a task number"),
+            (claimed(task="3"), "the header's task is not a task number"),
+            (claimed(task=True), "the header's task is not a task number"),
+            (claimed(task=None), "the header's task is not a task number"),
+            (claimed(count=2), "the header does not match the argument sections"),
+            (claimed(version=1), "not a wire version 2 header"),
+            (b"\x00\x00\x00\x09{", "a section is longer"),
+            (frames([b"{nope"] + sections), "Expecting property name"),
+        ]
+        for answer, reason in answers:
+            server = RecordingServer(self, server_task(self.SOURCE, [(1,)]), [answer, b""])
+            self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_OK)
+            self.assertEqual(server.requested().count(self.CLAIM), 1, reason)
+            self.assertEqual(server.reports(), [(0, "result", 10)])
+            self.assertEqual(len(LOGGED), 1, LOGGED)
+            self.assertTrue(
+                LOGGED[0].startswith(
+                    "Claiming no more tasks: the server's answer to a claim is not a wire v2 task"
+                    " of request 3 ("
+                ),
+                LOGGED[0],
+            )
+            self.assertIn(reason, LOGGED[0])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
+
+    def refusing(self, task, refusal):
+        """A server whose array task 1 is given tasks 3 and 4 to claim, and that answers the
+        posts of task `task`'s reports with `refusal`."""
+
+        def stored(head):
+            if head.split(" ")[1] == "/v2/requests/3/tasks/%d/reports" % task:
+                return refusal(head)
+            return proven_answer(head, 200, STORED)
+
+        claims = [
+            server_task(self.SOURCE, [(5,)], task=3, first=4),
+            server_task(self.marking("claimed"), [(6,)], task=4),
+        ]
+        return RecordingServer(self, server_task(self.SOURCE, [(1,)]), claims, stored)
+
+    def test_no_claim_after_a_task_whose_reports_were_spooled(self):
+        spool_dir = os.path.join(self.dir, "spool")
+        # Task 1's reports spooled: no claim. Task 3's (claimed): no claim after it.
+        for task, claims in ((1, 0), (3, 1)):
+            server = self.refusing(task, answering(503))
+            code = self.run_worker(server, claimTasks=True, spoolDir=spool_dir, spoolAfterSeconds=0)
+            self.assertEqual(code, w.EXIT_OK)
+            self.assertEqual(server.requested().count(self.CLAIM), claims)
+            self.assertIn("reports of task %d are in 1 spool files" % task, LOGGED[-1])
+            self.assertEqual(self.clock.sleeps, [])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
+
+    def test_no_claim_after_a_task_that_failed_whose_status_is_the_worker_s(self):
+        for task, claims in ((1, 0), (3, 1)):
+            server = self.refusing(task, answering(400, b'{"message": "bad reports"}'))
+            self.assertEqual(self.run_worker(server, claimTasks=True), w.EXIT_REFUSED)
+            self.assertEqual(server.requested().count(self.CLAIM), claims)
+            self.assertIn("1 of 1 reports of task %d were not delivered." % task, LOGGED[-1])
+        self.assertFalse(os.path.exists(self.marker("claimed")))
 
 
 class SpoolTest(TemporaryDirectoryTest):

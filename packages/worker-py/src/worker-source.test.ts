@@ -145,6 +145,14 @@ describe("workerProgram", () => {
     expect(launchSeenByPython(workerProgram({ ...launch, attempt: 1 }))).toEqual(launch);
   });
 
+  it("carries claimTasks when true, and leaves out false (the worker's default)", () => {
+    expect(launchSeenByPython(workerProgram({ ...launch, claimTasks: true }))).toEqual({
+      ...launch,
+      claimTasks: true,
+    });
+    expect(launchSeenByPython(workerProgram({ ...launch, claimTasks: false }))).toEqual(launch);
+  });
+
   it("refuses unusable launch fields", () => {
     const bad: Partial<Record<keyof WorkerLaunch, unknown>>[] = [
       { url: "ftp://x" },
@@ -167,6 +175,8 @@ describe("workerProgram", () => {
       { attempt: 0 },
       { attempt: 1.5 },
       { attempt: "2" },
+      { claimTasks: "true" },
+      { claimTasks: 1 },
     ];
     for (const patch of bad) {
       expect(() => workerProgram({ ...launch, ...patch } as WorkerLaunch)).toThrow(

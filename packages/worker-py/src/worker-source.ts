@@ -90,6 +90,10 @@ function checkedLaunch(launch: WorkerLaunch): WorkerLaunch {
   if (launch.firstContactSeconds !== undefined) {
     checked.firstContactSeconds = seconds(launch.firstContactSeconds, "firstContactSeconds");
   }
+  if (launch.claimTasks !== undefined && launch.claimTasks !== false) {
+    if (launch.claimTasks !== true) throw invalid("claimTasks", "must be true or false");
+    checked.claimTasks = true;
+  }
   return { ...checked, ...checkedStaging(launch) };
 }
 
