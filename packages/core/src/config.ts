@@ -74,6 +74,8 @@ export interface SheepdogConfig extends SshSettings {
   /**
    * How many argument tuples one array task runs, one after another. Results and errors are
    * still per argument. Env: `SHEEPDOG_CHUNK_SIZE`.
+   * A task that has run its own chunk claims chunks whose array task has not started (see
+   * `map` in the README), unless the job has a run-time limit.
    * @default automatic: about two tasks per slot of the cluster (1 when its slots are unknown)
    */
   chunkSize?: number;

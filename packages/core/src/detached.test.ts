@@ -70,6 +70,8 @@ describe("detached requests on this machine", () => {
     expect(left.filter((name) => name.endsWith(".token") || name.endsWith(".d"))).toEqual([]);
     const [summary] = (await listRequests({ dbfile })).filter((r) => r.id === id);
     expect(summary?.meta.stagedRemoved).toEqual(expect.any(Number));
+    // Its tasks read their own from the pack, unseen by a server: none may claim another's.
+    expect(summary?.meta).not.toHaveProperty("claims");
   }, 90_000);
 
   it("refuses spool files its workers did not write: another key, or not frames at all", async () => {

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { MapProgress, SheepdogConfig } from "./index.js";
 import {
@@ -43,6 +44,15 @@ def f(x):
 describe("map on the local scheduler", () => {
   let dir: string;
   let config: SheepdogConfig;
+  /** The meta of request `id` in the config's dbfile. */
+  async function metaOf(id: number): Promise<Record<string, unknown>> {
+    const store = sqliteStore({ dbfile: config.dbfile as string });
+    try {
+      return (await store.getRequest(id)).meta;
+    } finally {
+      await store.close();
+    }
+  }
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "sheepdog-core-"));
     config = { host: "local", dbfile: join(dir, "sheepdog.sqlite"), concurrency: 4 };
@@ -193,6 +203,46 @@ def f(x):
     expect(results).toEqual(args.map(([i]) => (i ?? 0) + 1));
     const status = await requestStatus(progress.at(-1)?.request ?? 0, { dbfile: config.dbfile });
     expect(status.job?.tasks).toBe(8); // concurrency 4: 2 tasks per slot, 13 tuples each
+  });
+
+  it("lets a task that is done claim the tasks whose array task has not started", async () => {
+    const slow = py`
+def f(x):
+    import time
+    time.sleep(0.3)
+    return x * 10
+`;
+    const progress: MapProgress[] = [];
+    const args = Array.from({ length: 8 }, (_, i) => [i]);
+    const results = await map(
+      slow,
+      args,
+      { ...config, chunkSize: 1 },
+      { onProgress: (p) => progress.push(p) },
+    );
+    expect(results).toEqual(args.map(([x]) => (x ?? 0) * 10));
+    const claims = (await metaOf(progress.at(-1)?.request ?? 0)).claims as Record<string, number>;
+    // Concurrency 4: tasks 5 to 8 wait for a slot, and the first four keep theirs while
+    // anything is left to claim.
+    for (const task of [5, 6, 7, 8]) expect(claims[task]).toBeLessThan(task);
+  });
+
+  it("does not let tasks claim others when each call has a time limit", async () => {
+    const progress: MapProgress[] = [];
+    const limited = { ...config, chunkSize: 1, resources: { time: "0:30" } };
+    expect(
+      await map(
+        add,
+        [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+        ],
+        limited,
+        { onProgress: (p) => progress.push(p) },
+      ),
+    ).toEqual([2, 4, 6]);
+    expect(await metaOf(progress.at(-1)?.request ?? 0)).not.toHaveProperty("claims");
   });
 
   it("works with every pickle protocol", async () => {

@@ -50,7 +50,12 @@ export async function waitAndRetry(
   const state: AttemptState = {
     attempt: 1,
     taskOffset: 0,
-    layout: { tasks: submitted.tasks, chunkSize: submitted.chunkSize, retryTasks: [] },
+    layout: {
+      tasks: submitted.tasks,
+      chunkSize: submitted.chunkSize,
+      retryTasks: [],
+      ...(submitted.claims && { claims: new Map() }),
+    },
     options: attemptOptionsOf(settings),
     history: new Map(),
   };
@@ -115,6 +120,7 @@ function waitForAttempt(
     onDied: (indices, kind) => {
       for (const index of indices) died.set(index, kind);
     },
+    settleClaims: (task) => server.settleTask(request, task),
     onProgress,
     ...(submitted.staged &&
       lease && { collect: () => collectSpool(context, request, lease.cluster.remote) }),

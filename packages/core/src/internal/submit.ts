@@ -78,6 +78,11 @@ export interface Submitted {
   sizes: RequestSizes;
   /** Where a detached request's tasks are staged and its reports spooled. */
   staged: StagedPaths | undefined;
+  /**
+   * Whether the first attempt's tasks claim the tasks whose array task has not started (see
+   * {@link claimsAllowed}); the request's meta then has `claims`.
+   */
+  claims: boolean;
 }
 
 /** The bytes of a request's parts, as the server sends them to a task. */
@@ -191,6 +196,10 @@ export async function submitEncoded(
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     const chunkSize =
       settings.chunkSize ?? options.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
+    // A detached request's tasks read their own from the staged pack, which the server does
+    // not see: a claim could take a task that is running.
+    const claims =
+      !options.detach && work.tasks > chunkSize && claimsAllowed(attemptOptionsOf(settings));
     await options.checked;
     const sizes: RequestSizes = {
       func: work.func.byteLength,
@@ -212,6 +221,7 @@ export async function submitEncoded(
         connection: context.connection,
         chunkSize,
         pickleProtocol: protocol,
+        ...(claims && { claims: {} }),
         ...work.meta,
       },
     });
@@ -234,6 +244,7 @@ export async function submitEncoded(
       tokenFile: undefined,
       sizes,
       staged: undefined,
+      claims,
     };
     if (!lease || !routes) return submitted;
     await options.submitAfter?.catch(() => {});
@@ -311,6 +322,21 @@ export interface Attempt {
   number?: number;
 }
 
+/**
+ * Whether a first attempt's tasks may claim the tasks whose array task has not started, and so
+ * run more calls than their chunk (see `claims` in `wire.ts` of `@sheepdog/contracts`): not when
+ * its tasks have a run-time limit, which a task running more calls could outlive. A time in
+ * `resources` is one; so may be any of the scheduler's own options (`-l h_rt`, `--time`), which
+ * core does not read, so any of them turns claiming off.
+ */
+export function claimsAllowed(options: AttemptOptions): boolean {
+  return (
+    options.geOpts.length === 0 &&
+    options.slurmOpts.length === 0 &&
+    parseResources(options.resources).timeSeconds === undefined
+  );
+}
+
 /** What the configuration asks the first attempt to run with. */
 export function attemptOptionsOf(settings: ResolvedRunSettings): AttemptOptions {
   return {
@@ -380,6 +406,7 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
     maxBodyBytes: submitted.server.maxBodyBytes,
     ...(memoryLimitBytes !== undefined && { memoryLimitBytes }),
     ...(attempt.taskOffset > 0 && { taskOffset: attempt.taskOffset }),
+    ...(attempt.taskOffset === 0 && submitted.claims && { claimTasks: true }),
     ...((attempt.number ?? 1) > 1 && { attempt: attempt.number }),
     ...(stagedTasks !== undefined && {
       stagedTasks,

@@ -187,6 +187,83 @@ describe("waitForRequest", () => {
   });
 });
 
+describe("claimed tasks (layout.claims)", () => {
+  const killed: TaskState = {
+    state: "finished",
+    kind: "signal",
+    exitCode: null,
+    signal: 9,
+    reason: "killed by signal 9 (SIGKILL)",
+  };
+  const exited: TaskState = {
+    state: "finished",
+    kind: "exit",
+    exitCode: 0,
+    signal: null,
+    reason: "exited",
+  };
+  const fourTasks = { ...job, tasks: 4, parts: [{ jobId: "7", firstTask: 1, lastTask: 4 }] };
+
+  /**
+   * Four tasks of one argument each; task 1 claimed task 3's (its own array task then found it
+   * held and ended at once) and was killed; tasks 2 and 4 reported. The errors, by index.
+   */
+  async function killedHolder(options: Partial<WaitOptions>, meta: Record<string, unknown> = {}) {
+    const { store, id } = await newRequest(4);
+    await store.updateMeta(id, meta);
+    const { scheduler } = scripted(
+      [
+        { 1: { state: "running" }, 2: { state: "running" }, 3: exited, 4: { state: "running" } },
+        { 1: killed, 2: exited, 3: exited, 4: exited },
+      ],
+      async (call) => {
+        if (call === 0) {
+          await store.putResult(id, 1, result);
+          await store.putResult(id, 3, result);
+        }
+      },
+    );
+    await waitForRequest({
+      store,
+      request: id,
+      tasks: 4,
+      layout: { tasks: 4, chunkSize: 1, retryTasks: [], claims: new Map() },
+      scheduler,
+      job: fourTasks,
+      ...timing,
+      ...options,
+    });
+    return new Map((await store.getErrors(id)).map((e) => [e.index, e.error]));
+  }
+
+  it("records a claimed task's arguments as its holder's when the holder dies, not its own task's", async () => {
+    const settled: number[] = [];
+    const errors = await killedHolder({
+      settleClaims: async (task) => {
+        settled.push(task);
+        return new Map([[3, 1]]);
+      },
+    });
+    expect([...errors.keys()].sort()).toEqual([0, 2]);
+    expect(errors.get(2)).toContain("Task 1 of job 7");
+    expect(errors.get(2)).toContain("SIGKILL");
+    expect(settled.sort()).toEqual([1, 2, 3, 4]);
+  });
+
+  it("reads the claims from the request's meta when no server tells them", async () => {
+    const errors = await killedHolder({}, { claims: { "3": 1 } });
+    expect([...errors.keys()].sort()).toEqual([0, 2]);
+    expect(errors.get(2)).toContain("Task 1 of job 7");
+  });
+
+  it("records each task's own arguments when nothing was claimed", async () => {
+    const errors = await killedHolder({ settleClaims: async () => new Map() });
+    expect([...errors.keys()].sort()).toEqual([0, 2]);
+    // Task 3 ended having run nothing, and its own argument is what it is answerable for.
+    expect(errors.get(2)).toContain("Task 3 of job 7");
+  });
+});
+
 describe("a task that ends by the worker's own exit status", () => {
   it("says what the status means: an impostor on the port, a refusal, no route", async () => {
     const { store, id } = await newRequest(3);

@@ -6,7 +6,13 @@ import type {
   TaskLayout,
   TaskState,
 } from "@sheepdog/contracts";
-import { indexRuns, SheepdogError, taskIndices, WORKER_EXIT_CODES } from "@sheepdog/contracts";
+import {
+  indexRuns,
+  layoutOf,
+  SheepdogError,
+  taskIndices,
+  WORKER_EXIT_CODES,
+} from "@sheepdog/contracts";
 import type { MapProgress } from "../types.js";
 import { source } from "./source.js";
 
@@ -14,8 +20,17 @@ export interface WaitOptions {
   store: Store;
   request: number;
   tasks: number;
-  /** Which arguments each of the request's array tasks covers. */
+  /**
+   * Which arguments each of the request's array tasks covers. With `claims` (the request lets
+   * tasks claim others', see `wire.ts` of `@sheepdog/contracts`), the claims are read anew
+   * each time a task is settled: from `settleClaims`, else from the request's meta.
+   */
   layout: TaskLayout;
+  /**
+   * The server's claims of the request as they are now, chunk task `task` closed to claims
+   * first (its array task ended): what the server that the workers ask knows before its meta.
+   */
+  settleClaims?: (task: number) => Promise<ReadonlyMap<number, number> | undefined>;
   scheduler?: Scheduler;
   job?: JobRef;
   /** The job's task `n` is the request's task `n + taskOffset` (a retry job). @default 0 */
@@ -262,8 +277,8 @@ class RequestWatch {
     if (!this.#isDue(number)) return;
     this.#settled.add(number);
     if (state.state === "queued") this.#heldTasks++;
-    const { layout, taskOffset = 0 } = this.#options;
-    const missing = await this.#unreportedOf(taskIndices(layout, number + taskOffset));
+    const task = number + (this.#options.taskOffset ?? 0);
+    const missing = await this.#unreportedOf(taskIndices(await this.#layoutAt(task), task));
     if (missing.length > 0) await this.#recordDeath(number, state, missing);
   }
 
@@ -278,6 +293,16 @@ class RequestWatch {
       if (await store.putError(request, index, text, { provisional: true })) died.push(index);
     }
     if (died.length > 0) onDied?.(died, kind, text);
+  }
+
+  /** The layout with the claims as they are now, task `task` closed to claims first. */
+  async #layoutAt(task: number): Promise<TaskLayout> {
+    const { layout, settleClaims, store, request, tasks } = this.#options;
+    if (layout.claims === undefined) return layout;
+    const claims =
+      (await settleClaims?.(task)) ??
+      layoutOf((await store.getRequest(request)).meta, tasks).claims;
+    return claims === undefined ? layout : { ...layout, claims };
   }
 
   /** The indices without a report, asking the store once per run of consecutive indices. */
