@@ -256,6 +256,31 @@ describe("claimed tasks (layout.claims)", () => {
     expect(errors.get(2)).toContain("Task 1 of job 7");
   });
 
+  it("cancels the job once every argument is in, when tasks claim: a later task may start yet", async () => {
+    for (const claims of [new Map<number, number>(), undefined]) {
+      const { store, id } = await newRequest(4);
+      // Tasks 1 and 2 ran all four arguments (they claimed 3 and 4); 3 and 4 have just started.
+      const { scheduler, cancels } = scripted(
+        [{ 1: exited, 2: exited, 3: { state: "running" }, 4: { state: "running" } }],
+        async (call) => {
+          if (call === 0)
+            for (const index of [0, 1, 2, 3]) await store.putResult(id, index, result);
+        },
+      );
+      await waitForRequest({
+        store,
+        request: id,
+        tasks: 4,
+        layout: { tasks: 4, chunkSize: 1, retryTasks: [], ...(claims && { claims }) },
+        scheduler,
+        job: fourTasks,
+        ...timing,
+      });
+      // Without claims, a task seen running is ending after its last report: no cancel.
+      expect(cancels).toHaveLength(claims ? 1 : 0);
+    }
+  });
+
   it("records each task's own arguments when nothing was claimed", async () => {
     const errors = await killedHolder({ settleClaims: async () => new Map() });
     expect([...errors.keys()].sort()).toEqual([0, 2]);

@@ -179,10 +179,10 @@ class RequestWatch {
     // an error state would sit in its queue for ever, queued tasks and a re-run of a task that
     // already reported (a scheduler that reschedules it) would only report again. A task seen
     // running for the first time is ending after its last report: cancelling it costs a round
-    // trip to the scheduler and changes nothing.
-    if ((this.#heldTasks > 0 || this.#queued > 0 || this.#reruns.size > 0) && scheduler && job) {
-      await scheduler.cancel(job).catch(() => {});
-    }
+    // trip to the scheduler and changes nothing. Not so where tasks claim: the later tasks,
+    // whose work was claimed, may start at any time, and one that starts once the server is
+    // gone waits for it for the whole first-contact window.
+    if (this.#leftOver() && scheduler && job) await scheduler.cancel(job).catch(() => {});
     const final = { ...progress, queued: 0, running: 0 };
     onProgress?.(final);
     return final;
@@ -259,6 +259,14 @@ class RequestWatch {
       };
     });
     this.#wake = undefined;
+  }
+
+  /** Whether the job may hold tasks still to run once every argument has its report. */
+  #leftOver(): boolean {
+    if (this.#heldTasks > 0 || this.#queued > 0 || this.#reruns.size > 0) return true;
+    const { layout, job } = this.#options;
+    const seenEnded = new Set([...this.#settled, ...this.#ended.keys()]).size;
+    return layout.claims !== undefined && job !== undefined && seenEnded < job.tasks;
   }
 
   /** Whether the task seen ended has had its grace (and so is settled this round). */
