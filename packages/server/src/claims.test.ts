@@ -57,6 +57,26 @@ async function claimsInMeta(request: CreatedRequest): Promise<unknown> {
   return (await store.getRequest(request.id)).meta.claims;
 }
 
+/**
+ * A claim by array task 4 of a new request, held while it checks its first candidate (task 1)
+ * until `release` is called.
+ */
+async function claimWhileChecking() {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const unreported = store.unreported.bind(store);
+  store.unreported = async (...args) => {
+    await gate;
+    return unreported(...args);
+  };
+  const request = await newRequest();
+  const claiming = claimNext(request, 4);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return { release, claiming, request };
+}
+
 beforeEach(async () => {
   store = memoryStore();
   server = await serve(store);
@@ -135,18 +155,7 @@ describe("claiming tasks (POST .../tasks/:task/next)", () => {
   });
 
   it("lets a task's own fetch win over a claim still checking it", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const unreported = store.unreported.bind(store);
-    store.unreported = async (...args) => {
-      await gate;
-      return unreported(...args);
-    };
-    const request = await newRequest();
-    const claiming = claimNext(request, 4);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { release, claiming, request } = await claimWhileChecking();
     expect((await fetchOwn(request, 1)).status).toBe(200);
     release();
     expect(claimed(await claiming)).toEqual({ task: 2, first: 2 });
@@ -154,18 +163,7 @@ describe("claiming tasks (POST .../tasks/:task/next)", () => {
   });
 
   it("gives a claim still checking a task none of it once its end is settled", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const unreported = store.unreported.bind(store);
-    store.unreported = async (...args) => {
-      await gate;
-      return unreported(...args);
-    };
-    const request = await newRequest();
-    const claiming = claimNext(request, 4);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { release, claiming, request } = await claimWhileChecking();
     expect(await server.settleTask(request.id, 1)).toEqual(new Map());
     release();
     expect(claimed(await claiming)).toEqual({ task: 2, first: 2 });

@@ -52,6 +52,13 @@ async function newRequest(tasks: number) {
 }
 
 const result = new Uint8Array([0x80, 4, 0x4b, 1, 0x2e]);
+const killed: TaskState = {
+  state: "finished",
+  kind: "signal",
+  exitCode: null,
+  signal: 9,
+  reason: "killed by signal 9 (SIGKILL)",
+};
 const timing = {
   countIntervalMs: 5,
   statusIntervalMs: 5,
@@ -130,13 +137,6 @@ describe("waitForRequest", () => {
 
   it("does not settle a task that leaves qstat and comes back (rescheduled), only how it ends", async () => {
     const { store, id } = await newRequest(1);
-    const killed: TaskState = {
-      state: "finished",
-      kind: "signal",
-      exitCode: null,
-      signal: 9,
-      reason: "killed by signal 9 (SIGKILL)",
-    };
     const script: Record<number, TaskState>[] = [
       ...Array.from({ length: 3 }, () => ({ 1: { state: "unknown" } as TaskState })),
       { 1: { state: "queued" } },
@@ -188,13 +188,6 @@ describe("waitForRequest", () => {
 });
 
 describe("claimed tasks (layout.claims)", () => {
-  const killed: TaskState = {
-    state: "finished",
-    kind: "signal",
-    exitCode: null,
-    signal: 9,
-    reason: "killed by signal 9 (SIGKILL)",
-  };
   const exited: TaskState = {
     state: "finished",
     kind: "exit",
