@@ -175,7 +175,9 @@ async function retryFailed(
   const chunkSize = settings.chunkSize ?? autoChunkSize(indices.length, slots);
   const chunks = retryChunks(indices, chunkSize);
   state.taskOffset = taskCount(state.layout);
-  state.layout = { ...state.layout, retryTasks: [...state.layout.retryTasks, ...chunks] };
+  // A retry's tasks claim none: its wait answers for each task's own arguments alone.
+  const { claims: _firstAttempt, ...layout } = state.layout;
+  state.layout = { ...layout, retryTasks: [...layout.retryTasks, ...chunks] };
   // The server serves the new tasks from the meta, so it is written before the job runs.
   await store.updateMeta(request, { retryTasks: state.layout.retryTasks });
   await store.resetTasks(request, indices);
