@@ -205,7 +205,13 @@ def f(x):
         time.sleep(300)
     return x
 `;
-          const request = await mapAsync(f, [[0], [1]], { ...config, chunkSize: 1 });
+          // A time limit keeps task 1 from claiming task 2's argument (done with its own at
+          // once, it would run the long call itself), so the call to cancel is task 2's.
+          const request = await mapAsync(f, [[0], [1]], {
+            ...config,
+            chunkSize: 1,
+            resources: { time: "0:10:00" },
+          });
           let job: JobRef | undefined;
           for (let i = 0; i < 120 && !job; i++) {
             const status = await requestStatus(request, { ...loginSettings(cluster), dbfile });
