@@ -346,10 +346,9 @@ const EMPTY_BODY_HASH = bodyHash(new Uint8Array(0));
  * `POST /v2/requests/:request/tasks/:task/next`: array task `:task` asks for a task to run;
  * the frames of one it now holds, or an empty body when there is none.
  */
-function claimTask(state: RouteState, event: WireEvent, session: Session): Promise<Reply> {
+function claimTask(state: RouteState, event: WireEvent, session: Session): Reply | Promise<Reply> {
   const { request, task: holder, signed } = workerPath(event);
-  const authenticated = authenticate(state.auth, signed, request, session);
-  return Promise.resolve(authenticated).then(async (snapshot) => {
+  return andThen(authenticate(state.auth, signed, request, session), async (snapshot) => {
     const { headers } = event.req;
     const length = headers.get("content-length");
     if (

@@ -147,10 +147,8 @@ export class TaskClaims {
   /** Writes the claims to the meta after the write before it. */
   #write(id: RequestId, claims: RequestClaims): Promise<unknown> {
     const snapshot = Object.fromEntries(claims.holders);
-    const write = claims.written.then(
-      () => this.#store.updateMeta(id, { claims: snapshot }),
-      () => this.#store.updateMeta(id, { claims: snapshot }),
-    );
+    // `written` never rejects: a failed write is its own claim's to undo.
+    const write = claims.written.then(() => this.#store.updateMeta(id, { claims: snapshot }));
     claims.written = write.catch(() => undefined);
     return write;
   }
