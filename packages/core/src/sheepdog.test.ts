@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import type { Store } from "@sheepdog/contracts";
+import type { Scheduler, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { localRemote } from "@sheepdog/local";
@@ -71,6 +71,39 @@ describe("createSheepdog: backends passed as values", () => {
     const [request] = await store.listRequests();
     expect(request).toMatchObject({ tasks: 3, results: 3, errors: 0 });
     expect(scheduler.log.submitted.at(-1)?.tasks).toBeGreaterThanOrEqual(1);
+  });
+
+  it("asks the slots while the arguments are stored, and puts the chunk size in the meta before submitting", async () => {
+    const newest = async () => Math.max(0, ...(await store.listRequests()).map((r) => r.id));
+    const before = await newest();
+    let storedBeforeSlots = false;
+    const metaAtSubmit: Record<string, unknown>[] = [];
+    const slotsAfterStoring: Scheduler = {
+      ...scheduler,
+      // Two slots, told once the request is stored: a map that waited for the slots before
+      // storing would be told only after five seconds.
+      async slots() {
+        for (let waited = 0; waited < 5000 && !storedBeforeSlots; waited += 20) {
+          storedBeforeSlots = (await newest()) > before;
+          if (!storedBeforeSlots) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return 2;
+      },
+      async submit(spec) {
+        metaAtSubmit.push((await store.getRequest(await newest())).meta);
+        return scheduler.submit(spec);
+      },
+    };
+    const sized = createSheepdog({
+      store,
+      cluster: { scheduler: slotsAfterStoring, remote: localRemote() },
+    });
+    const args = Array.from({ length: 12 }, (_, x) => [x] as [number]);
+    expect(await sized.map(double, args)).toEqual(args.map(([x]) => x * 2));
+    expect(storedBeforeSlots).toBe(true);
+    // Two tasks per slot: chunks of 3, and as there are several, the tasks may claim.
+    expect(metaAtSubmit).toEqual([expect.objectContaining({ chunkSize: 3, claims: {} })]);
+    await sized.close();
   });
 
   it("checks the scheduler's options before anything is submitted", async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { FunctionSource, JobRef, RequestId, Scheduler } from "@sheepdog/contracts";
+import type { FunctionSource, JobRef, RequestId, Scheduler, Store } from "@sheepdog/contracts";
 import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
 import type { PickleProtocol, PyFunction } from "@sheepdog/serialise";
 import { encodeTuple, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
@@ -194,38 +194,25 @@ export async function submitEncoded(
   let created: RequestId | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
-    const chunkSize =
-      settings.chunkSize ?? options.chunkSize ?? (await chunkSizeFor(work.tasks, lease));
-    // A detached request's tasks read their own from the staged pack, which the server does
-    // not see: a claim could take a task that is running.
-    const claims =
-      !options.detach && work.tasks > chunkSize && claimsAllowed(attemptOptionsOf(settings));
+    const chosenSize = settings.chunkSize ?? options.chunkSize;
+    // An automatic chunk size is made from the cluster's slots, asked while the arguments are
+    // stored: it goes in the meta before the job is submitted, as nothing reads it sooner.
+    const sizing = chosenSize ?? chunkSizeFor(work.tasks, lease);
+    const layoutMeta = (chunkSize: number) => ({
+      chunkSize,
+      ...(claimsFor(work.tasks, chunkSize, settings, options) && { claims: {} }),
+    });
     await options.checked;
-    const sizes: RequestSizes = {
-      func: work.func.byteLength,
-      ns: work.ns.byteLength,
-      largestArgs: 0,
-      totalArgs: 0,
-    };
-    const { id: request, token } = await context.store.createRequest({
-      func: work.func,
-      ns: work.ns,
-      args: (function* () {
-        for (const args of work.args) {
-          sizes.largestArgs = Math.max(sizes.largestArgs, args.byteLength);
-          sizes.totalArgs += args.byteLength;
-          yield args;
-        }
-      })(),
-      meta: {
-        connection: context.connection,
-        chunkSize,
-        pickleProtocol: protocol,
-        ...(claims && { claims: {} }),
-        ...work.meta,
-      },
+    const { request, token, sizes } = await storeWork(context.store, work, {
+      connection: context.connection,
+      pickleProtocol: protocol,
+      ...(chosenSize !== undefined && layoutMeta(chosenSize)),
+      ...work.meta,
     });
     created = request;
+    const chunkSize = await sizing;
+    if (chosenSize === undefined) await context.store.updateMeta(request, layoutMeta(chunkSize));
+    const claims = claimsFor(work.tasks, chunkSize, settings, options);
     options.onStored?.();
     const { server, url, routes } = await reaching;
     const submitted: Submitted = {
@@ -278,6 +265,48 @@ export async function submitEncoded(
     await (reached?.server ?? (await serverStarting.catch(() => undefined)))?.close();
     throw await firstError(options, error);
   }
+}
+
+/** Stores the request's parts, measuring its arguments on the way. */
+async function storeWork(
+  store: Store,
+  work: EncodedWork,
+  meta: Record<string, unknown>,
+): Promise<{ request: RequestId; token: string; sizes: RequestSizes }> {
+  const sizes: RequestSizes = {
+    func: work.func.byteLength,
+    ns: work.ns.byteLength,
+    largestArgs: 0,
+    totalArgs: 0,
+  };
+  const { id: request, token } = await store.createRequest({
+    func: work.func,
+    ns: work.ns,
+    args: (function* () {
+      for (const args of work.args) {
+        sizes.largestArgs = Math.max(sizes.largestArgs, args.byteLength);
+        sizes.totalArgs += args.byteLength;
+        yield args;
+      }
+    })(),
+    meta,
+  });
+  return { request, token, sizes };
+}
+
+/**
+ * Whether a first attempt of `tasks` calls in chunks of `chunkSize` lets its tasks claim
+ * others': when there is more than one task, and not for a detached request, whose tasks read
+ * their own from the staged pack, which the server does not see (a claim could take a task
+ * that is running).
+ */
+function claimsFor(
+  tasks: number,
+  chunkSize: number,
+  settings: ResolvedRunSettings,
+  options: SubmitOptions,
+): boolean {
+  return !options.detach && tasks > chunkSize && claimsAllowed(attemptOptionsOf(settings));
 }
 
 /** The started server, its address for the workers, and (on a cluster) their routes to it. */
