@@ -33,6 +33,7 @@ export {
   checkJobRef,
   jobNamePattern,
   outputOf,
+  partTaskRuns,
   SchedulerCommands,
   splitArray,
   submitParts,

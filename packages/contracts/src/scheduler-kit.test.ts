@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SheepdogError } from "./errors.js";
 import type { JobSpec } from "./scheduler.js";
-import { checkJobRef, splitArray, submitParts } from "./scheduler-kit.js";
+import { checkJobRef, partTaskRuns, splitArray, submitParts } from "./scheduler-kit.js";
 
 const spec: JobSpec = {
   name: "sheepdog_1_ab",
@@ -20,6 +20,52 @@ describe("splitArray", () => {
       { firstTask: 7, lastTask: 7 },
     ]);
     expect(splitArray(2, 1000)).toEqual([{ firstTask: 1, lastTask: 2 }]);
+  });
+});
+
+describe("partTaskRuns", () => {
+  const job = {
+    scheduler: "test",
+    id: "10,11",
+    tasks: 7,
+    parts: [
+      { jobId: "10", firstTask: 1, lastTask: 4 },
+      { jobId: "11", firstTask: 5, lastTask: 7 },
+    ],
+    directory: ".sheepdog",
+    name: "n",
+  };
+  const identity = { source: "test" };
+
+  it("numbers each part's tasks as the part does, in runs, leaving out parts without any", () => {
+    expect(partTaskRuns(job, [7, 2, 3, 5, 3], identity)).toEqual([
+      { jobId: "10", runs: [{ first: 2, last: 3 }] },
+      {
+        jobId: "11",
+        runs: [
+          { first: 1, last: 1 },
+          { first: 3, last: 3 },
+        ],
+      },
+    ]);
+    expect(partTaskRuns(job, [5, 6], identity)).toEqual([
+      { jobId: "11", runs: [{ first: 1, last: 2 }] },
+    ]);
+    expect(partTaskRuns(job, [], identity)).toEqual([]);
+  });
+
+  it("refuses a number that is not one of the job's tasks, naming it", () => {
+    for (const bad of [0, 8, 1.5, -1, Number.NaN, "2"]) {
+      expect(() => partTaskRuns(job, [1, bad as number], identity)).toThrow(
+        expect.objectContaining({
+          code: "INVALID_INPUT",
+          message: expect.stringContaining("1 to 7"),
+        }),
+      );
+    }
+    expect(() => partTaskRuns(job, "1" as unknown as number[], identity)).toThrow(
+      expect.objectContaining({ code: "INVALID_INPUT" }),
+    );
   });
 });
 

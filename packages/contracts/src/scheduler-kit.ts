@@ -198,6 +198,41 @@ export function checkJobRef(job: JobRef, identity: Pick<SchedulerIdentity, "sour
   }
 }
 
+/**
+ * Tasks `tasks` of `job` (numbers of the whole job), as each part numbers them (`1 ..` its
+ * size), in runs of consecutive numbers, for a command that cancels some of a job's tasks; parts
+ * without any are left out. Throws `INVALID_INPUT` for a number that is not one of the job's
+ * tasks. `job` must have passed {@link checkJobRef}.
+ */
+export function partTaskRuns(
+  job: JobRef,
+  tasks: readonly number[],
+  identity: Pick<SchedulerIdentity, "source">,
+): { jobId: string; runs: { first: number; last: number }[] }[] {
+  const bad = Array.isArray(tasks)
+    ? tasks.find((task) => !Number.isSafeInteger(task) || task < 1 || task > job.tasks)
+    : tasks;
+  if (bad !== undefined || !Array.isArray(tasks)) {
+    throw new SheepdogError(
+      "INVALID_INPUT",
+      identity.source,
+      `cancelTasks takes task numbers of the job (1 to ${job.tasks}), not ${JSON.stringify(bad)?.slice(0, 100)}.`,
+    );
+  }
+  const sorted = [...new Set(tasks)].sort((a, b) => a - b);
+  return job.parts.flatMap((part) => {
+    const runs: { first: number; last: number }[] = [];
+    for (const task of sorted) {
+      if (task < part.firstTask || task > part.lastTask) continue;
+      const local = task - part.firstTask + 1;
+      const last = runs.at(-1);
+      if (last !== undefined && last.last === local - 1) last.last = local;
+      else runs.push({ first: local, last: local });
+    }
+    return runs.length > 0 ? [{ jobId: part.jobId, runs }] : [];
+  });
+}
+
 /** Splits tasks `1 .. tasks` into runs of at most `max` tasks. */
 export function splitArray(tasks: number, max: number): { firstTask: number; lastTask: number }[] {
   const parts: { firstTask: number; lastTask: number }[] = [];

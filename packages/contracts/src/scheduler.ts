@@ -171,6 +171,16 @@ export interface Scheduler {
   cancel(job: JobRef): Promise<void>;
 
   /**
+   * Cancels tasks `tasks` of the job (task numbers of the whole job, 1 .. `job.tasks`), queued
+   * or running, and leaves its other tasks alone; cancelling a task that ended is harmless. A
+   * number outside the job rejects with `INVALID_INPUT`, before anything is cancelled. Core
+   * cancels the tasks that can find no work (every call of theirs claimed by other tasks), so
+   * that they do not start, take a slot and end at once; a scheduler without it has such tasks
+   * cancelled with the job at its end.
+   */
+  cancelTasks?(job: JobRef, tasks: readonly number[]): Promise<void>;
+
+  /**
    * Checks scheduler-native options before anything is submitted, as `submit` would. MUST
    * throw a `SheepdogError` with code `CONFIG_INVALID` that names the option and the fix for
    * one it would refuse: an injection (any option holding a line break MUST be refused), a

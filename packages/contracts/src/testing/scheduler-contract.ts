@@ -273,6 +273,31 @@ function describeJobs(run: ContractRun): void {
       if (!scheduler.outputLines) return;
       expect(await scheduler.outputLines(await run.main(), marker)).not.toContain(`${marker} long`);
     });
+
+    it("cancelTasks (when implemented) cancels the tasks named and no other; a number outside the job cancels nothing", {
+      timeout,
+    }, async () => {
+      const { scheduler } = run;
+      if (!scheduler.cancelTasks) return;
+      const job = await run.submit(run.spec(longProgram(marker), 3, "_some"));
+      // All three running, so that each cancelled task ends as a running task does.
+      await run.waitFor(job, (states) => [...states.values()].every((t) => t.state === "running"));
+      for (const bad of [[1, 4], [0], [2.5]]) {
+        await expect(scheduler.cancelTasks(job, bad)).rejects.toMatchObject({
+          code: "INVALID_INPUT",
+        });
+      }
+      await scheduler.cancelTasks(job, [3, 2]);
+      const states = await run.waitFor(job, (now) =>
+        [2, 3].every((task) => ["finished", "unknown"].includes(now.get(task)?.state ?? "")),
+      );
+      expect(states.get(1)?.state, "the task not named").toBe("running");
+      for (const task of [2, 3]) {
+        if (states.get(task)?.state === "finished") expectFailed(states.get(task), `task ${task}`);
+      }
+      await expect(scheduler.cancelTasks(job, [2])).resolves.toBeUndefined();
+      await scheduler.cancel(job);
+    });
   });
 }
 
@@ -359,7 +384,8 @@ function describeCapabilities(run: ContractRun, factory: SchedulerFactory): void
  * `INVALID_INPUT`, and with `CLOSED` after `close`. Optional methods are checked when the scheduler has them: `outputLines` (this
  * job's marked lines, no others), `memoryLimitBytes` (`undefined` without a memory request),
  * `checkOptions` (an option carrying a newline or `;` injection is refused with
- * `CONFIG_INVALID`), `slots` (a positive whole number), `prepare` (resolves, never rejects).
+ * `CONFIG_INVALID`), `slots` (a positive whole number), `prepare` (resolves, never rejects),
+ * `cancelTasks` (the tasks named end, the others run on; a number outside the job is refused).
  *
  * It runs two jobs at once (three tasks, then one long task that it cancels), so it takes a
  * few seconds where a task starts within a second; `status` must tell how a task ended
