@@ -114,6 +114,48 @@ describe("claiming tasks (POST .../tasks/:task/next)", () => {
     expect(posted.json()).toEqual({ stored: 1, duplicates: 0 });
   });
 
+  it("names the array tasks left without work once every task is taken and no claim is under way", async () => {
+    const request = await newRequest();
+    expect((await fetchOwn(request, 1)).status).toBe(200);
+    expect((await fetchOwn(request, 2)).status).toBe(200);
+    expect(claimed(await claimNext(request, 1))).toEqual({ task: 3, first: 4 });
+    // Task 4 is free: its array task may still claim, or run its own.
+    expect(await server.idleTasks(request.id)).toEqual([]);
+    expect((await fetchOwn(request, 3)).status).toBe(409);
+    expect(claimed(await claimNext(request, 3))).toEqual({ task: 4, first: 6 });
+    // Array task 3 holds task 4: only array task 4 is left without work.
+    expect(await server.idleTasks(request.id)).toEqual([4]);
+    expect(await server.idleTasks(request.id + 1)).toEqual([]);
+  });
+
+  it("names no idle task while a claim is under way, nor for a request without claims", async () => {
+    const request = await newRequest();
+    expect((await fetchOwn(request, 1)).status).toBe(200);
+    expect((await fetchOwn(request, 2)).status).toBe(200);
+    expect(claimed(await claimNext(request, 1))).toEqual({ task: 3, first: 4 });
+    expect((await fetchOwn(request, 3)).status).toBe(409);
+    // Array task 3, whose own task is held, claims task 4 and is held while it checks it.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const unreported = store.unreported.bind(store);
+    store.unreported = async (...args) => {
+      await gate;
+      return unreported(...args);
+    };
+    const claiming = claimNext(request, 3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Every task is taken, but array task 3 is about to run task 4: it is not idle.
+    expect(await server.idleTasks(request.id)).toEqual([]);
+    release();
+    expect(claimed(await claiming)).toEqual({ task: 4, first: 6 });
+    expect(await server.idleTasks(request.id)).toEqual([4]);
+    const without = await newRequest({ chunkSize: 2 });
+    for (const task of [1, 2, 3, 4]) expect((await fetchOwn(without, task)).status).toBe(200);
+    expect(await server.idleTasks(without.id)).toEqual([]);
+  });
+
   it("gives nothing of a request whose meta has no claims, and serves every task to its own", async () => {
     const request = await newRequest({ chunkSize: 2 });
     expect(claimed(await claimNext(request, 1))).toBeNull();

@@ -212,6 +212,7 @@ class Pool implements ServerPool {
       },
       routeRequests: (authority) => server.routeRequests(authority),
       settleTask: (request, task) => server.settleTask(request, task),
+      idleTasks: (request) => server.idleTasks(request),
       close,
       [Symbol.asyncDispose]: close,
     };

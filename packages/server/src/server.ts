@@ -105,6 +105,13 @@ export interface SheepdogServer extends AsyncDisposable {
    * Undefined when the request does not let tasks claim, or is not found.
    */
   settleTask(request: RequestId, task: number): Promise<ReadonlyMap<number, number> | undefined>;
+  /**
+   * The array tasks of request `request` that can find no work, as this server knows: once
+   * every chunk task is taken and no claim is under way, those whose own task another array
+   * task claimed and that hold no claim themselves. Empty until then, and when the request does
+   * not let tasks claim or is not found. A client cancels them, so that they never start.
+   */
+  idleTasks(request: RequestId): Promise<number[]>;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
 }
@@ -273,6 +280,10 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     async settleTask(request, task) {
       const snapshot = await cache.get(request).catch(() => undefined);
       return snapshot && claims.settle(request, snapshot.layout, task);
+    },
+    async idleTasks(request) {
+      const snapshot = await cache.get(request).catch(() => undefined);
+      return snapshot ? claims.idleTasks(request, snapshot.layout) : [];
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -19,6 +19,8 @@ interface RequestClaims {
   pending: Set<number>;
   /** No chunk task below this one is free. */
   lowestFree: number;
+  /** Claims under way: looking for a free task, or writing the meta. */
+  claiming: number;
   chunks: number;
   /** The last write of the claims to the meta: the next one waits for it. */
   written: Promise<unknown>;
@@ -60,18 +62,38 @@ export class TaskClaims {
   async claim(id: RequestId, layout: TaskLayout, holder: number): Promise<number | undefined> {
     const claims = this.#of(id, layout);
     if (claims === undefined || holder < 1 || holder > claims.chunks) return undefined;
-    const task = await this.#freeTask(id, layout, claims);
-    if (task === undefined) return undefined;
-    claims.holders.set(task, holder);
+    claims.claiming++;
     try {
-      await this.#write(id, claims);
-    } catch {
-      // Free again: claimed later, or fetched by its own array task.
-      claims.holders.delete(task);
-      untake(claims, task);
-      return undefined;
+      const task = await this.#freeTask(id, layout, claims);
+      if (task === undefined) return undefined;
+      claims.holders.set(task, holder);
+      try {
+        await this.#write(id, claims);
+      } catch {
+        // Free again: claimed later, or fetched by its own array task.
+        claims.holders.delete(task);
+        untake(claims, task);
+        return undefined;
+      }
+      return task;
+    } finally {
+      claims.claiming--;
     }
-    return task;
+  }
+
+  /**
+   * The array tasks that can find no work: once every chunk task is taken and no claim is under
+   * way, those whose own task another array task claimed and that hold no claim themselves (one
+   * that started, met the claim and claimed another is running it). Empty until then, and for a
+   * request that does not let tasks claim.
+   */
+  idleTasks(id: RequestId, layout: TaskLayout): number[] {
+    const claims = this.#of(id, layout);
+    if (claims === undefined || claims.claiming > 0 || lowestFree(claims) <= claims.chunks) {
+      return [];
+    }
+    const holding = new Set(claims.holders.values());
+    return [...claims.holders.keys()].filter((task) => !holding.has(task)).sort((a, b) => a - b);
   }
 
   /**
@@ -103,6 +125,7 @@ export class TaskClaims {
       holders: new Map(layout.claims),
       pending: new Set(),
       lowestFree: 1,
+      claiming: 0,
       chunks,
       written: Promise.resolve(),
     };
@@ -124,10 +147,7 @@ export class TaskClaims {
     claims: RequestClaims,
   ): Promise<number | undefined> {
     for (let looks = 0; looks < MAX_REPORTED_LOOKS; looks++) {
-      while (claims.lowestFree <= claims.chunks && isTaken(claims, claims.lowestFree)) {
-        claims.lowestFree++;
-      }
-      const task = claims.lowestFree;
+      const task = lowestFree(claims);
       if (task > claims.chunks) return undefined;
       take(claims, task);
       claims.pending.add(task);
@@ -152,6 +172,14 @@ export class TaskClaims {
     claims.written = write.catch(() => undefined);
     return write;
   }
+}
+
+/** The lowest chunk task not taken (one past the last when none is free). */
+function lowestFree(claims: RequestClaims): number {
+  while (claims.lowestFree <= claims.chunks && isTaken(claims, claims.lowestFree)) {
+    claims.lowestFree++;
+  }
+  return claims.lowestFree;
 }
 
 function isTaken(claims: RequestClaims, task: number): boolean {
