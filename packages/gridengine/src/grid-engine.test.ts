@@ -361,6 +361,9 @@ describe("gridEngine status", () => {
     const hostile = ref([{ jobId: "1; touch /tmp/pwned", firstTask: 1, lastTask: 1 }], "x", 1);
     await expect(scheduler.status(hostile)).rejects.toMatchObject({ code: "INVALID_INPUT" });
     await expect(scheduler.cancel(hostile)).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(scheduler.cancelTasks(hostile, [1])).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
     await expect(
       scheduler.status({ ...hostile, scheduler: "local", parts: [] }),
     ).rejects.toMatchObject({
@@ -389,6 +392,56 @@ describe("gridEngine cancel and close", () => {
     expect(remote.commands).toEqual(["qdel 60 61"]);
   });
 
+  const twoParts = ref(
+    [
+      { jobId: "60", firstTask: 1, lastTask: 4 },
+      { jobId: "61", firstTask: 5, lastTask: 7 },
+    ],
+    "x",
+    7,
+  );
+
+  it("qdels just the tasks named, in one command, by the whole job's task numbers", async () => {
+    const remote = new ScriptedRemote().on(/^qdel/, {
+      stdout: [
+        "sheepdog has registered the job-array task 60.2 for deletion",
+        "sheepdog has registered the job-array task 60.3 for deletion",
+        "sheepdog has deleted job-array task 61.5",
+        "sheepdog has deleted job-array task 61.7",
+        "",
+      ].join("\n"),
+    });
+    await gridEngine(remote).cancelTasks(twoParts, [7, 2, 3, 5, 3]);
+    expect(remote.commands).toEqual(["qdel 60.2-3 61.5 61.7"]);
+  });
+
+  it("takes qdel's words for tasks that already ended as success", async () => {
+    // What the test cluster's qdel says when the same tasks are deleted a second time.
+    const remote = new ScriptedRemote().on(/^qdel/, {
+      code: 1,
+      stdout: [
+        'job "60" task id range "2-3:1" comprises no tasks',
+        'job "61" task "5" does not exist',
+        'denied: job "61" does not exist',
+        "",
+      ].join("\n"),
+    });
+    await gridEngine(remote).cancelTasks(twoParts, [2, 3, 5]);
+    expect(remote.commands).toEqual(["qdel 60.2-3 61.5"]);
+  });
+
+  it("runs no qdel for no tasks, and refuses a number outside the job before running any", async () => {
+    const remote = new ScriptedRemote().on(/^qdel/, {});
+    const scheduler = gridEngine(remote);
+    await scheduler.cancelTasks(twoParts, []);
+    for (const bad of [[1, 8], [0], [2.5]]) {
+      await expect(scheduler.cancelTasks(twoParts, bad)).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+      });
+    }
+    expect(remote.commands).toEqual([]);
+  });
+
   it("fails with SCHEDULER_FAILED on any other qdel refusal", async () => {
     const remote = new ScriptedRemote().on(/^qdel/, {
       code: 1,
@@ -413,6 +466,7 @@ describe("gridEngine cancel and close", () => {
     await expect(kept.status(job)).rejects.toMatchObject({ code: "CLOSED" });
     await expect(kept.submit(spec)).rejects.toMatchObject({ code: "CLOSED" });
     await expect(kept.cancel(job)).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(kept.cancelTasks(job, [1])).rejects.toMatchObject({ code: "CLOSED" });
   });
 
   it("validates its options", () => {

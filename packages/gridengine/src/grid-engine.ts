@@ -3,7 +3,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import type { CommandSettings } from "./internal/commands.js";
 import { Commands, outputOf } from "./internal/commands.js";
 import { checkOptions } from "./internal/directives.js";
-import { checkRef } from "./internal/job-ref.js";
+import { checkRef, qdelTaskWords } from "./internal/job-ref.js";
 import { memGrabBytes } from "./internal/mem-grab.js";
 import { outputLines } from "./internal/output-lines.js";
 import { parseClusterSlots } from "./internal/qstat.js";
@@ -41,6 +41,7 @@ export interface GridEngineOptions {
 export interface GridEngineScheduler extends Scheduler, AsyncDisposable {
   readonly optionsSetting: "geOpts";
   slots(): Promise<number>;
+  cancelTasks(job: JobRef, tasks: readonly number[]): Promise<void>;
   checkOptions(options: readonly string[]): void;
   memoryLimitBytes(options: readonly string[]): number | undefined;
   outputLines(job: JobRef, marker: string): Promise<string[]>;
@@ -106,6 +107,7 @@ async function clusterSlots(commands: Commands): Promise<number> {
  *   only once `qacct` has its record (exit status, signal, `failed`, maxvmem, and a reason
  *   such as "exceeded its run-time limit (h_rt=2)"); until then it is `unknown`.
  * - `cancel` runs `qdel` on every part; jobs that already ended are not an error.
+ *   `cancelTasks` runs one `qdel` on just the tasks named (`qdel 60.5-6 60.8 61.10`).
  * - `checkOptions` refuses what `submit` would (see `jobScript`), `memoryLimitBytes` reads
  *   `-l mem_grab=<size>`, `outputLines` greps the job's `<name>.o*` files in its directory.
  *
@@ -176,6 +178,12 @@ export function gridEngine(remote: Remote, options: GridEngineOptions = {}): Gri
         job.parts.map((part) => part.jobId),
         "SCHEDULER_FAILED",
       );
+    },
+    async cancelTasks(job, taskNumbers) {
+      ensureOpen();
+      checkRef(job);
+      const targets = qdelTaskWords(job, taskNumbers);
+      if (targets.length > 0) await qdel(commands, targets, "SCHEDULER_FAILED");
     },
     checkOptions(given) {
       checkOptions(given);

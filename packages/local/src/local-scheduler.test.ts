@@ -3,23 +3,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JobRef, JobSpec, Scheduler, TaskState } from "@sheepdog/contracts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { LocalScheduler } from "./local-scheduler.js";
 import { localScheduler } from "./local-scheduler.js";
 
 const python = "/usr/bin/python3";
 
-async function settle(scheduler: Scheduler, job: JobRef): Promise<Map<number, TaskState>> {
+async function waitFor(
+  scheduler: Scheduler,
+  job: JobRef,
+  ready: (states: Map<number, TaskState>) => boolean,
+): Promise<Map<number, TaskState>> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const states = await scheduler.status(job);
-    if ([...states.values()].every((s) => s.state === "finished")) return states;
-    if (Date.now() > deadline) throw new Error(`job ${job.id} did not finish`);
+    if (ready(states)) return states;
+    if (Date.now() > deadline) throw new Error(`job ${job.id} did not get there in time`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
+function settle(scheduler: Scheduler, job: JobRef): Promise<Map<number, TaskState>> {
+  return waitFor(scheduler, job, (states) =>
+    [...states.values()].every((s) => s.state === "finished"),
+  );
+}
+
 describe("localScheduler", () => {
   let home: string;
-  let scheduler: Scheduler;
+  let scheduler: LocalScheduler;
   const spec = (program: string, tasks: number, name = "job"): JobSpec => ({
     name,
     tasks,
@@ -113,6 +124,32 @@ describe("localScheduler", () => {
     expect(kinds).toEqual(["cancelled", "cancelled", "cancelled", "cancelled"]);
   });
 
+  it("cancels just the tasks named: a queued one before it starts, a running one by signal", async () => {
+    const job = await scheduler.submit(spec("import time\ntime.sleep(30)", 3));
+    const states = (now: Map<number, TaskState>) => [1, 2, 3].map((task) => now.get(task)?.state);
+    await waitFor(scheduler, job, (now) => now.get(2)?.state === "running");
+    for (const bad of [[1, 4], [0], [2.5]]) {
+      await expect(scheduler.cancelTasks(job, bad)).rejects.toMatchObject({
+        code: "INVALID_INPUT",
+      });
+    }
+    expect(states(await scheduler.status(job))).toEqual(["running", "running", "queued"]);
+    await scheduler.cancelTasks(job, [2, 3]);
+    const after = await waitFor(scheduler, job, (now) => now.get(2)?.state === "finished");
+    expect(after.get(3)).toMatchObject({
+      kind: "cancelled",
+      reason: "cancelled before it started",
+    });
+    expect(after.get(2)).toMatchObject({
+      kind: "cancelled",
+      reason: "cancelled: killed by signal 15 (SIGTERM)",
+    });
+    expect(after.get(1)?.state).toBe("running");
+    await scheduler.cancel(job);
+    const ended = await settle(scheduler, job);
+    expect(ended.get(1)).toMatchObject({ kind: "cancelled" });
+  });
+
   it("reports a shell that cannot start as a finished task, not a crash", async () => {
     const job = await scheduler.submit({ ...spec("print(1)", 1), shell: "/nonexistent/python" });
     const states = await settle(scheduler, job);
@@ -136,6 +173,12 @@ describe("localScheduler", () => {
         directory: "",
         name: "",
       }),
+    ).rejects.toMatchObject({ code: "SCHEDULER_FAILED" });
+    await expect(
+      scheduler.cancelTasks(
+        { scheduler: "local", id: "x", tasks: 1, parts: [], directory: "", name: "" },
+        [1],
+      ),
     ).rejects.toMatchObject({ code: "SCHEDULER_FAILED" });
     expect(() => localScheduler({ concurrency: 0 })).toThrow(
       /concurrency must be a positive integer/,

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import type { JobRef, JobSpec, Scheduler } from "@sheepdog/contracts";
-import { SheepdogError } from "@sheepdog/contracts";
+import { partTaskRuns, SheepdogError } from "@sheepdog/contracts";
 import { readOutputLines } from "./internal/output-files.js";
 import { source } from "./internal/source.js";
 import type { LocalJob, LocalTask } from "./internal/task-runner.js";
@@ -30,9 +30,13 @@ export interface LocalSchedulerOptions {
   keepTasksOnClose?: boolean;
 }
 
-/** The local scheduler: a `Scheduler` with `slots`, `outputLines`, `close` and `await using`. */
+/**
+ * The local scheduler: a `Scheduler` with `slots`, `cancelTasks`, `outputLines`, `close` and
+ * `await using`.
+ */
 export interface LocalScheduler extends Scheduler, AsyncDisposable {
   slots(): Promise<number>;
+  cancelTasks(job: JobRef, tasks: readonly number[]): Promise<void>;
   outputLines(job: JobRef, marker: string): Promise<string[]>;
   close(): Promise<void>;
   /**
@@ -95,6 +99,8 @@ function newJob(spec: JobSpec, directory: string, scriptPath: string, id: string
  * number at a time: `map` on a laptop, with no cluster. Each task sees its number in
  * `SHEEPDOG_TASK_ID` and writes `<name>.o<job>.<task>` / `.e<job>.<task>` beside its script,
  * as GridEngine would; `outputLines` reads them back, in this process or a later one.
+ * `cancel` stops every task of a job and `cancelTasks` only those named: a queued one ends
+ * "cancelled before it started", a running one gets SIGTERM (SIGKILL 2 s later).
  *
  * Scheduler options (`JobSpec.options`, `geOpts`) have no meaning here and are ignored, so a
  * configuration written for a cluster runs locally unchanged: there is no `checkOptions` (none
@@ -139,7 +145,7 @@ export function localScheduler(options: LocalSchedulerOptions = {}): LocalSchedu
     if (closed) return;
     closed = true;
     if (keep) runner.handOver();
-    else for (const job of jobs.values()) runner.stop(job);
+    else for (const job of jobs.values()) runner.stop(job.tasks);
   }
 
   return {
@@ -174,7 +180,14 @@ export function localScheduler(options: LocalSchedulerOptions = {}): LocalSchedu
     },
 
     async cancel(ref) {
-      runner.stop(jobOf(ref));
+      runner.stop(jobOf(ref).tasks);
+    },
+
+    async cancelTasks(ref, numbers) {
+      const job = jobOf(ref);
+      partTaskRuns(job.ref, numbers, { source }); // throws INVALID_INPUT before anything stops
+      const named = new Set(numbers);
+      runner.stop(job.tasks.filter((task) => named.has(task.number)));
     },
 
     async outputLines(ref, marker) {

@@ -3,7 +3,7 @@ import { SheepdogError } from "@sheepdog/contracts";
 import type { CommandSettings } from "./internal/commands.js";
 import { Commands, outputOf } from "./internal/commands.js";
 import { checkOptions, memBytes } from "./internal/directives.js";
-import { checkRef } from "./internal/job-ref.js";
+import { checkRef, scancelTaskWords } from "./internal/job-ref.js";
 import { outputLines } from "./internal/output-lines.js";
 import { source } from "./internal/source.js";
 import { TaskStatus } from "./internal/status.js";
@@ -37,6 +37,7 @@ export interface SlurmOptions {
 export interface SlurmScheduler extends Scheduler, AsyncDisposable {
   readonly optionsSetting: "slurmOpts";
   slots(): Promise<number>;
+  cancelTasks(job: JobRef, tasks: readonly number[]): Promise<void>;
   checkOptions(options: readonly string[]): void;
   memoryLimitBytes(options: readonly string[]): number | undefined;
   outputLines(job: JobRef, marker: string): Promise<string[]>;
@@ -103,6 +104,8 @@ async function clusterCpus(commands: Commands): Promise<number> {
  * - Tasks that die without reporting are `finished` with Slurm's state (`TIMEOUT`,
  *   `OUT_OF_MEMORY`, `CANCELLED by <uid>`, `NODE_FAIL`, ...), exit code, signal, MaxRSS, and a
  *   kind every scheduler shares (`time-limit`, `out-of-memory`, ...).
+ * - `cancelTasks` runs one `scancel` on just the tasks named, a word per part
+ *   (`scancel '2253_[5-6,8]' '2254_[1-3]'`, in each part's own array indices).
  * - `checkOptions` refuses what `submit` would (see `jobScript`) and GridEngine's options,
  *   naming Slurm's; `memoryLimitBytes` reads `--mem=<size>`; `outputLines` greps the job's
  *   `<name>.o<job>.<index>` files; `slots` is the CPUs `sinfo` counts.
@@ -175,6 +178,12 @@ export function slurm(remote: Remote, options: SlurmOptions = {}): SlurmSchedule
         job.parts.map((part) => part.jobId),
         "SCHEDULER_FAILED",
       );
+    },
+    async cancelTasks(job, taskNumbers) {
+      ensureOpen();
+      checkRef(job);
+      const targets = scancelTaskWords(job, taskNumbers);
+      if (targets.length > 0) await scancel(commands, targets, "SCHEDULER_FAILED");
     },
     checkOptions(given) {
       checkOptions(given);

@@ -1,5 +1,5 @@
 import type { JobRef } from "@sheepdog/contracts";
-import { checkJobRef } from "@sheepdog/contracts";
+import { checkJobRef, partTaskRuns } from "@sheepdog/contracts";
 import { source } from "./source.js";
 
 /**
@@ -8,4 +8,19 @@ import { source } from "./source.js";
  */
 export function checkRef(job: JobRef): void {
   checkJobRef(job, { source, title: "GridEngine" });
+}
+
+/**
+ * Tasks `tasks` of `job` as `qdel` names them: `60.5-6`, `60.8`. A part keeps the whole job's
+ * task numbers (`-t 1001-2000`), so each part's own numbering is shifted back to them. Throws
+ * `INVALID_INPUT` for a number outside the job.
+ */
+export function qdelTaskWords(job: JobRef, tasks: readonly number[]): string[] {
+  const partsById = new Map(job.parts.map((part) => [part.jobId, part]));
+  return partTaskRuns(job, tasks, { source }).flatMap(({ jobId, runs }) => {
+    const shift = (partsById.get(jobId)?.firstTask ?? 1) - 1;
+    return runs.map(({ first, last }) =>
+      first === last ? `${jobId}.${first + shift}` : `${jobId}.${first + shift}-${last + shift}`,
+    );
+  });
 }

@@ -25,7 +25,8 @@ export function parseMaxArrayTasks(sconf: string): number | undefined {
 
 /**
  * The lines of qdel's answer that report a real failure: not "has deleted", "has registered
- * ... for deletion", "is already in deletion" or "does not exist" (a job that ended).
+ * ... for deletion", "is already in deletion", "does not exist" (a job or task that ended) or
+ * "task id range ... comprises no tasks" (a range of tasks that all ended).
  */
 export function qdelFailures(output: string): string[] {
   return output
@@ -34,7 +35,7 @@ export function qdelFailures(output: string): string[] {
     .filter(
       (line) =>
         line !== "" &&
-        !/has (?:deleted|registered)|already in deletion|does not exist|has been deleted/.test(
+        !/has (?:deleted|registered)|already in deletion|does not exist|has been deleted|comprises no tasks/.test(
           line,
         ),
     );

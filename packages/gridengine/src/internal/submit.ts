@@ -34,13 +34,16 @@ export function maxArrayTasksReader(commands: Commands): () => Promise<number> {
   };
 }
 
-/** Runs `qdel` on jobs; jobs that already ended are not an error, any other refusal is. */
+/**
+ * Runs `qdel` on jobs (`60`) or tasks of them (`60.5-6`, `60.8`); jobs and tasks that already
+ * ended are not an error, any other refusal is.
+ */
 export async function qdel(
   commands: Commands,
-  jobIds: string[],
+  targets: string[],
   code: SheepdogErrorCode,
 ): Promise<void> {
-  const command = `qdel ${jobIds.join(" ")}`;
+  const command = `qdel ${targets.join(" ")}`;
   const result = await commands.run(command, commands.settings.submitTimeoutMs, code, "qdel");
   if (result.code === 127) throw commands.notFound(result, "qdel", code);
   if (result.code === 0) return;

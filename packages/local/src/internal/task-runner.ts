@@ -60,9 +60,9 @@ export class TaskRunner {
     this.startNext();
   }
 
-  /** Drops the queued tasks of `job`; sends SIGTERM to its running ones (SIGKILL 2 s later). */
-  stop(job: LocalJob): void {
-    for (const task of job.tasks) {
+  /** Drops the queued ones of `tasks`; sends SIGTERM to the running ones (SIGKILL 2 s later). */
+  stop(tasks: Iterable<LocalTask>): void {
+    for (const task of tasks) {
       if (task.state.state === "queued") {
         task.state = {
           state: "finished",

@@ -38,13 +38,16 @@ export function configReader(commands: Commands): () => Promise<ClusterConfig> {
   };
 }
 
-/** Runs `scancel` on jobs; jobs that already ended are not an error, any other refusal is. */
+/**
+ * Runs `scancel` on jobs (`2253`) or tasks of them (`'2253_[5-6,8]'`, quoted for the shell);
+ * jobs and tasks that already ended are not an error, any other refusal is.
+ */
 export async function scancel(
   commands: Commands,
-  jobIds: string[],
+  targets: string[],
   code: SheepdogErrorCode,
 ): Promise<void> {
-  const command = `scancel ${jobIds.join(" ")}`;
+  const command = `scancel ${targets.join(" ")}`;
   const result = await commands.run(command, commands.settings.submitTimeoutMs, code, "scancel");
   if (result.code === 127) throw commands.notFound(result, "scancel", code);
   if (result.code === 0) return;
