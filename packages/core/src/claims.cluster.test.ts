@@ -1,11 +1,20 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Scheduler } from "@sheepdog/contracts";
+import { connect } from "@sheepdog/deploy-ssh";
+import { gridEngine } from "@sheepdog/gridengine";
+import { slurm } from "@sheepdog/slurm";
 import { sqliteStore } from "@sheepdog/store-sqlite";
-import { describeCluster, schedulerSettings, testSchedulers } from "@sheepdog/testcluster";
+import {
+  describeCluster,
+  loginSettings,
+  schedulerSettings,
+  testSchedulers,
+} from "@sheepdog/testcluster";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SheepdogConfig } from "./config.js";
-import { mapSettled, py, shutdown } from "./index.js";
+import { createSheepdog, mapSettled, py, shutdown } from "./index.js";
 
 /** The claims a request's meta recorded (claimed task -> the array task that ran it). */
 async function claimsOf(dbfile: string, request: number): Promise<Record<string, number>> {
@@ -56,6 +65,53 @@ def f(x):
         const holder = claims[String(task)];
         expect(holder).toBeGreaterThanOrEqual(1);
         expect(holder).toBeLessThan(task);
+      }
+    });
+
+    it("cancels the array tasks whose work was claimed while the others run, and not the job at its end", async () => {
+      const remote = await connect(loginSettings(cluster));
+      const real = scheduler === "gridengine" ? gridEngine(remote) : slurm(remote);
+      const idle: number[] = [];
+      let jobCancels = 0;
+      const recording: Scheduler = {
+        ...real,
+        async cancelTasks(job, numbers) {
+          await real.cancelTasks?.(job, numbers);
+          idle.push(...numbers);
+        },
+        async cancel(job) {
+          jobCancels++;
+          await real.cancel(job);
+        },
+      };
+      const sheepdog = createSheepdog({
+        cluster: { scheduler: recording, remote },
+        dbfile: config.dbfile as string,
+        chunkSize: 1,
+      });
+      try {
+        // Calls long enough that the claimed ones still run when the wait next looks.
+        const f = py`
+import time
+
+def f(x):
+    time.sleep(2)
+    return x
+`;
+        const args = Array.from({ length: tasks }, (_, i) => [i]);
+        const { request, results } = await sheepdog.mapSettled(f, args);
+        expect(results).toEqual(args.map(([x]) => ({ ok: true, value: x })));
+        const claims = await claimsOf(config.dbfile as string, request);
+        const holders = new Set(Object.values(claims));
+        const withoutWork = Object.keys(claims)
+          .map(Number)
+          .filter((task) => !holders.has(task));
+        expect(withoutWork.length).toBeGreaterThan(0);
+        expect(idle.sort((a, b) => a - b)).toEqual(withoutWork.sort((a, b) => a - b));
+        expect(jobCancels).toBe(0);
+      } finally {
+        await sheepdog.close();
+        await remote.close();
       }
     });
 

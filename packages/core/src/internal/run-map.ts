@@ -121,6 +121,7 @@ function waitForAttempt(
       for (const index of indices) died.set(index, kind);
     },
     settleClaims: (task) => server.settleTask(request, task),
+    idleTasks: () => server.idleTasks(request),
     onProgress,
     ...(submitted.staged &&
       lease && { collect: () => collectSpool(context, request, lease.cluster.remote) }),

@@ -274,6 +274,88 @@ describe("claimed tasks (layout.claims)", () => {
     }
   });
 
+  it("cancels the tasks left without work once, and so not the job once every argument is in", async () => {
+    for (const failFirst of [false, true]) {
+      const { store, id } = await newRequest(4);
+      // Tasks 1 and 2 claimed 3 and 4, whose array tasks wait for a slot; the scheduler goes on
+      // saying so, as its answer may lag behind the cancel.
+      const waiting = { 1: { state: "running" }, 2: { state: "running" } } as const;
+      const { scheduler, cancels } = scripted(
+        [{ ...waiting, 3: { state: "queued" }, 4: { state: "queued" } }],
+        async (call) => {
+          if (call === 2) {
+            for (const index of [0, 1, 2, 3]) await store.putResult(id, index, result);
+          }
+        },
+      );
+      const cancelled: number[][] = [];
+      scheduler.cancelTasks = async (_job, tasks) => {
+        cancelled.push([...tasks]);
+        if (failFirst && cancelled.length === 1) throw new Error("the connection dropped");
+      };
+      await waitForRequest({
+        store,
+        request: id,
+        tasks: 4,
+        layout: {
+          tasks: 4,
+          chunkSize: 1,
+          retryTasks: [],
+          claims: new Map([
+            [3, 1],
+            [4, 2],
+          ]),
+        },
+        idleTasks: async () => [3, 4],
+        scheduler,
+        job: fourTasks,
+        ...timing,
+      });
+      // A cancel that failed is tried again the next round.
+      expect(cancelled).toEqual(
+        failFirst
+          ? [
+              [3, 4],
+              [3, 4],
+            ]
+          : [[3, 4]],
+      );
+      expect(cancels).toHaveLength(0);
+    }
+  });
+
+  it("cancels the job at its end when no task was found idle, or the scheduler cannot cancel some", async () => {
+    for (const canCancelTasks of [true, false]) {
+      const { store, id } = await newRequest(4);
+      const { scheduler, cancels } = scripted(
+        [{ 1: { state: "running" }, 2: { state: "running" }, 3: { state: "queued" }, 4: exited }],
+        async (call) => {
+          if (call === 1) {
+            for (const index of [0, 1, 2, 3]) await store.putResult(id, index, result);
+          }
+        },
+      );
+      const cancelled: number[][] = [];
+      if (canCancelTasks) {
+        scheduler.cancelTasks = async (_job, tasks) => {
+          cancelled.push([...tasks]);
+        };
+      }
+      await waitForRequest({
+        store,
+        request: id,
+        tasks: 4,
+        layout: { tasks: 4, chunkSize: 1, retryTasks: [], claims: new Map([[3, 1]]) },
+        idleTasks: async () => (canCancelTasks ? [] : [3]),
+        scheduler,
+        job: fourTasks,
+        ...timing,
+      });
+      expect(cancelled).toEqual([]);
+      expect(cancels).toHaveLength(1);
+    }
+  });
+
   it("records each task's own arguments when nothing was claimed", async () => {
     const errors = await killedHolder({ settleClaims: async () => new Map() });
     expect([...errors.keys()].sort()).toEqual([0, 2]);

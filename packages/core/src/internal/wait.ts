@@ -31,6 +31,11 @@ export interface WaitOptions {
    * first (its array task ended): what the server that the workers ask knows before its meta.
    */
   settleClaims?: (task: number) => Promise<ReadonlyMap<number, number> | undefined>;
+  /**
+   * The array tasks that can find no work, as the server knows (see `idleTasks` of
+   * `@sheepdog/server`): they are cancelled once, where the scheduler has `cancelTasks`.
+   */
+  idleTasks?: () => Promise<readonly number[]>;
   scheduler?: Scheduler;
   job?: JobRef;
   /** The job's task `n` is the request's task `n + taskOffset` (a retry job). @default 0 */
@@ -92,6 +97,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
       if (final) return final;
       await watch.askScheduler();
       await watch.settleEnded();
+      await watch.cancelIdle();
       await watch.sleep();
     }
   } finally {
@@ -131,7 +137,10 @@ class RequestWatch {
   readonly #firstSeenEnded = new Map<number, number>();
   /** Tasks the scheduler last said had ended (or were held in error), not yet settled. */
   readonly #ended = new Map<number, TaskState>();
-  #queued = 0;
+  /** Tasks the scheduler last said were queued (not held in error). */
+  readonly #queued = new Set<number>();
+  /** Tasks cancelled because they could find no work (see cancelIdle). */
+  readonly #idleCancelled = new Set<number>();
   #running = 0;
   #lastStatus = 0;
   #lastCollect = 0;
@@ -166,7 +175,7 @@ class RequestWatch {
       tasks,
       results: counts.results,
       errors: counts.errors,
-      queued: this.#queued,
+      queued: this.#queued.size,
       running: this.#running,
       elapsedMs: Date.now() - this.#started,
       attempt,
@@ -202,12 +211,12 @@ class RequestWatch {
     // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
     // again next time; reports keep arriving meanwhile.
     const states = await scheduler.status(job).catch(() => undefined);
-    this.#queued = 0;
+    this.#queued.clear();
     this.#running = 0;
     for (const [number, state] of states ?? []) {
       if ((state.state === "queued" && !state.error) || state.state === "running") {
         if (state.state === "running") this.#running++;
-        else this.#queued++;
+        else this.#queued.add(number);
         const rescheduled =
           state.state === "queued" ? this.#seenRunning.has(number) : this.#ended.has(number);
         if (rescheduled) this.#reruns.add(number);
@@ -219,7 +228,7 @@ class RequestWatch {
         this.#ended.set(number, state);
       }
     }
-    const answer = states ? `${this.#queued}/${this.#running}/${this.#ended.size}` : "?";
+    const answer = states ? `${this.#queued.size}/${this.#running}/${this.#ended.size}` : "?";
     const max = Math.max(base, this.#options.maxStatusIntervalMs ?? 6000);
     this.#statusInterval = answer === this.#lastAnswer ? Math.min(max, interval * 1.5) : base;
     this.#lastAnswer = answer;
@@ -247,6 +256,28 @@ class RequestWatch {
     }
   }
 
+  /**
+   * Cancels the tasks that the server says can find no work (every task of theirs claimed by
+   * another array task), once, where the scheduler can cancel some of a job's tasks: else each
+   * would start as a slot frees, take it and end at once, or be cancelled with the job once
+   * every report is in, on the way to the map's end. A cancel that fails is tried next round.
+   */
+  async cancelIdle(): Promise<void> {
+    const { idleTasks, scheduler, job, taskOffset = 0 } = this.#options;
+    if (!idleTasks || !scheduler?.cancelTasks || !job || taskOffset !== 0) return;
+    if (this.#idleCancelled.size > 0) return;
+    const idle = (await idleTasks()).filter(
+      (task) => task <= job.tasks && !this.#settled.has(task) && !this.#ended.has(task),
+    );
+    if (idle.length === 0) return;
+    await scheduler.cancelTasks(job, idle).then(
+      () => {
+        for (const task of idle) this.#idleCancelled.add(task);
+      },
+      () => {},
+    );
+  }
+
   /** Sleeps until the next count, or until a report or an abort wakes it. */
   async sleep(): Promise<void> {
     await new Promise<void>((resolve) => {
@@ -263,10 +294,15 @@ class RequestWatch {
 
   /** Whether the job may hold tasks still to run once every argument has its report. */
   #leftOver(): boolean {
-    if (this.#heldTasks > 0 || this.#queued > 0 || this.#reruns.size > 0) return true;
+    if (this.#heldTasks > 0 || this.#reruns.size > 0) return true;
+    if ([...this.#queued].some((task) => !this.#idleCancelled.has(task))) return true;
+    // Where tasks claim, a task whose work was claimed may start at any time, unless it was
+    // cancelled as idle: then every other task has started, and is ending or has ended.
     const { layout, job } = this.#options;
-    const seenEnded = new Set([...this.#settled, ...this.#ended.keys()]).size;
-    return layout.claims !== undefined && job !== undefined && seenEnded < job.tasks;
+    if (layout.claims === undefined || job === undefined || this.#idleCancelled.size > 0) {
+      return false;
+    }
+    return new Set([...this.#settled, ...this.#ended.keys()]).size < job.tasks;
   }
 
   /** Whether the task seen ended has had its grace (and so is settled this round). */
