@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { SheepdogError } from "@sheepdog/contracts";
 import { source as packageName } from "./source.js";
+import { passedBefore, passedKey, rememberPassed } from "./syntax-cache.js";
 
 /** One piece of Python source to check, and how its error names it. */
 export interface SourceUnit {
@@ -43,6 +44,11 @@ interface CheckAnswer {
 export function checkSyntax(units: readonly SourceUnit[]): void {
   const python = checkingPython();
   if (python === undefined || units.length === 0) return;
+  const key = passedKey(
+    python,
+    units.map((unit) => unit.source),
+  );
+  if (passedBefore(key)) return;
   const run = spawnSync(python, ["-I", "-c", CHECK_SCRIPT], {
     input: JSON.stringify(units.map((unit) => unit.source)),
     encoding: "utf8",
@@ -51,7 +57,7 @@ export function checkSyntax(units: readonly SourceUnit[]): void {
     stdio: ["pipe", "pipe", "ignore"],
   });
   if (run.error !== undefined || run.status !== 0) return;
-  throwSyntaxError(units, python, run.stdout);
+  judgeAnswer(units, python, run.stdout, key);
 }
 
 /**
@@ -62,6 +68,11 @@ export function checkSyntax(units: readonly SourceUnit[]): void {
 export async function checkSyntaxInBackground(units: readonly SourceUnit[]): Promise<void> {
   const python = checkingPython();
   if (python === undefined || units.length === 0) return;
+  const key = passedKey(
+    python,
+    units.map((unit) => unit.source),
+  );
+  if (passedBefore(key)) return;
   const stdout = await new Promise<string | undefined>((resolve) => {
     const child = spawn(python, ["-I", "-c", CHECK_SCRIPT], {
       stdio: ["pipe", "pipe", "ignore"],
@@ -78,7 +89,7 @@ export async function checkSyntaxInBackground(units: readonly SourceUnit[]): Pro
     child.stdin.on("error", () => {});
     child.stdin.end(JSON.stringify(units.map((unit) => unit.source)));
   });
-  if (stdout !== undefined) throwSyntaxError(units, python, stdout);
+  if (stdout !== undefined) judgeAnswer(units, python, stdout, key);
 }
 
 const CHECK_TIMEOUT_MS = 20_000;
@@ -90,16 +101,28 @@ function checkingPython(): string | undefined {
   return python === "off" ? undefined : python;
 }
 
-/** Throws the syntax error the check's answer names, if any (an answer it cannot read: none). */
-function throwSyntaxError(units: readonly SourceUnit[], python: string, stdout: string): void {
+/**
+ * Throws the syntax error the check's answer names, if any, else remembers that the sources of
+ * `key` passed; an answer it cannot read counts as no check.
+ */
+function judgeAnswer(
+  units: readonly SourceUnit[],
+  python: string,
+  stdout: string,
+  key: string,
+): void {
   let answer: CheckAnswer;
   try {
     answer = JSON.parse(stdout) as CheckAnswer;
   } catch {
     return;
   }
-  const error = answer?.error;
-  if (!error) return;
+  if (typeof answer !== "object" || answer === null || answer.error === undefined) return;
+  const error = answer.error;
+  if (!error) {
+    rememberPassed(key);
+    return;
+  }
   const unit = units[error.unit];
   const line = error.line === null ? "" : ` at line ${error.line}`;
   throw new SheepdogError(
