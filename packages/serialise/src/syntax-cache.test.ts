@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  chownSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -63,10 +64,18 @@ describe("the syntax check remembers sources that passed, across processes", () 
     expect(pythonRuns()).toBe(3);
   });
 
-  it("does not use a folder that others may write in", async () => {
+  it("does not use a folder that others may write in, or another user's", async () => {
     await checkSyntaxInBackground(good);
     chmodSync(folder(), 0o777);
     await checkSyntaxInBackground(good);
     expect(pythonRuns()).toBe(2);
+    chmodSync(folder(), 0o700);
+    await checkSyntaxInBackground(good);
+    expect(pythonRuns()).toBe(2);
+    // Another user's folder (nobody's), where the tests run as root as they do in CI.
+    if (process.getuid?.() !== 0) return;
+    chownSync(folder(), 65534, 65534);
+    await checkSyntaxInBackground(good);
+    expect(pythonRuns()).toBe(3);
   });
 });
