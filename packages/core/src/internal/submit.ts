@@ -194,10 +194,10 @@ export async function submitEncoded(
   let created: RequestId | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
-    const chosenSize = settings.chunkSize ?? options.chunkSize;
     // An automatic chunk size is made from the cluster's slots, asked while the arguments are
     // stored: it goes in the meta before the job is submitted, as nothing reads it sooner.
-    const sizing = chosenSize ?? chunkSizeFor(work.tasks, lease);
+    const sizing = settings.chunkSize ?? options.chunkSize ?? chunkSizeFor(work.tasks, lease);
+    const chosenSize = typeof sizing === "number" ? sizing : undefined;
     const layoutMeta = (chunkSize: number) => ({
       chunkSize,
       ...(claimsFor(work.tasks, chunkSize, settings, options) && { claims: {} }),
@@ -489,10 +489,13 @@ export function maxReplyBytes(submitted: Submitted, attempt: Pick<Attempt, "task
  * The chunk size for `tasks` argument tuples when the user set none, asking the scheduler for
  * its slots only when the answer can matter (two tuples or fewer run one per task anyway).
  */
-async function chunkSizeFor(tasks: number, lease: ClusterLease | undefined): Promise<number> {
-  if (tasks <= 2 || !lease) return 1;
-  const slots = await lease.cluster.scheduler.slots?.().catch(() => undefined);
-  return autoChunkSize(tasks, slots);
+function chunkSizeFor(tasks: number, lease: ClusterLease | undefined): number | Promise<number> {
+  const slots = lease?.cluster.scheduler.slots;
+  if (tasks <= 2 || !lease || !slots) return 1;
+  return slots.call(lease.cluster.scheduler).then(
+    (count) => autoChunkSize(tasks, count),
+    () => 1,
+  );
 }
 
 /**
