@@ -135,6 +135,56 @@ describe("waitForRequest", () => {
     expect(cancels).toEqual([job]);
   });
 
+  it("ends when the last report comes while the scheduler is being asked, without its answer", async () => {
+    const { store, id } = await newRequest(1);
+    let wake = () => {};
+    // The status round that is under way when the last report comes never answers.
+    const { scheduler } = scripted([{ 1: { state: "running" } }], async () => {
+      await store.putResult(id, 0, result);
+      wake();
+      await new Promise(() => {});
+    });
+    const progress = await waitForRequest({
+      store,
+      request: id,
+      ...oneTask,
+      scheduler,
+      ...timing,
+      subscribe: (listener) => {
+        wake = listener;
+        return () => {};
+      },
+    });
+    expect(progress).toMatchObject({ results: 1, tasks: 1 });
+  });
+
+  it("ends when the last report comes between two sleeps, not an interval later", async () => {
+    const { store, id } = await newRequest(1);
+    let wake = () => {};
+    const { scheduler } = scripted([{ 1: { state: "running" } }]);
+    scheduler.cancelTasks = async () => {};
+    const progress = await waitForRequest({
+      store,
+      request: id,
+      ...oneTask,
+      layout: { ...oneTask.layout, claims: new Map() },
+      scheduler,
+      ...timing,
+      // A wake lost outside the sleep would leave the wait asleep for a minute.
+      countIntervalMs: 60_000,
+      idleTasks: async () => {
+        await store.putResult(id, 0, result);
+        wake();
+        return [];
+      },
+      subscribe: (listener) => {
+        wake = listener;
+        return () => {};
+      },
+    });
+    expect(progress).toMatchObject({ results: 1, tasks: 1 });
+  });
+
   it("does not settle a task that leaves qstat and comes back (rescheduled), only how it ends", async () => {
     const { store, id } = await newRequest(1);
     const script: Record<number, TaskState>[] = [

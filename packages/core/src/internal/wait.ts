@@ -95,7 +95,7 @@ export async function waitForRequest(options: WaitOptions): Promise<MapProgress>
       await watch.collect(false);
       const final = await watch.countReports();
       if (final) return final;
-      await watch.askScheduler();
+      void watch.askScheduler();
       await watch.settleEnded();
       await watch.cancelIdle();
       await watch.sleep();
@@ -152,6 +152,10 @@ class RequestWatch {
   readonly #seenRunning = new Set<number>();
   readonly #reruns = new Set<number>();
   #wake: (() => void) | undefined;
+  /** The status round under way, if any. */
+  #asking: Promise<void> | undefined;
+  /** A wake that came while the wait was not sleeping: the next sleep ends at once. */
+  #woken = false;
 
   constructor(options: WaitOptions) {
     this.#options = options;
@@ -159,7 +163,8 @@ class RequestWatch {
   }
 
   wake(): void {
-    this.#wake?.();
+    if (this.#wake) this.#wake();
+    else this.#woken = true;
   }
 
   /** Reports progress; resolves with the final progress once every task has reported. */
@@ -200,17 +205,31 @@ class RequestWatch {
   /**
    * Asks the scheduler for the tasks' states, when it is time to: at its interval while the
    * states or the reports change, less and less often while nothing does (a cluster's admins
-   * do not like tools that poll hard).
+   * do not like tools that poll hard). The wait goes on meanwhile (a status round takes half a
+   * second on the test cluster, and the last report would wait behind it): the answer is taken
+   * in when it comes, and wakes the wait. Resolves once it is taken in.
    */
-  async askScheduler(): Promise<void> {
+  askScheduler(): Promise<void> {
     const { scheduler, job } = this.#options;
+    if (this.#asking) return this.#asking;
     const base = this.#options.statusIntervalMs ?? scheduler?.statusIntervalMs ?? 2000;
     const interval = this.#statusInterval ?? base;
-    if (!scheduler || !job || Date.now() - this.#lastStatus < interval) return;
+    if (!scheduler || !job || Date.now() - this.#lastStatus < interval) return Promise.resolve();
     this.#lastStatus = Date.now();
     // A scheduler that cannot be asked now (a dropped connection, a busy qmaster) is asked
     // again next time; reports keep arriving meanwhile.
-    const states = await scheduler.status(job).catch(() => undefined);
+    this.#asking = scheduler
+      .status(job)
+      .catch(() => undefined)
+      .then((states) => {
+        this.#asking = undefined;
+        this.#takeStates(states, base, interval);
+        this.wake();
+      });
+    return this.#asking;
+  }
+
+  #takeStates(states: Map<number, TaskState> | undefined, base: number, interval: number): void {
     this.#queued.clear();
     this.#running = 0;
     for (const [number, state] of states ?? []) {
@@ -280,6 +299,12 @@ class RequestWatch {
 
   /** Sleeps until the next count, or until a report or an abort wakes it. */
   async sleep(): Promise<void> {
+    // The last report may have come during this round (a status round takes half a second):
+    // sleeping through it would keep the map from ending for a whole interval.
+    if (this.#woken) {
+      this.#woken = false;
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.#options.countIntervalMs ?? 1000);
       // Reports wake it one by one: the first of a turn's ends the sleep, the rest find none.
