@@ -58,10 +58,10 @@ async function claimsInMeta(request: CreatedRequest): Promise<unknown> {
 }
 
 /**
- * A claim by array task 4 of a new request, held while it checks its first candidate (task 1)
- * until `release` is called.
+ * A claim by array task `holder` of `request`, held while it checks its first candidate until
+ * `release` is called.
  */
-async function claimWhileChecking() {
+async function claimHeldWhileChecking(request: CreatedRequest, holder: number) {
   let release: () => void = () => {};
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -71,10 +71,15 @@ async function claimWhileChecking() {
     await gate;
     return unreported(...args);
   };
-  const request = await newRequest();
-  const claiming = claimNext(request, 4);
+  const claiming = claimNext(request, holder);
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return { release, claiming, request };
+  return { release, claiming };
+}
+
+/** A claim by array task 4 of a new request, held while it checks task 1 (see above). */
+async function claimWhileChecking() {
+  const request = await newRequest();
+  return { ...(await claimHeldWhileChecking(request, 4)), request };
 }
 
 beforeEach(async () => {
@@ -135,17 +140,7 @@ describe("claiming tasks (POST .../tasks/:task/next)", () => {
     expect(claimed(await claimNext(request, 1))).toEqual({ task: 3, first: 4 });
     expect((await fetchOwn(request, 3)).status).toBe(409);
     // Array task 3, whose own task is held, claims task 4 and is held while it checks it.
-    let release: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const unreported = store.unreported.bind(store);
-    store.unreported = async (...args) => {
-      await gate;
-      return unreported(...args);
-    };
-    const claiming = claimNext(request, 3);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { release, claiming } = await claimHeldWhileChecking(request, 3);
     // Every task is taken, but array task 3 is about to run task 4: it is not idle.
     expect(await server.idleTasks(request.id)).toEqual([]);
     release();
