@@ -227,6 +227,16 @@ def f(x):
     for (const task of [5, 6, 7, 8]) expect(claims[task]).toBeLessThan(task);
   });
 
+  it("does not let tasks claim others when nobody waits for the job (mapAsync)", async () => {
+    const request = await mapAsync(
+      add,
+      Array.from({ length: 8 }, (_, i) => [i, 1]),
+      { ...config, chunkSize: 1 },
+    );
+    expect(await getResults(request, { dbfile: config.dbfile, block: true })).toHaveLength(8);
+    expect(await metaOf(request)).not.toHaveProperty("claims");
+  });
+
   it("does not let tasks claim others when each call has a time limit", async () => {
     const progress: MapProgress[] = [];
     const limited = { ...config, chunkSize: 1, resources: { time: "0:30" } };

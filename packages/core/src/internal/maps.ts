@@ -109,7 +109,8 @@ export async function mapAsync(
   args: Iterable<readonly unknown[]>,
   options: MapAsyncOptions,
 ): Promise<RequestId> {
-  return serveSubmitted(await submit(context, settings, f, args, options), options);
+  const submitted = await submit(context, settings, f, args, { ...options, withoutWait: true });
+  return serveSubmitted(submitted, options);
 }
 
 /**
@@ -144,7 +145,8 @@ export async function retryFailedTasks(
   };
   const scheduler = (info.meta.job as { scheduler?: unknown } | undefined)?.scheduler;
   const options = typeof scheduler === "string" ? { scheduler } : {};
-  return serveSubmitted(await submitEncoded(context, settings, work, options), {});
+  const submitted = await submitEncoded(context, settings, work, { ...options, withoutWait: true });
+  return serveSubmitted(submitted, {});
 }
 
 /**

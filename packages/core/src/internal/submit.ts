@@ -33,6 +33,13 @@ export interface SubmitOptions {
    * the job needs this process neither to start its tasks nor to keep their results.
    */
   detach?: boolean | undefined;
+  /**
+   * Nobody waits for the job (`mapAsync`, a retry from the dashboard): the server only serves
+   * the request until every task has reported. Its tasks then claim no others': nothing would
+   * cancel the later array tasks whose work was claimed, and one that started after the server
+   * closed would wait for it for the whole first-contact window, holding a slot.
+   */
+  withoutWait?: boolean | undefined;
   /** The scheduler to submit to (a retry's: its request's), instead of the configuration's. */
   scheduler?: string | undefined;
   /**
@@ -296,9 +303,9 @@ async function storeWork(
 
 /**
  * Whether a first attempt of `tasks` calls in chunks of `chunkSize` lets its tasks claim
- * others': when there is more than one task, and not for a detached request, whose tasks read
- * their own from the staged pack, which the server does not see (a claim could take a task
- * that is running).
+ * others': when there is more than one task, not when nobody waits for the job (see
+ * `withoutWait`), and not for a detached request, whose tasks read their own from the staged
+ * pack, which the server does not see (a claim could take a task that is running).
  */
 function claimsFor(
   tasks: number,
@@ -306,7 +313,12 @@ function claimsFor(
   settings: ResolvedRunSettings,
   options: SubmitOptions,
 ): boolean {
-  return !options.detach && tasks > chunkSize && claimsAllowed(attemptOptionsOf(settings));
+  return (
+    !options.detach &&
+    !options.withoutWait &&
+    tasks > chunkSize &&
+    claimsAllowed(attemptOptionsOf(settings))
+  );
 }
 
 /** The started server, its address for the workers, and (on a cluster) their routes to it. */
