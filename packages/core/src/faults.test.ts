@@ -279,8 +279,13 @@ console.log("not interrupted");
         if (stdout.includes("running")) resolve();
       }),
     );
-    // Both tasks are running, so both wrote their pid.
-    const taskPids = readFileSync(pids, "utf8").trim().split("\n").map(Number);
+    // Both tasks are running: each writes its pid once its Python has started the call.
+    const pidsWritten = () =>
+      existsSync(pids) ? readFileSync(pids, "utf8").trim().split("\n").filter(Boolean) : [];
+    for (let waited = 0; waited < 10_000 && pidsWritten().length < 2; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const taskPids = pidsWritten().map(Number);
     expect(taskPids).toHaveLength(2);
     child.kill("SIGINT");
     expect(await ended, stderr).toEqual({ code: null, signal: "SIGINT" });
