@@ -16,7 +16,11 @@ import { checkSyntax, checkSyntaxInBackground } from "./internal/syntax-check.js
 const good = [{ where: "good.py", source: "def f(x):\n    return x\n" }];
 const broken = [{ where: "broken.py", source: "def f(x):\n    return [x for x in]\n" }];
 
-describe("the syntax check remembers sources that passed, across processes", () => {
+// Each test starts Python up to four times; a loaded machine (CI runs packages side by side)
+// takes longer than vitest's default 5 s for that.
+describe("the syntax check remembers sources that passed, across processes", {
+  timeout: 30_000,
+}, () => {
   let dir: string;
   let runs: string;
   const saved = { python: process.env.SHEEPDOG_CHECK_PYTHON, cache: process.env.XDG_CACHE_HOME };

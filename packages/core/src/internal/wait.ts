@@ -282,8 +282,9 @@ class RequestWatch {
    * every report is in, on the way to the map's end. A cancel that fails is tried next round.
    */
   async cancelIdle(): Promise<void> {
-    const { idleTasks, scheduler, job, taskOffset = 0 } = this.#options;
+    const { idleTasks, scheduler, job, layout, taskOffset = 0 } = this.#options;
     if (!idleTasks || !scheduler?.cancelTasks || !job || taskOffset !== 0) return;
+    if (layout.claims === undefined) return;
     if (this.#idleCancelled.size > 0) return;
     const idle = (await idleTasks()).filter(
       (task) => task <= job.tasks && !this.#settled.has(task) && !this.#ended.has(task),

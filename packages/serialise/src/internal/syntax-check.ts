@@ -44,10 +44,7 @@ interface CheckAnswer {
 export function checkSyntax(units: readonly SourceUnit[]): void {
   const python = checkingPython();
   if (python === undefined || units.length === 0) return;
-  const key = passedKey(
-    python,
-    units.map((unit) => unit.source),
-  );
+  const key = unitsKey(python, units);
   if (passedBefore(key)) return;
   const run = spawnSync(python, ["-I", "-c", CHECK_SCRIPT], {
     input: JSON.stringify(units.map((unit) => unit.source)),
@@ -68,10 +65,7 @@ export function checkSyntax(units: readonly SourceUnit[]): void {
 export async function checkSyntaxInBackground(units: readonly SourceUnit[]): Promise<void> {
   const python = checkingPython();
   if (python === undefined || units.length === 0) return;
-  const key = passedKey(
-    python,
-    units.map((unit) => unit.source),
-  );
+  const key = unitsKey(python, units);
   if (passedBefore(key)) return;
   const stdout = await new Promise<string | undefined>((resolve) => {
     const child = spawn(python, ["-I", "-c", CHECK_SCRIPT], {
@@ -94,6 +88,14 @@ export async function checkSyntaxInBackground(units: readonly SourceUnit[]): Pro
 
 const CHECK_TIMEOUT_MS = 20_000;
 const MAX_ANSWER_BYTES = 1024 * 1024;
+
+/** The remembered-pass entry of `units` as checked by `python` (see syntax-cache.ts). */
+function unitsKey(python: string, units: readonly SourceUnit[]): string {
+  return passedKey(
+    python,
+    units.map((unit) => unit.source),
+  );
+}
 
 /** The interpreter of the check, `undefined` when it is turned off. */
 function checkingPython(): string | undefined {
