@@ -499,8 +499,17 @@ function dashboardSide(runs, side) {
     ],
     pageOpenedAfterSeconds:
       side === "none" ? null : pick((r) => r.pageOpenedAfterSeconds ?? Number.NaN),
+    browserCpuByKind: medianByKey(of.map((r) => r.browserCpuByKind).filter(Boolean)),
+    pageMainThread: medianByKey(of.map((r) => r.page?.mainThread).filter(Boolean)),
     runs: of.length,
   };
+}
+
+/** The median of each key of `records` (objects of numbers), or null when there are none. */
+function medianByKey(records) {
+  if (records.length === 0) return null;
+  const keys = new Set(records.flatMap((r) => Object.keys(r)));
+  return Object.fromEntries([...keys].map((key) => [key, median(records.map((r) => r[key] ?? 0))]));
 }
 
 /**
@@ -805,7 +814,26 @@ function dashboardFloor(d) {
   const when = Number.isFinite(opened)
     ? ` The dashboard's page opened a median of ${opened.toFixed(1)} s after million.mjs started (when the map printed its address), the blank page when million.mjs said its map starts, right before the address would be printed.`
     : "";
-  return `Why a blank page: a headless Chromium with any page open uses CPU, to create the context and load the page, then for its compositor's ticks while the page idles, and here it runs on the same 2 cores as the client and the cluster's workers. Over a run the browser used a median of **${cpu(d.blank)}** of CPU with the blank page${range(d.blank)}, ${cpu(d.dashboard)} with the dashboard${range(d.dashboard)} and ${cpu(d.none)} with no page. On a real set-up the browser runs on the user's machine, not on the cluster's nodes: the goal compares the dashboard with the blank page, both of which carry the browser's floor; the comparison with no page is the browser's whole cost on this machine.${when}`;
+  return `${dashboardBrowserSplit(d)}Why a blank page: a headless Chromium with any page open uses CPU, to create the context and load the page, then for its compositor's ticks while the page idles, and here it runs on the same 2 cores as the client and the cluster's workers. Over a run the browser used a median of **${cpu(d.blank)}** of CPU with the blank page${range(d.blank)}, ${cpu(d.dashboard)} with the dashboard${range(d.dashboard)} and ${cpu(d.none)} with no page. On a real set-up the browser runs on the user's machine, not on the cluster's nodes: the goal compares the dashboard with the blank page, both of which carry the browser's floor; the comparison with no page is the browser's whole cost on this machine.${when}`;
+}
+
+/**
+ * Where the browser's CPU went on the blank and dashboard sides, by Chromium's kind of process,
+ * and what the dashboard page's main thread spent; empty for runs from before these were kept.
+ */
+function dashboardBrowserSplit(d) {
+  const kinds = (s) =>
+    Object.entries(s.browserCpuByKind ?? {})
+      .filter(([, seconds]) => Math.abs(seconds) >= 0.05)
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, seconds]) => `${kind} ${seconds.toFixed(1)} s`)
+      .join(", ");
+  if (!d.blank?.browserCpuByKind || !d.dashboard.browserCpuByKind) return "";
+  const main = d.dashboard.pageMainThread;
+  const thread = main
+    ? ` The dashboard page's main thread ran tasks for a median of ${main.tasks.toFixed(2)} s (script ${main.script.toFixed(2)} s, layout ${main.layout.toFixed(2)} s, style ${main.style.toFixed(2)} s, by Chromium's own counters); the rest of its renderer's time is its other threads (compositing and drawing).`
+    : "";
+  return `Where the browser's CPU went, medians by Chromium's kind of process (a closed page's renderer counted through the process that reaped it): with the blank page ${kinds(d.blank)}; with the dashboard ${kinds(d.dashboard)}.${thread}\n\n`;
 }
 
 /** The dashboard section's account of how it measures. */
@@ -823,7 +851,7 @@ the request's task view in the client when its counts changed), with their bytes
 shown" how many different done counts the page showed (read every 500 ms), and the last. Wall
 time, client CPU (user + system) and peak RSS are million.mjs's (the client process: the map,
 its server and the dashboard); browser CPU is every Chromium process's over the run, from
-million.mjs's start to its exit. Client and browser share this 2-core machine with the
+million.mjs's start to its exit (those that exited meanwhile included). Client and browser share this 2-core machine with the
 cluster's workers.`;
 }
 

@@ -20,9 +20,11 @@
 //
 // Prints a JSON line per run: its side ("none", "blank" or "dashboard"; `dashboard` says
 // whether it is the last), million.mjs's measurements (time, the client's peak RSS and CPU), the
-// browser's CPU over the run, when its page was opened (seconds after million.mjs started)
+// browser's CPU over the run (in all, and by Chromium's kind of process: browser, renderer,
+// gpu-process, utility, zygote), when its page was opened (seconds after million.mjs started)
 // and, with the dashboard, what the page saw: events for the request, reads of its view, the
-// done counts it showed, the last one, and its errors. With --profile-dir, when the overhead
+// done counts it showed, the last one, its errors, and what its main thread spent (Chromium's
+// counters: all tasks, script, layout, style). With --profile-dir, when the overhead
 // (the median with the dashboard over the median with the blank page, minus 1) is over
 // --profile-over, one more run with the dashboard under `node --cpu-prof` (its profile in that
 // directory), printed as { kind: "profiled" }.
@@ -59,31 +61,69 @@ const CHROMIUM = process.env.SHEEPDOG_CHROMIUM ?? "/usr/bin/chromium";
 /** The least a page must have shown for a run to count: done counts seen rising. */
 const LEAST_RISES = 3;
 
-/** Ticks of the kernel's clock per second (for /proc/<pid>/stat's utime and stime). */
+/** Ticks of the kernel's clock per second (for /proc/<pid>/stat's times). */
 const TICKS = 100;
 
-/** CPU seconds (user + system) of process `pid` and every process below it, from /proc. */
-function treeCpuSeconds(pid) {
-  const parents = new Map();
-  const ticks = new Map();
+/**
+ * Chromium's kind of process, from its command line: "renderer", "gpu-process", "utility",
+ * "zygote", or "browser" (the main one, which has no --type).
+ */
+function processKind(command) {
+  return /--type=([a-z-]+)/.exec(command)?.[1] ?? "browser";
+}
+
+/**
+ * CPU seconds of process `pid` and every process below it, from /proc, by Chromium's kind of
+ * process: each one's user and system time, and the time of its children that have exited and
+ * been reaped (a closed page's renderer, whose time would otherwise leave the sum when it
+ * exits mid-run and make the count fall). The zygote's reaped children are renderers.
+ */
+function treeCpuByKind(pid) {
+  const processes = new Map();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(name), Number(fields[1]));
-      ticks.set(Number(name), Number(fields[11]) + Number(fields[12]));
+      const command = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      processes.set(Number(name), {
+        parent: Number(fields[1]),
+        kind: processKind(command),
+        own: Number(fields[11]) + Number(fields[12]),
+        reaped: Number(fields[13]) + Number(fields[14]),
+      });
     } catch {
       // Gone meanwhile.
     }
   }
   const inTree = (p) => {
-    for (let at = p; at > 1; at = parents.get(at) ?? 0) if (at === pid) return true;
+    for (let at = p; at > 1; at = processes.get(at)?.parent ?? 0) if (at === pid) return true;
     return false;
   };
-  let sum = 0;
-  for (const [p, t] of ticks) if (inTree(p)) sum += t;
-  return sum / TICKS;
+  const byKind = {};
+  const add = (kind, ticks) => {
+    byKind[kind] = (byKind[kind] ?? 0) + ticks / TICKS;
+  };
+  for (const [p, { kind, own, reaped }] of processes) {
+    if (!inTree(p)) continue;
+    add(kind, own);
+    add(kind === "zygote" ? "renderer" : kind, reaped);
+  }
+  return byKind;
+}
+
+/** The sum of a {@link treeCpuByKind} count. */
+const totalCpu = (byKind) => Object.values(byKind).reduce((sum, seconds) => sum + seconds, 0);
+
+/** What each kind of process used between two {@link treeCpuByKind} counts, in seconds. */
+function cpuBetween(before, after) {
+  const kinds = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return Object.fromEntries(
+    [...kinds].map((kind) => [
+      kind,
+      Math.round(100 * ((after[kind] ?? 0) - (before[kind] ?? 0))) / 100,
+    ]),
+  );
 }
 
 /** The browser's process: the child of this one that runs Chromium. */
@@ -154,6 +194,21 @@ async function pageFacts(page, id, detailReads) {
   };
 }
 
+/**
+ * What the page's main thread spent, in seconds, from Chromium's own counters (the DevTools
+ * protocol's `Performance.getMetrics`): all its tasks, and of them script, layout and style.
+ */
+async function mainThreadSeconds(devtools) {
+  const { metrics } = await devtools.send("Performance.getMetrics");
+  const value = (name) => metrics.find((m) => m.name === name)?.value ?? null;
+  return {
+    tasks: value("TaskDuration"),
+    script: value("ScriptDuration"),
+    layout: value("LayoutDuration"),
+    style: value("RecalcStyleDuration"),
+  };
+}
+
 /** Counts the page's reads of a request's view (`GET /api/requests/<id>`) and their bytes. */
 function countDetailReads(page) {
   const reads = { count: 0, bytes: 0 };
@@ -191,6 +246,8 @@ async function openPage(browser, url) {
     problems.push(`console: ${message.text()}`);
   });
   const detailReads = countDetailReads(page);
+  const devtools = await context.newCDPSession(page);
+  await devtools.send("Performance.enable");
   let id = null;
   let openError = null;
   const opened = (async () => {
@@ -206,6 +263,7 @@ async function openPage(browser, url) {
     try {
       await opened;
       const facts = await pageFacts(page, id, detailReads);
+      facts.mainThread = await mainThreadSeconds(devtools);
       const live = openError === null && facts.rises >= LEAST_RISES && facts.requestEvents > 0;
       return { ...facts, live, openError, problems };
     } finally {
@@ -236,7 +294,7 @@ async function openBlank(browser) {
 function runMillion(browser, side, nodeFlags = []) {
   const args = [...nodeFlags, million, "--calls", String(calls)];
   if (side === "dashboard") args.push("--dashboard");
-  const cpuBefore = browserPid ? treeCpuSeconds(browserPid) : Number.NaN;
+  const cpuBefore = browserPid ? treeCpuByKind(browserPid) : null;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     const spawned = performance.now();
@@ -261,14 +319,22 @@ function runMillion(browser, side, nodeFlags = []) {
     child.on("error", reject);
     child.on("close", async (code) => {
       try {
-        const browserCpuSeconds = browserPid ? treeCpuSeconds(browserPid) - cpuBefore : null;
+        const cpuAfter = browserPid ? treeCpuByKind(browserPid) : null;
+        const browserCpuSeconds = cpuBefore ? totalCpu(cpuAfter) - totalCpu(cpuBefore) : null;
+        const browserCpuByKind = cpuBefore ? cpuBetween(cpuBefore, cpuAfter) : null;
         if (side === "dashboard" && !page) throw new Error("the map printed no dashboard address");
         const seen = page ? await (await page)() : null;
         if (code !== 0) {
           throw new Error(`million.mjs exited with ${code}: ${stderr.trim().slice(-500)}`);
         }
         const line = stdout.split("\n").find((l) => l.startsWith("{"));
-        resolve({ ...JSON.parse(line), browserCpuSeconds, pageOpenedAfterSeconds, page: seen });
+        resolve({
+          ...JSON.parse(line),
+          browserCpuSeconds,
+          browserCpuByKind,
+          pageOpenedAfterSeconds,
+          page: seen,
+        });
       } catch (error) {
         reject(error);
       }
