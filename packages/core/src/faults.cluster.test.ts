@@ -590,8 +590,12 @@ def f(x):
       "No such file",
     );
     expect((await onHead(`find . -name '${marker}*' | wc -l`)).stdout.trim()).toBe("0");
-    // Requests may have been created, but none got a job.
+    // The job qsub refused left a request, with no job, listed as failed (not in progress).
     const added = (await listRequests({ dbfile })).slice(before);
+    expect(added.length).toBeGreaterThanOrEqual(1);
     expect(added.filter((r) => r.meta.job !== undefined)).toEqual([]);
+    for (const request of added) {
+      expect(request.meta.cancelled).toEqual({ at: expect.any(Number), reason: "failed" });
+    }
   });
 });

@@ -122,6 +122,27 @@ describe("createSheepdog: backends passed as values", () => {
     await refusing.close();
   });
 
+  it("marks a request whose job the scheduler refused as failed, so that no listing shows it in progress", async () => {
+    const refusing: Scheduler = {
+      ...scheduler,
+      async submit() {
+        throw new SheepdogError("SUBMIT_FAILED", "test", "The queue is closed.");
+      },
+    };
+    const refused = createSheepdog({
+      store,
+      cluster: { scheduler: refusing, remote: localRemote() },
+    });
+    const before = (await store.listRequests()).length;
+    const error = await refused.map(double, [[1], [2]]).catch((e: unknown) => e);
+    expect(SheepdogError.isInstance(error) && error.code).toBe("SUBMIT_FAILED");
+    const added = (await store.listRequests()).slice(before);
+    expect(added).toHaveLength(1);
+    expect(added[0]?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "failed" });
+    expect(added[0]?.meta).not.toHaveProperty("job");
+    await refused.close();
+  });
+
   it("asks the scheduler what memory limit its options mean", async () => {
     const limited = createSheepdog({
       store,

@@ -261,10 +261,14 @@ export async function submitEncoded(
     });
     return submitted;
   } catch (error) {
-    // A request stored but aborted before its job was submitted is listed as interrupted, not
-    // as waiting for ever.
-    if (created !== undefined && options.signal?.aborted) {
-      await markCancelled(context.store, created, "interrupted");
+    // A request stored whose job was never submitted (aborted, or its submission failed) is
+    // listed as interrupted or failed, not as in progress for ever.
+    if (created !== undefined) {
+      await markCancelled(
+        context.store,
+        created,
+        options.signal?.aborted ? "interrupted" : "failed",
+      );
     }
     const reached = await reaching.catch(() => undefined);
     await reached?.routes?.close();
