@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pickle
+import random
 import re
 import shutil
 import signal
@@ -84,6 +85,65 @@ class FramesTest(unittest.TestCase):
         for body in (b"\x00\x00", b"\x00\x00\x00\x05ab", b"\x00\x00\x00\x01a\x00"):
             with self.assertRaises(ValueError):
                 w.decode_frames(body)
+
+    def test_runs_of_one_length(self):
+        # A chunk's arguments: runs of one length (cut at once past a few), a large section
+        # (a view, not a copy), and lengths that change every section.
+        sections = [b"head", b"", b"\x00"]
+        sections += [struct.pack(">I", i) * 4 for i in range(20000)]
+        sections += [bytes([i % 256]) * (i % 7) for i in range(100)]
+        sections += [b"x" * 5000, b"y" * 17]
+        sections += [b"%05d" % i for i in range(9000)]
+        body = w.encode_frames(sections)
+        for given in (body, memoryview(body), bytearray(body)):
+            decoded = w.decode_frames(given)
+            self.assertEqual([bytes(s) for s in decoded], sections)
+        self.assertIsInstance(w.decode_frames(body)[-1], bytes)
+        self.assertIsInstance(w.decode_frames(body)[-9002], memoryview)
+
+    def test_runs_cut_short(self):
+        sections = [b"abcd"] * 50
+        body = w.encode_frames(sections)
+        # Inside a length, inside a section's bytes, and a section past the end.
+        for cut in (len(body) - 6, len(body) - 2, 8 * 20 + 5):
+            with self.assertRaises(ValueError):
+                w.decode_frames(body[:cut])
+        with self.assertRaises(ValueError):
+            w.decode_frames(body + b"\x00\x00\x00\x09abc")
+
+    def test_matches_a_plain_reading(self):
+        def plain(body):
+            view, out, offset = memoryview(body), [], 0
+            while offset < len(view):
+                if len(view) - offset < 4:
+                    raise ValueError("length")
+                (length,) = struct.unpack_from(">I", view, offset)
+                offset += 4
+                if length > len(view) - offset:
+                    raise ValueError("section")
+                out.append(bytes(view[offset : offset + length]))
+                offset += length
+            return out
+
+        rng = random.Random(18)
+        for _ in range(500):
+            sections = []
+            for _ in range(rng.randrange(0, 40)):
+                size = rng.choice([0, 1, 3, 16, 255, 256, 1024, 1025])
+                for _ in range(rng.randrange(1, 30)):
+                    sections.append(rng.getrandbits(8 * size).to_bytes(size, "big") if size else b"")
+            body = w.encode_frames(sections)
+            if body and rng.random() < 0.4:
+                body = body[: rng.randrange(len(body))]
+            try:
+                expected = plain(body)
+            except ValueError:
+                expected = ValueError
+            try:
+                got = [bytes(s) for s in w.decode_frames(body)]
+            except ValueError:
+                got = ValueError
+            self.assertEqual(got, expected)
 
     def test_reports_layout(self):
         body = w.encode_reports(
