@@ -570,7 +570,7 @@ console.log("not interrupted");
 def f(x):
     return x
 `;
-    const before = (await listRequests({ dbfile })).length;
+    const before = existsSync(dbfile) ? (await listRequests({ dbfile })).length : 0;
     const attempts: [Partial<SheepdogConfig>, string][] = [
       [{ geOpts: [`-l h_rt=0:1:0\n#$ -N evil`] }, "CONFIG_INVALID"],
       [{ geOpts: ["-N evil"] }, "CONFIG_INVALID"],
