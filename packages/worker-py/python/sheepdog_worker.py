@@ -217,17 +217,17 @@ def log(message):
 # --- frames -------------------------------------------------------------------------------
 
 
-_SECTION_LENGTH = struct.Struct(">I").pack
+# A frame's 4-byte big-endian section length.
+_SECTION_LENGTH = struct.Struct(">I")
 
 
 def encode_frames(sections):
     """Joins byte strings as frames: a 4-byte big-endian length before each."""
     sections = [section if type(section) is bytes else bytes(section) for section in sections]
-    lengths = map(_SECTION_LENGTH, map(len, sections))
+    lengths = map(_SECTION_LENGTH.pack, map(len, sections))
     return b"".join(itertools.chain.from_iterable(zip(lengths, sections)))
 
 
-_READ_LENGTH = struct.Struct(">I").unpack_from
 # Sections up to this size are copied out of a bytes body: a bytes slice costs a third of a
 # memoryview's, and a task's arguments are mostly small. Larger ones stay views, not copies.
 _SMALL_SECTION = 1024
@@ -251,7 +251,7 @@ def decode_frames(body):
     while offset < end:
         if end - offset < 4:
             raise ValueError("the body ends inside a section length")
-        (length,) = _READ_LENGTH(view, offset)
+        (length,) = _SECTION_LENGTH.unpack_from(view, offset)
         if length != last:
             last, same = length, 0
         elif same >= _RUN_AFTER and length <= _SMALL_SECTION:
@@ -275,7 +275,7 @@ def _cut_run(view, data, offset, end, length, sections):
     starts. Each of the four bytes of their lengths is read as one strided copy, and the run
     ends where any of them first differs from `length`'s."""
     step = length + 4
-    pattern = struct.pack(">I", length)
+    pattern = _SECTION_LENGTH.pack(length)
     while True:
         stop = min(end, offset + _RUN_WINDOW * step)
         count = len(range(offset, stop, step))

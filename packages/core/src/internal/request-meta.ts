@@ -12,8 +12,8 @@ export function jobsOf(meta: Record<string, unknown>): JobRef[] {
  * Records in a request's meta, as `cancelled: { at, reason }` (`at` in milliseconds since the
  * epoch), that its job was cancelled before every task reported, so that listings show it as
  * cancelled rather than in progress. `reason` is "cancelled" (cancelRequest), "interrupted"
- * (an aborted map) or "failed" (a map whose submission or wait failed). A store that cannot record it (a
- * read-only dbfile) leaves the request as it was: the job is cancelled all the same.
+ * (an aborted map) or "failed" (a map whose submission or wait failed). A store that cannot
+ * record it (a read-only dbfile) leaves the request as it was: the job is cancelled all the same.
  */
 export async function markCancelled(
   store: Store,
