@@ -15,7 +15,8 @@
 # every request is signed by its worker and every answer proven by the server, so the relay
 # holds no secret and can forge nothing.
 #
-# Once it listens it prints one JSON line on stdout:
+# It probes the direct route, if asked, before it listens. Once it listens it prints one JSON
+# line on stdout:
 #     {"host": <this machine's name>, "port": <the port>, "direct": <what a probe of the
 #      direct route found: "ok", or why it failed; null when none was asked>}
 #
@@ -308,8 +309,10 @@ def main(argv):
     port = parse_port(argv[1], "The listen port", 0)
     tunnel_port = parse_port(argv[2], "The tunnel port", 1)
     parent = os.getppid()
-    listener = listen(port)
+    # The probe comes first: once listening, a probe of a direct route on this relay's own
+    # port (the client's server on a machine of the head node's name) would find the relay.
     direct = probe_direct(argv[3]) if len(argv) == 4 else None
+    listener = listen(port)
     facts = {"host": socket.gethostname(), "port": listener.getsockname()[1], "direct": direct}
     sys.stdout.write(json.dumps(facts) + "\n")
     sys.stdout.flush()

@@ -125,6 +125,19 @@ describe("the relay (real python3)", () => {
     expect(nothing.facts.direct).toMatch(/^cannot connect/);
   });
 
+  it("probes before it listens: a direct route on its own port is not the relay itself", {
+    timeout: 20_000,
+  }, async () => {
+    const port = await echoServer();
+    await servers.pop()?.close();
+    const { facts } = await startRelay(await echoServer(), {
+      listenPort: port,
+      direct: `127.0.0.1:${port}`,
+    });
+    expect(facts.port).toBe(port);
+    expect(facts.direct).toMatch(/^cannot connect/);
+  });
+
   it("closes a worker's connection when the tunnel is down, and carries again once it is back", async () => {
     const tunnelPort = await echoServer();
     await servers.pop()?.close();
