@@ -74,5 +74,67 @@ console.log(JSON.stringify({
         requests: 1,
       });
     }, 150_000);
+
+    it("cancels the job on the cluster when the store cannot record it, and marks the request failed", async () => {
+      const program = join(dir, `forgetful-store-${scheduler}.mjs`);
+      writeFileSync(
+        program,
+        `import { createSheepdog, py } from ${core};
+import { memoryStore } from ${url("@sheepdog/contracts/testing")};
+import { connect } from ${url("@sheepdog/deploy-ssh")};
+import { ${factory.name} } from ${url(factory.from)};
+
+const remote = await connect(${JSON.stringify(loginSettings(cluster))});
+const store = memoryStore();
+const forgetful = Object.create(store, {
+  updateMeta: {
+    value: async (request, patch) => {
+      if ("job" in patch) throw new Error("disk I/O error");
+      return store.updateMeta(request, patch);
+    },
+  },
+});
+const scheduler = ${factory.name}(remote);
+let job;
+const watched = Object.create(scheduler, {
+  submit: { value: async (spec) => (job = await scheduler.submit(spec)) },
+});
+const sheepdog = createSheepdog({
+  store: forgetful,
+  cluster: { scheduler: watched, remote },
+  shell: ${JSON.stringify(cluster.python)},
+});
+const f = py\`
+def f(x):
+    import time
+    time.sleep(120)
+    return x
+\`;
+const error = await sheepdog.map(f, [[1], [2]]).catch((e) => e);
+const deadline = Date.now() + 30_000;
+let states;
+do {
+  states = [...(await scheduler.status(job)).values()].map((s) => s.state);
+  if (!states.some((s) => s === "queued" || s === "running")) break;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+} while (Date.now() < deadline);
+const [request] = await store.listRequests();
+await sheepdog.close();
+await remote.close();
+console.log(JSON.stringify({
+  error: String(error?.message),
+  submitted: job !== undefined,
+  states,
+  cancelled: request?.meta.cancelled?.reason,
+}));
+`,
+      );
+      const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
+      const seen = JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+      expect(seen).toMatchObject({ submitted: true, cancelled: "failed" });
+      expect(seen.error).toContain("disk I/O error");
+      // Without the cancel both tasks would run (or wait) for two minutes.
+      expect(seen.states.filter((s: string) => s === "queued" || s === "running")).toEqual([]);
+    }, 150_000);
   });
 }

@@ -143,6 +143,31 @@ describe("createSheepdog: backends passed as values", () => {
     await refused.close();
   });
 
+  it("cancels a job whose request could not be told of it, and marks the request failed", async () => {
+    const forgetful: Store = Object.create(store, {
+      updateMeta: {
+        value: async (request: number, patch: Record<string, unknown>) => {
+          if ("job" in patch) throw new Error("disk I/O error");
+          return store.updateMeta(request, patch);
+        },
+      },
+    });
+    const failing = createSheepdog({
+      store: forgetful,
+      cluster: { scheduler, remote: localRemote() },
+    });
+    const before = (await store.listRequests()).length;
+    const submitted = scheduler.log.submitted.length;
+    const error = await failing.map(double, [[1], [2]]).catch((e: unknown) => e);
+    expect((error as Error).message).toContain("disk I/O error");
+    expect(scheduler.log.submitted.length).toBe(submitted + 1);
+    expect(scheduler.log.cancelled).toContain(String(scheduler.log.submitted.length));
+    const added = (await store.listRequests()).slice(before);
+    expect(added).toHaveLength(1);
+    expect(added[0]?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "failed" });
+    await failing.close();
+  });
+
   it("asks the scheduler what memory limit its options mean", async () => {
     const limited = createSheepdog({
       store,

@@ -13,6 +13,8 @@ export interface ProcessSchedulerLog {
     resources: TaskResources | undefined;
   }[];
   memoryLimits: (number | undefined)[];
+  /** The ids of the jobs cancelled. */
+  cancelled: string[];
 }
 
 /**
@@ -22,7 +24,12 @@ export interface ProcessSchedulerLog {
  */
 export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
   const jobs = new Map<string, { states: Map<number, TaskState>; children: ChildProcess[] }>();
-  const log: ProcessSchedulerLog = { checkedOptions: [], submitted: [], memoryLimits: [] };
+  const log: ProcessSchedulerLog = {
+    checkedOptions: [],
+    submitted: [],
+    memoryLimits: [],
+    cancelled: [],
+  };
   let next = 0;
   return {
     name: "test-processes",
@@ -84,6 +91,7 @@ export function processScheduler(): Scheduler & { log: ProcessSchedulerLog } {
       return new Map(jobs.get(job.id)?.states ?? []);
     },
     async cancel(job) {
+      log.cancelled.push(job.id);
       for (const child of jobs.get(job.id)?.children ?? []) child.kill("SIGKILL");
     },
   };

@@ -199,6 +199,7 @@ export async function submitEncoded(
   const reaching = reachServer(serverStarting, settings, lease, options.verbose);
   reaching.catch(() => {});
   let created: RequestId | undefined;
+  let job: JobRef | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     // An automatic chunk size is made from the cluster's slots, asked while the arguments are
@@ -244,7 +245,7 @@ export async function submitEncoded(
     await options.submitAfter?.catch(() => {});
     if (options.signal?.aborted) throw abortError(options.signal);
     if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
-    submitted.job = await submitJob(submitted, {
+    submitted.job = job = await submitJob(submitted, {
       name: submitted.name,
       tasks: Math.ceil(work.tasks / chunkSize),
       callsPerTask: chunkSize,
@@ -261,8 +262,12 @@ export async function submitEncoded(
     });
     return submitted;
   } catch (error) {
-    // A request stored whose job was never submitted (aborted, or its submission failed) is
-    // listed as interrupted or failed, not as in progress for ever.
+    // A job whose request could not be told of it (its meta not written) would run for a map
+    // that has failed, and no one could find it to cancel it later.
+    if (job !== undefined) await lease?.cluster.scheduler.cancel(job).catch(() => {});
+    // A request stored whose job was never submitted (aborted, or its submission failed), or
+    // whose job was cancelled just now, is listed as interrupted or failed, not as in progress
+    // for ever.
     if (created !== undefined) {
       await markCancelled(
         context.store,
