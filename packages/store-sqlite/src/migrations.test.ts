@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { SheepdogError } from "@sheepdog/contracts";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { APPLICATION_ID, type Migration, migrations } from "./internal/migrations.js";
+import { APPLICATION_ID, latestSchema, type Migration, migrations } from "./internal/migrations.js";
 import { sqliteStore, sqliteStoreWithMigrations } from "./sqlite-store.js";
 
 let dir: string;
@@ -89,6 +89,36 @@ it("makes a new file a Sheepdog database of the latest version, in WAL mode", as
   expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
   db.close();
   await store.close();
+});
+
+it("makes a new file's schema from one script, the same as the migrations make", async () => {
+  expect(latestSchema.version).toBe(latest);
+  const migrated = join(dir, "migrated.sqlite");
+  const stores = [
+    sqliteStore({ dbfile: file }),
+    sqliteStoreWithMigrations({ dbfile: migrated }, migrations),
+  ];
+  for (const store of stores) {
+    await store.createRequest({ func: utf8("f"), ns: utf8(""), args: [utf8("a")] });
+    await store.close();
+  }
+  const schemaOf = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name").all();
+    } finally {
+      db.close();
+    }
+  };
+  expect(schemaOf(file).map((row) => (row as { name: string }).name)).toEqual([
+    "arg_slices",
+    "facts",
+    "reports",
+    "requests",
+    "sqlite_sequence",
+  ]);
+  expect(schemaOf(file)).toEqual(schemaOf(migrated));
+  expect(header(file)).toEqual(header(migrated));
 });
 
 it("initialises an empty (0-byte) file", async () => {

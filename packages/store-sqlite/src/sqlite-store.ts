@@ -10,8 +10,8 @@ import { newToken } from "@sheepdog/contracts";
 import { invalidInput } from "./internal/errors.js";
 import { getLogs, getTaskFacts } from "./internal/facts.js";
 import { Lifecycle } from "./internal/lifecycle.js";
-import type { Migration } from "./internal/migrations.js";
-import { migrations } from "./internal/migrations.js";
+import type { Migration, SchemaSteps } from "./internal/migrations.js";
+import { latestSchema, migrations } from "./internal/migrations.js";
 import type { CheckedOptions } from "./internal/options.js";
 import { checkOptions } from "./internal/options.js";
 import { getArgs, unreported } from "./internal/read-args.js";
@@ -58,7 +58,7 @@ export interface SqliteStore extends Store, AsyncDisposable {
  * ```
  */
 export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
-  return openStore(checkOptions(options), migrations);
+  return openStore(checkOptions(options), { migrations, script: latestSchema });
 }
 
 /** @internal For tests: a store whose schema is made by `list` instead of the real migrations. */
@@ -66,15 +66,15 @@ export function sqliteStoreWithMigrations(
   options: SqliteStoreOptions,
   list: readonly Migration[],
 ): SqliteStore {
-  return openStore(checkOptions(options), list);
+  return openStore(checkOptions(options), { migrations: list });
 }
 
 /**
  * The store's methods: each checks its input, then runs on the connection (see lifecycle.ts)
  * one of the functions of internal/, which hold the SQL.
  */
-function openStore(options: CheckedOptions, list: readonly Migration[]): SqliteStore {
-  const lifecycle = new Lifecycle({ ...options, migrations: list });
+function openStore(options: CheckedOptions, schema: SchemaSteps): SqliteStore {
+  const lifecycle = new Lifecycle({ ...options, schema });
   const read = lifecycle.read.bind(lifecycle);
   const write = lifecycle.write.bind(lifecycle);
   const reports = new ReportQueue(lifecycle);

@@ -4,7 +4,7 @@ import { storeError } from "./errors.js";
 import type { FactsStatements } from "./facts.js";
 import { prepareFacts } from "./facts.js";
 import { openKysely } from "./kysely.js";
-import type { Migration } from "./migrations.js";
+import type { SchemaSteps } from "./migrations.js";
 import { openFile } from "./open-file.js";
 import type { ReadStatements } from "./read-statements.js";
 import { prepareReads } from "./read-statements.js";
@@ -49,7 +49,7 @@ export interface Connection {
  */
 export async function openConnection(
   target: StoreTarget,
-  list: readonly Migration[],
+  schema: SchemaSteps,
   busyTimeout: number,
   file: string,
 ): Promise<Connection> {
@@ -58,7 +58,7 @@ export async function openConnection(
     ? await openFile(target.dbfile === ":memory:" ? target.dbfile : file)
     : target.database;
   try {
-    const kysely = await setUpDatabase(db, list, busyTimeout, file);
+    const kysely = await setUpDatabase(db, schema, busyTimeout, file);
     return {
       db,
       owned,

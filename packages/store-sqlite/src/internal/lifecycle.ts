@@ -2,7 +2,7 @@ import { retryBusy } from "./busy.js";
 import type { Connection, StoreTarget } from "./connection.js";
 import { closeConnection, openConnection } from "./connection.js";
 import { closedError, storeError } from "./errors.js";
-import type { Migration } from "./migrations.js";
+import type { SchemaSteps } from "./migrations.js";
 import { Mutex } from "./mutex.js";
 import { rollback } from "./rows.js";
 
@@ -12,7 +12,7 @@ export interface LifecycleOptions {
   busyTimeout: number;
   /** The database's name in messages: its absolute path, or a description. */
   file: string;
-  migrations: readonly Migration[];
+  schema: SchemaSteps;
 }
 
 /**
@@ -101,8 +101,8 @@ export class Lifecycle {
   /** The open connection, opening it on first use; a failed open is retried on the next call. */
   #connect(): Promise<Connection> {
     if (!this.#connecting) {
-      const { target, migrations, busyTimeout, file } = this.#options;
-      this.#connecting = openConnection(target, migrations, busyTimeout, file).catch(
+      const { target, schema, busyTimeout, file } = this.#options;
+      this.#connecting = openConnection(target, schema, busyTimeout, file).catch(
         (error: unknown) => {
           this.#connecting = undefined;
           throw error;

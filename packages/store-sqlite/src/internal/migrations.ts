@@ -107,6 +107,35 @@ export const migrations: readonly Migration[] = [
   },
 ];
 
+/** How a store makes its schema: the migrations, and the latest schema as one script, if any. */
+export interface SchemaSteps {
+  migrations: readonly Migration[];
+  script?: SchemaScript | undefined;
+}
+
+/** The whole schema of one version, as one script for an empty file: see {@link latestSchema}. */
+export interface SchemaScript {
+  version: number;
+  /** Each table's `CREATE TABLE`, in order. */
+  statements: readonly string[];
+}
+
+/**
+ * What {@link migrations} make, written as SQLite keeps it (`sqlite_schema.sql`), for an empty
+ * file. Running it needs no Kysely, whose loading (about 180 ms) was most of a new file's
+ * set-up, on the way to a first map's job. A test holds it to the migrations' own result: a
+ * new migration changes it too.
+ */
+export const latestSchema: SchemaScript = {
+  version: 4,
+  statements: [
+    'CREATE TABLE "requests" ("id" integer primary key autoincrement, "func" blob not null, "ns" blob not null, "tasks" integer not null, "first_arg" integer not null, "token_hash" blob not null, "created_at" integer not null, "meta" text not null, "results" integer default 0 not null, "errors" integer default 0 not null)',
+    'CREATE TABLE "reports" ("arg_id" integer primary key, "result" blob, "error" text, "provisional" integer default 0 not null, constraint "one_outcome" check ((result IS NULL) <> (error IS NULL)))',
+    'CREATE TABLE "facts" ("arg_id" integer primary key, "started_at" real, "ended_at" real, "host" text, "peak_memory_bytes" integer, "attempt" integer, "log" text)',
+    'CREATE TABLE "arg_slices" ("id" integer primary key, "request_id" integer not null, "count" integer not null, "ends" blob not null, "value" blob not null)',
+  ],
+};
+
 /** How many rows of the old `args` table version 4's migration reads at a time. */
 const ARGS_PER_MIGRATION_READ = 8192;
 

@@ -4,7 +4,7 @@ import type { SqliteDatabase } from "../sqlite-database.js";
 import { LOCK_SLICE_MS, retryBusy } from "./busy.js";
 import { source } from "./errors.js";
 import { openKysely } from "./kysely.js";
-import type { FileIdentity, Migration } from "./migrations.js";
+import type { FileIdentity, SchemaScript, SchemaSteps } from "./migrations.js";
 import { APPLICATION_ID, judge, latestVersion, migrate } from "./migrations.js";
 import { rollback } from "./rows.js";
 import type { Schema } from "./schema.js";
@@ -37,14 +37,14 @@ function readIdentity(db: SqliteDatabase): FileIdentity {
  */
 export async function setUpDatabase(
   db: SqliteDatabase,
-  list: readonly Migration[],
+  schema: SchemaSteps,
   busyTimeout: number,
   file: string,
 ): Promise<Kysely<Schema> | undefined> {
   const retry = <T>(attempt: () => T | Promise<T>) => retryBusy(attempt, busyTimeout, file);
   pragma(db, `busy_timeout = ${LOCK_SLICE_MS}`);
   // Look before touching: a file that is not a Sheepdog database is refused unchanged.
-  const action = judge(await retry(() => readIdentity(db)), latestVersion(list), file);
+  const action = judge(await retry(() => readIdentity(db)), latestVersion(schema.migrations), file);
   if (db.readonly) return setUpReadOnly(action, file);
   await retry(() => pragma(db, "journal_mode = WAL"));
   pragma(db, "synchronous = NORMAL");
@@ -54,7 +54,13 @@ export async function setUpDatabase(
   pragma(db, "journal_size_limit = 67108864");
   if (action === "current") return undefined;
   await retry(() => db.prepare("BEGIN IMMEDIATE").run([]));
-  return migrateLocked(db, list, file);
+  return migrateLocked(db, schema, file);
+}
+
+/** Makes an empty file's schema from `script`; returns its version. */
+function runScript(db: SqliteDatabase, script: SchemaScript): number {
+  for (const statement of script.statements) db.prepare(statement).run([]);
+  return script.version;
 }
 
 /** A database opened read-only is read as it is: it must have the latest schema already. */
@@ -73,16 +79,23 @@ function setUpReadOnly(action: "current" | "migrate", file: string): undefined {
  */
 async function migrateLocked(
   db: SqliteDatabase,
-  list: readonly Migration[],
+  schema: SchemaSteps,
   file: string,
 ): Promise<Kysely<Schema> | undefined> {
+  const { migrations, script } = schema;
   let kysely: Kysely<Schema> | undefined;
   try {
     // Another process may have migrated the file while this one waited for the lock.
     const identity = readIdentity(db);
-    if (judge(identity, latestVersion(list), file) === "migrate") {
-      kysely = await openKysely(db);
-      const version = await migrate(kysely, list, identity.version);
+    const latest = latestVersion(migrations);
+    if (judge(identity, latest, file) === "migrate") {
+      let version: number;
+      if (identity.objects === 0 && script?.version === latest) {
+        version = runScript(db, script);
+      } else {
+        kysely = await openKysely(db);
+        version = await migrate(kysely, migrations, identity.version);
+      }
       pragma(db, `application_id = ${APPLICATION_ID}`);
       pragma(db, `user_version = ${version}`);
     }
