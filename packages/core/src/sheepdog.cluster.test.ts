@@ -96,8 +96,17 @@ const forgetful = Object.create(store, {
 });
 const scheduler = ${factory.name}(remote);
 let job;
+let tokenAtSubmit;
+const tokenFileThere = async () =>
+  (await remote.exec(\`ls -- \${job.directory}/\${job.name}.token\`)).code === 0;
 const watched = Object.create(scheduler, {
-  submit: { value: async (spec) => (job = await scheduler.submit(spec)) },
+  submit: {
+    value: async (spec) => {
+      job = await scheduler.submit(spec);
+      tokenAtSubmit = await tokenFileThere();
+      return job;
+    },
+  },
 });
 const sheepdog = createSheepdog({
   store: forgetful,
@@ -119,6 +128,7 @@ do {
   await new Promise((resolve) => setTimeout(resolve, 1000));
 } while (Date.now() < deadline);
 const [request] = await store.listRequests();
+const tokenLeft = await tokenFileThere();
 await sheepdog.close();
 await remote.close();
 console.log(JSON.stringify({
@@ -126,12 +136,19 @@ console.log(JSON.stringify({
   submitted: job !== undefined,
   states,
   cancelled: request?.meta.cancelled?.reason,
+  tokenAtSubmit,
+  tokenLeft,
 }));
 `,
       );
       const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
       const seen = JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
-      expect(seen).toMatchObject({ submitted: true, cancelled: "failed" });
+      expect(seen).toMatchObject({
+        submitted: true,
+        cancelled: "failed",
+        tokenAtSubmit: true,
+        tokenLeft: false,
+      });
       expect(seen.error).toContain("disk I/O error");
       // Without the cancel both tasks would run (or wait) for two minutes.
       expect(seen.states.filter((s: string) => s === "queued" || s === "running")).toEqual([]);

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,16 +122,20 @@ describe("createSheepdog: backends passed as values", () => {
     await refusing.close();
   });
 
-  it("marks a request whose job the scheduler refused as failed, so that no listing shows it in progress", async () => {
+  it("marks a request whose job the scheduler refused as failed, and removes its token file", async () => {
+    const sshDir = mkdtempSync(join(tmpdir(), "sheepdog-refused-"));
+    let tokensAtSubmit: string[] = [];
     const refusing: Scheduler = {
       ...scheduler,
       async submit() {
+        tokensAtSubmit = readdirSync(sshDir).filter((file) => file.endsWith(".token"));
         throw new SheepdogError("SUBMIT_FAILED", "test", "The queue is closed.");
       },
     };
     const refused = createSheepdog({
       store,
       cluster: { scheduler: refusing, remote: localRemote() },
+      sshDir,
     });
     const before = (await store.listRequests()).length;
     const error = await refused.map(double, [[1], [2]]).catch((e: unknown) => e);
@@ -140,7 +144,10 @@ describe("createSheepdog: backends passed as values", () => {
     expect(added).toHaveLength(1);
     expect(added[0]?.meta.cancelled).toEqual({ at: expect.any(Number), reason: "failed" });
     expect(added[0]?.meta).not.toHaveProperty("job");
+    expect(tokensAtSubmit).toHaveLength(1);
+    expect(readdirSync(sshDir)).toEqual([]);
     await refused.close();
+    rmSync(sshDir, { recursive: true, force: true });
   });
 
   it("cancels a job whose request could not be told of it, and marks the request failed", async () => {

@@ -17,7 +17,7 @@ import { openRoutes } from "./routes.js";
 import { source } from "./source.js";
 import type { StagedPaths } from "./staging.js";
 import { createStagedDirectory, stagedPathsOf, stagePack } from "./staging.js";
-import { writeTokenFile } from "./token-file.js";
+import { privateDirectory, removeTokenFile, writeTokenFile } from "./token-file.js";
 import { runsOnThisMachine, workerHost } from "./worker-host.js";
 
 /** What a submission runs with, beyond the function and its arguments. */
@@ -198,7 +198,12 @@ export async function submitEncoded(
   serverStarting.catch(() => {});
   const reaching = reachServer(serverStarting, settings, lease, options.verbose);
   reaching.catch(() => {});
+  // The job directory is made and checked while the request is stored, and the token written
+  // there while the routes open: neither waits in line before qsub.
+  const jobDirectory = lease && privateDirectory(lease.cluster.remote, settings.sshDir);
+  jobDirectory?.catch(() => {});
   let created: RequestId | undefined;
+  let tokenWriting: Promise<string> | undefined;
   let job: JobRef | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
@@ -218,6 +223,10 @@ export async function submitEncoded(
       ...work.meta,
     });
     created = request;
+    const name = `sheepdog_${request}_${randomBytes(4).toString("hex")}`;
+    tokenWriting =
+      lease && jobDirectory && writeTokenFile(lease.cluster.remote, jobDirectory, name, token);
+    tokenWriting?.catch(() => {});
     const chunkSize = await sizing;
     if (chosenSize === undefined) await context.store.updateMeta(request, layoutMeta(chunkSize));
     const claims = claimsFor(work.tasks, chunkSize, settings, options);
@@ -231,7 +240,7 @@ export async function submitEncoded(
       tasks: work.tasks,
       chunkSize,
       server,
-      name: `sheepdog_${request}_${randomBytes(4).toString("hex")}`,
+      name,
       job: undefined,
       lease,
       url,
@@ -242,6 +251,7 @@ export async function submitEncoded(
       claims,
     };
     if (!lease || !routes) return submitted;
+    submitted.tokenFile = await tokenWriting;
     await options.submitAfter?.catch(() => {});
     if (options.signal?.aborted) throw abortError(options.signal);
     if (options.detach) submitted.staged = stagedPathsOf(settings.sshDir, submitted.name);
@@ -265,6 +275,9 @@ export async function submitEncoded(
     // A job whose request could not be told of it (its meta not written) would run for a map
     // that has failed, and no one could find it to cancel it later.
     if (job !== undefined) await lease?.cluster.scheduler.cancel(job).catch(() => {});
+    // No task of this request runs (none was submitted, or its job was just cancelled).
+    const tokenFile = await tokenWriting?.catch(() => undefined);
+    await removeTokenFile({ lease, tokenFile });
     // A request stored whose job was never submitted (aborted, or its submission failed), or
     // whose job was cancelled just now, is listed as interrupted or failed, not as in progress
     // for ever.

@@ -5,22 +5,33 @@ import type { Submitted } from "./submit.js";
 
 /**
  * Writes the request's token where only the user can read it: `<directory>/<name>.token`,
- * mode 0600, in `directory` created 0700 and checked to be the user's alone (a directory that
- * others can read or write is refused, not changed: it is the user's to fix). Returns the
- * file's path, as the workers find it (relative to the home directory unless absolute).
+ * mode 0600, in `directory` made ready by {@link privateDirectory} (or a promise of it, made
+ * ready while the request is stored). Returns the file's path, as the workers find it
+ * (relative to the home directory unless absolute).
  */
 export async function writeTokenFile(
   remote: Remote,
-  directory: string,
+  directory: string | Promise<string>,
   name: string,
   token: string,
 ): Promise<string> {
-  const dir = directory.replace(/(.)\/+$/, "$1");
-  await remote.mkdir(dir, 0o700);
-  await checkPrivateDirectory(remote, dir);
+  const dir =
+    typeof directory === "string" ? await privateDirectory(remote, directory) : await directory;
   const path = `${dir}/${name}.token`;
   await remote.upload(path, `${token}\n`, 0o600);
   return path;
+}
+
+/**
+ * Creates the job directory (0700) and checks that it is the user's alone: a directory that
+ * others can read or write is refused, not changed (it is the user's to fix). Resolves with its
+ * path, without a trailing slash.
+ */
+export async function privateDirectory(remote: Remote, directory: string): Promise<string> {
+  const dir = directory.replace(/(.)\/+$/, "$1");
+  await remote.mkdir(dir, 0o700);
+  await checkPrivateDirectory(remote, dir);
+  return dir;
 }
 
 /**
@@ -55,11 +66,13 @@ async function checkPrivateDirectory(remote: Remote, dir: string): Promise<void>
 
 /**
  * Removes the request's token file once no task of the request can still run: `map` calls it
- * when it ends, unless it leaves its job running (`keepJob`). A failure to remove it is not
- * the map's failure. After `mapAsync` the file stays: its tasks may wait in the queue for
+ * when it ends, unless it leaves its job running (`keepJob`), and a submission that failed
+ * calls it too. A failure to remove it is not the map's failure. After `mapAsync` the file stays: its tasks may wait in the queue for
  * longer than this process lives, and report to a later `sheepdog serve`.
  */
-export async function removeTokenFile(submitted: Submitted): Promise<void> {
+export async function removeTokenFile(
+  submitted: Pick<Submitted, "lease" | "tokenFile">,
+): Promise<void> {
   const { lease, tokenFile } = submitted;
   if (!lease || tokenFile === undefined) return;
   submitted.tokenFile = undefined;
