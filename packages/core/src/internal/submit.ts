@@ -272,27 +272,40 @@ export async function submitEncoded(
     });
     return submitted;
   } catch (error) {
-    // A job whose request could not be told of it (its meta not written) would run for a map
-    // that has failed, and no one could find it to cancel it later.
-    if (job !== undefined) await lease?.cluster.scheduler.cancel(job).catch(() => {});
-    // No task of this request runs (none was submitted, or its job was just cancelled).
-    const tokenFile = await tokenWriting?.catch(() => undefined);
-    await removeTokenFile({ lease, tokenFile });
-    // A request stored whose job was never submitted (aborted, or its submission failed), or
-    // whose job was cancelled just now, is listed as interrupted or failed, not as in progress
-    // for ever.
-    if (created !== undefined) {
-      await markCancelled(
-        context.store,
-        created,
-        options.signal?.aborted ? "interrupted" : "failed",
-      );
-    }
+    await undoSubmission(context, options, { lease, job, tokenWriting, created });
     const reached = await reaching.catch(() => undefined);
     await reached?.routes?.close();
     await lease?.release();
     await (reached?.server ?? (await serverStarting.catch(() => undefined)))?.close();
     throw await firstError(options, error);
+  }
+}
+
+/** What a submission that failed had done on the cluster and in the store, so far. */
+interface SubmissionSoFar {
+  lease: ClusterLease | undefined;
+  job: JobRef | undefined;
+  tokenWriting: Promise<string> | undefined;
+  created: RequestId | undefined;
+}
+
+/**
+ * Cancels the job of a submission that failed, removes its token file and marks its request:
+ * nothing of it runs on, and no listing shows it in progress.
+ */
+async function undoSubmission(
+  context: Context,
+  options: SubmitOptions,
+  { lease, job, tokenWriting, created }: SubmissionSoFar,
+): Promise<void> {
+  // A job whose request could not be told of it (its meta not written) would run for a map
+  // that has failed, and no one could find it to cancel it later.
+  if (job !== undefined) await lease?.cluster.scheduler.cancel(job).catch(() => {});
+  // No task of this request runs (none was submitted, or its job was just cancelled).
+  const tokenFile = await tokenWriting?.catch(() => undefined);
+  await removeTokenFile({ lease, tokenFile });
+  if (created !== undefined) {
+    await markCancelled(context.store, created, options.signal?.aborted ? "interrupted" : "failed");
   }
 }
 
