@@ -67,8 +67,9 @@ async function checkPrivateDirectory(remote: Remote, dir: string): Promise<void>
 /**
  * Removes the request's token file once no task of the request can still run: `map` calls it
  * when it ends, unless it leaves its job running (`keepJob`), and a submission that failed
- * calls it too. A failure to remove it is not the map's failure. After `mapAsync` the file stays: its tasks may wait in the queue for
- * longer than this process lives, and report to a later `sheepdog serve`.
+ * calls it too. A failure to remove it is not the map's failure. After `mapAsync` the file
+ * stays: its tasks may wait in the queue for longer than this process lives, and report to a
+ * later `sheepdog serve`.
  */
 export async function removeTokenFile(
   submitted: Pick<Submitted, "lease" | "tokenFile">,
