@@ -282,8 +282,7 @@ def _cut_run(view, data, offset, end, length, sections):
         for at in range(4):
             column = view[offset + at : stop : step].tobytes()
             count = min(count, len(column) - len(column.lstrip(pattern[at : at + 1])))
-        while count > 0 and offset + count * step > end:
-            count -= 1
+        count = min(count, (end - offset) // step)
         first = offset + 4
         sections.extend([data[o : o + length] for o in range(first, first + count * step, step)])
         offset += count * step

@@ -225,7 +225,7 @@ export async function submitEncoded(
     created = request;
     const name = `sheepdog_${request}_${randomBytes(4).toString("hex")}`;
     tokenWriting =
-      lease && jobDirectory && writeTokenFile(lease.cluster.remote, jobDirectory, name, token);
+      lease && jobDirectory?.then((dir) => writeTokenFile(lease.cluster.remote, dir, name, token));
     tokenWriting?.catch(() => {});
     const chunkSize = await sizing;
     if (chosenSize === undefined) await context.store.updateMeta(request, layoutMeta(chunkSize));
@@ -462,7 +462,7 @@ export async function submitJob(submitted: Submitted, attempt: Attempt): Promise
   const memoryLimitBytes = scheduler.memoryLimitBytes?.(options) ?? perCall.memoryBytes;
   submitted.tokenFile ??= await writeTokenFile(
     remote,
-    settings.sshDir,
+    await privateDirectory(remote, settings.sshDir),
     submitted.name,
     submitted.token,
   );

@@ -5,18 +5,15 @@ import type { Submitted } from "./submit.js";
 
 /**
  * Writes the request's token where only the user can read it: `<directory>/<name>.token`,
- * mode 0600, in `directory` made ready by {@link privateDirectory} (or a promise of it, made
- * ready while the request is stored). Returns the file's path, as the workers find it
- * (relative to the home directory unless absolute).
+ * mode 0600, in `dir` as {@link privateDirectory} made it ready. Returns the file's path, as
+ * the workers find it (relative to the home directory unless absolute).
  */
 export async function writeTokenFile(
   remote: Remote,
-  directory: string | Promise<string>,
+  dir: string,
   name: string,
   token: string,
 ): Promise<string> {
-  const dir =
-    typeof directory === "string" ? await privateDirectory(remote, directory) : await directory;
   const path = `${dir}/${name}.token`;
   await remote.upload(path, `${token}\n`, 0o600);
   return path;
