@@ -175,6 +175,30 @@ describe("createSheepdog: backends passed as values", () => {
     await failing.close();
   });
 
+  it("takes the results in as the store writes them, reading back only those it did not see", async () => {
+    const reads: [number, number][] = [];
+    const counting: Store = Object.create(store, {
+      getResultRange: {
+        value: async (request: number, start: number, count: number) => {
+          reads.push([start, count]);
+          return store.getResultRange?.(request, start, count);
+        },
+      },
+    });
+    const watched = createSheepdog({
+      store: counting,
+      cluster: { scheduler, remote: localRemote() },
+    });
+    const args = Array.from({ length: 20 }, (_, x) => [x] as [number]);
+    expect(await watched.map(double, args)).toEqual(args.map(([x]) => x * 2));
+    const { results } = await watched.mapSettled(double, [[1], [null as unknown as number]]);
+    expect(results[0]).toEqual({ ok: true, value: 2 });
+    expect(results[1]).toMatchObject({ ok: false, error: expect.stringContaining("TypeError") });
+    // Only the failed call's task is read back: the store told of every result.
+    expect(reads).toEqual([[1, 1]]);
+    await watched.close();
+  });
+
   it("asks the scheduler what memory limit its options mean", async () => {
     const limited = createSheepdog({
       store,

@@ -6,7 +6,8 @@ import { TasksFailedError } from "../errors.js";
 import type { MapAsyncOptions, MapOptions, MapSettled } from "../types.js";
 import type { Context } from "./context.js";
 import { dashboardOption, openDashboard } from "./dashboard.js";
-import { collectResults } from "./result-check.js";
+import { collectResults, LiveResults } from "./result-check.js";
+import { INLINE_CHECK_BYTES } from "./result-checker.js";
 import { settledResults, waitAndRetry } from "./run-map.js";
 import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
@@ -22,7 +23,7 @@ async function runToEnd(
   f: PyFunction,
   args: Iterable<readonly unknown[]>,
   options: MapOptions,
-): Promise<Submitted> {
+): Promise<Ended> {
   const wanted = dashboardOption(options.dashboard);
   if (wanted === undefined) return waitToEnd(context, settings, f, args, options);
   const dashboard = await openDashboard(
@@ -39,13 +40,20 @@ async function runToEnd(
   }
 }
 
+/** A map whose tasks have all reported, and the results its process saw stored meanwhile. */
+interface Ended {
+  request: RequestId;
+  tasks: number;
+  live: LiveResults;
+}
+
 async function waitToEnd(
   context: Context,
   settings: ResolvedRunSettings,
   f: PyFunction,
   args: Iterable<readonly unknown[]>,
   options: MapOptions,
-): Promise<Submitted> {
+): Promise<Ended> {
   return context.runtime.interruptible(async (interrupt) => {
     const signal = options.signal ? AbortSignal.any([options.signal, interrupt]) : interrupt;
     const submitted = await submit(context, settings, f, args, {
@@ -55,8 +63,15 @@ async function waitToEnd(
       verbose: options.verbose,
       detach: options.detach,
     });
-    await waitAndRetry(submitted, options, signal);
-    return submitted;
+    const { store } = context;
+    const live = new LiveResults(store, submitted.request, submitted.tasks, INLINE_CHECK_BYTES);
+    try {
+      await waitAndRetry(submitted, options, signal);
+    } catch (error) {
+      live.stop();
+      throw error;
+    }
+    return { request: submitted.request, tasks: submitted.tasks, live };
   });
 }
 
@@ -68,8 +83,8 @@ export async function mapValues<R>(
   args: Iterable<readonly unknown[]>,
   options: MapOptions,
 ): Promise<(R | null)[]> {
-  const { request, tasks } = await runToEnd(context, settings, f, args, options);
-  const { values, undecodable } = await collectResults(context.store, request, tasks);
+  const { request, tasks, live } = await runToEnd(context, settings, f, args, options);
+  const { values, undecodable } = await collectResults(context.store, request, tasks, live);
   if (options.throwOnError) {
     const counts = await context.store.counts(request);
     if (counts.errors > 0 || undecodable.size > 0) {
@@ -92,8 +107,8 @@ export async function mapSettled<R>(
   args: Iterable<readonly unknown[]>,
   options: MapOptions,
 ): Promise<MapSettled<R>> {
-  const { request, tasks } = await runToEnd(context, settings, f, args, options);
-  return { request, results: await settledResults<R>(context.store, request, tasks) };
+  const { request, tasks, live } = await runToEnd(context, settings, f, args, options);
+  return { request, results: await settledResults<R>(context.store, request, tasks, live) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { RequestId, Store, TaskResult } from "@sheepdog/contracts";
+import type { IndexRun, RequestId, Store, StoreReport, TaskResult } from "@sheepdog/contracts";
 import { decode } from "@sheepdog/serialise";
 
 /**
@@ -65,18 +65,83 @@ const resultSlice = 4096;
 
 /**
  * A request's results in task order, read a slice at a time when the store can, so that a
- * million results never sit in memory twice. Reads only.
+ * million results never sit in memory twice. With `live` (the results this process saw stored,
+ * decoded already), only the tasks it did not see are read. Reads only.
  */
 export async function collectResults(
   store: Store,
   request: RequestId,
   tasks: number,
+  live?: LiveResults,
 ): Promise<DecodedResults> {
+  const seen = live?.stop();
   if (!store.getResultRange) return decodeResults(await store.getResults(request));
-  const decoded: DecodedResults = { values: new Array(tasks).fill(null), undecodable: new Map() };
-  for (let start = 0; start < tasks; start += resultSlice) {
-    const slice = await store.getResultRange(request, start, Math.min(resultSlice, tasks - start));
-    for (let i = 0; i < slice.length; i++) decodeInto(decoded, start + i, slice[i] ?? null);
+  const decoded: DecodedResults = {
+    values: seen ?? new Array(tasks).fill(null),
+    undecodable: new Map(),
+  };
+  for (const run of live?.unseenRuns() ?? [{ first: 0, count: tasks }]) {
+    const end = run.first + run.count;
+    for (let start = run.first; start < end; start += resultSlice) {
+      const count = Math.min(resultSlice, end - start);
+      const slice = await store.getResultRange(request, start, count);
+      for (let i = 0; i < slice.length; i++) decodeInto(decoded, start + i, slice[i] ?? null);
+    }
   }
   return decoded;
+}
+
+/**
+ * The results of one request decoded as this process's store writes them (its server's posts,
+ * the spool's and the output's recovered reports), so that a map's end reads back only the
+ * tasks it did not see: those another process stored, and results larger than `inlineBytes`,
+ * whose decoding could hold the event loop while the workers post (the end decodes those).
+ * Without the store's `watchReports` it sees none, and the end reads every task.
+ */
+export class LiveResults {
+  readonly #values: unknown[];
+  /** 1 where `#values` holds the task's stored result. */
+  readonly #seen: Uint8Array;
+  readonly #unwatch: () => void;
+
+  constructor(store: Store, request: RequestId, tasks: number, inlineBytes: number) {
+    this.#values = new Array(tasks).fill(null);
+    this.#seen = new Uint8Array(tasks);
+    this.#unwatch =
+      store.watchReports?.((id, reports) => {
+        if (id === request) this.#take(reports, inlineBytes);
+      }) ?? (() => {});
+  }
+
+  #take(reports: readonly StoreReport[], inlineBytes: number): void {
+    for (const report of reports) {
+      if (report.kind !== "result" || report.value.byteLength > inlineBytes) continue;
+      if (report.index >= this.#seen.length) continue;
+      try {
+        this.#values[report.index] = decode(report.value);
+        this.#seen[report.index] = 1;
+      } catch {
+        // Left unseen: the end reads it back and keeps why it does not decode.
+      }
+    }
+  }
+
+  /** Stops watching; returns the values taken in so far (`null` where none was). */
+  stop(): unknown[] {
+    this.#unwatch();
+    return this.#values;
+  }
+
+  /** The runs of tasks whose result was not seen, in order. */
+  unseenRuns(): IndexRun[] {
+    const runs: IndexRun[] = [];
+    const seen = this.#seen;
+    for (let first = seen.indexOf(0); first !== -1; ) {
+      const next = seen.indexOf(1, first);
+      const end = next === -1 ? seen.length : next;
+      runs.push({ first, count: end - first });
+      first = next === -1 ? -1 : seen.indexOf(0, next);
+    }
+    return runs;
+  }
 }

@@ -12,6 +12,7 @@ import type {
 import { collectSpool, removeWhenComplete } from "./collect.js";
 import { progressPrinter } from "./progress.js";
 import { jobsOf, markCancelled } from "./request-meta.js";
+import type { LiveResults } from "./result-check.js";
 import { collectResults } from "./result-check.js";
 import { source } from "./source.js";
 import type { Submitted } from "./submit.js";
@@ -283,8 +284,9 @@ export async function settledResults<R>(
   store: Store,
   request: RequestId,
   tasks: number,
+  live?: LiveResults,
 ): Promise<Settled<R>[]> {
-  const { values, undecodable } = await collectResults(store, request, tasks);
+  const { values, undecodable } = await collectResults(store, request, tasks, live);
   const errors = new Map<number, string>(undecodable);
   for (const row of await store.getErrors(request)) errors.set(row.index, row.error);
   return values.map((value, index) => {
