@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RequestId, Store } from "@sheepdog/contracts";
+import type { RequestId, Store, StoreReport } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { encode } from "@sheepdog/serialise";
 import { sqliteStore } from "@sheepdog/store-sqlite";
@@ -23,6 +23,12 @@ function countingReads(store: Store): { store: Store; reads: [number, number][] 
     },
   });
   return { store: counted, reads };
+}
+
+/** `store.putReports`, which every store here has. */
+function putReports(store: Store, request: RequestId, reports: StoreReport[]): Promise<boolean[]> {
+  if (!store.putReports) throw new Error("This store has no putReports.");
+  return store.putReports(request, reports);
 }
 
 async function newRequest(store: Store, tasks: number): Promise<RequestId> {
@@ -47,7 +53,7 @@ describe("LiveResults: a map's results taken in as its store writes them", () =>
     const request = await newRequest(store, 10);
     const other = await newRequest(store, 10);
     const live = new LiveResults(store, request, 10, 64);
-    await store.putReports(request, [
+    await putReports(store, request, [
       { index: 0, kind: "result", value: bytes(100) },
       { index: 1, kind: "result", value: bytes(101) },
       { index: 2, kind: "error", value: "Traceback: no" },
@@ -55,12 +61,12 @@ describe("LiveResults: a map's results taken in as its store writes them", () =>
       { index: 3, kind: "result", value: bytes("x".repeat(100)) },
       { index: 5, kind: "result", value: bytes(105) },
     ]);
-    await store.putReports(other, [{ index: 4, kind: "result", value: bytes(-1) }]);
+    await putReports(store, other, [{ index: 4, kind: "result", value: bytes(-1) }]);
     // A second report of a task is not stored, so it is not taken either.
-    await store.putReports(request, [{ index: 1, kind: "result", value: bytes(-1) }]);
+    await putReports(store, request, [{ index: 1, kind: "result", value: bytes(-1) }]);
     // Stored by another store on the same file (another process): this one never hears of it.
     const elsewhere = sqliteStore({ dbfile: join(dir, "live.sqlite") });
-    await elsewhere.putReports(request, [{ index: 9, kind: "result", value: bytes(109) }]);
+    await putReports(elsewhere, request, [{ index: 9, kind: "result", value: bytes(109) }]);
     await elsewhere.close();
 
     const counting = countingReads(store);
@@ -77,9 +83,9 @@ describe("LiveResults: a map's results taken in as its store writes them", () =>
   it("takes nothing in once stopped, and reads everything it did not take", async () => {
     const request = await newRequest(store, 3);
     const live = new LiveResults(store, request, 3, 1024);
-    await store.putReports(request, [{ index: 0, kind: "result", value: bytes("a") }]);
+    await putReports(store, request, [{ index: 0, kind: "result", value: bytes("a") }]);
     expect(live.stop()).toEqual(["a", null, null]);
-    await store.putReports(request, [{ index: 1, kind: "result", value: bytes("b") }]);
+    await putReports(store, request, [{ index: 1, kind: "result", value: bytes("b") }]);
     expect(live.unseenRuns()).toEqual([{ first: 1, count: 2 }]);
   });
 
@@ -87,7 +93,7 @@ describe("LiveResults: a map's results taken in as its store writes them", () =>
     const request = await newRequest(store, 2);
     const live = new LiveResults(store, request, 2, 1024);
     const garbled = new Uint8Array([0x80, 0x04, 0xff]);
-    await store.putReports(request, [
+    await putReports(store, request, [
       { index: 0, kind: "result", value: garbled },
       { index: 1, kind: "result", value: bytes(1) },
     ]);
@@ -103,7 +109,7 @@ describe("LiveResults: a map's results taken in as its store writes them", () =>
     const silent: Store = Object.create(memory, { watchReports: { value: undefined } });
     const request = await newRequest(memory, 2);
     const live = new LiveResults(silent, request, 2, 1024);
-    await memory.putReports(request, [{ index: 0, kind: "result", value: bytes(7) }]);
+    await putReports(memory, request, [{ index: 0, kind: "result", value: bytes(7) }]);
     expect(live.unseenRuns()).toEqual([{ first: 0, count: 2 }]);
     const { values } = await collectResults(silent, request, 2, live);
     expect(values).toEqual([7, null]);
