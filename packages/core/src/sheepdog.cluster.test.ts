@@ -29,7 +29,7 @@ for (const scheduler of testSchedulers) {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it("runs a whole map with the memory store passed in, and never loads better-sqlite3", async () => {
+    it("runs a whole map with the memory store passed in, takes its results in as they are stored, and never loads better-sqlite3", async () => {
       const program = join(dir, `memory-store-${scheduler}.mjs`);
       writeFileSync(
         program,
@@ -41,8 +41,17 @@ import { ${factory.name} } from ${url(factory.from)};
 
 const remote = await connect(${JSON.stringify(loginSettings(cluster))});
 const store = memoryStore();
+const reads = [];
+const counted = Object.create(store, {
+  getResultRange: {
+    value: async (id, start, count) => {
+      reads.push([start, count]);
+      return store.getResultRange(id, start, count);
+    },
+  },
+});
 const sheepdog = createSheepdog({
-  store,
+  store: counted,
   cluster: { scheduler: ${factory.name}(remote), remote },
   shell: ${JSON.stringify(cluster.python)},
 });
@@ -53,12 +62,14 @@ def f(x):
     return x * x
 \`;
 const settled = await sheepdog.mapSettled(f, [[1], [2], [3]]);
+const readBack = [...reads];
 const recovered = await sheepdog.recover(settled.request);
 await sheepdog.close();
 await remote.close();
 const loaded = Object.keys(createRequire(import.meta.url).cache);
 console.log(JSON.stringify({
   results: settled.results.map((r) => (r.ok ? r.value : r.error.trim().split("\\n").pop())),
+  readBack,
   recovered,
   betterSqlite3: loaded.some((p) => p.includes("/better-sqlite3/")),
   requests: (await store.listRequests()).length,
@@ -68,6 +79,8 @@ console.log(JSON.stringify({
       const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
       expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "null")).toEqual({
         results: [1, 4, "ValueError: three"],
+        // The store told of both results as it stored them: only the failed task is read back.
+        readBack: [[2, 1]],
         // Every report reached the server; the job's output files hold them all again.
         recovered: { found: 3, stored: 0, missing: 0 },
         betterSqlite3: false,
