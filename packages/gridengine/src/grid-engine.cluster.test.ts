@@ -1,11 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import type { JobRef, JobSpec, Remote, Scheduler, TaskState } from "@sheepdog/contracts";
+import type {
+  ExecOptions,
+  JobRef,
+  JobSpec,
+  Remote,
+  Scheduler,
+  TaskState,
+} from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { connect } from "@sheepdog/deploy-ssh";
 import { describeCluster, loginSettings } from "@sheepdog/testcluster";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gridEngine } from "./grid-engine.js";
+import { PROBE_MARK } from "./internal/commands.js";
 import { splitDirective } from "./internal/directives.js";
 
 /** A string to tell this run's names and marker files apart from any other run's. */
@@ -85,6 +93,41 @@ describeCluster(
 
     it("counts the slots of the cluster's queues", async () => {
       expect(await scheduler.slots?.()).toBe(cluster.slots);
+    });
+
+    it("runs the programs behind Debian's wrapper directly, with what the wrapper would set", async () => {
+      // The test cluster's GridEngine is Debian's: /usr/bin/qstat is its wrapper script.
+      expect((await sh('readlink -f -- "$(command -v qstat)"')).trim()).toMatch(
+        /\/gridengine-wrapper$/,
+      );
+      const run: string[] = [];
+      const recording: Remote = Object.create(remote, {
+        exec: {
+          value: (command: string, options?: ExecOptions) => {
+            run.push(command);
+            return remote.exec(command, options);
+          },
+        },
+      });
+      const direct = gridEngine(recording);
+      const [slots, status] = await Promise.all([
+        direct.slots(),
+        direct.status(submitted[0] ?? (await submit(spec("print('hi')\n")))),
+      ]);
+      expect(slots).toBe(cluster.slots);
+      expect(status.size).toBeGreaterThan(0);
+      expect(run.filter((command) => command.includes(PROBE_MARK))).toHaveLength(1);
+      const prefix = run
+        .find((command) => command.endsWith("qstat -g c"))
+        ?.slice(0, -"qstat -g c".length);
+      const arch = (await sh("/usr/share/gridengine/util/arch")).trim();
+      expect(prefix).toBe(
+        `export SGE_ROOT=/var/lib/gridengine SGE_CELL=default SGE_ARCH=${arch}\n${["qstat", "qsub", "qdel", "qacct", "qconf"].map((name) => `${name}() { /usr/lib/gridengine/${name} "$@"; }`).join("\n")}\n`,
+      );
+      // With the wrapper out of reach the prefix still runs the programs, as the wrapper does.
+      const unwrapped = await sh(`${prefix}PATH=/nonexistent; qconf -sconf`);
+      expect(unwrapped).toContain("max_aj_tasks");
+      expect(unwrapped).toBe(await sh("qconf -sconf"));
     });
 
     describe.concurrent("runs", () => {

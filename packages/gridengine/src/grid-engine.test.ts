@@ -148,6 +148,40 @@ describe("gridEngine submit", () => {
     expect(remote.commands).toEqual([`${setup}\ncd -- .sheepdog && qsub -terse demo_1.py`]);
   });
 
+  it("runs the programs behind Debian's wrapper directly, asking once where they are", async () => {
+    const remote = new ScriptedRemote()
+      .on(/qsub -terse/, { stdout: "8.1-5:1\n" })
+      .on(/qstat -g c/, { stdout: fixture("qstat-g-c.txt") });
+    remote.probeAnswer = { stdout: "direct\n/var/lib/gridengine\nmy'cell\nlx-amd64\n" };
+    const setup = ". /etc/profile.d/site.sh\n";
+    const scheduler = gridEngine(remote, { setup, maxArrayTasks: 10 });
+    await Promise.all([scheduler.submit(spec), scheduler.slots()]);
+    expect(remote.probes).toEqual([expect.stringMatching(/^\. \/etc\/profile\.d\/site\.sh\n# /)]);
+    const direct = [
+      "export SGE_ROOT=/var/lib/gridengine SGE_CELL='my'\\''cell' SGE_ARCH=lx-amd64",
+      ...["qstat", "qsub", "qdel", "qacct", "qconf"].map(
+        (name) => `${name}() { /usr/lib/gridengine/${name} "$@"; }`,
+      ),
+    ].join("\n");
+    expect([...remote.commands].sort()).toEqual([
+      `${setup}${direct}\ncd -- .sheepdog && qsub -terse demo_1.py`,
+      `${setup}${direct}\nqstat -g c`,
+    ]);
+  });
+
+  it("runs the programs as the login finds them when the probe fails or finds no wrapper", async () => {
+    for (const probeAnswer of [
+      { code: 1, stderr: "readlink: invalid option" },
+      { stdout: "direct\n/var/lib/gridengine\n" },
+      { stdout: "" },
+    ]) {
+      const remote = new ScriptedRemote().on(/qstat -g c/, { stdout: fixture("qstat-g-c.txt") });
+      remote.probeAnswer = probeAnswer;
+      await gridEngine(remote).slots();
+      expect(remote.commands).toEqual(["qstat -g c"]);
+    }
+  });
+
   it("rejects a bad spec before touching the remote", async () => {
     const remote = new ScriptedRemote();
     await expect(

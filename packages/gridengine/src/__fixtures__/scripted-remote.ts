@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ExecOptions, ExecResult, Remote } from "@sheepdog/contracts";
+import { PROBE_MARK } from "../internal/commands.js";
 
 /** A fixture file's text. */
 export function fixture(name: string): string {
@@ -11,11 +12,15 @@ type Answer = Partial<ExecResult> | ((command: string) => Partial<ExecResult>);
 
 /**
  * A `Remote` for unit tests that answers commands from real captured GridEngine output
- * (matched by a pattern) and records every command, upload and mkdir.
+ * (matched by a pattern) and records every command, upload and mkdir. The probe for the
+ * programs behind Debian's wrapper (see internal/commands.ts) is kept apart, in `probes`, and
+ * answered as a head node without that wrapper would, unless `probeAnswer` says otherwise.
  */
 export class ScriptedRemote implements Remote {
   readonly name = "scripted";
   readonly commands: string[] = [];
+  readonly probes: string[] = [];
+  probeAnswer: Partial<ExecResult> = {};
   readonly uploads = new Map<string, { contents: string; mode: number | undefined }>();
   readonly directories: string[] = [];
   private readonly answers: [RegExp, Answer][] = [];
@@ -27,6 +32,10 @@ export class ScriptedRemote implements Remote {
   }
 
   async exec(command: string, _options?: ExecOptions): Promise<ExecResult> {
+    if (command.includes(PROBE_MARK)) {
+      this.probes.push(command);
+      return { stdout: "", stderr: "", code: 0, signal: null, ...this.probeAnswer };
+    }
     this.commands.push(command);
     const rule = this.answers.find(([pattern]) => pattern.test(command));
     if (!rule)
@@ -64,7 +73,8 @@ export class ShellRemote extends ScriptedRemote {
     super();
   }
 
-  override async exec(command: string, _options?: ExecOptions): Promise<ExecResult> {
+  override async exec(command: string, options?: ExecOptions): Promise<ExecResult> {
+    if (command.includes(PROBE_MARK)) return super.exec(command, options);
     this.commands.push(command);
     return new Promise((resolve) => {
       execFile("sh", ["-c", command], { cwd: this.home }, (error, stdout, stderr) => {
