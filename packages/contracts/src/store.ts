@@ -11,6 +11,14 @@ export interface NewRequest {
   args: Iterable<Uint8Array>;
   /** JSON-serialisable facts about the request that the store keeps beside it. @default {} */
   meta?: RequestMeta;
+  /**
+   * Told the new request's id and token as soon as the store has fixed them, before it stores
+   * the arguments, so that the caller can get a job ready meanwhile (core queues it, and its
+   * server holds the workers' calls until `createRequest` resolves). No reader sees the request
+   * before `createRequest` resolves, nor ever if it rejects. Optional for a store: one that
+   * never calls it is correct, and its callers wait for `createRequest`.
+   */
+  onCreating?: (created: CreatedRequest) => void;
 }
 
 /** Free-form facts about a request (the job ids it was submitted as, the host, ...). */

@@ -211,6 +211,7 @@ class Pool implements ServerPool {
         return stop;
       },
       routeRequests: (authority) => server.routeRequests(authority),
+      holdRequest: (request, until) => server.holdRequest(request, until),
       settleTask: (request, task) => server.settleTask(request, task),
       idleTasks: (request) => server.idleTasks(request),
       close,

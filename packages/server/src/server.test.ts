@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { connect, createServer as createNetServer } from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
 import type { CreatedRequest, MacKey, ReportFrame, Store } from "@sheepdog/contracts";
 import {
   BODY_HASH_HEADER,
@@ -255,6 +256,50 @@ describe("startServer", () => {
     await Promise.all([1, 2, 3, 4].map((t) => getTask(request.id, t, keyOf(request))));
     await postReports(request, 1, [{ index: 0, kind: "result", payload: pickled(9) }]);
     expect(calls.getRequest).toBe(1);
+  });
+
+  it("holds a held request's calls until its write settles, then serves them", async () => {
+    const request = await newRequest(2);
+    const lost = await newRequest(1);
+    // The store has a request only once its write ends, as SQLite's readers do.
+    const unwritten = new Set([request.id, lost.id]);
+    const writing: Store = Object.create(store, {
+      getRequest: {
+        value: async (id: number) => {
+          if (unwritten.has(id)) {
+            throw new SheepdogError("REQUEST_NOT_FOUND", "test", `No request ${id}.`);
+          }
+          return store.getRequest(id);
+        },
+      },
+    });
+    await using held = await startServer({ store: writing, port: 0, host: "127.0.0.1" });
+    const fetchTask = (of: CreatedRequest, task: number) =>
+      workerFetch(held.url, keyOf(of), taskPath(of.id, task));
+    // Unknown: refused as any request whose key the server cannot find.
+    expect((await fetchTask(request, 1)).status).toBe(401);
+
+    let endWrite = () => {};
+    held.holdRequest(
+      request.id,
+      new Promise<void>((resolve) => {
+        endWrite = () => {
+          unwritten.delete(request.id);
+          resolve();
+        };
+      }),
+    );
+    const answering = fetchTask(request, 1);
+    const early = await Promise.race([answering, delay(300).then(() => "still held")]);
+    expect(early).toBe("still held");
+    endWrite();
+    const answer = await answering;
+    expect(answer.status).toBe(200);
+    expect(decodeTaskFrames(answer.body).args).toEqual([pickled(0)]);
+
+    // A write that fails lets the calls go too: they find no request.
+    held.holdRequest(lost.id, Promise.reject(new Error("disk full")));
+    expect((await fetchTask(lost, 1)).status).toBe(401);
   });
 
   it("stores reports, announces them, and lets the first report of a task win", async () => {

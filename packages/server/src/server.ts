@@ -112,6 +112,14 @@ export interface SheepdogServer extends AsyncDisposable {
    * not let tasks claim or is not found. A client cancels them, so that they never start.
    */
   idleTasks(request: RequestId): Promise<number[]>;
+  /**
+   * Holds the workers' calls for request `request` until `until` settles, then serves them as
+   * usual: the request's store write is under way (see `onCreating` of `NewRequest` in
+   * `@sheepdog/contracts`) and its job queued meanwhile, and a task that fetched before the
+   * write ended would otherwise find no such request (and be refused). Each held call still
+   * answers within the server's request timeout.
+   */
+  holdRequest(request: RequestId, until: Promise<unknown>): void;
   /** Stops listening and closes connections once their requests finish. Idempotent. */
   close(): Promise<void>;
 }
@@ -276,6 +284,9 @@ export async function startServer(options: ServerOptions): Promise<SheepdogServe
     },
     routeRequests(authority) {
       return routesIn.get(authority.toLowerCase())?.requests ?? 0;
+    },
+    holdRequest(request, until) {
+      cache.hold(request, until);
     },
     async settleTask(request, task) {
       const snapshot = await cache.get(request).catch(() => undefined);

@@ -297,6 +297,45 @@ describe("sqliteStore values", () => {
     expect(await store.counts(id)).toEqual({ tasks: 1, results: 0, errors: 0 });
   });
 
+  it("tells onCreating the id and token before the arguments, and no reader sees the request before it resolves", async () => {
+    await using store = sqliteStore({ dbfile: join(dir, "creating.sqlite") });
+    await using reader = sqliteStore({ dbfile: join(dir, "creating.sqlite") });
+    await reader.listRequests();
+    const told: { id: number; token: string; argsRead: number }[] = [];
+    let argsRead = 0;
+    let readMidway: Promise<unknown> | undefined;
+    function* args(): Generator<Uint8Array> {
+      for (; argsRead < 120_000; argsRead += 1) {
+        // Past the first turn the store gives the event loop (every 50,000 arguments).
+        if (argsRead === 60_000) readMidway = reader.getRequest(told[0]?.id ?? -1).catch((e) => e);
+        yield utf8(`a${argsRead}`);
+      }
+    }
+    const created = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: args(),
+      onCreating: (early) => told.push({ ...early, argsRead }),
+    });
+    expect(told).toEqual([{ id: created.id, token: created.token, argsRead: 0 }]);
+    expect(await readMidway).toMatchObject({ code: "REQUEST_NOT_FOUND" });
+    expect((await reader.getRequest(created.id)).tasks).toBe(120_000);
+    // One that throws is the caller's fault: the request is stored all the same.
+    const second = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: [utf8("a")],
+      onCreating: () => {
+        throw new Error("the caller's bug");
+      },
+    });
+    expect(await store.counts(second.id)).toEqual({ tasks: 1, results: 0, errors: 0 });
+    const error = await failure(
+      store.createRequest({ func: utf8("f"), ns: utf8("n"), args: [], onCreating: 1 as never }),
+    );
+    expect(error.message).toContain("onCreating must be a function");
+  });
+
   it("copies each argument as it is read, so a generator may reuse one buffer", async () => {
     await using store = sqliteStore({ dbfile: join(dir, "reuse.sqlite") });
     const buffer = new Uint8Array(4);

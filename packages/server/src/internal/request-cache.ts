@@ -35,6 +35,8 @@ export class RequestCache {
   readonly #maxBytes: number;
   readonly #entries = new Map<RequestId, Entry>();
   readonly #refreshing = new Set<RequestId>();
+  /** Requests whose store write is under way: read once it settles (see {@link hold}). */
+  readonly #holds = new Map<RequestId, Promise<void>>();
   /** The most recently used id: a Map keeps insertion order, so it is the last key. */
   #newest: RequestId | undefined;
   #bytes = 0;
@@ -91,9 +93,26 @@ export class RequestCache {
     return loading;
   }
 
+  /**
+   * Reads request `id` only once `until` settles (however it settles): its store write is under
+   * way, and a read before it ends would find no such request.
+   */
+  hold(id: RequestId, until: Promise<unknown>): void {
+    const settled = until.then(
+      () => {},
+      () => {},
+    );
+    this.#holds.set(id, settled);
+    this.#forget(id);
+    void settled.then(() => {
+      if (this.#holds.get(id) === settled) this.#holds.delete(id);
+    });
+  }
+
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
+    this.#holds.clear();
     this.#newest = undefined;
     this.#bytes = 0;
   }
@@ -110,6 +129,7 @@ export class RequestCache {
   }
 
   async #load(id: RequestId): Promise<RequestSnapshot> {
+    await this.#holds.get(id);
     const info = await this.#store.getRequest(id);
     return {
       id: info.id,

@@ -17,6 +17,7 @@ export interface CheckedRequest {
   ns: Uint8Array;
   args: Iterable<Uint8Array>;
   meta: string;
+  onCreating: ((created: CreatedRequest) => void) | undefined;
 }
 
 /** Checks a new request's fields (its arguments are checked as they are read). */
@@ -30,7 +31,11 @@ export function checkNewRequest(request: NewRequest): CheckedRequest {
   if (typeof (args as Iterable<Uint8Array>)?.[Symbol.iterator] !== "function") {
     throw invalidInput("The request's args must be an iterable of Uint8Array.");
   }
-  return { func, ns, args, meta: metaJson(request.meta ?? {}, "request's meta") };
+  const { onCreating } = request;
+  if (onCreating !== undefined && typeof onCreating !== "function") {
+    throw invalidInput("The request's onCreating must be a function.");
+  }
+  return { func, ns, args, meta: metaJson(request.meta ?? {}, "request's meta"), onCreating };
 }
 
 /**
@@ -47,9 +52,19 @@ export async function createRequest(
   const { func, ns, meta } = request;
   const inserted = insertRequest.run([func, ns, firstArg, hashToken(token), Date.now(), meta]);
   const id = Number(inserted.lastInsertRowid);
+  tellCreating(request, { id, token });
   const tasks = await insertArgs(c.requests, id, firstArg, request.args);
   setTasks.run([tasks, id]);
   return { id, token };
+}
+
+/** Tells the caller's `onCreating`; one that throws is the caller's fault, not the write's. */
+function tellCreating(request: CheckedRequest, created: CreatedRequest): void {
+  try {
+    request.onCreating?.(created);
+  } catch {
+    // The request is stored all the same.
+  }
 }
 
 /**
