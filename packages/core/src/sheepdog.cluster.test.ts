@@ -88,6 +88,69 @@ console.log(JSON.stringify({
       });
     }, 150_000);
 
+    it("queues the job while the store writes the arguments, and the tasks wait for the write", async () => {
+      const program = join(dir, `early-${scheduler}.mjs`);
+      writeFileSync(
+        program,
+        `import { createSheepdog, py } from ${core};
+import { sqliteStore } from ${url("@sheepdog/store-sqlite")};
+import { connect } from ${url("@sheepdog/deploy-ssh")};
+import { ${factory.name} } from ${url(factory.from)};
+
+const remote = await connect(${JSON.stringify(loginSettings(cluster))});
+const sqlite = sqliteStore({ dbfile: ${JSON.stringify(join(dir, `early-${scheduler}.sqlite`))} });
+let storedAt = 0;
+// The write ends three seconds after SQLite's: longer than the job takes to start.
+const slow = Object.create(sqlite, {
+  createRequest: {
+    value: async (request) => {
+      const created = await sqlite.createRequest(request);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      storedAt = Date.now();
+      return created;
+    },
+  },
+});
+const plain = ${factory.name}(remote);
+let submittedAt = 0;
+const timed = Object.create(plain, {
+  submit: {
+    value: async (spec) => {
+      submittedAt = Date.now();
+      return plain.submit(spec);
+    },
+  },
+});
+const sheepdog = createSheepdog({
+  store: slow,
+  cluster: { scheduler: timed, remote },
+  shell: ${JSON.stringify(cluster.python)},
+  chunkSize: 2,
+});
+const f = py\`
+def f(x):
+    return x + 1
+\`;
+const results = await sheepdog.map(f, [[1], [2], [3], [4]]);
+const [request] = await sqlite.listRequests();
+const facts = await sqlite.getTaskFacts(request.id);
+await sheepdog.close();
+await sqlite.close();
+await remote.close();
+console.log(JSON.stringify({
+  results,
+  queuedBeforeStored: submittedAt > 0 && submittedAt < storedAt,
+  firstCallAfterStored: Math.min(...facts.map((entry) => entry.startedAt)) - storedAt,
+}));
+`,
+      );
+      const { stdout } = await run(process.execPath, [program], { timeout: 120_000 });
+      const seen = JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+      expect(seen).toMatchObject({ results: [2, 3, 4, 5], queuedBeforeStored: true });
+      // The node's clock is this machine's: a call begins only once the write has ended.
+      expect(seen.firstCallAfterStored).toBeGreaterThanOrEqual(-50);
+    }, 150_000);
+
     it("cancels the job on the cluster when the store cannot record it, and marks the request failed", async () => {
       const program = join(dir, `forgetful-store-${scheduler}.mjs`);
       writeFileSync(

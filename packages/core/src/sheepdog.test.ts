@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import type { Scheduler, Store } from "@sheepdog/contracts";
+import type { NewRequest, Scheduler, Store } from "@sheepdog/contracts";
 import { SheepdogError } from "@sheepdog/contracts";
 import { memoryStore } from "@sheepdog/contracts/testing";
 import { localRemote } from "@sheepdog/local";
+import { sqliteStore } from "@sheepdog/store-sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processScheduler } from "./__fixtures__/process-scheduler.js";
 import type { Sheepdog } from "./index.js";
@@ -197,6 +198,84 @@ describe("createSheepdog: backends passed as values", () => {
     // Only the failed call's task is read back: the store told of every result.
     expect(reads).toEqual([[1, 1]]);
     await watched.close();
+  });
+
+  it("queues the job as soon as the store has the request's id, and serves its tasks once the store has all of it", async () => {
+    const sqlite = sqliteStore({ dbfile: join(dir, "early.sqlite") });
+    let storedAt = 0;
+    let submittedAt = 0;
+    // The store's write ends a second after SQLite's: the tasks must wait for it.
+    const slow: Store = Object.create(sqlite, {
+      createRequest: {
+        value: async (request: NewRequest) => {
+          const created = await sqlite.createRequest(request);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          storedAt = Date.now();
+          return created;
+        },
+      },
+    });
+    const timed: Scheduler = {
+      ...scheduler,
+      async submit(spec) {
+        submittedAt = Date.now();
+        return scheduler.submit(spec);
+      },
+    };
+    const early = createSheepdog({
+      store: slow,
+      cluster: { scheduler: timed, remote: localRemote() },
+    });
+    const args = Array.from({ length: 6 }, (_, x) => [x] as [number]);
+    expect(await early.map(double, args)).toEqual(args.map(([x]) => x * 2));
+    expect(submittedAt).toBeGreaterThan(0);
+    expect(submittedAt).toBeLessThan(storedAt);
+    const [request] = await sqlite.listRequests();
+    const facts = await sqlite.getTaskFacts?.(request?.id ?? -1);
+    const firstCall = Math.min(...(facts ?? []).map((entry) => entry?.startedAt ?? 0));
+    expect(firstCall).toBeGreaterThanOrEqual(storedAt - 50);
+    await early.close();
+    await sqlite.close();
+  });
+
+  it("cancels a job queued early whose arguments the store could not take, and leaves no request", async () => {
+    const sqlite = sqliteStore({ dbfile: join(dir, "changed.sqlite") });
+    const sshDir = mkdtempSync(join(tmpdir(), "sheepdog-changed-"));
+    const args = Array.from({ length: 120_000 }, (_, x) => [x] as [number]);
+    // The caller changes the last argument once the store has begun the request (and the job is
+    // being queued): it no longer fits the sizes the workers were told.
+    const changing: Store = Object.create(sqlite, {
+      createRequest: {
+        value: (request: NewRequest) =>
+          sqlite.createRequest({
+            ...request,
+            onCreating: (created) => {
+              args[args.length - 1] = ["x".repeat(1000) as unknown as number];
+              request.onCreating?.(created);
+            },
+          }),
+      },
+    });
+    const changed = createSheepdog({
+      store: changing,
+      cluster: { scheduler, remote: localRemote() },
+      sshDir,
+      // Two tasks: this scheduler has no slots to size chunks by, so it would run one a call.
+      chunkSize: 60_000,
+    });
+    const submitted = scheduler.log.submitted.length;
+    const error = await changed.map(double, args).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: "INVALID_INPUT",
+      message: expect.stringContaining("args[119999] changed while the map was storing it"),
+    });
+    expect(scheduler.log.submitted.length).toBe(submitted + 1);
+    expect(scheduler.log.cancelled).toContain(String(scheduler.log.submitted.length));
+    expect(await sqlite.listRequests()).toEqual([]);
+    expect(readdirSync(sshDir)).toEqual([]);
+    await changed.close();
+    await sqlite.close();
+    rmSync(sshDir, { recursive: true, force: true });
   });
 
   it("asks the scheduler what memory limit its options mean", async () => {

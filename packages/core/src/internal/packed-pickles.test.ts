@@ -23,6 +23,8 @@ describe("PackedPickles", () => {
     const packed = new PackedPickles();
     for (const pickle of pushed) packed.push(pickle);
     expect(packed.count).toBe(pushed.length);
+    expect(packed.largest).toBe(1_000_000);
+    expect(packed.bytes).toBe(lengths.reduce((sum, length) => sum + length, 0));
     const read = [...packed];
     expect(read).toHaveLength(pushed.length);
     const wrong = read.filter((pickle, i) => !Buffer.from(pushed[i] as Uint8Array).equals(pickle));
@@ -54,6 +56,7 @@ describe("PackedPickles", () => {
     for (let i = 0; i < 5_000; i++) packed.push(bytes(100, i));
     packed.clear();
     expect(packed.count).toBe(0);
+    expect([packed.largest, packed.bytes]).toEqual([0, 0]);
     expect([...packed]).toEqual([]);
     packed.push(bytes(7, 1));
     expect([...packed].map((pickle) => [...pickle])).toEqual([[...bytes(7, 1)]]);

@@ -14,10 +14,22 @@ export class PackedPickles implements Iterable<Uint8Array> {
   #lengths = new Uint32Array(1024);
   #count = 0;
   #used = chunkBytes;
+  #largest = 0;
+  #bytes = 0;
 
   /** How many pickles it holds. */
   get count(): number {
     return this.#count;
+  }
+
+  /** The largest pickle's size in bytes. */
+  get largest(): number {
+    return this.#largest;
+  }
+
+  /** The size of every pickle together, in bytes. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Appends a copy of `pickle`. */
@@ -36,6 +48,8 @@ export class PackedPickles implements Iterable<Uint8Array> {
       this.#lengths = grown;
     }
     this.#lengths[this.#count++] = pickle.byteLength;
+    this.#largest = Math.max(this.#largest, pickle.byteLength);
+    this.#bytes += pickle.byteLength;
   }
 
   /** Lets go of every pickle (once the store has them): it then holds none, as when new. */
@@ -44,6 +58,8 @@ export class PackedPickles implements Iterable<Uint8Array> {
     this.#lengths = new Uint32Array(1024);
     this.#count = 0;
     this.#used = chunkBytes;
+    this.#largest = 0;
+    this.#bytes = 0;
   }
 
   /** The pickles in the order they were pushed, each a view into its buffer. */

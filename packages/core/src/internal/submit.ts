@@ -1,5 +1,13 @@
 import { randomBytes } from "node:crypto";
-import type { FunctionSource, JobRef, RequestId, Scheduler, Store } from "@sheepdog/contracts";
+import { setImmediate } from "node:timers/promises";
+import type {
+  CreatedRequest,
+  FunctionSource,
+  JobRef,
+  RequestId,
+  Scheduler,
+  Store,
+} from "@sheepdog/contracts";
 import { parseResources, resourcesForTask, SheepdogError } from "@sheepdog/contracts";
 import type { PickleProtocol, PyFunction } from "@sheepdog/serialise";
 import { encodeTuple, functionSourceChecking, isPyFunction } from "@sheepdog/serialise";
@@ -10,7 +18,7 @@ import { schedulerOptionSettings } from "../config.js";
 import type { AttemptOptions } from "../types.js";
 import type { ClusterLease, Context } from "./context.js";
 import { encodeNamespace } from "./namespace.js";
-import type { PackedPickles } from "./packed-pickles.js";
+import { PackedPickles } from "./packed-pickles.js";
 import { markCancelled } from "./request-meta.js";
 import type { WorkerRoutes } from "./routes.js";
 import { openRoutes } from "./routes.js";
@@ -50,7 +58,10 @@ export interface SubmitOptions {
   checked?: Promise<void> | undefined;
   /** The chunk size when the settings give none, chosen by the caller instead of by slots. */
   chunkSize?: number | undefined;
-  /** Told once the store has the request's arguments, before its job is submitted. */
+  /**
+   * Told once the store has the request's arguments: before its job is submitted, or, where the
+   * store tells the request's id first (`onCreating`), perhaps after.
+   */
   onStored?: (() => void) | undefined;
   /**
    * The job is submitted once this settles (however it settles): a stream's windows are queued
@@ -123,10 +134,12 @@ export async function submit(
   const checking = checkFunction(f);
   const list = checkArgs(args);
   const protocol = settings.pickleProtocol;
-  const pickles = (function* () {
-    for (let i = 0; i < list.length; i++)
-      yield pickleTuple(list[i] as readonly unknown[], i, protocol);
-  })();
+  const pickles = {
+    *[Symbol.iterator]() {
+      for (let i = 0; i < list.length; i++)
+        yield pickleTuple(list[i] as readonly unknown[], i, protocol);
+    },
+  };
   return submitChecked(context, settings, checking, list.length, pickles, options);
 }
 
@@ -166,7 +179,10 @@ export interface EncodedWork {
   func: Uint8Array;
   ns: Uint8Array;
   tasks: number;
-  /** The pickled argument tuples, `tasks` of them, read once. */
+  /**
+   * The pickled argument tuples, `tasks` of them, read twice: measured (see `argSizes`), then
+   * stored.
+   */
   args: Iterable<Uint8Array>;
   /** More for the request's meta (what it was made from). */
   meta?: Record<string, unknown>;
@@ -202,35 +218,40 @@ export async function submitEncoded(
   // there while the routes open: neither waits in line before qsub.
   const jobDirectory = lease && privateDirectory(lease.cluster.remote, settings.sshDir);
   jobDirectory?.catch(() => {});
-  let created: RequestId | undefined;
+  let stored: Promise<RequestId> | undefined;
   let tokenWriting: Promise<string> | undefined;
   let job: JobRef | undefined;
   try {
     if (lease) checkAttemptOptions(lease.cluster.scheduler, attemptOptionsOf(settings));
     // An automatic chunk size is made from the cluster's slots, asked while the arguments are
-    // stored: it goes in the meta before the job is submitted, as nothing reads it sooner.
+    // measured and stored: it goes in the meta before any task is served, as nothing reads it
+    // sooner.
     const sizing = settings.chunkSize ?? options.chunkSize ?? chunkSizeFor(work.tasks, lease);
     const chosenSize = typeof sizing === "number" ? sizing : undefined;
-    const layoutMeta = (chunkSize: number) => ({
-      chunkSize,
-      ...(claimsFor(work.tasks, chunkSize, settings, options) && { claims: {} }),
-    });
+    const layoutMeta = (chunkSize: number) => layoutOf(work.tasks, chunkSize, settings, options);
+    const sizes = await argSizes(work.args);
     await options.checked;
-    const { request, token, sizes } = await storeWork(context.store, work, {
-      connection: context.connection,
-      pickleProtocol: protocol,
-      ...(chosenSize !== undefined && layoutMeta(chosenSize)),
-      ...work.meta,
+    const storing = startStoring(context.store, work, asMeasured(work.args, sizes), {
+      meta: {
+        connection: context.connection,
+        pickleProtocol: protocol,
+        ...(chosenSize !== undefined && layoutMeta(chosenSize)),
+        ...work.meta,
+      },
+      // A detached request's tasks are staged from the store, so its job waits for all of it.
+      early: lease !== undefined && !options.detach,
     });
-    created = request;
+    stored = storing.stored;
+    const { id: request, token, early: queuedEarly } = await storing.created;
     const name = `sheepdog_${request}_${randomBytes(4).toString("hex")}`;
     tokenWriting =
       lease && jobDirectory?.then((dir) => writeTokenFile(lease.cluster.remote, dir, name, token));
     tokenWriting?.catch(() => {});
     const chunkSize = await sizing;
-    if (chosenSize === undefined) await context.store.updateMeta(request, layoutMeta(chunkSize));
+    const layout = chosenSize === undefined ? layoutMeta(chunkSize) : undefined;
+    const ready = layoutWritten(context.store, storing.stored, layout, options.onStored);
+    stored = ready;
     const claims = claimsFor(work.tasks, chunkSize, settings, options);
-    options.onStored?.();
     const { server, url, routes } = await reaching;
     const submitted: Submitted = {
       context,
@@ -246,11 +267,14 @@ export async function submitEncoded(
       url,
       routes,
       tokenFile: undefined,
-      sizes,
+      sizes: { func: work.func.byteLength, ns: work.ns.byteLength, ...sizes },
       staged: undefined,
       claims,
     };
+    if (!lease || !routes || !queuedEarly) await ready;
     if (!lease || !routes) return submitted;
+    // The job is queued while the store writes; the server holds its tasks' calls until then.
+    server.holdRequest(request, ready);
     submitted.tokenFile = await tokenWriting;
     await options.submitAfter?.catch(() => {});
     if (options.signal?.aborted) throw abortError(options.signal);
@@ -262,6 +286,7 @@ export async function submitEncoded(
       options: attemptOptionsOf(settings),
       taskOffset: 0,
     });
+    await ready;
     await context.store.updateMeta(request, {
       job: submitted.job,
       jobs: [submitted.job],
@@ -272,7 +297,7 @@ export async function submitEncoded(
     });
     return submitted;
   } catch (error) {
-    await undoSubmission(context, options, { lease, job, tokenWriting, created });
+    await undoSubmission(context, options, { lease, job, tokenWriting, stored });
     const reached = await reaching.catch(() => undefined);
     await reached?.routes?.close();
     await lease?.release();
@@ -281,12 +306,42 @@ export async function submitEncoded(
   }
 }
 
+/** The request's layout, as its meta keeps it: the chunk size, and whether its tasks claim. */
+function layoutOf(
+  tasks: number,
+  chunkSize: number,
+  settings: ResolvedRunSettings,
+  options: SubmitOptions,
+): Record<string, unknown> {
+  return { chunkSize, ...(claimsFor(tasks, chunkSize, settings, options) && { claims: {} }) };
+}
+
+/**
+ * Resolves with the request once the store has it and its layout (written now, unless it went
+ * in with the request): its tasks are served from then on.
+ */
+function layoutWritten(
+  store: Store,
+  stored: Promise<RequestId>,
+  layout: Record<string, unknown> | undefined,
+  onStored: (() => void) | undefined,
+): Promise<RequestId> {
+  const ready = stored.then(async (request) => {
+    if (layout) await store.updateMeta(request, layout);
+    onStored?.();
+    return request;
+  });
+  ready.catch(() => {});
+  return ready;
+}
+
 /** What a submission that failed had done on the cluster and in the store, so far. */
 interface SubmissionSoFar {
   lease: ClusterLease | undefined;
   job: JobRef | undefined;
   tokenWriting: Promise<string> | undefined;
-  created: RequestId | undefined;
+  /** Resolves with the request once the store has it; rejects if its write failed. */
+  stored: Promise<RequestId> | undefined;
 }
 
 /**
@@ -296,7 +351,7 @@ interface SubmissionSoFar {
 async function undoSubmission(
   context: Context,
   options: SubmitOptions,
-  { lease, job, tokenWriting, created }: SubmissionSoFar,
+  { lease, job, tokenWriting, stored }: SubmissionSoFar,
 ): Promise<void> {
   // A job whose request could not be told of it (its meta not written) would run for a map
   // that has failed, and no one could find it to cancel it later.
@@ -304,36 +359,92 @@ async function undoSubmission(
   // No task of this request runs (none was submitted, or its job was just cancelled).
   const tokenFile = await tokenWriting?.catch(() => undefined);
   await removeTokenFile({ lease, tokenFile });
+  const created = await stored?.catch(() => undefined);
   if (created !== undefined) {
     await markCancelled(context.store, created, options.signal?.aborted ? "interrupted" : "failed");
   }
 }
 
-/** Stores the request's parts, measuring its arguments on the way. */
-async function storeWork(
+/**
+ * A request being stored: `created` resolves with its id and token as soon as the store tells
+ * them (`early` when that was before the arguments were stored: with `onCreating`, where the
+ * store offers it), `stored` with its id once the store has all of it.
+ */
+interface Storing {
+  created: Promise<CreatedRequest & { early: boolean }>;
+  stored: Promise<RequestId>;
+}
+
+function startStoring(
   store: Store,
   work: EncodedWork,
-  meta: Record<string, unknown>,
-): Promise<{ request: RequestId; token: string; sizes: RequestSizes }> {
-  const sizes: RequestSizes = {
-    func: work.func.byteLength,
-    ns: work.ns.byteLength,
-    largestArgs: 0,
-    totalArgs: 0,
-  };
-  const { id: request, token } = await store.createRequest({
+  args: Iterable<Uint8Array>,
+  { meta, early }: { meta: Record<string, unknown>; early: boolean },
+): Storing {
+  let told: ((created: CreatedRequest) => void) | undefined;
+  const tellingEarly =
+    early && new Promise<CreatedRequest>((resolve) => (told = resolve)).then(earlyAs(true));
+  const creating = store.createRequest({
     func: work.func,
     ns: work.ns,
-    args: (function* () {
-      for (const args of work.args) {
-        sizes.largestArgs = Math.max(sizes.largestArgs, args.byteLength);
-        sizes.totalArgs += args.byteLength;
-        yield args;
-      }
-    })(),
+    args,
     meta,
+    ...(told && { onCreating: told }),
   });
-  return { request, token, sizes };
+  const whole = creating.then(earlyAs(false));
+  return {
+    created: tellingEarly ? Promise.race([tellingEarly, whole]) : whole,
+    stored: creating.then(({ id }) => id),
+  };
+}
+
+const earlyAs =
+  (early: boolean) =>
+  ({ id, token }: CreatedRequest) => ({ id, token, early });
+
+/** Tuples measured between two turns of the event loop (the SSH connection's answers wait). */
+const measureSlice = 20_000;
+
+/** How large a request's pickled argument tuples are. */
+type ArgSizes = Pick<RequestSizes, "largestArgs" | "totalArgs">;
+
+/**
+ * The sizes of the argument tuples, which the job's workers are told (their `maxReplyBytes`)
+ * before the store has the tuples: read from packed ones, else measured by pickling them once
+ * and dropping the pickles.
+ */
+async function argSizes(args: Iterable<Uint8Array>): Promise<ArgSizes> {
+  if (args instanceof PackedPickles) return { largestArgs: args.largest, totalArgs: args.bytes };
+  const sizes: ArgSizes = { largestArgs: 0, totalArgs: 0 };
+  let count = 0;
+  for (const pickle of args) {
+    sizes.largestArgs = Math.max(sizes.largestArgs, pickle.byteLength);
+    sizes.totalArgs += pickle.byteLength;
+    if (++count % measureSlice === 0) await setImmediate();
+  }
+  return sizes;
+}
+
+/**
+ * `args` as the store reads them, each held to the sizes measured before: a tuple that the
+ * caller changed meanwhile into a larger one could pass what the workers read, so it fails the
+ * store's write (and the map) instead.
+ */
+function* asMeasured(args: Iterable<Uint8Array>, sizes: ArgSizes): Generator<Uint8Array> {
+  let total = 0;
+  let index = 0;
+  for (const pickle of args) {
+    total += pickle.byteLength;
+    if (pickle.byteLength > sizes.largestArgs || total > sizes.totalArgs) {
+      throw new SheepdogError(
+        "INVALID_INPUT",
+        source,
+        `args[${index}] changed while the map was storing it. Leave the arguments as they are until the map has returned.`,
+      );
+    }
+    index += 1;
+    yield pickle;
+  }
 }
 
 /**
