@@ -24,8 +24,10 @@ const { connect } = await import(join(root, "packages/deploy-ssh/dist/index.js")
 const { gridEngine } = await import(join(root, "packages/gridengine/dist/index.js"));
 const { slurm } = await import(join(root, "packages/slurm/dist/index.js"));
 const factories = { gridengine: gridEngine, slurm };
-const statusCommand = /^(?:.*\n)?\s*(qstat -xml|squeue) /;
-const accountingCommand = /^(?:.*\n)?\s*(qacct|sacct|scontrol -o show job)/;
+// A command may follow lines of setup (the scheduler's `setup` option, GridEngine's functions
+// for the programs behind Debian's wrapper, which name the programs but run none).
+const statusCommand = /^\s*(qstat -xml|squeue) /m;
+const accountingCommand = /^\s*(qacct |sacct |scontrol -o show job)/m;
 
 /** A remote that notes when each command started. */
 function counting(remote, log) {
