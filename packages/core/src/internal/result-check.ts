@@ -102,20 +102,22 @@ export class LiveResults {
   readonly #values: unknown[];
   /** 1 where `#values` holds the task's stored result. */
   readonly #seen: Uint8Array;
+  readonly #inlineBytes: number;
   readonly #unwatch: () => void;
 
   constructor(store: Store, request: RequestId, tasks: number, inlineBytes: number) {
     this.#values = new Array(tasks).fill(null);
     this.#seen = new Uint8Array(tasks);
+    this.#inlineBytes = inlineBytes;
     this.#unwatch =
       store.watchReports?.((id, reports) => {
-        if (id === request) this.#take(reports, inlineBytes);
+        if (id === request) this.#take(reports);
       }) ?? (() => {});
   }
 
-  #take(reports: readonly StoreReport[], inlineBytes: number): void {
+  #take(reports: readonly StoreReport[]): void {
     for (const report of reports) {
-      if (report.kind !== "result" || report.value.byteLength > inlineBytes) continue;
+      if (report.kind !== "result" || report.value.byteLength > this.#inlineBytes) continue;
       if (report.index >= this.#seen.length) continue;
       try {
         this.#values[report.index] = decode(report.value);

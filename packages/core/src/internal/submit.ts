@@ -381,26 +381,21 @@ function startStoring(
   args: Iterable<Uint8Array>,
   { meta, early }: { meta: Record<string, unknown>; early: boolean },
 ): Storing {
-  let told: ((created: CreatedRequest) => void) | undefined;
-  const tellingEarly =
-    early && new Promise<CreatedRequest>((resolve) => (told = resolve)).then(earlyAs(true));
-  const creating = store.createRequest({
-    func: work.func,
-    ns: work.ns,
-    args,
-    meta,
-    ...(told && { onCreating: told }),
+  // Assigned by the executor below, which runs at once.
+  let creating!: Promise<CreatedRequest>;
+  // Settled by whichever comes first: the store's early word, or its whole answer.
+  const created = new Promise<CreatedRequest & { early: boolean }>((resolve, reject) => {
+    creating = store.createRequest({
+      func: work.func,
+      ns: work.ns,
+      args,
+      meta,
+      ...(early && { onCreating: ({ id, token }) => resolve({ id, token, early: true }) }),
+    });
+    creating.then(({ id, token }) => resolve({ id, token, early: false }), reject);
   });
-  const whole = creating.then(earlyAs(false));
-  return {
-    created: tellingEarly ? Promise.race([tellingEarly, whole]) : whole,
-    stored: creating.then(({ id }) => id),
-  };
+  return { created, stored: creating.then(({ id }) => id) };
 }
-
-const earlyAs =
-  (early: boolean) =>
-  ({ id, token }: CreatedRequest) => ({ id, token, early });
 
 /** Tuples measured between two turns of the event loop (the SSH connection's answers wait). */
 const measureSlice = 20_000;

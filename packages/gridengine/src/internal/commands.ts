@@ -31,8 +31,7 @@ printf 'direct\\n%s\\n%s\\n%s\\n' "$r" "$c" "$a"`;
  * run them as the login finds them.
  */
 export function directPrograms(probe: ExecResult): string {
-  const lines = probe.stdout.split("\n");
-  const [mark, root, cell, arch] = lines;
+  const [mark, root, cell, arch] = probe.stdout.split("\n");
   if (probe.code !== 0 || mark !== "direct" || !root || !cell || !arch) return "";
   const variables = `export SGE_ROOT=${shellQuote(root)} SGE_CELL=${shellQuote(cell)} SGE_ARCH=${shellQuote(arch)}`;
   const functions = PROGRAMS.map((name) => `${name}() { /usr/lib/gridengine/${name} "$@"; }`);
