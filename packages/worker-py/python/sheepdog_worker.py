@@ -1391,20 +1391,19 @@ def format_error(error, preface=""):
     return text.encode("utf-8", "backslashreplace")
 
 
-def run_one(function, args_bytes, protocol, limit):
+def run_one(function, args_bytes, protocol):
     """Calls the function on one pickled argument tuple: ("result", pickle) or ("error", text)."""
     stage = "call"
     try:
-        with limit:
-            args = pickle.loads(args_bytes)
-            if not isinstance(args, (tuple, list)):
-                raise TypeError(
-                    "The arguments of a task must be a tuple, not %s." % type(args).__name__
-                )
-            result = function(*args)
-            stage = "pickle"
-            payload = pickle.dumps(result, protocol=protocol)
-            del result
+        args = pickle.loads(args_bytes)
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(
+                "The arguments of a task must be a tuple, not %s." % type(args).__name__
+            )
+        result = function(*args)
+        stage = "pickle"
+        payload = pickle.dumps(result, protocol=protocol)
+        del result
     except KeyboardInterrupt:
         raise
     except BaseException as error:
@@ -1663,32 +1662,40 @@ class CallFacts(object):
         self.output = OutputCapture()
 
     def of_call(self, wall, seconds, now):
-        """The (startedAt, endedAt, peakMemoryBytes) of a call that began at `wall`
-        (time.time()) and took `seconds`, ending at monotonic time `now`: whole milliseconds
-        since the epoch by this node's clock, the end the start plus the call's monotonic
-        duration (so never before it), and the peak (see PeakMemory) or None."""
+        """The timing and the log of a call that began at `wall` (time.time()) and took
+        `seconds`, ending at monotonic time `now`. The timing is (startedAt, endedAt,
+        peakMemoryBytes): whole milliseconds since the epoch by this node's clock, the end the
+        start plus the call's monotonic duration (so never before it), and the peak (see
+        PeakMemory) or None. The log is what the call printed (see OutputCapture.take), None
+        when it printed nothing."""
         started = wall * 1000.0
-        return (int(started), int(started + seconds * 1000.0), self.memory.after_call(now))
-
-    def log(self):
-        """The log of the call that ended (None when it printed nothing)."""
-        return self.output.take()
+        output = self.output
+        timing = (int(started), int(started + seconds * 1000.0), self.memory.after_call(now))
+        return timing, output.take() if output.chunks else None
 
 
 # --- reporting ----------------------------------------------------------------------------
 
 
-def report_line(request, index, kind, payload):
-    """The stdout line of one report (STDOUT_REPORT_PREFIX in wire.ts)."""
-    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
-    return "%s%d %d %s %s" % (STDOUT_REPORT_PREFIX, request, index, kind, encoded)
+def report_lines(request, reports):
+    """The stdout lines of `reports` ((index, kind, payload, ...) each), each ending in a newline,
+    joined (STDOUT_REPORT_PREFIX in wire.ts)."""
+    head = "%s%d " % (STDOUT_REPORT_PREFIX, request)
+    b64 = binascii.b2a_base64
+    return "".join(
+        [
+            "%s%d %s %s\n" % (head, report[0], report[1], b64(report[2], newline=False).decode())
+            for report in reports
+        ]
+    )
 
 
 class Reporter(object):
     """Prints each report to stdout (written and flushed within STDOUT_FLUSH_SECONDS, and before
-    its batch is posted), and posts them to the server in batches. The lines wait here, not in
-    the stream, so that an unbuffered stdout (PYTHONUNBUFFERED, python -u) costs a system call
-    per flush rather than per report.
+    its batch is posted), and posts them to the server in batches. The lines are made and
+    written at each flush of stdout, for the reports added since, not in the stream, so that an
+    unbuffered stdout (PYTHONUNBUFFERED, python -u) costs a system call per flush rather than
+    per report.
 
     A post larger than the server accepts (its maxBodyBytes: known from the launch, or learned
     from a 413) is split in two; a single report that is too large on its own is replaced, for
@@ -1725,7 +1732,9 @@ class Reporter(object):
         self.post_ahead = post_ahead
         # The facts every report has (see CallFacts.shared).
         self.shared = shared
-        # Report lines printed since the last flush of stdout.
+        # How many reports of the batch have their lines written to stdout.
+        self.printed = 0
+        # Lines to write after those, of reports no longer in the batch.
         self.lines = []
         # The batch sent ahead, whose answer is still to read: (reports, Sent).
         self.in_flight = None
@@ -1737,9 +1746,8 @@ class Reporter(object):
         self.undelivered = 0
 
     def add(self, index, kind, payload, seconds=0.0, timing=None, log=None):
-        """Prints a report and adds it to the batch, with the call's `timing` and `log` (see
-        CallFacts), None for none."""
-        self._print(index, kind, payload)
+        """Adds a report to the batch, with the call's `timing` and `log` (see CallFacts), None
+        for none; its line goes to stdout at the next flush of it."""
         self.pending.append((index, kind, payload, timing, log))
         self.pending_bytes += len(payload) + REPORT_HEADER_BYTES + (len(log) if log else 0)
         now = self.clock()
@@ -1762,6 +1770,7 @@ class Reporter(object):
         self._flush_stdout()
         reports = self.pending
         self.pending = []
+        self.printed = 0
         self.pending_bytes = 0
         self.pending_since = None
         self._settle()
@@ -1799,16 +1808,15 @@ class Reporter(object):
                 % STDOUT_REPORT_PREFIX.strip()
             )
 
-    def _print(self, index, kind, payload):
-        self.lines.append(report_line(self.request, index, kind, payload) + "\n")
-
     def write_lines(self, flush=False):
-        """Writes the report lines waiting here to stdout (and flushes it, with `flush`)."""
-        lines = self.lines
+        """Writes the lines of the reports added since the last time to stdout (and flushes it,
+        with `flush`)."""
+        text = report_lines(self.request, self.pending[self.printed :]) + "".join(self.lines)
+        self.printed = len(self.pending)
         self.lines = []
         try:
-            if lines:
-                self.stdout.write("".join(lines))
+            if text:
+                self.stdout.write(text)
             if flush:
                 self.stdout.flush()
         except (OSError, ValueError) as error:
@@ -1903,7 +1911,7 @@ class Reporter(object):
             self._spool_instead(encode_reports(reports, self.shared), 1, refusal)
             return
         message = oversized_report(kind, len(payload), limit)
-        self._print(index, "error", message)
+        self.lines.append(report_lines(self.request, [(index, "error", message)]))
         self._flush_stdout()
         self._post([(index, "error", message, timing, None)])
 
@@ -1937,23 +1945,24 @@ def oversized_report(kind, size, limit):
 
 
 def run_calls(function, indices, args, protocol, limit, reporter, facts):
-    """Calls the function on each argument tuple, its output captured (and restored, whatever
-    the call did), and reports each call with its facts."""
+    """Calls the function on each argument tuple, within the memory limit, its output captured
+    (and restored, whatever the call did), and reports each call with its facts."""
     output = facts.output
     wall_clock = time.time
     clock = time.monotonic
-    for index, args_bytes in zip(indices, args):
-        wall = wall_clock()
-        started = clock()
-        output.start()
-        try:
-            kind, payload = run_one(function, args_bytes, protocol, limit)
-        finally:
-            output.stop()
-        ended = clock()
-        seconds = ended - started
-        timing = facts.of_call(wall, seconds, ended)
-        reporter.add(index, kind, payload, seconds, timing, facts.log())
+    with limit:
+        for index, args_bytes in zip(indices, args):
+            wall = wall_clock()
+            started = clock()
+            output.start()
+            try:
+                kind, payload = run_one(function, args_bytes, protocol)
+            finally:
+                output.stop()
+            ended = clock()
+            seconds = ended - started
+            timing, log = facts.of_call(wall, seconds, ended)
+            reporter.add(index, kind, payload, seconds, timing, log)
 
 
 # --- main ---------------------------------------------------------------------------------

@@ -444,7 +444,7 @@ class RunOneTest(unittest.TestCase):
 
     def run_source(self, source, args, protocol=4):
         f = w.load_function(function_json("f", source), w.build_namespace(b""))
-        return w.run_one(f, pickle.dumps(args, protocol), protocol, self.limit)
+        return w.run_one(f, pickle.dumps(args, protocol), protocol)
 
     def test_result(self):
         kind, payload = self.run_source("def f(a, b):\n    return a + b\n", (1, 2), protocol=2)
@@ -511,7 +511,8 @@ f = w.load_function(
 )
 seen["calls"] = []
 for n in (4 * GiB, 0):
-    kind, payload = w.run_one(f, pickle.dumps((n,)), 4, limit)
+    with limit:
+        kind, payload = w.run_one(f, pickle.dumps((n,)), 4)
     shown = repr(pickle.loads(payload)) if kind == "result" else payload.decode("utf-8")
     seen["calls"].append([kind, shown])
 seen["end"] = resource.getrlimit(resource.RLIMIT_AS)
@@ -600,9 +601,13 @@ class DeadlineTest(unittest.TestCase):
 
 class ReportLineTest(unittest.TestCase):
     def test_format(self):
-        line = w.report_line(12, 3, "result", b"\x80\x04K\x01.")
-        self.assertEqual(line, "SHEEPDOG-REPORT v1 12 3 result " + base64.b64encode(b"\x80\x04K\x01.").decode())
-        self.assertEqual(w.report_line(1, 0, "error", b""), "SHEEPDOG-REPORT v1 1 0 error ")
+        text = w.report_lines(12, [(3, "result", b"\x80\x04K\x01.", None, None), (4, "error", b"")])
+        self.assertEqual(
+            text,
+            "SHEEPDOG-REPORT v1 12 3 result " + base64.b64encode(b"\x80\x04K\x01.").decode() + "\n"
+            "SHEEPDOG-REPORT v1 12 4 error \n",
+        )
+        self.assertEqual(w.report_lines(1, []), "")
 
 
 class FakeClock(object):
