@@ -51,10 +51,34 @@ function header(path: string): { applicationId: number; version: number } {
 }
 
 /**
+ * Turns a file back into the version 4 layout: the facts of each report that has any, and its
+ * log, a row of `facts`, as version 4 wrote them.
+ */
+function toVersion4(raw: Database.Database): void {
+  raw.exec(`
+    CREATE TABLE "facts" ("arg_id" integer primary key, "started_at" real, "ended_at" real,
+      "host" text, "peak_memory_bytes" integer, "attempt" integer, "log" text);
+    INSERT INTO facts
+      SELECT r.arg_id, r.started_at, r.ended_at, r.host, r.peak_memory_bytes, r.attempt, l.log
+      FROM reports r LEFT JOIN logs l ON l.arg_id = r.arg_id
+      WHERE coalesce(r.started_at, r.ended_at, r.host, r.peak_memory_bytes, r.attempt, l.log)
+        IS NOT NULL;
+    DROP TABLE logs;
+    ALTER TABLE reports DROP COLUMN started_at;
+    ALTER TABLE reports DROP COLUMN ended_at;
+    ALTER TABLE reports DROP COLUMN host;
+    ALTER TABLE reports DROP COLUMN peak_memory_bytes;
+    ALTER TABLE reports DROP COLUMN attempt;
+    PRAGMA user_version = 4;
+  `);
+}
+
+/**
  * Turns a file back into the version 3 layout: every argument a row of `args` (from the
  * slices this version writes), as version 3 wrote them.
  */
 function toVersion3(raw: Database.Database): void {
+  toVersion4(raw);
   raw.exec(
     "CREATE TABLE args (id integer PRIMARY KEY, request_id integer NOT NULL, value blob NOT NULL)",
   );
@@ -112,7 +136,7 @@ it("makes a new file's schema from one script, the same as the migrations make",
   };
   expect(schemaOf(file).map((row) => (row as { name: string }).name)).toEqual([
     "arg_slices",
-    "facts",
+    "logs",
     "reports",
     "requests",
     "sqlite_sequence",
@@ -277,6 +301,58 @@ it("brings a version 3 file to version 4: its arguments move into slices, each r
   }[];
   expect(slices.filter((x) => x.request_id === a.id).length).toBeGreaterThan(3);
   expect(slices.filter((x) => x.request_id === b.id)).toEqual([{ request_id: b.id, count: 3 }]);
+  db.close();
+});
+
+it("brings a version 4 file to version 5: each report's facts and log are read back the same", async () => {
+  const old = sqliteStore({ dbfile: file });
+  const { id } = await old.createRequest({
+    func: utf8("f"),
+    ns: utf8(""),
+    args: [utf8("a0"), utf8("a1"), utf8("a2"), utf8("a3"), utf8("a4")],
+  });
+  const facts = { startedAt: 1_796_000_000_123, endedAt: 1_796_000_000_456, host: "n1" };
+  await old.putReports(id, [
+    { index: 0, kind: "result", value: utf8("r0"), facts: { ...facts, attempt: 2 } },
+    { index: 1, kind: "result", value: utf8("r1"), facts: { peakMemoryBytes: 7, log: "out\n" } },
+    { index: 2, kind: "error", value: "e2", facts: { log: "only a log" } },
+    { index: 3, kind: "result", value: utf8("r3") },
+    { index: 4, kind: "error", value: "died", provisional: true, facts: { host: "n2" } },
+  ]);
+  const before = {
+    facts: await old.getTaskFacts(id),
+    logs: await old.getLogs(id),
+    results: await old.getResults(id),
+    errors: await old.getErrors(id),
+  };
+  await old.close();
+  const raw = new Database(file);
+  toVersion4(raw);
+  expect(raw.prepare("SELECT count(*) FROM facts").pluck().get()).toBe(4);
+  raw.close();
+  expect(header(file).version).toBe(4);
+
+  const store = sqliteStore({ dbfile: file });
+  expect({
+    facts: await store.getTaskFacts(id),
+    logs: await store.getLogs(id),
+    results: await store.getResults(id),
+    errors: await store.getErrors(id),
+  }).toStrictEqual(before);
+  expect(before.logs).toEqual([
+    { index: 1, log: "out\n" },
+    { index: 2, log: "only a log" },
+  ]);
+  // The provisional error's facts and log go with it when a real report replaces it.
+  expect(await store.putReports(id, [{ index: 4, kind: "result", value: utf8("r4") }])).toEqual([
+    true,
+  ]);
+  expect((await store.getTaskFacts(id, 4))[0]).toStrictEqual({ kind: "result", hasLog: false });
+  await store.close();
+
+  const db = new Database(file, { readonly: true });
+  expect(header(file).version).toBe(latest);
+  expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'facts'").all()).toEqual([]);
   db.close();
 });
 

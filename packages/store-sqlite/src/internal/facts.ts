@@ -9,10 +9,12 @@ export type Reader = <T>(work: (c: Connection) => T) => Promise<T>;
 /** How many tasks getTaskFacts reads per statement. */
 const FACTS_PER_READ = 10_000;
 
-/** The statements that read the facts of reports (see schema.ts, FactsTable). */
+/** The statements that read the facts and logs of reports (see schema.ts). */
 export interface FactsStatements {
-  /** The reports of arg rows `[from, to)`, their kind and facts, without logs. */
+  /** The reports of arg rows `[from, to)`, their kind and facts. */
   factsIn: SqliteStatement;
+  /** The arg rows in `[from, to)` that have a log. */
+  loggedIn: SqliteStatement;
   /** The logs of arg rows `[from, to)`, in order. */
   logsIn: SqliteStatement;
 }
@@ -22,16 +24,15 @@ export function prepareFacts(db: SqliteDatabase): FactsStatements {
   return {
     factsIn: rawRows(
       db.prepare(
-        `SELECT r.arg_id, r.result IS NOT NULL, r.provisional, f.started_at, f.ended_at, f.host,
-                f.peak_memory_bytes, f.attempt, f.log IS NOT NULL
-         FROM reports r LEFT JOIN facts f ON f.arg_id = r.arg_id
-         WHERE r.arg_id >= ? AND r.arg_id < ?`,
+        `SELECT arg_id, result IS NOT NULL, provisional, started_at, ended_at, host,
+                peak_memory_bytes, attempt
+         FROM reports WHERE arg_id >= ? AND arg_id < ?`,
       ),
     ),
+    // A second range scan, not a join: looking each report up in `logs` cost more.
+    loggedIn: rawRows(db.prepare("SELECT arg_id FROM logs WHERE arg_id >= ? AND arg_id < ?")),
     logsIn: rawRows(
-      db.prepare(
-        "SELECT arg_id, log FROM facts WHERE arg_id >= ? AND arg_id < ? AND log IS NOT NULL ORDER BY arg_id",
-      ),
+      db.prepare("SELECT arg_id, log FROM logs WHERE arg_id >= ? AND arg_id < ? ORDER BY arg_id"),
     ),
   };
 }
@@ -50,9 +51,13 @@ function rowsOf(
 
 /** A row of `factsIn` as getTaskFacts says it: no field for a fact that was not told. */
 function entryOf(row: unknown[]): TaskFactsEntry {
-  const [, isResult, provisional, startedAt, endedAt, host, peakMemoryBytes, attempt, hasLog] =
-    row as [number, number, number, ...(number | string | null)[]];
-  const entry: TaskFactsEntry = { kind: isResult === 1 ? "result" : "error", hasLog: hasLog === 1 };
+  const [, isResult, provisional, startedAt, endedAt, host, peakMemoryBytes, attempt] = row as [
+    number,
+    number,
+    number,
+    ...(number | string | null)[],
+  ];
+  const entry: TaskFactsEntry = { kind: isResult === 1 ? "result" : "error", hasLog: false };
   if (provisional === 1) entry.provisional = true;
   if (startedAt !== null) entry.startedAt = startedAt as number;
   if (endedAt !== null) entry.endedAt = endedAt as number;
@@ -83,6 +88,10 @@ export async function getTaskFacts(
       for (const row of c.facts.factsIn.all([slice, end])) {
         const values = cells(row);
         entries[(values[0] as number) - from] = entryOf(values);
+      }
+      for (const row of c.facts.loggedIn.all([slice, end])) {
+        const entry = entries[(cells(row)[0] as number) - from];
+        if (entry) entry.hasLog = true;
       }
     });
   }

@@ -105,7 +105,41 @@ export const migrations: readonly Migration[] = [
       await db.schema.dropTable("args").execute();
     },
   },
+  {
+    version: 5,
+    name: "facts in the reports' rows, logs apart",
+    async up(db) {
+      // A report and its facts were two rows in two b-trees: half the cost of storing a
+      // million reports went to the second. The facts now end the report's row, after what a
+      // read of results needs; logs, which can be long, keep a table of their own.
+      const { sql } = await loadKysely();
+      for (const [name, type] of FACT_COLUMNS) {
+        await db.schema.alterTable("reports").addColumn(name, type).execute();
+      }
+      await db.schema
+        .createTable("logs")
+        .addColumn("arg_id", "integer", (c) => c.primaryKey())
+        .addColumn("log", "text", (c) => c.notNull())
+        .execute();
+      await sql`INSERT INTO logs (arg_id, log) SELECT arg_id, log FROM facts WHERE log IS NOT NULL`.execute(
+        db,
+      );
+      await sql`UPDATE reports SET started_at = f.started_at, ended_at = f.ended_at, host = f.host,
+                  peak_memory_bytes = f.peak_memory_bytes, attempt = f.attempt
+                FROM facts f WHERE f.arg_id = reports.arg_id`.execute(db);
+      await db.schema.dropTable("facts").execute();
+    },
+  },
 ];
+
+/** The columns of a report's facts (see TaskFacts), in the order they end its row. */
+const FACT_COLUMNS = [
+  ["started_at", "real"],
+  ["ended_at", "real"],
+  ["host", "text"],
+  ["peak_memory_bytes", "integer"],
+  ["attempt", "integer"],
+] as const;
 
 /** How a store makes its schema: the migrations, and the latest schema as one script, if any. */
 export interface SchemaSteps {
@@ -127,12 +161,12 @@ export interface SchemaScript {
  * new migration changes it too.
  */
 export const latestSchema: SchemaScript = {
-  version: 4,
+  version: 5,
   statements: [
     'CREATE TABLE "requests" ("id" integer primary key autoincrement, "func" blob not null, "ns" blob not null, "tasks" integer not null, "first_arg" integer not null, "token_hash" blob not null, "created_at" integer not null, "meta" text not null, "results" integer default 0 not null, "errors" integer default 0 not null)',
-    'CREATE TABLE "reports" ("arg_id" integer primary key, "result" blob, "error" text, "provisional" integer default 0 not null, constraint "one_outcome" check ((result IS NULL) <> (error IS NULL)))',
-    'CREATE TABLE "facts" ("arg_id" integer primary key, "started_at" real, "ended_at" real, "host" text, "peak_memory_bytes" integer, "attempt" integer, "log" text)',
+    'CREATE TABLE "reports" ("arg_id" integer primary key, "result" blob, "error" text, "provisional" integer default 0 not null, "started_at" real, "ended_at" real, "host" text, "peak_memory_bytes" integer, "attempt" integer, constraint "one_outcome" check ((result IS NULL) <> (error IS NULL)))',
     'CREATE TABLE "arg_slices" ("id" integer primary key, "request_id" integer not null, "count" integer not null, "ends" blob not null, "value" blob not null)',
+    'CREATE TABLE "logs" ("arg_id" integer primary key, "log" text not null)',
   ],
 };
 

@@ -5,14 +5,12 @@ import { kyselyOf } from "./connection.js";
 import { invalidInput } from "./errors.js";
 import { loadKysely } from "./kysely.js";
 import type { ReportStatements } from "./report-statements.js";
-import { REPORTS_PER_INSERT } from "./report-statements.js";
+import { REPORT_PARAMETERS, REPORTS_PER_INSERT } from "./report-statements.js";
 import { isBytes } from "./rows.js";
 import type { Shape } from "./shapes.js";
 
 /** How many reports resetTasks deletes per statement. */
 const ROWS_PER_DELETE = 500;
-/** How many columns a row of facts has (see putFacts). */
-const FACTS_COLUMNS = 7;
 
 /** Checks that `reports` is an array of well-formed reports (their tasks are checked later). */
 export function checkReports(reports: readonly StoreReport[]): void {
@@ -110,16 +108,15 @@ function isProvisional(report: StoreReport): boolean {
   return report.kind === "error" && report.provisional === true;
 }
 
-/** The parameters of insertReports and putFactsRows, reused: a write runs start to end at once. */
-const chunkReports = new Array<unknown>(REPORTS_PER_INSERT * 3);
-const chunkFacts = new Array<unknown>(REPORTS_PER_INSERT * FACTS_COLUMNS);
+/** The parameters of insertReports, reused: a write runs start to end at once. */
+const chunkParameters = new Array<unknown>(REPORTS_PER_INSERT * REPORT_PARAMETERS);
 const noParameters: unknown[] = [];
 
 /**
- * Inserts a chunk of real reports in one statement, then their facts. When a report's task had
- * one, or a task comes twice, the statement is undone and the chunk written report by report
- * (see insertReport): SQLite's `RETURNING` would say which rows went in, but collecting a row
- * for every report cost more than the rare second pass.
+ * Inserts a chunk of real reports, with their facts, in one statement, then their logs. When a
+ * report's task had one, or a task comes twice, the statement is undone and the chunk written
+ * report by report (see insertReport): SQLite's `RETURNING` would say which rows went in, but
+ * collecting a row for every report cost more than the rare second pass.
  */
 function insertChunk(
   statements: ReportStatements,
@@ -128,43 +125,29 @@ function insertChunk(
   counts: Added,
 ): boolean[] {
   chunk.forEach((report, i) => {
-    const isResult = report.kind === "result";
-    chunkReports[3 * i] = shape.firstArg + report.index;
-    chunkReports[3 * i + 1] = isResult ? report.value : null;
-    chunkReports[3 * i + 2] = isResult ? null : report.value;
+    setReportValues(chunkParameters, i * REPORT_PARAMETERS, report, shape.firstArg + report.index);
   });
   statements.chunkBegin.run(noParameters);
-  const inserted = Number(statements.insertReports.run(chunkReports).changes);
-  chunkReports.fill(null);
+  const inserted = Number(statements.insertReports.run(chunkParameters).changes);
+  chunkParameters.fill(null);
   if (inserted !== chunk.length) {
     statements.chunkUndo.run(noParameters);
     statements.chunkEnd.run(noParameters);
     return chunk.map((report) => insertReport(statements, shape, report, counts));
   }
   statements.chunkEnd.run(noParameters);
-  let withFacts = 0;
   for (const report of chunk) {
     count(report, counts);
-    if (report.facts !== undefined) {
-      setFactsValues(chunkFacts, withFacts++, shape.firstArg + report.index, report.facts);
-    }
+    const log = report.facts?.log;
+    if (log !== undefined) statements.putLog.run([shape.firstArg + report.index, log]);
   }
-  if (withFacts === REPORTS_PER_INSERT) {
-    statements.putFactsRows.run(chunkFacts);
-  } else {
-    for (let i = 0; i < withFacts; i++) {
-      statements.putFacts.run(chunkFacts.slice(i * FACTS_COLUMNS, (i + 1) * FACTS_COLUMNS));
-    }
-  }
-  chunkFacts.fill(null);
   return new Array<boolean>(chunk.length).fill(true);
 }
 
 /**
  * Inserts one report unless its task has one, or replaces its task's provisional error with a
- * real report, counting it; whether it was stored. A stored report's facts are its task's (a
- * replaced error's go, even when the report has none); a report without facts writes nothing
- * more.
+ * real report, counting it; whether it was stored. A stored report's facts and log are its
+ * task's (a replaced error's go, even when the report has none).
  */
 function insertReport(
   statements: ReportStatements,
@@ -172,24 +155,23 @@ function insertReport(
   report: StoreReport,
   counts: Added,
 ): boolean {
-  const isResult = report.kind === "result";
-  const provisional = !isResult && report.provisional === true;
+  const provisional = report.kind === "error" && report.provisional === true;
   const row = shape.firstArg + report.index;
-  const result = isResult ? report.value : null;
-  const error = isResult ? null : report.value;
-  const inserted = statements.insertReport.run([row, result, error, provisional ? 1 : 0]);
-  if (Number(inserted.changes) !== 1) {
+  const values = setReportValues(new Array<unknown>(REPORT_PARAMETERS + 1), 0, report, row);
+  values[REPORT_PARAMETERS] = provisional ? 1 : 0;
+  if (Number(statements.insertReport.run(values).changes) !== 1) {
     // The task has a report: a provisional error gives way to this real one.
     return !provisional && replaceProvisional(statements, row, report, counts);
   }
   count(report, counts);
-  if (report.facts !== undefined) putFacts(statements, row, report.facts);
+  const log = report.facts?.log;
+  if (log !== undefined) statements.putLog.run([row, log]);
   return true;
 }
 
 /**
  * Puts a real report in place of arg row `row`'s provisional error, if it has one, with its
- * facts (or none); whether it did.
+ * facts and log (or none); whether it did.
  */
 function replaceProvisional(
   statements: ReportStatements,
@@ -197,14 +179,13 @@ function replaceProvisional(
   report: StoreReport,
   counts: Added,
 ): boolean {
-  const isResult = report.kind === "result";
-  const result = isResult ? report.value : null;
-  const error = isResult ? null : report.value;
-  if (Number(statements.replaceProvisional.run([result, error, row]).changes) !== 1) return false;
+  const values = setReportValues(new Array<unknown>(REPORT_PARAMETERS), 0, report, row);
+  if (Number(statements.replaceProvisional.run(values).changes) !== 1) return false;
   counts.errors -= 1;
   count(report, counts);
-  if (report.facts !== undefined) putFacts(statements, row, report.facts);
-  else statements.dropFacts.run([row]);
+  const log = report.facts?.log;
+  if (log !== undefined) statements.putLog.run([row, log]);
+  else statements.dropLog.run([row]);
   return true;
 }
 
@@ -213,27 +194,31 @@ function count(report: StoreReport, counts: Added): void {
   else counts.errors += 1;
 }
 
-/** Puts arg row `row`'s facts in `values` as the `at`th row of a putFacts statement. */
-function setFactsValues(values: unknown[], at: number, row: number, facts: TaskFacts): void {
-  const first = at * FACTS_COLUMNS;
-  values[first] = row;
-  values[first + 1] = facts.startedAt ?? null;
-  values[first + 2] = facts.endedAt ?? null;
-  values[first + 3] = facts.host ?? null;
-  values[first + 4] = facts.peakMemoryBytes ?? null;
-  values[first + 5] = facts.attempt ?? null;
-  values[first + 6] = facts.log ?? null;
-}
-
-/** Writes the facts of arg row `row`, in place of any it had. */
-function putFacts(statements: ReportStatements, row: number, facts: TaskFacts): void {
-  const values = new Array<unknown>(FACTS_COLUMNS);
-  setFactsValues(values, 0, row, facts);
-  statements.putFacts.run(values);
+/**
+ * Puts the report's result and error, its five facts (null where it told none) and its arg row
+ * `row` in `values` from `at`, in the order of REPORT in report-statements.ts; returns `values`.
+ */
+function setReportValues(
+  values: unknown[],
+  at: number,
+  report: StoreReport,
+  row: number,
+): unknown[] {
+  const isResult = report.kind === "result";
+  const facts: TaskFacts | undefined = report.facts;
+  values[at] = isResult ? report.value : null;
+  values[at + 1] = isResult ? null : report.value;
+  values[at + 2] = facts?.startedAt ?? null;
+  values[at + 3] = facts?.endedAt ?? null;
+  values[at + 4] = facts?.host ?? null;
+  values[at + 5] = facts?.peakMemoryBytes ?? null;
+  values[at + 6] = facts?.attempt ?? null;
+  values[at + 7] = row;
+  return values;
 }
 
 /**
- * Deletes the reports of the tasks `indices` of request `id` (and their facts), and takes them
+ * Deletes the reports of the tasks `indices` of request `id` (and their logs), and takes them
  * from its counts.
  * The caller holds a write transaction.
  */
@@ -259,7 +244,7 @@ export async function resetTasks(
       else errors += 1;
     }
     await kysely
-      .deleteFrom("facts")
+      .deleteFrom("logs")
       .where("arg_id", "in", rows.slice(i, i + ROWS_PER_DELETE))
       .execute();
   }

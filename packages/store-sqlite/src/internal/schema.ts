@@ -1,7 +1,7 @@
 import type { Generated } from "kysely";
 
 /**
- * The tables of a Sheepdog database, as Kysely sees them (schema version 4).
+ * The tables of a Sheepdog database, as Kysely sees them (schema version 5).
  *
  * Every argument tuple has a number, its arg row. A request owns the consecutive rows
  * `first_arg` to `first_arg + tasks - 1`, so task `i` is row `first_arg + i`, and a task's
@@ -14,7 +14,7 @@ export interface Schema {
   requests: RequestsTable;
   arg_slices: ArgSlicesTable;
   reports: ReportsTable;
-  facts: FactsTable;
+  logs: LogsTable;
 }
 
 export interface RequestsTable {
@@ -51,7 +51,8 @@ export interface ArgSlicesTable {
 
 /**
  * The first report of a task (or a real one that replaced a provisional error): exactly one of
- * `result` and `error` is set.
+ * `result` and `error` is set. Its facts (see `TaskFacts`) end the row, null where the report
+ * told none: a read of results stops before them.
  */
 export interface ReportsTable {
   /** INTEGER PRIMARY KEY: the task's arg row. */
@@ -60,19 +61,20 @@ export interface ReportsTable {
   error: string | null;
   /** 1 for a provisional error (inferred, not reported: a real report replaces it), else 0. */
   provisional: Generated<number>;
-}
-
-/**
- * The facts that came with a task's report (see `TaskFacts`), if any: a row exists only beside
- * a row of `reports`, and goes with it.
- */
-export interface FactsTable {
-  /** INTEGER PRIMARY KEY: the task's arg row, as in `reports`. */
-  arg_id: number;
   started_at: number | null;
   ended_at: number | null;
   host: string | null;
   peak_memory_bytes: number | null;
   attempt: number | null;
-  log: string | null;
+}
+
+/**
+ * The log that came with a task's report (the tail of what its call printed), if it had one: a
+ * row exists only beside a row of `reports`, and goes with it. A table of its own, so that
+ * reading results or facts never walks past logs.
+ */
+export interface LogsTable {
+  /** INTEGER PRIMARY KEY: the task's arg row, as in `reports`. */
+  arg_id: number;
+  log: string;
 }
