@@ -506,6 +506,59 @@ describe("sqliteStore transactions", () => {
     db.close();
   });
 
+  it("stores chunks of reports with facts, without, and mixed, each report as it came", async () => {
+    const store = sqliteStore({ dbfile: join(dir, "chunks.sqlite") });
+    const tasks = 450;
+    const { id } = await store.createRequest({
+      func: utf8("f"),
+      ns: utf8("n"),
+      args: Array.from({ length: tasks }, () => utf8("a")),
+    });
+    // Tasks 0-99 tell no facts, 100-199 all do, 200-299 some; 300-399 come after task 350
+    // had a report, so their chunk is written one by one; 400-449 are the tail.
+    const factsOf = (index: number) =>
+      index < 100 || (index >= 200 && index < 300 && index % 3 !== 0)
+        ? undefined
+        : { startedAt: 1_000 + index, endedAt: 2_000 + index, host: `n${index % 7}`, attempt: 1 };
+    const reportOf = (index: number): StoreReport => {
+      const facts = factsOf(index);
+      const report: StoreReport =
+        index % 5 === 4
+          ? { index, kind: "error", value: `e${index}` }
+          : { index, kind: "result", value: utf8(`r${index}`) };
+      return facts
+        ? { ...report, facts: { ...facts, ...(index % 50 === 0 && { log: `l${index}` }) } }
+        : report;
+    };
+    expect(await store.putReports(id, [reportOf(350)])).toEqual([true]);
+    const all = Array.from({ length: tasks }, (_, index) => reportOf(index));
+    const stored = await store.putReports(id, all);
+    expect(stored).toEqual(all.map((report) => report.index !== 350));
+
+    const results = await store.getResults(id);
+    const errors = new Map((await store.getErrors(id)).map((e) => [e.index, e.error]));
+    const facts = await store.getTaskFacts(id);
+    for (const report of all) {
+      const { index } = report;
+      if (report.kind === "result") expect(results[index]?.result).toEqual(report.value);
+      else expect([results[index]?.result, errors.get(index)]).toEqual([null, report.value]);
+      const told = factsOf(index);
+      expect(facts[index]).toStrictEqual({
+        kind: report.kind,
+        hasLog: told !== undefined && index % 50 === 0,
+        ...(told && {
+          startedAt: told.startedAt,
+          endedAt: told.endedAt,
+          host: told.host,
+          attempt: 1,
+        }),
+      });
+    }
+    expect((await store.getLogs(id)).map((log) => log.index)).toEqual([100, 150, 300, 350, 400]);
+    expect(await store.counts(id)).toEqual({ tasks, results: 360, errors: 90 });
+    await store.close();
+  });
+
   it("lets reports be written between the slices of a long read of facts", async () => {
     const store = sqliteStore({ dbfile: join(dir, "slices.sqlite") });
     const tasks = 60_000;

@@ -5,7 +5,7 @@ import { kyselyOf } from "./connection.js";
 import { invalidInput } from "./errors.js";
 import { loadKysely } from "./kysely.js";
 import type { ReportStatements } from "./report-statements.js";
-import { REPORT_PARAMETERS, REPORTS_PER_INSERT } from "./report-statements.js";
+import { OUTCOME_PARAMETERS, REPORT_PARAMETERS, REPORTS_PER_INSERT } from "./report-statements.js";
 import { isBytes } from "./rows.js";
 import type { Shape } from "./shapes.js";
 
@@ -108,8 +108,9 @@ function isProvisional(report: StoreReport): boolean {
   return report.kind === "error" && report.provisional === true;
 }
 
-/** The parameters of insertReports, reused: a write runs start to end at once. */
-const chunkParameters = new Array<unknown>(REPORTS_PER_INSERT * REPORT_PARAMETERS);
+/** The parameters of insertReports and insertOutcomes, reused: a write runs start to end at once. */
+const chunkReports = new Array<unknown>(REPORTS_PER_INSERT * REPORT_PARAMETERS);
+const chunkOutcomes = new Array<unknown>(REPORTS_PER_INSERT * OUTCOME_PARAMETERS);
 const noParameters: unknown[] = [];
 
 /**
@@ -124,12 +125,16 @@ function insertChunk(
   chunk: readonly StoreReport[],
   counts: Added,
 ): boolean[] {
+  const withFacts = chunk.some((report) => report.facts !== undefined);
+  const [insert, parameters, stride] = withFacts
+    ? [statements.insertReports, chunkReports, REPORT_PARAMETERS]
+    : [statements.insertOutcomes, chunkOutcomes, OUTCOME_PARAMETERS];
   chunk.forEach((report, i) => {
-    setReportValues(chunkParameters, i * REPORT_PARAMETERS, report, shape.firstArg + report.index);
+    setReportValues(parameters, i * stride, report, shape.firstArg + report.index, withFacts);
   });
   statements.chunkBegin.run(noParameters);
-  const inserted = Number(statements.insertReports.run(chunkParameters).changes);
-  chunkParameters.fill(null);
+  const inserted = Number(insert.run(parameters).changes);
+  parameters.fill(null);
   if (inserted !== chunk.length) {
     statements.chunkUndo.run(noParameters);
     statements.chunkEnd.run(noParameters);
@@ -196,18 +201,24 @@ function count(report: StoreReport, counts: Added): void {
 
 /**
  * Puts the report's result and error, its five facts (null where it told none) and its arg row
- * `row` in `values` from `at`, in the order of REPORT in report-statements.ts; returns `values`.
+ * `row` in `values` from `at`, in the order of REPORT in report-statements.ts; without
+ * `withFacts`, its result, error and row alone. Returns `values`.
  */
 function setReportValues(
   values: unknown[],
   at: number,
   report: StoreReport,
   row: number,
+  withFacts = true,
 ): unknown[] {
   const isResult = report.kind === "result";
-  const facts: TaskFacts | undefined = report.facts;
   values[at] = isResult ? report.value : null;
   values[at + 1] = isResult ? null : report.value;
+  if (!withFacts) {
+    values[at + 2] = row;
+    return values;
+  }
+  const facts: TaskFacts | undefined = report.facts;
   values[at + 2] = facts?.startedAt ?? null;
   values[at + 3] = facts?.endedAt ?? null;
   values[at + 4] = facts?.host ?? null;
