@@ -143,8 +143,7 @@ function insertChunk(
   statements.chunkEnd.run(noParameters);
   for (const report of chunk) {
     count(report, counts);
-    const log = report.facts?.log;
-    if (log !== undefined) statements.putLog.run([shape.firstArg + report.index, log]);
+    putLog(statements, shape.firstArg + report.index, report);
   }
   return new Array<boolean>(chunk.length).fill(true);
 }
@@ -160,7 +159,7 @@ function insertReport(
   report: StoreReport,
   counts: Added,
 ): boolean {
-  const provisional = report.kind === "error" && report.provisional === true;
+  const provisional = isProvisional(report);
   const row = shape.firstArg + report.index;
   const values = setReportValues(new Array<unknown>(REPORT_PARAMETERS + 1), 0, report, row);
   values[REPORT_PARAMETERS] = provisional ? 1 : 0;
@@ -169,8 +168,7 @@ function insertReport(
     return !provisional && replaceProvisional(statements, row, report, counts);
   }
   count(report, counts);
-  const log = report.facts?.log;
-  if (log !== undefined) statements.putLog.run([row, log]);
+  putLog(statements, row, report);
   return true;
 }
 
@@ -188,9 +186,15 @@ function replaceProvisional(
   if (Number(statements.replaceProvisional.run(values).changes) !== 1) return false;
   counts.errors -= 1;
   count(report, counts);
+  if (!putLog(statements, row, report)) statements.dropLog.run([row]);
+  return true;
+}
+
+/** Writes the report's log as arg row `row`'s, if it has one; whether it did. */
+function putLog(statements: ReportStatements, row: number, report: StoreReport): boolean {
   const log = report.facts?.log;
-  if (log !== undefined) statements.putLog.run([row, log]);
-  else statements.dropLog.run([row]);
+  if (log === undefined) return false;
+  statements.putLog.run([row, log]);
   return true;
 }
 
